@@ -1,0 +1,79 @@
+"""Every error `lwr` can raise, each carrying the exit code the CLI maps it to.
+
+Exit codes follow SPEC §2: 1 error (bad input, tenant failure), 3 refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LwrError(Exception):
+    """Base of all expected errors; the message is meant for the user as it is."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a desired-state file, located as precisely as we can."""
+
+    file: str
+    line: int  # 1-based; 0 when unknown
+    column: int  # 1-based; 0 when unknown
+    path: str  # dotted path, e.g. external_messaging.line.members.include[3]
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        text = f"{where}: {self.path or '<document>'}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+class InputError(LwrError):
+    """A file (desired state, saved plan) is invalid; lists every problem at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = len(problems)
+        head = f"{count} problem{'s' if count != 1 else ''} found"
+        super().__init__(head + ":\n" + "\n".join(str(p) for p in problems))
+
+
+class UsageError(LwrError):
+    """The command was called in a way that cannot work (bad URI, missing option)."""
+
+
+class TenantError(LwrError):
+    """The tenant could not be read or written; nothing is assumed about its state."""
+
+
+class TenantRuleError(TenantError):
+    """The tenant refused an operation under the console's rules (e.g. list edit while off)."""
+
+
+class Refused(LwrError):
+    """A safety rule refused the operation; nothing was changed (exit 3)."""
+
+    exit_code = 3
+
+
+class WrongTenant(Refused):
+    """The file names another tenant than the one targeted."""
+
+
+class DestructiveRefused(Refused):
+    """Destructive changes present without --allow-destructive, or a protected channel."""
+
+
+class LockHeld(Refused):
+    """Another apply holds the tenant's lock."""
+
+
+class StalePlan(Refused):
+    """A saved plan no longer matches the tenant it was made against."""
+
+
+class Cancelled(LwrError):
+    """The user declined the confirmation prompt."""
