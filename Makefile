@@ -28,7 +28,7 @@ demo: install
 	$(LWR) validate examples/company.yaml --tenant local:$(DEMO_DIR)/tenant.db
 	$(LWR) plan examples/company.yaml --tenant local:$(DEMO_DIR)/tenant.db
 	$(LWR) apply examples/company.yaml --tenant local:$(DEMO_DIR)/tenant.db \
-		--state local:$(DEMO_DIR)/state.db --auto-approve --allow-destructive
+		--auto-approve
 	$(LWR) plan examples/company.yaml --tenant local:$(DEMO_DIR)/tenant.db --detailed-exitcode
 
 bench: install

@@ -11,8 +11,8 @@ from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
 from reconciler import side_effects as fx
-from reconciler.side_effects import SideEffect
 from reconciler.model import ChannelName
+from reconciler.side_effects import SideEffect
 
 Execution = Literal["api", "manual", "local"]
 Value = Any  # JSON-compatible: bool, str, None or a small dict
@@ -44,7 +44,7 @@ class Phase(IntEnum):
     DISABLE = 7
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One planned change, as in SPEC §3."""
 

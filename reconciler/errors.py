@@ -77,3 +77,7 @@ class StalePlan(Refused):
 
 class Cancelled(LwrError):
     """The user declined the confirmation prompt."""
+
+
+class StateError(LwrError):
+    """The state store (lock, journal, audit log) is unreadable, corrupt or from a newer lwr."""

@@ -5,7 +5,7 @@ Frozen dataclasses only; members are frozensets so diffs are set algebra.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -84,6 +84,10 @@ class DesiredState:
     safety: SafetySettings = field(default_factory=SafetySettings)
     source: str = "<memory>"
     digest: str = ""  # sha256 of the file's bytes
+    # Where a path such as ("external_messaging", "line", "members", "include", 3) is written
+    # in the file, as 1-based (line, column); None when the state was not read from a file.
+    locate: Callable[[tuple[str | int, ...]], tuple[int, int]] | None = field(
+        default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

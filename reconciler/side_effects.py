@@ -12,7 +12,7 @@ from typing import Any
 from reconciler.model import ChannelName, ChannelState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SideEffect:
     """A consequence of a change, in plain words and as data."""
 
@@ -61,7 +61,7 @@ def enable_channel(ctx: EffectContext) -> list[SideEffect]:
     """Turning on lets only listed members chat externally."""
     s = ctx.state
     who = (f"all {_members(ctx.directory_size)}" if s.all_members
-           else f"the {_members(len(s.members))} on the connected-members list")
+           else f"members on the connected-members list ({len(s.members)} now)")
     return [
         _fx("external_chat_enabled",
             f"{who} can exchange messages with {ctx.channel.external} "
@@ -90,19 +90,21 @@ def disable_channel(ctx: EffectContext) -> list[SideEffect]:
     ]
 
 
+# Member-level effects name no member (the change's target does) and depend only on the
+# channel and the member's room count, so the planner shares them across a 100k-member list.
+
 def remove_member(ctx: EffectContext) -> list[SideEffect]:
     """Deleting a member from the list takes the authority away."""
     rooms = ctx.state.open_rooms.get(ctx.target or "", 0)
     return [_fx("loses_external_chat",
-                f"{ctx.target} loses external chat with {ctx.channel.external}; {_rooms(rooms)}",
-                rooms)]
+                f"loses external chat with {ctx.channel.external}; {_rooms(rooms)}", rooms)]
 
 
 def add_member(ctx: EffectContext) -> list[SideEffect]:
     """Adding a member grants authority; the external person must still add them."""
     how = "adds them as a friend" if ctx.channel is ChannelName.LINE else "adds them"
     return [_fx("gains_external_chat",
-                f"{ctx.target} may chat with {ctx.channel.external} once the external person {how}")]
+                f"may chat with {ctx.channel.external} once the external person {how}")]
 
 
 def grant_all_members(ctx: EffectContext) -> list[SideEffect]:

@@ -1,0 +1,34 @@
+"""Tenant URIs → providers. `local:PATH` is the embedded tenant; more kinds plug in here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.errors import UsageError
+from reconciler.providers.base import Provider
+
+DEFAULT_TENANT = "local:.lwr/tenant.db"
+
+
+def local_path(uri: str) -> Path | None:
+    """The file behind a `local:` URI, or None for other kinds."""
+    if not uri.startswith("local:"):
+        return None
+    path = uri.removeprefix("local:")
+    if not path:
+        raise UsageError("local: tenant URI needs a path, e.g. local:.lwr/tenant.db")
+    return Path(path)
+
+
+def open_provider(uri: str) -> Provider:
+    """Open the tenant named by `uri` (SPEC §5)."""
+    path = local_path(uri)
+    if path is not None:
+        from reconciler.providers.local import LocalTenant
+
+        return LocalTenant.open(path)
+    kind = uri.split(":", 1)[0]
+    if kind == "lineworks":
+        raise UsageError("the lineworks: tenant (LINE WORKS API 2.0) is not available in this "
+                         "version yet; use a local: tenant")
+    raise UsageError(f"unknown tenant URI {uri!r}: expected local:PATH or lineworks:")

@@ -1,0 +1,218 @@
+"""diff(desired, current) → ordered changes and warnings. Pure: no I/O, no clock.
+
+Members are compared as sets, so a 100k-member list costs two set differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.actions import (
+    ACTIONS,
+    Action,
+    ActionSpec,
+    Change,
+    Execution,
+    change_id,
+    order_key,
+)
+from reconciler.errors import InputError, Problem
+from reconciler.model import (
+    ChannelName,
+    ChannelState,
+    DesiredChannel,
+    DesiredState,
+    SafetySettings,
+    TenantState,
+)
+from reconciler.side_effects import EffectContext, SideEffect
+
+ExecutionOf = Callable[[Action], Execution]
+
+
+def _local(action: Action) -> Execution:
+    return "local"
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The planner's answer: changes in execution order, and what the admin should know."""
+
+    changes: tuple[Change, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass
+class _ChannelPlanner:
+    """Diffs one channel; collects changes and warnings (one instance per channel, per run)."""
+
+    channel: ChannelName
+    want: DesiredChannel
+    have: ChannelState
+    directory: frozenset[str]
+    safety: SafetySettings
+    execution: ExecutionOf
+
+    def __post_init__(self) -> None:
+        self.changes: list[Change] = []
+        self._channel_level: list[Change] = []
+        # member-level effects depend only on (action, room count): see side_effects.py
+        self._member_effects: dict[tuple[Action, int], tuple[SideEffect, ...]] = {}
+        self.warnings: list[str] = []
+
+    def run(self) -> None:
+        if self.want.enabled is False:
+            if self.have.enabled:
+                self._change(Action.DISABLE_CHANNEL, True, False,
+                             "the file turns the channel off", destructive=True)
+            return  # a channel that is off has nothing else to manage
+        if self.want.enabled is True and not self.have.enabled:
+            self._change(Action.ENABLE_CHANNEL, False, True, "the file turns the channel on")
+        self._switch(Action.SET_FILE_RESTRICTION, self.want.restrict_file_transfer,
+                     self.have.restrict_file_transfer, "restrict_file_transfer")
+        self._switch(Action.SET_AUTO_GRANT, self.want.auto_grant_new_members,
+                     self.have.auto_grant_new_members, "auto_grant_new_members")
+        self._greeting()
+        self._members()
+        self._warn_auto_grant_drift()
+
+    @property
+    def _will_be_on(self) -> bool:
+        return self.want.enabled is True or (self.want.enabled is None and self.have.enabled)
+
+    def _change(self, action: Action, before: object, after: object, reason: str, *,
+                target: str | None = None, destructive: bool = False) -> None:
+        spec = ACTIONS[action]
+        phase = spec.phase_of(after)
+        # Channel-level changes are all made before member-level ones, so this is complete.
+        needs = tuple(c.id for c in self._channel_level if c.phase < phase)
+        change = Change(
+            id=change_id(action, self.channel, target),
+            action=action,
+            channel=self.channel,
+            target=target,
+            before=before,
+            after=after,
+            destructive=destructive or spec.always_destructive,
+            execution=self.execution(action),
+            depends_on=needs,
+            side_effects=self._effects(spec, target, before, after),
+            reason=reason,
+        )
+        self.changes.append(change)
+        if not spec.member_level:
+            self._channel_level.append(change)
+
+    def _effects(self, spec: ActionSpec, target: str | None, before: object,
+                 after: object) -> tuple[SideEffect, ...]:
+        rooms = self.have.open_rooms.get(target, 0) if target else 0
+        memo_key = (spec.action, rooms)
+        if spec.member_level and memo_key in self._member_effects:
+            return self._member_effects[memo_key]
+        ctx = EffectContext(self.channel, target, before, after, self.have, len(self.directory))
+        effects = tuple(spec.effects(ctx))
+        if spec.member_level:
+            self._member_effects[memo_key] = effects
+        return effects
+
+    def _switch(self, action: Action, want: bool | None, have: bool, key: str) -> None:
+        if want is not None and want != have:
+            self._change(action, have, want, f"{key} is {_onoff(have)}, the file says "
+                         f"{_onoff(want)}")
+
+    def _greeting(self) -> None:
+        want = self.want.greeting
+        if want is None:
+            return
+        before: dict[str, object] = {}
+        after: dict[str, object] = {}
+        if want.enabled is not None and want.enabled != self.have.greeting_enabled:
+            before["enabled"], after["enabled"] = self.have.greeting_enabled, want.enabled
+        if want.message is not None and want.message != self.have.greeting_message:
+            before["message"], after["message"] = self.have.greeting_message, want.message
+        if after:
+            self._change(Action.SET_GREETING, before, after,
+                         "the greeting differs in " + " and ".join(after))
+
+    def _members(self) -> None:
+        want = self.want.members
+        if want is None:
+            return
+        if want.all_members:
+            if not self.have.all_members:
+                self._require_on("grant to all members")
+                self._change(Action.GRANT_ALL_MEMBERS, False, True,
+                             "the file says members: all")
+            return
+        listed = self.have.members
+        if self.have.all_members:
+            self._require_on("restrict to listed members")
+            self._change(Action.RESTRICT_TO_LISTED_MEMBERS, True, False,
+                         "the file lists members; the channel grants all members")
+            listed = self.directory  # the console freezes today's members into the list
+        to_add = want.include - listed
+        to_remove = listed - want.include if want.policy == "exact" else frozenset()
+        if want.policy == "additive" and (extra := len(listed - want.include)):
+            self.warnings.append(
+                f"{self.channel}: {extra} member(s) on the list are not in the file; "
+                "policy additive keeps them")
+        if to_add or to_remove:
+            self._require_on("change the connected-members list")
+        destructive = self._removals_over_threshold(len(to_remove), len(listed))
+        for email in sorted(to_remove):
+            self._change(Action.REMOVE_MEMBER, True, False, "not in the file (policy exact)",
+                         target=email, destructive=destructive)
+        for email in sorted(to_add):
+            self._change(Action.ADD_MEMBER, False, True, "in the file, not on the list",
+                         target=email)
+
+    def _removals_over_threshold(self, removals: int, list_size: int) -> bool:
+        s = self.safety
+        if removals > s.max_member_removals:
+            return True
+        percent = 100.0 * removals / list_size if list_size else 0.0
+        return removals > s.min_member_removals and percent > s.max_member_removal_percent
+
+    def _require_on(self, what: str) -> None:
+        if not self._will_be_on:
+            raise InputError([Problem(
+                file="<plan>", line=0, column=0,
+                path=f"external_messaging.{self.channel}.members",
+                message=f"cannot {what}: the {self.channel} channel is off and the file does "
+                        "not turn it on (the list can only change while the channel is on)",
+                hint=f"add `enabled: true` under external_messaging.{self.channel}")])
+
+    def _warn_auto_grant_drift(self) -> None:
+        auto = self.want.auto_grant_new_members
+        auto_on = auto if auto is not None else self.have.auto_grant_new_members
+        members = self.want.members
+        if auto_on and members is not None and not members.all_members \
+                and members.policy == "exact":
+            self.warnings.append(
+                f"{self.channel}: auto_grant_new_members is on with an exact member list: every "
+                "new hire is added automatically and will drift from the list (the next plan "
+                "proposes removing them); turn auto-grant off or use policy: additive")
+
+
+def _onoff(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def diff(desired: DesiredState, current: TenantState,
+         execution: ExecutionOf = _local) -> Diff:
+    """Plan the ordered changes that bring `current` to `desired` (SPEC §3)."""
+    changes: list[Change] = []
+    warnings: list[str] = []
+    for channel in ChannelName:
+        want = desired.channels.get(channel)
+        if want is None:
+            continue  # unmanaged channel: never read into the plan, never changed
+        planner = _ChannelPlanner(channel, want, current.channels[channel], current.directory,
+                                  desired.safety, execution)
+        planner.run()
+        changes.extend(planner.changes)
+        warnings.extend(planner.warnings)
+    changes.sort(key=order_key)
+    return Diff(tuple(changes), tuple(warnings))
+
