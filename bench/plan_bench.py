@@ -25,7 +25,7 @@ REPEAT = 3
 def members(n: int) -> list[str]:
     """The demo directory of `lwr tenant init --demo --members n`."""
     named = [f"{name}@{DOMAIN}" for name in NAMED]
-    return named + [f"member{i:06d}@{DOMAIN}" for i in range(len(named), n)]
+    return named + [f"member{i:06d}@{DOMAIN}" for i in range(len(named) + 1, n + 1)]
 
 
 def desired_file(path: Path, include: list[str]) -> None:

@@ -300,9 +300,10 @@ def _explain(error: ValidationError, path: Path, locate: Locator,
                 for k in extras]
     if keyword == "required" and isinstance(schema, dict) and isinstance(value, dict):
         properties = schema.get("properties", {})
+        required: list[str] = schema.get("required", [])
         return [problem(path, f"missing required key {key!r}",
                         hint or _add_key_hint(key, properties.get(key)))
-                for key in error.validator_value if key not in value]
+                for key in required if key not in value]
     if keyword == "not" and path and isinstance(path[-1], str):
         return [problem(path, f"key {path[-1]!r} is not allowed here", hint, "key")]
     return [problem(path, *_message(error, keyword, value, schema, hint))]
@@ -427,7 +428,7 @@ def _unknown_members(desired: DesiredState, domain: str,
                      directory: frozenset[str]) -> Iterator[Problem]:
     lowered: frozenset[str] | None = None
     suggestions = MAX_SUGGESTIONS if len(directory) < SUGGEST_DIRECTORY_LIMIT else 0
-    candidates = sorted(directory)
+    candidates = sorted(directory) if suggestions else []
     for channel, spec in desired.channels.items():
         if spec.members is None or spec.members.all_members:
             continue

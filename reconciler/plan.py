@@ -183,8 +183,19 @@ def state_digest(state: TenantState) -> str:
             "auto_grant": ch.auto_grant_new_members, "restrict": ch.restrict_file_transfer,
             "greeting_enabled": ch.greeting_enabled, "greeting_message": ch.greeting_message,
         }).encode())
-        h.update("\n".join(sorted(ch.members)).encode())
+        h.update(_members_digest_text(ch.members, state.directory).encode())
     return h.hexdigest()
+
+
+def _members_digest_text(members: frozenset[str], directory: frozenset[str]) -> str:
+    """A list as its smaller side: the members, or the directory members not on it.
+
+    Either determines the list once the directory is hashed, and sorting the smaller side
+    keeps a 100k-member digest to one big sort (the directory) instead of three.
+    """
+    if len(members) > len(directory) // 2 and members <= directory:
+        return "-" + "\n".join(sorted(directory - members))
+    return "+" + "\n".join(sorted(members))
 
 
 def _canon(value: object) -> str:

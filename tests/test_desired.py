@@ -253,7 +253,7 @@ def test_nan_is_not_a_percentage() -> None:
 
 
 def test_other_control_characters_are_located() -> None:
-    (problem,) = parse_problems("version: 1\ntenant: ex\x01ample.co.jp\n".encode())
+    (problem,) = parse_problems(b"version: 1\ntenant: ex\x01ample.co.jp\n")
     assert (problem.line, problem.column) == (2, 11)
     assert "U+0001" in problem.message
     (problem,) = parse_problems("version: 1\ntenant: 例\x7f\n".encode())
@@ -269,6 +269,32 @@ def test_a_number_too_long_for_python_is_a_problem_not_a_crash() -> None:
     (problem,) = parse_problems(b"version: 1\ntenant: example.co.jp\nsafety:\n"
                                 b"  max_member_removals: " + b"9" * 5000 + b"\n")
     assert problem.path == "safety.max_member_removals"
+
+
+SCALARS_AS_SAFELOADER_READS_THEM = [
+    "~", "null", "NULL", "", "yes", "No", "on", "OFF", "true", "False", "y", "n", "0x1F",
+    "0o17", "017", "1_000", "1:30", "-1", "+1", ".5", "1e3", "1.0e+3", ".inf", "-.Inf",
+    "abc", "user@example.co.jp", "0b101", "'quoted yes'", '"1"', "!!str 12", "--", "=x",
+]
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "python"])
+def test_scalars_resolve_as_safeloader_does(loader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if loader == "python":
+        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
+    text = "".join(f"k{i}: {v}\n" for i, v in enumerate(SCALARS_AS_SAFELOADER_READS_THEM))
+    assert yamlsafe.load_yaml(text.encode(), "s.yaml").data == yaml.safe_load(text)
+
+
+def test_dates_stay_text() -> None:
+    """YAML 1.1 timestamps are not in the core schema: a date-like message is a string."""
+    assert yamlsafe.load_yaml(b"m: 2024-04-01\n", "d.yaml").data == {"m": "2024-04-01"}
+
+
+def test_alias_of_an_anchor_nested_in_an_earlier_item_is_found_where_written() -> None:
+    (problem,) = parse_problems(b"version: 1\ntenant: example.co.jp\nl:\n  - [&a x]\n  - *a\n")
+    assert (problem.line, problem.column, problem.path) == (5, 5, "l[1]")
+    assert "repeats the value at line 4, column 6" in problem.message
 
 
 # --- huge and deep inputs -------------------------------------------------------------------
@@ -314,14 +340,14 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
 def test_deep_nesting_is_a_clean_error(data: bytes, loader: str,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     if loader == "python":  # the fallback when libyaml is missing recurses in Python
-        monkeypatch.setattr(yamlsafe, "_Loader", yaml.SafeLoader)
+        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
     (problem,) = parse_problems(data, "deep.yaml")
     assert "nesting" in problem.message or "nesting" in problem.hint
 
 
 def test_python_fallback_reports_like_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
     with_libyaml = [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")]
-    monkeypatch.setattr(yamlsafe, "_Loader", yaml.SafeLoader)
+    monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
     assert [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")] == with_libyaml
     assert load_desired(CORPUS / "japanese_greeting.yaml").channels[LINE].greeting == \
         GreetingSpec(True, GREETING)
@@ -418,15 +444,13 @@ def test_schema_is_valid_2020_12_with_help_on_every_property() -> None:
     schema = load_schema("desired-state.schema.json")
     Draft202012Validator.check_schema(schema)
     assert schema["$id"] == "https://lineworks-reconciler.dev/schemas/desired-state.schema.json"
-    for sub in _subschemas(schema):
-        if sub.get("type") == "object" or "required" in sub and "properties" in sub:
-            assert sub.get("additionalProperties") is False, sub.get("description")
-    conditions = [s["properties"] for s in _subschemas(schema)
-                  if isinstance(s.get("properties"), dict) and "enabled" in s["properties"]]
-    for properties in conditions:
-        for name, prop in properties.items():
-            if isinstance(prop, dict) and "const" not in prop and prop is not True:
-                assert prop.get("description"), name
+    objects = [s for s in _subschemas(schema) if "properties" in s or s.get("type") == "object"]
+    assert len(objects) >= 8
+    for sub in objects:
+        assert sub.get("additionalProperties") is False, sub.get("description")  # typos fail
+        for name, prop in sub.get("properties", {}).items():
+            if prop is not True:  # `true`: "no constraint", in the disabled-channel rule
+                assert prop.get("description"), name  # editors show it as hover help
 
 
 def test_fast_member_check_is_in_use_for_the_shipped_schema() -> None:
@@ -529,6 +553,32 @@ def test_fast_path_agrees_with_full_jsonschema(doc: dict[str, Any]) -> None:
     assert sorted(fast, key=str) == sorted(full, key=str)
 
 
+PUNCTUATION = st.sampled_from([b"&a ", b"*a", b"\t", b": ", b"- ", b"[", b"{", b"!!", b"\n  ", b"'",
+                               b'"', b"#", b"<<: ", b"? ", b"\xef\xbb\xbf", b"\x00", b"\r"])
+
+
+@st.composite
+def damaged_bytes(draw: st.DrawFn) -> bytes:
+    data = bytearray((CORPUS / "japanese_greeting.yaml").read_bytes())
+    for _ in range(draw(st.integers(1, 5))):
+        at = draw(st.integers(0, len(data)))
+        chunk = draw(st.binary(max_size=4) | PUNCTUATION)
+        if draw(st.booleans()):
+            data[at:at] = chunk
+        else:
+            del data[at:at + len(chunk) + 1]
+    return bytes(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_bytes() | st.binary(max_size=200))
+def test_damaged_bytes_never_raise_anything_but_input_error(data: bytes) -> None:
+    try:
+        parse_desired(data, "damaged.yaml")
+    except InputError as e:
+        assert e.problems and str(e)
+
+
 # --- speed ----------------------------------------------------------------------------------
 
 
@@ -541,13 +591,13 @@ def test_big_member_list_loads_about_as_fast_as_plain_yaml() -> None:
     data = text.encode()
     parse_desired(data, "warm.yaml")
     plain, ours = [], []
-    for _ in range(3):
-        start = time.perf_counter()
+    for _ in range(5):  # CPU time, best of 5: other processes on the machine matter less
+        start = time.process_time()
         yaml.load(text, Loader=yaml.CSafeLoader)
-        plain.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        plain.append(time.process_time() - start)
+        start = time.process_time()
         state = parse_desired(data, "big.yaml")
-        ours.append(time.perf_counter() - start)
+        ours.append(time.process_time() - start)
     assert len(state.channels[LINE].members.include) == 30_000  # type: ignore[union-attr]
     assert min(ours) < 1.5 * min(plain), (ours, plain)
 
