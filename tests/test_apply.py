@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -374,13 +373,10 @@ def test_ten_thousand_member_changes(tmp_path: Path, store: SqliteStateStore) ->
     todo = sorted(state.directory - state.channels[LINE].members)[:10_000]
     changes = [change(Action.ADD_MEMBER, LINE, e, before=False, after=True) for e in todo]
     provider = Recording(big, batch_size=big.batch_size)
-    started = time.perf_counter()
     result = run(provider, store, changes)
-    elapsed = time.perf_counter() - started
     assert len(result.applied) == 10_000 and len(provider.calls) == 10_000 // big.batch_size
     assert len(store.audit_entries(limit=20_000)) == 10_000
     assert set(todo) <= big.read().channels[LINE].members
-    assert elapsed < 15, f"10k member changes took {elapsed:.1f}s"
     big.close()
 
 

@@ -579,29 +579,6 @@ def test_damaged_bytes_never_raise_anything_but_input_error(data: bytes) -> None
         assert e.problems and str(e)
 
 
-# --- speed ----------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_big_member_list_loads_about_as_fast_as_plain_yaml() -> None:
-    """Budget: ~1.15x plain yaml.load; asserted loosely so a busy machine does not flake."""
-    head = "version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    members:\n" \
-           "      include:\n"
-    text = head + "".join(f"        - user{i:06d}@example.co.jp\n" for i in range(30_000))
-    data = text.encode()
-    parse_desired(data, "warm.yaml")
-    plain, ours = [], []
-    for _ in range(5):  # CPU time, best of 5: other processes on the machine matter less
-        start = time.process_time()
-        yaml.load(text, Loader=yaml.CSafeLoader)
-        plain.append(time.process_time() - start)
-        start = time.process_time()
-        state = parse_desired(data, "big.yaml")
-        ours.append(time.process_time() - start)
-    assert len(state.channels[LINE].members.include) == 30_000  # type: ignore[union-attr]
-    assert min(ours) < 1.5 * min(plain), (ours, plain)
-
-
 def test_problem_cap_keeps_output_readable() -> None:
     head = b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    members:\n" \
            b"      include:\n"

@@ -516,22 +516,16 @@ def test_messages_search_and_channel_filter(demo: LocalTenant) -> None:
 
 
 @pytest.mark.slow
-def test_hundred_thousand_members_stay_fast(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_hundred_thousand_members_round_trip(tmp_path: Path) -> None:
     tenant = init_demo(tmp_path / "big.db", members=100_000)
     try:
-        seeded = time.perf_counter() - started
         tenant.apply([chg(Action.GRANT_ALL_MEMBERS, LINE),
                       chg(Action.RESTRICT_TO_LISTED_MEMBERS, LINE)])  # 100k list rows
-        started = time.perf_counter()
         state: TenantState = tenant.read()
-        read = time.perf_counter() - started
         assert len(state.directory) == len(state.channels[LINE].members) == 100_000
         batch = [remove(LINE, e) for e in sorted(state.directory)[:500]]
-        started = time.perf_counter()
         tenant.apply(batch)
-        applied = time.perf_counter() - started
+        after = tenant.read().channels[LINE].members
     finally:
         tenant.close()
-    # Loose bounds (several times the measured numbers) that catch a per-row regression.
-    assert seeded < 5.0 and read < 1.0 and applied < 1.0, (seeded, read, applied)
+    assert after == state.channels[LINE].members - {c.target for c in batch}

