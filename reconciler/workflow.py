@@ -8,16 +8,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.apply import ApplyResult, execute
 from reconciler.desired import check_against_tenant, load_desired
 from reconciler.errors import InputError, Problem, StalePlan, WrongTenant
 from reconciler.export import dump_yaml, export_document
 from reconciler.model import TenantState
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers.base import Provider
-from reconciler.store.base import StateStore
+
+if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
+    from reconciler.apply import ApplyResult
+    from reconciler.store.base import StateStore
 
 
 def plan_file(path: str | Path, provider: Provider) -> Plan:
@@ -64,6 +66,8 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                allow_destructive: bool,
                on_progress: Callable[[int, int], None] | None = None) -> ApplyResult:
     """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6)."""
+    from reconciler.apply import execute
+
     plan.raise_if_unsafe(allow_destructive=allow_destructive)
 
     def unchanged_since_plan() -> None:
