@@ -22,6 +22,7 @@ from reconciler.providers.base import Provider
 from reconciler.store.base import (
     AuditRecord,
     AuditResult,
+    LockHolder,
     Outcome,
     RunRecord,
     StateStore,
@@ -33,6 +34,7 @@ ProgressCallback = Callable[[int, int], None]
 #: Journal error of a change found not in effect after its run was interrupted.
 NOT_APPLIED = "interrupted before it took effect; not applied"
 _RESULT_ATTR = "lwr_apply_result"
+_SIGNAL_ATTR = "lwr_stop_signal"
 
 # The value a fixed-direction action moves its setting to, for changes whose `after` is null.
 _FIXED_AFTER: dict[Action, bool] = {
@@ -53,6 +55,7 @@ class ApplyResult:
     `skipped`: changes of this run already in effect (done by an earlier run), not repeated.
     `failed`/`error`: the change the provider refused (the one its error names, else the
     first of the failed batch; the whole batch is journaled failed), and why.
+    `took_over`: the stale lock (its process dead) this run took over, if any.
     """
 
     run_id: str
@@ -61,6 +64,7 @@ class ApplyResult:
     failed: str | None = None
     error: str | None = None
     skipped: list[str] = field(default_factory=list)
+    took_over: LockHolder | None = None
 
 
 def default_actor() -> str:
@@ -73,6 +77,12 @@ def partial_result(exc: BaseException) -> ApplyResult | None:
     """The ApplyResult so far, for an exception that left execute() (failure or interrupt)."""
     result = getattr(exc, _RESULT_ATTR, None)
     return result if isinstance(result, ApplyResult) else None
+
+
+def stop_signal(exc: BaseException) -> int | None:
+    """The signal (SIGINT, SIGTERM) that made execute() stop between batches, if one did."""
+    signum = getattr(exc, _SIGNAL_ATTR, None)
+    return signum if isinstance(signum, int) else None
 
 
 def change_holds(change: Change, state: TenantState) -> bool:
@@ -144,15 +154,37 @@ def execute(
     if len(set(ids)) != len(ids):
         raise ValueError("change ids must be unique within a plan (the journal is keyed by them)")
     with _StopRequest() as stop:
-        with store.lock(provider.key, "apply"):
+        with store.lock(provider.key, "apply") as holder:
             if precheck is not None:
                 precheck()
             state, recovered = _recover(provider, store, domain)
             run = store.begin_run(provider.key, plan_digest, actor)
-            result = ApplyResult(run.run_id, recovered=recovered)
+            result = ApplyResult(run.run_id, recovered=recovered, took_over=holder.replaced)
             _Run(provider, store, run, domain, result, stop).execute(changes, state, on_progress)
         stop.raise_if_requested(result)  # a signal after the last batch: done, then stop
     return result
+
+
+def settle(provider: Provider, store: StateStore, domain: str) -> ApplyResult | None:
+    """Settle what a killed run left in doubt, applying nothing (for a plan with no changes).
+
+    A run killed after its last tenant write leaves nothing to plan, yet its journal says
+    `started`, its run `running`, and the dead process's lock row remains: record those
+    changes (audited `recovered`) and release the lock now rather than at the next apply
+    that has changes. Returns None when nothing was left unsettled; raises LockHeld when a
+    live apply holds the tenant. `run_id` of the result is the latest run's.
+    """
+    key = provider.key
+    last = store.last_run(key)
+    unsettled = (bool(store.runs(key, status="running"))
+                 or (last is not None and last.status == "failed")
+                 or any(holder.tenant_key == key for holder in store.list_locks()))
+    if not unsettled:
+        return None
+    with store.lock(key, "apply") as holder:
+        _, recovered = _recover(provider, store, domain)
+    return ApplyResult(last.run_id if last else "", recovered=recovered,
+                       took_over=holder.replaced)
 
 
 def _recover(provider: Provider, store: StateStore,
@@ -324,4 +356,5 @@ class _StopRequest:
         exc = KeyboardInterrupt(f"apply stopped by {signal.Signals(self.signum).name} "
                                 f"between batches (run {result.run_id})")
         setattr(exc, _RESULT_ATTR, result)
+        setattr(exc, _SIGNAL_ATTR, self.signum)
         raise exc

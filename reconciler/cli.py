@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler import __version__, workflow
 from reconciler.errors import Cancelled, LwrError, UsageError
+from reconciler.manual import AttestingProvider, ManualMode, ManualStep, checklist, label, split
 from reconciler.model import ChannelName, TenantState
 from reconciler.plan import Plan
 from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
 from reconciler.providers.base import Provider
 from reconciler.render import renderer_for
+
+if TYPE_CHECKING:
+    from reconciler.policy import PolicyReport, PolicyRule
 
 EXIT_CHANGES = 2
 
@@ -35,6 +40,47 @@ state_option = click.option(
 format_option = click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
     show_default=True, help="Output format.")
+markdown_dir_option = click.option(
+    "--markdown-dir", type=click.Path(file_okay=False), default=None,
+    help="Also write the markdown rendering to DIR/part-1.md, part-2.md, … (each under "
+         "65,000 characters: one pull-request comment each).")
+
+
+def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--policy-dir (repeatable) and --no-default-policies (SPEC §4)."""
+    command = click.option(
+        "--no-default-policies", is_flag=True,
+        help="Do not check the policies shipped with lwr (policies/defaults.yaml).")(command)
+    return click.option(
+        "--policy-dir", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
+        help="Also check the rules in DIR/*.yaml (repeatable); a rule with the id of a shipped "
+             "one replaces it.")(command)
+
+
+def _policies(policy_dirs: tuple[str, ...], no_defaults: bool) -> tuple[PolicyRule, ...]:
+    """Load the rules first: a broken policy file fails before the tenant is read."""
+    from reconciler.policy import load_policies
+
+    return load_policies(policy_dirs, defaults=not no_defaults)
+
+
+def _echo_policy(report: PolicyReport) -> None:
+    """Findings on stderr, for formats whose stdout is a document (JSON)."""
+    for finding in report.findings:
+        click.echo("Policy " + "\n".join(finding.lines()), err=True)
+    for note in report.notes:
+        click.echo(f"Policy note: {note}", err=True)
+
+
+def _write_markdown_parts(directory: str, parts: list[str]) -> None:
+    """DIR/part-N.md for each part; part files of an earlier, longer rendering are removed."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("part-*.md"):
+        old.unlink()
+    for i, part in enumerate(parts, 1):
+        (folder / f"part-{i}.md").write_text(part, encoding="utf-8")
+    click.echo(f"Wrote {len(parts)} markdown part(s) to {folder}/.", err=True)
 
 
 def _color() -> bool:
@@ -101,12 +147,19 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
     return 0
 
 
-def _emit_plan(plan: Plan, fmt: str, out: str | None) -> None:
+def _emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | None = None,
+               markdown_dir: str | None = None) -> None:
     if out:
         text = renderer_for("json").render(plan)
         Path(out).write_text(text, encoding="utf-8")
         click.echo(f"Saved plan to {out} ({len(plan.changes)} changes).", err=True)
-    click.echo(renderer_for(fmt, color=_color()).render(plan), nl=False)
+    if markdown_dir:
+        from reconciler.render.markdown import PlanMarkdown
+
+        _write_markdown_parts(markdown_dir, PlanMarkdown(policy=policy).render_parts(plan))
+    click.echo(renderer_for(fmt, color=_color(), policy=policy).render(plan), nl=False)
+    if fmt == "json" and policy is not None:
+        _echo_policy(policy)
 
 
 @cli.command()
@@ -115,27 +168,81 @@ def _emit_plan(plan: Plan, fmt: str, out: str | None) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON for apply.")
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
-def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcode: bool) -> int:
-    """Read the tenant, diff it with FILE, and print the ordered changes."""
+@policy_options
+@markdown_dir_option
+def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcode: bool,
+         policy_dirs: tuple[str, ...], no_default_policies: bool,
+         markdown_dir: str | None) -> int:
+    """Read the tenant, diff it with FILE, check policies, and print the ordered changes."""
+    from reconciler.policy import evaluate
+
+    rules = _policies(policy_dirs, no_default_policies)
     with _provider(tenant_uri) as provider:
-        result = workflow.plan_file(file, provider)
-    _emit_plan(result, fmt, out)
-    return EXIT_CHANGES if detailed_exitcode and result.changes else 0
+        planned = workflow.plan_desired(file, provider)
+    policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
+    if out and policy.denied:
+        click.echo(f"Not saving {out}: policy denies this plan.", err=True)
+        out = None  # a denied plan is shown for review, never handed to apply
+    _emit_plan(planned.plan, fmt, out, policy, markdown_dir)
+    policy.raise_if_denied()
+    return EXIT_CHANGES if detailed_exitcode and planned.plan.changes else 0
+
+
+@cli.command("show-plan")
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@format_option
+@click.option("--tenant", "tenant_uri", default=None,
+              help="Also check the plan against this tenant (read only): exit 3 when apply "
+                   "would refuse it (stale, another tenant, applied already).")
+@state_option
+@markdown_dir_option
+def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str | None,
+              markdown_dir: str | None) -> int:
+    """Render a saved PLAN_FILE without touching the tenant (unless --tenant is given)."""
+    the_plan = workflow.load_saved_plan(plan_file)
+    _emit_plan(the_plan, fmt, None, None, markdown_dir)
+    if tenant_uri is None:
+        return 0
+    state_path = _state_path(state_uri, tenant_uri)
+    with _provider(tenant_uri) as provider:
+        if state_path.exists():  # no store yet: nothing was ever applied through it
+            with _store(state_uri, tenant_uri) as store:
+                workflow.check_saved_plan(the_plan, provider, store)
+        else:
+            workflow.check_saved_plan(the_plan, provider)
+    click.echo(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
+               f"({the_plan.created_at or 'unknown time'}); apply would accept it.", err=True)
+    return 0
 
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @tenant_option
 @format_option
-def drift(file: str, tenant_uri: str, fmt: str) -> int:
-    """Like plan; exit 2 when the tenant differs from FILE (for scheduled checks)."""
+@policy_options
+@markdown_dir_option
+def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
+          no_default_policies: bool, markdown_dir: str | None) -> int:
+    """Report every setting and list where the tenant differs from FILE: exit 0 in sync,
+    2 drifted, 1 error (a failed tenant read included), 3 policy deny."""
+    from reconciler.drift import drift_report
+    from reconciler.policy import evaluate
+    from reconciler.render import drift_renderer_for
+
+    rules = _policies(policy_dirs, no_default_policies)
     with _provider(tenant_uri) as provider:
-        result = workflow.plan_file(file, provider)
-    if fmt == "text" and not result.changes:
-        click.echo(f"In sync: {result.tenant} matches {file}.")
-        return 0
-    _emit_plan(result, fmt, None)
-    return EXIT_CHANGES if result.changes else 0
+        planned = workflow.plan_desired(file, provider)
+    policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
+    report = drift_report(planned.desired, planned.current, planned.plan)
+    if markdown_dir:
+        from reconciler.render.markdown import DriftMarkdown
+
+        _write_markdown_parts(markdown_dir, DriftMarkdown(policy=policy).render_parts(report))
+    click.echo(drift_renderer_for(fmt, color=_color(), policy=policy).render(report), nl=False)
+    if fmt == "json":
+        _echo_policy(policy)
+    policy.raise_if_denied()
+    return 0 if report.in_sync else EXIT_CHANGES
 
 
 @cli.command()
@@ -145,42 +252,130 @@ def drift(file: str, tenant_uri: str, fmt: str) -> int:
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--allow-destructive", is_flag=True,
               help="Allow turning channels off and large member removals.")
+@policy_options
+@click.option("--manual", "manual", type=click.Choice(["ask", "attested", "skip"]),
+              default=None,
+              help="Manual steps (settings with no public API): ask = wait for the admin to "
+                   "confirm each (default on a terminal); attested = they are done already; "
+                   "skip = leave them, and what depends on them, for the next plan. Without "
+                   "a terminal and without this option, apply stops before them (exit 3).")
 def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
-          allow_destructive: bool) -> int:
-    """Plan FILE (or load a saved PLAN.json), confirm, and apply in order."""
+          allow_destructive: bool, policy_dirs: tuple[str, ...],
+          no_default_policies: bool, manual: str | None) -> int:
+    """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order."""
+    from reconciler.policy import evaluate
+
+    rules = _policies(policy_dirs, no_default_policies)
+    saved = workflow.is_saved_plan(file)
     with _provider(tenant_uri) as provider:
-        if workflow.is_saved_plan(file):
+        if saved:
             the_plan = workflow.load_saved_plan(file)
-            workflow.check_saved_plan(the_plan, provider)
+            with _store(state_uri, tenant_uri) as store:  # refuse a replay before showing it
+                workflow.check_saved_plan(the_plan, provider, store)
+            desired = workflow.saved_plan_desired(the_plan)
         else:
-            the_plan = workflow.plan_file(file, provider)
-        click.echo(renderer_for("text", color=_color()).render(the_plan), nl=False)
+            planned = workflow.plan_desired(file, provider)
+            the_plan, desired = planned.plan, planned.desired
+        policy = evaluate(rules, desired=desired, plan=the_plan)
+        click.echo(renderer_for("text", color=_color(), policy=policy).render(the_plan),
+                   nl=False)
+        policy.raise_if_denied()
         if not the_plan.changes:
+            _settle_journal(state_uri, tenant_uri, provider, the_plan.tenant)
             return 0
         the_plan.raise_if_unsafe(allow_destructive=allow_destructive)
+        mode = _manual_mode(manual)
+        click.echo(checklist(the_plan.changes), nl=False)
         if not auto_approve:
             _confirm(the_plan)
-        with _store(state_uri, tenant_uri) as store, _progress() as on_progress:
+        with _store(state_uri, tenant_uri) as store, \
+                _progress(enabled=mode != "ask") as on_progress:
             from reconciler.apply import default_actor, partial_result
 
             try:
                 result = workflow.apply_plan(the_plan, provider, store, actor=default_actor(),
                                              allow_destructive=allow_destructive,
-                                             on_progress=on_progress)
+                                             on_progress=on_progress, saved=saved,
+                                             manual=mode, on_manual=_ask_manual)
             except (LwrError, KeyboardInterrupt) as e:
-                partial = partial_result(e)
+                partial = partial_result(e) or getattr(e, "result", None)
                 if partial is not None:
-                    failed = f"; stopped at {partial.failed}" if partial.failed else ""
-                    click.echo(f"Apply stopped: {len(partial.applied)} of "
-                               f"{len(the_plan.changes)} changes applied{failed}. The journal "
-                               "is consistent: fix the cause and run apply again to finish.",
-                               err=True)
+                    _echo_takeover(partial)
+                    click.echo(_stopped_message(e, partial, len(the_plan.changes)), err=True)
                 raise
+    _echo_takeover(result)
     recovered = f", {len(result.recovered)} recovered from an interrupted run" \
         if result.recovered else ""
     click.echo(f"Apply complete: {len(result.applied)} changes applied{recovered} "
                f"(run {result.run_id}).")
+    if mode == "skip" and (held := split(the_plan.changes, "skip").held):
+        click.echo(f"Left for the next plan: {len(held)} change(s), manual steps and what "
+                   "depends on them (tighten before loosen).")
     return 0
+
+
+def _manual_mode(option: str | None) -> ManualMode:
+    """--manual as given; else ask on a terminal, stop before manual steps without one."""
+    if option is None:
+        return "ask" if sys.stdin.isatty() else "stop"
+    if option == "ask" and not sys.stdin.isatty():
+        raise UsageError("--manual=ask needs a terminal to answer on; use --manual=attested "
+                         "or --manual=skip in a pipeline")
+    return "ask" if option == "ask" else "attested" if option == "attested" else "skip"
+
+
+def _ask_manual(step: ManualStep) -> bool:
+    """Show one manual step and wait until the admin says it is done (or stops)."""
+    click.echo(f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
+               f"  In {step.path}\n  {step.todo}.", err=True)
+    while True:
+        answer = click.prompt("Type 'done' once saved in the console, or 'stop' to stop here",
+                              default="", show_default=False, err=True).strip().lower()
+        if answer in ("done", "stop"):
+            return answer == "done"
+
+
+def _settle_journal(state_uri: str | None, tenant_uri: str, provider: Provider,
+                    domain: str) -> None:
+    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
+    if not _state_path(state_uri, tenant_uri).exists():
+        return  # nothing was ever applied through this store
+    from reconciler.apply import settle
+
+    with _store(state_uri, tenant_uri) as store:
+        result = settle(provider, store, domain)
+    if result is not None:
+        _echo_takeover(result)
+        if result.recovered:
+            click.echo(f"Recorded {len(result.recovered)} change(s) of the interrupted run "
+                       f"{result.run_id} as recovered: they were in effect already.")
+
+
+def _echo_takeover(result: Any) -> None:
+    """Say so when this apply took over a lock left by a dead process (SPEC §6)."""
+    stale = getattr(result, "took_over", None)
+    if stale is not None:
+        click.echo(f"Took over the lock of {stale.tenant_key} left by {stale.describe()}: "
+                   f"process {stale.pid} is no longer running on this host. Its unfinished "
+                   "changes were checked against the tenant first.", err=True)
+
+
+def _stopped_message(error: BaseException, partial: Any, total: int) -> str:
+    """Why an apply ended early, what it did, and that a re-run finishes it."""
+    done = f"{len(partial.applied)} of {total} changes applied (run {partial.run_id})"
+    if isinstance(error, KeyboardInterrupt):
+        from reconciler.apply import stop_signal
+
+        signum = stop_signal(error)
+        if signum is not None:  # asked to stop: the batch in flight finished first
+            return (f"Apply stopped by {signal.Signals(signum).name} between batches: {done}. "
+                    "The journal is consistent and the lock is released: run apply again to "
+                    "finish the rest.")
+        return (f"Apply interrupted: {done}. The lock is released; run apply again: it checks "
+                "the batch that was in flight against the tenant and finishes the rest.")
+    failed = f"; stopped at {partial.failed}" if partial.failed else ""
+    return (f"Apply stopped: {done}{failed}. The journal is consistent: fix the cause and run "
+            "apply again to finish.")
 
 
 def _confirm(the_plan: Plan) -> None:
@@ -189,15 +384,16 @@ def _confirm(the_plan: Plan) -> None:
                          "review the plan and pass --auto-approve")
     answer = click.prompt(
         f"Apply these {len(the_plan.changes)} changes to {the_plan.tenant}? "
-        "Only 'yes' will be accepted", default="", show_default=False)
+        "Only 'yes' will be accepted", default="", show_default=False,
+        err=True)  # on stderr: stdout may be piped into a file or `tail`
     if answer.strip() != "yes":
         raise Cancelled("Apply cancelled; nothing was changed.")
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar with ETA on a terminal; nothing when piped."""
-    if not sys.stderr.isatty():
+def _progress(enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar with ETA on a terminal; nothing when piped (or while prompting)."""
+    if not enabled or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
@@ -237,31 +433,47 @@ def show(tenant_uri: str, fmt: str) -> int:
     """Print the tenant's current external-messaging state."""
     with _provider(tenant_uri) as provider:
         state = provider.read()
+        # Values no API reads (lineworks:) are labelled with where they came from.
+        origin = provider.provenance() if isinstance(provider, AttestingProvider) else {}
     if fmt == "json":
-        click.echo(json.dumps(workflow.state_json(state), ensure_ascii=False, indent=2))
+        data = workflow.state_json(state)
+        if origin:
+            data["provenance"] = origin
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        click.echo(_show_text(state, provider.key), nl=False)
+        click.echo(_show_text(state, provider.key, origin=origin), nl=False)
     return 0
 
 
-def _show_text(state: TenantState, key: str, shown: int = 20) -> str:
+def _show_text(state: TenantState, key: str, shown: int = 20,
+               origin: dict[str, str] | None = None) -> str:
+    def src(name: ChannelName, *fields: str) -> str:
+        labels = {label(origin.get(f"{name.value}.{f}", "")) for f in fields} if origin else {""}
+        return f"  ({', '.join(sorted(labels))})" if labels - {""} else ""
+
     lines = [f"Tenant {state.domain} ({key}): {len(state.directory)} members", ""]
     for name in ChannelName:
         ch = state.channels[name]
-        lines.append(f"{name.value} — {name.label}: {'on' if ch.enabled else 'off'}")
-        lines.append(f"  auto_grant_new_members: {_onoff(ch.auto_grant_new_members)}")
-        lines.append(f"  restrict_file_transfer: {_onoff(ch.restrict_file_transfer)}")
+        lines.append(f"{name.value} — {name.label}: {'on' if ch.enabled else 'off'}"
+                     + src(name, "enabled"))
+        lines.append(f"  auto_grant_new_members: {_onoff(ch.auto_grant_new_members)}"
+                     + src(name, "auto_grant_new_members"))
+        lines.append(f"  restrict_file_transfer: {_onoff(ch.restrict_file_transfer)}"
+                     + src(name, "restrict_file_transfer"))
         if ch.greeting_enabled is not None:
             lines.append(f"  greeting: {_onoff(ch.greeting_enabled)} "
-                         f"{json.dumps(ch.greeting_message or '', ensure_ascii=False)}")
+                         f"{json.dumps(ch.greeting_message or '', ensure_ascii=False)}"
+                         + src(name, "greeting_enabled", "greeting_message"))
         if ch.all_members:
-            lines.append(f"  members: all ({len(ch.members)})")
+            lines.append(f"  members: all ({len(ch.members)})" + src(name, "all_members"))
         else:
             listed = sorted(ch.members)
             more = f", … and {len(listed) - shown} more" if len(listed) > shown else ""
             lines.append(f"  members: {len(listed)} listed"
-                         + (f" ({', '.join(listed[:shown])}{more})" if listed else ""))
-        lines.append(f"  open rooms with {name.external}: {ch.open_room_total}")
+                         + (f" ({', '.join(listed[:shown])}{more})" if listed else "")
+                         + src(name, "members"))
+        lines.append(f"  open rooms with {name.external}: {ch.open_room_total}"
+                     + ("  (not readable)" if origin else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -303,6 +515,10 @@ def audit(tenant_uri: str, state_uri: str | None, verify: bool, limit: int, fmt:
 def open_provider_key(tenant_uri: str) -> str:
     """The key a tenant's audit entries are filed under, without opening the tenant."""
     path = local_path(tenant_uri)
+    if path is None and tenant_uri.startswith("lineworks:"):
+        from reconciler.providers.lineworks import LineWorksConfig
+
+        return LineWorksConfig.from_uri(tenant_uri).key  # no request: settings only
     return f"local:{path.resolve()}" if path else tenant_uri
 
 
@@ -313,16 +529,59 @@ def _entry_json(entry: Any) -> dict[str, Any]:
 
 
 @cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@tenant_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def attest(file: str, tenant_uri: str, yes: bool) -> int:
+    """Record that the console shows what FILE says, for settings no API can read.
+
+    For a lineworks: tenant: write FILE to match the console (Admin > Service > Message >
+    External messaging) and attest it once; later plans compare against it, labelled
+    "attested, not read".
+    """
+    from reconciler.apply import default_actor
+    from reconciler.desired import check_against_tenant, load_desired
+
+    desired = load_desired(file)
+    with _provider(tenant_uri) as provider:
+        if not isinstance(provider, AttestingProvider):
+            raise UsageError(f"{provider.key} is read directly; there is nothing to attest")
+        state = provider.read()
+        check_against_tenant(desired, state.domain, state.directory)
+        if not yes and not click.confirm(
+                f"Record {file} as what the console of {state.domain} shows now?", default=False,
+                err=True):
+            raise Cancelled("Attest cancelled; nothing was recorded.")
+        recorded = provider.attest(desired, default_actor())
+    click.echo(f"Attested {len(recorded)} value(s) of {state.domain}: {', '.join(recorded)}.")
+    return 0
+
+
+@cli.command()
 @tenant_option
 @state_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def unlock(tenant_uri: str, state_uri: str | None, yes: bool) -> int:
-    """Clear a tenant's apply lock left by a crashed or killed run."""
+    """Clear a tenant's apply lock left by a crashed or killed run (asks first)."""
+    import socket
+
     key = open_provider_key(tenant_uri)
     with _store(state_uri, tenant_uri) as store:
-        if not yes and not click.confirm(f"Clear the apply lock of {key}? Only do this when "
-                                         "no apply is running", default=False):
-            raise Cancelled("Unlock cancelled.")
+        held = next((h for h in store.list_locks() if h.tenant_key == key), None)
+        if held is None:
+            click.echo("No lock was held.")
+            return 0
+        if held.stale:
+            status = f"process {held.pid} is no longer running on this host: the lock is stale"
+        elif held.host == socket.gethostname():
+            status = (f"process {held.pid} is STILL RUNNING on this host (an apply on this "
+                      "host stays protected by its lock file even when its record is cleared)")
+        else:
+            status = f"it was taken on {held.host}: make sure that run is over"
+        if not yes and not click.confirm(f"Clear the apply lock of {key}, held by "
+                                         f"{held.describe()}? {status}", default=False,
+                                         err=True):
+            raise Cancelled("Unlock cancelled; the lock is kept.")
         holder = store.unlock(key)
     click.echo(f"Lock cleared (was held by {holder})." if holder else "No lock was held.")
     return 0
@@ -407,8 +666,9 @@ def tenant_messages(tenant_uri: str, search: str | None) -> int:
         t.close()
     for row in rows:
         hidden = " [hidden]" if row.hidden else ""
+        auto = " (automatic greeting)" if row.automatic else ""
         click.echo(f"{row.sent_at}  {row.channel:<9} {row.member} ↔ {row.external}{hidden}  "
-                   f"{row.sender}: {row.text}")
+                   f"{row.sender}{auto}: {row.text}")
     return 0
 
 
@@ -416,15 +676,17 @@ def run(argv: list[str] | None = None) -> int:
     """Run `lwr` with `argv` and return its exit code; every failure becomes a code."""
     try:
         code = cli.main(args=argv, prog_name="lwr", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click wraps Ctrl-C (and SIGTERM)
+            return _interrupted(e.__cause__)
         return _fail("Aborted.", 1)
     except click.exceptions.ClickException as e:
         e.show()
         return 1  # bad usage is bad input (1); exit 2 means "changes present"
     except LwrError as e:
         return _fail(str(e) if str(e).startswith("refused") else f"Error: {e}", e.exit_code)
-    except KeyboardInterrupt:
-        return _fail("Interrupted.", 130)
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except BrokenPipeError:
         return 1  # a closed pipe (`| head`) is not worth a traceback
     except Exception as e:  # the last line of defence: never a traceback for users
@@ -435,13 +697,43 @@ def run(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def _interrupted(error: KeyboardInterrupt) -> int:
+    """Exit 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM."""
+    signum = _signal_of(error)
+    if signum == signal.SIGINT:
+        return _fail("Interrupted.", 128 + signum)
+    return _fail(f"Stopped by {signal.Signals(signum).name}.", 128 + signum)
+
+
 def _fail(message: str, code: int) -> int:
     click.echo(message, err=True)
     return code
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside an apply's batches: unwinds like Ctrl-C, so transactions roll back,
+    files and locks are released, and `lwr` exits 143 with a message instead of dying."""
+
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _signal_of(error: KeyboardInterrupt) -> int:
+    """The signal behind an interrupt: SIGTERM or SIGINT (Ctrl-C, the default)."""
+    if isinstance(error, _Terminated):
+        return error.signum
+    from reconciler.apply import stop_signal
+
+    return stop_signal(error) or signal.SIGINT
+
+
 def main() -> None:
     """Console-script entry point."""
+    # Only here, not in run(): a host program (or pytest) calling run() keeps its handlers.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     code = run()
     try:
         sys.stdout.flush()

@@ -279,6 +279,11 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
+def explain(error: ValidationError, locate: Locator, source: str) -> list[Problem]:
+    """One error of any JSON Schema as located, worded Problems (policy files use it too)."""
+    return [problem for problem, _ in _explain(error, tuple(error.absolute_path), locate, source)]
+
+
 def _explain(error: ValidationError, path: Path, locate: Locator,
              source: str) -> list[tuple[Problem, str]]:
     """One error → located Problems, tagged "key" (bad key), "conditional-key" or "value"."""
@@ -394,7 +399,7 @@ def _desired_state(data: dict[str, Any], members: dict[str, frozenset[str]], sou
                 for name, spec in data.get("external_messaging", {}).items()}
     return DesiredState(version=int(data["version"]), tenant=data["tenant"], channels=channels,
                         safety=_safety(data.get("safety", {})), source=source, digest=digest,
-                        locate=locate)
+                        locate=locate, document=data)
 
 
 def _channel(spec: dict[str, Any], include: frozenset[str]) -> DesiredChannel:

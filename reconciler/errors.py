@@ -75,6 +75,14 @@ class StalePlan(Refused):
     """A saved plan no longer matches the tenant it was made against."""
 
 
+class AlreadyApplied(Refused):
+    """A saved plan was applied once already; a plan is good for one apply only."""
+
+
+class PolicyDenied(Refused):
+    """One or more `deny` policy rules failed; the message lists every one of them."""
+
+
 class Cancelled(LwrError):
     """The user declined the confirmation prompt."""
 

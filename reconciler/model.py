@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 
 class ChannelName(StrEnum):
@@ -88,6 +88,9 @@ class DesiredState:
     # in the file, as 1-based (line, column); None when the state was not read from a file.
     locate: Callable[[tuple[str | int, ...]], tuple[int, int]] | None = field(
         default=None, compare=False, repr=False)
+    # The file as parsed (YAML data, before any normalising): what `target: desired` policy
+    # rules are evaluated against. None when the state was not read from a file.
+    document: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from reconciler import __version__
 from reconciler.actions import Action, Change
 from reconciler.errors import DestructiveRefused, InputError, Problem
 from reconciler.model import ChannelName, DesiredState, SafetySettings, TenantState
-from reconciler.planner import Diff, ExecutionOf, diff
+from reconciler.planner import OVER_THRESHOLD, Diff, ExecutionOf, diff
 
 # Minor = additive (readers accept any 1.x), major = reject (readers refuse 2.x).
 FORMAT_VERSION = "1.0"
@@ -43,7 +45,7 @@ class Plan:
         """The changes that need --allow-destructive."""
         return tuple(c for c in self.changes if c.destructive)
 
-    @property
+    @cached_property  # frozen: the content cannot change; to_json and apply both need it
     def digest(self) -> str:
         """Identity of this plan's content (what the journal records as applied)."""
         h = hashlib.sha256()
@@ -66,41 +68,57 @@ class Plan:
         }
 
     def raise_if_unsafe(self, *, allow_destructive: bool) -> None:
-        """Refuse (exit 3) what the safety rules forbid; say the numbers and the way out."""
-        protected = [c for c in self.changes if c.action is Action.DISABLE_CHANNEL
-                     and c.channel in self.safety.protect_channels]
+        """Refuse (exit 3) what the safety rules forbid; say the numbers and the way out.
+
+        A channel in safety.protect_channels refuses every destructive change (turning it
+        off, removals over the thresholds) even with --allow-destructive.
+        """
+        protected = [c for c in self.destructive if c.channel in self.safety.protect_channels]
         if protected:
-            names = ", ".join(c.channel.value for c in protected)
             raise DestructiveRefused(
-                f"refused: the plan turns off {names}, listed in safety.protect_channels; "
-                "a protected channel can never be turned off by this file (remove it from "
-                "protect_channels first, in a reviewed change)")
+                "refused: the plan has destructive changes on a channel listed in "
+                "safety.protect_channels, which --allow-destructive cannot override:\n"
+                + "\n".join(f"  - {line}" for line in self._why_destructive(protected))
+                + f"\nA protected channel is changed this way only after removing it from "
+                f"protect_channels in the `safety:` block of {self._where()}, in a reviewed "
+                "change.")
         if allow_destructive or not self.destructive:
             return
-        raise DestructiveRefused("refused: the plan has destructive changes and "
-                                 "--allow-destructive was not given:\n"
-                                 + "\n".join(f"  - {line}" for line in self._why_destructive()))
+        raise DestructiveRefused(
+            "refused: the plan has destructive changes and --allow-destructive was not given:\n"
+            + "\n".join(f"  - {line}" for line in self._why_destructive(self.destructive))
+            + f"\nReview them, then pass --allow-destructive; or change the thresholds "
+            f"(max_member_removals, max_member_removal_percent) in the `safety:` block of "
+            f"{self._where()}.")
 
-    def _why_destructive(self) -> list[str]:
+    def _where(self) -> str:
+        return self.source or "the desired-state file"
+
+    def _why_destructive(self, changes: Sequence[Change]) -> list[str]:
         lines = []
-        for c in self.changes:
+        for c in changes:
             if c.action is Action.DISABLE_CHANNEL:
                 lines.append(f"{c.id}: turning {c.channel} off hides its rooms from members "
                              "and shows them as 'unknown' to external users")
-        removals = Counter(c.channel for c in self.changes
-                           if c.action is Action.REMOVE_MEMBER and c.destructive)
+        removals = Counter(c.channel for c in changes if c.action is Action.REMOVE_MEMBER)
+        first = {c.channel: c for c in reversed(changes) if c.action is Action.REMOVE_MEMBER}
         s = self.safety
         for channel, count in removals.items():
-            lines.append(
-                f"{channel}: removing {count} members exceeds the safety threshold (more than "
-                f"{s.max_member_removals} members, or more than {s.max_member_removal_percent:g} "
-                f"% of the list and more than {s.min_member_removals} members); raise "
-                "safety.max_member_removals / max_member_removal_percent in the file, or pass "
-                "--allow-destructive")
+            detail = threshold_detail(first[channel]) or (
+                f"more than {s.max_member_removals} members (safety.max_member_removals), or "
+                f"more than {s.max_member_removal_percent:g} % of the list "
+                f"(safety.max_member_removal_percent) and more than {s.min_member_removals} "
+                "members")
+            lines.append(f"{channel}: removing {count} members exceeds the safety threshold: "
+                         f"{detail}")
         return lines
 
-    def to_json(self) -> dict[str, Any]:
-        """The saved-plan document (schemas/plan.schema.json)."""
+    def to_json(self, *, changes: bool = True) -> dict[str, Any]:
+        """The saved-plan document (schemas/plan.schema.json).
+
+        `changes=False` leaves the change list empty (summary and digest still describe the
+        whole plan): for readers that never look at it, at 100k changes a second saved.
+        """
         return {
             "format_version": self.format_version,
             "tool_version": self.tool_version,
@@ -116,7 +134,7 @@ class Plan:
                 "max_member_removal_percent": self.safety.max_member_removal_percent,
                 "protect_channels": sorted(c.value for c in self.safety.protect_channels),
             },
-            "changes": [c.to_json() for c in self.changes],
+            "changes": [c.to_json() for c in self.changes] if changes else [],
             "warnings": list(self.warnings),
             "summary": self.summary(),
         }
@@ -167,6 +185,11 @@ def make_plan(desired: DesiredState, current: TenantState, tenant_uri: str,
     )
 
 
+def threshold_detail(change: Change) -> str:
+    """For a removal over the safety threshold: the threshold crossed, with numbers; else ''."""
+    return change.reason.partition(OVER_THRESHOLD)[2]
+
+
 def state_digest(state: TenantState) -> str:
     """Digest of what a plan depends on: directory and every setting and list.
 
@@ -199,4 +222,9 @@ def _members_digest_text(members: frozenset[str], directory: frozenset[str]) -> 
 
 
 def _canon(value: object) -> str:
+    # Most values are booleans (one per member change): spelled as json.dumps would, directly.
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

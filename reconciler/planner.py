@@ -30,6 +30,9 @@ from reconciler.side_effects import EffectContext, SideEffect
 
 ExecutionOf = Callable[[Action], Execution]
 
+#: Starts the part of a removal's reason that says which safety threshold it crosses.
+OVER_THRESHOLD = "over the safety threshold: "
+
 
 def _local(action: Action) -> Execution:
     return "local"
@@ -48,13 +51,14 @@ class _ChannelPlanner:
     """Diffs one channel; collects changes and warnings (one instance per channel, per run)."""
 
     channel: ChannelName
-    want: DesiredChannel
+    desired: DesiredState
     have: ChannelState
     directory: frozenset[str]
     safety: SafetySettings
     execution: ExecutionOf
 
     def __post_init__(self) -> None:
+        self.want: DesiredChannel = self.desired.channels[self.channel]
         self.changes: list[Change] = []
         self._channel_level: list[Change] = []
         # member-level effects depend only on (action, room count): see side_effects.py
@@ -159,26 +163,39 @@ class _ChannelPlanner:
                 "policy additive keeps them")
         if to_add or to_remove:
             self._require_on("change the connected-members list")
-        destructive = self._removals_over_threshold(len(to_remove), len(listed))
+        over = self._removals_over_threshold(len(to_remove), len(listed))
+        # The numbers ride in the reason: the safety gate and reviewers of a saved plan need
+        # them, and the plan keeps no list sizes of its own.
+        reason = f"not in the file (policy exact); {OVER_THRESHOLD}{over}" if over \
+            else "not in the file (policy exact)"
         for email in sorted(to_remove):
-            self._change(Action.REMOVE_MEMBER, True, False, "not in the file (policy exact)",
-                         target=email, destructive=destructive)
+            self._change(Action.REMOVE_MEMBER, True, False, reason, target=email,
+                         destructive=bool(over))
         for email in sorted(to_add):
             self._change(Action.ADD_MEMBER, False, True, "in the file, not on the list",
                          target=email)
 
-    def _removals_over_threshold(self, removals: int, list_size: int) -> bool:
+    def _removals_over_threshold(self, removals: int, list_size: int) -> str:
+        """Which threshold removing `removals` of `list_size` crosses, with numbers; or ''."""
         s = self.safety
-        if removals > s.max_member_removals:
-            return True
         percent = 100.0 * removals / list_size if list_size else 0.0
-        return removals > s.min_member_removals and percent > s.max_member_removal_percent
+        numbers = f"{removals} of {list_size} listed ({percent:.1f} %)"
+        if removals > s.max_member_removals:
+            return (f"{numbers} is more than {s.max_member_removals} members "
+                    "(safety.max_member_removals)")
+        if removals > s.min_member_removals and percent > s.max_member_removal_percent:
+            return (f"{numbers} is more than {s.max_member_removal_percent:g} % of the list "
+                    f"(safety.max_member_removal_percent) and more than "
+                    f"{s.min_member_removals} members")
+        return ""
 
     def _require_on(self, what: str) -> None:
         if not self._will_be_on:
+            where = ("external_messaging", self.channel.value, "members")
+            line, column = self.desired.locate(where) if self.desired.locate else (0, 0)
             raise InputError([Problem(
-                file="<plan>", line=0, column=0,
-                path=f"external_messaging.{self.channel}.members",
+                file=self.desired.source, line=line, column=column,
+                path=".".join(where),
                 message=f"cannot {what}: the {self.channel} channel is off and the file does "
                         "not turn it on (the list can only change while the channel is on)",
                 hint=f"add `enabled: true` under external_messaging.{self.channel}")])
@@ -205,11 +222,10 @@ def diff(desired: DesiredState, current: TenantState,
     changes: list[Change] = []
     warnings: list[str] = []
     for channel in ChannelName:
-        want = desired.channels.get(channel)
-        if want is None:
+        if channel not in desired.channels:
             continue  # unmanaged channel: never read into the plan, never changed
-        planner = _ChannelPlanner(channel, want, current.channels[channel], current.directory,
-                                  desired.safety, execution)
+        planner = _ChannelPlanner(channel, desired, current.channels[channel],
+                                  current.directory, desired.safety, execution)
         planner.run()
         changes.extend(planner.changes)
         warnings.extend(planner.warnings)

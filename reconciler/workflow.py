@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.desired import check_against_tenant, load_desired
-from reconciler.errors import InputError, Problem, StalePlan, WrongTenant
+from reconciler.errors import AlreadyApplied, InputError, Problem, StalePlan, WrongTenant
 from reconciler.export import dump_yaml, export_document
-from reconciler.model import TenantState
+from reconciler.manual import ManualMode, ManualRun, ManualStepHandler, annotate
+from reconciler.model import DesiredState, TenantState
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers.base import Provider
 
@@ -22,12 +24,28 @@ if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts fa
     from reconciler.store.base import StateStore
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A plan with what it was made from: the validated file and the tenant state read."""
+
+    desired: DesiredState
+    current: TenantState
+    plan: Plan
+
+
+def plan_desired(path: str | Path, provider: Provider) -> Planned:
+    """Load and validate `path`, read the tenant, and plan (SPEC §3); keep the inputs."""
+    desired = load_desired(path)
+    current = provider.read()  # raises on any failed or partial read: never plans from less
+    check_against_tenant(desired, current.domain, current.directory)
+    return Planned(desired, current,
+                   annotate(make_plan(desired, current, provider.key, provider.execution),
+                            desired, provider))
+
+
 def plan_file(path: str | Path, provider: Provider) -> Plan:
     """Load and validate `path`, read the tenant, and plan (SPEC §3)."""
-    desired = load_desired(path)
-    current = provider.read()
-    check_against_tenant(desired, current.domain, current.directory)
-    return make_plan(desired, current, provider.key, provider.execution)
+    return plan_desired(path, provider).plan
 
 
 def load_saved_plan(path: str | Path) -> Plan:
@@ -35,7 +53,7 @@ def load_saved_plan(path: str | Path) -> Plan:
     source = str(path)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return Plan.from_json(data, source)
+        plan = Plan.from_json(data, source)
     except InputError:
         raise
     except (OSError, UnicodeDecodeError) as e:
@@ -43,6 +61,13 @@ def load_saved_plan(path: str | Path) -> Plan:
     except (ValueError, KeyError, TypeError) as e:
         raise InputError([Problem(source, 0, 0, "", f"not a valid saved plan: {e}",
                                   "write one with `lwr plan FILE --out PLAN.json`")]) from e
+    if data.get("plan_digest", plan.digest) != plan.digest:
+        # What is applied must be what was reviewed: an edited plan is a different plan.
+        raise InputError([Problem(source, 0, 0, "plan_digest",
+                                  "the plan was edited after it was made (its changes no longer "
+                                  "match its plan_digest)",
+                                  "make a new plan with `lwr plan FILE --out PLAN.json`")])
+    return plan
 
 
 def is_saved_plan(path: str | Path) -> bool:
@@ -50,10 +75,16 @@ def is_saved_plan(path: str | Path) -> bool:
     return str(path).lower().endswith(".json")
 
 
-def check_saved_plan(plan: Plan, provider: Provider) -> TenantState:
-    """Refuse (exit 3) a plan made for another tenant or against another tenant state."""
+def check_saved_plan(plan: Plan, provider: Provider,
+                     store: StateStore | None = None) -> TenantState:
+    """Refuse (exit 3) a plan made for another tenant or against another tenant state.
+
+    With `store`, also refuse a plan that was applied already (a saved plan applies once).
+    """
     if plan.tenant_uri != provider.key:
         raise WrongTenant(f"refused: the plan was made for {plan.tenant_uri}, not {provider.key}")
+    if store is not None:
+        check_not_applied(plan, store)
     current = provider.read()
     if state_digest(current) != plan.state_digest:
         raise StalePlan(
@@ -62,20 +93,56 @@ def check_saved_plan(plan: Plan, provider: Provider) -> TenantState:
     return current
 
 
+def check_not_applied(plan: Plan, store: StateStore) -> None:
+    """Refuse (exit 3) a saved plan that a finished run of this tenant already applied."""
+    run = store.applied_run(plan.tenant_uri, plan.digest)
+    if run is not None:
+        raise AlreadyApplied(
+            f"refused: this plan was applied to {plan.tenant} already, on "
+            f"{run.finished_at or run.started_at} by {run.actor} (run {run.run_id}); a saved "
+            "plan is applied once: run `lwr plan FILE --out PLAN.json` again for a new one")
+
+
+def saved_plan_desired(plan: Plan) -> DesiredState | None:
+    """The desired file a saved plan was made from, when it is at hand and unchanged.
+
+    Used to evaluate `target: desired` policies on apply; None when the file is gone or
+    differs from the one planned (the plan's desired_digest decides).
+    """
+    if not plan.source or not plan.desired_digest or not Path(plan.source).is_file():
+        return None
+    try:
+        desired = load_desired(plan.source)
+    except InputError:
+        return None
+    return desired if desired.digest == plan.desired_digest else None
+
+
 def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                allow_destructive: bool,
-               on_progress: Callable[[int, int], None] | None = None) -> ApplyResult:
-    """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6)."""
+               on_progress: Callable[[int, int], None] | None = None,
+               saved: bool = False, manual: ManualMode = "stop",
+               on_manual: ManualStepHandler | None = None) -> ApplyResult:
+    """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6).
+
+    `saved`: the plan was loaded from a file, so it may be applied once only.
+    `manual`: what manual steps do (reconciler.manual): `ask` calls `on_manual` for each,
+    `attested` records them as done, `skip` leaves them (and what depends on them) for the
+    next plan, `stop` applies up to the first one and raises ManualStepsPending (exit 3).
+    """
     from reconciler.apply import execute
 
     plan.raise_if_unsafe(allow_destructive=allow_destructive)
 
     def unchanged_since_plan() -> None:
         # Checked again under the lock: another apply may have landed since planning.
-        check_saved_plan(plan, provider)
+        check_saved_plan(plan, provider, store if saved else None)
 
-    return execute(plan.changes, provider, store, actor=actor, plan_digest=plan.digest,
-                   domain=plan.tenant, on_progress=on_progress, precheck=unchanged_since_plan)
+    steps = ManualRun(plan.changes, provider, manual, on_manual)
+    result = execute(steps.changes, provider, store, actor=actor, plan_digest=plan.digest,
+                     domain=plan.tenant, on_progress=on_progress, precheck=unchanged_since_plan)
+    steps.finish(result)
+    return result
 
 
 def export_yaml(provider: Provider) -> str:

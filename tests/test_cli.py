@@ -175,7 +175,7 @@ def test_new_hire_with_auto_grant_drifts_from_exact_list(
     assert run(["tenant", "join", "newbie@example.co.jp", "--name", "新人 太郎"]) == 0
     assert "newbie@example.co.jp" in line_members(demo)
     assert run(["drift", f]) == 2
-    assert "remove member newbie@example.co.jp" in capsys.readouterr().out
+    assert "- 1 on the list, not in the file: newbie@example.co.jp" in capsys.readouterr().out
 
 
 def test_contact_delivers_greeting_after_apply(demo: Path,
@@ -229,3 +229,13 @@ def test_second_apply_is_refused_while_the_lock_is_held(demo: Path,
     assert "apply" in err and str(os.getpid()) in err
     assert line_members(demo) == frozenset(
         {"alice@example.co.jp", "bob@example.co.jp", "carol@example.co.jp"})
+
+
+def test_list_of_a_channel_left_off_is_located_in_the_file(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(demo / "lw.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+              "  lineworks:\n    members:\n      include: [alice@example.co.jp]\n")
+    assert run(["plan", f]) == 1
+    err = capsys.readouterr().err
+    assert f"{f}:5:5: external_messaging.lineworks.members" in err
+    assert "enabled: true" in err

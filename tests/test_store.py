@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -130,22 +132,43 @@ def test_lock_excludes_another_process(tmp_path: Path) -> None:
     store.close()
 
 
-def test_lock_of_a_killed_process_is_reported_stale_and_unlock_clears_it(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+def killed_holder(path: Path) -> int:
+    """The pid of a real process that died (SIGKILL) holding KEY's lock in the store at `path`."""
     with child(DIE_HOLDING_LOCK, str(path), KEY) as proc:
         proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
+    return proc.pid
+
+
+def test_lock_of_a_killed_process_is_stale_and_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    pid = killed_holder(path)
     with SqliteStateStore(path) as store:
-        with pytest.raises(LockHeld) as refused, store.lock(KEY, "apply"):
-            pass
-        message = str(refused.value)
-        assert f"pid {proc.pid}" in message and "stale" in message and "lwr unlock" in message
         [holder] = store.list_locks()
-        assert holder.pid == proc.pid and holder.stale
-        assert store.unlock(KEY) == holder
+        assert holder.pid == pid and holder.stale
+        with store.lock(KEY, "apply") as ours:  # its lock file is free: provably dead
+            assert ours.replaced == holder and ours.pid == os.getpid()
+            assert [h.pid for h in store.list_locks()] == [os.getpid()]
+        assert store.list_locks() == []
+
+
+def test_unlock_clears_a_stale_lock(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    pid = killed_holder(path)
+    with SqliteStateStore(path) as store:
+        [holder] = store.list_locks()
+        assert store.unlock(KEY) == holder and holder.pid == pid
         assert store.unlock(KEY) is None
-        with store.lock(KEY, "apply"):
-            pass
+
+
+def test_a_live_pid_without_the_lock_file_is_a_reused_pid(store: SqliteStateStore) -> None:
+    # pid 1 is alive, but no process holds the tenant's lock file: not an apply any more.
+    with raw(store.path) as conn:
+        conn.execute("INSERT INTO locks VALUES (?, 'ci', ?, 1, 'apply', 'then', 'token')",
+                     (KEY, socket.gethostname()))
+    with pytest.raises(LockHeld, match="pid was reused") as refused, store.lock(KEY, "apply"):
+        pass
+    assert "lwr unlock" in str(refused.value)
 
 
 def test_holder_on_another_host_is_never_called_stale(store: SqliteStateStore) -> None:
@@ -163,12 +186,15 @@ def test_unlocked_holder_does_not_release_the_next_holders_lock(store: SqliteSta
     first = store.lock(KEY, "apply")
     first.__enter__()
     store.unlock(KEY)  # an admin cleared it by force while the first apply still ran
-    second = store.lock(KEY, "apply")
-    second.__enter__()
-    first.__exit__(None, None, None)  # the first one ending must not free the second's lock
-    assert len(store.list_locks()) == 1
-    second.__exit__(None, None, None)
-    assert store.list_locks() == []
+    # The lock file still says the first one is alive: a second apply on this host waits.
+    with pytest.raises(LockHeld, match="cleared with `lwr unlock`"), store.lock(KEY, "apply"):
+        pytest.fail("two holders")
+    # One from another host (which shares no lock file) takes the cleared row meanwhile.
+    with raw(store.path) as conn:
+        conn.execute("INSERT INTO locks VALUES (?, 'ci', 'runner-7', 999999, 'apply', 'then', "
+                     "'token')", (KEY,))
+    first.__exit__(None, None, None)  # the first one ending must not free the other's lock
+    assert [h.host for h in store.list_locks()] == ["runner-7"]
 
 
 # -- schema and file handling -----------------------------------------------------------------

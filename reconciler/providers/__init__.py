@@ -29,6 +29,7 @@ def open_provider(uri: str) -> Provider:
         return LocalTenant.open(path)
     kind = uri.split(":", 1)[0]
     if kind == "lineworks":
-        raise UsageError("the lineworks: tenant (LINE WORKS API 2.0) is not available in this "
-                         "version yet; use a local: tenant")
+        from reconciler.providers.lineworks import LineWorksTenant
+
+        return LineWorksTenant.open(uri)
     raise UsageError(f"unknown tenant URI {uri!r}: expected local:PATH or lineworks:")

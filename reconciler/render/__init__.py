@@ -1,13 +1,18 @@
-"""Plan renderers: one small class per output format, each with one method.
+"""Renderers for plans and drift reports: one small class per output format, one method each.
 
 The CLI picks one by name; none of them prints.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from reconciler.plan import Plan
+if TYPE_CHECKING:
+    from reconciler.drift import DriftReport
+    from reconciler.plan import Plan
+    from reconciler.policy import PolicyReport
+
+FORMATS = ("text", "json", "markdown")
 
 
 class Renderer(Protocol):
@@ -18,8 +23,18 @@ class Renderer(Protocol):
         ...
 
 
-def renderer_for(fmt: str, *, color: bool = False) -> Renderer:
-    """The renderer for `--format` (text, json, markdown)."""
+class DriftRenderer(Protocol):
+    """Turns a drift report into text for one audience."""
+
+    def render(self, report: DriftReport) -> str:
+        """The whole output for `report`."""
+        ...
+
+
+def renderer_for(fmt: str, *, color: bool = False,
+                 policy: PolicyReport | None = None) -> Renderer:
+    """The plan renderer for `--format` (text, json, markdown); `policy` findings included
+    in text and markdown (the JSON plan is the saved-plan contract and stays as it is)."""
     from reconciler.render.json import PlanJson
     from reconciler.render.markdown import PlanMarkdown
     from reconciler.render.text import PlanText
@@ -27,5 +42,19 @@ def renderer_for(fmt: str, *, color: bool = False) -> Renderer:
     if fmt == "json":
         return PlanJson()
     if fmt == "markdown":
-        return PlanMarkdown()
-    return PlanText(color=color)
+        return PlanMarkdown(policy=policy)
+    return PlanText(color=color, policy=policy)
+
+
+def drift_renderer_for(fmt: str, *, color: bool = False,
+                       policy: PolicyReport | None = None) -> DriftRenderer:
+    """The drift renderer for `--format` (text, json, markdown)."""
+    from reconciler.render.json import DriftJson
+    from reconciler.render.markdown import DriftMarkdown
+    from reconciler.render.text import DriftText
+
+    if fmt == "json":
+        return DriftJson(policy=policy)
+    if fmt == "markdown":
+        return DriftMarkdown(policy=policy)
+    return DriftText(color=color, policy=policy)

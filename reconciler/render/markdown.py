@@ -1,11 +1,32 @@
-"""Pull-request comment output: a summary table, destructive changes first, effects as bullets."""
+"""Pull-request comment output for plans and drift reports, split into parts a comment can hold.
+
+Summary table first, destructive changes called out next, then one section per channel.
+"""
 
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from reconciler.plan import Plan
-from reconciler.render.values import describe
+from reconciler.actions import Change
+from reconciler.model import ChannelName
+from reconciler.plan import Plan, threshold_detail
+from reconciler.policy import Finding, PolicyReport
+from reconciler.render.values import describe, show_setting
+
+if TYPE_CHECKING:  # drift pulls in deepdiff: only `lwr drift` pays for it
+    from reconciler.drift import DriftReport, MemberDrift
+
+#: GitHub refuses comments over 65,536 characters; parts stay under this.
+PART_LIMIT = 65_000
+#: Printed between parts on stdout (`--markdown-dir` writes one file per part instead).
+PART_BREAK = "<!-- lwr:part-break -->"
+#: Member changes shown inline up to this many per channel; more go in a <details> block.
+INLINE_MEMBERS = 10
+_HEADER_ROOM = 200  # the part header, "(part 12 of 12)" included
 
 
 def _md(text: str) -> str:
@@ -13,28 +34,283 @@ def _md(text: str) -> str:
     return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
 
 
+def _code(text: str) -> str:
+    """Inline code; a backtick inside needs a longer fence (code spans have no escapes)."""
+    if "`" not in text:
+        return f"`{text}`"
+    fence = "`" * (max(len(run) for run in re.findall("`+", text)) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Details:
+    """A collapsible block; paginate() may split it, closing and reopening it across parts."""
+
+    summary: str
+    items: tuple[str, ...]
+
+
+Block = str | Details
+
+
+def paginate(title: str, blocks: Iterable[Block], limit: int = PART_LIMIT) -> list[str]:
+    """Lay `blocks` out in parts of fewer than `limit` characters, each opening with `title`.
+
+    A string block is never split. A Details block that does not fit is closed at the end
+    of a part and reopened ("continued") in the next, so every part has balanced tags.
+    """
+    pager = _Pager(limit - len(title) - _HEADER_ROOM)
+    for block in blocks:
+        if isinstance(block, Details):
+            pager.details(block)
+        else:
+            pager.add(block + "\n")
+    parts = pager.finish()
+    total = len(parts)
+    return [f"{title}{f' (part {i} of {total})' if total > 1 else ''}\n\n{body}".rstrip("\n")
+            + "\n" for i, body in enumerate(parts, 1)]
+
+
+class _Pager:
+    """Fills parts up to a character budget."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = max(budget, 1000)
+        self.parts: list[str] = []
+        self.current: list[str] = []
+        self.size = 0
+
+    def _fits(self, n: int) -> bool:
+        return self.size + n <= self.budget
+
+    def _flush(self) -> None:
+        if self.current:
+            self.parts.append("".join(self.current))
+        self.current, self.size = [], 0
+
+    def add(self, chunk: str) -> None:
+        chunk = self._clip(chunk, 0)
+        if not self._fits(len(chunk)):
+            self._flush()
+        self.current.append(chunk)
+        self.size += len(chunk)
+
+    def details(self, block: Details) -> None:
+        close = "\n</details>\n"
+        opening = f"<details><summary>{block.summary}</summary>\n\n"
+        is_open = False
+        for item in block.items:
+            chunk = self._clip(item + "\n", len(opening) + len(close))
+            if not self._fits(len(chunk) + len(close) + (0 if is_open else len(opening))):
+                if is_open:  # split here: close it in this part, reopen it in the next
+                    self.current.append(close)
+                    opening = f"<details><summary>{block.summary} (continued)</summary>\n\n"
+                self._flush()
+                is_open = False
+            if not is_open:
+                self.current.append(opening)
+                self.size += len(opening)
+                is_open = True
+            self.current.append(chunk)
+            self.size += len(chunk)
+        if is_open:
+            self.current.append(close)
+            self.size += len(close)
+
+    def _clip(self, chunk: str, overhead: int) -> str:
+        """No single block may exceed a part; our blocks never do, but input is input."""
+        room = self.budget - overhead
+        return chunk if len(chunk) <= room else chunk[:room - 20] + " … (clipped)\n"
+
+    def finish(self) -> list[str]:
+        self._flush()
+        return self.parts or [""]
+
+
+def policy_blocks(policy: PolicyReport | None) -> list[Block]:
+    """Failed deny rules as a CAUTION, failed warn rules as a WARNING, with their places."""
+    if policy is None:
+        return []
+    blocks: list[Block] = []
+    for kind, findings in (("CAUTION", policy.denied), ("WARNING", policy.warnings)):
+        if findings:
+            blocks.append("\n".join([f"> [!{kind}]", *_finding_lines(findings)]) + "\n")
+    if policy.notes:
+        blocks.append("\n".join(f"_policy note: {_md(n)}_  " for n in policy.notes) + "\n")
+    return blocks
+
+
+def _finding_lines(findings: Sequence[Finding]) -> list[str]:
+    verb = "denied by" if findings[0].rule.severity == "deny" else "warning from"
+    lines = []
+    for f in findings:
+        lines.append(f"> **Policy {verb} {_code(f.rule.id)}**: {_md(f.rule.message)}")
+        lines += [f"> - {_md(place)}" for place in f.places]
+        if f.more:
+            lines.append(f"> - … and {f.more} more")
+    return lines
+
+
 class PlanMarkdown:
-    """`--format markdown`."""
+    """`--format markdown` for a plan."""
+
+    def __init__(self, *, policy: PolicyReport | None = None, limit: int = PART_LIMIT) -> None:
+        self.policy = policy
+        self.limit = limit
 
     def render(self, plan: Plan) -> str:
-        """A comment a reviewer can read without scrolling through member lists first."""
-        s = plan.summary()
-        out = [f"### lwr plan for `{_md(plan.tenant)}`", ""]
+        """All parts, separated by PART_BREAK lines."""
+        return f"\n{PART_BREAK}\n\n".join(self.render_parts(plan))
+
+    def render_parts(self, plan: Plan) -> list[str]:
+        """The comment(s) for `plan`, each under the part limit."""
+        title = f"### lwr plan for {_code(plan.tenant)}"
+        return paginate(title, self._blocks(plan), self.limit)
+
+    def _blocks(self, plan: Plan) -> list[Block]:
+        origin = f"{_code(plan.source)} against " if plan.source else ""
+        blocks: list[Block] = [f"{origin}{_code(plan.tenant_uri)} · "
+                               f"{_plural(len(plan.changes), 'change')} · "
+                               f"plan {_code(plan.digest[:12])}\n"]
         if not plan.changes:
-            return "\n".join([*out, "No changes: the tenant matches the desired state.", ""])
-        out += ["| add | change | remove | destructive | manual |", "|---|---|---|---|---|",
-                f"| {s['add']} | {s['change']} | {s['remove']} | {s['destructive']} "
-                f"| {s['manual']} |", ""]
-        destructive = plan.destructive
-        if destructive:
-            out += ["> [!CAUTION]", f"> {len(destructive)} destructive change(s):"]
-            out += [f"> - **{_md(c.channel.value)}**: {_md(describe(c))}" for c in destructive]
-            out.append("")
-        for w in plan.warnings:
-            out += ["> [!WARNING]", f"> {_md(w)}", ""]
-        out += ["<details><summary>All changes, in order</summary>", ""]
-        for c in plan.changes:
-            out.append(f"- `{c.spec.marker}` **{_md(c.channel.value)}** {_md(describe(c))}")
-            out += [f"  - {_md(e.text)}" for e in c.side_effects]
-        out += ["", "</details>", ""]
-        return "\n".join(out)
+            return [*blocks, *policy_blocks(self.policy),
+                    "No changes: the tenant matches the desired state.\n"]
+        blocks.append(_summary_table(plan))
+        blocks += _destructive_block(plan)
+        blocks += policy_blocks(self.policy)
+        blocks += [f"> [!WARNING]\n> {_md(w)}\n" for w in plan.warnings]
+        for channel in ChannelName:
+            changes = [c for c in plan.changes if c.channel is channel]
+            if changes:
+                blocks += _channel_section(channel, changes)
+        return blocks
+
+
+def _summary_table(plan: Plan) -> str:
+    rows = ["| channel | add | change | remove | destructive | manual |",
+            "|---|--:|--:|--:|--:|--:|"]
+    for channel in ChannelName:
+        mine = [c for c in plan.changes if c.channel is channel]
+        if mine:
+            rows.append(f"| {channel.value} | " + " | ".join(str(n) for n in _counts(mine))
+                        + " |")
+    s = plan.summary()
+    rows.append(f"| **total** | **{s['add']}** | **{s['change']}** | **{s['remove']}** | "
+                f"**{s['destructive']}** | **{s['manual']}** |")
+    return "\n".join(rows) + "\n"
+
+
+def _counts(changes: Sequence[Change]) -> tuple[int, ...]:
+    buckets = [c.spec.bucket for c in changes]
+    return (buckets.count("add"), buckets.count("change"), buckets.count("remove"),
+            sum(1 for c in changes if c.destructive),
+            sum(1 for c in changes if c.execution == "manual"))
+
+
+def _destructive_block(plan: Plan) -> list[Block]:
+    """Destructive changes first: channel-level ones with effects, removals as one line each."""
+    destructive = plan.destructive
+    if not destructive:
+        return []
+    lines = ["> [!CAUTION]",
+             f"> **{_plural(len(destructive), 'destructive change')}**: apply needs "
+             "`--allow-destructive`"]
+    removals: dict[ChannelName, list[Change]] = {}
+    for c in destructive:
+        if c.spec.member_level:
+            removals.setdefault(c.channel, []).append(c)
+            continue
+        lines.append(f"> - **{c.channel.value}**: {_md(describe(c))}")
+        lines += [f">   - {_md(e.text)}" for e in c.side_effects]
+    for channel, changes in removals.items():
+        why = threshold_detail(changes[0]) or changes[0].reason
+        lines.append(f"> - **{channel.value}**: remove {_plural(len(changes), 'member')}, "
+                     f"over the safety threshold: {_md(why)}")
+    return ["\n".join(lines) + "\n"]
+
+
+def _bullet(change: Change) -> str:
+    flag = " **(destructive)**" if change.destructive else ""
+    manual = " _(manual step)_" if change.execution == "manual" else ""
+    lines = [f"- {_code(change.spec.marker)} {_md(describe(change))}{flag}{manual}"]
+    lines += [f"  - {_md(e.text)}" for e in change.side_effects]
+    return "\n".join(lines)
+
+
+def _channel_section(channel: ChannelName, changes: Sequence[Change]) -> list[Block]:
+    head = f"#### {channel.value} — {_md(channel.label)}\n"
+    members = [c for c in changes if c.spec.member_level]
+    if len(members) <= INLINE_MEMBERS:  # few: everything in execution order
+        return [head, *(_bullet(c) for c in changes), ""]
+    added = sum(1 for c in members if c.spec.bucket == "add")
+    summary = (f"{channel.value}: {_plural(len(members), 'member change')} "
+               f"({added} to add, {len(members) - added} to remove)")
+    return [head, *(_bullet(c) for c in changes if not c.spec.member_level), "",
+            Details(summary, tuple(_bullet(c) for c in members)), ""]
+
+
+class DriftMarkdown:
+    """`lwr drift --format markdown`."""
+
+    def __init__(self, *, policy: PolicyReport | None = None, limit: int = PART_LIMIT) -> None:
+        self.policy = policy
+        self.limit = limit
+
+    def render(self, report: DriftReport) -> str:
+        """All parts, separated by PART_BREAK lines."""
+        return f"\n{PART_BREAK}\n\n".join(self.render_parts(report))
+
+    def render_parts(self, report: DriftReport) -> list[str]:
+        """The comment(s) for `report`, each under the part limit."""
+        title = f"### lwr drift for {_code(report.tenant)}"
+        return paginate(title, self._blocks(report), self.limit)
+
+    def _blocks(self, report: DriftReport) -> list[Block]:
+        blocks: list[Block] = [f"{_code(report.source)} against {_code(report.tenant_uri)} · "
+                               f"checked {report.checked_at}\n"]
+        if report.in_sync:
+            return [*blocks, *policy_blocks(self.policy),
+                    "In sync: the tenant matches the desired state.\n"]
+        s = report.summary()
+        blocks.append("| drifted settings | members missing | members not in the file | "
+                      "changes to fix |\n|--:|--:|--:|--:|\n"
+                      f"| {s['settings']} | {s['members_missing']} | "
+                      f"{s['members_unexpected']} | {s['changes']} |\n")
+        blocks += policy_blocks(self.policy)
+        blocks += [f"> [!WARNING]\n> {_md(w)}\n" for w in report.warnings]
+        for channel in report.channels():
+            blocks += _drift_section(report, channel)
+        return blocks
+
+
+def _drift_section(report: DriftReport, channel: ChannelName) -> list[Block]:
+    blocks: list[Block] = [f"#### {channel.value} — {_md(channel.label)}\n"]
+    settings = [d for d in report.settings if d.channel is channel]
+    if settings:
+        rows = ["| setting | desired | current |", "|---|---|---|"]
+        rows += [f"| {d.setting} | {_md(show_setting(d.setting, d.desired))} | "
+                 f"{_md(show_setting(d.setting, d.current))} |" for d in settings]
+        blocks.append("\n".join(rows) + "\n")
+    for members in (m for m in report.members if m.channel is channel):
+        blocks += _member_blocks(members)
+    return blocks
+
+
+def _member_blocks(m: MemberDrift) -> list[Block]:
+    blocks: list[Block] = [f"Members (policy {m.policy}): {m.desired_count} in the file, "
+                           f"{m.current_count} on the tenant's list.\n"]
+    for who, title in ((m.missing, "in the file, not on the list"),
+                       (m.unexpected, "on the list, not in the file")):
+        if not who:
+            continue
+        items = tuple(f"- {_md(email)}" for email in who)
+        label = f"{_plural(len(who), 'member')} {title}"
+        if len(who) <= INLINE_MEMBERS:
+            blocks.append(f"{label}:\n\n" + "\n".join(items) + "\n")
+        else:
+            blocks += [Details(label, items), ""]
+    return blocks

@@ -1,4 +1,4 @@
-"""Human plan output: changes in execution order under their phase, side effects beneath.
+"""Human output: plans in execution order under their phase with side effects; drift reports.
 
 Plain strings with optional ANSI colour: rich's markup engine costs seconds on a
 100k-change plan, and this output is read top to bottom anyway.
@@ -6,11 +6,18 @@ Plain strings with optional ANSI colour: rich's markup engine costs seconds on a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from reconciler.actions import Phase
+from reconciler.model import ChannelName
 from reconciler.plan import Plan
-from reconciler.render.values import describe
+from reconciler.policy import PolicyReport
+from reconciler.render.values import describe, show_setting
+
+if TYPE_CHECKING:  # drift pulls in deepdiff: only `lwr drift` pays for it
+    from reconciler.drift import DriftReport, MemberDrift
 
 PHASE_TITLES = {
     Phase.ENABLE: "enable channels",
@@ -24,14 +31,32 @@ PHASE_TITLES = {
 MARKER_COLORS = {"+": "green", "-": "red", "~": "yellow"}
 
 
-class PlanText:
-    """The default terminal/pipe rendering."""
+class _Styled:
+    """Optional ANSI colour: on a terminal only (the CLI decides, NO_COLOR included)."""
 
-    def __init__(self, *, color: bool = False) -> None:
+    def __init__(self, *, color: bool = False, policy: PolicyReport | None = None) -> None:
         self.color = color
+        self.policy = policy
 
     def _style(self, text: str, fg: str | None = None, bold: bool | None = None) -> str:
         return click.style(text, fg=fg, bold=bold) if self.color else text
+
+    def _policy_lines(self) -> list[str]:
+        """Failed rules, deny in red and warn in yellow, each with its places."""
+        if self.policy is None or not (self.policy.findings or self.policy.notes):
+            return []
+        lines = [""]
+        for finding in self.policy.findings:
+            head, *rest = finding.lines()
+            fg = "red" if finding.rule.severity == "deny" else "yellow"
+            lines.append(self._style(f"Policy {head}", fg=fg, bold=True))
+            lines += rest
+        lines += [f"Policy note: {note}" for note in self.policy.notes]
+        return lines
+
+
+class PlanText(_Styled):
+    """The default terminal/pipe rendering."""
 
     def render(self, plan: Plan) -> str:
         """The plan, ordered, with a closing summary line."""
@@ -57,6 +82,7 @@ class PlanText:
         if plan.warnings:
             lines.append("")
             lines.extend(self._style(f"Warning: {w}", fg="yellow") for w in plan.warnings)
+        lines += self._policy_lines()
         s = plan.summary()
         if plan.changes:
             lines += ["", self._style(
@@ -64,3 +90,55 @@ class PlanText:
                 f"{s['change']} to change, {s['remove']} to remove; "
                 f"{s['destructive']} destructive", bold=True)]
         return "\n".join(lines) + "\n"
+
+
+class DriftText(_Styled):
+    """`lwr drift` on a terminal or a pipe: each drifted setting with both values."""
+
+    def __init__(self, *, color: bool = False, policy: PolicyReport | None = None,
+                 shown: int = 20) -> None:
+        super().__init__(color=color, policy=policy)
+        self.shown = shown  # members listed per list before "… and N more"
+
+    def render(self, report: DriftReport) -> str:
+        """In sync in one line; otherwise channel by channel, then a summary line."""
+        head = f"Tenant {report.tenant} ({report.tenant_uri}), desired state {report.source}"
+        lines = [self._style(head, bold=True), ""]
+        if report.in_sync:
+            lines.append(f"In sync: {report.tenant} matches {report.source}.")
+        for channel in report.channels():
+            lines += self._channel(report, channel)
+        if report.warnings:
+            lines.append("")
+            lines.extend(self._style(f"Warning: {w}", fg="yellow") for w in report.warnings)
+        lines += self._policy_lines()
+        if not report.in_sync:
+            s = report.summary()
+            lines += ["", self._style(
+                f"Drift: {s['settings']} setting(s), {s['members_missing']} member(s) missing, "
+                f"{s['members_unexpected']} not in the file; `lwr plan` fixes it with "
+                f"{s['changes']} change(s)", bold=True)]
+        return "\n".join(lines) + "\n"
+
+    def _channel(self, report: DriftReport, channel: ChannelName) -> list[str]:
+        lines = [self._style(f"{channel.value} — {channel.label}", bold=True)]
+        for d in (d for d in report.settings if d.channel is channel):
+            lines.append(f"  {self._style('~', fg='yellow', bold=True)} {d.setting:<24} "
+                         f"desired {show_setting(d.setting, d.desired)}, "
+                         f"current {show_setting(d.setting, d.current)}")
+        for m in (m for m in report.members if m.channel is channel):
+            lines += self._members(m)
+        return lines
+
+    def _members(self, m: MemberDrift) -> list[str]:
+        lines = [f"  members (policy {m.policy}): {m.desired_count} in the file, "
+                 f"{m.current_count} on the list"]
+        for marker, fg, who, what in (("+", "green", m.missing, "in the file, not on the list"),
+                                      ("-", "red", m.unexpected, "on the list, not in the file")):
+            if not who:
+                continue
+            lines.append(f"    {self._style(marker, fg=fg, bold=True)} {len(who)} {what}: "
+                         + ", ".join(who[:self.shown])
+                         + (f", … and {len(who) - self.shown} more"
+                            if len(who) > self.shown else ""))
+        return lines

@@ -7,16 +7,26 @@ from typing import Any
 from reconciler.actions import Action, Change
 
 
-def show(value: Any) -> str:
-    """One value for humans: booleans as on/off, text quoted on one line."""
+def show(value: Any, limit: int | None = 80) -> str:
+    """One value for humans: booleans as on/off, text quoted on one line (clipped at `limit`)."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if value is None:
         return "(unset)"
     if isinstance(value, str):
         one_line = value.replace("\n", "⏎")
-        return f"“{one_line[:77]}…”" if len(one_line) > 80 else f"“{one_line}”"
+        if limit is not None and len(one_line) > limit:
+            return f"“{one_line[:limit - 3]}…”"
+        return f"“{one_line}”"
     return str(value)
+
+
+def show_setting(setting: str, value: Any) -> str:
+    """A drifted setting's value: in full (a clipped greeting could hide the difference);
+    the members mode as the bare word the file uses (all, listed)."""
+    if setting == "members" and isinstance(value, str):
+        return value
+    return show(value, limit=None)
 
 
 def describe(change: Change) -> str:

@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _str  # what dumps(ensure_ascii=False) uses
 from typing import Any, Literal, Protocol
@@ -63,6 +63,8 @@ class LockHolder:
     pid: int
     operation: str
     since: str  # UTC ISO
+    #: On the holder `lock()` yields: the stale lock it took over (its process was dead), if any.
+    replaced: LockHolder | None = field(default=None, compare=False, repr=False)
 
     @property
     def stale(self) -> bool:
@@ -232,7 +234,11 @@ class StateStore(Protocol):
     """
 
     def lock(self, tenant_key: str, operation: str) -> AbstractContextManager[LockHolder]:
-        """Hold the tenant's lock for the `with` block; raise LockHeld naming the holder."""
+        """Hold the tenant's lock for the `with` block; raise LockHeld naming the holder.
+
+        A lock whose holder is provably dead (same host, process gone) is taken over; the
+        yielded holder's `replaced` names it. Any other holder is refused, never guessed at.
+        """
         ...
 
     def list_locks(self) -> list[LockHolder]:
@@ -258,6 +264,10 @@ class StateStore(Protocol):
 
     def last_run(self, tenant_key: str) -> RunRecord | None:
         """The tenant's most recently begun run."""
+        ...
+
+    def applied_run(self, tenant_key: str, plan_digest: str) -> RunRecord | None:
+        """The tenant's latest run of this plan that finished `done`, if any (replay guard)."""
         ...
 
     def entries(self, run_id: str) -> list[JournalEntry]:

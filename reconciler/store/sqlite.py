@@ -5,13 +5,16 @@ Owns the schema and its version, the atomic tenant lock, the journal and the aud
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import socket
 import sqlite3
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -133,16 +136,74 @@ def _audit_entry(row: tuple[Any, ...]) -> AuditEntry:
                       hash=row[15])
 
 
-def lock_held_message(holder: LockHolder) -> str:
-    """The LockHeld text: who holds the tenant, and whether `lwr unlock` is the way out."""
+def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> str:
+    """The LockHeld text: who holds the tenant, and whether `lwr unlock` is the way out.
+
+    `alive`: what the tenant's lock file says (True: a live process holds it; False: nobody
+    does); None when it cannot tell, and the holder's pid decides alone.
+    """
     text = f"tenant {holder.tenant_key} is locked by {holder.describe()}"
-    if holder.stale:
+    if alive is False and holder.host == socket.gethostname() and not holder.stale:
+        return (text + f"; process {holder.pid} exists but does not hold the tenant's lock "
+                "file, so it is not that apply (its pid was reused): `lwr unlock` clears the "
+                "lock")
+    if holder.stale and alive is not True:
         return (text + f"; process {holder.pid} is no longer running on this host, so the lock "
                 "is stale: check the tenant with `lwr plan`, then `lwr unlock` clears it")
     if holder.host != socket.gethostname():
         return (text + "; wait for it to finish and try again (if that run died with its "
                 "host, `lwr unlock` clears the lock)")
     return text + "; wait for it to finish and try again"
+
+
+def _lock_cleared_message(tenant_key: str) -> str:
+    return (f"tenant {tenant_key} is locked by a running lwr process on this host (its lock "
+            "record was cleared with `lwr unlock` while it ran, or it is just taking or "
+            "releasing the lock); wait for it to finish and try again")
+
+
+class _LockFile:
+    """A kernel-held lock (flock) on a per-tenant file beside the store, held with the lock row.
+
+    The row says who holds a tenant; the lock file proves whether they still do. The kernel
+    drops a flock when its process dies, whatever pid namespace (container) it ran in and
+    however its pid is reused later, so a row whose holder ran on this host and whose lock
+    file is free was left by a dead process and may be taken over. Taken and released only
+    inside the store's write transaction, so other lockers never see the two disagree.
+    `state`: "held" (ours now), "busy" (a live process holds it), "unavailable" (no flock
+    here: then nothing is taken over automatically).
+    """
+
+    def __init__(self, fd: int | None, state: str) -> None:
+        self._fd, self.state = fd, state
+
+    @classmethod
+    def take(cls, path: Path) -> _LockFile:
+        """Try once, without waiting."""
+        if sys.platform == "win32":
+            return cls(None, "unavailable")
+        import fcntl
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return cls(None, "unavailable")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return cls(None, "busy")
+        except OSError:  # e.g. ENOLCK on a network file system
+            os.close(fd)
+            return cls(None, "unavailable")
+        return cls(fd, "held")
+
+    def release(self) -> None:
+        """Drop the flock (closing its descriptor does); safe to call twice."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class SqliteStateStore:
@@ -231,34 +292,59 @@ class SqliteStateStore:
     def lock(self, tenant_key: str, operation: str) -> Iterator[LockHolder]:
         """Hold the tenant's lock for the `with` block; raise LockHeld naming the holder.
 
-        Released on any exit, KeyboardInterrupt included; only our own lock row is removed.
+        A lock left by a dead process of this host (its lock file free, its pid gone) is
+        taken over: the yielded holder's `replaced` names it. Released on any exit,
+        KeyboardInterrupt included; only our own lock row is removed.
         """
         holder = LockHolder(tenant_key=tenant_key, user=current_user(),
                             host=socket.gethostname(), pid=os.getpid(), operation=operation,
                             since=utc_now())
         token = secrets.token_hex(16)
-        self._acquire(holder, token)
+        holder, lock_file = self._acquire(holder, token)
         try:
             yield holder
         finally:
-            with self._write("release the lock") as conn:
-                conn.execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
-                             (tenant_key, token))
-
-    def _acquire(self, holder: LockHolder, token: str) -> None:
-        with self._write("take the lock") as conn:
             try:
+                with self._write("release the lock") as conn:
+                    conn.execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
+                                 (tenant_key, token))
+                    # Before COMMIT: a locker waiting on our transaction sees both gone.
+                    lock_file.release()
+            finally:
+                lock_file.release()
+
+    def _lock_file(self, tenant_key: str) -> Path:
+        name = hashlib.sha256(tenant_key.encode("utf-8")).hexdigest()[:32]
+        return self.path.parent / f"{self.path.name}.locks" / f"{name}.lock"
+
+    def _acquire(self, holder: LockHolder, token: str) -> tuple[LockHolder, _LockFile]:
+        """Insert our row, or take over a provably stale one, in one write transaction."""
+        lock_file = _LockFile(None, "unavailable")
+        try:
+            with self._write("take the lock") as conn:
+                lock_file = _LockFile.take(self._lock_file(holder.tenant_key))
+                row = conn.execute(
+                    "SELECT tenant_key, user, host, pid, operation, since FROM locks "
+                    "WHERE tenant_key = ?", (holder.tenant_key,)).fetchone()
+                current = _holder(row) if row else None
+                if lock_file.state == "busy":
+                    raise LockHeld(lock_held_message(current, alive=True) if current
+                                   else _lock_cleared_message(holder.tenant_key))
+                if current is not None:
+                    if not (lock_file.state == "held" and current.stale):
+                        alive = None if lock_file.state == "unavailable" else False
+                        raise LockHeld(lock_held_message(current, alive=alive))
+                    conn.execute("DELETE FROM locks WHERE tenant_key = ?", (holder.tenant_key,))
+                    holder = replace(holder, replaced=current)
                 conn.execute(
                     "INSERT INTO locks (tenant_key, user, host, pid, operation, since, token) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (holder.tenant_key, holder.user, holder.host, holder.pid,
                      holder.operation, holder.since, token))
-                return
-            except sqlite3.IntegrityError:
-                row = conn.execute(
-                    "SELECT tenant_key, user, host, pid, operation, since FROM locks "
-                    "WHERE tenant_key = ?", (holder.tenant_key,)).fetchone()
-        raise LockHeld(lock_held_message(_holder(row)))
+        except BaseException:
+            lock_file.release()  # also when COMMIT itself failed
+            raise
+        return holder, lock_file
 
     def list_locks(self) -> list[LockHolder]:
         """Every lock currently held, stale or not."""
@@ -310,6 +396,15 @@ class SqliteStateStore:
             row = self._conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE tenant_key = ? ORDER BY seq DESC LIMIT 1",
                 (tenant_key,)).fetchone()
+        return _run(row) if row else None
+
+    def applied_run(self, tenant_key: str, plan_digest: str) -> RunRecord | None:
+        """The tenant's latest run of this plan that finished `done`, if any (replay guard)."""
+        with self._errors("read runs"):
+            row = self._conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE tenant_key = ? AND plan_digest = ? "
+                "AND status = 'done' ORDER BY seq DESC LIMIT 1",
+                (tenant_key, plan_digest)).fetchone()
         return _run(row) if row else None
 
     def entries(self, run_id: str) -> list[JournalEntry]:

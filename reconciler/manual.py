@@ -1,0 +1,249 @@
+"""Manual steps: changes a tenant has no public API for, done by an admin in the console.
+
+Owns the checklist wording (console path and exact value), the apply modes (ask, attested,
+skip, stop) and the capability a provider declares to take part (`AttestingProvider`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+from reconciler.actions import Action, Change
+from reconciler.errors import Refused
+from reconciler.model import ChannelName, DesiredState
+
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
+
+ManualMode = Literal["ask", "attested", "skip", "stop"]
+CONSOLE_PAGE = "Admin > Service > Message > External messaging"
+
+# (setting as the console names it, value shown for after=True, for after=False)
+_SETTINGS: dict[Action, tuple[str, str, str]] = {
+    Action.ENABLE_CHANNEL: ("Use status", "Use", "Not use"),
+    Action.DISABLE_CHANNEL: ("Use status", "Use", "Not use"),
+    Action.GRANT_ALL_MEMBERS: ("Permissions", "Grant to all members", "Grant by member"),
+    Action.RESTRICT_TO_LISTED_MEMBERS: ("Permissions", "Grant to all members",
+                                        "Grant by member"),
+    Action.SET_AUTO_GRANT: ("Automatically grant link authority to new members", "On", "Off"),
+    Action.SET_FILE_RESTRICTION: ("Restrict file transfer/attachment", "On", "Off"),
+}
+_FIXED = {Action.ENABLE_CHANNEL: True, Action.DISABLE_CHANNEL: False,
+          Action.GRANT_ALL_MEMBERS: True, Action.RESTRICT_TO_LISTED_MEMBERS: False,
+          Action.ADD_MEMBER: True, Action.REMOVE_MEMBER: False}
+
+
+@dataclass(frozen=True)
+class ManualStep:
+    """One checklist item: where to click and exactly what to set."""
+
+    change: Change
+    number: int  # 1-based, in apply order
+    total: int
+
+    @property
+    def path(self) -> str:
+        """The console path down to the setting."""
+        return f"{CONSOLE_PAGE} > {self.change.channel.label} > {self._setting()}"
+
+    @property
+    def value(self) -> str:
+        """The exact value to set, as the console shows it."""
+        change = self.change
+        if change.action is Action.SET_GREETING:
+            parts = []
+            if "enabled" in change.after:
+                parts.append("On" if change.after["enabled"] else "Off")
+            if "message" in change.after:
+                parts.append(f"message exactly:\n{_indent(change.after['message'])}")
+            return ", ".join(parts)
+        if change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
+            return f"{'add' if change.action is Action.ADD_MEMBER else 'delete'} {change.target}"
+        after = change.after if isinstance(change.after, bool) else _FIXED[change.action]
+        _, on, off = _SETTINGS[change.action]
+        return on if after else off
+
+    def _setting(self) -> str:
+        if self.change.action is Action.SET_GREETING:
+            return "Automatic greeting message"
+        if self.change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
+            return "Connected-members > Manage"
+        return _SETTINGS[self.change.action][0]
+
+    @property
+    def todo(self) -> str:
+        """`set On, then press Save`; a multi-line value ends before the instruction."""
+        value = self.value
+        return f"set {value}\n      then press Save" if "\n" in value \
+            else f"set {value}, then press Save"
+
+    def text(self) -> str:
+        """`[2/3] Admin > … > Restrict file transfer/attachment: set On, then press Save`."""
+        return f"[{self.number}/{self.total}] {self.path}: {self.todo}  ({self.change.id})"
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"      | {line}" for line in text.splitlines() or [""])
+
+
+def steps(changes: Sequence[Change]) -> list[ManualStep]:
+    """The manual changes of a plan as numbered checklist items, in apply order."""
+    manual = [c for c in changes if c.execution == "manual"]
+    return [ManualStep(c, n, len(manual)) for n, c in enumerate(manual, 1)]
+
+
+def checklist(changes: Sequence[Change]) -> str:
+    """The printable checklist of a plan's manual steps ('' when there are none)."""
+    items = steps(changes)
+    if not items:
+        return ""
+    head = (f"{len(items)} manual step{'s' if len(items) != 1 else ''} (no public API; "
+            "done by an admin in the console, in this order):")
+    return "\n".join([head, *(f"  {s.text()}" for s in items)]) + "\n"
+
+
+#: Asked for each manual step while apply runs; True when the admin has done it.
+#: Raise (e.g. ManualStepsPending) to stop the apply at that step.
+ManualStepHandler = Callable[[ManualStep], bool]
+#: What a provider calls for one manual change (the numbering is the plan's business).
+ConfirmChange = Callable[[Change], bool]
+
+
+class ManualStepsPending(Refused):
+    """Apply stopped before manual steps nobody confirmed (exit 3); the journal is consistent."""
+
+    def __init__(self, pending: Sequence[Change], reason: str) -> None:
+        self.pending = tuple(pending)
+        self.result: object = None  # the ApplyResult of what ran before, when any
+        super().__init__(
+            f"refused: {reason}; {len(self.pending)} manual step(s) not done:\n"
+            + checklist(self.pending)
+            + "Do them in the console, then run apply again with --manual=attested "
+              "(or --manual=skip to leave them, and what depends on them, for later).")
+
+
+@dataclass(frozen=True)
+class ManualPlan:
+    """How one apply treats its manual steps: which changes run now, which wait."""
+
+    run: tuple[Change, ...]
+    held: tuple[Change, ...]  # not run in this apply (skip or stop)
+
+
+def split(changes: Sequence[Change], mode: ManualMode) -> ManualPlan:
+    """Divide a plan's changes for `mode`; order is kept.
+
+    stop: everything before the first manual step runs, the rest waits ("stops before them").
+    skip: manual steps wait, and so does every change that depends on one: running a later
+    phase without its tightening step would open a looser moment than either state.
+    ask, attested: everything runs; manual steps go through the handler.
+    """
+    if mode in ("ask", "attested"):
+        return ManualPlan(tuple(changes), ())
+    if mode == "stop":
+        first = next((i for i, c in enumerate(changes) if c.execution == "manual"), None)
+        if first is None:
+            return ManualPlan(tuple(changes), ())
+        return ManualPlan(tuple(changes[:first]), tuple(changes[first:]))
+    held_ids: set[str] = set()
+    run: list[Change] = []
+    held: list[Change] = []
+    for change in changes:
+        if change.execution == "manual" or held_ids.intersection(change.depends_on):
+            held_ids.add(change.id)
+            held.append(change)
+        else:
+            run.append(change)
+    return ManualPlan(tuple(run), tuple(held))
+
+
+def attest_all(step: ManualStep) -> bool:
+    """`--manual=attested`: the admin states every manual step is done already."""
+    return True
+
+
+def numbered(handler: ManualStepHandler, changes: Sequence[Change]) -> ConfirmChange:
+    """Adapt a step handler to a provider: each change is shown with its checklist number."""
+    by_id = {step.change.id: step for step in steps(changes)}
+
+    def confirm(change: Change) -> bool:
+        return handler(by_id.get(change.id) or ManualStep(change, 1, 1))
+
+    return confirm
+
+
+@runtime_checkable
+class AttestingProvider(Protocol):
+    """A provider with settings it cannot read: manual steps and attested values."""
+
+    def set_manual_handler(self, handler: ConfirmChange | None) -> None:
+        """Who confirms manual steps during apply (None: refuse them)."""
+        ...
+
+    def provenance(self) -> dict[str, str]:
+        """Where each value of the last read came from: `read`, `applied`, `attested` or
+        `unknown`, keyed `directory` and `<channel>.<field>`."""
+        ...
+
+    def plan_notes(self, desired: DesiredState, changes: Sequence[Change]) -> tuple[str, ...]:
+        """What a reviewer must know about a plan for this tenant (not read, API time)."""
+        ...
+
+    def attest(self, desired: DesiredState, actor: str) -> list[str]:
+        """Record the file's managed values as what the console shows now; return them."""
+        ...
+
+
+def label(source: str) -> str:
+    """How a value's origin reads next to it in `show` and plans."""
+    return {"attested": "attested, not read", "applied": "applied by lwr, not read",
+            "unknown": "unknown: never read nor attested"}.get(source, "")
+
+
+def channel_of(key: str) -> ChannelName | None:
+    """The channel of a provenance key (`line.enabled` → LINE), None for `directory`."""
+    head = key.split(".", 1)[0]
+    return ChannelName(head) if head in ChannelName._value2member_map_ else None
+
+
+class ManualRun:
+    """One apply's manual steps: which changes run, who confirms, and the stop at the end.
+
+    The executor stays unaware of manual steps: held changes are left out of its list (so
+    the journal never records a step nobody did) and the provider asks the handler.
+    """
+
+    def __init__(self, changes: Sequence[Change], provider: object, mode: ManualMode,
+                 handler: ManualStepHandler | None = None) -> None:
+        self.mode = mode
+        self.split = split(changes, mode)
+        self._provider = provider if isinstance(provider, AttestingProvider) else None
+        if self._provider is not None:
+            confirm = attest_all if mode == "attested" else handler if mode == "ask" else None
+            self._provider.set_manual_handler(
+                numbered(confirm, changes) if confirm is not None else None)
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """What the executor runs now."""
+        return self.split.run
+
+    def finish(self, result: object) -> None:
+        """Uninstall the handler; in stop mode, refuse (exit 3) over the steps left undone."""
+        if self._provider is not None:
+            self._provider.set_manual_handler(None)
+        if self.mode == "stop" and self.split.held:
+            pending = ManualStepsPending(
+                self.split.held, "a non-interactive apply stops before manual steps")
+            pending.result = result
+            raise pending
+
+
+def annotate(plan: Plan, desired: DesiredState, provider: object) -> Plan:
+    """Add what the provider says a reviewer must know (values not read, API time)."""
+    if not isinstance(provider, AttestingProvider):
+        return plan
+    notes = provider.plan_notes(desired, plan.changes)
+    return replace(plan, warnings=plan.warnings + notes) if notes else plan

@@ -1,0 +1,12 @@
+"""The `lineworks:` tenant: LINE WORKS API 2.0 through a service account, manual steps for the rest.
+
+config.py (credentials), client.py (auth, limiter, retries, pagination, polling),
+attested.py (what lwr knows but cannot read), provider.py (the Provider).
+"""
+
+from __future__ import annotations
+
+from reconciler.providers.lineworks.config import LineWorksConfig
+from reconciler.providers.lineworks.provider import LineWorksTenant
+
+__all__ = ["LineWorksConfig", "LineWorksTenant"]

@@ -1,0 +1,183 @@
+"""Settings of a `lineworks:` tenant: credentials from env, a 0600 file or the URI query.
+
+Secrets (client secret, private key) are never part of repr(), the provider key or a message.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from reconciler.errors import UsageError
+
+DEFAULT_API_BASE = "https://www.worksapis.com/v1.0"
+DEFAULT_AUTH_URL = "https://auth.worksmobile.com/oauth2/v2.0/token"
+#: Requests per minute per API operation: 240 on paid plans (docs), 60 on the free plan.
+DEFAULT_RATE = 240
+
+# URI query key → environment variable; the query wins over the environment.
+_ENV = {
+    "client_id": "LW_CLIENT_ID",
+    "client_secret": "LW_CLIENT_SECRET",
+    "service_account": "LW_SERVICE_ACCOUNT",
+    "private_key_file": "LW_PRIVATE_KEY_FILE",
+    "domain_id": "LW_DOMAIN_ID",
+    "api_base": "LW_API_BASE",
+    "auth_url": "LW_AUTH_URL",
+    "domain": "LW_DOMAIN",
+    "rate": "LW_RATE_LIMIT",
+    "credentials": "LW_CREDENTIALS_FILE",
+}
+_REQUIRED = ("client_id", "client_secret", "service_account", "private_key_file", "domain_id")
+_NUMBERS = ("rate", "rate_window", "timeout", "max_retry_time", "poll_timeout")
+_KNOWN = frozenset(_ENV) | frozenset(_NUMBERS) | {"scope", "state_dir"}
+
+
+@dataclass(frozen=True)
+class LineWorksConfig:
+    """Everything needed to talk to one LINE WORKS domain."""
+
+    client_id: str
+    service_account: str
+    domain_id: str
+    client_secret: str = field(repr=False)
+    private_key: str = field(repr=False)  # PEM text of the service account's key
+    api_base: str = DEFAULT_API_BASE
+    auth_url: str = DEFAULT_AUTH_URL
+    scope: str = "user"  # `user` covers reads and the link APIs (OAuth Scopes page)
+    domain: str | None = None  # login domain (example.co.jp); inferred from the directory
+    rate: int = DEFAULT_RATE  # requests per `rate_window` per API operation
+    rate_window: float = 60.0  # seconds; smaller only for emulator tests and benches
+    timeout: float = 30.0  # seconds per HTTP request
+    max_retry_time: float = 120.0  # seconds of retrying one request before giving up
+    poll_timeout: float = 300.0  # seconds to wait for one asynchronous (202) operation
+    state_dir: Path = Path(".lwr")  # where the attested state lives (beside the journal)
+
+    @property
+    def key(self) -> str:
+        """Stable tenant identity for lock, journal and audit: no secret in it."""
+        base = f"lineworks:{self.domain_id}"
+        if self.api_base.rstrip("/") != DEFAULT_API_BASE:
+            base += f"@{urlsplit(self.api_base).netloc}"
+        return base
+
+    @classmethod
+    def from_uri(cls, uri: str, environ: Mapping[str, str] | None = None) -> LineWorksConfig:
+        """`lineworks:` or `lineworks:?domain_id=…&rate=60`, completed from the environment."""
+        env = os.environ if environ is None else environ
+        values = _query(uri)
+        for key, var in _ENV.items():
+            if key not in values and env.get(var):
+                values[key] = env[var]
+        if "credentials" in values:
+            for key, value in _credentials_file(Path(values.pop("credentials"))).items():
+                values.setdefault(key, value)
+        missing = [k for k in _REQUIRED if not values.get(k)]
+        if missing:
+            names = ", ".join(_ENV[k] for k in missing)
+            raise UsageError(f"the lineworks: tenant needs {names} (environment, a credentials "
+                             "file named by LW_CREDENTIALS_FILE, or the URI query); see "
+                             "docs/lineworks.md")
+        numbers = {k: _number(k, values[k]) for k in _NUMBERS if k in values}
+        return cls(
+            client_id=values["client_id"],
+            service_account=values["service_account"],
+            domain_id=values["domain_id"],
+            client_secret=values["client_secret"],
+            private_key=read_private_key(Path(values["private_key_file"])),
+            api_base=values.get("api_base", DEFAULT_API_BASE).rstrip("/"),
+            auth_url=values.get("auth_url", DEFAULT_AUTH_URL),
+            scope=values.get("scope", "user"),
+            domain=values.get("domain") or None,
+            rate=int(numbers.get("rate", DEFAULT_RATE)),
+            rate_window=float(numbers.get("rate_window", 60.0)),
+            timeout=float(numbers.get("timeout", 30.0)),
+            max_retry_time=float(numbers.get("max_retry_time", 120.0)),
+            poll_timeout=float(numbers.get("poll_timeout", 300.0)),
+            state_dir=Path(values["state_dir"]) if values.get("state_dir") else _state_dir(env),
+        )
+
+
+def _query(uri: str) -> dict[str, str]:
+    rest = uri.removeprefix("lineworks:").lstrip("/")
+    if rest and not rest.startswith("?"):
+        raise UsageError(f"unexpected {rest!r} in the tenant URI: use lineworks: or "
+                         "lineworks:?domain_id=…&rate=60 (credentials belong in the environment)")
+    pairs = parse_qsl(rest.removeprefix("?"), keep_blank_values=False, strict_parsing=False)
+    values = dict(pairs)
+    unknown = sorted(set(values) - _KNOWN)
+    if unknown:
+        raise UsageError(f"unknown lineworks: URI option(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(_KNOWN))}")
+    return values
+
+
+def _number(key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"lineworks: option {key} must be a number, not {text!r}") from None
+    if value <= 0:
+        raise UsageError(f"lineworks: option {key} must be positive")
+    return value
+
+
+def _state_dir(env: Mapping[str, str]) -> Path:
+    """Beside the journal: the directory of $LWR_STATE (local:PATH), else .lwr."""
+    state = env.get("LWR_STATE", "")
+    if state.startswith("local:") and state.removeprefix("local:"):
+        return Path(state.removeprefix("local:")).parent
+    return Path(".lwr")
+
+
+def check_private_file(path: Path, what: str) -> None:
+    """Refuse a secret file that group or others may read (or that is not a regular file)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"the {what} {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise UsageError(
+            f"refusing to use the {what} {path}: it is readable or writable by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`")
+
+
+def read_private_key(path: Path) -> str:
+    """The service account's PEM private key, from a file only its owner can read."""
+    check_private_file(path, "private key file")
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the private key file {path}: "
+                         f"{getattr(exc, 'strerror', None) or 'not a PEM text file'}") from None
+    if "PRIVATE KEY-----" not in text:
+        raise UsageError(f"{path} does not hold a PEM private key (download it again from the "
+                         "Developer Console: API 2.0 > your app > Private Key)")
+    return text
+
+
+def _credentials_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (LW_CLIENT_ID=…, # comments), in a file only its owner can read."""
+    check_private_file(path, "credentials file")
+    by_var = {var: key for key, var in _ENV.items()}
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        raise UsageError(f"cannot read the credentials file {path}") from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        var, sep, value = line.partition("=")
+        if not sep or var.strip() not in by_var:
+            # Never echo the line: it may hold a secret.
+            raise UsageError(f"{path}:{number}: expected one of {', '.join(sorted(by_var))}=…")
+        values[by_var[var.strip()]] = value.strip().strip('"')
+    return values

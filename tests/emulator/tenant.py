@@ -1,0 +1,284 @@
+"""The emulated LINE WORKS domain: directory, both channels, the documented rules of the link APIs.
+
+Plain Python, no HTTP: server.py exposes it; tests also drive its "console" directly (the admin).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reconciler.actions import Action, Change
+from reconciler.model import ChannelName, ChannelState, TenantState
+
+LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
+
+
+@dataclass
+class User:
+    """One member of the directory."""
+
+    user_id: str
+    email: str
+    name: str
+    external_key: str | None = None
+    deleted: bool = False
+
+
+@dataclass
+class Channel:
+    """One channel as the console holds it."""
+
+    enabled: bool = False
+    all_members: bool = False
+    linked: set[str] = field(default_factory=set)
+    auto_grant: bool = False
+    restrict_file_transfer: bool = False
+    greeting_enabled: bool | None = None
+    greeting_message: str | None = None
+
+
+@dataclass
+class Operation:
+    """An accepted (202) operation: its effect lands when `due` has passed."""
+
+    op_id: str
+    due: float
+    effect: Callable[[], None]
+    key: tuple[str, ChannelName] | None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a link API call answers: status, JSON body, and an operation id for 202."""
+
+    status: int
+    body: dict[str, object] | None = None
+    op_id: str | None = None
+
+
+def _refuse(status: int, code: str, description: str) -> Answer:
+    return Answer(status, {"code": code, "description": description})
+
+
+def _has_ng_word(text: str) -> bool:
+    """Emoji or the word "line", which the LINE link API refuses (documented)."""
+    if "line" in text.lower():
+        return True
+    return any(unicodedata.category(ch) == "So" or 0x1F000 <= ord(ch) <= 0x1FAFF for ch in text)
+
+
+class EmulatedTenant:
+    """A LINE WORKS domain with the console's state and the link APIs' documented rules."""
+
+    def __init__(self, domain: str = "example.co.jp", domain_id: str = "10000001",
+                 company_name: str = "Example Co.", *, pending: float = 0.0,
+                 bulk_pending: float = 0.05, clock: Callable[[], float] = time.monotonic):
+        self.domain, self.domain_id, self.company_name = domain, domain_id, company_name
+        self.pending, self.bulk_pending, self.clock = pending, bulk_pending, clock
+        self.users: dict[str, User] = {}
+        self.channels = {LINE: Channel(greeting_enabled=False, greeting_message=""),
+                         LW: Channel()}
+        self.operations: dict[str, Operation] = {}
+        self._busy: dict[tuple[str, ChannelName], str] = {}
+        self._ids = itertools.count(1)
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------------ seeding, console
+
+    def add_user(self, email: str, name: str = "", external_key: str | None = None) -> User:
+        """A member joins the directory (no auto-grant: seeding, not a hire)."""
+        with self.lock:
+            user = User(f"user-{next(self._ids):06d}", email.lower(), name or email.split("@")[0],
+                        external_key)
+            self.users[user.email] = user
+            return user
+
+    def join(self, email: str, name: str = "") -> User:
+        """A new hire: auto-grant puts them on the lists of channels that are on and listed."""
+        with self.lock:
+            user = self.add_user(email, name)
+            for ch in self.channels.values():
+                if ch.enabled and ch.auto_grant and not ch.all_members:
+                    ch.linked.add(user.email)
+            return user
+
+    def seed(self, state: TenantState, names: dict[str, str] | None = None) -> None:
+        """Make the domain match `state` (directory, settings, lists)."""
+        with self.lock:
+            for email in sorted(state.directory):
+                if email not in self.users:
+                    self.add_user(email, (names or {}).get(email, ""))
+            for name, cs in state.channels.items():
+                ch = self.channels[name]
+                ch.enabled, ch.all_members = cs.enabled, cs.all_members
+                ch.linked = set() if cs.all_members else set(cs.members)
+                ch.auto_grant, ch.restrict_file_transfer = (cs.auto_grant_new_members,
+                                                            cs.restrict_file_transfer)
+                if name is LINE:
+                    ch.greeting_enabled = cs.greeting_enabled
+                    ch.greeting_message = cs.greeting_message
+
+    def console_apply(self, change: Change) -> None:
+        """The admin does a manual step in the console, as the console's rules say."""
+        with self.lock:
+            self.settle()
+            ch = self.channels[change.channel]
+            match change.action:
+                case Action.ENABLE_CHANNEL:
+                    ch.enabled = True
+                case Action.DISABLE_CHANNEL:
+                    ch.enabled = False
+                case Action.RESTRICT_TO_LISTED_MEMBERS:
+                    ch.all_members = False
+                    ch.linked = {e for e, u in self.users.items() if not u.deleted}
+                case Action.GRANT_ALL_MEMBERS:
+                    ch.enabled, ch.all_members = True, True
+                case Action.SET_AUTO_GRANT:
+                    ch.auto_grant = bool(change.after)
+                case Action.SET_FILE_RESTRICTION:
+                    ch.restrict_file_transfer = bool(change.after)
+                case Action.SET_GREETING:
+                    if "enabled" in change.after:
+                        ch.greeting_enabled = change.after["enabled"]
+                    if "message" in change.after:
+                        ch.greeting_message = change.after["message"]
+                case Action.ADD_MEMBER:
+                    ch.linked.add((change.target or "").lower())
+                case Action.REMOVE_MEMBER:
+                    ch.linked.discard((change.target or "").lower())
+
+    def snapshot(self) -> TenantState:
+        """The domain as the console shows it now (after due operations landed)."""
+        with self.lock:
+            self.settle()
+            directory = frozenset(e for e, u in self.users.items() if not u.deleted)
+            return TenantState(self.domain, directory, {
+                name: ChannelState(
+                    enabled=ch.enabled, all_members=ch.all_members,
+                    members=directory if ch.all_members else frozenset(ch.linked) & directory,
+                    auto_grant_new_members=ch.auto_grant,
+                    restrict_file_transfer=ch.restrict_file_transfer,
+                    greeting_enabled=ch.greeting_enabled, greeting_message=ch.greeting_message)
+                for name, ch in self.channels.items()})
+
+    # ------------------------------------------------------------------ the API's rules
+
+    def find(self, user_id: str) -> User | None:
+        """A user by login email, resource id, or externalKey:{key} (Directory docs)."""
+        with self.lock:
+            if user_id.startswith("externalKey:"):
+                key = user_id.removeprefix("externalKey:")
+                found = [u for u in self.users.values() if u.external_key == key]
+            else:
+                found = [u for u in self.users.values()
+                         if u.email == user_id.lower() or u.user_id == user_id]
+            return found[0] if found and not found[0].deleted else None
+
+    def link(self, channel: ChannelName, user_id: str, grant: bool) -> Answer:
+        """POST /users/{userId}/link-to-… or unlink-to-…, with the documented refusals."""
+        with self.lock:
+            self.settle()
+            user = self.find(user_id)
+            if user is None:
+                return _refuse(404, "NOT_FOUND", "no such member")
+            ch = self.channels[channel]
+            if ch.all_members:
+                return _refuse(403, "FORBIDDEN", "the permission is granted to all members; "
+                                                 "members cannot be changed one by one")
+            if (user.email, channel) in self._busy:
+                return _refuse(400, "ALREADY_IN_PROGRESS",
+                               "a grant or revoke of this member is in progress")
+            if grant and channel is LINE and any(
+                    _has_ng_word(t) for t in (self.company_name, user.email, user.name)):
+                return _refuse(400, "INVALID_PARAMETER", "the company name, login ID or "
+                                                         "member name contains an emoji or "
+                                                         "a prohibited word")
+            if not grant and not ch.enabled:
+                return _refuse(403, "FORBIDDEN", "the channel is off")
+            if grant and user.email in ch.linked:
+                return _refuse(400, "ALREADY_LINKED", "the member has the permission already")
+            if not grant and user.email not in ch.linked:
+                return _refuse(400, "NOT_LINKED", "the member has no permission")
+
+            def effect(email: str = user.email) -> None:
+                if grant:
+                    ch.linked.add(email)
+                    ch.enabled = True  # documented: a grant turns the channel on
+                else:
+                    ch.linked.discard(email)
+
+            return self._run(effect, self.pending, (user.email, channel))
+
+    def link_all(self, channel: ChannelName) -> Answer:
+        """POST /users/link-to-…: every member, mode "grant to all members", always 202."""
+        with self.lock:
+            self.settle()
+            ch = self.channels[channel]
+
+            def effect() -> None:
+                ch.enabled, ch.all_members = True, True
+
+            return self._run(effect, max(self.bulk_pending, 1e-6), None)
+
+    def link_url(self, user_id: str) -> Answer:
+        """GET /users/{userId}/link-url: only members with an external permission get one."""
+        with self.lock:
+            self.settle()
+            user = self.find(user_id)
+            if user is None:
+                return _refuse(404, "NOT_FOUND", "no such member")
+            linked = any(ch.enabled and (ch.all_members or user.email in ch.linked)
+                         for ch in self.channels.values())
+            if not linked:
+                return _refuse(403, "FORBIDDEN", "the member has no external permission")
+            return Answer(200, {"userId": user.user_id,
+                                "linkUrl": f"https://works.do/{user.user_id}"})
+
+    def operation(self, op_id: str) -> Answer:
+        """GET of an accepted operation's status (see docs/lineworks.md: an assumption)."""
+        with self.lock:
+            self.settle()
+            op = self.operations.get(op_id)
+            if op is None:
+                return _refuse(404, "NOT_FOUND", "no such operation")
+            return Answer(200, {"operationId": op_id,
+                                "status": "SUCCEEDED" if op.done else "IN_PROGRESS"})
+
+    def settle(self) -> None:
+        """Land every accepted operation whose time has come."""
+        now = self.clock()
+        for op in self.operations.values():
+            if not op.done and op.due <= now:
+                op.effect()
+                op.done = True
+                if op.key is not None:
+                    self._busy.pop(op.key, None)
+
+    def _run(self, effect: Callable[[], None], pending: float,
+             key: tuple[str, ChannelName] | None) -> Answer:
+        if pending <= 0:
+            effect()
+            return Answer(204)
+        op_id = f"op-{next(self._ids):06d}"
+        self.operations[op_id] = Operation(op_id, self.clock() + pending, effect, key)
+        if key is not None:
+            self._busy[key] = op_id
+        return Answer(202, None, op_id)
+
+    def users_page(self, offset: int, count: int) -> tuple[list[dict[str, object]], int | None]:
+        """One page of GET /users and the next offset (None at the end)."""
+        with self.lock:
+            users = sorted(self.users.values(), key=lambda u: u.user_id)
+            page = users[offset:offset + count]
+            rows: list[dict[str, object]] = [
+                {"domainId": int(self.domain_id), "userId": u.user_id, "email": u.email,
+                 "userExternalKey": u.external_key, "isDeleted": u.deleted,
+                 "userName": {"lastName": u.name, "firstName": ""}} for u in page]
+            end = offset + count
+            return rows, end if end < len(users) else None
