@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LWR := $(BIN)/lwr
 DEMO_DIR ?= .lwr-demo
 
-.PHONY: install lint test demo bench clean
+.PHONY: install lint test stress demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,24 @@ demo: install
 		--auto-approve
 	$(LWR) plan examples/company.yaml --tenant local:$(DEMO_DIR)/tenant.db --detailed-exitcode
 
+# The crash, concurrency and hostile-input tests at full size (10,000-change plan, 24 SIGKILL
+# points, 40 MiB inputs); `make test` runs them reduced. Prints the kill-point report.
+STRESS_REPORT := bench/out/crash-report.txt
+stress: install
+	mkdir -p bench/out && rm -f $(STRESS_REPORT)
+	LWR_STRESS=1 LWR_CRASH_REPORT=$(STRESS_REPORT) $(BIN)/pytest -q \
+		tests/test_crash.py tests/test_concurrency.py tests/test_fuzz.py
+	cat $(STRESS_REPORT)
+
+# Benchmarks (scripts, not tests): tables on stdout, results in bench/out/, and the plot in
+# docs/performance.png when matplotlib (the `bench` extra) can be installed.
+BENCH_SIZES ?= 1k 10k 100k 1M
 bench: install
-	$(BIN)/python bench/plan_bench.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "no matplotlib: no plot"
+	$(BIN)/python bench/plan_bench.py $(BENCH_SIZES)
+	$(BIN)/python bench/diff_bench.py 1k 10k 100k
+	$(BIN)/python bench/apply_bench.py $(BENCH_SIZES)
+	$(BIN)/python bench/plot.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .lwr .pytest_cache .mypy_cache .ruff_cache

@@ -124,6 +124,9 @@ class ActionSpec:
     # runs in TIGHTEN when it moves to that value and in LOOSEN otherwise.
     tight_value: bool | None = None
     always_destructive: bool = False
+    # The value a one-way action always moves its setting to (enable → True, remove → False);
+    # None for switches whose `after` says the direction.
+    fixed_after: bool | None = None
     member_level: bool = False  # one change per member (target is an email)
     effects: Callable[[fx.EffectContext], list[SideEffect]] = fx.none
 
@@ -140,23 +143,23 @@ def _spec(*rows: ActionSpec) -> dict[Action, ActionSpec]:
 
 ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(Action.ENABLE_CHANNEL, "turn channel on", "+", "add", Phase.ENABLE,
-               effects=fx.enable_channel),
+               fixed_after=True, effects=fx.enable_channel),
     ActionSpec(Action.RESTRICT_TO_LISTED_MEMBERS, "restrict to listed members", "~", "change",
-               Phase.TIGHTEN, effects=fx.restrict_to_listed_members),
+               Phase.TIGHTEN, fixed_after=False, effects=fx.restrict_to_listed_members),
     ActionSpec(Action.SET_FILE_RESTRICTION, "restrict file transfer", "~", "change",
                Phase.TIGHTEN, tight_value=True, effects=fx.set_file_restriction),
     ActionSpec(Action.SET_AUTO_GRANT, "auto-grant new members", "~", "change",
                Phase.TIGHTEN, tight_value=False, effects=fx.set_auto_grant),
     ActionSpec(Action.REMOVE_MEMBER, "remove member", "-", "remove", Phase.REMOVE,
-               member_level=True, effects=fx.remove_member),
+               member_level=True, fixed_after=False, effects=fx.remove_member),
     ActionSpec(Action.GRANT_ALL_MEMBERS, "grant to all members", "+", "add", Phase.ADD,
-               effects=fx.grant_all_members),
+               fixed_after=True, effects=fx.grant_all_members),
     ActionSpec(Action.ADD_MEMBER, "add member", "+", "add", Phase.ADD,
-               member_level=True, effects=fx.add_member),
+               member_level=True, fixed_after=True, effects=fx.add_member),
     ActionSpec(Action.SET_GREETING, "automatic greeting", "~", "change", Phase.GREETING,
                effects=fx.set_greeting),
     ActionSpec(Action.DISABLE_CHANNEL, "turn channel off", "-", "remove", Phase.DISABLE,
-               always_destructive=True, effects=fx.disable_channel),
+               always_destructive=True, fixed_after=False, effects=fx.disable_channel),
 )
 
 # Within a phase: channel-level changes before member-level ones, then console order.

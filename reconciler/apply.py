@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
 
-from reconciler.actions import Action, Change
+from reconciler.actions import ACTIONS, Action, Change
 from reconciler.errors import StateError
 from reconciler.model import TenantState
 from reconciler.providers.base import Provider
@@ -35,16 +35,6 @@ ProgressCallback = Callable[[int, int], None]
 NOT_APPLIED = "interrupted before it took effect; not applied"
 _RESULT_ATTR = "lwr_apply_result"
 _SIGNAL_ATTR = "lwr_stop_signal"
-
-# The value a fixed-direction action moves its setting to, for changes whose `after` is null.
-_FIXED_AFTER: dict[Action, bool] = {
-    Action.ENABLE_CHANNEL: True,
-    Action.DISABLE_CHANNEL: False,
-    Action.ADD_MEMBER: True,
-    Action.REMOVE_MEMBER: False,
-    Action.GRANT_ALL_MEMBERS: True,
-    Action.RESTRICT_TO_LISTED_MEMBERS: False,
-}
 
 
 @dataclass
@@ -90,7 +80,7 @@ def change_holds(change: Change, state: TenantState) -> bool:
     channel = state.channels.get(change.channel)
     if channel is None:
         return False
-    after = change.after if change.after is not None else _FIXED_AFTER.get(change.action)
+    after = change.after if change.after is not None else ACTIONS[change.action].fixed_after
     match change.action:
         case Action.ENABLE_CHANNEL | Action.DISABLE_CHANNEL:
             return _is(channel.enabled, after)
@@ -267,6 +257,7 @@ class _Run:
                 if on_progress:
                     on_progress(done, total)
         except BaseException as exc:
+            self.stop.stopping = True
             setattr(exc, _RESULT_ATTR, self.result)
             if self.result.failed is None:
                 self._mark_interrupted()
@@ -331,6 +322,9 @@ class _StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        #: Set once the apply is on its way out: the journal and the lock are being settled,
+        #: and another Ctrl-C must not cut that short (it would lose the stop's message).
+        self.stopping = False
         self._previous: dict[int, _Handler] = {}
 
     def __enter__(self) -> _StopRequest:
@@ -345,7 +339,10 @@ class _StopRequest:
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            self.stopping = True
             raise KeyboardInterrupt  # the second Ctrl-C: the user insists
         self.signum = signum
 
@@ -353,6 +350,7 @@ class _StopRequest:
         """Raise KeyboardInterrupt (carrying `result`) when a stop was asked for."""
         if self.signum is None:
             return
+        self.stopping = True
         exc = KeyboardInterrupt(f"apply stopped by {signal.Signals(self.signum).name} "
                                 f"between batches (run {result.run_id})")
         setattr(exc, _RESULT_ATTR, result)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from reconciler import yamlsafe
-from reconciler.errors import InputError, Problem, WrongTenant
+from reconciler.errors import InputError, Omitted, Problem, WrongTenant
 from reconciler.model import (
     ChannelName,
     DesiredChannel,
@@ -79,17 +80,31 @@ def check_against_tenant(desired: DesiredState, domain: str, directory: frozense
             f"{where}tenant: the file is for {desired.tenant!r} but the target tenant is "
             f"{domain!r}; point --tenant (or LWR_TENANT) at {desired.tenant}, or fix tenant: "
             "in the file")
-    problems = list(_unknown_members(desired, domain, directory))
+    unknown = _unknown_members(desired, domain, directory)
+    problems = list(itertools.islice(unknown, MAX_PROBLEMS))
     if problems:
+        rest = sum(1 for _ in unknown)  # counted without keeping a million Problems
+        if rest:
+            problems.append(_more(problems[0].file, rest, "members not in the directory"))
         raise InputError(_capped(sorted(problems, key=lambda p: (p.line, p.column, p.path))))
 
 
+def _more(source: str, count: int, what: str, path: Path = ()) -> Omitted:
+    """Stands for `count` more problems of a kind, found but not listed one by one."""
+    return Omitted(source, 0, 0, format_path(path), f"{count:,} more {what} not shown",
+                   "fix the ones shown and run again", count)
+
+
 def _capped(problems: list[Problem]) -> list[Problem]:
-    if len(problems) <= MAX_PROBLEMS:
-        return problems
-    rest = len(problems) - MAX_PROBLEMS
-    head = problems[:MAX_PROBLEMS]
-    return [*head, Problem(head[0].file, 0, 0, "", f"{rest:,} more problems not shown",
+    """The first MAX_PROBLEMS, then one line counting the rest (the Omitted ones included)."""
+    shown = [p for p in problems if not isinstance(p, Omitted)]
+    rest = sum(p.count for p in problems if isinstance(p, Omitted))
+    rest += max(0, len(shown) - MAX_PROBLEMS)
+    if not rest:
+        return shown
+    head = shown[:MAX_PROBLEMS]
+    return [*head, Problem((head or problems)[0].file, 0, 0, "",
+                           f"{rest:,} more problems not shown",
                            "fix the ones above and run again")]
 
 
@@ -210,6 +225,9 @@ def _without_includes(data: Any, channels: Iterable[str]) -> Any:
     return swapped
 
 
+_MORE = "x-lwr-more"  # the pseudo-keyword of the error counting item errors not explained
+
+
 def _schema_errors(data: Any, fast: bool = True) -> Iterator[tuple[Path, ValidationError]]:
     """Every schema violation with its absolute path, via the fast path when it applies."""
     validator = _validator()
@@ -222,16 +240,25 @@ def _schema_errors(data: Any, fast: bool = True) -> Iterator[tuple[Path, Validat
         yield tuple(error.absolute_path), error
     item_validator = validator.evolve(schema=check.schema)
     for channel, include in _include_lists(data, check.channels):
-        for i in check.failures(include):
+        failing = check.failures(include)
+        for i in failing[:MAX_PROBLEMS]:  # jsonschema's ~20 µs each: not for millions
             base = ("external_messaging", channel, *_INCLUDE, i)
             for error in item_validator.iter_errors(include[i]):
                 yield (*base, *error.absolute_path), error
+        if len(failing) > MAX_PROBLEMS:  # counted, for _schema_problems to report
+            yield ("external_messaging", channel, *_INCLUDE), ValidationError(
+                "more invalid members", validator=_MORE, validator_value=len(failing)
+                - MAX_PROBLEMS, instance=include, schema={})
 
 
 def _schema_problems(data: Any, locate: Locator, source: str, fast: bool = True) -> list[Problem]:
     """All schema findings as Problems; a key already reported as unknown is not re-reported."""
     found: list[tuple[Problem, str]] = []
     for path, error in _schema_errors(data, fast):
+        if error.validator == _MORE:
+            count = error.validator_value if isinstance(error.validator_value, int) else 0
+            found.append((_more(source, count, "invalid members", path), "value"))
+            continue
         found.extend(_explain(error, path, locate, source))
     bad_keys = {p.path for p, kind in found if kind == "key"}
     # dict.fromkeys: jsonschema says "required" once per missing key; we name all each time.
@@ -297,12 +324,16 @@ def _explain(error: ValidationError, path: Path, locate: Locator,
     if keyword == "additionalProperties" and isinstance(schema, dict) and isinstance(value, dict):
         valid = list(schema.get("properties", {}))
         extras = [k for k in value if k not in schema.get("properties", {})]
+        # A million junk keys: the first screenful, located, and a count of the rest.
+        more = [(_more(source, len(extras) - MAX_PROBLEMS, "unknown keys", path), "value")
+                ] if len(extras) > MAX_PROBLEMS else []
+        extras = extras[:MAX_PROBLEMS]
         if hint:  # a rule (the then-branch of "off means nothing else"), not a typo
             return [problem((*path, k), f"key {k!r} is not allowed here", hint,
-                            "conditional-key") for k in extras]
+                            "conditional-key") for k in extras] + more
         return [problem((*path, k), f"unknown key {k!r}",
                         f"{_did_you_mean(k, valid)}valid keys here: {', '.join(valid)}", "key")
-                for k in extras]
+                for k in extras] + more
     if keyword == "required" and isinstance(schema, dict) and isinstance(value, dict):
         properties = schema.get("properties", {})
         required: list[str] = schema.get("required", [])
@@ -372,7 +403,14 @@ def _members(data: Any, locate: Locator,
             unique = frozenset(m.lower() for m in include if isinstance(m, str))
         members[channel] = unique
         if len(unique) != len(include):
-            problems.extend(_duplicates(channel, include, locate, source))
+            shown = list(itertools.islice(_duplicates(channel, include, locate, source),
+                                          MAX_PROBLEMS))
+            problems.extend(shown)
+            # Counted, not located: a million copies of one name must not take a minute.
+            rest = sum(isinstance(m, str) for m in include) - len(unique) - len(shown)
+            if rest > 0:
+                problems.append(_more(source, rest, "duplicate members",
+                                      ("external_messaging", channel, *_INCLUDE)))
     return members, problems
 
 

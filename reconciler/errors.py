@@ -31,6 +31,17 @@ class Problem:
         return f"{text}\n    hint: {self.hint}" if self.hint else text
 
 
+@dataclass(frozen=True)
+class Omitted(Problem):
+    """Stands for `count` more problems found but not listed one by one.
+
+    A hostile file can hold millions of mistakes; each kind is listed up to a screenful and
+    counted beyond, so that memory and output stay bounded.
+    """
+
+    count: int = 0
+
+
 class InputError(LwrError):
     """A file (desired state, saved plan) is invalid; lists every problem at once."""
 

@@ -5,6 +5,7 @@ Owns the size cap, encoding checks, and rejecting duplicate keys, aliases, tags,
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -16,7 +17,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.errors import InputError, Problem, UsageError
+from reconciler.errors import InputError, Omitted, Problem, UsageError
 
 Path = tuple[str | int, ...]
 
@@ -24,6 +25,11 @@ SIZE_ENV = "LWR_MAX_FILE_BYTES"
 DEFAULT_MAX_FILE_BYTES = 40 * 1024 * 1024  # room for a 1M-member list (~35 MB)
 MAX_DEPTH = 64  # a valid file nests 5 deep; anything near this is junk or an attack
 MAX_ALIAS_PROBLEMS = 10  # an alias bomb has hundreds; the first few say it all
+#: Bytes of the size cap per value (node) a file may hold: 40 MiB allows 2.6 million values,
+#: while a 1M-member file has 1 million. Each value costs ~400 bytes of memory once parsed,
+#: so a file of one-character values ("[a,a,a,...", 20 million in 40 MiB) cannot take 8 GB.
+BYTES_PER_VALUE = 16
+MAX_KEPT_PROBLEMS = 1000  # problems of one kind kept in full; the rest are only counted
 
 _T = "tag:yaml.org,2002:"
 _STR, _NULL, _BOOL, _INT, _FLOAT = _T + "str", _T + "null", _T + "bool", _T + "int", _T + "float"
@@ -58,6 +64,10 @@ def _fast_loader(base: type[Any]) -> type[Any]:
     """
 
     class Loader(base):  # type: ignore[misc]
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self._values_left = max_values()
+
         def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
             table = self.yaml_implicit_resolvers
             if (kind is ScalarNode and implicit[0] and None not in table
@@ -69,6 +79,10 @@ def _fast_loader(base: type[Any]) -> type[Any]:
             return str(super().resolve(kind, value, implicit))
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            # Called for every node the composer builds, tagged or not: the place to count.
+            self._values_left -= 1
+            if self._values_left < 0:
+                raise _TooManyValues
             if self.yaml_path_resolvers:
                 super().descend_resolver(current_node, current_index)
 
@@ -79,8 +93,17 @@ def _fast_loader(base: type[Any]) -> type[Any]:
     return Loader
 
 
+class _TooManyValues(Exception):
+    """More values (nodes) than max_values(): composing stops before memory runs away."""
+
+
 # libyaml's parser is ~10x faster than the pure-Python one; both resolve tags the same way.
 _Loader = _fast_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def max_values() -> int:
+    """How many values (scalars, lists, mappings) a file may hold: one per 16 bytes of the cap."""
+    return max_file_bytes() // BYTES_PER_VALUE
 
 
 def max_file_bytes() -> int:
@@ -164,6 +187,12 @@ def load_yaml(data: bytes, source: str) -> YamlDocument:
         raise InputError([Problem(source, 0, 0, "", f"invalid YAML: {e}")]) from e
     except RecursionError as e:  # only the pure-Python parser recurses per nesting level
         raise InputError([_nesting_problem(source, 0, 0, ())]) from e
+    except _TooManyValues as e:
+        raise InputError([Problem(
+            source, 0, 0, "", f"too many values: more than {max_values():,} (one per "
+            f"{BYTES_PER_VALUE} bytes of the {cap:,}-byte size limit)",
+            f"a desired-state file lists members, one per line; set {SIZE_ENV} to raise the "
+            "limit")]) from e
     if root is None:
         raise InputError([Problem(
             source, 1, 1, "",
@@ -172,11 +201,15 @@ def load_yaml(data: bytes, source: str) -> YamlDocument:
     builder = _Builder(source)
     value = builder.value(root, (), 1)
     if builder.has_aliases:
-        builder.alias_problems([event.start_mark for event in yaml.parse(text, Loader=_Loader)
-                                if isinstance(event, yaml.AliasEvent) and event.start_mark])
+        # Only the first few: the event stream of a 40 MiB alias bomb is not worth reading.
+        aliases = (event.start_mark for event in yaml.parse(text, Loader=_Loader)
+                   if isinstance(event, yaml.AliasEvent) and event.start_mark)
+        builder.alias_problems(list(itertools.islice(aliases, MAX_ALIAS_PROBLEMS)))
     if builder.fatal:
-        raise InputError(sorted(builder.problems, key=_position) + builder.alias_summary())
-    return YamlDocument(value, Locator(root), text, tuple(builder.problems))
+        raise InputError(sorted(builder.problems, key=_position) + builder.alias_summary()
+                         + builder.omitted_summary())
+    return YamlDocument(value, Locator(root), text,
+                        tuple(builder.problems) + tuple(builder.omitted_summary()))
 
 
 def _position(p: Problem) -> tuple[int, int]:
@@ -267,19 +300,33 @@ class _Builder:
         self.source = source
         self.problems: list[Problem] = []
         self.fatal = False
+        self.omitted = 0  # problems past MAX_KEPT_PROBLEMS: counted, not kept
         self._seen: set[int] = set()
-        self._aliases: list[tuple[Path, Node, Node]] = []
+        self._aliases: list[tuple[Path, Node, Node]] = []  # the first MAX_ALIAS_PROBLEMS
+        self._alias_count = 0
         self._constructor = SafeConstructor()
 
     def _problem(self, node: Node, path: Path, message: str, hint: str, *, fatal: bool) -> None:
+        self.fatal |= fatal
+        if len(self.problems) >= MAX_KEPT_PROBLEMS:
+            self.omitted += 1  # a million duplicate keys must not become a million Problems
+            return
         self.problems.append(Problem(self.source, node.start_mark.line + 1,
                                      node.start_mark.column + 1, format_path(path), message, hint))
-        self.fatal |= fatal
+
+    def omitted_summary(self) -> list[Problem]:
+        """One line standing for the problems counted but not kept."""
+        if not self.omitted:
+            return []
+        return [Omitted(self.source, 0, 0, "", f"{self.omitted:,} more problems of the same "
+                        "kinds not shown", "fix the ones shown and run again", self.omitted)]
 
     def _alias(self, node: Node, at: Node, path: Path) -> None:
         """`node` was reached again at `path`; `at` is the best place the node tree knows."""
         self.fatal = True
-        self._aliases.append((path, node, at))
+        self._alias_count += 1
+        if len(self._aliases) < MAX_ALIAS_PROBLEMS:
+            self._aliases.append((path, node, at))
 
     def alias_problems(self, alias_marks: list[_Position]) -> None:
         """One problem per alias (the first few), placed where each `*name` is written.
@@ -289,8 +336,7 @@ class _Builder:
         """
         if len(alias_marks) != len(self._aliases):
             alias_marks = [at.start_mark for _, _, at in self._aliases]
-        for (path, node, _), mark in zip(self._aliases[:MAX_ALIAS_PROBLEMS], alias_marks,
-                                         strict=False):
+        for (path, node, _), mark in zip(self._aliases, alias_marks, strict=False):
             anchor = node.start_mark
             self.problems.append(Problem(
                 self.source, mark.line + 1, mark.column + 1, format_path(path),
@@ -300,7 +346,7 @@ class _Builder:
 
     def alias_summary(self) -> list[Problem]:
         """One line standing for the aliases not reported one by one."""
-        extra = len(self._aliases) - MAX_ALIAS_PROBLEMS
+        extra = self._alias_count - MAX_ALIAS_PROBLEMS
         if extra <= 0:
             return []
         return [Problem(self.source, 0, 0, "", f"{extra} more aliases not shown",
@@ -357,6 +403,7 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        firsts: dict[str, Node] = {}  # where each key is first written (for duplicates)
         seen = self._seen
         for key_node, value_node in node.value:
             key = self._key(key_node, path)
@@ -369,13 +416,14 @@ class _Builder:
             if key is None:
                 continue
             if key in out:
-                first = next(k for k, _ in node.value if k.value == key)
+                first = firsts[key]
                 where = f"line {first.start_mark.line + 1}, column {first.start_mark.column + 1}"
                 self._problem(key_node, value_path, f"duplicate key {key!r} (first at {where})",
                               "keep one of them: YAML keys must be unique in a mapping",
                               fatal=False)
                 continue
             out[key] = value
+            firsts[key] = key_node
         return out
 
     def _key(self, node: Node, path: Path) -> str | None:
@@ -450,6 +498,9 @@ class Locator:
         self._root = root
         self._text = text
         self._indexes: dict[Path, dict[str, int]] = {}
+        # Per mapping node (by id): key -> (key node, value node), first occurrence; built
+        # on first use so that locating each of 100k unknown keys is not 100k scans.
+        self._keys: dict[int, dict[str, tuple[Node, Node]]] = {}
 
     @classmethod
     def deferred(cls, text: str) -> Locator:
@@ -474,8 +525,7 @@ class Locator:
         steps = [(node, node)]
         for seg in path:
             if isinstance(node, MappingNode) and isinstance(seg, str):
-                found = next(((k, v) for k, v in node.value
-                              if isinstance(k, ScalarNode) and k.value == seg), None)
+                found = self._entries(node).get(seg)
                 if found is None:
                     break
                 mark_node, node = found
@@ -487,6 +537,16 @@ class Locator:
                 break
             steps.append((node, mark_node))
         return steps
+
+    def _entries(self, node: MappingNode) -> dict[str, tuple[Node, Node]]:
+        entries = self._keys.get(id(node))
+        if entries is None:
+            entries = {}
+            for k, v in node.value:
+                if isinstance(k, ScalarNode):
+                    entries.setdefault(k.value, (k, v))
+            self._keys[id(node)] = entries
+        return entries
 
     def __call__(self, path: Path) -> tuple[int, int]:
         """1-based (line, column) of `path`, or of its nearest existing ancestor; (0, 0) if none."""

@@ -180,6 +180,31 @@ def holds(change: dict[str, Any], facts: TenantFacts) -> bool:
     raise AssertionError(f"the scenario has no {change['action']}")
 
 
+def holds_one(change: dict[str, Any], tenant_db: Path) -> bool:
+    """`holds` for one change with one small query: cheap enough to poll every millisecond."""
+    with connect(tenant_db) as conn:
+        if change["action"] in ("add_member", "remove_member"):
+            listed = conn.execute("SELECT 1 FROM connected WHERE channel = ? AND email = ?",
+                                  (change["channel"], change["target"])).fetchone() is not None
+            return listed is (change["action"] == "add_member")
+        row = conn.execute(
+            "SELECT enabled, all_members, auto_grant, restrict_file_transfer, greeting_enabled,"
+            " greeting_message FROM channels WHERE name = ?", (change["channel"],)).fetchone()
+    facts = TenantFacts({change["channel"]: {
+        "enabled": bool(row[0]), "all_members": bool(row[1]), "auto_grant": bool(row[2]),
+        "restrict": bool(row[3]), "greeting_enabled": row[4], "greeting_message": row[5]}},
+        {change["channel"]: frozenset()})
+    return holds(change, facts)
+
+
+def started_ids(state_db: Path) -> list[str]:
+    """Changes of the latest run journaled `started` and not settled (at most a batch)."""
+    with connect(state_db) as conn:
+        return [cid for (cid,) in conn.execute(
+            "SELECT change_id FROM entries WHERE state = 'started' AND run_id = "
+            "(SELECT run_id FROM runs ORDER BY seq DESC LIMIT 1)")]
+
+
 def applied_ids(plan: Sequence[dict[str, Any]], tenant_db: Path) -> set[str]:
     facts = tenant_facts(tenant_db)
     return {c["id"] for c in plan if holds(c, facts)}
@@ -417,6 +442,9 @@ class World:
     scenario: Scenario
     root: Path
     plan: list[dict[str, Any]] = field(default_factory=list)
+    _batches: list[list[str]] = field(default_factory=list, repr=False)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+    _changes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def pristine(self) -> Path:
@@ -428,17 +456,25 @@ class World:
 
     def batches(self) -> list[list[str]]:
         """The ids of each batch the executor makes of the plan (consecutive, ≤500, one phase)."""
-        out: list[list[str]] = []
-        for change in self.plan:
-            if out and len(out[-1]) < BATCH and self._phase[out[-1][0]] == change["phase"]:
-                out[-1].append(change["id"])
-            else:
-                out.append([change["id"]])
-        return out
+        if not self._batches:
+            phase = {c["id"]: c["phase"] for c in self.plan}
+            for change in self.plan:
+                last = self._batches[-1] if self._batches else None
+                if last and len(last) < BATCH and phase[last[0]] == change["phase"]:
+                    last.append(change["id"])
+                else:
+                    self._batches.append([change["id"]])
+            self._index = {cid: i for i, b in enumerate(self._batches) for cid in b}
+            self._changes = {c["id"]: c for c in self.plan}
+        return self._batches
 
-    @property
-    def _phase(self) -> dict[str, int]:
-        return {c["id"]: c["phase"] for c in self.plan}
+    def batch_of(self, change_id: str) -> int:
+        self.batches()
+        return self._index[change_id]
+
+    def change(self, change_id: str) -> dict[str, Any]:
+        self.batches()
+        return self._changes[change_id]
 
     @classmethod
     def build(cls, scenario: Scenario, root: Path) -> World:
@@ -522,32 +558,23 @@ class Attempt:
     def applied(self) -> set[str]:
         return applied_ids(self.world.plan, self.tenant)
 
+    def batch_on_tenant(self, index: int) -> bool:
+        """Whether batch `index` is on the tenant: one change tells (a batch is atomic)."""
+        return holds_one(self.world.change(self.world.batches()[index][0]), self.tenant)
+
     def blocked_batch(self) -> int | None:
         """Index of the batch journaled `started` and not on the tenant (None if there is none).
 
         With the tenant gate closed, that is the batch the apply waits to write.
         """
-        started = {cid for cid, state in journal(self.state).latest.items()
-                   if state == "started"}
+        started = started_ids(self.state)
         if not started:
             return None
-        applied = self.applied()
-        for index, batch in enumerate(self.world.batches()):
-            if set(batch) <= started and not set(batch) & applied:
-                return index
-        return None
-
-    def settling_batch(self) -> int | None:
-        """Index of the batch on the tenant whose journal entries still say `started`."""
-        started = {cid for cid, state in journal(self.state).latest.items()
-                   if state == "started"}
-        if not started:
+        index = self.world.batch_of(started[0])
+        batch = self.world.batches()[index]
+        if len(started) != len(batch) or self.batch_on_tenant(index):
             return None
-        applied = self.applied()
-        for index, batch in enumerate(self.world.batches()):
-            if set(batch) <= started and set(batch) <= applied:
-                return index
-        return None
+        return index
 
     def hold_before_tenant_write(self, proc: Proc, k: int) -> int:
         """Freeze `proc` waiting to write batch ≥ k to the tenant, its journal entries `started`.
@@ -576,8 +603,7 @@ class Attempt:
         """From waiting at batch `index`'s tenant write: let that one write through only."""
         self.state_gate.close()  # it waits on the tenant: it cannot hold the store's lock
         self.tenant_gate.open()
-        batch = set(self.world.batches()[index])
-        wait_for(lambda: batch <= self.applied(), f"batch {index} on the tenant", proc=proc)
+        wait_for(lambda: self.batch_on_tenant(index), f"batch {index} on the tenant", proc=proc)
         self.tenant_gate.close()  # it now waits on the store: it cannot hold the tenant's
         self.state_gate.open()
 
@@ -589,8 +615,7 @@ class Attempt:
         index = self.hold_before_tenant_write(proc, k)
         self.state_gate.close()
         self.tenant_gate.open()
-        batch = set(self.world.batches()[index])
-        wait_for(lambda: batch <= self.applied(), f"batch {index} on the tenant", proc=proc)
+        wait_for(lambda: self.batch_on_tenant(index), f"batch {index} on the tenant", proc=proc)
         return index
 
     def freeze_inside(self, proc: Proc, db: Path, condition: Callable[[], bool],

@@ -128,7 +128,7 @@ def test_readers_keep_working_while_an_apply_holds_the_write_locks(attempt: Atte
     attempt.state_gate.close()  # it holds the tenant's write lock, not the store's
     apply.thaw()  # it commits batch `at` to the tenant, then waits to settle the journal
     batch = attempt.world.batches()[at]
-    wait_for(lambda: set(batch) <= attempt.applied(), "the batch committed", proc=apply)
+    wait_for(lambda: attempt.batch_on_tenant(at), "the batch committed", proc=apply)
     assert attempt.freeze_inside(apply, attempt.state,
                                  lambda: entry_count(attempt.state, "started") >= len(batch),
                                  attempt.state_gate)

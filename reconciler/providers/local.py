@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from reconciler.actions import Action, Change, Execution
+from reconciler.actions import ACTIONS, Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError, UsageError
 from reconciler.model import ChannelName, ChannelState, TenantState
 
@@ -409,16 +409,6 @@ class LocalTenant:
 
 # --------------------------------------------------------------------------- apply rules
 
-# The `after` a fixed-direction action must carry (None in a change means "not stated").
-_FIXED_AFTER: dict[Action, bool] = {
-    Action.ENABLE_CHANNEL: True,
-    Action.DISABLE_CHANNEL: False,
-    Action.ADD_MEMBER: True,
-    Action.REMOVE_MEMBER: False,
-    Action.GRANT_ALL_MEMBERS: True,
-    Action.RESTRICT_TO_LISTED_MEMBERS: False,
-}
-
 
 def _runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
     """Consecutive member changes of one action and channel form a run (one executemany);
@@ -442,7 +432,7 @@ def _refuse(change: Change, rule: str) -> NoReturn:
 
 def _check_direction(change: Change, current: bool, field: str) -> None:
     """`after` must be the action's direction; a stated `before` must be what the tenant has."""
-    fixed = _FIXED_AFTER[change.action]
+    fixed = ACTIONS[change.action].fixed_after
     if change.after is not None and change.after is not fixed:
         _refuse(change, f"{change.action.value} sets {field} to {_js(fixed)}, "
                         f"not {_js(change.after)}")
