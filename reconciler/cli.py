@@ -24,6 +24,7 @@ from reconciler.plan import Plan
 from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
 from reconciler.providers.base import Provider
 from reconciler.render import renderer_for
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport, PolicyRule
@@ -668,7 +669,7 @@ def tenant_messages(tenant_uri: str, search: str | None) -> int:
         hidden = " [hidden]" if row.hidden else ""
         auto = " (automatic greeting)" if row.automatic else ""
         click.echo(f"{row.sent_at}  {row.channel:<9} {row.member} ↔ {row.external}{hidden}  "
-                   f"{row.sender}{auto}: {row.text}")
+                   f"{row.sender}{auto}: {printable(row.text)}")
     return 0
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import ChannelName, ChannelState
+from reconciler.terminal import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,7 @@ def set_greeting(ctx: EffectContext) -> list[SideEffect]:
 
 
 def _quote(message: str) -> str:
+    message = printable(message)  # side effects are read on terminals and in PR comments
     one_line = " ".join(message.split())
     return f"“{one_line[:117]}…”" if len(one_line) > 120 else f"“{one_line}”"
 

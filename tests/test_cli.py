@@ -239,3 +239,22 @@ def test_list_of_a_channel_left_off_is_located_in_the_file(
     err = capsys.readouterr().err
     assert f"{f}:5:5: external_messaging.lineworks.members" in err
     assert "enabled: true" in err
+
+
+def test_control_characters_never_reach_the_terminal(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    esc = write(demo / "esc.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+                "  line:\n    greeting:\n      enabled: true\n"
+                '      message: "Hi \\x1b[2J\\x1b]0;pwned\\x07"\n')
+    assert run(["validate", esc]) == 1
+    assert "remove control characters" in capsys.readouterr().err
+    # A greeting set in the console (here: straight on the tenant) is shown, not obeyed.
+    from reconciler.actions import Action, Change, change_id
+    from reconciler.model import ChannelName
+
+    with LocalTenant.open(demo / "tenant.db") as t:
+        t.apply([Change(change_id(Action.SET_GREETING, ChannelName.LINE), Action.SET_GREETING,
+                        ChannelName.LINE, None, {}, {"message": "Hi \x1b[2J"})])
+    assert run(["plan", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "Hi \\x1b[2J" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.actions import Action, Change
+from reconciler.terminal import printable
 
 
 def show(value: Any, limit: int | None = 80) -> str:
@@ -14,7 +15,7 @@ def show(value: Any, limit: int | None = 80) -> str:
     if value is None:
         return "(unset)"
     if isinstance(value, str):
-        one_line = value.replace("\n", "⏎")
+        one_line = printable(value).replace("\n", "⏎")
         if limit is not None and len(one_line) > limit:
             return f"“{one_line[:limit - 3]}…”"
         return f"“{one_line}”"
