@@ -46,7 +46,7 @@ BENCH_SIZES ?= 1k 10k 100k 1M
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "no matplotlib: no plot"
 	$(BIN)/python bench/plan_bench.py $(BENCH_SIZES)
-	$(BIN)/python bench/diff_bench.py 1k 10k 100k
+	$(BIN)/python bench/diff_bench.py 1k 10k  # DeepDiff at 100k runs for minutes
 	$(BIN)/python bench/apply_bench.py $(BENCH_SIZES)
 	$(BIN)/python bench/plot.py
 

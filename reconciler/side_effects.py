@@ -160,23 +160,15 @@ def set_auto_grant(ctx: EffectContext) -> list[SideEffect]:
 
 
 def set_file_restriction(ctx: EffectContext) -> list[SideEffect]:
-    """Which attachment buttons go away, per channel (DOMAIN.md)."""
+    """Which attachment buttons go away (or come back), per channel (DOMAIN.md)."""
     rooms = ctx.state.open_room_total
-    where = f"rooms with {ctx.channel.external}"
-    if ctx.after:
-        effects = [_fx("buttons_disabled",
-                       f"Camera, Contacts and Drive (Folder) buttons unavailable in {where} "
-                       f"({_rooms(rooms)})", rooms)]
-        if ctx.channel is ChannelName.LINEWORKS:
-            effects.append(_fx("attachments_blocked",
-                               "in external groups, files cannot be attached to notes, events "
-                               "and folders"))
-        return effects
-    effects = [_fx("buttons_enabled",
-                   f"Camera, Contacts and Drive (Folder) buttons available again in {where} "
-                   f"({_rooms(rooms)})", rooms)]
-    if ctx.channel is ChannelName.LINEWORKS:
-        effects.append(_fx("attachments_allowed",
-                           "in external groups, files can be attached to notes, events and "
-                           "folders"))
+    on = bool(ctx.after)
+    buttons = "unavailable" if on else "available again"
+    effects = [_fx("buttons_disabled" if on else "buttons_enabled",
+                   f"Camera, Contacts and Drive (Folder) buttons {buttons} in rooms with "
+                   f"{ctx.channel.external} ({_rooms(rooms)})", rooms)]
+    if ctx.channel is ChannelName.LINEWORKS:  # external groups exist on LINE WORKS only
+        effects.append(_fx("attachments_blocked" if on else "attachments_allowed",
+                           f"in external groups, files {'cannot' if on else 'can'} be attached "
+                           "to notes, events and folders"))
     return effects
