@@ -152,7 +152,9 @@ def inside_journal_transaction(k: int) -> Killer:
 
 def random_time(a: Attempt, rand: random.Random) -> str:
     proc = a.apply()
-    time.sleep(rand.uniform(0.2, 0.6 + SCENARIO.size / 4000))
+    # Up to about the apply's own length (~1 s per 10,000 changes here, after ~0.5 s of
+    # planning), so most random kills land while it writes rather than after it finished.
+    time.sleep(rand.uniform(0.2, 0.5 + SCENARIO.size / 10_000))
     finished = proc.poll() is not None
     proc.kill()
     return "finished first" if finished else classify(a)
