@@ -145,30 +145,19 @@ class AuditRecord:
                    before=change.before, after=change.after, result=result, error=error)
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """A stored audit row."""
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry(AuditRecord):
+    """A stored audit row: the record plus what the store adds (order, time, chain)."""
 
     seq: int
     at: str
-    tenant_key: str
-    domain: str
-    run_id: str
-    actor: str
-    change_id: str
-    action: str
-    channel: str
-    target: str | None
-    before: Any
-    after: Any
-    result: AuditResult
-    error: str | None
     prev_hash: str
     hash: str
 
     def to_json(self) -> dict[str, Any]:
-        """Machine form for `lwr audit --format json`."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        """Machine form for `lwr audit --format json`: order and time first, as in the text."""
+        fields = ["seq", "at", *(f for f in self.__dataclass_fields__ if f not in ("seq", "at"))]
+        return {name: getattr(self, name) for name in fields}
 
 
 @dataclass(frozen=True)
