@@ -502,7 +502,7 @@ def audit(tenant_uri: str, state_uri: str | None, verify: bool, limit: int, fmt:
         key = open_provider_key(tenant_uri)
         entries = store.audit_entries(tenant_key=key, limit=limit)
     if fmt == "json":
-        click.echo(json.dumps([_entry_json(e) for e in entries], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=2))
         return 0
     if not entries:
         click.echo("No applied changes recorded for this tenant.")
@@ -521,12 +521,6 @@ def open_provider_key(tenant_uri: str) -> str:
 
         return LineWorksConfig.from_uri(tenant_uri).key  # no request: settings only
     return f"local:{path.resolve()}" if path else tenant_uri
-
-
-def _entry_json(entry: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(entry)
 
 
 @cli.command()

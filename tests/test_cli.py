@@ -64,6 +64,11 @@ def test_apply_then_plan_is_empty_and_audited(demo: Path,
     assert "remove_member carol@example.co.jp" in log and "applied" in log
     assert run(["audit", "--verify"]) == 0
     assert "hash chain intact" in capsys.readouterr().out
+    assert run(["audit", "--format", "json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["seq"] for e in entries] == list(range(1, 8))
+    greeting = next(e for e in entries if e["action"] == "set_greeting")
+    assert GREETING in greeting["after"]["message"]
 
 
 def test_apply_needs_confirmation_when_not_on_a_terminal(
