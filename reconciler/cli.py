@@ -47,6 +47,16 @@ markdown_dir_option = click.option(
          "65,000 characters: one pull-request comment each).")
 
 
+def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--parallel and --fail-fast, for a directory of desired files (reconciler.fleet)."""
+    command = click.option(
+        "--fail-fast", is_flag=True,
+        help="With a directory: start no further tenant once one fails.")(command)
+    return click.option(
+        "--parallel", type=click.IntRange(1, 64), default=1, show_default=True,
+        help="With a directory: how many tenants run at once.")(command)
+
+
 def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--policy-dir (repeatable) and --no-default-policies (SPEC §4)."""
     command = click.option(
@@ -164,20 +174,34 @@ def _emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | Non
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @tenant_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON for apply.")
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @policy_options
 @markdown_dir_option
+@fleet_options
 def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcode: bool,
          policy_dirs: tuple[str, ...], no_default_policies: bool,
-         markdown_dir: str | None) -> int:
-    """Read the tenant, diff it with FILE, check policies, and print the ordered changes."""
+         markdown_dir: str | None, parallel: int, fail_fast: bool) -> int:
+    """Read the tenant, diff it with FILE, check policies, and print the ordered changes.
+
+    FILE may be a directory of desired files, one a tenant (see `lwr plan --help`, README
+    "Many tenants"): each goes to its `target:` URI, else to --tenant with {tenant} replaced.
+    """
     from reconciler.policy import evaluate
 
     rules = _policies(policy_dirs, no_default_policies)
+    if Path(file).is_dir():
+        if out or markdown_dir:
+            raise UsageError("--out and --markdown-dir take a single desired file, not a "
+                             "directory")
+        from reconciler import fleet
+
+        results = fleet.run_fleet(file, fleet.FleetOptions(
+            tenant_template=tenant_uri, rules=rules, parallel=parallel, fail_fast=fail_fast))
+        return _emit_fleet(results, fmt, detailed_exitcode)
     with _provider(tenant_uri) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
@@ -187,6 +211,20 @@ def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcod
     _emit_plan(planned.plan, fmt, out, policy, markdown_dir)
     policy.raise_if_denied()
     return EXIT_CHANGES if detailed_exitcode and planned.plan.changes else 0
+
+
+def _emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
+    """Print a directory's results (reconciler.fleet) and return the aggregate exit code."""
+    from reconciler import fleet
+
+    code = fleet.exit_code(results, detailed=detailed_exitcode)
+    if fmt == "json":
+        click.echo(fleet.render_json(results, code), nl=False)
+    elif fmt == "markdown":
+        click.echo(fleet.render_markdown(results), nl=False)
+    else:
+        click.echo(fleet.render_text(results, color=_color()), nl=False)
+    return code
 
 
 @cli.command("show-plan")
@@ -247,7 +285,7 @@ def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @tenant_option
 @state_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
@@ -260,13 +298,21 @@ def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
                    "confirm each (default on a terminal); attested = they are done already; "
                    "skip = leave them, and what depends on them, for the next plan. Without "
                    "a terminal and without this option, apply stops before them (exit 3).")
+@fleet_options
 def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
           allow_destructive: bool, policy_dirs: tuple[str, ...],
-          no_default_policies: bool, manual: str | None) -> int:
-    """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order."""
+          no_default_policies: bool, manual: str | None, parallel: int,
+          fail_fast: bool) -> int:
+    """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order.
+
+    FILE may be a directory of desired files, one a tenant (needs --auto-approve).
+    """
     from reconciler.policy import evaluate
 
     rules = _policies(policy_dirs, no_default_policies)
+    if Path(file).is_dir():
+        return _apply_dir(file, tenant_uri, state_uri, auto_approve, allow_destructive, rules,
+                          manual, parallel, fail_fast)
     saved = workflow.is_saved_plan(file)
     with _provider(tenant_uri) as provider:
         if saved:
@@ -313,6 +359,33 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
         click.echo(f"Left for the next plan: {len(held)} change(s), manual steps and what "
                    "depends on them (tighten before loosen).")
     return 0
+
+
+def _apply_dir(directory: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
+               allow_destructive: bool, rules: tuple[PolicyRule, ...], manual: str | None,
+               parallel: int, fail_fast: bool) -> int:
+    """`lwr apply DIR`: every tenant of the directory, without prompts (reconciler.fleet)."""
+    from reconciler import fleet
+    from reconciler.apply import default_actor
+    from reconciler.store.sqlite import SqliteStateStore
+
+    if not auto_approve:
+        raise UsageError("applying a directory asks no questions: review `lwr plan "
+                         f"{directory}` and pass --auto-approve")
+    if manual == "ask":
+        raise UsageError("--manual=ask is for a single file; use --manual=attested or "
+                         "--manual=skip with a directory")
+    mode: ManualMode = "attested" if manual == "attested" else \
+        "skip" if manual == "skip" else "stop"
+
+    def open_store(uri: str) -> SqliteStateStore:
+        return SqliteStateStore(_state_path(state_uri, uri))
+
+    results = fleet.run_fleet(directory, fleet.FleetOptions(
+        tenant_template=tenant_uri, rules=rules, apply=True,
+        allow_destructive=allow_destructive, manual=mode, parallel=parallel,
+        fail_fast=fail_fast, actor=default_actor()), open_store)
+    return _emit_fleet(results, "text", False)
 
 
 def _manual_mode(option: str | None) -> ManualMode:
