@@ -227,23 +227,24 @@ def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
 
 def render_markdown(results: Sequence[TenantResult]) -> str:
     """A summary table, then one collapsed <details> section per tenant."""
-    from reconciler.render.markdown import PlanMarkdown, _code, _md
+    from reconciler.render.markdown import PlanMarkdown, md_code, md_escape
 
     lines = [f"### lwr plan for {len(results)} tenants", "",
              "| tenant | file | changes | destructive | result |",
              "|---|---|--:|--:|---|"]
-    lines += [f"| {_code(r.tenant)} | {_code(Path(r.file).name)} | {r.changes} | "
+    lines += [f"| {md_code(r.tenant)} | {md_code(Path(r.file).name)} | {r.changes} | "
               f"{r.destructive} | {r.outcome} |" for r in results]
     lines.append("")
     for r in results:
         lines += ["<details>",
-                  f"<summary>{_md(r.tenant)} ({_md(Path(r.file).name)}): {r.outcome}</summary>",
+                  f"<summary>{md_escape(r.tenant)} ({md_escape(Path(r.file).name)}): "
+                  f"{r.outcome}</summary>",
                   ""]
         if r.plan is not None:
             lines.append(PlanMarkdown(policy=r.policy).render(r.plan).rstrip("\n"))
             lines.append("")
         if r.message:
-            lines += [*(f"> {_md(line)}" for line in r.message.rstrip("\n").splitlines()), ""]
+            lines += [*(f"> {md_escape(line)}" for line in r.message.rstrip("\n").splitlines()), ""]
         lines += ["</details>", ""]
     return "\n".join(lines)
 

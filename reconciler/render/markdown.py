@@ -29,12 +29,12 @@ INLINE_MEMBERS = 10
 _HEADER_ROOM = 200  # the part header, "(part 12 of 12)" included
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
     """Escape what GitHub markdown would interpret inside a table cell or bullet."""
     return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
 
 
-def _code(text: str) -> str:
+def md_code(text: str) -> str:
     """Inline code; a backtick inside needs a longer fence (code spans have no escapes)."""
     if "`" not in text:
         return f"`{text}`"
@@ -140,7 +140,7 @@ def policy_blocks(policy: PolicyReport | None) -> list[Block]:
         if findings:
             blocks.append("\n".join([f"> [!{kind}]", *_finding_lines(findings)]) + "\n")
     if policy.notes:
-        blocks.append("\n".join(f"_policy note: {_md(n)}_  " for n in policy.notes) + "\n")
+        blocks.append("\n".join(f"_policy note: {md_escape(n)}_  " for n in policy.notes) + "\n")
     return blocks
 
 
@@ -148,8 +148,8 @@ def _finding_lines(findings: Sequence[Finding]) -> list[str]:
     verb = "denied by" if findings[0].rule.severity == "deny" else "warning from"
     lines = []
     for f in findings:
-        lines.append(f"> **Policy {verb} {_code(f.rule.id)}**: {_md(f.rule.message)}")
-        lines += [f"> - {_md(place)}" for place in f.places]
+        lines.append(f"> **Policy {verb} {md_code(f.rule.id)}**: {md_escape(f.rule.message)}")
+        lines += [f"> - {md_escape(place)}" for place in f.places]
         if f.more:
             lines.append(f"> - … and {f.more} more")
     return lines
@@ -168,21 +168,21 @@ class PlanMarkdown:
 
     def render_parts(self, plan: Plan) -> list[str]:
         """The comment(s) for `plan`, each under the part limit."""
-        title = f"### lwr plan for {_code(plan.tenant)}"
+        title = f"### lwr plan for {md_code(plan.tenant)}"
         return paginate(title, self._blocks(plan), self.limit)
 
     def _blocks(self, plan: Plan) -> list[Block]:
-        origin = f"{_code(plan.source)} against " if plan.source else ""
-        blocks: list[Block] = [f"{origin}{_code(plan.tenant_uri)} · "
+        origin = f"{md_code(plan.source)} against " if plan.source else ""
+        blocks: list[Block] = [f"{origin}{md_code(plan.tenant_uri)} · "
                                f"{_plural(len(plan.changes), 'change')} · "
-                               f"plan {_code(plan.digest[:12])}\n"]
+                               f"plan {md_code(plan.digest[:12])}\n"]
         if not plan.changes:
             return [*blocks, *policy_blocks(self.policy),
                     "No changes: the tenant matches the desired state.\n"]
         blocks.append(_summary_table(plan))
         blocks += _destructive_block(plan)
         blocks += policy_blocks(self.policy)
-        blocks += [f"> [!WARNING]\n> {_md(w)}\n" for w in plan.warnings]
+        blocks += [f"> [!WARNING]\n> {md_escape(w)}\n" for w in plan.warnings]
         for channel in ChannelName:
             changes = [c for c in plan.changes if c.channel is channel]
             if changes:
@@ -224,25 +224,25 @@ def _destructive_block(plan: Plan) -> list[Block]:
         if c.spec.member_level:
             removals.setdefault(c.channel, []).append(c)
             continue
-        lines.append(f"> - **{c.channel.value}**: {_md(describe(c))}")
-        lines += [f">   - {_md(e.text)}" for e in c.side_effects]
+        lines.append(f"> - **{c.channel.value}**: {md_escape(describe(c))}")
+        lines += [f">   - {md_escape(e.text)}" for e in c.side_effects]
     for channel, changes in removals.items():
         why = threshold_detail(changes[0]) or changes[0].reason
         lines.append(f"> - **{channel.value}**: remove {_plural(len(changes), 'member')}, "
-                     f"over the safety threshold: {_md(why)}")
+                     f"over the safety threshold: {md_escape(why)}")
     return ["\n".join(lines) + "\n"]
 
 
 def _bullet(change: Change) -> str:
     flag = " **(destructive)**" if change.destructive else ""
     manual = " _(manual step)_" if change.execution == "manual" else ""
-    lines = [f"- {_code(change.spec.marker)} {_md(describe(change))}{flag}{manual}"]
-    lines += [f"  - {_md(e.text)}" for e in change.side_effects]
+    lines = [f"- {md_code(change.spec.marker)} {md_escape(describe(change))}{flag}{manual}"]
+    lines += [f"  - {md_escape(e.text)}" for e in change.side_effects]
     return "\n".join(lines)
 
 
 def _channel_section(channel: ChannelName, changes: Sequence[Change]) -> list[Block]:
-    head = f"#### {channel.value} — {_md(channel.label)}\n"
+    head = f"#### {channel.value} — {md_escape(channel.label)}\n"
     members = [c for c in changes if c.spec.member_level]
     if len(members) <= INLINE_MEMBERS:  # few: everything in execution order
         return [head, *(_bullet(c) for c in changes), ""]
@@ -266,11 +266,11 @@ class DriftMarkdown:
 
     def render_parts(self, report: DriftReport) -> list[str]:
         """The comment(s) for `report`, each under the part limit."""
-        title = f"### lwr drift for {_code(report.tenant)}"
+        title = f"### lwr drift for {md_code(report.tenant)}"
         return paginate(title, self._blocks(report), self.limit)
 
     def _blocks(self, report: DriftReport) -> list[Block]:
-        blocks: list[Block] = [f"{_code(report.source)} against {_code(report.tenant_uri)} · "
+        blocks: list[Block] = [f"{md_code(report.source)} against {md_code(report.tenant_uri)} · "
                                f"checked {report.checked_at}\n"]
         if report.in_sync:
             return [*blocks, *policy_blocks(self.policy),
@@ -281,19 +281,19 @@ class DriftMarkdown:
                       f"| {s['settings']} | {s['members_missing']} | "
                       f"{s['members_unexpected']} | {s['changes']} |\n")
         blocks += policy_blocks(self.policy)
-        blocks += [f"> [!WARNING]\n> {_md(w)}\n" for w in report.warnings]
+        blocks += [f"> [!WARNING]\n> {md_escape(w)}\n" for w in report.warnings]
         for channel in report.channels():
             blocks += _drift_section(report, channel)
         return blocks
 
 
 def _drift_section(report: DriftReport, channel: ChannelName) -> list[Block]:
-    blocks: list[Block] = [f"#### {channel.value} — {_md(channel.label)}\n"]
+    blocks: list[Block] = [f"#### {channel.value} — {md_escape(channel.label)}\n"]
     settings = [d for d in report.settings if d.channel is channel]
     if settings:
         rows = ["| setting | desired | current |", "|---|---|---|"]
-        rows += [f"| {d.setting} | {_md(show_setting(d.setting, d.desired))} | "
-                 f"{_md(show_setting(d.setting, d.current))} |" for d in settings]
+        rows += [f"| {d.setting} | {md_escape(show_setting(d.setting, d.desired))} | "
+                 f"{md_escape(show_setting(d.setting, d.current))} |" for d in settings]
         blocks.append("\n".join(rows) + "\n")
     for members in (m for m in report.members if m.channel is channel):
         blocks += _member_blocks(members)
@@ -307,7 +307,7 @@ def _member_blocks(m: MemberDrift) -> list[Block]:
                        (m.unexpected, "on the list, not in the file")):
         if not who:
             continue
-        items = tuple(f"- {_md(email)}" for email in who)
+        items = tuple(f"- {md_escape(email)}" for email in who)
         label = f"{_plural(len(who), 'member')} {title}"
         if len(who) <= INLINE_MEMBERS:
             blocks.append(f"{label}:\n\n" + "\n".join(items) + "\n")
