@@ -377,28 +377,3 @@ def test_100k_audit_rows_append_and_verify(store: SqliteStateStore) -> None:
     assert len(store.audit_entries(limit=1)) == 1
     assert store.audit_entries(limit=1)[0].seq == 100_000
     assert store.verify_audit().checked == 100_000
-
-
-def test_runners_opening_a_new_store_together_all_succeed(tmp_path: Path) -> None:
-    """`apply DIR --parallel` opens one fresh state.db from several threads at once."""
-    import threading
-
-    for attempt in range(20):
-        path = tmp_path / f"state-{attempt}.db"
-        errors: list[BaseException] = []
-        start = threading.Barrier(4)
-
-        def open_it(path: Path = path, errors: list[BaseException] = errors,
-                    start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                SqliteStateStore(path).close()
-            except BaseException as e:  # collected: a thread's exception would be lost
-                errors.append(e)
-
-        threads = [threading.Thread(target=open_it) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []

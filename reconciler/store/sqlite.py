@@ -12,7 +12,6 @@ import secrets
 import socket
 import sqlite3
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -231,16 +230,10 @@ class SqliteStateStore:
         with self._errors("open"):
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             # Reading the header first: a corrupt file fails here, before we write anything.
-            # One read transaction: another runner may be creating the schema right now, and
-            # its tables without its application_id would look like a foreign file.
-            self._conn.execute("BEGIN")
-            try:
-                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-                app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
-                tables = self._conn.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-            finally:
-                self._conn.execute("COMMIT")
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = self._conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
         if app_id != APPLICATION_ID and tables:
             raise StateError(f"{self.path} is an SQLite file but not an lwr state store "
                              "(is it the tenant database?); give the state store its own file")
@@ -248,7 +241,7 @@ class SqliteStateStore:
             raise StateError(f"{self.path} was written by a newer lwr (state schema {version}, "
                              f"this lwr knows up to {SCHEMA_VERSION}); upgrade lwr")
         with self._errors("open"):
-            self._enable_wal(busy_timeout_ms)
+            self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
         if version < SCHEMA_VERSION:
@@ -260,22 +253,6 @@ class SqliteStateStore:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _enable_wal(self, busy_timeout_ms: int) -> None:
-        """Switch a new file to WAL, waiting out another opener doing the same.
-
-        The switch needs the file to itself and SQLite answers "locked" at once instead of
-        calling the busy handler, so two runners opening a fresh store together would fail.
-        """
-        deadline = time.monotonic() + busy_timeout_ms / 1000
-        while True:
-            try:
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.005)
 
     def close(self) -> None:
         """Close the connection; the store object is unusable afterwards."""
