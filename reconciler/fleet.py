@@ -26,7 +26,6 @@ from reconciler.providers import open_provider
 if TYPE_CHECKING:
     from reconciler.manual import ManualMode
     from reconciler.policy import PolicyReport, PolicyRule
-    from reconciler.providers.base import Provider
     from reconciler.store.base import StateStore
 
 Outcome = Literal["in sync", "changes", "applied", "refused", "error", "skipped"]
@@ -134,9 +133,8 @@ def _run_one(path: Path, options: FleetOptions,
             policy = evaluate(options.rules, desired=planned.desired, plan=plan)
             policy.raise_if_denied()
             if not options.apply or not plan.changes:
-                message = _settle(plan, provider, uri, open_store) if options.apply else ""
                 return _done(file, tenant, uri, plan, policy,
-                             "changes" if plan.changes else "in sync", message=message)
+                             "changes" if plan.changes else "in sync")
             plan.raise_if_unsafe(allow_destructive=options.allow_destructive)
             assert open_store is not None  # checked in run_fleet
             store = open_store(uri)
@@ -157,22 +155,6 @@ def _run_one(path: Path, options: FleetOptions,
     except Exception as e:  # one tenant's bug or outage must not stop the others
         return _failed(file, tenant, uri, plan, policy, "error", 1,
                        f"Internal error: {type(e).__name__}: {e}")
-
-
-def _settle(plan: Plan, provider: Provider, uri: str, open_store: StoreOpener | None) -> str:
-    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
-    from reconciler.apply import settle
-
-    assert open_store is not None  # checked in run_fleet
-    store = open_store(uri)
-    try:
-        result = settle(provider, store, plan.tenant)
-    finally:
-        store.close()
-    if result is None or not result.recovered:
-        return ""
-    return (f"recorded {len(result.recovered)} change(s) of the interrupted run "
-            f"{result.run_id} as recovered")
 
 
 def _done(file: str, tenant: str, uri: str, plan: Plan, policy: PolicyReport,

@@ -174,25 +174,3 @@ def test_apply_dir_refuses_destructive_changes_without_the_flag(
     assert table["b-d2.yml"][4] == "applied"  # the other tenant is not held back
     assert run([*argv, "--allow-destructive"]) == 0
     assert rows(capsys.readouterr().out)["a-d1.yaml"][4] == "applied"
-
-
-def test_apply_dir_settles_a_killed_run_even_with_nothing_to_apply(
-        fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from reconciler.actions import Action, Change, change_id
-    from reconciler.model import ChannelName
-    from reconciler.store.sqlite import SqliteStateStore
-
-    desired = only(fleet, "a-d1.yaml")  # d1 is in sync
-    key = f"local:{(fleet / 'tenants' / 'd1.example.db').resolve()}"
-    # A run that died after the tenant write and before the journal said done: the change
-    # (LINE is on) holds on the tenant, the journal still says `started`.
-    done_on_tenant = Change(change_id(Action.ENABLE_CHANNEL, ChannelName.LINE),
-                            Action.ENABLE_CHANNEL, ChannelName.LINE, None, False, True)
-    with SqliteStateStore(fleet / "tenants" / "state.db") as store:
-        killed = store.begin_run(key, "f" * 64, "ci@runner")
-        store.mark_started(killed.run_id, [done_on_tenant])
-    assert run(["apply", str(desired), "--tenant", template(fleet), "--auto-approve"]) == 0
-    assert "recorded 1 change(s) of the interrupted run" in capsys.readouterr().out
-    with SqliteStateStore(fleet / "tenants" / "state.db") as store:
-        (entry,) = store.audit_entries(tenant_key=key)
-    assert (entry.change_id, entry.result) == ("line/enable_channel", "recovered")
