@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from reconciler.model import (
     ChannelName,
@@ -64,5 +67,18 @@ def listed(*names: str, policy: str = "exact") -> MembersSpec:
 
 
 ALL = MembersSpec(True)
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A seeded demo tenant in tmp_path, the default for every command (LWR_TENANT)."""
+    from reconciler.cli import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
+    monkeypatch.delenv("LWR_STATE", raising=False)
+    assert run(["tenant", "init", "--demo"]) == 0
+    return tmp_path
+
 __all__ = ["ALL", "DOMAIN", "LINE", "LW", "DesiredChannel", "GreetingSpec", "channel_state",
            "desired", "emails", "listed", "tenant"]

@@ -19,16 +19,6 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "company.yaml"
 GREETING = "友だち追加ありがとうございます。営業時間は 9:00〜18:00（JST）です。"
 
 
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A seeded demo tenant in tmp_path, the default for every command (LWR_TENANT)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
-    monkeypatch.delenv("LWR_STATE", raising=False)
-    assert run(["tenant", "init", "--demo"]) == 0
-    return tmp_path
-
-
 def write(path: Path, text: str) -> str:
     path.write_text(text, encoding="utf-8")
     return str(path)

@@ -163,14 +163,6 @@ def test_drift_is_reported_exactly_when_plan_has_changes(
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
-    assert run(["tenant", "init", "--demo"]) == 0
-    return tmp_path
-
-
 def test_drift_exits_2_then_0_and_reports_in_every_format(
         demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = demo / "d.yaml"

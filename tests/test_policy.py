@@ -203,15 +203,6 @@ def test_a_missing_policy_dir_is_an_error(tmp_path: Path) -> None:
 # --- through the CLI ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
-    monkeypatch.delenv("LWR_STATE", raising=False)
-    assert run(["tenant", "init", "--demo"]) == 0
-    return tmp_path
-
-
 def test_deny_lists_every_failed_rule_and_exits_3(demo: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     f = demo / "bad.yaml"
