@@ -91,26 +91,24 @@ def locked_before_run(a: Attempt, rand: random.Random) -> str:
     return f"lock held, {run_count(a.state)} run begun, {entry_count(a.state)} journaled"
 
 
-def journal_ahead(k: int) -> Killer:
+def _held(k: int, hold: Callable[[Attempt, Proc, int], int], where: str) -> Killer:
+    """Kill while the apply waits at a gate `hold` closed before batch k's next write."""
     def kill(a: Attempt, rand: random.Random) -> str:
         proc = a.apply(gated=True)
-        at = a.hold_before_tenant_write(proc, k)
+        at = hold(a, proc, k)
         time.sleep(rand.uniform(0, 0.05))
         proc.kill()
         a.release()
-        return f"batch {at}: journaled started, tenant not written"
+        return f"batch {at}: {where}"
     return kill
+
+
+def journal_ahead(k: int) -> Killer:
+    return _held(k, Attempt.hold_before_tenant_write, "journaled started, tenant not written")
 
 
 def tenant_ahead(k: int) -> Killer:
-    def kill(a: Attempt, rand: random.Random) -> str:
-        proc = a.apply(gated=True)
-        at = a.hold_before_journal_done(proc, k)
-        time.sleep(rand.uniform(0, 0.05))
-        proc.kill()
-        a.release()
-        return f"batch {at}: tenant committed, journal not done"
-    return kill
+    return _held(k, Attempt.hold_before_journal_done, "tenant committed, journal not done")
 
 
 def inside_tenant_transaction(k: int) -> Killer:
