@@ -24,10 +24,12 @@ from reconciler.plan import Plan
 from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
 from reconciler.providers.base import Provider
 from reconciler.render import renderer_for
+from reconciler.store import StateLocation
 from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport, PolicyRule
+    from reconciler.store.base import LockHolder, StateStore
 
 EXIT_CHANGES = 2
 
@@ -36,8 +38,9 @@ tenant_option = click.option(
     help="Tenant URI: local:PATH (embedded tenant) or lineworks: (env LWR_TENANT).")
 state_option = click.option(
     "--state", "state_uri", envvar="LWR_STATE", default=None,
-    help="Where lock, journal and audit log live (env LWR_STATE); default: state.db beside "
-         "a local tenant, else .lwr/state.db.")
+    help="Where lock, journal, audit log and attested state live (env LWR_STATE): "
+         "local:PATH (SQLite) or postgresql://USER@HOST/DB[?schema=NAME] (shared by every "
+         "runner); default: state.db beside a local tenant, else .lwr/state.db.")
 format_option = click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
     show_default=True, help="Output format.")
@@ -107,21 +110,13 @@ def _provider(uri: str) -> Iterator[Provider]:
         provider.close()
 
 
-def _state_path(state_uri: str | None, tenant_uri: str) -> Path:
-    if state_uri:
-        path = local_path(state_uri)
-        if path is None:
-            raise UsageError(f"unsupported state URI {state_uri!r}: expected local:PATH")
-        return path
-    tenant_file = local_path(tenant_uri)
-    return tenant_file.parent / "state.db" if tenant_file else Path(".lwr/state.db")
+def _state(state_uri: str | None, tenant_uri: str) -> StateLocation:
+    return StateLocation.resolve(state_uri, tenant_uri)
 
 
 @contextmanager
-def _store(state_uri: str | None, tenant_uri: str) -> Iterator[Any]:
-    from reconciler.store.sqlite import SqliteStateStore
-
-    store = SqliteStateStore(_state_path(state_uri, tenant_uri))
+def _store(state_uri: str | None, tenant_uri: str) -> Iterator[StateStore]:
+    store = _state(state_uri, tenant_uri).open()
     try:
         yield store
     finally:
@@ -242,9 +237,8 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
     _emit_plan(the_plan, fmt, None, None, markdown_dir)
     if tenant_uri is None:
         return 0
-    state_path = _state_path(state_uri, tenant_uri)
     with _provider(tenant_uri) as provider:
-        if state_path.exists():  # no store yet: nothing was ever applied through it
+        if _state(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
             with _store(state_uri, tenant_uri) as store:
                 workflow.check_saved_plan(the_plan, provider, store)
         else:
@@ -367,8 +361,6 @@ def _apply_dir(directory: str, tenant_uri: str, state_uri: str | None, auto_appr
     """`lwr apply DIR`: every tenant of the directory, without prompts (reconciler.fleet)."""
     from reconciler import fleet
     from reconciler.apply import default_actor
-    from reconciler.store.sqlite import SqliteStateStore
-
     if not auto_approve:
         raise UsageError("applying a directory asks no questions: review `lwr plan "
                          f"{directory}` and pass --auto-approve")
@@ -378,8 +370,8 @@ def _apply_dir(directory: str, tenant_uri: str, state_uri: str | None, auto_appr
     mode: ManualMode = "attested" if manual == "attested" else \
         "skip" if manual == "skip" else "stop"
 
-    def open_store(uri: str) -> SqliteStateStore:
-        return SqliteStateStore(_state_path(state_uri, uri))
+    def open_store(uri: str) -> StateStore:
+        return _state(state_uri, uri).open()
 
     results = fleet.run_fleet(directory, fleet.FleetOptions(
         tenant_template=tenant_uri, rules=rules, apply=True,
@@ -412,7 +404,7 @@ def _ask_manual(step: ManualStep) -> bool:
 def _settle_journal(state_uri: str | None, tenant_uri: str, provider: Provider,
                     domain: str) -> None:
     """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
-    if not _state_path(state_uri, tenant_uri).exists():
+    if not _state(state_uri, tenant_uri).exists:
         return  # nothing was ever applied through this store
     from reconciler.apply import settle
 
@@ -430,8 +422,8 @@ def _echo_takeover(result: Any) -> None:
     stale = getattr(result, "took_over", None)
     if stale is not None:
         click.echo(f"Took over the lock of {stale.tenant_key} left by {stale.describe()}: "
-                   f"process {stale.pid} is no longer running on this host. Its unfinished "
-                   "changes were checked against the tenant first.", err=True)
+                   f"{stale.gone_because}. Its unfinished changes were checked against the "
+                   "tenant first.", err=True)
 
 
 def _stopped_message(error: BaseException, partial: Any, total: int) -> str:
@@ -631,27 +623,90 @@ def attest(file: str, tenant_uri: str, yes: bool) -> int:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def unlock(tenant_uri: str, state_uri: str | None, yes: bool) -> int:
     """Clear a tenant's apply lock left by a crashed or killed run (asks first)."""
-    import socket
-
     key = open_provider_key(tenant_uri)
     with _store(state_uri, tenant_uri) as store:
         held = next((h for h in store.list_locks() if h.tenant_key == key), None)
         if held is None:
             click.echo("No lock was held.")
             return 0
-        if held.stale:
-            status = f"process {held.pid} is no longer running on this host: the lock is stale"
-        elif held.host == socket.gethostname():
-            status = (f"process {held.pid} is STILL RUNNING on this host (an apply on this "
-                      "host stays protected by its lock file even when its record is cleared)")
-        else:
-            status = f"it was taken on {held.host}: make sure that run is over"
         if not yes and not click.confirm(f"Clear the apply lock of {key}, held by "
-                                         f"{held.describe()}? {status}", default=False,
-                                         err=True):
+                                         f"{held.describe()}? {_holder_status(held)}",
+                                         default=False, err=True):
             raise Cancelled("Unlock cancelled; the lock is kept.")
         holder = store.unlock(key)
     click.echo(f"Lock cleared (was held by {holder})." if holder else "No lock was held.")
+    return 0
+
+
+def _holder_status(held: LockHolder) -> str:
+    """Whether a lock's holder is gone, still running, or cannot be told from here."""
+    import socket
+
+    if held.stale:
+        return f"{held.gone_because}: the lock is stale"
+    if held.alive:
+        return ("its database session is STILL OPEN (a running apply keeps the tenant locked "
+                "until that session ends, even with its record cleared)")
+    if held.host == socket.gethostname():
+        return (f"process {held.pid} is STILL RUNNING on this host (an apply on this "
+                "host stays protected by its lock file even when its record is cleared)")
+    return f"it was taken on {held.host}: make sure that run is over"
+
+
+@cli.group("lock")
+def lock_group() -> None:
+    """Tenant apply locks in the state store."""
+
+
+@lock_group.command("list")
+@state_option
+@click.option("--tenant", "tenant_uri", default=DEFAULT_TENANT, show_default=True,
+              help="Only used to find the default state store (state.db beside it).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
+    """Every tenant lock held in the state store: holder, operation, since, and whether the
+    holder is still there."""
+    location = _state(state_uri, tenant_uri)
+    if not location.exists:
+        holders: list[LockHolder] = []
+    else:
+        with _store(state_uri, tenant_uri) as store:
+            holders = store.list_locks()
+    if fmt == "json":
+        click.echo(json.dumps([{
+            "tenant": h.tenant_key, "user": h.user, "host": h.host, "pid": h.pid,
+            "operation": h.operation, "since": h.since, "stale": h.stale,
+        } for h in holders], ensure_ascii=False, indent=2))
+        return 0
+    if not holders:
+        click.echo(f"No locks held in {location}.")
+        return 0
+    for h in holders:
+        click.echo(f"{h.tenant_key}\n  held by {h.describe()}\n  {_holder_status(h)}")
+    return 0
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The state store itself (lock, journal, audit log, attested state)."""
+
+
+@state_group.command("migrate")
+@state_option
+@click.option("--tenant", "tenant_uri", default=DEFAULT_TENANT, show_default=True,
+              help="Only used to find the default state store (state.db beside it).")
+def state_migrate(state_uri: str | None, tenant_uri: str) -> int:
+    """Create the state store's schema, or upgrade it to this lwr's version (idempotent).
+
+    Needed once for a postgresql:// state, and after upgrading lwr; an SQLite state is
+    created on first use anyway.
+    """
+    location = _state(state_uri, tenant_uri)
+    before, after = location.migrate()
+    if before == after:
+        click.echo(f"State schema in {location} is up to date (version {after}).")
+    else:
+        click.echo(f"State schema in {location} migrated from version {before} to {after}.")
     return 0
 
 

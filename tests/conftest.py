@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pgserver import PgServer, find_bindir
 
 from reconciler.model import (
     ChannelName,
@@ -79,6 +82,53 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("LWR_STATE", raising=False)
     assert run(["tenant", "init", "--demo"]) == 0
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL for the whole session, where the role `lwr` owns the database `lwr`.
+
+    LWR_TEST_POSTGRES_URL points at a server the developer runs (connect as `lwr` there too);
+    otherwise a throwaway server starts from the installed binaries (tests/pgserver.py) the first
+    time a test asks for this fixture, and stops at the end of the session.
+    """
+    external = os.environ.get("LWR_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        why = ("PostgreSQL binaries not found (install the Debian package postgresql, "
+               "or set LWR_PG_BINDIR / LWR_TEST_POSTGRES_URL)")
+        if os.environ.get("LWR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"LWR_REQUIRE_POSTGRES=1 but {why}", pytrace=False)
+        pytest.skip(why)
+    server = PgServer.start(bindir)
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_state(postgres_url: str) -> str:
+    """A migrated, empty PostgreSQL state of this test's own (a fresh `?schema=`)."""
+    import secrets
+
+    from reconciler.store.postgres import migrate
+
+    url = f"{postgres_url}?schema=t_{secrets.token_hex(6)}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The --state of a test run once per backend: an SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"local:{tmp_path}/state/state.db"
+    return str(request.getfixturevalue("pg_state"))
+
 
 __all__ = ["ALL", "DOMAIN", "LINE", "LW", "DesiredChannel", "GreetingSpec", "channel_state",
            "desired", "emails", "listed", "tenant"]

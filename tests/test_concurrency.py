@@ -71,6 +71,10 @@ def test_simultaneous_applies_exactly_one_applies_the_others_exit_3_naming_it(
     racers = [attempt.apply() for _ in range(RACERS)]
     wait_for(lambda: lock_row_pid(attempt) != 0, "one racer taking the lock")
     winner = next(p for p in racers if p.pid == lock_row_pid(attempt))
+    # Frozen only once its journal is written: frozen inside a store transaction, it would
+    # keep the others from even reading the lock (a stopped process, not a product fault).
+    wait_for(lambda: entry_count(attempt.state) > 0, "the winner journaling its first batch",
+             proc=winner)
     assert winner.freeze()  # frozen holding the lock: its busy wait does not run down
     losers = [p for p in racers if p is not winner]
     for loser in losers:

@@ -1,0 +1,85 @@
+"""Where lock, journal, audit log and attested state live: `--state URL` (env LWR_STATE).
+
+- unset: `state.db` beside a `local:` tenant, else `.lwr/state.db` (SQLite, no set-up);
+- `local:PATH`: that SQLite file;
+- `postgresql://user@host/db[?schema=NAME]`: a PostgreSQL database shared by every runner
+  (schema made by `lwr state migrate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.errors import UsageError
+from reconciler.providers import local_path
+
+if TYPE_CHECKING:
+    from reconciler.store.base import StateStore
+
+
+@dataclass(frozen=True)
+class StateLocation:
+    """A resolved --state: an SQLite file (`path`) or a PostgreSQL URL (`url`)."""
+
+    path: Path | None = None
+    url: str | None = None
+
+    @classmethod
+    def resolve(cls, state_uri: str | None, tenant_uri: str) -> StateLocation:
+        """Apply the defaults above; UsageError for a URI of no known kind."""
+        from reconciler.store.postgres import is_postgres_url
+
+        if state_uri:
+            if is_postgres_url(state_uri):
+                return cls(url=state_uri)
+            path = local_path(state_uri)
+            if path is None:
+                raise UsageError(f"unsupported state URI {state_uri!r}: expected local:PATH "
+                                 "or postgresql://USER@HOST/DB")
+            return cls(path=path)
+        tenant_file = local_path(tenant_uri)
+        return cls(path=tenant_file.parent / "state.db" if tenant_file else Path(".lwr/state.db"))
+
+    @property
+    def exists(self) -> bool:
+        """False only for an SQLite store never created: nothing was applied through it.
+
+        A database is always asked: its schema missing is an error worth showing.
+        """
+        return self.path is None or self.path.exists()
+
+    def __str__(self) -> str:
+        from reconciler.store.postgres import redact
+
+        return str(self.path) if self.path is not None else redact(self.url or "")
+
+    def open(self) -> StateStore:
+        """Connect (PostgreSQL) or open, creating if needed (SQLite)."""
+        if self.url is not None:
+            from reconciler.store.postgres import PostgresStateStore
+
+            return PostgresStateStore(self.url)
+        from reconciler.store.sqlite import SqliteStateStore
+
+        assert self.path is not None
+        return SqliteStateStore(self.path)
+
+    def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the schema; (version before, version after)."""
+        if self.url is not None:
+            from reconciler.store.postgres import migrate
+
+            return migrate(self.url)
+        from reconciler.store.sqlite import SqliteStateStore
+
+        assert self.path is not None
+        before = SqliteStateStore.file_version(self.path)
+        with SqliteStateStore(self.path) as store:  # opening an SQLite store migrates it
+            return before, store.schema_version()
+
+
+def open_store(state_uri: str | None, tenant_uri: str) -> StateStore:
+    """The state store for a tenant, per --state and its defaults."""
+    return StateLocation.resolve(state_uri, tenant_uri).open()

@@ -1,6 +1,7 @@
 """The StateStore protocol and its records: per-tenant lock, apply journal, hash-chained audit log.
 
-Backends (SQLite now, PostgreSQL later) share these types and the hashing rule of the audit chain.
+Backends (store/sqlite.py, store/postgres.py; their shared SQL in store/sql.py) share these
+types and the hashing rule of the audit chain.
 """
 
 from __future__ import annotations
@@ -65,11 +66,25 @@ class LockHolder:
     since: str  # UTC ISO
     #: On the holder `lock()` yields: the stale lock it took over (its process was dead), if any.
     replaced: LockHolder | None = field(default=None, compare=False, repr=False)
+    #: Whether the store saw the holder's session still holding the lock (PostgreSQL can
+    #: tell from any host); None when only the holder's pid on this host can tell.
+    alive: bool | None = field(default=None, compare=False)
 
     @property
     def stale(self) -> bool:
-        """True when the holder ran on this host and its process is gone (a crash or kill)."""
+        """True when the holder is provably gone: its database session ended, or it ran on
+        this host and its process is gone (a crash or kill)."""
+        if self.alive is not None:
+            return not self.alive
         return self.host == socket.gethostname() and not pid_alive(self.pid)
+
+    @property
+    def gone_because(self) -> str:
+        """Why a stale holder is known to be gone, for messages."""
+        if self.alive is False:
+            return (f"its database session has ended (process {self.pid} on {self.host} "
+                    "exited, was killed or lost its connection)")
+        return f"process {self.pid} is no longer running on this host"
 
     def __str__(self) -> str:
         return self.describe()
@@ -221,6 +236,15 @@ class StateStore(Protocol):
 
     Every method that writes commits before it returns: the journal is write-ahead.
     """
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a file, or a database URL without password)."""
+        ...
+
+    def schema_version(self) -> int:
+        """The version of the store's schema."""
+        ...
 
     def lock(self, tenant_key: str, operation: str) -> AbstractContextManager[LockHolder]:
         """Hold the tenant's lock for the `with` block; raise LockHeld naming the holder.
