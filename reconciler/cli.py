@@ -102,8 +102,8 @@ def _color() -> bool:
 
 
 @contextmanager
-def _provider(uri: str) -> Iterator[Provider]:
-    provider = open_provider(uri)
+def _provider(uri: str, state_uri: str | None = None) -> Iterator[Provider]:
+    provider = open_provider(uri, state_uri)
     try:
         yield provider
     finally:
@@ -177,9 +177,10 @@ def _emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | Non
 @policy_options
 @markdown_dir_option
 @fleet_options
+@state_option
 def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcode: bool,
          policy_dirs: tuple[str, ...], no_default_policies: bool,
-         markdown_dir: str | None, parallel: int, fail_fast: bool) -> int:
+         markdown_dir: str | None, parallel: int, fail_fast: bool, state_uri: str | None) -> int:
     """Read the tenant, diff it with FILE, check policies, and print the ordered changes.
 
     FILE may be a directory of desired files, one a tenant (see `lwr plan --help`, README
@@ -195,9 +196,10 @@ def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcod
         from reconciler import fleet
 
         results = fleet.run_fleet(file, fleet.FleetOptions(
-            tenant_template=tenant_uri, rules=rules, parallel=parallel, fail_fast=fail_fast))
+            tenant_template=tenant_uri, rules=rules, parallel=parallel, fail_fast=fail_fast,
+            state_uri=state_uri))
         return _emit_fleet(results, fmt, detailed_exitcode)
-    with _provider(tenant_uri) as provider:
+    with _provider(tenant_uri, state_uri) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     if out and policy.denied:
@@ -237,7 +239,7 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
     _emit_plan(the_plan, fmt, None, None, markdown_dir)
     if tenant_uri is None:
         return 0
-    with _provider(tenant_uri) as provider:
+    with _provider(tenant_uri, state_uri) as provider:
         if _state(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
             with _store(state_uri, tenant_uri) as store:
                 workflow.check_saved_plan(the_plan, provider, store)
@@ -254,8 +256,9 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
 @format_option
 @policy_options
 @markdown_dir_option
+@state_option
 def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
-          no_default_policies: bool, markdown_dir: str | None) -> int:
+          no_default_policies: bool, markdown_dir: str | None, state_uri: str | None) -> int:
     """Report every setting and list where the tenant differs from FILE: exit 0 in sync,
     2 drifted, 1 error (a failed tenant read included), 3 policy deny."""
     from reconciler.drift import drift_report
@@ -263,7 +266,7 @@ def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
     from reconciler.render import drift_renderer_for
 
     rules = _policies(policy_dirs, no_default_policies)
-    with _provider(tenant_uri) as provider:
+    with _provider(tenant_uri, state_uri) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     report = drift_report(planned.desired, planned.current, planned.plan)
@@ -308,7 +311,7 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
         return _apply_dir(file, tenant_uri, state_uri, auto_approve, allow_destructive, rules,
                           manual, parallel, fail_fast)
     saved = workflow.is_saved_plan(file)
-    with _provider(tenant_uri) as provider:
+    with _provider(tenant_uri, state_uri) as provider:
         if saved:
             the_plan = workflow.load_saved_plan(file)
             with _store(state_uri, tenant_uri) as store:  # refuse a replay before showing it
@@ -370,13 +373,10 @@ def _apply_dir(directory: str, tenant_uri: str, state_uri: str | None, auto_appr
     mode: ManualMode = "attested" if manual == "attested" else \
         "skip" if manual == "skip" else "stop"
 
-    def open_store(uri: str) -> StateStore:
-        return _state(state_uri, uri).open()
-
     results = fleet.run_fleet(directory, fleet.FleetOptions(
         tenant_template=tenant_uri, rules=rules, apply=True,
         allow_destructive=allow_destructive, manual=mode, parallel=parallel,
-        fail_fast=fail_fast, actor=default_actor()), open_store)
+        fail_fast=fail_fast, actor=default_actor(), state_uri=state_uri))
     return _emit_fleet(results, "text", False)
 
 
@@ -479,9 +479,10 @@ def _progress(enabled: bool = True) -> Iterator[Callable[[int, int], None] | Non
 @cli.command()
 @tenant_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
-def export(tenant_uri: str, out: str | None) -> int:
+@state_option
+def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
     """Write the tenant's current state as a valid desired-state file."""
-    with _provider(tenant_uri) as provider:
+    with _provider(tenant_uri, state_uri) as provider:
         text = workflow.export_yaml(provider)
     if out:
         Path(out).write_text(text, encoding="utf-8")
@@ -495,9 +496,10 @@ def export(tenant_uri: str, out: str | None) -> int:
 @tenant_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def show(tenant_uri: str, fmt: str) -> int:
+@state_option
+def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""
-    with _provider(tenant_uri) as provider:
+    with _provider(tenant_uri, state_uri) as provider:
         state = provider.read()
         # Values no API reads (lineworks:) are labelled with where they came from.
         origin = provider.provenance() if isinstance(provider, AttestingProvider) else {}
@@ -592,7 +594,8 @@ def open_provider_key(tenant_uri: str) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @tenant_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def attest(file: str, tenant_uri: str, yes: bool) -> int:
+@state_option
+def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
     """Record that the console shows what FILE says, for settings no API can read.
 
     For a lineworks: tenant: write FILE to match the console (Admin > Service > Message >
@@ -603,7 +606,7 @@ def attest(file: str, tenant_uri: str, yes: bool) -> int:
     from reconciler.desired import check_against_tenant, load_desired
 
     desired = load_desired(file)
-    with _provider(tenant_uri) as provider:
+    with _provider(tenant_uri, state_uri) as provider:
         if not isinstance(provider, AttestingProvider):
             raise UsageError(f"{provider.key} is read directly; there is nothing to attest")
         state = provider.read()

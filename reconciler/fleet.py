@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -22,11 +23,13 @@ from reconciler.desired import load_desired
 from reconciler.errors import LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
+from reconciler.store import StateLocation
 
 if TYPE_CHECKING:
     from reconciler.manual import ManualMode
+    from reconciler.model import DesiredState
     from reconciler.policy import PolicyReport, PolicyRule
-    from reconciler.store.base import StateStore
+    from reconciler.providers.base import Provider
 
 Outcome = Literal["in sync", "changes", "applied", "refused", "error", "skipped"]
 TENANT_PLACEHOLDER = "{tenant}"
@@ -62,9 +65,8 @@ class FleetOptions:
     parallel: int = 1
     fail_fast: bool = False
     actor: str = "lwr"
-
-
-StoreOpener = Callable[[str], "StateStore"]
+    #: --state: one store for every tenant (default: state.db beside each local tenant).
+    state_uri: str | None = None
 
 
 def desired_files(directory: str | Path) -> list[Path]:
@@ -87,63 +89,107 @@ def target_uri(tenant: str, target: object, template: str) -> str:
                      "--tenant 'local:tenants/{tenant}.db'")
 
 
-def run_fleet(directory: str | Path, options: FleetOptions,
-              open_store: StoreOpener | None = None) -> list[TenantResult]:
-    """Plan (or apply, with `options.apply` and `open_store`) every desired file of
-    `directory`; results in file-name order."""
+@dataclass(frozen=True)
+class _Loaded:
+    """A desired file validated and sent to its tenant, or the result that says why not."""
+
+    path: Path
+    desired: DesiredState | None = None
+    uri: str | None = None
+    failed: TenantResult | None = None
+
+
+def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult]:
+    """Plan (or apply, with `options.apply`) every desired file of `directory`; results in
+    file-name order.
+
+    Every file is loaded first, so that two files sent to one tenant are both refused before
+    any tenant is touched (whichever ran second would undo the first).
+    """
     if options.parallel < 1:
         raise UsageError("--parallel must be at least 1")
-    if options.apply and open_store is None:
-        raise UsageError("applying a directory needs a state store")
     files = desired_files(directory)
     if not files:
         raise UsageError(f"no *.yaml or *.yml desired files in {directory}")
     stop = threading.Event()  # set on the first failure with fail_fast: later files skip
 
-    def one(path: Path) -> TenantResult:
+    def one(loaded: _Loaded) -> TenantResult:
         if stop.is_set():
-            return TenantResult(str(path), "?", None, "skipped", 0,
+            return TenantResult(str(loaded.path), "?", None, "skipped", 0,
                                 message="not run: an earlier tenant failed (--fail-fast)")
-        result = _run_one(path, options, open_store)
+        result = loaded.failed or _run_one(loaded, options)
         if options.fail_fast and result.exit_code:
             stop.set()
         return result
 
     with ThreadPoolExecutor(max_workers=options.parallel,
                             thread_name_prefix="lwr-tenant") as pool:
-        return list(pool.map(one, files))
+        loaded = _one_file_per_tenant(list(pool.map(lambda p: _load(p, options), files)))
+        return list(pool.map(one, loaded))
 
 
-def _run_one(path: Path, options: FleetOptions,
-             open_store: StoreOpener | None) -> TenantResult:
-    from reconciler.policy import evaluate
-
-    file, tenant, uri = str(path), "?", None
-    plan: Plan | None = None
-    policy: PolicyReport | None = None
+def _load(path: Path, options: FleetOptions) -> _Loaded:
+    tenant = "?"
     try:
         desired = load_desired(path)
         tenant = desired.tenant
         uri = target_uri(tenant, (desired.document or {}).get("target"),
                          options.tenant_template)
-        provider = open_provider(uri)
+    except LwrError as e:
+        return _Loaded(path, failed=_failed(str(path), tenant, None, None, None, "error",
+                                            e.exit_code, str(e)))
+    return _Loaded(path, desired, uri)
+
+
+def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
+    """Mark every file that shares its tenant with another file as an error.
+
+    Files sent to one URI under different `tenant:` domains are left alone: all but one are
+    refused as the wrong tenant anyway, before anything is applied.
+    """
+    files_of: dict[tuple[str, str], list[str]] = {}
+    for item in loaded:
+        if item.uri is not None and item.desired is not None:
+            files_of.setdefault((item.uri, item.desired.tenant), []).append(item.path.name)
+    result = []
+    for item in loaded:
+        if item.desired is None or item.uri is None:
+            result.append(item)
+            continue
+        names = files_of[(item.uri, item.desired.tenant)]
+        if len(names) > 1:
+            message = (f"{item.uri} is the tenant of {len(names)} files ({', '.join(names)}): "
+                       "one desired file per tenant, so that neither undoes the other")
+            item = replace(item, failed=_failed(str(item.path), item.desired.tenant, item.uri,
+                                                None, None, "error", 1, message))
+        result.append(item)
+    return result
+
+
+def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
+    from reconciler.policy import evaluate
+
+    assert loaded.desired is not None and loaded.uri is not None  # else `failed` is set
+    file, tenant, uri = str(loaded.path), loaded.desired.tenant, loaded.uri
+    plan: Plan | None = None
+    policy: PolicyReport | None = None
+    try:
+        provider = open_provider(uri, options.state_uri)
+        state = StateLocation.resolve(options.state_uri, uri)
         try:
-            planned = workflow.plan_desired(path, provider)
+            planned = workflow.plan_loaded(loaded.desired, provider)
             plan = planned.plan
             policy = evaluate(options.rules, desired=planned.desired, plan=plan)
             policy.raise_if_denied()
             if not options.apply or not plan.changes:
+                message = _settle(plan, provider, state) if options.apply else ""
                 return _done(file, tenant, uri, plan, policy,
-                             "changes" if plan.changes else "in sync")
+                             "changes" if plan.changes else "in sync", message=message)
             plan.raise_if_unsafe(allow_destructive=options.allow_destructive)
-            assert open_store is not None  # checked in run_fleet
-            store = open_store(uri)
-            try:
+            with closing(state.open()) as store:
                 result = workflow.apply_plan(plan, provider, store, actor=options.actor,
                                              allow_destructive=options.allow_destructive,
                                              manual=options.manual)
-            finally:
-                store.close()
             return _done(file, tenant, uri, plan, policy, "applied",
                          applied=len(result.applied),
                          message=f"{len(result.applied)} changes applied (run {result.run_id})")
@@ -155,6 +201,20 @@ def _run_one(path: Path, options: FleetOptions,
     except Exception as e:  # one tenant's bug or outage must not stop the others
         return _failed(file, tenant, uri, plan, policy, "error", 1,
                        f"Internal error: {type(e).__name__}: {e}")
+
+
+def _settle(plan: Plan, provider: Provider, state: StateLocation) -> str:
+    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
+    from reconciler.apply import settle
+
+    if not state.exists:
+        return ""  # nothing was ever applied through this store
+    with closing(state.open()) as store:
+        result = settle(provider, store, plan.tenant)
+    if result is None or not result.recovered:
+        return ""
+    return (f"recorded {len(result.recovered)} change(s) of the interrupted run "
+            f"{result.run_id} as recovered")
 
 
 def _done(file: str, tenant: str, uri: str, plan: Plan, policy: PolicyReport,

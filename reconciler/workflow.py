@@ -35,7 +35,11 @@ class Planned:
 
 def plan_desired(path: str | Path, provider: Provider) -> Planned:
     """Load and validate `path`, read the tenant, and plan (SPEC §3); keep the inputs."""
-    desired = load_desired(path)
+    return plan_loaded(load_desired(path), provider)
+
+
+def plan_loaded(desired: DesiredState, provider: Provider) -> Planned:
+    """Read the tenant and plan an already validated desired state (SPEC §3)."""
     current = provider.read()  # raises on any failed or partial read: never plans from less
     check_against_tenant(desired, current.domain, current.directory)
     return Planned(desired, current,

@@ -130,5 +130,12 @@ def state_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_state"))
 
 
+@pytest.fixture
+def demo_state(demo: Path, state_uri: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo tenant with its state in each backend in turn (LWR_STATE=state_uri)."""
+    monkeypatch.setenv("LWR_STATE", state_uri)
+    return demo
+
+
 __all__ = ["ALL", "DOMAIN", "LINE", "LW", "DesiredChannel", "GreetingSpec", "channel_state",
            "desired", "emails", "listed", "tenant"]

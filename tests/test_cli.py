@@ -43,7 +43,7 @@ def test_plan_shows_ordered_changes_with_markers_and_side_effects(
     assert "Plan: 7 changes" in out
 
 
-def test_apply_then_plan_is_empty_and_audited(demo: Path,
+def test_apply_then_plan_is_empty_and_audited(demo_state: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["apply", str(EXAMPLE), "--auto-approve"]) == 0
     assert "Apply complete: 7 changes applied" in capsys.readouterr().out
@@ -126,7 +126,8 @@ def test_export_round_trips_and_keeps_japanese(demo: Path,
 
 
 def test_saved_plan_applies_and_goes_stale_when_tenant_changes(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        demo_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = demo_state
     plan_file = demo / "plan.json"
     assert run(["plan", str(EXAMPLE), "--out", str(plan_file), "--format", "json"]) == 0
     data = json.loads(plan_file.read_text(encoding="utf-8"))
@@ -212,13 +213,16 @@ def test_real_subprocess_entry_points(demo: Path) -> None:
     assert "Traceback" not in proc.stderr and f"{bad}:" in proc.stderr
 
 
-def test_second_apply_is_refused_while_the_lock_is_held(demo: Path,
+def test_second_apply_is_refused_while_the_lock_is_held(demo_state: Path,
                                                         capsys: pytest.CaptureFixture[str]
                                                         ) -> None:
-    from reconciler.store.sqlite import SqliteStateStore
+    from contextlib import closing
 
+    from reconciler.store import open_store
+
+    demo = demo_state
     key = f"local:{(demo / 'tenant.db').resolve()}"
-    with SqliteStateStore(demo / "state.db") as store, store.lock(key, "apply"):
+    with closing(open_store(os.environ["LWR_STATE"], key)) as store, store.lock(key, "apply"):
         assert run(["apply", str(EXAMPLE), "--auto-approve"]) == 3
     err = capsys.readouterr().err
     assert "apply" in err and str(os.getpid()) in err

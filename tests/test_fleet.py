@@ -147,7 +147,9 @@ def test_markdown_gives_one_collapsed_section_per_tenant(
 
 
 def test_apply_dir_needs_auto_approve_then_applies_each_tenant(
-        fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        fleet: Path, state_uri: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LWR_STATE", state_uri)  # one store for every tenant
     desired = only(fleet, "a-d1.yaml", "b-d2.yml")
     argv = ["apply", str(desired), "--tenant", template(fleet)]
     assert run(argv) == 1
@@ -159,6 +161,8 @@ def test_apply_dir_needs_auto_approve_then_applies_each_tenant(
     assert run(["audit", "--tenant", tenant_uri(fleet, "d2.example")]) == 0
     audit = capsys.readouterr().out
     assert "No applied changes recorded" not in audit and "line" in audit
+    assert run(["audit", "--verify"]) == 0 and run(["lock", "list"]) == 0
+    assert "No locks held" in capsys.readouterr().out
 
 
 def test_apply_dir_refuses_destructive_changes_without_the_flag(
@@ -174,3 +178,45 @@ def test_apply_dir_refuses_destructive_changes_without_the_flag(
     assert table["b-d2.yml"][4] == "applied"  # the other tenant is not held back
     assert run([*argv, "--allow-destructive"]) == 0
     assert rows(capsys.readouterr().out)["a-d1.yaml"][4] == "applied"
+
+
+def test_apply_dir_settles_a_killed_run_even_with_nothing_to_apply(
+        fleet: Path, state_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from contextlib import closing
+
+    from reconciler.actions import Action, Change, change_id
+    from reconciler.model import ChannelName
+    from reconciler.store import open_store
+
+    desired = only(fleet, "a-d1.yaml")  # d1 is in sync
+    key = f"local:{(fleet / 'tenants' / 'd1.example.db').resolve()}"
+    # A run that died after the tenant write and before the journal said done: the change
+    # (LINE is on) holds on the tenant, the journal still says `started`.
+    done_on_tenant = Change(change_id(Action.ENABLE_CHANNEL, ChannelName.LINE),
+                            Action.ENABLE_CHANNEL, ChannelName.LINE, None, False, True)
+    with closing(open_store(state_uri, key)) as store:
+        killed = store.begin_run(key, "f" * 64, "ci@runner")
+        store.mark_started(killed.run_id, [done_on_tenant])
+    assert run(["apply", str(desired), "--tenant", template(fleet), "--auto-approve",
+                "--state", state_uri]) == 0
+    assert "recorded 1 change(s) of the interrupted run" in capsys.readouterr().out
+    with closing(open_store(state_uri, key)) as store:
+        (entry,) = store.audit_entries(tenant_key=key)
+    assert (entry.change_id, entry.result) == ("line/enable_channel", "recovered")
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_two_files_for_one_tenant_are_both_refused_before_anything_runs(
+        fleet: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    desired = only(fleet, "a-d1.yaml", "b-d2.yml")
+    twin = (desired / "b-d2.yml").read_text(encoding="utf-8")
+    (desired / "c-d2-again.yaml").write_text(twin.replace(  # the same tenant, other intent
+        "restrict_file_transfer: true", "restrict_file_transfer: false", 1), encoding="utf-8")
+    extra = ["--auto-approve"] if command == "apply" else []
+    assert run([command, str(desired), "--tenant", template(fleet), *extra]) == 1
+    out = capsys.readouterr().out
+    table = rows(out)
+    assert table["b-d2.yml"][4] == "error" and table["c-d2-again.yaml"][4] == "error"
+    assert table["a-d1.yaml"][4] == "in sync"  # other tenants still run
+    assert "one desired file per tenant" in out and "b-d2.yml, c-d2-again.yaml" in out
+    assert "restrict_file_transfer: false" in export(fleet, "d2.example")  # untouched

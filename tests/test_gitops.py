@@ -7,8 +7,10 @@ and no apply run was recorded.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import jsonschema
@@ -20,7 +22,7 @@ from reconciler.model import ChannelName
 from reconciler.plan import state_digest
 from reconciler.providers.local import LocalTenant
 from reconciler.resources import load_schema
-from reconciler.store.sqlite import SqliteStateStore
+from reconciler.store import StateLocation, open_store
 from reconciler.workflow import plan_desired
 
 HEAD = "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
@@ -31,12 +33,15 @@ DEMO_LIST = HEAD + ("  line:\n    members:\n      policy: exact\n      include: 
 LINE_OFF = HEAD + "  line:\n    enabled: false\n"
 
 
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A seeded demo tenant in tmp_path, the default for every command (LWR_TENANT)."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """A seeded demo tenant in tmp_path, the default for every command (LWR_TENANT); its
+    state in the default SQLite file beside it, then in PostgreSQL (LWR_STATE)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
     monkeypatch.delenv("LWR_STATE", raising=False)
+    if request.param == "postgresql":
+        monkeypatch.setenv("LWR_STATE", request.getfixturevalue("pg_state"))
     monkeypatch.setenv("LWR_ACTOR", "ci-bot")
     assert run(["tenant", "init", "--demo"]) == 0
     return tmp_path
@@ -56,11 +61,17 @@ def fingerprint(db: Path) -> list[str]:
         conn.close()
 
 
+def state_of(root: Path) -> StateLocation:
+    """The state store the commands use: LWR_STATE, else state.db beside the tenant."""
+    return StateLocation.resolve(os.environ.get("LWR_STATE"), f"local:{root}/tenant.db")
+
+
 def runs(root: Path) -> int:
-    """Apply runs recorded in the state store beside the tenant (0 when there is none)."""
-    if not (root / "state.db").exists():
+    """Apply runs recorded in the tenant's state store (0 when there is none)."""
+    state = state_of(root)
+    if not state.exists:
         return 0
-    with SqliteStateStore(root / "state.db") as store:
+    with closing(state.open()) as store:
         return len(store.runs())
 
 
@@ -289,7 +300,7 @@ def test_a_lock_held_refuses_a_saved_plan_too(demo: Path,
     assert run(["plan", write(demo / "add.yaml", ADD_DAVE), "--out", str(plan_json)]) == 0
     capsys.readouterr()
     key = f"local:{(demo / 'tenant.db').resolve()}"
-    with SqliteStateStore(demo / "state.db") as store, store.lock(key, "apply"):
+    with closing(state_of(demo).open()) as store, store.lock(key, "apply"):
         err = refused(demo, ["apply", str(plan_json), "--auto-approve"], capsys)
     assert "apply" in err
 
@@ -341,8 +352,8 @@ def test_a_provider_read_failure_stops_planning(demo: Path) -> None:
         plan_desired(exact, FailingRead(inner))  # type: ignore[arg-type]
 
 
-def test_the_store_remembers_only_finished_runs_of_a_plan_per_tenant(tmp_path: Path) -> None:
-    with SqliteStateStore(tmp_path / "state.db") as store:
+def test_the_store_remembers_only_finished_runs_of_a_plan_per_tenant(state_uri: str) -> None:
+    with closing(open_store(state_uri, "local:/a.db")) as store:
         assert store.applied_run("local:/a.db", "p1") is None
         failed = store.begin_run("local:/a.db", "p1", "ci-bot")
         store.finish_run(failed.run_id, "failed")

@@ -20,8 +20,9 @@ def local_path(uri: str) -> Path | None:
     return Path(path)
 
 
-def open_provider(uri: str) -> Provider:
-    """Open the tenant named by `uri` (SPEC §5)."""
+def open_provider(uri: str, state_uri: str | None = None) -> Provider:
+    """Open the tenant named by `uri` (SPEC §5); `state_uri` (--state) is where a provider
+    that keeps attested state keeps it (default $LWR_STATE)."""
     path = local_path(uri)
     if path is not None:
         from reconciler.providers.local import LocalTenant
@@ -31,5 +32,5 @@ def open_provider(uri: str) -> Provider:
     if kind == "lineworks":
         from reconciler.providers.lineworks import LineWorksTenant
 
-        return LineWorksTenant.open(uri)
+        return LineWorksTenant.open(uri, state_uri)
     raise UsageError(f"unknown tenant URI {uri!r}: expected local:PATH or lineworks:")

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from reconciler import __version__
 from reconciler.errors import LockHeld, StateError
 from reconciler.store.base import GENESIS_HASH, LockHolder, current_user, utc_now
-from reconciler.store.sql import SqlStateStore
+from reconciler.store.sql import SqlSession, SqlStateStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -232,13 +232,12 @@ def _raise_state_error(exc: BaseException, target: PostgresTarget, doing: str) -
                          f"{str(exc).strip()}") from exc
 
 
-class PostgresStateStore(SqlStateStore):
-    """StateStore in PostgreSQL: one store for every runner and tenant of a fleet."""
+class PostgresSession(SqlSession):
+    """The PostgreSQL specifics of a SqlSession: a connection to the state URL's schema."""
 
     _PARAM = "%s"
     _BEGIN_WRITE = "BEGIN"
     _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-    _HEAD_FOR_UPDATE = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         """Connect; raise StateError when unreachable or when the schema is missing or old."""
@@ -282,6 +281,12 @@ class PostgresStateStore(SqlStateStore):
         """The newest migration applied to this database."""
         with self._errors("read the schema version"):
             return _version(self._conn)
+
+
+class PostgresStateStore(PostgresSession, SqlStateStore):
+    """StateStore in PostgreSQL: one store for every runner and tenant of a fleet."""
+
+    _HEAD_FOR_UPDATE = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 
     # -- lock --------------------------------------------------------------------------------
 

@@ -46,8 +46,12 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
 
 
-class SqlStateStore(ABC):
-    """The StateStore methods every SQL backend shares; subclasses own connection and lock."""
+class SqlSession(ABC):
+    """A DB-API connection in autocommit mode with explicit transactions, for any backend.
+
+    A backend mixin (SqliteSession, PostgresSession) fills in the driver's specifics; the
+    stores on top (SqlStateStore here, the attested state) write plain SQL with `?`.
+    """
 
     #: The driver's placeholder; statements here are written with `?`.
     _PARAM: ClassVar[str] = "?"
@@ -55,8 +59,6 @@ class SqlStateStore(ABC):
     _BEGIN_WRITE: ClassVar[str] = "BEGIN"
     #: Starts a read-only transaction that sees one consistent snapshot.
     _BEGIN_READ: ClassVar[str] = "BEGIN"
-    #: Reads the audit chain's head, locking it for the rest of the write transaction.
-    _HEAD_FOR_UPDATE: ClassVar[str] = "SELECT seq, hash FROM audit_head WHERE id = 1"
 
     _conn: Any  # a DB-API connection in autocommit mode: transactions are explicit here
 
@@ -74,18 +76,6 @@ class SqlStateStore(ABC):
     @abstractmethod
     def _in_transaction(self) -> bool:
         """Whether the connection has a transaction open (to roll back after a failure)."""
-
-    @abstractmethod
-    def lock(self, tenant_key: str, operation: str) -> AbstractContextManager[LockHolder]:
-        """Hold the tenant's lock for the `with` block; raise LockHeld naming the holder."""
-
-    @abstractmethod
-    def list_locks(self) -> list[LockHolder]:
-        """Every lock currently held, stale or not."""
-
-    @abstractmethod
-    def unlock(self, tenant_key: str) -> LockHolder | None:
-        """Remove the tenant's lock record whoever holds it; return the holder removed."""
 
     # -- connection helpers --------------------------------------------------------------------
 
@@ -145,6 +135,24 @@ class SqlStateStore(ABC):
     def _snapshot(self, doing: str) -> AbstractContextManager[None]:
         """One read transaction: every read in it sees the same moment."""
         return self._transaction(doing, self._BEGIN_READ)
+
+class SqlStateStore(SqlSession):
+    """The StateStore methods every SQL backend shares; subclasses own connection and lock."""
+
+    #: Reads the audit chain's head, locking it for the rest of the write transaction.
+    _HEAD_FOR_UPDATE: ClassVar[str] = "SELECT seq, hash FROM audit_head WHERE id = 1"
+
+    @abstractmethod
+    def lock(self, tenant_key: str, operation: str) -> AbstractContextManager[LockHolder]:
+        """Hold the tenant's lock for the `with` block; raise LockHeld naming the holder."""
+
+    @abstractmethod
+    def list_locks(self) -> list[LockHolder]:
+        """Every lock currently held, stale or not."""
+
+    @abstractmethod
+    def unlock(self, tenant_key: str) -> LockHolder | None:
+        """Remove the tenant's lock record whoever holds it; return the holder removed."""
 
     # -- journal -------------------------------------------------------------------------------
 

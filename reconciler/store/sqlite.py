@@ -20,7 +20,7 @@ from typing import Any
 
 from reconciler.errors import LockHeld, StateError
 from reconciler.store.base import LockHolder, current_user, utc_now
-from reconciler.store.sql import SqlStateStore
+from reconciler.store.sql import SqlSession, SqlStateStore
 
 #: Bumped on every schema change; a file with a higher number was written by a newer lwr.
 SCHEMA_VERSION = 1
@@ -194,11 +194,27 @@ class _SetupLock:
             self._fd = None
 
 
-class SqliteStateStore(SqlStateStore):
-    """StateStore backed by one SQLite file; safe to share between processes on one host."""
+class SqliteSession(SqlSession):
+    """The SQLite specifics of a SqlSession: one file, `self.path`."""
 
     _BEGIN_WRITE = "BEGIN IMMEDIATE"  # takes the write lock up front: no upgrade deadlock
     _BEGIN_READ = "BEGIN"  # in WAL mode a read transaction sees one snapshot
+    path: Path
+
+    @property
+    def location(self) -> str:
+        """The store's file."""
+        return str(self.path)
+
+    def _is_db_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.Error)
+
+    def _in_transaction(self) -> bool:
+        return bool(self._conn.in_transaction)
+
+
+class SqliteStateStore(SqliteSession, SqlStateStore):
+    """StateStore backed by one SQLite file; safe to share between processes on one host."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000) -> None:
         """Open (creating if needed) the store at `path`; raise StateError if it is unusable."""
@@ -215,17 +231,6 @@ class SqliteStateStore(SqlStateStore):
         except BaseException:
             self._conn.close()
             raise
-
-    @property
-    def location(self) -> str:
-        """The store's file."""
-        return str(self.path)
-
-    def _is_db_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.Error)
-
-    def _in_transaction(self) -> bool:
-        return bool(self._conn.in_transaction)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Attested state: what lwr knows about a LINE WORKS tenant but cannot read through the API.
 
-A small SQLite file beside the journal. Each value says where it came from: `attested` (an
-admin confirmed it in the console) or `applied` (lwr's own API call succeeded).
+Kept in the state store's place (`--state` / LWR_STATE): a small SQLite file beside the
+journal, or the PostgreSQL state database every runner shares. Each value says where it came
+from: `attested` (an admin confirmed it in the console) or `applied` (lwr's own API call
+succeeded).
 """
 
 from __future__ import annotations
@@ -9,15 +11,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from reconciler.errors import StateError
 from reconciler.model import ChannelName
+from reconciler.store.postgres import PostgresSession
+from reconciler.store.sql import SqlSession
+from reconciler.store.sqlite import SqliteSession
 
 Source = Literal["attested", "applied"]
 FILE_NAME = "attested.db"
@@ -26,7 +30,8 @@ FIELDS = ("enabled", "all_members", "auto_grant_new_members", "restrict_file_tra
           "greeting_enabled", "greeting_message")
 MEMBERS = "members"  # a pseudo-field: set once the list is known at all
 
-_SCHEMA = (
+#: The SQLite file's own schema; PostgreSQL's is in the state migrations (store/postgres.py).
+_SQLITE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS settings (
         tenant TEXT NOT NULL, channel TEXT NOT NULL, field TEXT NOT NULL,
         value TEXT NOT NULL, source TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
@@ -56,8 +61,61 @@ class ChannelKnowledge:
     members: frozenset[str] = frozenset()
 
 
-class AttestedStore:
-    """The attested-state file of any number of tenants (keyed by provider key)."""
+class AttestedStore(SqlSession):
+    """The attested state of any number of tenants (keyed by provider key), in either backend.
+
+    The SQL is shared; the two subclasses differ in how they connect and name their tables.
+    """
+
+    _SETTINGS: ClassVar[str]
+    _MEMBERS: ClassVar[str]
+
+    def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
+        """Everything known about `tenant`, per channel."""
+        facts: dict[ChannelName, dict[str, Fact]] = {c: {} for c in ChannelName}
+        members: dict[ChannelName, set[str]] = {c: set() for c in ChannelName}
+        with self._errors("read the attested state"):
+            rows = self._execute(f"SELECT channel, field, value, source, actor, at FROM "
+                                 f"{self._SETTINGS} WHERE tenant = ?", (tenant,)).fetchall()
+            for channel, name, value, source, actor, at in rows:
+                facts[ChannelName(channel)][name] = Fact(json.loads(value), source, actor, at)
+            for channel, email in self._execute(
+                    f"SELECT channel, email FROM {self._MEMBERS} WHERE tenant = ?",
+                    (tenant,)).fetchall():
+                members[ChannelName(channel)].add(email)
+        return {c: ChannelKnowledge(facts[c], frozenset(members[c])) for c in ChannelName}
+
+    def record(self, tenant: str, channel: ChannelName, values: dict[str, Any], source: Source,
+               actor: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
+               replace: Iterable[str] | None = None) -> None:
+        """Record settings and list changes of one channel in one transaction."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._write("write the attested state"):
+            self._executemany(
+                f"INSERT INTO {self._SETTINGS} (tenant, channel, field, value, source, actor, "
+                "at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, channel, field) DO "
+                "UPDATE SET value = excluded.value, source = excluded.source, "
+                "actor = excluded.actor, at = excluded.at",
+                [(tenant, channel.value, k, json.dumps(v, ensure_ascii=False), source, actor,
+                  now) for k, v in values.items()])
+            if replace is not None:
+                self._execute(f"DELETE FROM {self._MEMBERS} WHERE tenant = ? AND channel = ?",
+                              (tenant, channel.value))
+                add = replace
+            self._executemany(
+                f"INSERT INTO {self._MEMBERS} (tenant, channel, email, source, at) VALUES "
+                "(?, ?, ?, ?, ?) ON CONFLICT (tenant, channel, email) DO UPDATE SET "
+                "source = excluded.source, at = excluded.at",
+                [(tenant, channel.value, e, source, now) for e in add])
+            self._executemany(
+                f"DELETE FROM {self._MEMBERS} WHERE tenant = ? AND channel = ? AND email = ?",
+                [(tenant, channel.value, e) for e in remove])
+
+
+class SqliteAttestedStore(SqliteSession, AttestedStore):
+    """The attested state in its own SQLite file beside the journal."""
+
+    _SETTINGS, _MEMBERS = "settings", "members"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -69,62 +127,20 @@ class AttestedStore:
             self._conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            for statement in _SCHEMA:
+            for statement in _SQLITE_SCHEMA:
                 self._conn.execute(statement)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the attested state {path}: {exc}") from exc
 
-    def close(self) -> None:
-        """Close the file."""
-        self._conn.close()
 
-    def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
-        """Everything known about `tenant`, per channel."""
-        facts: dict[ChannelName, dict[str, Fact]] = {c: {} for c in ChannelName}
-        members: dict[ChannelName, set[str]] = {c: set() for c in ChannelName}
-        with self._errors("read"):
-            rows = self._conn.execute(
-                "SELECT channel, field, value, source, actor, at FROM settings WHERE tenant = ?",
-                (tenant,)).fetchall()
-            for channel, name, value, source, actor, at in rows:
-                facts[ChannelName(channel)][name] = Fact(json.loads(value), source, actor, at)
-            for channel, email in self._conn.execute(
-                    "SELECT channel, email FROM members WHERE tenant = ?", (tenant,)):
-                members[ChannelName(channel)].add(email)
-        return {c: ChannelKnowledge(facts[c], frozenset(members[c])) for c in ChannelName}
+class PostgresAttestedStore(PostgresSession, AttestedStore):
+    """The attested state in the shared PostgreSQL state (tables made by `lwr state migrate`)."""
 
-    def record(self, tenant: str, channel: ChannelName, values: dict[str, Any], source: Source,
-               actor: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
-               replace: Iterable[str] | None = None) -> None:
-        """Record settings and list changes of one channel in one transaction."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._errors("write"), self._transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO settings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(tenant, channel.value, k, json.dumps(v, ensure_ascii=False), source, actor,
-                  now) for k, v in values.items()])
-            if replace is not None:
-                conn.execute("DELETE FROM members WHERE tenant = ? AND channel = ?",
-                             (tenant, channel.value))
-                add = replace
-            conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?)",
-                             [(tenant, channel.value, e, source, now) for e in add])
-            conn.executemany("DELETE FROM members WHERE tenant = ? AND channel = ? AND email = ?",
-                             [(tenant, channel.value, e) for e in remove])
+    _SETTINGS, _MEMBERS = "attested_settings", "attested_members"
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot {doing} the attested state {self.path}: {exc}") from exc
+def open_attested(state_dir: Path, state_url: str | None) -> AttestedStore:
+    """The attested state where the state store is: PostgreSQL when `state_url` names it."""
+    if state_url:
+        return PostgresAttestedStore(state_url)
+    return SqliteAttestedStore(state_dir / FILE_NAME)

@@ -56,6 +56,8 @@ class LineWorksConfig:
     max_retry_time: float = 120.0  # seconds of retrying one request before giving up
     poll_timeout: float = 300.0  # seconds to wait for one asynchronous (202) operation
     state_dir: Path = Path(".lwr")  # where the attested state lives (beside the journal)
+    #: A postgresql:// state: the attested state lives in that database instead.
+    state_url: str | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -66,9 +68,15 @@ class LineWorksConfig:
         return base
 
     @classmethod
-    def from_uri(cls, uri: str, environ: Mapping[str, str] | None = None) -> LineWorksConfig:
-        """`lineworks:` or `lineworks:?domain_id=…&rate=60`, completed from the environment."""
+    def from_uri(cls, uri: str, environ: Mapping[str, str] | None = None,
+                 state: str | None = None) -> LineWorksConfig:
+        """`lineworks:` or `lineworks:?domain_id=…&rate=60`, completed from the environment.
+
+        `state`: the --state given on the command line, else $LWR_STATE; the attested state
+        lives there too.
+        """
         env = os.environ if environ is None else environ
+        state = state or env.get("LWR_STATE", "")
         values = _query(uri)
         for key, var in _ENV.items():
             if key not in values and env.get(var):
@@ -98,7 +106,8 @@ class LineWorksConfig:
             timeout=float(numbers.get("timeout", 30.0)),
             max_retry_time=float(numbers.get("max_retry_time", 120.0)),
             poll_timeout=float(numbers.get("poll_timeout", 300.0)),
-            state_dir=Path(values["state_dir"]) if values.get("state_dir") else _state_dir(env),
+            state_dir=Path(values["state_dir"]) if values.get("state_dir") else _state_dir(state),
+            state_url=state if state.startswith(("postgresql://", "postgres://")) else None,
         )
 
 
@@ -126,9 +135,8 @@ def _number(key: str, text: str) -> float:
     return value
 
 
-def _state_dir(env: Mapping[str, str]) -> Path:
-    """Beside the journal: the directory of $LWR_STATE (local:PATH), else .lwr."""
-    state = env.get("LWR_STATE", "")
+def _state_dir(state: str) -> Path:
+    """Beside the journal: the directory of the state (local:PATH), else .lwr."""
     if state.startswith("local:") and state.removeprefix("local:"):
         return Path(state.removeprefix("local:")).parent
     return Path(".lwr")

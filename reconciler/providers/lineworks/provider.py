@@ -17,11 +17,11 @@ from reconciler.errors import TenantError, TenantRuleError
 from reconciler.manual import CONSOLE_PAGE, ConfirmChange, ManualStepsPending
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
 from reconciler.providers.lineworks.attested import (
-    FILE_NAME,
     MEMBERS,
     AttestedStore,
     ChannelKnowledge,
     Source,
+    open_attested,
 )
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
@@ -63,16 +63,17 @@ class LineWorksTenant:
         self.config = config
         self.key = config.key
         self.client = client or LineWorksClient(config)
-        self.store = store or AttestedStore(Path(config.state_dir) / FILE_NAME)
+        self.store = store or open_attested(Path(config.state_dir), config.state_url)
         self._actor = actor or _default_actor
         self._confirm: ConfirmChange | None = None
         self._directory: frozenset[str] | None = None
         self._provenance: dict[str, str] = {}
 
     @classmethod
-    def open(cls, uri: str) -> LineWorksTenant:
-        """Open the tenant named by a `lineworks:` URI (credentials from env or the query)."""
-        return cls(LineWorksConfig.from_uri(uri))
+    def open(cls, uri: str, state: str | None = None) -> LineWorksTenant:
+        """Open the tenant named by a `lineworks:` URI (credentials from env or the query);
+        `state` is --state, where the attested state lives (default $LWR_STATE)."""
+        return cls(LineWorksConfig.from_uri(uri, state=state))
 
     # ------------------------------------------------------------------ Provider protocol
 
