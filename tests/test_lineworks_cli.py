@@ -3,6 +3,7 @@ and no secret in any output or state file."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +30,11 @@ external_messaging:
 """
 
 
-@pytest.fixture
-def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    """The demo company on the emulator; lwr pointed at it through LWR_TENANT and LW_*."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+      request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """The demo company on the emulator; lwr pointed at it through LWR_TENANT and LW_*, with
+    journal and attested state in files beside it, then in PostgreSQL (LWR_STATE)."""
     with init_demo(tmp_path / "seed.db") as demo:
         state = demo.read()
     with emulated(tmp_path, state, attest=False) as harness:
@@ -40,6 +43,8 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("LWR_TENANT", harness.uri())
         monkeypatch.delenv("LWR_STATE", raising=False)
+        if request.param == "postgresql":
+            monkeypatch.setenv("LWR_STATE", request.getfixturevalue("pg_state"))
         yield harness
 
 
@@ -126,10 +131,27 @@ def test_no_secret_in_any_output_or_state_file(h: Harness, tmp_path: Path,
                                                                            ".yaml", "")
              and "app" not in p.parts and p.name != "seed.db"]
     blobs = outputs + [p.read_bytes().decode("latin-1") for p in files]
-    assert any("attested.db" in str(p) for p in files) and any("state.db" in str(p)
-                                                                 for p in files)
+    if os.environ.get("LWR_STATE"):  # PostgreSQL: every row of every table of the schema
+        blobs.append(dump_schema(os.environ["LWR_STATE"]))
+        assert "attested_settings" in blobs[-1] and "grant_all_members" in blobs[-1]
+    else:
+        assert any("attested.db" in str(p) for p in files) and any("state.db" in str(p)
+                                                                     for p in files)
     for secret in secrets:
         assert all(secret not in blob for blob in blobs)
+
+
+def dump_schema(url: str) -> str:
+    """Every table of the state schema, every row, as text."""
+    import psycopg
+
+    base, _, query = url.partition("?schema=")
+    with psycopg.connect(base, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (query,))]
+        return "\n".join(f"{t}: {row}" for t in tables
+                         for row in conn.execute(f'SELECT * FROM "{query}"."{t}"'))
 
 
 def test_checklist_counts_match_the_plan(h: Harness, tmp_path: Path) -> None:
