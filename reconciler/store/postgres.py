@@ -288,6 +288,12 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
 
     _HEAD_FOR_UPDATE = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 
+    def __init__(self, url: str) -> None:
+        """Connect; raise StateError when unreachable or when the schema is missing or old."""
+        super().__init__(url)
+        #: Advisory keys this session holds: PostgreSQL would grant them to it again.
+        self._held: set[int] = set()
+
     # -- lock --------------------------------------------------------------------------------
 
     @contextmanager
@@ -315,7 +321,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
     def _acquire(self, holder: LockHolder, token: str, key: int) -> LockHolder:
         """Take the advisory lock, then write our row (over a stale one) in one transaction."""
         deadline = time.monotonic() + _NAME_THE_HOLDER_S
-        while not self._try_advisory(key):
+        while key in self._held or not self._try_advisory(key):
             current = self._holder_of(holder.tenant_key)
             if current is not None:
                 raise LockHeld(_held_message(current))
@@ -340,6 +346,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
         except BaseException:
             self._release_advisory(key)
             raise
+        self._held.add(key)
         return holder
 
     def _try_advisory(self, key: int) -> bool:
@@ -347,6 +354,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
             return bool(self._execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
 
     def _release_advisory(self, key: int) -> None:
+        self._held.discard(key)
         if self._conn.broken or self._conn.closed:
             return  # the session is gone, and the server released its locks with it
         with self._errors("release the lock"):
