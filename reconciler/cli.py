@@ -621,14 +621,22 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
 
 
 @cli.command()
+@click.argument("tenant", required=False)
 @tenant_option
 @state_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def unlock(tenant_uri: str, state_uri: str | None, yes: bool) -> int:
-    """Clear a tenant's apply lock left by a crashed or killed run (asks first)."""
-    key = open_provider_key(tenant_uri)
+def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool) -> int:
+    """Clear a tenant's apply lock left by a crashed or killed run (asks first).
+
+    TENANT is the tenant as `lwr lock list` shows it, or a tenant URI; default: --tenant.
+    """
+    if tenant is not None and local_path(tenant) is not None:
+        tenant_uri = tenant  # a local tenant's default state is beside it
     with _store(state_uri, tenant_uri) as store:
-        held = next((h for h in store.list_locks() if h.tenant_key == key), None)
+        held_locks = store.list_locks()
+        keys = {h.tenant_key for h in held_locks}
+        key = tenant if tenant in keys else open_provider_key(tenant or tenant_uri)
+        held = next((h for h in held_locks if h.tenant_key == key), None)
         if held is None:
             click.echo("No lock was held.")
             return 0

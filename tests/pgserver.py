@@ -19,15 +19,14 @@ from typing import Any
 
 SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 USER = "lwr"  # the superuser role initdb creates, and the owner of the `lwr` database
-# Appended to postgresql.conf. Durability is pointless for a cluster deleted at exit.
+# Appended to postgresql.conf.
 SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
     "max_connections": "200",
     "shared_buffers": "32MB",
 }
+# Durability is pointless for a test cluster deleted at exit (benchmarks keep it on).
+FAST_UNSAFE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 START_ATTEMPTS = 3  # another process may take the free port between our probe and the bind
 
 
@@ -94,13 +93,14 @@ class PgServer:
         self._env["HOME"] = str(root)  # nobody's home does not exist
 
     @classmethod
-    def start(cls, bindir: Path) -> PgServer:
+    def start(cls, bindir: Path, *, durable: bool = False) -> PgServer:
+        """Start a server; `durable` keeps fsync on, as a production server runs."""
         # In /tmp, not pytest's tmp dir: pytest's root-owned 0700 dirs are closed to `nobody`,
         # and a short path keeps the unix socket under its 107-byte limit.
         server = cls(bindir, Path(tempfile.mkdtemp(prefix="lwr-pg-", dir="/tmp")))
         atexit.register(server.stop)  # safety net: no server outlives the test process
         try:
-            server._initdb()
+            server._initdb(durable)
             server._start()
             server._run("createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", USER,
                         "-O", USER, "lwr")
@@ -138,7 +138,7 @@ class PgServer:
                                f"{proc.stderr}")
         return proc
 
-    def _initdb(self) -> None:
+    def _initdb(self, durable: bool) -> None:
         base = ("-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8")
         proc = self._run("initdb", *base, "--locale=C.UTF-8", check=False)
         if proc.returncode != 0:  # a system without the C.UTF-8 locale
@@ -146,7 +146,9 @@ class PgServer:
             self._run("initdb", *base, "--no-locale")
         with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write("\n# lwr test server\n")
-            for name, value in {**SETTINGS, "unix_socket_directories": f"'{self.root}'"}.items():
+            settings = {**SETTINGS, **({} if durable else FAST_UNSAFE),
+                        "unix_socket_directories": f"'{self.root}'"}
+            for name, value in settings.items():
                 conf.write(f"{name} = {value}\n")
 
     def _start(self) -> None:

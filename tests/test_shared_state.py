@@ -10,6 +10,7 @@ before its journal says `done`.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -179,8 +180,8 @@ def test_a_killed_runners_lock_goes_stale_and_the_next_runner_resumes_its_journa
     assert one(pg_state, "SELECT count(*) FROM audit WHERE result = 'recovered'") == batch_one
 
 
-def unlock(attempt: Attempt, answer: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LWR, "unlock"], env=attempt.env, cwd=attempt.dir, input=answer,
+def unlock(attempt: Attempt, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LWR, "unlock", *args], env=attempt.env, cwd=attempt.dir, input=answer,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -193,7 +194,10 @@ def test_unlock_asks_first_and_a_live_runner_stays_protected(
     kept = unlock(attempt, "n\n")
     assert kept.returncode != 0 and "STILL OPEN" in kept.stderr, kept.stderr
     assert lock_pid(pg_state) == apply.pid  # refused at the prompt: nothing cleared
-    cleared = unlock(attempt, "y\n")
+    listed = attempt.lwr("lock", "list", "--format", "json")
+    [held] = json.loads(listed.out)
+    assert (held["pid"], held["stale"]) == (apply.pid, False)
+    cleared = unlock(attempt, "y\n", held["tenant"])  # the fleet admin's way: by name
     assert cleared.returncode == 0 and "Lock cleared" in cleared.stdout, cleared.stderr
     # The record is gone but the runner's session still holds the tenant.
     second = attempt.lwr("apply", str(attempt.world.desired), *APPLY_ARGS)

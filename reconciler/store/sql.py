@@ -106,6 +106,11 @@ class SqlSession(ABC):
         finally:
             cursor.close()
 
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows into `table`; a backend may use a faster bulk path (COPY)."""
+        marks = ", ".join("?" * len(columns))
+        self._executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         """Turn driver failures into StateError naming the store (never a traceback)."""
@@ -209,24 +214,26 @@ class SqlStateStore(SqlSession):
     def mark_started(self, run_id: str, changes: Sequence[Change]) -> None:
         """Journal `started` for changes about to be applied; committed before returning."""
         at = utc_now()
-        rows = [(run_id, c.id, canonical_json(c.to_json()), at) for c in changes]
+        rows = [(run_id, c.id, canonical_json(c.to_json()), "started", at) for c in changes]
         with self._write("write the journal"):
-            self._executemany("INSERT INTO entries (run_id, change_id, change, state, at) "
-                              "VALUES (?, ?, ?, 'started', ?)", rows)
+            self._insert("entries", ("run_id", "change_id", "change", "state", "at"), rows)
 
     def complete(self, run_id: str, outcomes: Sequence[Outcome],
                  audit: Sequence[AuditRecord]) -> None:
         """Settle journal entries and append their audit rows in one transaction."""
-        at = utc_now()
-        rows = [(o.state, o.error, at, run_id, o.change_id) for o in outcomes]
         with self._write("write the journal"):
-            settled = self._executemany("UPDATE entries SET state = ?, error = ?, at = ? "
-                                        "WHERE run_id = ? AND change_id = ?", rows)
-            if settled != len(rows):
+            settled = self._settle(run_id, outcomes, utc_now())
+            if settled != len(outcomes):
                 # A bug, not a user error: settling what was never started would lie.
-                raise StateError(f"run {run_id}: {len(rows) - settled} of {len(rows)} "
+                raise StateError(f"run {run_id}: {len(outcomes) - settled} of {len(outcomes)} "
                                  "settled changes were never journaled as started")
             self._append(audit)
+
+    def _settle(self, run_id: str, outcomes: Sequence[Outcome], at: str) -> int:
+        """Set the outcome of started entries; returns how many rows it changed."""
+        return self._executemany(
+            "UPDATE entries SET state = ?, error = ?, at = ? WHERE run_id = ? AND change_id = ?",
+            [(o.state, o.error, at, run_id, o.change_id) for o in outcomes])
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -255,8 +262,7 @@ class SqlStateStore(SqlSession):
                          record.change_id, record.action, record.channel, record.target,
                          before, after, record.result, record.error, prev, digest))
             prev = digest
-        self._executemany(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES "
-                          "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._insert("audit", AUDIT_COLUMNS.split(", "), rows)
         self._execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) "
                       "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (seq, prev))
 
