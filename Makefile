@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LWR := $(BIN)/lwr
 DEMO_DIR ?= .lwr-demo
 
-.PHONY: install lint test stress demo bench clean
+.PHONY: install lint test stress demo bench bench-fleet clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ bench: install
 	$(BIN)/python bench/diff_bench.py 1k 10k  # DeepDiff at 100k runs for minutes
 	$(BIN)/python bench/apply_bench.py $(BENCH_SIZES)
 	$(BIN)/python bench/plot.py
+
+# Many tenants, local vs PostgreSQL state (about 8 minutes; needs the PostgreSQL server
+# binaries, or FLEET_ARGS="--postgres URL"). Figures in docs/scaling.md.
+FLEET_ARGS ?=
+bench-fleet: install
+	$(BIN)/python bench/fleet_bench.py $(FLEET_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .lwr .pytest_cache .mypy_cache .ruff_cache

@@ -41,6 +41,9 @@ state_option = click.option(
     help="Where lock, journal, audit log and attested state live (env LWR_STATE): "
          "local:PATH (SQLite) or postgresql://USER@HOST/DB[?schema=NAME] (shared by every "
          "runner); default: state.db beside a local tenant, else .lwr/state.db.")
+state_tenant_option = click.option(
+    "--tenant", "tenant_uri", envvar="LWR_TENANT", default=DEFAULT_TENANT, show_default=True,
+    help="Only used to find the default state store (state.db beside a local tenant).")
 format_option = click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
     show_default=True, help="Output format.")
@@ -671,8 +674,7 @@ def lock_group() -> None:
 
 @lock_group.command("list")
 @state_option
-@click.option("--tenant", "tenant_uri", default=DEFAULT_TENANT, show_default=True,
-              help="Only used to find the default state store (state.db beside it).")
+@state_tenant_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Every tenant lock held in the state store: holder, operation, since, and whether the
@@ -704,8 +706,7 @@ def state_group() -> None:
 
 @state_group.command("migrate")
 @state_option
-@click.option("--tenant", "tenant_uri", default=DEFAULT_TENANT, show_default=True,
-              help="Only used to find the default state store (state.db beside it).")
+@state_tenant_option
 def state_migrate(state_uri: str | None, tenant_uri: str) -> int:
     """Create the state store's schema, or upgrade it to this lwr's version (idempotent).
 

@@ -11,11 +11,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -56,6 +57,32 @@ def record(n: int, *, tenant_key: str = KEY, result: str = "applied",
         target=target or f"m{n}@example.co.jp", before=False, after=True,
         result=result)  # type: ignore[arg-type]
 
+
+
+T = TypeVar("T")
+
+
+def at_once(n: int, work: Callable[[], T]) -> list[T]:
+    """Run `work` in n threads released together; their results, or the first error raised."""
+    start = threading.Barrier(n)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        start.wait()
+        try:
+            results.append(work())
+        except BaseException as e:  # collected: a thread's exception would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 def add(email: str) -> Change:
     return Change(change_id(Action.ADD_MEMBER, ChannelName.LINE, email), Action.ADD_MEMBER,

@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from test_store import HOLD_LOCK, KEY, TENANT, child, record, split_schema
+from test_store import HOLD_LOCK, KEY, TENANT, at_once, child, record, split_schema
 
 from reconciler.errors import LockHeld, StateError
 from reconciler.store import StateLocation
@@ -83,24 +84,7 @@ def test_migrate_creates_the_schema_once_and_keeps_the_data(fresh_url: str) -> N
 def test_runners_migrating_a_fresh_schema_together_all_succeed(postgres_url: str) -> None:
     for _ in range(5):
         url = f"{postgres_url}?schema=t_{secrets.token_hex(6)}"
-        results: list[tuple[int, int]] = []
-        errors: list[BaseException] = []
-        start = threading.Barrier(4)
-
-        def run(url: str = url, results: list[tuple[int, int]] = results,
-                errors: list[BaseException] = errors, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                results.append(migrate(url))
-            except BaseException as e:  # collected: a thread's exception would be lost
-                errors.append(e)
-
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        results = at_once(4, partial(migrate, url))
         assert sorted(results) == [(0, SCHEMA_VERSION)] + [(SCHEMA_VERSION, SCHEMA_VERSION)] * 3
         with PostgresStateStore(url) as store:
             assert store.verify_audit() == VerifyResult(True, 0)

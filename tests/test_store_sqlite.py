@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
-from test_store import KEY, record
+from test_store import KEY, at_once, record
 
 from reconciler.errors import LockHeld, StateError
 from reconciler.store.sqlite import SCHEMA_VERSION, SqliteStateStore
@@ -71,27 +71,15 @@ def test_another_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def open_and_close(path: Path) -> None:
+    SqliteStateStore(path).close()  # in the thread that opened it, as sqlite3 requires
+
+
 def test_runners_opening_a_new_store_together_all_succeed(tmp_path: Path) -> None:
     """`apply DIR --parallel` opens one fresh state.db from several threads at once."""
     for attempt in range(20):
         path = tmp_path / f"state-{attempt}.db"
-        errors: list[BaseException] = []
-        start = threading.Barrier(4)
-
-        def open_it(path: Path = path, errors: list[BaseException] = errors,
-                    start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                SqliteStateStore(path).close()
-            except BaseException as e:  # collected: a thread's exception would be lost
-                errors.append(e)
-
-        threads = [threading.Thread(target=open_it) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        at_once(4, partial(open_and_close, path))
 
 
 # -- a lock judged by its holder's pid and lock file ------------------------------------------
