@@ -37,7 +37,7 @@ STRESS_REPORT := bench/out/crash-report.txt
 stress: install
 	mkdir -p bench/out && rm -f $(STRESS_REPORT)
 	LWR_STRESS=1 LWR_CRASH_REPORT=$(STRESS_REPORT) $(BIN)/pytest -q \
-		tests/test_crash.py tests/test_concurrency.py tests/test_fuzz.py
+		tests/test_crash.py tests/test_concurrency.py tests/test_shared_state.py tests/test_fuzz.py
 	cat $(STRESS_REPORT)
 
 # Benchmarks (scripts, not tests): tables on stdout, results in bench/out/, and the plot in
