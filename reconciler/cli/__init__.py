@@ -1,0 +1,92 @@
+"""The `lwr` command line: parse options, call the library, print, map errors to exit codes.
+
+The only package that prints. Exit codes (SPEC §2): 0 ok, 1 error, 2 changes, 3 refused.
+One module per group of commands: plans.py (validate, plan, show-plan, drift), applying.py
+(apply), tenants.py (export, show, attest, tenant …), state.py (audit, unlock, lock, state);
+common.py has the group, the shared options and how a tenant and a state store are opened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+
+from reconciler.cli import applying, plans, state, tenants  # noqa: F401  (registers commands)
+from reconciler.cli.common import cli
+from reconciler.errors import LwrError
+
+__all__ = ["cli", "main", "run"]
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run `lwr` with `argv` and return its exit code; every failure becomes a code."""
+    try:
+        code = cli.main(args=argv, prog_name="lwr", standalone_mode=False)
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click wraps Ctrl-C (and SIGTERM)
+            return _interrupted(e.__cause__)
+        return _fail("Aborted.", 1)
+    except click.exceptions.ClickException as e:
+        e.show()
+        return 1  # bad usage is bad input (1); exit 2 means "changes present"
+    except LwrError as e:
+        return _fail(str(e) if str(e).startswith("refused") else f"Error: {e}", e.exit_code)
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
+    except BrokenPipeError:
+        return 1  # a closed pipe (`| head`) is not worth a traceback
+    except Exception as e:  # the last line of defence: never a traceback for users
+        if os.environ.get("LWR_DEBUG"):
+            raise
+        return _fail(f"Internal error: {type(e).__name__}: {e}\n(set LWR_DEBUG=1 for details "
+                     "and please report it)", 1)
+    return code if isinstance(code, int) else 0
+
+
+def _interrupted(error: KeyboardInterrupt) -> int:
+    """Exit 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM."""
+    signum = _signal_of(error)
+    if signum == signal.SIGINT:
+        return _fail("Interrupted.", 128 + signum)
+    return _fail(f"Stopped by {signal.Signals(signum).name}.", 128 + signum)
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(message, err=True)
+    return code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside an apply's batches: unwinds like Ctrl-C, so transactions roll back,
+    files and locks are released, and `lwr` exits 143 with a message instead of dying."""
+
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _signal_of(error: KeyboardInterrupt) -> int:
+    """The signal behind an interrupt: SIGTERM or SIGINT (Ctrl-C, the default)."""
+    if isinstance(error, _Terminated):
+        return error.signum
+    from reconciler.apply import stop_signal
+
+    return stop_signal(error) or signal.SIGINT
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # Only here, not in run(): a host program (or pytest) calling run() keeps its handlers.
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes again at exit; point stdout at devnull so that cannot raise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)

@@ -1,0 +1,140 @@
+"""What every command shares: the `lwr` group, common options, opening tenant and state."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconciler import __version__
+from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
+from reconciler.providers.base import Provider
+from reconciler.store import StateLocation
+
+if TYPE_CHECKING:
+    from reconciler.policy import PolicyReport, PolicyRule
+    from reconciler.store.base import StateStore
+
+
+EXIT_CHANGES = 2
+
+tenant_option = click.option(
+    "--tenant", "tenant_uri", envvar="LWR_TENANT", default=DEFAULT_TENANT, show_default=True,
+    help="Tenant URI: local:PATH (embedded tenant) or lineworks: (env LWR_TENANT).")
+state_option = click.option(
+    "--state", "state_uri", envvar="LWR_STATE", default=None,
+    help="Where lock, journal, audit log and attested state live (env LWR_STATE): "
+         "local:PATH (SQLite) or postgresql://USER@HOST/DB[?schema=NAME] (shared by every "
+         "runner); default: state.db beside a local tenant, else .lwr/state.db.")
+state_tenant_option = click.option(
+    "--tenant", "tenant_uri", envvar="LWR_TENANT", default=DEFAULT_TENANT, show_default=True,
+    help="Only used to find the default state store (state.db beside a local tenant).")
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+    show_default=True, help="Output format.")
+markdown_dir_option = click.option(
+    "--markdown-dir", type=click.Path(file_okay=False), default=None,
+    help="Also write the markdown rendering to DIR/part-1.md, part-2.md, … (each under "
+         "65,000 characters: one pull-request comment each).")
+
+
+def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--parallel and --fail-fast, for a directory of desired files (reconciler.fleet)."""
+    command = click.option(
+        "--fail-fast", is_flag=True,
+        help="With a directory: start no further tenant once one fails.")(command)
+    return click.option(
+        "--parallel", type=click.IntRange(1, 64), default=1, show_default=True,
+        help="With a directory: how many tenants run at once.")(command)
+
+
+def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--policy-dir (repeatable) and --no-default-policies (SPEC §4)."""
+    command = click.option(
+        "--no-default-policies", is_flag=True,
+        help="Do not check the policies shipped with lwr (policies/defaults.yaml).")(command)
+    return click.option(
+        "--policy-dir", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
+        help="Also check the rules in DIR/*.yaml (repeatable); a rule with the id of a shipped "
+             "one replaces it.")(command)
+
+
+def load_rules(policy_dirs: tuple[str, ...], no_defaults: bool) -> tuple[PolicyRule, ...]:
+    """Load the rules first: a broken policy file fails before the tenant is read."""
+    from reconciler.policy import load_policies
+
+    return load_policies(policy_dirs, defaults=not no_defaults)
+
+
+def echo_policy(report: PolicyReport) -> None:
+    """Findings on stderr, for formats whose stdout is a document (JSON)."""
+    for finding in report.findings:
+        click.echo("Policy " + "\n".join(finding.lines()), err=True)
+    for note in report.notes:
+        click.echo(f"Policy note: {note}", err=True)
+
+
+def write_markdown_parts(directory: str, parts: list[str]) -> None:
+    """DIR/part-N.md for each part; part files of an earlier, longer rendering are removed."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("part-*.md"):
+        old.unlink()
+    for i, part in enumerate(parts, 1):
+        (folder / f"part-{i}.md").write_text(part, encoding="utf-8")
+    click.echo(f"Wrote {len(parts)} markdown part(s) to {folder}/.", err=True)
+
+
+def color() -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+@contextmanager
+def provider_for(uri: str, state_uri: str | None = None) -> Iterator[Provider]:
+    """The tenant at `uri` for a `with` block (its attested state, if any, at `state_uri`)."""
+    provider = open_provider(uri, state_uri)
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def state_for(state_uri: str | None, tenant_uri: str) -> StateLocation:
+    """--state as given, else the default store of the tenant."""
+    return StateLocation.resolve(state_uri, tenant_uri)
+
+
+@contextmanager
+def store_for(state_uri: str | None, tenant_uri: str) -> Iterator[StateStore]:
+    """The state store for a `with` block, closed on the way out."""
+    store = state_for(state_uri, tenant_uri).open()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lwr")
+def cli() -> None:
+    """lwr: LINE WORKS external messaging as code (validate, plan, apply)."""
+
+
+
+
+def open_provider_key(tenant_uri: str) -> str:
+    """The key a tenant's audit entries are filed under, without opening the tenant."""
+    path = local_path(tenant_uri)
+    if path is None and tenant_uri.startswith("lineworks:"):
+        from reconciler.providers.lineworks import LineWorksConfig
+
+        return LineWorksConfig.from_uri(tenant_uri).key  # no request: settings only
+    return f"local:{path.resolve()}" if path else tenant_uri
+
+

@@ -1,0 +1,187 @@
+"""validate, plan, show-plan, drift: read-only commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconciler import workflow
+from reconciler.cli.common import (
+    EXIT_CHANGES,
+    cli,
+    color,
+    echo_policy,
+    fleet_options,
+    format_option,
+    load_rules,
+    markdown_dir_option,
+    policy_options,
+    provider_for,
+    state_for,
+    state_option,
+    store_for,
+    tenant_option,
+    write_markdown_parts,
+)
+from reconciler.errors import LwrError, UsageError
+from reconciler.plan import Plan
+from reconciler.render import renderer_for
+
+if TYPE_CHECKING:
+    from reconciler.policy import PolicyReport
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--tenant", "tenant_uri", default=None,
+              help="Also check members and `tenant:` against this tenant's directory.")
+def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
+    """Check desired-state FILES: schema, semantics, and the tenant directory if given."""
+    from reconciler.desired import check_against_tenant, load_desired
+
+    failures: list[LwrError] = []
+    for file in files:
+        try:
+            desired = load_desired(file)
+            if tenant_uri:
+                with provider_for(tenant_uri) as provider:
+                    check_against_tenant(desired, provider.domain(), provider.directory())
+            click.echo(f"{file}: valid")
+        except LwrError as e:
+            failures.append(e)
+            click.echo(f"{file}: invalid\n{e}", err=True)
+    if failures:
+        return max(e.exit_code for e in failures)
+    return 0
+
+
+def emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | None = None,
+               markdown_dir: str | None = None) -> None:
+    if out:
+        text = renderer_for("json").render(plan)
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"Saved plan to {out} ({len(plan.changes)} changes).", err=True)
+    if markdown_dir:
+        from reconciler.render.markdown import PlanMarkdown
+
+        write_markdown_parts(markdown_dir, PlanMarkdown(policy=policy).render_parts(plan))
+    click.echo(renderer_for(fmt, color=color(), policy=policy).render(plan), nl=False)
+    if fmt == "json" and policy is not None:
+        echo_policy(policy)
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@tenant_option
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON for apply.")
+@format_option
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@policy_options
+@markdown_dir_option
+@fleet_options
+@state_option
+def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcode: bool,
+         policy_dirs: tuple[str, ...], no_default_policies: bool,
+         markdown_dir: str | None, parallel: int, fail_fast: bool, state_uri: str | None) -> int:
+    """Read the tenant, diff it with FILE, check policies, and print the ordered changes.
+
+    FILE may be a directory of desired files, one a tenant (see `lwr plan --help`, README
+    "Many tenants"): each goes to its `target:` URI, else to --tenant with {tenant} replaced.
+    """
+    from reconciler.policy import evaluate
+
+    rules = load_rules(policy_dirs, no_default_policies)
+    if Path(file).is_dir():
+        if out or markdown_dir:
+            raise UsageError("--out and --markdown-dir take a single desired file, not a "
+                             "directory")
+        from reconciler import fleet
+
+        results = fleet.run_fleet(file, fleet.FleetOptions(
+            tenant_template=tenant_uri, rules=rules, parallel=parallel, fail_fast=fail_fast,
+            state_uri=state_uri))
+        return emit_fleet(results, fmt, detailed_exitcode)
+    with provider_for(tenant_uri, state_uri) as provider:
+        planned = workflow.plan_desired(file, provider)
+    policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
+    if out and policy.denied:
+        click.echo(f"Not saving {out}: policy denies this plan.", err=True)
+        out = None  # a denied plan is shown for review, never handed to apply
+    emit_plan(planned.plan, fmt, out, policy, markdown_dir)
+    policy.raise_if_denied()
+    return EXIT_CHANGES if detailed_exitcode and planned.plan.changes else 0
+
+
+def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
+    """Print a directory's results (reconciler.fleet) and return the aggregate exit code."""
+    from reconciler import fleet
+
+    code = fleet.exit_code(results, detailed=detailed_exitcode)
+    if fmt == "json":
+        click.echo(fleet.render_json(results, code), nl=False)
+    elif fmt == "markdown":
+        click.echo(fleet.render_markdown(results), nl=False)
+    else:
+        click.echo(fleet.render_text(results, color=color()), nl=False)
+    return code
+
+
+@cli.command("show-plan")
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@format_option
+@click.option("--tenant", "tenant_uri", default=None,
+              help="Also check the plan against this tenant (read only): exit 3 when apply "
+                   "would refuse it (stale, another tenant, applied already).")
+@state_option
+@markdown_dir_option
+def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str | None,
+              markdown_dir: str | None) -> int:
+    """Render a saved PLAN_FILE without touching the tenant (unless --tenant is given)."""
+    the_plan = workflow.load_saved_plan(plan_file)
+    emit_plan(the_plan, fmt, None, None, markdown_dir)
+    if tenant_uri is None:
+        return 0
+    with provider_for(tenant_uri, state_uri) as provider:
+        if state_for(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
+            with store_for(state_uri, tenant_uri) as store:
+                workflow.check_saved_plan(the_plan, provider, store)
+        else:
+            workflow.check_saved_plan(the_plan, provider)
+    click.echo(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
+               f"({the_plan.created_at or 'unknown time'}); apply would accept it.", err=True)
+    return 0
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@tenant_option
+@format_option
+@policy_options
+@markdown_dir_option
+@state_option
+def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
+          no_default_policies: bool, markdown_dir: str | None, state_uri: str | None) -> int:
+    """Report every setting and list where the tenant differs from FILE: exit 0 in sync,
+    2 drifted, 1 error (a failed tenant read included), 3 policy deny."""
+    from reconciler.drift import drift_report
+    from reconciler.policy import evaluate
+    from reconciler.render import drift_renderer_for
+
+    rules = load_rules(policy_dirs, no_default_policies)
+    with provider_for(tenant_uri, state_uri) as provider:
+        planned = workflow.plan_desired(file, provider)
+    policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
+    report = drift_report(planned.desired, planned.current, planned.plan)
+    if markdown_dir:
+        from reconciler.render.markdown import DriftMarkdown
+
+        write_markdown_parts(markdown_dir, DriftMarkdown(policy=policy).render_parts(report))
+    click.echo(drift_renderer_for(fmt, color=color(), policy=policy).render(report), nl=False)
+    if fmt == "json":
+        echo_policy(policy)
+    policy.raise_if_denied()
+    return 0 if report.in_sync else EXIT_CHANGES
+
+

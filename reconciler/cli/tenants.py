@@ -1,0 +1,215 @@
+"""export, show, attest, and `lwr tenant …` for the embedded local tenant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconciler import workflow
+from reconciler.cli.common import (
+    cli,
+    provider_for,
+    state_option,
+    tenant_option,
+)
+from reconciler.errors import Cancelled, UsageError
+from reconciler.manual import AttestingProvider, label
+from reconciler.model import ChannelName, TenantState
+from reconciler.providers import local_path
+from reconciler.terminal import printable
+
+if TYPE_CHECKING:
+    pass
+
+
+@cli.command()
+@tenant_option
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
+@state_option
+def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
+    """Write the tenant's current state as a valid desired-state file."""
+    with provider_for(tenant_uri, state_uri) as provider:
+        text = workflow.export_yaml(provider)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"Exported to {out}.", err=True)
+    else:
+        click.echo(text, nl=False)
+    return 0
+
+
+@cli.command()
+@tenant_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@state_option
+def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
+    """Print the tenant's current external-messaging state."""
+    with provider_for(tenant_uri, state_uri) as provider:
+        state = provider.read()
+        # Values no API reads (lineworks:) are labelled with where they came from.
+        origin = provider.provenance() if isinstance(provider, AttestingProvider) else {}
+    if fmt == "json":
+        data = workflow.state_json(state)
+        if origin:
+            data["provenance"] = origin
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(_show_text(state, provider.key, origin=origin), nl=False)
+    return 0
+
+
+def _show_text(state: TenantState, key: str, shown: int = 20,
+               origin: dict[str, str] | None = None) -> str:
+    def src(name: ChannelName, *fields: str) -> str:
+        labels = {label(origin.get(f"{name.value}.{f}", "")) for f in fields} if origin else {""}
+        return f"  ({', '.join(sorted(labels))})" if labels - {""} else ""
+
+    lines = [f"Tenant {state.domain} ({key}): {len(state.directory)} members", ""]
+    for name in ChannelName:
+        ch = state.channels[name]
+        lines.append(f"{name.value} — {name.label}: {'on' if ch.enabled else 'off'}"
+                     + src(name, "enabled"))
+        lines.append(f"  auto_grant_new_members: {_onoff(ch.auto_grant_new_members)}"
+                     + src(name, "auto_grant_new_members"))
+        lines.append(f"  restrict_file_transfer: {_onoff(ch.restrict_file_transfer)}"
+                     + src(name, "restrict_file_transfer"))
+        if ch.greeting_enabled is not None:
+            lines.append(f"  greeting: {_onoff(ch.greeting_enabled)} "
+                         f"{json.dumps(ch.greeting_message or '', ensure_ascii=False)}"
+                         + src(name, "greeting_enabled", "greeting_message"))
+        if ch.all_members:
+            lines.append(f"  members: all ({len(ch.members)})" + src(name, "all_members"))
+        else:
+            listed = sorted(ch.members)
+            more = f", … and {len(listed) - shown} more" if len(listed) > shown else ""
+            lines.append(f"  members: {len(listed)} listed"
+                         + (f" ({', '.join(listed[:shown])}{more})" if listed else "")
+                         + src(name, "members"))
+        lines.append(f"  open rooms with {name.external}: {ch.open_room_total}"
+                     + ("  (not readable)" if origin else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _onoff(value: bool | None) -> str:
+    return "on" if value else "off"
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@tenant_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@state_option
+def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
+    """Record that the console shows what FILE says, for settings no API can read.
+
+    For a lineworks: tenant: write FILE to match the console (Admin > Service > Message >
+    External messaging) and attest it once; later plans compare against it, labelled
+    "attested, not read".
+    """
+    from reconciler.apply import default_actor
+    from reconciler.desired import check_against_tenant, load_desired
+
+    desired = load_desired(file)
+    with provider_for(tenant_uri, state_uri) as provider:
+        if not isinstance(provider, AttestingProvider):
+            raise UsageError(f"{provider.key} is read directly; there is nothing to attest")
+        state = provider.read()
+        check_against_tenant(desired, state.domain, state.directory)
+        if not yes and not click.confirm(
+                f"Record {file} as what the console of {state.domain} shows now?", default=False,
+                err=True):
+            raise Cancelled("Attest cancelled; nothing was recorded.")
+        recorded = provider.attest(desired, default_actor())
+    click.echo(f"Attested {len(recorded)} value(s) of {state.domain}: {', '.join(recorded)}.")
+    return 0
+
+
+@cli.group()
+def tenant() -> None:
+    """Manage the embedded local tenant: seed a demo, simulate hires and contacts."""
+
+
+def _local_tenant(tenant_uri: str) -> Any:
+    from reconciler.providers.local import LocalTenant
+
+    path = local_path(tenant_uri)
+    if path is None:
+        raise UsageError("`lwr tenant` commands work on local: tenants only")
+    return LocalTenant, path
+
+
+@tenant.command("init")
+@tenant_option
+@click.option("--demo", is_flag=True, required=True, help="Seed the demo company.")
+@click.option("--members", type=click.IntRange(8, 2_000_000), default=8, show_default=True)
+@click.option("--domain", default="example.co.jp", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing tenant file.")
+def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: bool) -> int:
+    """Create a local tenant seeded with a demo company."""
+    from reconciler.providers.local import init_demo
+
+    _, path = _local_tenant(tenant_uri)
+    init_demo(path, domain=domain, members=members, force=force).close()
+    click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
+    return 0
+
+
+@tenant.command("join")
+@tenant_option
+@click.argument("email")
+@click.option("--name", default=None, help="Display name (UTF-8, e.g. 山田 太郎).")
+def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
+    """Simulate a new hire joining the company (auto-grant applies)."""
+    cls, path = _local_tenant(tenant_uri)
+    t = cls.open(path)
+    try:
+        t.join(email, name)
+    finally:
+        t.close()
+    click.echo(f"{email} joined.")
+    return 0
+
+
+@tenant.command("contact")
+@tenant_option
+@click.argument("member")
+@click.argument("external")
+@click.option("--channel", type=click.Choice([c.value for c in ChannelName]), required=True)
+@click.option("--name", default=None, help="The external person's display name.")
+def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
+                   name: str | None) -> int:
+    """Simulate an external user adding MEMBER (LINE friend / LINE WORKS contact)."""
+    cls, path = _local_tenant(tenant_uri)
+    t = cls.open(path)
+    try:
+        result = t.contact(member, external, ChannelName(channel), name)
+    finally:
+        t.close()
+    greeting = " and received the greeting" if result.greeting_sent else ""
+    click.echo(f"{external} added {member} on {channel}{greeting} (room {result.room_id}).")
+    return 0
+
+
+@tenant.command("messages")
+@tenant_option
+@click.option("--search", default=None, help="Only messages containing this text.")
+def tenant_messages(tenant_uri: str, search: str | None) -> int:
+    """Search message history, hidden rooms included (as Admin Audit does)."""
+    cls, path = _local_tenant(tenant_uri)
+    t = cls.open(path)
+    try:
+        rows = t.messages(search=search)
+    finally:
+        t.close()
+    for row in rows:
+        hidden = " [hidden]" if row.hidden else ""
+        auto = " (automatic greeting)" if row.automatic else ""
+        click.echo(f"{row.sent_at}  {row.channel:<9} {row.member} ↔ {row.external}{hidden}  "
+                   f"{row.sender}{auto}: {printable(row.text)}")
+    return 0
+
+
