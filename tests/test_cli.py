@@ -257,3 +257,30 @@ def test_control_characters_never_reach_the_terminal(
     assert run(["plan", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "Hi \\x1b[2J" in out
+
+
+def test_state_commands_behave_the_same_on_both_backends(
+        demo_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from contextlib import closing
+
+    from reconciler.store import open_store
+
+    state = os.environ["LWR_STATE"]
+    sqlite = state.startswith("local:")
+    assert run(["state", "migrate"]) == 0
+    first = capsys.readouterr().out
+    # A PostgreSQL state was migrated by the fixture; an SQLite one is created on first use.
+    assert ("migrated from version 0 to 1" if sqlite else "up to date (version 1)") in first
+    assert run(["state", "migrate"]) == 0
+    assert "up to date (version 1)" in capsys.readouterr().out
+    assert run(["lock", "list"]) == 0
+    assert "No locks held" in capsys.readouterr().out
+    key = f"local:{(demo_state / 'tenant.db').resolve()}"
+    with closing(open_store(state, key)) as store, store.lock(key, "apply"):
+        assert run(["lock", "list", "--format", "json"]) == 0
+        [held] = json.loads(capsys.readouterr().out)
+        assert (held["tenant"], held["pid"], held["operation"]) == (key, os.getpid(), "apply")
+        assert held["stale"] is False
+        assert run(["lock", "list"]) == 0
+        listed = capsys.readouterr().out
+        assert key in listed and "STILL" in listed  # its holder is running: not stale
