@@ -245,3 +245,29 @@ def test_the_audit_chain_is_one_across_runners_and_tenants(
     assert one(pg_state, "SELECT max(seq) FROM audit") == 2 * SCENARIO.size
     verify = other.lwr("audit", "--verify")
     assert verify.code == 0 and f"{2 * SCENARIO.size} entries" in verify.out
+
+
+def backend_waiting_on_a_lock(url: str) -> int:
+    return int(one(url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'lwr' "
+                        "AND wait_event_type = 'Lock' LIMIT 1") or 0)
+
+
+@pytest.mark.slow
+def test_a_lost_database_connection_stops_the_apply_cleanly_and_the_next_run_finishes(
+        attempt: Attempt, pg_state: str) -> None:
+    with audit_head_held(pg_state):
+        first = attempt.apply()
+        wait_for(lambda: waiting_on_a_lock(pg_state), "the first batch on the tenant",
+                 proc=first)
+        # The database goes away under the runner (a failover, a restart, a network cut).
+        assert one(pg_state, "SELECT pg_terminate_backend(%s)",
+                   backend_waiting_on_a_lock(pg_state)) is True
+        code = first.wait()
+    err = first.stderr_text()
+    assert code == 1 and "Traceback" not in err, err
+    assert "Apply stopped because the state store failed" in err, err
+    assert "terminating connection" in err and "run apply again" in err, err
+    second = attempt.lwr("apply", str(attempt.world.desired), *APPLY_ARGS)
+    assert second.code == 0, second.err
+    assert "Took over the lock" in second.err
+    check_converged(attempt, pg_state)

@@ -25,7 +25,7 @@ from reconciler.cli.common import (
     tenant_option,
 )
 from reconciler.cli.plans import emit_fleet
-from reconciler.errors import Cancelled, LwrError, UsageError
+from reconciler.errors import Cancelled, LwrError, StateError, UsageError
 from reconciler.manual import ManualMode, ManualStep, checklist, split
 from reconciler.plan import Plan
 from reconciler.providers.base import Provider
@@ -193,6 +193,11 @@ def _stopped_message(error: BaseException, partial: Any, total: int) -> str:
                     "finish the rest.")
         return (f"Apply interrupted: {done}. The lock is released; run apply again: it checks "
                 "the batch that was in flight against the tenant and finishes the rest.")
+    if isinstance(error, StateError):
+        return (f"Apply stopped because the state store failed: {done}. The batch in flight "
+                "may have reached the tenant without being journaled: once the store is "
+                "reachable, run apply again; it checks that batch against the tenant and "
+                "finishes the rest.")
     failed = f"; stopped at {partial.failed}" if partial.failed else ""
     return (f"Apply stopped: {done}{failed}. The journal is consistent: fix the cause and run "
             "apply again to finish.")

@@ -328,12 +328,24 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
         try:
             yield holder
         finally:
-            try:
-                with self._write("release the lock"):
-                    self._execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
-                                  (tenant_key, token))
-            finally:
-                self._release_advisory(key)
+            self._release(tenant_key, token, key)
+
+    def _release(self, tenant_key: str, token: str, key: int) -> None:
+        """Delete our row, then drop the advisory lock.
+
+        With the session gone (connection lost) there is nothing to do: its advisory lock went
+        with it, the row left behind is provably stale and the next apply takes it over, and
+        raising here would only hide the error that broke the connection.
+        """
+        if self._conn.closed or self._conn.broken:
+            self._held.discard(key)
+            return
+        try:
+            with self._write("release the lock"):
+                self._execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
+                              (tenant_key, token))
+        finally:
+            self._release_advisory(key)
 
     def _acquire(self, holder: LockHolder, token: str, key: int) -> LockHolder:
         """Take the advisory lock, then write our row (over a stale one) in one transaction."""
