@@ -292,9 +292,15 @@ class _Run:
 
     def _audit(self, batch: list[Change], result: AuditResult,
                error: str | None = None) -> list[AuditRecord]:
+        """Audit rows for a batch; a manual step that took effect was done by an admin in
+        the console, so it is `attested`, never `applied` by lwr."""
+        def result_of(change: Change) -> AuditResult:
+            return "attested" if result == "applied" and change.execution == "manual" \
+                else result
+
         return [AuditRecord.of(change, tenant_key=self.run.tenant_key, domain=self.domain,
-                               run_id=self.run.run_id, actor=self.run.actor, result=result,
-                               error=error) for change in batch]
+                               run_id=self.run.run_id, actor=self.run.actor,
+                               result=result_of(change), error=error) for change in batch]
 
     def _mark_interrupted(self) -> None:
         """Best effort: when the store itself failed, the run stays `running` and the next

@@ -92,6 +92,9 @@ def test_attest_show_plan_apply_with_manual_steps(h: Harness, tmp_path: Path,
     assert run(["audit"]) == 0
     audit = capsys.readouterr().out
     assert "applied   lineworks grant_all_members" in audit and "line/" not in audit
+    # Done by an admin in the console, not by lwr: audited as such.
+    assert "attested  lineworks enable_channel" in audit
+    assert "applied   lineworks enable_channel" not in audit
 
 
 def test_skip_reports_what_is_left(h: Harness, tmp_path: Path,

@@ -7,6 +7,7 @@ what only one backend does is in test_store_sqlite.py and test_store_postgres.py
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -441,3 +443,52 @@ def test_row_hash_is_sha256_of_canonical_json(action: str, actor: str, target: s
               "after": {"message": "改行\n"}, "result": "failed", "error": error}
     expected = hashlib.sha256(("p" + canonical_json(fields)).encode()).hexdigest()
     assert chain_hash("p", 7, "2024-01-01T00:00:00.000Z", rec) == expected
+
+
+# -- schema upgrades --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def old_state(state_uri: str, tmp_path: Path) -> str:
+    """An empty store as an lwr with state schema 1 left it (before `attested` results)."""
+    if state_uri.startswith("local:"):
+        from reconciler.store.sqlite import _SCHEMA, APPLICATION_ID, _statements
+
+        path = tmp_path / "v1" / "state.db"
+        path.parent.mkdir()
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            for statement in _statements(_SCHEMA):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("PRAGMA user_version = 1")
+        return f"local:{path}"
+    from reconciler.store.postgres import migrate
+
+    url = f"{split_schema(state_uri)[0]}?schema=v1_{secrets.token_hex(5)}"
+    assert migrate(url, up_to=1) == (0, 1)
+    return url
+
+
+def test_a_version_1_store_is_upgraded_in_place_keeping_its_chain(old_state: str) -> None:
+    from reconciler.store.base import GENESIS_HASH
+    from reconciler.store.sql import AUDIT_COLUMNS
+
+    at, old = "2026-01-01T00:00:00.000Z", record(1)
+    digest = chain_hash(GENESIS_HASH, 1, at, old)
+    row = (1, at, old.tenant_key, old.domain, old.run_id, old.actor, old.change_id, old.action,
+           old.channel, old.target, "false", "true", old.result, None, GENESIS_HASH, digest)
+    insert = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+    with raw(old_state) as r:  # what the older lwr wrote
+        r.execute(insert, row)
+        r.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 1, ?) ON CONFLICT (id) "
+                  "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (digest,))
+        with pytest.raises(r.error):  # version 1 knows no `attested` result
+            r.execute(insert, (2, *row[1:12], "attested", *row[13:]))
+    assert StateLocation.resolve(old_state, TENANT).migrate() == (1, 2)
+    with closing(open_store(old_state, TENANT)) as store:
+        assert store.schema_version() == 2
+        store.append_audit([record(2, result="attested")])
+        assert store.verify_audit() == VerifyResult(True, 2)
+        assert [e.result for e in store.audit_entries()] == ["applied", "attested"]
+    with raw(old_state) as r, pytest.raises(r.error):  # still append-only after the rebuild
+        r.execute("DELETE FROM audit")

@@ -22,7 +22,9 @@ from reconciler.actions import Change
 
 RunStatus = Literal["running", "done", "failed", "interrupted"]
 EntryState = Literal["started", "done", "failed"]
-AuditResult = Literal["applied", "recovered", "failed"]
+#: applied: lwr's own call took effect; attested: a manual step an admin confirmed doing in
+#: the console; recovered: found in effect after a killed run; failed: refused or errored.
+AuditResult = Literal["applied", "attested", "recovered", "failed"]
 
 #: prev_hash of the first audit row of a store.
 GENESIS_HASH = "0" * 64

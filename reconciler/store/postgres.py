@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import psycopg
 
 #: Bumped with every entry of MIGRATIONS.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "lwr"
 #: Advisory lock key taken (per transaction) while migrating, so two migrations never overlap.
 _MIGRATE_LOCK = 0x4C57_5253_0000_0001
@@ -109,7 +109,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
         tenant text NOT NULL, channel text NOT NULL, email text NOT NULL,
         source text NOT NULL, at text NOT NULL,
         PRIMARY KEY (tenant, channel, email))""",
-)),)
+)), (2, (
+    # Audit results may be `attested`: a manual step an admin confirmed doing in the console.
+    "ALTER TABLE audit DROP CONSTRAINT audit_result_check",
+    """ALTER TABLE audit ADD CONSTRAINT audit_result_check
+        CHECK (result IN ('applied', 'attested', 'recovered', 'failed'))""",
+)))
 
 
 def is_postgres_url(uri: str) -> bool:
@@ -181,8 +186,9 @@ def _connect(target: PostgresTarget) -> psycopg.Connection[Any]:
     return conn
 
 
-def migrate(url: str) -> tuple[int, int]:
-    """Create or upgrade the state schema at `url`; returns (version before, version after).
+def migrate(url: str, up_to: int = SCHEMA_VERSION) -> tuple[int, int]:
+    """Create or upgrade the state schema at `url` (up to version `up_to`: older ones are for
+    testing upgrades); returns (version before, version after).
 
     Idempotent, and safe to run from several runners at once: an advisory lock makes them take
     turns and each migration commits with its version row.
@@ -200,7 +206,7 @@ def migrate(url: str) -> tuple[int, int]:
             before = _version(conn)
             _refuse_newer(before, target)
             for version, statements in MIGRATIONS:
-                if version > before:
+                if before < version <= up_to:
                     for statement in statements:
                         conn.execute(statement)
                     conn.execute("INSERT INTO schema_version (version, lwr_version) "

@@ -23,7 +23,7 @@ from reconciler.store.base import LockHolder, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
 
 #: Bumped on every schema change; a file with a higher number was written by a newer lwr.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: "LWRS": marks the file as ours, so a tenant database given by mistake is refused untouched.
 APPLICATION_ID = 0x4C575253
 
@@ -89,6 +89,41 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
+
+#: Version 2: audit results may be `attested` (a manual step an admin confirmed doing in the
+#: console). SQLite cannot change a CHECK in place, so the table is rebuilt; rows, and so
+#: their hashes, are copied unchanged.
+_V2 = """
+CREATE TABLE audit_v2 (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    tenant_key TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    change_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    result TEXT NOT NULL CHECK (result IN ('applied', 'attested', 'recovered', 'failed')),
+    error TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_v2 SELECT * FROM audit;
+DROP TABLE audit;
+ALTER TABLE audit_v2 RENAME TO audit;
+CREATE INDEX audit_by_tenant ON audit (tenant_key, seq);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+#: (version, script): each applied once, in order, in the transaction that sets user_version.
+_MIGRATIONS = ((1, _SCHEMA), (2, _V2))
 
 def _holder(row: tuple[Any, ...]) -> LockHolder:
     return LockHolder(tenant_key=row[0], user=row[1], host=row[2], pid=row[3],
@@ -258,10 +293,15 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
         if version < SCHEMA_VERSION:
-            with self._write("create schema"):
+            with self._write("migrate the schema"):
+                # Again inside the write lock: where flock is missing, another opener may
+                # have migrated meanwhile.
+                current = self._conn.execute("PRAGMA user_version").fetchone()[0]
                 # Not executescript: it COMMITs first, which would end our transaction.
-                for statement in _statements(_SCHEMA):
-                    self._conn.execute(statement)
+                for number, script in _MIGRATIONS:
+                    if number > current:
+                        for statement in _statements(script):
+                            self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
