@@ -138,6 +138,9 @@ def _load(path: Path, options: FleetOptions) -> _Loaded:
     except LwrError as e:
         return _Loaded(path, failed=_failed(str(path), tenant, None, None, None, "error",
                                             e.exit_code, str(e)))
+    except Exception as e:  # one file's bug must not stop the others
+        return _Loaded(path, failed=_failed(str(path), tenant, None, None, None, "error", 1,
+                                            f"Internal error: {type(e).__name__}: {e}"))
     return _Loaded(path, desired, uri)
 
 

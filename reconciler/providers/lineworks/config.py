@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from reconciler.errors import UsageError
+from reconciler.store.postgres import is_postgres_url
 
 DEFAULT_API_BASE = "https://www.worksapis.com/v1.0"
 DEFAULT_AUTH_URL = "https://auth.worksmobile.com/oauth2/v2.0/token"
@@ -107,7 +108,7 @@ class LineWorksConfig:
             max_retry_time=float(numbers.get("max_retry_time", 120.0)),
             poll_timeout=float(numbers.get("poll_timeout", 300.0)),
             state_dir=Path(values["state_dir"]) if values.get("state_dir") else _state_dir(state),
-            state_url=state if state.startswith(("postgresql://", "postgres://")) else None,
+            state_url=state if is_postgres_url(state) else None,
         )
 
 
