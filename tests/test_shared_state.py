@@ -24,6 +24,7 @@ from crashkit import (
     APPLY_ARGS,
     LWR,
     Attempt,
+    Proc,
     Scenario,
     World,
     holds,
@@ -149,19 +150,25 @@ def audit_head_held(url: str) -> Iterator[None]:
             conn.execute("ROLLBACK")
 
 
-def waiting_on_a_lock(url: str) -> bool:
-    """Some lwr session is waiting for a row lock (ours on the audit head)."""
-    return bool(one(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                         "'lwr' AND wait_event_type = 'Lock'"))
+def waiting_on_a_lock(url: str) -> int:
+    """The backend pid of an lwr session waiting for a row lock (ours on the audit head)."""
+    return int(one(url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'lwr' "
+                        "AND wait_event_type = 'Lock' LIMIT 1") or 0)
+
+
+def held_after_first_batch(attempt: Attempt, url: str) -> tuple[Proc, int]:
+    """Start an apply and wait until its first batch is on the tenant and it waits for the
+    audit head (call inside `audit_head_held`); the process and its database session."""
+    proc = attempt.apply()
+    wait_for(lambda: waiting_on_a_lock(url) != 0, "the first batch on the tenant", proc=proc)
+    return proc, waiting_on_a_lock(url)
 
 
 @pytest.mark.slow
 def test_a_killed_runners_lock_goes_stale_and_the_next_runner_resumes_its_journal(
         attempt: Attempt, pg_state: str) -> None:
     with audit_head_held(pg_state):
-        first = attempt.apply()
-        wait_for(lambda: waiting_on_a_lock(pg_state), "the first batch on the tenant",
-                 proc=first)
+        first, _ = held_after_first_batch(attempt, pg_state)
         first.kill()  # batch 1 is on the tenant; the journal still says `started`
     wait_for(lambda: session_gone(pg_state, first.pid), "the server ending its session")
 
@@ -247,21 +254,13 @@ def test_the_audit_chain_is_one_across_runners_and_tenants(
     assert verify.code == 0 and f"{2 * SCENARIO.size} entries" in verify.out
 
 
-def backend_waiting_on_a_lock(url: str) -> int:
-    return int(one(url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'lwr' "
-                        "AND wait_event_type = 'Lock' LIMIT 1") or 0)
-
-
 @pytest.mark.slow
 def test_a_lost_database_connection_stops_the_apply_cleanly_and_the_next_run_finishes(
         attempt: Attempt, pg_state: str) -> None:
     with audit_head_held(pg_state):
-        first = attempt.apply()
-        wait_for(lambda: waiting_on_a_lock(pg_state), "the first batch on the tenant",
-                 proc=first)
+        first, session = held_after_first_batch(attempt, pg_state)
         # The database goes away under the runner (a failover, a restart, a network cut).
-        assert one(pg_state, "SELECT pg_terminate_backend(%s)",
-                   backend_waiting_on_a_lock(pg_state)) is True
+        assert one(pg_state, "SELECT pg_terminate_backend(%s)", session) is True
         code = first.wait()
     err = first.stderr_text()
     assert code == 1 and "Traceback" not in err, err
