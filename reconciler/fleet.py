@@ -207,13 +207,8 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
 
 
 def _settle(plan: Plan, provider: Provider, state: StateLocation) -> str:
-    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
-    from reconciler.apply import settle
-
-    if not state.exists:
-        return ""  # nothing was ever applied through this store
-    with closing(state.open()) as store:
-        result = settle(provider, store, plan.tenant)
+    """Nothing to apply: the summary's words for what a killed apply left and is now settled."""
+    result = workflow.settle_journal(provider, state, plan.tenant)
     if result is None or not result.recovered:
         return ""
     return (f"recorded {len(result.recovered)} change(s) of the interrupted run "

@@ -21,6 +21,7 @@ from reconciler.providers.base import Provider
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult
+    from reconciler.store import StateLocation
     from reconciler.store.base import StateStore
 
 
@@ -120,6 +121,23 @@ def saved_plan_desired(plan: Plan) -> DesiredState | None:
     except InputError:
         return None
     return desired if desired.digest == plan.desired_digest else None
+
+
+def settle_journal(provider: Provider, state: StateLocation,
+                   domain: str) -> ApplyResult | None:
+    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6).
+
+    None when the store was never created (nothing was ever applied through it) or when
+    nothing was left unsettled.
+    """
+    if not state.exists:
+        return None
+    from contextlib import closing
+
+    from reconciler.apply import settle
+
+    with closing(state.open()) as store:
+        return settle(provider, store, domain)
 
 
 def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,

@@ -158,12 +158,7 @@ def _ask_manual(step: ManualStep) -> bool:
 def _settle_journal(state_uri: str | None, tenant_uri: str, provider: Provider,
                     domain: str) -> None:
     """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
-    if not state_for(state_uri, tenant_uri).exists:
-        return  # nothing was ever applied through this store
-    from reconciler.apply import settle
-
-    with store_for(state_uri, tenant_uri) as store:
-        result = settle(provider, store, domain)
+    result = workflow.settle_journal(provider, state_for(state_uri, tenant_uri), domain)
     if result is not None:
         _echo_takeover(result)
         if result.recovered:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from reconciler.errors import LockHeld, StateError
@@ -172,8 +171,8 @@ class _LockFile:
         self._fd, self.state = fd, state
 
     @classmethod
-    def take(cls, path: Path) -> _LockFile:
-        """Try once, without waiting."""
+    def take(cls, path: Path, *, wait: bool = False) -> _LockFile:
+        """Try once, without waiting; with `wait`, block until no other process holds it."""
         if sys.platform == "win32":
             return cls(None, "unavailable")
         import fcntl
@@ -184,7 +183,7 @@ class _LockFile:
         except OSError:
             return cls(None, "unavailable")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return cls(None, "busy")
@@ -195,35 +194,6 @@ class _LockFile:
 
     def release(self) -> None:
         """Drop the flock (closing its descriptor does); safe to call twice."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-class _SetupLock:
-    """An exclusive flock beside the store, held while a connection checks and creates it.
-
-    Waits (blocking) for another opener to finish; a no-op where flock does not exist.
-    """
-
-    def __init__(self, store_path: Path) -> None:
-        self._path = store_path.parent / f"{store_path.name}.locks" / "setup.lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        if sys.platform == "win32":
-            return
-        import fcntl
-
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except OSError:  # e.g. ENOLCK on a network file system: open unguarded, as before
-            self.__exit__(None, None, None)
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -261,8 +231,12 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state store {self.path}: {exc}") from exc
         try:
-            with _SetupLock(self.path):
+            # Openers of a store take turns on this lock while they check and create it.
+            setup_lock = _LockFile.take(self._lock_dir / "setup.lock", wait=True)
+            try:
                 self._setup(busy_timeout_ms)
+            finally:
+                setup_lock.release()
         except BaseException:
             self._conn.close()
             raise
@@ -348,9 +322,13 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
             finally:
                 lock_file.release()
 
+    @property
+    def _lock_dir(self) -> Path:
+        return self.path.parent / f"{self.path.name}.locks"
+
     def _lock_file(self, tenant_key: str) -> Path:
         name = hashlib.sha256(tenant_key.encode("utf-8")).hexdigest()[:32]
-        return self.path.parent / f"{self.path.name}.locks" / f"{name}.lock"
+        return self._lock_dir / f"{name}.lock"
 
     def _acquire(self, holder: LockHolder, token: str) -> tuple[LockHolder, _LockFile]:
         """Insert our row, or take over a provably stale one, in one write transaction."""
