@@ -638,6 +638,20 @@ class Attempt:
 # --------------------------------------------------------------------------- the checks
 
 
+def check_race_decided_by_the_lock(attempt: Attempt, racers: Sequence[Proc], winner: Proc,
+                                   changes: int) -> None:
+    """Every racer but the (frozen) winner exits 3 naming it; then the winner finishes."""
+    for loser in (p for p in racers if p is not winner):
+        assert loser.wait() == 3, loser.stderr_text()
+        err = loser.stderr_text()
+        assert f"(pid {winner.pid}) running 'apply'" in err, err
+        assert "wait for it to finish" in err and "Traceback" not in err
+    winner.thaw()
+    attempt.release()
+    assert winner.wait() == 0, winner.stderr_text()
+    assert f"Apply complete: {changes} changes applied" in winner.stdout_text()
+
+
 @dataclass
 class KillReport:
     """What one kill point looked like and what the re-run did (for the stress report)."""

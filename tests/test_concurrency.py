@@ -22,6 +22,7 @@ from crashkit import (
     Scenario,
     World,
     check_converged,
+    check_race_decided_by_the_lock,
     entry_count,
     journal,
     lock_rows,
@@ -76,16 +77,7 @@ def test_simultaneous_applies_exactly_one_applies_the_others_exit_3_naming_it(
     wait_for(lambda: entry_count(attempt.state) > 0, "the winner journaling its first batch",
              proc=winner)
     assert winner.freeze()  # frozen holding the lock: its busy wait does not run down
-    losers = [p for p in racers if p is not winner]
-    for loser in losers:
-        assert loser.wait() == 3, loser.stderr_text()
-        err = loser.stderr_text()
-        assert f"(pid {winner.pid}) running 'apply'" in err, err
-        assert "wait for it to finish" in err and "Traceback" not in err
-    winner.thaw()
-    attempt.release()
-    assert winner.wait() == 0, winner.stderr_text()
-    assert f"Apply complete: {SCENARIO.size} changes applied" in winner.stdout_text()
+    check_race_decided_by_the_lock(attempt, racers, winner, SCENARIO.size)
     runs = journal(attempt.state).runs
     assert [status for _, status in runs] == ["done"]  # the losers never began a run
     check_converged(attempt)

@@ -27,6 +27,7 @@ from crashkit import (
     Proc,
     Scenario,
     World,
+    check_race_decided_by_the_lock,
     holds,
     stress,
     tenant_facts,
@@ -122,15 +123,7 @@ def test_eight_runners_exactly_one_applies_the_others_exit_3_naming_it(
     winner = next(p for p in racers if p.pid == lock_pid(pg_state))
     wait_for(lambda: started(pg_state) > 0, "the winner journaling", proc=winner)
     assert winner.freeze()  # at the tenant gate: its busy wait does not run down
-    for loser in (p for p in racers if p is not winner):
-        assert loser.wait() == 3, loser.stderr_text()
-        err = loser.stderr_text()
-        assert f"(pid {winner.pid}) running 'apply'" in err, err
-        assert "wait for it to finish" in err and "Traceback" not in err
-    winner.thaw()
-    attempt.release()
-    assert winner.wait() == 0, winner.stderr_text()
-    assert f"Apply complete: {SCENARIO.size} changes applied" in winner.stdout_text()
+    check_race_decided_by_the_lock(attempt, racers, winner, SCENARIO.size)
     assert run_statuses(pg_state) == ["done"]  # the losers never began a run
     check_converged(attempt, pg_state)
 
