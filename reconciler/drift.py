@@ -14,7 +14,10 @@ from deepdiff import DeepDiff
 
 from reconciler import __version__
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
-from reconciler.plan import FORMAT_VERSION, Plan
+from reconciler.plan import Plan
+
+# The drift report's own format (schemas/drift.schema.json); the saved plan's is plan.py's.
+FORMAT_VERSION = "1.0"
 
 # The managed settings in the order reports list them (the console's order).
 SETTING_ORDER = ("enabled", "auto_grant_new_members", "restrict_file_transfer",

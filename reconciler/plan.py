@@ -1,14 +1,17 @@
 """The Plan: ordered changes plus the digests that pin it to a file and a tenant state.
 
-Owns the safety gate (`raise_if_unsafe`), the summary, and the saved-plan JSON form.
+Owns the safety gate (`raise_if_unsafe`), the summary, the saved-plan JSON form and its
+canonical bytes (what `plan_digest` is the sha256 of). Reading a saved plan back, and deciding
+whether it may be applied, is reconciler.saved_plan's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -20,8 +23,9 @@ from reconciler.errors import DestructiveRefused, InputError, Problem
 from reconciler.model import ChannelName, DesiredState, SafetySettings, TenantState
 from reconciler.planner import OVER_THRESHOLD, Diff, ExecutionOf, diff
 
-# Minor = additive (readers accept any 1.x), major = reject (readers refuse 2.x).
-FORMAT_VERSION = "1.0"
+# Minor = additive and optional; major = a field became required or changed meaning, and
+# readers refuse other majors. 2.0: the desired document became required (docs/plan-format.md).
+FORMAT_VERSION = "2.0"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class Plan:
     created_at: str = ""
     tool_version: str = __version__
     format_version: str = FORMAT_VERSION
+    # The validated desired-state document the plan was made from (DesiredState.document):
+    # what apply re-plans from. None for a desired state built in memory by a library caller.
+    desired_document: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def destructive(self) -> tuple[Change, ...]:
@@ -47,12 +54,19 @@ class Plan:
 
     @cached_property  # frozen: the content cannot change; to_json and apply both need it
     def digest(self) -> str:
-        """Identity of this plan's content (what the journal records as applied)."""
-        h = hashlib.sha256()
-        h.update(f"{self.tenant_uri}\n{self.desired_digest}\n{self.state_digest}\n".encode())
-        for change in self.changes:
-            h.update(f"{change.id}\t{_canon(change.after)}\n".encode())
-        return h.hexdigest()
+        """Identity of this plan's whole content: sha256 of its canonical saved form.
+
+        Every field of every change, the desired document, the safety block, the digests and
+        the metadata; only `plan_digest` itself is left out. The journal records it as applied.
+        """
+        return hashlib.sha256(canonical_bytes(self._body())).hexdigest()
+
+    @cached_property
+    def desired_document_digest(self) -> str:
+        """sha256 of the canonical desired document; '' when the plan has none."""
+        if self.desired_document is None:
+            return ""
+        return hashlib.sha256(canonical_bytes(self.desired_document)).hexdigest()
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind: the line a reviewer reads first."""
@@ -119,6 +133,20 @@ class Plan:
         `changes=False` leaves the change list empty (summary and digest still describe the
         whole plan): for readers that never look at it, at 100k changes a second saved.
         """
+        body = self._body()
+        document = {key: body[key] for key in _HEAD}
+        document["plan_digest"] = self.digest
+        document.update((key, body[key]) for key in _TAIL)
+        if not changes:
+            document["changes"] = []
+        return document
+
+    @cached_property
+    def _change_documents(self) -> list[dict[str, Any]]:
+        return [c.to_json() for c in self.changes]
+
+    def _body(self) -> dict[str, Any]:
+        """Every saved field but `plan_digest`, in saved order."""
         return {
             "format_version": self.format_version,
             "tool_version": self.tool_version,
@@ -127,26 +155,30 @@ class Plan:
             "source": self.source,
             "created_at": self.created_at,
             "desired_digest": self.desired_digest,
+            "desired_document_digest": self.desired_document_digest,
             "state_digest": self.state_digest,
-            "plan_digest": self.digest,
             "safety": {
                 "max_member_removals": self.safety.max_member_removals,
                 "max_member_removal_percent": self.safety.max_member_removal_percent,
                 "protect_channels": sorted(c.value for c in self.safety.protect_channels),
             },
-            "changes": [c.to_json() for c in self.changes] if changes else [],
+            "changes": self._change_documents,
             "warnings": list(self.warnings),
             "summary": self.summary(),
+            # Last: a reviewer reading the file meets the changes first.
+            "desired_document": self.desired_document,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "<plan>") -> Plan:
-        """Read a saved plan; refuse a future major format version."""
+        """A plan from its saved document; refuse another major format version.
+
+        Types are not checked here: reconciler.saved_plan validates a file against the
+        schema before it gets here.
+        """
         version = str(data.get("format_version", ""))
         if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
-            raise InputError([Problem(source, 0, 0, "format_version",
-                                      f"unsupported plan format_version {version!r}",
-                                      f"this lwr reads {FORMAT_VERSION.split('.')[0]}.x plans")])
+            raise InputError([unsupported_version(source, version)])
         safety = data.get("safety", {})
         return cls(
             tenant=data["tenant"],
@@ -165,7 +197,46 @@ class Plan:
             created_at=data.get("created_at", ""),
             tool_version=data.get("tool_version", ""),
             format_version=version,
+            desired_document=data.get("desired_document"),
         )
+
+
+_HEAD = ("format_version", "tool_version", "tenant", "tenant_uri", "source", "created_at",
+         "desired_digest", "desired_document_digest", "state_digest")
+_TAIL = ("safety", "changes", "warnings", "summary", "desired_document")
+
+
+def unsupported_version(source: str, version: str) -> Problem:
+    """The problem of a plan of another major format version, with the way out."""
+    major = FORMAT_VERSION.split(".")[0]
+    number = re.fullmatch(r"([0-9]{1,4})(\.[0-9]{1,4})?", version)
+    if number and int(number.group(1)) < int(major):  # no desired document to re-plan from
+        return Problem(source, 0, 0, "format_version",
+                       f"plan format_version {version!r} is older than this lwr reads "
+                       f"({major}.x): it does not carry the desired document that apply "
+                       "checks a plan against",
+                       "make the plan again with this lwr: `lwr plan FILE --out PLAN.json`")
+    return Problem(source, 0, 0, "format_version",
+                   f"unsupported plan format_version {version!r}",
+                   f"this lwr reads {major}.x plans; apply it with the lwr that made it, or "
+                   "make the plan again with this one")
+
+
+def canonical_bytes(value: object) -> bytes:
+    """The one byte form digests are taken of: sorted keys, no spaces, UTF-8 unescaped.
+
+    NEL, LS and PS are escaped: the desired document is parsed again by the YAML loader,
+    which would read them raw as line breaks (and fold them); JSON reads both spellings alike.
+    """
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False)
+    for raw, escaped in _YAML_BREAKS:
+        if raw in text:
+            text = text.replace(raw, escaped)
+    return text.encode()
+
+
+_YAML_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
 def make_plan(desired: DesiredState, current: TenantState, tenant_uri: str,
@@ -182,6 +253,7 @@ def make_plan(desired: DesiredState, current: TenantState, tenant_uri: str,
         safety=desired.safety,
         source=desired.source,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        desired_document=desired.document,
     )
 
 

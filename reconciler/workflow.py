@@ -5,19 +5,19 @@ The CLI calls these and only adds printing and prompts; scripts can import them 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.desired import check_against_tenant, load_desired
-from reconciler.errors import AlreadyApplied, InputError, Problem, StalePlan, WrongTenant
+from reconciler.errors import AlreadyApplied, StalePlan, WrongTenant
 from reconciler.export import dump_yaml, export_document
 from reconciler.manual import ManualMode, ManualRun, ManualStepHandler, annotate
 from reconciler.model import DesiredState, TenantState
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers.base import Provider
+from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult
@@ -42,6 +42,10 @@ def plan_desired(path: str | Path, provider: Provider) -> Planned:
 def plan_loaded(desired: DesiredState, provider: Provider) -> Planned:
     """Read the tenant and plan an already validated desired state (SPEC §3)."""
     current = provider.read()  # raises on any failed or partial read: never plans from less
+    return _plan_read(desired, current, provider)
+
+
+def _plan_read(desired: DesiredState, current: TenantState, provider: Provider) -> Planned:
     check_against_tenant(desired, current.domain, current.directory)
     return Planned(desired, current,
                    annotate(make_plan(desired, current, provider.key, provider.execution),
@@ -53,26 +57,13 @@ def plan_file(path: str | Path, provider: Provider) -> Plan:
     return plan_desired(path, provider).plan
 
 
-def load_saved_plan(path: str | Path) -> Plan:
-    """Read a plan written by `lwr plan --out`; a damaged file is an input error."""
-    source = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        plan = Plan.from_json(data, source)
-    except InputError:
-        raise
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError([Problem(source, 0, 0, "", f"cannot read saved plan: {e}")]) from e
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError([Problem(source, 0, 0, "", f"not a valid saved plan: {e}",
-                                  "write one with `lwr plan FILE --out PLAN.json`")]) from e
-    if data.get("plan_digest", plan.digest) != plan.digest:
-        # What is applied must be what was reviewed: an edited plan is a different plan.
-        raise InputError([Problem(source, 0, 0, "plan_digest",
-                                  "the plan was edited after it was made (its changes no longer "
-                                  "match its plan_digest)",
-                                  "make a new plan with `lwr plan FILE --out PLAN.json`")])
-    return plan
+def load_saved_plan(path: str | Path) -> SavedPlan:
+    """Read a plan written by `lwr plan --out`: schema, digests, embedded desired state.
+
+    A malformed file is an InputError (exit 1); one whose digests do not match its content
+    is refused (StalePlan, exit 3). Nothing is checked against a tenant yet.
+    """
+    return read_saved_plan(path)
 
 
 def is_saved_plan(path: str | Path) -> bool:
@@ -80,22 +71,34 @@ def is_saved_plan(path: str | Path) -> bool:
     return str(path).lower().endswith(".json")
 
 
-def check_saved_plan(plan: Plan, provider: Provider,
-                     store: StateStore | None = None) -> TenantState:
-    """Refuse (exit 3) a plan made for another tenant or against another tenant state.
+def check_saved_plan(saved: SavedPlan, provider: Provider,
+                     store: StateStore | None = None) -> Planned:
+    """Plan the saved plan's desired state again; refuse (exit 3) unless it is the file.
 
-    With `store`, also refuse a plan that was applied already (a saved plan applies once).
+    Refused: a plan made for another tenant, a plan that a finished run applied already (with
+    `store`: a saved plan applies once), and a plan that planning its desired document against
+    the tenant now does not reproduce field for field: the tenant changed, or the file was
+    edited. What comes back is the fresh plan (with the saved metadata): apply, policies and
+    the safety gate use it and its desired state, never the file's own change list.
     """
+    plan = saved.plan
     if plan.tenant_uri != provider.key:
         raise WrongTenant(f"refused: the plan was made for {plan.tenant_uri}, not {provider.key}")
     if store is not None:
         check_not_applied(plan, store)
     current = provider.read()
-    if state_digest(current) != plan.state_digest:
+    if state_digest(current) != plan.state_digest:  # first: a left member is staleness too
         raise StalePlan(
             f"refused: the tenant {plan.tenant} changed since the plan was made "
             f"({plan.created_at or 'unknown time'}); run `lwr plan` again and review the new plan")
-    return current
+    fresh = _plan_read(saved.desired, current, provider)
+    pinned = saved.pin(fresh.plan)
+    if pinned.digest == saved.document["plan_digest"]:  # the file's digest matches its content
+        return Planned(fresh.desired, fresh.current, pinned)
+    where = first_difference(saved.document, pinned.to_json()) or "its plan_digest"
+    raise StalePlan(f"refused: the plan was edited or the tenant changed since it was made "
+                    f"({plan.created_at or 'unknown time'}): {where}; run `lwr plan FILE "
+                    "--out PLAN.json` again and review the new plan")
 
 
 def check_not_applied(plan: Plan, store: StateStore) -> None:
@@ -106,21 +109,6 @@ def check_not_applied(plan: Plan, store: StateStore) -> None:
             f"refused: this plan was applied to {plan.tenant} already, on "
             f"{run.finished_at or run.started_at} by {run.actor} (run {run.run_id}); a saved "
             "plan is applied once: run `lwr plan FILE --out PLAN.json` again for a new one")
-
-
-def saved_plan_desired(plan: Plan) -> DesiredState | None:
-    """The desired file a saved plan was made from, when it is at hand and unchanged.
-
-    Used to evaluate `target: desired` policies on apply; None when the file is gone or
-    differs from the one planned (the plan's desired_digest decides).
-    """
-    if not plan.source or not plan.desired_digest or not Path(plan.source).is_file():
-        return None
-    try:
-        desired = load_desired(plan.source)
-    except InputError:
-        return None
-    return desired if desired.digest == plan.desired_digest else None
 
 
 def settle_journal(provider: Provider, state: StateLocation,
@@ -143,11 +131,12 @@ def settle_journal(provider: Provider, state: StateLocation,
 def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                allow_destructive: bool,
                on_progress: Callable[[int, int], None] | None = None,
-               saved: bool = False, manual: ManualMode = "stop",
+               saved: SavedPlan | None = None, manual: ManualMode = "stop",
                on_manual: ManualStepHandler | None = None) -> ApplyResult:
     """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6).
 
-    `saved`: the plan was loaded from a file, so it may be applied once only.
+    `saved`: `plan` is what `check_saved_plan(saved, ...)` returned; under the lock it is
+    planned again and must still be the file (and not applied yet), else nothing is applied.
     `manual`: what manual steps do (reconciler.manual): `ask` calls `on_manual` for each,
     `attested` records them as done, `skip` leaves them (and what depends on them) for the
     next plan, `stop` applies up to the first one and raises ManualStepsPending (exit 3).
@@ -158,7 +147,11 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
 
     def unchanged_since_plan() -> None:
         # Checked again under the lock: another apply may have landed since planning.
-        check_saved_plan(plan, provider, store if saved else None)
+        if saved is not None:
+            check_saved_plan(saved, provider, store)
+        elif state_digest(provider.read()) != plan.state_digest:
+            raise StalePlan(f"refused: the tenant {plan.tenant} changed since the plan was "
+                            "made; run `lwr plan` again and review the new plan")
 
     steps = ManualRun(plan.changes, provider, manual, on_manual)
     result = execute(steps.changes, provider, store, actor=actor, plan_digest=plan.digest,

@@ -203,7 +203,7 @@ def test_an_edited_saved_plan_is_refused(demo: Path,
     data["changes"][0]["id"] = "line/add_member/heidi@example.co.jp"
     plan_json.write_text(json.dumps(data), encoding="utf-8")
     capsys.readouterr()
-    err = refused(demo, ["apply", str(plan_json), "--auto-approve"], capsys, code=1)
+    err = refused(demo, ["apply", str(plan_json), "--auto-approve"], capsys)  # exit 3
     assert "edited after it was made" in err
 
 

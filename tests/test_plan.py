@@ -49,19 +49,22 @@ def test_saved_plan_round_trips_and_follows_its_schema() -> None:
     assert [c.side_effects for c in again.changes] == [c.side_effects for c in plan.changes]
 
 
-def test_future_major_format_is_refused_and_minor_accepted() -> None:
+def test_other_major_formats_are_refused_and_minor_accepted() -> None:
     plan = make_plan(desired(line=DesiredChannel(enabled=True)), tenant(STAFF), "local:/t.db")
     data = plan.to_json()
-    assert Plan.from_json({**data, "format_version": "1.7"}).tenant == DOMAIN
-    with pytest.raises(InputError, match="format_version"):
-        Plan.from_json({**data, "format_version": "2.0"})
+    assert Plan.from_json({**data, "format_version": "2.7"}).tenant == DOMAIN
+    with pytest.raises(InputError, match=r"format_version '3\.0'"):
+        Plan.from_json({**data, "format_version": "3.0"})
+    with pytest.raises(InputError, match="does not carry the desired document"):
+        Plan.from_json({**data, "format_version": "1.0"})  # made before 2.0: re-plan
 
 
 def test_plan_digest_pins_content() -> None:
     plan = make_plan(desired(line=DesiredChannel(members=listed("alice"))),
                      tenant(STAFF | emails("alice"), line=channel_state()), "local:/t.db")
-    same = make_plan(desired(line=DesiredChannel(members=listed("alice"))),
-                     tenant(STAFF | emails("alice"), line=channel_state()), "local:/t.db")
+    same = replace(make_plan(desired(line=DesiredChannel(members=listed("alice"))),
+                             tenant(STAFF | emails("alice"), line=channel_state()),
+                             "local:/t.db"), created_at=plan.created_at)
     assert same.digest == plan.digest
     assert replace(plan, tenant_uri="local:/other.db").digest != plan.digest
     assert replace(plan, changes=()).digest != plan.digest

@@ -237,13 +237,14 @@ def test_warnings_are_shown_and_leave_the_exit_code_alone(
     assert run(["apply", str(f), "--policy-dir", str(team), "--auto-approve"]) == 0
 
 
-def test_apply_of_a_saved_plan_checks_desired_rules_when_the_file_is_at_hand(
+def test_apply_of_a_saved_plan_checks_desired_rules_on_the_document_it_carries(
         demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = demo / "g.yaml"
     f.write_text(HEAD + "  line:\n    greeting: {enabled: true, message: ようこそ}\n",
                  encoding="utf-8")
     assert run(["plan", str(f), "--out", "plan.json"]) == 0
-    # A team rule added after the plan was made still applies to the file on apply.
+    # A team rule added after the plan was made still applies to the desired state on apply,
+    # whether the file is gone or now says something else: the plan's own document decides.
     team = write_rules(demo / "policies", "rules:\n  - id: no-greeting\n    severity: deny\n"
                        "    target: desired\n    message: No greetings here.\n"
                        "    rule: {properties: {external_messaging: {properties: {line: "
@@ -251,10 +252,13 @@ def test_apply_of_a_saved_plan_checks_desired_rules_when_the_file_is_at_hand(
     capsys.readouterr()
     assert run(["apply", "plan.json", "--auto-approve", "--policy-dir", str(team)]) == 3
     assert "no-greeting" in capsys.readouterr().err
+    f.write_text(HEAD + "  line:\n    enabled: true\n", encoding="utf-8")
+    assert run(["apply", "plan.json", "--auto-approve", "--policy-dir", str(team)]) == 3
+    assert "no-greeting" in capsys.readouterr().err
     f.unlink()
-    assert run(["apply", "plan.json", "--auto-approve", "--policy-dir", str(team)]) == 0
-    assert ("no-greeting: not evaluated, the desired-state file is not at hand"
-            in capsys.readouterr().out)
+    assert run(["apply", "plan.json", "--auto-approve", "--policy-dir", str(team)]) == 3
+    assert "no-greeting" in capsys.readouterr().err
+    assert run(["apply", "plan.json", "--auto-approve"]) == 0
 
 
 @pytest.mark.parametrize("rule", [

@@ -64,16 +64,16 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
     if Path(file).is_dir():
         return _apply_dir(file, tenant_uri, state_uri, auto_approve, allow_destructive, rules,
                           manual, parallel, fail_fast)
-    saved = workflow.is_saved_plan(file)
+    saved = workflow.load_saved_plan(file) if workflow.is_saved_plan(file) else None
     with provider_for(tenant_uri, state_uri) as provider:
-        if saved:
-            the_plan = workflow.load_saved_plan(file)
+        if saved is not None:
+            # What is shown, checked and applied is the saved plan's desired state planned
+            # again, once it reproduces the file; never the file's own change list.
             with store_for(state_uri, tenant_uri) as store:  # refuse a replay before showing it
-                workflow.check_saved_plan(the_plan, provider, store)
-            desired = workflow.saved_plan_desired(the_plan)
+                planned = workflow.check_saved_plan(saved, provider, store)
         else:
             planned = workflow.plan_desired(file, provider)
-            the_plan, desired = planned.plan, planned.desired
+        the_plan, desired = planned.plan, planned.desired
         policy = evaluate(rules, desired=desired, plan=the_plan)
         click.echo(renderer_for("text", color=color(), policy=policy).render(the_plan),
                    nl=False)

@@ -139,16 +139,17 @@ def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
 def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str | None,
               markdown_dir: str | None) -> int:
     """Render a saved PLAN_FILE without touching the tenant (unless --tenant is given)."""
-    the_plan = workflow.load_saved_plan(plan_file)
+    saved = workflow.load_saved_plan(plan_file)
+    the_plan = saved.plan
     emit_plan(the_plan, fmt, None, None, markdown_dir)
     if tenant_uri is None:
         return 0
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri) as provider:  # the check apply makes, read only
         if state_for(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
             with store_for(state_uri, tenant_uri) as store:
-                workflow.check_saved_plan(the_plan, provider, store)
+                workflow.check_saved_plan(saved, provider, store)
         else:
-            workflow.check_saved_plan(the_plan, provider)
+            workflow.check_saved_plan(saved, provider)
     click.echo(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
                f"({the_plan.created_at or 'unknown time'}); apply would accept it.", err=True)
     return 0
