@@ -57,7 +57,15 @@ def scenario() -> tuple[DesiredState, TenantState]:
             members=MembersSpec(False, "exact", WANTED)),
         lineworks=DesiredChannel(enabled=False),
         safety=SafetySettings(max_member_removal_percent=25))
-    return dataclasses.replace(want, source="lineworks/company.yaml", digest="d" * 64), current
+    document = {  # what lineworks/company.yaml says, as a saved plan carries it
+        "version": 1, "tenant": DOMAIN, "safety": {"max_member_removal_percent": 25},
+        "external_messaging": {
+            "line": {"restrict_file_transfer": True, "auto_grant_new_members": True,
+                     "greeting": {"enabled": True, "message": GREETING},
+                     "members": {"policy": "exact", "include": sorted(WANTED)}},
+            "lineworks": {"enabled": False}}}
+    return dataclasses.replace(want, source="lineworks/company.yaml", digest="d" * 64,
+                               document=document), current
 
 
 def execution(action: Action) -> Execution:
