@@ -61,13 +61,6 @@ class Plan:
         """
         return hashlib.sha256(canonical_bytes(self._body())).hexdigest()
 
-    @cached_property
-    def desired_document_digest(self) -> str:
-        """sha256 of the canonical desired document; '' when the plan has none."""
-        if self.desired_document is None:
-            return ""
-        return hashlib.sha256(canonical_bytes(self.desired_document)).hexdigest()
-
     def summary(self) -> dict[str, Any]:
         """Counts by kind: the line a reviewer reads first."""
         buckets = Counter(c.spec.bucket for c in self.changes)
@@ -155,7 +148,6 @@ class Plan:
             "source": self.source,
             "created_at": self.created_at,
             "desired_digest": self.desired_digest,
-            "desired_document_digest": self.desired_document_digest,
             "state_digest": self.state_digest,
             "safety": {
                 "max_member_removals": self.safety.max_member_removals,
@@ -202,7 +194,7 @@ class Plan:
 
 
 _HEAD = ("format_version", "tool_version", "tenant", "tenant_uri", "source", "created_at",
-         "desired_digest", "desired_document_digest", "state_digest")
+         "desired_digest", "state_digest")
 _TAIL = ("safety", "changes", "warnings", "summary", "desired_document")
 
 
@@ -220,6 +212,15 @@ def unsupported_version(source: str, version: str) -> Problem:
                    f"unsupported plan format_version {version!r}",
                    f"this lwr reads {major}.x plans; apply it with the lwr that made it, or "
                    "make the plan again with this one")
+
+
+def document_digest(document: Mapping[str, Any]) -> str:
+    """A plan's desired_digest: sha256 of the desired document's canonical JSON.
+
+    Of the document, not of the file's bytes: apply re-plans from the document a saved plan
+    carries, so this is what it can recompute (comments and layout of the file do not count).
+    """
+    return hashlib.sha256(canonical_bytes(document)).hexdigest()
 
 
 def canonical_bytes(value: object) -> bytes:
@@ -246,7 +247,8 @@ def make_plan(desired: DesiredState, current: TenantState, tenant_uri: str,
     return Plan(
         tenant=current.domain,
         tenant_uri=tenant_uri,
-        desired_digest=desired.digest,
+        desired_digest=desired.digest if desired.document is None
+        else document_digest(desired.document),
         state_digest=state_digest(current),
         changes=result.changes,
         warnings=result.warnings,

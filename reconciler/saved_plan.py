@@ -24,7 +24,13 @@ from jsonschema import Draft202012Validator
 from reconciler.desired import explain, parse_desired
 from reconciler.errors import InputError, Problem, StalePlan
 from reconciler.model import DesiredState
-from reconciler.plan import FORMAT_VERSION, Plan, canonical_bytes, unsupported_version
+from reconciler.plan import (
+    FORMAT_VERSION,
+    Plan,
+    canonical_bytes,
+    document_digest,
+    unsupported_version,
+)
 from reconciler.resources import load_schema
 from reconciler.yamlsafe import Locator, format_path
 
@@ -46,15 +52,10 @@ class SavedPlan:
     desired: DesiredState  # rebuilt from the file's desired_document
 
     def pin(self, fresh: Plan) -> Plan:
-        """`fresh` with the saved plan's metadata: equal content then means an equal digest.
-
-        desired_digest (of the desired file's bytes) is taken as saved: the file is not at
-        hand, and the document the bytes held is what is planned and compared.
-        """
+        """`fresh` with the saved plan's metadata: equal content then means an equal digest."""
         from dataclasses import replace
 
-        return replace(fresh, desired_digest=self.plan.desired_digest,
-                       format_version=self.plan.format_version,
+        return replace(fresh, format_version=self.plan.format_version,
                        tool_version=self.plan.tool_version, source=self.plan.source,
                        created_at=self.plan.created_at)
 
@@ -87,15 +88,23 @@ def _read_json(path: str | Path, source: str) -> dict[str, Any]:
         raise InputError([Problem(source, 0, 0, "", f"cannot read saved plan: {e}")]) from e
     try:
         data = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as e:  # huge integers raise ValueError too
-        detail = e if isinstance(e, ValueError) else "nested too deeply"
-        raise InputError([Problem(source, getattr(e, "lineno", 0), getattr(e, "colno", 0), "",
-                                  f"not a saved plan: not valid JSON ({detail})",
-                                  "write one with `lwr plan FILE --out PLAN.json`")]) from e
+    except json.JSONDecodeError as e:
+        raise _not_json(source, e.msg, e.lineno, e.colno) from e
+    except ValueError as e:  # a number of over 4300 digits, or NaN / Infinity
+        raise _not_json(source, "a number too long to read" if "digits" in str(e) else str(e)
+                        ) from e
+    except RecursionError as e:
+        raise _not_json(source, "nested too deeply") from e
     if not isinstance(data, dict):
         raise InputError([Problem(source, 0, 0, "", "not a saved plan: the JSON is not an "
                                   "object", "write one with `lwr plan FILE --out PLAN.json`")])
     return data
+
+
+def _not_json(source: str, detail: str, line: int = 0, column: int = 0) -> InputError:
+    return InputError([Problem(source, line, column, "",
+                               f"not a saved plan: not valid JSON ({detail})",
+                               "write one with `lwr plan FILE --out PLAN.json`")])
 
 
 def _no_constant(name: str) -> Any:
@@ -123,7 +132,8 @@ def schema_problems(data: dict[str, Any], source: str) -> list[Problem]:
     items = changes if isinstance(changes, list) else []
     head = {**data, "changes": []} if items else data
     found = [p for e in validator.iter_errors(head) for p in _explain(e, (), source)]
-    item_validator = validator.evolve(schema=load_schema(SCHEMA_FILE)["$defs"]["change"])
+    root = load_schema(SCHEMA_FILE)  # the change's $refs resolve against its $defs
+    item_validator = validator.evolve(schema={**root["$defs"]["change"], "$defs": root["$defs"]})
     for i, change in enumerate(items):
         if len(found) >= MAX_PROBLEMS:
             break
@@ -136,8 +146,8 @@ def schema_problems(data: dict[str, Any], source: str) -> list[Problem]:
 def _explain(error: Any, base: tuple[str | int, ...], source: str) -> Iterator[Problem]:
     for problem in explain(error, Locator(), source):
         at = format_path((*base, *error.absolute_path))
-        yield Problem(problem.file, 0, 0, at, problem.message[:300],
-                      problem.hint or "write the plan with `lwr plan FILE --out PLAN.json`")
+        # The hint is always the way out: lwr writes plans, so a malformed one was damaged.
+        yield Problem(problem.file, 0, 0, at, problem.message[:300], REPLAN_HINT)
 
 
 _CHANGE_KEYS = frozenset({"id", "action", "channel", "target", "before", "after",
@@ -181,12 +191,10 @@ def _effect_ok(e: Any) -> bool:
 
 def _check_digests(data: dict[str, Any], source: str) -> None:
     """Refuse (exit 3) a plan whose content does not match its digests: it was edited."""
-    document = hashlib.sha256(canonical_bytes(data["desired_document"])).hexdigest()
     body = {key: value for key, value in data.items() if key != "plan_digest"}
-    if data["desired_document_digest"] != document:
+    if data["desired_digest"] != document_digest(data["desired_document"]):
         raise StalePlan(f"refused: {source} was edited after it was made (its "
-                        f"desired_document no longer matches desired_document_digest); "
-                        f"{REPLAN_HINT}")
+                        f"desired_document no longer matches its desired_digest); {REPLAN_HINT}")
     if data["plan_digest"] != hashlib.sha256(canonical_bytes(body)).hexdigest():
         raise StalePlan(f"refused: {source} was edited after it was made (its content no "
                         f"longer matches its plan_digest); {REPLAN_HINT}")

@@ -29,7 +29,7 @@ from reconciler.providers.local import SCHEMA_VERSION, init_demo
 from reconciler.store.sqlite import SqliteStateStore
 
 CORPUS = Path(__file__).parent / "corpus"
-CASES = sorted(p for p in CORPUS.iterdir() if p.name != "README.md")
+CASES = sorted(p for p in CORPUS.iterdir() if p.is_file() and p.name != "README.md")
 LWR = str(Path(sys.executable).parent / "lwr")
 STRESS = os.environ.get("LWR_STRESS", "") not in ("", "0")
 SECONDS = 10.0  # per small case, in process: generous for a loaded CI machine
