@@ -241,17 +241,18 @@ def evaluate(rules: Sequence[PolicyRule], *, desired: DesiredState | None,
 
 
 class _PlanDocuments:
-    """The plan document for a rule, built once; without its change list when the rule
-    cannot see that list (the list is most of the cost of a 100k-change plan).
+    """The plan document for a rule, built once; without its change list (and plan_digest,
+    the digest of that list) when the rule cannot see them: most of a 100k-change plan's cost.
 
-    Exact, not a heuristic: with only local $refs, a rule reaches the `changes` value only
-    through a schema text that names it, or by keywords that apply to every or unnamed keys
-    (additionalProperties, patternProperties, unevaluatedProperties) or compare whole values
-    (const, enum). A rule with none of those words sees the same document either way: the
-    `changes` key stays, so `required` and key counts do not change.
+    Exact, not a heuristic: with only local $refs, a rule reaches the `changes` value (or
+    `plan_digest`) only through a schema text that names it, or by keywords that apply to
+    every or unnamed keys (additionalProperties, patternProperties, unevaluatedProperties)
+    or compare whole values (const, enum). A rule with none of those words sees the same
+    document either way: the `changes` and `plan_digest` keys stay, so `required` and key
+    counts do not change.
     """
 
-    _SEES_CHANGES = ("changes", "additionalProperties", "patternProperties",
+    _SEES_CHANGES = ("changes", "plan_digest", "additionalProperties", "patternProperties",
                      "unevaluatedProperties", "const", "enum")
 
     def __init__(self, plan: Plan) -> None:

@@ -131,12 +131,15 @@ def settle_journal(provider: Provider, state: StateLocation,
 def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                allow_destructive: bool,
                on_progress: Callable[[int, int], None] | None = None,
-               saved: SavedPlan | None = None, manual: ManualMode = "stop",
+               saved: SavedPlan | None = None, checked_against: TenantState | None = None,
+               manual: ManualMode = "stop",
                on_manual: ManualStepHandler | None = None) -> ApplyResult:
     """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6).
 
     `saved`: `plan` is what `check_saved_plan(saved, ...)` returned; under the lock it is
     planned again and must still be the file (and not applied yet), else nothing is applied.
+    `checked_against`: the tenant state that check was made against; when the tenant read
+    under the lock equals it, planning again would give the same plan and is skipped.
     `manual`: what manual steps do (reconciler.manual): `ask` calls `on_manual` for each,
     `attested` records them as done, `skip` leaves them (and what depends on them) for the
     next plan, `stop` applies up to the first one and raises ManualStepsPending (exit 3).
@@ -148,7 +151,10 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
     def unchanged_since_plan() -> None:
         # Checked again under the lock: another apply may have landed since planning.
         if saved is not None:
-            check_saved_plan(saved, provider, store)
+            if checked_against is None or provider.read() != checked_against:
+                check_saved_plan(saved, provider, store)
+            else:  # the same desired state against the same tenant plans the same
+                check_not_applied(saved.plan, store)
         elif state_digest(provider.read()) != plan.state_digest:
             raise StalePlan(f"refused: the tenant {plan.tenant} changed since the plan was "
                             "made; run `lwr plan` again and review the new plan")

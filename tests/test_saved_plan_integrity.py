@@ -23,7 +23,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from reconciler import workflow
 from reconciler.cli import run
+from reconciler.errors import StalePlan
+from reconciler.providers import open_provider
 from reconciler.plan import canonical_bytes
 from reconciler.resources import load_schema
 from reconciler.saved_plan import _change_ok
@@ -263,6 +266,24 @@ def test_an_unedited_plan_applies_once_and_show_plan_agrees(
     assert "dave@example.co.jp" in tenant_now(capsys)["channels"]["line"]["members"]
     err = refused(demo, ["apply", str(plan), "--auto-approve"], capsys, code=3)
     assert "applied to example.co.jp already" in err
+
+
+def test_a_tenant_change_after_the_check_is_caught_under_the_lock(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # What the CLI does, with another apply landing between its check and taking the lock.
+    plan = workflow.load_saved_plan(saved(demo, ADD_DAVE))
+    provider = open_provider(f"local:{demo}/tenant.db")
+    try:
+        checked = workflow.check_saved_plan(plan, provider)
+        assert run(["tenant", "join", "newbie@example.co.jp"]) == 0
+        before, db_before = tenant_now(capsys), dump(demo)
+        with closing(StateLocation.resolve(None, f"local:{demo}/tenant.db").open()) as store, \
+                pytest.raises(StalePlan, match="changed since the plan was made"):
+            workflow.apply_plan(checked.plan, provider, store, actor="ci", saved=plan,
+                                checked_against=checked.current, allow_destructive=False)
+    finally:
+        provider.close()
+    assert tenant_now(capsys) == before and dump(demo) == db_before
 
 
 # --- malformed plans -------------------------------------------------------------------------

@@ -94,6 +94,7 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
                 result = workflow.apply_plan(the_plan, provider, store, actor=default_actor(),
                                              allow_destructive=allow_destructive,
                                              on_progress=on_progress, saved=saved,
+                                             checked_against=planned.current,
                                              manual=mode, on_manual=_ask_manual)
             except (LwrError, KeyboardInterrupt) as e:
                 partial = partial_result(e) or getattr(e, "result", None)
