@@ -26,8 +26,8 @@ from jsonschema import Draft202012Validator
 from reconciler import workflow
 from reconciler.cli import run
 from reconciler.errors import StalePlan
-from reconciler.providers import open_provider
 from reconciler.plan import canonical_bytes
+from reconciler.providers import open_provider
 from reconciler.resources import load_schema
 from reconciler.saved_plan import _change_ok
 from reconciler.store import StateLocation
