@@ -253,6 +253,22 @@ def test_text_that_yaml_reads_as_line_breaks_survives_the_round_trip(
     assert tenant_now(capsys)["channels"]["line"]["greeting"]["message"] == message
 
 
+def test_the_recipe_can_tell_a_plan_made_from_the_merged_file(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # examples/github-actions/lwr.yml compares desired_digest with `lwr plan FILE` of the
+    # merged file: equal for the same document however it is written, else different.
+    planned = json.loads(saved(demo, ADD_DAVE).read_text(encoding="utf-8"))["desired_digest"]
+
+    def digest_of(text: str) -> str:
+        (demo / "merged.yaml").write_text(text, encoding="utf-8")
+        capsys.readouterr()
+        assert run(["plan", str(demo / "merged.yaml"), "--format", "json"]) == 0
+        return str(json.loads(capsys.readouterr().out)["desired_digest"])
+
+    assert digest_of("# reviewed in #42\n" + ADD_DAVE.replace(": ", ":  ")) == planned
+    assert digest_of(ADD_DAVE.replace("dave@", "erin@")) != planned
+
+
 # --- what still holds ------------------------------------------------------------------------
 
 
