@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,6 @@ class SavedPlan:
 
     def pin(self, fresh: Plan) -> Plan:
         """`fresh` with the saved plan's metadata: equal content then means an equal digest."""
-        from dataclasses import replace
-
         return replace(fresh, format_version=self.plan.format_version,
                        tool_version=self.plan.tool_version, source=self.plan.source,
                        created_at=self.plan.created_at)
@@ -88,6 +86,9 @@ def read_saved_plan(path: str | Path) -> SavedPlan:
 
 def _read_json(path: str | Path, source: str) -> dict[str, Any]:
     try:
+        if Path(path).exists() and not Path(path).is_file():  # a FIFO would block forever
+            raise InputError([Problem(source, 0, 0, "", "cannot read saved plan: not a "
+                                      "regular file", "give the path of a PLAN.json")])
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError([Problem(source, 0, 0, "", f"cannot read saved plan: {e}")]) from e

@@ -371,6 +371,16 @@ def test_every_malformed_plan_in_one_real_subprocess(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr and "Internal error" not in proc.stderr, case
 
 
+def test_a_fifo_given_as_saved_plan_is_refused_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "plan.json")
+    env = {**os.environ, "NO_COLOR": "1", "LWR_TENANT": f"local:{tmp_path}/tenant.db"}
+    for argv in (["apply", str(tmp_path / "plan.json"), "--auto-approve"],
+                 ["show-plan", str(tmp_path / "plan.json")]):
+        proc = subprocess.run([LWR, *argv], env=env, text=True, capture_output=True,
+                              timeout=30, check=False)
+        assert proc.returncode == 1 and "not a regular file" in proc.stderr, proc.stderr
+
+
 # --- the fast change check agrees with the schema --------------------------------------------
 
 
