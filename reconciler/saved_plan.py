@@ -213,12 +213,29 @@ def _rebuild_desired(document: Mapping[str, Any], source: str) -> DesiredState:
     (control characters, a wrong type, a duplicate member) is refused the same way.
     """
     where = f"{source} (desired_document)"
-    desired = parse_desired(canonical_bytes(document), where)
+    desired = parse_desired(_yaml_json(document).encode(), where)
     if desired.document != document:  # the YAML reading changed a value: never re-plan that
         raise InputError([Problem(source, 0, 0, "desired_document",
                                   "the desired document does not read back as written",
                                   REPLAN_HINT)])
     return desired
+
+
+def _yaml_json(value: Any) -> str:
+    """`value` as JSON that the YAML loader reads back as the same value.
+
+    canonical_bytes but for floats: YAML 1.1 reads `1e-05` as text and needs `1.0e-05`.
+    """
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_yaml_json(k)}:{_yaml_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        if all(type(item) is str for item in value):  # member lists: one call, not 100k
+            return canonical_bytes(value).decode()
+        return "[" + ",".join(_yaml_json(item) for item in value) + "]"
+    if type(value) is float:
+        mantissa, e, exponent = repr(value).partition("e")
+        return f"{mantissa}.0{e}{exponent}" if e and "." not in mantissa else repr(value)
+    return canonical_bytes(value).decode()
 
 
 # --- the comparison -------------------------------------------------------------------------

@@ -269,6 +269,15 @@ def test_the_recipe_can_tell_a_plan_made_from_the_merged_file(
     assert digest_of(ADD_DAVE.replace("dave@", "erin@")) != planned
 
 
+def test_numbers_json_and_yaml_spell_differently_survive_the_round_trip(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # json writes 0.00001 as 1e-05, which YAML 1.1 reads as text.
+    safety = HEAD + ("safety:\n  max_member_removal_percent: 0.00001\n"
+                     "  max_member_removals: 12345678901234567890\n") + ADD_DAVE[len(HEAD):]
+    assert run(["apply", str(saved(demo, safety)), "--auto-approve"]) == 0
+    assert "dave@example.co.jp" in tenant_now(capsys)["channels"]["line"]["members"]
+
+
 # --- what still holds ------------------------------------------------------------------------
 
 
