@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import psycopg
 
 #: Bumped with every entry of MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_SCHEMA = "lwr"
 #: Advisory lock key taken (per transaction) while migrating, so two migrations never overlap.
 _MIGRATE_LOCK = 0x4C57_5253_0000_0001
@@ -114,6 +114,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
     "ALTER TABLE audit DROP CONSTRAINT audit_result_check",
     """ALTER TABLE audit ADD CONSTRAINT audit_result_check
         CHECK (result IN ('applied', 'attested', 'recovered', 'failed'))""",
+)), (3, (
+    # An entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older entries
+    # are plain sha256, their hashes unchanged. ALTER TABLE fires no row trigger.
+    """ALTER TABLE audit ADD COLUMN hash_alg text NOT NULL DEFAULT 'sha256'
+        CHECK (hash_alg IN ('sha256', 'hmac-sha256'))""",
 )))
 
 

@@ -22,7 +22,7 @@ from reconciler.store.base import LockHolder, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
 
 #: Bumped on every schema change; a file with a higher number was written by a newer lwr.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: "LWRS": marks the file as ours, so a tenant database given by mistake is refused untouched.
 APPLICATION_ID = 0x4C575253
 
@@ -121,8 +121,15 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
+#: Version 3: an entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older
+#: entries are plain sha256, their hashes unchanged. ADD COLUMN fires no UPDATE trigger.
+_V3 = """
+ALTER TABLE audit ADD COLUMN hash_alg TEXT NOT NULL DEFAULT 'sha256'
+    CHECK (hash_alg IN ('sha256', 'hmac-sha256'));
+"""
+
 #: (version, script): each applied once, in order, in the transaction that sets user_version.
-_MIGRATIONS = ((1, _SCHEMA), (2, _V2))
+_MIGRATIONS = ((1, _SCHEMA), (2, _V2), (3, _V3))
 
 def _holder(row: tuple[Any, ...]) -> LockHolder:
     return LockHolder(tenant_key=row[0], user=row[1], host=row[2], pid=row[3],
