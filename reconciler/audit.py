@@ -62,12 +62,14 @@ class AuditKey:
 
 
 def load_audit_key(environ: Mapping[str, str] = os.environ) -> AuditKey | None:
-    """The key from LWR_AUDIT_KEY or LWR_AUDIT_KEY_FILE (a 0600 file), or None when unset.
+    """The key from LWR_AUDIT_KEY or LWR_AUDIT_KEY_FILE (a 0600 file), or None when unset
+    (or empty).
 
     UsageError for both set, an empty or short key, or a file others may read; the message
     names the variable or the file, never the key.
     """
-    value, path = environ.get(KEY_ENV), environ.get(KEY_FILE_ENV)
+    # Empty counts as unset: a CI secret that does not exist arrives as an empty variable.
+    value, path = environ.get(KEY_ENV) or None, environ.get(KEY_FILE_ENV) or None
     if value and path:
         raise UsageError(f"both {KEY_ENV} and {KEY_FILE_ENV} are set: set only one")
     if path:

@@ -130,6 +130,13 @@ def test_audit_head_prints_seq_and_hash_for_a_pipeline_to_keep(
     assert (int(seq), digest) == (5, newest.hash)
     code, out, _ = lwr(capsys, "audit", "head", "--state", state_uri, "--format", "json")
     assert code == 0 and json.loads(out) == {"seq": 5, "hash": newest.hash}
+    # The options of `lwr audit` given before `head` are not silently ignored.
+    code, out, _ = lwr(capsys, "audit", "--state", state_uri, "--format", "json", "head")
+    assert code == 0 and json.loads(out) == {"seq": 5, "hash": newest.hash}
+    # What it prints is what --head takes.
+    code, out, _ = lwr(capsys, "audit", "--verify", "--state", state_uri, "--head",
+                       f"{seq} {digest}")
+    assert code == 0 and "Nothing lost or changed up to the kept head (entry 5)" in out
 
 
 def test_an_empty_log_has_the_genesis_head(state_uri: str,
@@ -195,6 +202,13 @@ def test_a_malformed_head_is_a_usage_error(state_uri: str, anchor: str,
     assert code == 1 and "--head" in err and "SEQ:HASH" in err and "Traceback" not in err
 
 
+def test_head_without_verify_is_a_usage_error(state_uri: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    append(state_uri, 1, 1)
+    code, out, err = lwr(capsys, "audit", "--state", state_uri, "--head", f"0:{GENESIS_HASH}")
+    assert code == 1 and "--head is checked by --verify" in err and out == ""
+
+
 # -- entries chained with a key ---------------------------------------------------------------
 
 
@@ -207,6 +221,15 @@ def test_a_keyed_log_verifies_with_its_key(state_uri: str, capsys: pytest.Captur
     code, out, _ = lwr(capsys, "audit", "--format", "json", "--state", state_uri,
                        "--tenant", TENANT)
     assert code == 0 and {e["hash_alg"] for e in json.loads(out)} == {"hmac-sha256"}
+
+
+def test_an_empty_key_is_no_key(state_uri: str, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI secret that does not exist arrives as an empty variable."""
+    monkeypatch.setenv("LWR_AUDIT_KEY", "")
+    append(state_uri, 1, 2)
+    code, out, _ = lwr(capsys, "audit", "--verify", "--state", state_uri)
+    assert code == 0 and "2 entries, hash chain intact." in out and "keyed" not in out
 
 
 @pytest.mark.parametrize(("marked", "reported"), [
@@ -353,3 +376,41 @@ def version_2_store(state_uri: str, tmp_path: Path) -> str:
     url = f"{split_schema(state_uri)[0]}?schema=v2_{secrets.token_hex(5)}"
     assert migrate(url, up_to=2) == (0, 2)
     return url
+
+
+# -- through apply ----------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "company.yaml"
+
+
+def test_apply_with_the_key_writes_keyed_entries_and_never_prints_it(
+        demo_state: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
+    outputs = [lwr(capsys, "apply", str(EXAMPLE), "--auto-approve")]
+    assert outputs[0][0] == 0, outputs[0][2]
+    outputs.append(lwr(capsys, "audit", "--verify"))
+    assert outputs[-1][0] == 0 and "7 entries, hash chain intact (7 keyed" in outputs[-1][1]
+    outputs.append(lwr(capsys, "audit", "--format", "json"))
+    assert all(KEY not in out + err for _, out, err in outputs)
+
+
+def test_a_bad_key_file_stops_apply_before_the_tenant_is_touched(
+        demo_state: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.providers.local import LocalTenant
+
+    key_file = demo_state / "audit.key"
+    key_file.write_text(KEY, encoding="utf-8")
+    key_file.chmod(0o640)
+    monkeypatch.setenv("LWR_AUDIT_KEY_FILE", str(key_file))
+    with LocalTenant.open(demo_state / "tenant.db") as t:
+        before = t.read()
+    code, _, err = lwr(capsys, "apply", str(EXAMPLE), "--auto-approve")
+    assert code == 1 and "chmod 600" in err and KEY not in err
+    with LocalTenant.open(demo_state / "tenant.db") as t:
+        assert t.read() == before
+    key_file.chmod(0o600)
+    assert lwr(capsys, "apply", str(EXAMPLE), "--auto-approve")[0] == 0
+    code, out, _ = lwr(capsys, "audit", "--verify")
+    assert code == 0 and "(7 keyed" in out

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from reconciler.audit import KEY_ENV, parse_anchor
 from reconciler.cli.common import (
@@ -45,12 +46,16 @@ def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bo
     "Audit log integrity".
     """
     if ctx.invoked_subcommand is not None:
+        if verify or anchor is not None:
+            raise UsageError(f"--verify and --head are options of `lwr audit`, not of "
+                             f"`lwr audit {ctx.invoked_subcommand}`")
         return 0
     if anchor is not None and not verify:
         raise UsageError("--head is checked by --verify: `lwr audit --verify --head SEQ:HASH`")
+    kept = parse_anchor(anchor) if anchor is not None else None  # before opening anything
     with existing_store(state_uri, tenant_uri) as store:
         if verify:
-            return _verify(store, parse_anchor(anchor) if anchor is not None else None)
+            return _verify(store, kept)
         key = open_provider_key(tenant_uri)
         entries = store.audit_entries(tenant_key=key, limit=limit)
     if fmt == "json":
@@ -88,9 +93,12 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
 @state_option
 @state_tenant_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def audit_head(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
+@click.pass_context
+def audit_head(ctx: click.Context, state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Print the log's head as `SEQ HASH`, for a pipeline to keep outside the store and
     check later with `lwr audit --verify --head SEQ:HASH`."""
+    state_uri, tenant_uri, fmt = (_inherited(ctx, name, value) for name, value in (
+        ("state_uri", state_uri), ("tenant_uri", tenant_uri), ("fmt", fmt)))
     with existing_store(state_uri, tenant_uri) as store:
         head = store.audit_head()
     if fmt == "json":
@@ -98,6 +106,15 @@ def audit_head(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     else:
         click.echo(str(head))
     return 0
+
+
+def _inherited(ctx: click.Context, name: str, value: Any) -> Any:
+    """An option of `lwr audit` given before the subcommand (`lwr audit --state X head`)
+    counts as the subcommand's own, rather than being silently ignored."""
+    if ctx.parent is None or ctx.get_parameter_source(name) not in (None,
+                                                                    ParameterSource.DEFAULT):
+        return value
+    return ctx.parent.params.get(name, value)
 
 
 @contextmanager
