@@ -172,9 +172,10 @@ class SqlStateStore(SqlSession):
     def begin_run(self, tenant_key: str, plan_digest: str, actor: str) -> RunRecord:
         """Record a new run in status `running`.
 
-        Reads the audit key first: a bad key must stop an apply before the tenant is touched.
+        Loads the audit key first: a bad key setting must stop an apply before the tenant is
+        touched, not when its first batch is audited.
         """
-        key = self.audit_key  # noqa: F841 - read for its errors
+        _ = self.audit_key
         run = RunRecord(run_id=new_run_id(), tenant_key=tenant_key, plan_digest=plan_digest,
                         actor=actor, started_at=utc_now(), finished_at=None, status="running")
         with self._write("begin a run"):
