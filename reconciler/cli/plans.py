@@ -28,6 +28,7 @@ from reconciler.cli.common import (
 from reconciler.errors import LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.render import renderer_for
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport
@@ -51,7 +52,7 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
             click.echo(f"{file}: valid")
         except LwrError as e:
             failures.append(e)
-            click.echo(f"{file}: invalid\n{e}", err=True)
+            click.echo(printable(f"{file}: invalid\n{e}"), err=True)
     if failures:
         return max(e.exit_code for e in failures)
     return 0

@@ -18,6 +18,7 @@ from reconciler.cli.common import (
 )
 from reconciler.errors import Cancelled
 from reconciler.providers import local_path
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.store.base import LockHolder
@@ -50,7 +51,8 @@ def audit(tenant_uri: str, state_uri: str | None, verify: bool, limit: int, fmt:
     for e in entries:
         target = f" {e.target}" if e.target else ""
         error = f" ({e.error})" if e.error else ""
-        click.echo(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}{target}{error}")
+        click.echo(printable(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}"
+                             f"{target}{error}"))
     return 0
 
 
@@ -126,7 +128,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
         click.echo(f"No locks held in {location}.")
         return 0
     for h in holders:
-        click.echo(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}")
+        click.echo(printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}"))
     return 0
 
 
