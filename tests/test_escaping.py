@@ -42,6 +42,8 @@ HOSTILE = [
     "- item", "1. item", "x\n> quote", "> quote", "x\n\n---", "    indented", "x\n===",
     "&amp; &lt;b&gt; &#64;user", "$x^2$", "[^1]", "[ ] task", "\\*not\\*", ":smile:",
     "\u202eevil\u202c", "a\u2066b\u2069", "\x1b[31mred", "\x9b31m", "tab\there",
+    "12. item", "1) item", "+ item", "===", "***", "___", "(http://evil.example)",
+    "[x]: http://evil.example", "visit evil.example.", "mailto:a@evil.example", "HTTPS://E.COM",
     "友だち追加ありがとうございます。\n営業時間は 9:00〜18:00 です。", " spaced ", "",
 ]
 #: Token types a user string must never produce (beyond what lwr's own markup has).

@@ -41,9 +41,13 @@ _HEADER_ROOM = 200  # the part header, "(part 12 of 12)" included
 #: and the name stops a ping or a cross-reference; U+2060 WORD JOINER is invisible and no name
 #: character.
 WORD_JOINER = "\u2060"
-# The ASCII punctuation markdown, GFM or GitHub give a meaning to (CommonMark lets a backslash
-# escape any of it); quotes, commas, slashes and the like stay as they are, for the diff's sake.
-_PUNCTUATION = re.compile(r"[\\`*_{}\[\]<>()#+\-.!|~:@$&]")
+# What markdown, GFM or GitHub give a meaning to (CommonMark lets a backslash escape any ASCII
+# punctuation): emphasis, code, links, HTML, tables, strikethrough, math, entities anywhere;
+# "://" and a dot before a letter (GFM's http:// and www. autolinks, bare domains); and a block
+# marker at the start (# heading, + - list, = setext, 1. or 1) ordered list). Quotes, commas,
+# parentheses after an escaped "[" and the like stay as they are, so the text still reads.
+_PUNCTUATION = re.compile(r"[\\`*_{}\[\]<>|~@$&]|:(?=//)|\.(?=[A-Za-z])|^[#+=-]")
+_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
 _PING = re.compile("([@#])")
 _OUTER_BLANKS = re.compile(r"^[ \t]+|[ \t]+$")
 _LINK_START = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
@@ -53,18 +57,18 @@ FENCED_LIMIT = 2000
 
 def _one_line(text: str) -> str:
     """Printable, on one line: a newline in inline text could start a heading or a list."""
-    return printable(text).replace("\r\n", "⏎").replace("\n", "⏎")
+    return printable(text).replace("\n", "⏎")  # a CR is already \\x0d
 
 
 def md_escape(text: str) -> str:
     """User text as inert inline markdown: no emphasis, link, image, autolink, HTML, table
     cell break, heading, list, mention or issue reference; it reads as the text itself.
 
-    The punctuation that means something is backslash-escaped (GFM table cells honour `\\|`);
-    escaping ":" and "." also stops GFM's `http://` and `www.` autolinks and bare domains, and
+    The punctuation that means something is backslash-escaped (GFM table cells honour `\\|`),
     "@" and "#" are followed by a word joiner (WORD_JOINER), which also stops email autolinks.
     """
     escaped = _PUNCTUATION.sub(lambda m: "\\" + m.group(), _one_line(text))
+    escaped = _LIST_NUMBER.sub(r"\1\\\2", escaped)  # "12." at the start: an ordered list
     escaped = _PING.sub(lambda m: m.group() + WORD_JOINER, escaped)
     # Outer blanks as character references: leading ones would indent (a code block) and a
     # table cell would trim both, hiding a trailing space the plan is about.
