@@ -150,8 +150,9 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
                 workflow.check_saved_plan(the_plan, provider, store)
         else:
             workflow.check_saved_plan(the_plan, provider)
-    click.echo(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
-               f"({the_plan.created_at or 'unknown time'}); apply would accept it.", err=True)
+    click.echo(printable(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
+                         f"({the_plan.created_at or 'unknown time'}); apply would accept it."),
+               err=True)
     return 0
 
 

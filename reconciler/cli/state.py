@@ -36,8 +36,8 @@ def audit(tenant_uri: str, state_uri: str | None, verify: bool, limit: int, fmt:
         if verify:
             result = store.verify_audit()
             if not result.ok:
-                click.echo(f"Audit log BROKEN at entry {result.first_bad_seq}: {result.reason}",
-                           err=True)
+                click.echo(printable(f"Audit log BROKEN at entry {result.first_bad_seq}: "
+                                     f"{result.reason}"), err=True)
                 return 1
             click.echo(f"Audit log OK: {result.checked} entries, hash chain intact.")
             return 0
@@ -76,12 +76,13 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         if held is None:
             click.echo("No lock was held.")
             return 0
-        if not yes and not click.confirm(f"Clear the apply lock of {key}, held by "
-                                         f"{held.describe()}? {holder_status(held)}",
+        if not yes and not click.confirm(printable(f"Clear the apply lock of {key}, held by "
+                                                   f"{held.describe()}? {holder_status(held)}"),
                                          default=False, err=True):
             raise Cancelled("Unlock cancelled; the lock is kept.")
         holder = store.unlock(key)
-    click.echo(f"Lock cleared (was held by {holder})." if holder else "No lock was held.")
+    click.echo(printable(f"Lock cleared (was held by {holder}).") if holder
+               else "No lock was held.")
     return 0
 
 
