@@ -9,6 +9,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from reconciler.actions import Change
@@ -44,12 +45,12 @@ WORD_JOINER = "\u2060"
 # What markdown, GFM or GitHub give a meaning to (CommonMark lets a backslash escape any ASCII
 # punctuation): emphasis, code, links, HTML, tables, strikethrough, math, entities anywhere;
 # "://" and a dot before a letter (GFM's http:// and www. autolinks, bare domains); and a block
-# marker at the start (# heading, + - list, = setext, 1. or 1) ordered list). Quotes, commas,
-# parentheses after an escaped "[" and the like stay as they are, so the text still reads.
-_PUNCTUATION = re.compile(r"[\\`*_{}\[\]<>|~@$&]|:(?=//)|\.(?=[A-Za-z])|^[#+=-]")
-_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
-_PING = re.compile("([@#])")
-_OUTER_BLANKS = re.compile(r"^[ \t]+|[ \t]+$")
+# marker at the start (# heading, + - list, = setext, 1. or 1) ordered list); and outer blanks.
+# Quotes, commas, parentheses after an escaped "[" and the like stay, so the text still reads.
+_MARKUP = re.compile(
+    r"[\\`*_{}\[\]<>|~@$&#]|:(?=//)|\.(?=[A-Za-z])|^[+=-]|^[0-9]+[.)]|^[ \t]+|[ \t]+$"
+)
+_PING = re.compile("[@#]")
 _LINK_START = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
 #: Text shown in a fenced block is cut here: one block must fit in a part.
 FENCED_LIMIT = 2000
@@ -60,19 +61,28 @@ def _one_line(text: str) -> str:
     return printable(text).replace("\n", "⏎")  # a CR is already \\x0d
 
 
+@lru_cache(maxsize=4096)  # side effects and warnings repeat once per change
 def md_escape(text: str) -> str:
     """User text as inert inline markdown: no emphasis, link, image, autolink, HTML, table
     cell break, heading, list, mention or issue reference; it reads as the text itself.
 
     The punctuation that means something is backslash-escaped (GFM table cells honour `\\|`),
-    "@" and "#" are followed by a word joiner (WORD_JOINER), which also stops email autolinks.
+    "@" and "#" are followed by a word joiner (WORD_JOINER), which also stops email autolinks;
+    outer blanks become character references: leading ones would indent (a code block) and a
+    table cell would trim both, hiding a trailing space the plan is about.
     """
-    escaped = _PUNCTUATION.sub(lambda m: "\\" + m.group(), _one_line(text))
-    escaped = _LIST_NUMBER.sub(r"\1\\\2", escaped)  # "12." at the start: an ordered list
-    escaped = _PING.sub(lambda m: m.group() + WORD_JOINER, escaped)
-    # Outer blanks as character references: leading ones would indent (a code block) and a
-    # table cell would trim both, hiding a trailing space the plan is about.
-    return _OUTER_BLANKS.sub(lambda m: "".join(f"&#{ord(c)};" for c in m.group()), escaped)
+    return _MARKUP.sub(_neutral, _one_line(text))
+
+
+def _neutral(match: re.Match[str]) -> str:
+    found = match.group()
+    if found in ("@", "#"):
+        return f"\\{found}{WORD_JOINER}"
+    if found[0] in " \t":
+        return "".join(f"&#{ord(c)};" for c in found)
+    if found[0].isdigit():  # "12." at the start: an ordered list
+        return f"{found[:-1]}\\{found[-1]}"
+    return "\\" + found
 
 
 def md_code(text: str, *, table: bool = False) -> str:
@@ -84,8 +94,7 @@ def md_code(text: str, *, table: bool = False) -> str:
         text = text.replace("|", "\\|")
     if not text:
         return "“”"
-    runs = re.findall("`+", text)
-    fence = "`" * (max(map(len, runs)) + 1 if runs else 1)
+    fence = "`" * (max(map(len, re.findall("`+", text))) + 1 if "`" in text else 1)
     # One space each side is stripped when both are there: pad when the text starts or
     # ends with a backtick, or would lose its own outer spaces.
     pad = text[0] == "`" or text[-1] == "`" or (text[0] == text[-1] == " " and text.strip())
