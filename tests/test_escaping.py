@@ -360,3 +360,15 @@ def test_a_change_nobody_could_see_is_named_in_text_markdown_and_json_keeps_it(
 def test_a_visible_change_gets_no_note(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["plan", greeting_file(demo / "g.yaml", "ようこそ")]) == 0
     assert "differs only" not in capsys.readouterr().out
+
+
+def test_a_long_greeting_changed_past_the_clipped_part_says_where(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    long = "営業時間のご案内です。" * 10
+    assert run(["apply", greeting_file(demo / "now.yaml", long + "x"), "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert run(["plan", greeting_file(demo / "wanted.yaml", long + "y")]) == 0
+    out = capsys.readouterr().out
+    note = ("message differs after what is shown, at character 111: “業時間のご案内です。x” → "
+            "“業時間のご案内です。y”")
+    assert note in out, out

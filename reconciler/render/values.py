@@ -72,10 +72,26 @@ def hidden_differences(change: Change) -> list[str]:
     values would not see, e.g. "message differs only in Unicode normalisation: NFD → NFC"."""
     notes = []
     for name, old, new in text_changes(change):
-        note = invisible_difference(old, new)
+        note = invisible_difference(old, new) or clipped_difference(old, new)
         if note:
             notes.append(f"{name} {note}")
     return notes
+
+
+def clipped_difference(before: str, after: str, limit: int = 80) -> str | None:
+    """Where `before` and `after` differ when both read the same clipped at `limit`
+    (a long greeting changed near its end), with a little of each side around it."""
+    if before == after or show(before, limit) != show(after, limit):
+        return None
+    start = next(
+        (i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b),
+        min(len(before), len(after)),
+    )
+    lo = max(0, start - 10)
+    return (
+        f"differs after what is shown, at character {start + 1}: "
+        f"{show(before[lo : start + 30], None)} → {show(after[lo : start + 30], None)}"
+    )
 
 
 def setting_difference(desired: Any, current: Any) -> str | None:
