@@ -267,35 +267,38 @@ def summary_text(results: Sequence[TenantResult]) -> str:
 
 
 def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
-    """Each tenant's plan (or failure) under a header, then the summary table."""
+    """Each tenant's plan (or failure) under a header, then the summary table; every name
+    and message printable (the plans escape their own values)."""
     from reconciler.render import renderer_for
+    from reconciler.terminal import printable
 
     parts: list[str] = []
     for r in results:
-        parts.append(f"=== {r.tenant} ({Path(r.file).name}"
-                     + (f" → {r.uri}" if r.uri else "") + f"): {r.outcome} ===\n")
+        parts.append(printable(f"=== {r.tenant} ({Path(r.file).name}"
+                               + (f" → {r.uri}" if r.uri else "") + f"): {r.outcome} ===\n"))
         if r.plan is not None:
             parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
         if r.message:
-            parts.append(r.message.rstrip("\n") + "\n")
+            parts.append(printable(r.message.rstrip("\n")) + "\n")
         parts.append("\n")
-    parts.append(summary_text(results))
+    parts.append(printable(summary_text(results)))
     return "".join(parts)
 
 
 def render_markdown(results: Sequence[TenantResult]) -> str:
-    """A summary table, then one collapsed <details> section per tenant."""
-    from reconciler.render.markdown import PlanMarkdown, md_code, md_escape
+    """A summary table, then one collapsed <details> section per tenant; names and messages
+    inert (reconciler.render.markdown: code in the table, HTML-escaped in <summary>)."""
+    from reconciler.render.markdown import PlanMarkdown, md_code, md_escape, md_html
 
     lines = [f"### lwr plan for {len(results)} tenants", "",
              "| tenant | file | changes | destructive | result |",
              "|---|---|--:|--:|---|"]
-    lines += [f"| {md_code(r.tenant)} | {md_code(Path(r.file).name)} | {r.changes} | "
-              f"{r.destructive} | {r.outcome} |" for r in results]
+    lines += [f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
+              f"{r.changes} | {r.destructive} | {r.outcome} |" for r in results]
     lines.append("")
     for r in results:
         lines += ["<details>",
-                  f"<summary>{md_escape(r.tenant)} ({md_escape(Path(r.file).name)}): "
+                  f"<summary>{md_html(r.tenant)} ({md_html(Path(r.file).name)}): "
                   f"{r.outcome}</summary>",
                   ""]
         if r.plan is not None:

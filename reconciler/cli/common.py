@@ -15,6 +15,7 @@ from reconciler import __version__
 from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
 from reconciler.providers.base import Provider
 from reconciler.store import StateLocation
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport, PolicyRule
@@ -74,9 +75,9 @@ def load_rules(policy_dirs: tuple[str, ...], no_defaults: bool) -> tuple[PolicyR
 def echo_policy(report: PolicyReport) -> None:
     """Findings on stderr, for formats whose stdout is a document (JSON)."""
     for finding in report.findings:
-        click.echo("Policy " + "\n".join(finding.lines()), err=True)
+        click.echo(printable("Policy " + "\n".join(finding.lines())), err=True)
     for note in report.notes:
-        click.echo(f"Policy note: {note}", err=True)
+        click.echo(printable(f"Policy note: {note}"), err=True)
 
 
 def write_markdown_parts(directory: str, parts: list[str]) -> None:

@@ -28,6 +28,7 @@ from reconciler.cli.common import (
 from reconciler.errors import LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.render import renderer_for
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport
@@ -51,7 +52,7 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
             click.echo(f"{file}: valid")
         except LwrError as e:
             failures.append(e)
-            click.echo(f"{file}: invalid\n{e}", err=True)
+            click.echo(printable(f"{file}: invalid\n{e}"), err=True)
     if failures:
         return max(e.exit_code for e in failures)
     return 0
@@ -149,8 +150,9 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
                 workflow.check_saved_plan(the_plan, provider, store)
         else:
             workflow.check_saved_plan(the_plan, provider)
-    click.echo(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
-               f"({the_plan.created_at or 'unknown time'}); apply would accept it.", err=True)
+    click.echo(printable(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
+                         f"({the_plan.created_at or 'unknown time'}); apply would accept it."),
+               err=True)
     return 0
 
 

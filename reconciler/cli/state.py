@@ -22,6 +22,7 @@ from reconciler.cli.common import (
 )
 from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.store.base import AuditHead, LockHolder, StateStore
@@ -66,7 +67,8 @@ def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bo
     for e in entries:
         target = f" {e.target}" if e.target else ""
         error = f" ({e.error})" if e.error else ""
-        click.echo(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}{target}{error}")
+        click.echo(printable(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}"
+                             f"{target}{error}"))
     return 0
 
 
@@ -76,7 +78,7 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
     if not result.ok:
         where = f"BROKEN at entry {result.first_bad_seq}" if result.first_bad_seq else \
             "NOT VERIFIED"
-        click.echo(f"Audit log {where}: {result.reason}", err=True)
+        click.echo(printable(f"Audit log {where}: {result.reason}"), err=True)
         return 1
     keyed = f" ({result.keyed} keyed with {KEY_ENV})" if result.keyed else ""
     click.echo(f"Audit log OK: {result.checked} entries, hash chain intact{keyed}.")
@@ -149,12 +151,13 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         if held is None:
             click.echo("No lock was held.")
             return 0
-        if not yes and not click.confirm(f"Clear the apply lock of {key}, held by "
-                                         f"{held.describe()}? {holder_status(held)}",
+        if not yes and not click.confirm(printable(f"Clear the apply lock of {key}, held by "
+                                                   f"{held.describe()}? {holder_status(held)}"),
                                          default=False, err=True):
             raise Cancelled("Unlock cancelled; the lock is kept.")
         holder = store.unlock(key)
-    click.echo(f"Lock cleared (was held by {holder})." if holder else "No lock was held.")
+    click.echo(printable(f"Lock cleared (was held by {holder}).") if holder
+               else "No lock was held.")
     return 0
 
 
@@ -201,7 +204,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
         click.echo(f"No locks held in {location}.")
         return 0
     for h in holders:
-        click.echo(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}")
+        click.echo(printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}"))
     return 0
 
 

@@ -58,7 +58,7 @@ def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
             data["provenance"] = origin
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        click.echo(_show_text(state, provider.key, origin=origin), nl=False)
+        click.echo(printable(_show_text(state, provider.key, origin=origin)), nl=False)
     return 0
 
 
@@ -170,7 +170,7 @@ def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
         t.join(email, name)
     finally:
         t.close()
-    click.echo(f"{email} joined.")
+    click.echo(printable(f"{email} joined."))
     return 0
 
 
@@ -190,7 +190,8 @@ def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
     finally:
         t.close()
     greeting = " and received the greeting" if result.greeting_sent else ""
-    click.echo(f"{external} added {member} on {channel}{greeting} (room {result.room_id}).")
+    click.echo(printable(f"{external} added {member} on {channel}{greeting} "
+                         f"(room {result.room_id})."))
     return 0
 
 
