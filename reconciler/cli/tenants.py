@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,6 +13,7 @@ from reconciler.cli.common import (
     provider_for,
     state_option,
     tenant_option,
+    write_output,
 )
 from reconciler.errors import Cancelled, UsageError
 from reconciler.manual import AttestingProvider, label
@@ -34,7 +34,7 @@ def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
     with provider_for(tenant_uri, state_uri) as provider:
         text = workflow.export_yaml(provider)
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
         click.echo(f"Exported to {out}.", err=True)
     else:
         click.echo(text, nl=False)
@@ -153,6 +153,7 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
     from reconciler.providers.local import init_demo
 
     _, path = _local_tenant(tenant_uri)
+    domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
     click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
     return 0
