@@ -229,3 +229,22 @@ def test_tenant_in_the_file_matches_whatever_its_case(site: Path) -> None:
     (site / "upper.yaml").write_text(text, encoding="utf-8")
     proc = lwr(site, "plan", "upper.yaml", "--detailed-exitcode")
     assert proc.returncode == 0, proc.stdout + proc.stderr  # applied already: in sync
+
+
+def test_a_mixed_case_lw_domain_is_the_directory_s_domain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from emulator.harness import emulated
+
+    from reconciler.cli import run
+    from reconciler.providers.local import init_demo
+
+    with init_demo(tmp_path / "seed.db") as demo:
+        state = demo.read()
+    with emulated(tmp_path, state, attest=False) as harness:
+        monkeypatch.chdir(tmp_path)
+        for name, value in harness.env(LW_DOMAIN="Example.CO.JP").items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("LWR_STATE", raising=False)
+        assert run(["show", "--tenant", harness.uri(), "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["tenant"] == "example.co.jp"
