@@ -98,13 +98,15 @@ def write_output(path: str | os.PathLike[str], text: str, protected: Protected) 
         raise FileError(f"refusing to write {shown}: it is {owner}; choose another file")
     data = text.encode("utf-8")
     try:
-        mode = os.stat(target).st_mode
+        # The path as given, as the kernel follows it: /dev/stdout is then the pipe or
+        # terminal it stands for, where resolving it by name gives no usable path.
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         mode = None
     except OSError as e:
         raise FileError(f"cannot write {shown}: {reason(e)}") from e
     if mode is not None and stat.S_ISCHR(mode):
-        _write_device(target, data, shown)
+        _write_device(Path(path), data, shown)
     elif mode is not None and not stat.S_ISREG(mode):
         raise FileError(f"cannot write {shown}: it is {kind_of(mode)}, {NOT_REGULAR}")
     else:

@@ -94,6 +94,15 @@ def test_export_out_and_markdown_dir_never_replace_the_tenant(site: Path) -> Non
     assert lwr(site, "show").returncode == 0
 
 
+def test_tenant_init_force_never_replaces_the_state(site: Path) -> None:
+    before = digest(site / "state.db")
+    for name in ("state.db", "state.db-wal"):
+        proc = lwr(site, "tenant", "init", "--demo", "--force", "--tenant", f"local:{name}")
+        one_line_error(proc, "refusing", "state store")
+    assert digest(site / "state.db") == before
+    assert lwr(site, "audit", "--verify").returncode == 0
+
+
 def test_an_explicit_state_is_protected_too(site: Path) -> None:
     state = site / "elsewhere" / "audit.db"
     state.parent.mkdir()
@@ -148,11 +157,15 @@ def test_out_into_a_read_only_directory_is_one_line_and_the_old_file_stays(
     (ro / "plan.json").write_text("old plan\n", encoding="utf-8")
     ro.chmod(0o555)
     try:
-        proc = lwr(site, "plan", str(EXAMPLE), "--out", "ro/plan.json",
-                   prefix=_without_dac_override())
+        new = lwr(site, "plan", str(EXAMPLE), "--out", "ro/new.json",
+                  prefix=_without_dac_override())
+        # The file itself is writable, but replacing it atomically needs the directory.
+        old = lwr(site, "plan", str(EXAMPLE), "--out", "ro/plan.json",
+                  prefix=_without_dac_override())
     finally:
         ro.chmod(0o755)
-    one_line_error(proc, "cannot write ro/plan.json", "Permission denied")
+    one_line_error(new, "cannot write ro/new.json", "Permission denied")
+    one_line_error(old, "cannot write ro/plan.json", "Permission denied")
     assert (ro / "plan.json").read_text(encoding="utf-8") == "old plan\n"
     assert sorted(p.name for p in ro.iterdir()) == ["plan.json"]
 

@@ -91,9 +91,14 @@ def write_output(path: str, text: str) -> None:
     files.write_output(path, text, protected_files())
 
 
-def protected_files() -> files.Protected:
+def protected_files(*, with_tenants: bool = True) -> files.Protected:
     """The tenant and state files of the running command (its --tenant and --state, and the
-    defaults they fall back to): no output file may replace them."""
+    defaults they fall back to): no output file may replace them. `with_tenants` False: the state
+    store's files only (for `tenant init`, which writes the tenant's file itself).
+
+    Read from the click context, so that every command that writes a file protects what it
+    was pointed at without each passing its URIs down to where the file is written.
+    """
     params = click.get_current_context().params
     tenants = {params.get("tenant_uri") or "", os.environ.get("LWR_TENANT", DEFAULT_TENANT)}
     databases: list[tuple[Path, str]] = []
@@ -104,7 +109,7 @@ def protected_files() -> files.Protected:
             state = state_for(params.get("state_uri") or os.environ.get("LWR_STATE"), uri)
         except LwrError:
             continue  # a bad URI fails on its own, where the tenant or store is opened
-        if path is not None:
+        if path is not None and with_tenants:
             databases.append((path, f"the tenant's file ({uri})"))
         if state.path is not None:
             what = f"a file of the state store ({state.path})"

@@ -10,6 +10,7 @@ import click
 from reconciler import workflow
 from reconciler.cli.common import (
     cli,
+    protected_files,
     provider_for,
     state_option,
     tenant_option,
@@ -153,6 +154,9 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
     from reconciler.providers.local import init_demo
 
     _, path = _local_tenant(tenant_uri)
+    owner = protected_files(with_tenants=False).owner_of(path.resolve())
+    if owner is not None:  # --force would replace the journal and audit log with a tenant
+        raise UsageError(f"refusing to create a tenant at {path}: it is {owner}")
     domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
     click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
