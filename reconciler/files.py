@@ -131,17 +131,21 @@ def _write_atomically(target: Path, data: bytes, shown: str, mode: int | None) -
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, target)
-    except OSError as e:
+    except BaseException as e:  # Ctrl-C or SIGTERM mid-write too: no temporary file left
         with contextlib.suppress(OSError):
             os.unlink(temp)
-        raise FileError(f"cannot write {shown}: {reason(e)}") from e
+        if isinstance(e, OSError):
+            raise FileError(f"cannot write {shown}: {reason(e)}") from e
+        raise
     _sync_folder(folder)
 
 
 def _write_device(target: Path, data: bytes, shown: str) -> None:
     """A terminal or /dev/null: nothing to keep whole, so write straight to it."""
     try:
+        # O_NONBLOCK only to open: a FIFO swapped in since the stat fails (ENXIO), not hangs.
         fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(fd, True)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
     except OSError as e:
