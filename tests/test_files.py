@@ -69,10 +69,13 @@ def site(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["tenant.db", "state.db", "state.db-wal", "tenant.db-shm",
-                                  "link-to-tenant.json", "link-to-state.json"])
+                                  "link-to-tenant.json", "link-to-state.json",
+                                  "hardlink-to-tenant.json", "hardlink-to-state.json"])
 def test_plan_out_never_replaces_the_tenant_or_the_state(site: Path, name: str) -> None:
     (site / "link-to-tenant.json").symlink_to(site / "tenant.db")
     (site / "link-to-state.json").symlink_to("state.db")
+    os.link(site / "tenant.db", site / "hardlink-to-tenant.json")
+    os.link(site / "state.db", site / "hardlink-to-state.json")
     before = {f: digest(site / f) for f in ("tenant.db", "state.db")}
     proc = lwr(site, "plan", str(EXAMPLE), "--out", name)
     line = one_line_error(proc, name, "refusing")
