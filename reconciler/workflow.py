@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.desired import check_against_tenant, load_desired
 from reconciler.errors import AlreadyApplied, InputError, Problem, StalePlan, WrongTenant
 from reconciler.export import dump_yaml, export_document
+from reconciler.files import read_input
 from reconciler.manual import ManualMode, ManualRun, ManualStepHandler, annotate
 from reconciler.model import DesiredState, TenantState
 from reconciler.plan import Plan, make_plan, state_digest
@@ -57,7 +58,7 @@ def load_saved_plan(path: str | Path) -> Plan:
     """Read a plan written by `lwr plan --out`; a damaged file is an input error."""
     source = str(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_input(path).decode("utf-8"))  # a FIFO is refused, not waited on
         plan = Plan.from_json(data, source)
     except InputError:
         raise

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import __version__
+from reconciler import __version__, files
+from reconciler.errors import LwrError
 from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
 from reconciler.providers.base import Provider
 from reconciler.store import StateLocation
@@ -82,13 +83,40 @@ def echo_policy(report: PolicyReport) -> None:
 
 def write_markdown_parts(directory: str, parts: list[str]) -> None:
     """DIR/part-N.md for each part; part files of an earlier, longer rendering are removed."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("part-*.md"):
-        old.unlink()
-    for i, part in enumerate(parts, 1):
-        (folder / f"part-{i}.md").write_text(part, encoding="utf-8")
+    folder = files.write_parts(directory, parts, protected_files())
     click.echo(f"Wrote {len(parts)} markdown part(s) to {folder}/.", err=True)
+
+
+def write_output(path: str, text: str) -> None:
+    """A user-named output file (--out), written atomically, never onto a tenant or store."""
+    files.write_output(path, text, protected_files())
+
+
+def protected_files(*, with_tenants: bool = True) -> files.Protected:
+    """The tenant and state files of the running command (its --tenant and --state, and the
+    defaults they fall back to): no output file may replace them. `with_tenants` False: the state
+    store's files only (for `tenant init`, which writes the tenant's file itself).
+
+    Read from the click context, so that every command that writes a file protects what it
+    was pointed at without each passing its URIs down to where the file is written.
+    """
+    params = click.get_current_context().params
+    tenants = {params.get("tenant_uri") or "", os.environ.get("LWR_TENANT", DEFAULT_TENANT)}
+    databases: list[tuple[Path, str]] = []
+    folders: list[tuple[Path, str]] = []
+    for uri in sorted(tenants - {""}):
+        try:
+            path = local_path(uri)
+            state = state_for(params.get("state_uri") or os.environ.get("LWR_STATE"), uri)
+        except LwrError:
+            continue  # a bad URI fails on its own, where the tenant or store is opened
+        if path is not None and with_tenants:
+            databases.append((path, f"the tenant's file ({uri})"))
+        if state.path is not None:
+            what = f"a file of the state store ({state.path})"
+            databases += [(state.path, what), (state.path.parent / "attested.db", what)]
+            folders.append((state.path.parent / f"{state.path.name}.locks", what))
+    return files.Protected.of(databases, folders)
 
 
 def color() -> bool:

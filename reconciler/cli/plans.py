@@ -24,6 +24,7 @@ from reconciler.cli.common import (
     store_for,
     tenant_option,
     write_markdown_parts,
+    write_output,
 )
 from reconciler.errors import LwrError, UsageError
 from reconciler.plan import Plan
@@ -62,7 +63,7 @@ def emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | None
                markdown_dir: str | None = None) -> None:
     if out:
         text = renderer_for("json").render(plan)
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
         click.echo(f"Saved plan to {out} ({len(plan.changes)} changes).", err=True)
     if markdown_dir:
         from reconciler.render.markdown import PlanMarkdown

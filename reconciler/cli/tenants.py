@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,9 +10,11 @@ import click
 from reconciler import workflow
 from reconciler.cli.common import (
     cli,
+    protected_files,
     provider_for,
     state_option,
     tenant_option,
+    write_output,
 )
 from reconciler.errors import Cancelled, UsageError
 from reconciler.manual import AttestingProvider, label
@@ -34,7 +35,7 @@ def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
     with provider_for(tenant_uri, state_uri) as provider:
         text = workflow.export_yaml(provider)
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
         click.echo(f"Exported to {out}.", err=True)
     else:
         click.echo(text, nl=False)
@@ -153,6 +154,10 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
     from reconciler.providers.local import init_demo
 
     _, path = _local_tenant(tenant_uri)
+    owner = protected_files(with_tenants=False).owner_of(path.resolve())
+    if owner is not None:  # --force would replace the journal and audit log with a tenant
+        raise UsageError(f"refusing to create a tenant at {path}: it is {owner}")
+    domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
     click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
     return 0

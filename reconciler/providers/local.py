@@ -777,7 +777,7 @@ def _build(path: Path, domain: str, seed: Callable[[sqlite3.Connection, str], No
         raise TenantError(f"cannot create local tenant {path}: {exc.strerror}") from exc
     tmp = Path(name)
     try:
-        _write_new(tmp, domain, seed)
+        _write_new(tmp, domain.lower(), seed)  # domains are case-insensitive: kept lower-case
         _publish(tmp, path, overwrite=overwrite)
     except sqlite3.Error as exc:
         raise TenantError(f"cannot create local tenant {path}: {_explain(exc)}") from exc
