@@ -17,7 +17,7 @@ Nothing heavy is imported here: the lineworks settings are read lazily, where th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -200,11 +200,16 @@ def file_target(target: object, tenant: str, template: str, where: str) -> str:
     Refused (naming the option and `where`, the file's location) for anything else.
     """
     if not (isinstance(target, str) and target):
-        if TENANT_PLACEHOLDER in template:
-            return template.replace(TENANT_PLACEHOLDER, tenant)
-        raise UsageError(f"no target: in the file and --tenant {redact(template)!r} has no "
-                         "{tenant} placeholder: add target: URI to the file or pass e.g. "
-                         "--tenant 'local:tenants/{tenant}.db'")
+        if TENANT_PLACEHOLDER not in template:
+            raise UsageError(f"no target: in the file and --tenant {redact(template)!r} has no "
+                             "{tenant} placeholder: add target: URI to the file or pass e.g. "
+                             "--tenant 'local:tenants/{tenant}.db'")
+        uri = template.replace(TENANT_PLACEHOLDER, tenant)
+        if uri.startswith(LOCAL):  # a symlink in the checkout (a pull request) could lead away
+            _inside_template_directory(uri, template, lambda outside: Refused(
+                f"refused: {where}the tenant file {uri.removeprefix(LOCAL)} leads outside "
+                f"{outside}, the directory of --tenant (a symlink?)"))
+        return uri
     if target.startswith(LINEWORKS):
         return _lineworks_target(target, tenant, template, where)
     if target.startswith(LOCAL):
@@ -240,12 +245,21 @@ def _lineworks_target(target: str, tenant: str, template: str, where: str) -> st
 def _local_target(target: str, template: str, where: str) -> str:
     """A local target must be a file in the directory of the local --tenant template (after
     resolving symlinks and `..`): a plan reads, and an apply writes `state.db`, only there."""
-    path = local_path(target)
-    assert path is not None
-    fixed = local_path(template) if template.startswith(LOCAL) else None
-    if fixed is None:
+    if not template.startswith(LOCAL):
         raise _refused(where, f"{target!r}: a local: target needs a local: --tenant (template), "
                               "whose directory it must be in")
+    _inside_template_directory(target, template, lambda outside: _refused(
+        where, f"{target!r} is outside {outside}, the directory of --tenant: a file may only "
+               "choose a tenant file in there"))
+    return target
+
+
+def _inside_template_directory(uri: str, template: str,
+                               refuse: Callable[[Path], Refused]) -> None:
+    """Raise `refuse(directory)` unless the local `uri` resolves inside the directory of the
+    local `template` (the part before any {tenant})."""
+    path, fixed = local_path(uri), local_path(template)
+    assert path is not None and fixed is not None
     text = str(fixed)
     if TENANT_PLACEHOLDER in text:
         prefix = text[:text.index(TENANT_PLACEHOLDER)]
@@ -253,9 +267,7 @@ def _local_target(target: str, template: str, where: str) -> str:
     else:
         directory = fixed.parent
     if not path.resolve().is_relative_to(directory.resolve()):
-        raise _refused(where, f"{target!r} is outside {directory}, the directory of --tenant: "
-                              "a file may only choose a tenant file in there")
-    return target
+        raise refuse(directory)
 
 
 # ------------------------------------------------------------------------------ redaction

@@ -199,6 +199,23 @@ def test_a_local_target_stays_in_the_tenant_template_directory(
     assert not (tmp_path / "outside" / "state.db").exists()
 
 
+def test_a_symlink_in_the_checkout_cannot_lead_the_template_away(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No target: at all, but the pull request adds tenants/DOMAIN.db as a symlink."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LWR_STATE", raising=False)
+    assert run(["tenant", "init", "--demo", "--domain", D, "--tenant", "local:outside/o.db"]) == 0
+    (tmp_path / "tenants").mkdir()
+    (tmp_path / "tenants" / f"{D}.db").symlink_to(tmp_path / "outside" / "o.db")
+    folder = desired_dir(tmp_path, {"a": None})
+    capsys.readouterr()
+    assert run(["apply", str(folder), "--tenant", "local:tenants/{tenant}.db",
+                "--auto-approve"]) == 3
+    assert "leads outside tenants, the directory of --tenant" in capsys.readouterr().out
+    assert not (tmp_path / "outside" / "state.db").exists()
+
+
 def test_a_local_target_needs_a_local_tenant_template(
         lw_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = desired_dir(lw_env, {"a": "local:tenant.db"})
