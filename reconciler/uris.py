@@ -76,9 +76,14 @@ def lineworks_query(uri: str) -> dict[str, str]:
                          "0600 credentials file named by LW_CREDENTIALS_FILE")
     unknown = sorted(set(values) - LINEWORKS_OPTIONS)
     if unknown:
-        raise UsageError(f"unknown lineworks: URI option(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(sorted(LINEWORKS_OPTIONS))}")
+        raise UsageError(f"unknown lineworks: URI option(s) {', '.join(map(_shown, unknown))}; "
+                         f"known: {', '.join(sorted(LINEWORKS_OPTIONS))}")
     return {k: v for k, v in values.items() if v}
+
+
+def _shown(key: str) -> str:
+    """An option name fit for a message: a pasted value (a secret?) or odd text is not."""
+    return key if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,39}", key) else "(an option not shown)"
 
 
 def _pairs(uri: str) -> dict[str, str]:
@@ -91,7 +96,7 @@ def _pairs(uri: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in parse_qsl(rest.removeprefix("?"), keep_blank_values=True):
         if key in values:
-            raise UsageError(f"lineworks: URI option {key} is given twice")
+            raise UsageError(f"lineworks: URI option {_shown(key)} is given twice")
         values[key] = value
     return values
 
@@ -110,8 +115,8 @@ def check_endpoint(name: str, url: str) -> str:
     try:
         parts = urlsplit(url)
         _ = parts.port  # a bad port (or IPv6 host) raises ValueError here, not at request time
-    except ValueError as exc:
-        raise bad(str(exc)) from None
+    except ValueError:  # its text can quote a piece of the URL: not shown
+        raise bad("its host or port cannot be parsed") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise bad("it must start with https:// (or http:// for a test server)")
     if not parts.hostname:
@@ -229,9 +234,10 @@ def _lineworks_target(target: str, tenant: str, template: str, where: str) -> st
         raise _refused(where, str(exc)) from None
     for key in sorted(chosen):
         if key not in FILE_TARGET_OPTIONS:
-            raise _refused(where, f"{key}= cannot come from a desired file: a file's target: "
-                                  "may only choose which tenant (lineworks:?domain_id=…); "
-                                  f"set {key} in --tenant or the environment instead")
+            raise _refused(where, f"{_shown(key)}= cannot come from a desired file: a file's "
+                                  "target: may only choose which tenant "
+                                  "(lineworks:?domain_id=…); set it in --tenant or the "
+                                  "environment instead")
     if not re.fullmatch(r"[0-9]{1,20}", chosen.get("domain_id", "0")):
         raise _refused(where, "domain_id= must be the Domain ID, a number (shown at the bottom "
                               "of the console's left menu)")

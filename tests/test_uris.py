@@ -78,6 +78,9 @@ def test_lineworks_query_refuses_secrets_repeats_and_authorities() -> None:
     with pytest.raises(UsageError, match="unexpected text") as e:
         lineworks_query(f"lineworks://u:{S}@evil/?domain_id=1")
     assert S not in str(e.value)
+    with pytest.raises(UsageError, match="not shown") as e:  # a secret pasted without a key
+        lineworks_query(f"lineworks:?rate=60&{S}%2F+")
+    assert S not in str(e.value)
     assert lineworks_query("lineworks:?rate=60&scope=") == {"rate": "60"}
 
 
