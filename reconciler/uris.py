@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from reconciler.errors import Refused, UsageError
 
@@ -141,6 +141,15 @@ def check_postgres_url(url: str) -> str:
                                                      and "@" in parts.path):
         raise UsageError(f"state URL {redact(url)!r} is ambiguous: {encode}")
     return url
+
+
+def split_postgres_url(url: str) -> tuple[str, str | None]:
+    """(what libpq connects to, lwr's own `?schema=` or None) of a state URL, checked first."""
+    parts = urlsplit(check_postgres_url(url))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
 
 
 def state_target(state_uri: str | None, tenant_uri: str) -> tuple[Path | None, str | None]:

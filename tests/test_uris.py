@@ -118,3 +118,16 @@ def test_file_target_local_stays_in_the_template_directory(
     assert file_target("local:x.db", "d", "local:{tenant}.db", "") == "local:x.db"
     with pytest.raises(Refused, match="needs a local: --tenant"):
         file_target("local:x.db", "d", "lineworks:", "")
+
+
+def test_split_postgres_url_keeps_what_libpq_needs() -> None:
+    from reconciler.uris import split_postgres_url
+
+    url = f"postgresql://lwr:a%2F{S}@db:5432/lwr?sslmode=require&schema=t_1"
+    assert split_postgres_url(url) == (f"postgresql://lwr:a%2F{S}@db:5432/lwr?sslmode=require",
+                                       "t_1")
+    for ambiguous in (f"postgresql://lwr:a/{S}@db/lwr", f"postgresql://lwr:x@{S}@db/lwr",
+                      f"postgresql://lwr:{S}#@db/lwr", "postgresql://[::1/lwr"):
+        with pytest.raises(UsageError, match="percent-encode") as e:
+            split_postgres_url(ambiguous)
+        assert S not in str(e.value)

@@ -20,13 +20,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from reconciler import __version__
 from reconciler.errors import LockHeld, StateError
 from reconciler.store.base import GENESIS_HASH, LockHolder, Outcome, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
-from reconciler.uris import redact, scrub
+from reconciler.uris import redact, scrub, split_postgres_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -132,21 +131,15 @@ class PostgresTarget:
 
     @classmethod
     def parse(cls, url: str) -> PostgresTarget:
-        """Split `postgresql://user:pw@host:port/db?schema=NAME&sslmode=…`; UsageError-free:
-        a bad schema name is a StateError naming the rule."""
-        try:
-            parts = urlsplit(url)
-            _ = parts.port
-        except ValueError:  # its text may quote a piece of the password: not shown
-            raise StateError(f"state URL {redact(url)} is not a valid URL: check the host and "
-                             "port") from None
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = next((v for k, v in query if k == "schema"), DEFAULT_SCHEMA)
+        """Split `postgresql://user:pw@host:port/db?schema=NAME&sslmode=…` (reconciler.uris):
+        UsageError for a URL that cannot be read unambiguously, StateError naming the rule for
+        a bad schema name."""
+        conninfo, schema = split_postgres_url(url)
+        schema = DEFAULT_SCHEMA if schema is None else schema
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise StateError(f"state URL {redact(url)}: schema {schema!r} must be lower-case "
                              "letters, digits and _ (at most 63), not starting with a digit")
-        rest = urlencode([(k, v) for k, v in query if k != "schema"])
-        return cls(urlunsplit(parts._replace(query=rest)), schema, redact(url))
+        return cls(conninfo, schema, redact(url))
 
 
 def lock_key(tenant_key: str) -> int:
