@@ -84,9 +84,9 @@ class LineWorksConfig:
         missing = [k for k in _REQUIRED if not values.get(k)]
         if missing:
             names = ", ".join(_ENV[k] for k in missing)
-            raise UsageError(f"the lineworks: tenant needs {names} (environment, a credentials "
-                             "file named by LW_CREDENTIALS_FILE, or the URI query); see "
-                             "docs/lineworks.md")
+            raise UsageError(f"the lineworks: tenant needs {names} (environment or a 0600 "
+                             "credentials file named by LW_CREDENTIALS_FILE; all but the "
+                             "secret may also be in the URI query); see docs/lineworks.md")
         numbers = {k: _number(k, values[k]) for k in _NUMBERS if k in values}
         return cls(
             client_id=values["client_id"],
