@@ -158,12 +158,12 @@ def cli() -> None:
 
 
 def open_provider_key(tenant_uri: str) -> str:
-    """The key a tenant's audit entries are filed under, without opening the tenant."""
-    path = local_path(tenant_uri)
-    if path is None and tenant_uri.startswith("lineworks:"):
-        from reconciler.providers.lineworks import LineWorksConfig
+    """The key a tenant's audit entries are filed under, without opening the tenant
+    (reconciler.uris.tenant_key: no request, no private key read)."""
+    from reconciler.uris import LINEWORKS, LOCAL, tenant_key
 
-        return LineWorksConfig.from_uri(tenant_uri).key  # no request: settings only
-    return f"local:{path.resolve()}" if path else tenant_uri
+    if not tenant_uri.startswith((LOCAL, LINEWORKS)):
+        return tenant_uri  # a key as `lwr lock list` shows it, e.g. of another lwr version
+    return tenant_key(tenant_uri)
 
 

@@ -1,23 +1,15 @@
-"""Tenant URIs → providers. `local:PATH` is the embedded tenant; more kinds plug in here."""
+"""Tenant URIs → providers. `local:PATH` is the embedded tenant; more kinds plug in here.
+
+What a URI means, and who it names, is reconciler.uris; this opens what it names.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from reconciler.errors import UsageError
 from reconciler.providers.base import Provider
+from reconciler.uris import DEFAULT_TENANT, LINEWORKS, local_path, redact
 
-DEFAULT_TENANT = "local:.lwr/tenant.db"
-
-
-def local_path(uri: str) -> Path | None:
-    """The file behind a `local:` URI, or None for other kinds."""
-    if not uri.startswith("local:"):
-        return None
-    path = uri.removeprefix("local:")
-    if not path:
-        raise UsageError("local: tenant URI needs a path, e.g. local:.lwr/tenant.db")
-    return Path(path)
+__all__ = ["DEFAULT_TENANT", "local_path", "open_provider"]
 
 
 def open_provider(uri: str, state_uri: str | None = None) -> Provider:
@@ -27,10 +19,10 @@ def open_provider(uri: str, state_uri: str | None = None) -> Provider:
     if path is not None:
         from reconciler.providers.local import LocalTenant
 
-        return LocalTenant.open(path)
-    kind = uri.split(":", 1)[0]
-    if kind == "lineworks":
+        # Resolved: the provider key is the same however the path is spelled (symlinks too).
+        return LocalTenant.open(path.resolve())
+    if uri.startswith(LINEWORKS):
         from reconciler.providers.lineworks import LineWorksTenant
 
         return LineWorksTenant.open(uri, state_uri)
-    raise UsageError(f"unknown tenant URI {uri!r}: expected local:PATH or lineworks:")
+    raise UsageError(f"unknown tenant URI {redact(uri)!r}: expected local:PATH or lineworks:")
