@@ -20,14 +20,15 @@ def local_path(uri: str) -> Path | None:
     return Path(path)
 
 
-def open_provider(uri: str, state_uri: str | None = None) -> Provider:
+def open_provider(uri: str, state_uri: str | None = None, *, readonly: bool = False) -> Provider:
     """Open the tenant named by `uri` (SPEC §5); `state_uri` (--state) is where a provider
-    that keeps attested state keeps it (default $LWR_STATE)."""
+    that keeps attested state keeps it (default $LWR_STATE). `readonly`: for commands that
+    only read (a local tenant is then opened without writing or creating any file)."""
     path = local_path(uri)
     if path is not None:
         from reconciler.providers.local import LocalTenant
 
-        return LocalTenant.open(path)
+        return LocalTenant.open(path, readonly=readonly)
     kind = uri.split(":", 1)[0]
     if kind == "lineworks":
         from reconciler.providers.lineworks import LineWorksTenant
