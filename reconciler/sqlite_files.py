@@ -42,8 +42,7 @@ def create_private(path: Path) -> None:
     SQLite makes after it are 0600 whatever the umask.
     """
     with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                         PRIVATE_FILE))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE))
 
 
 def make_private_dir(path: Path) -> None:
@@ -95,12 +94,16 @@ def damage_advice(path: Path) -> str:
     """What is safe to do with a damaged database at `path`, and what would lose data."""
     keep = ", ".join(str(sidecar(path, s)) for s in SIDECARS if sidecar(path, s).exists())
     if has_wal(path):
-        return (f"do not delete {sidecar(path, '-wal')}: it holds changes not yet copied into "
-                f"the main file; copy {path} together with {keep} somewhere safe, then "
-                "restore from a backup (`sqlite3 FILE .recover` may salvage the rest)")
+        return (
+            f"do not delete {sidecar(path, '-wal')}: it holds changes not yet copied into "
+            f"the main file; copy {path} together with {keep} somewhere safe, then "
+            "restore from a backup (`sqlite3 FILE .recover` may salvage the rest)"
+        )
     also = f" together with {keep}" if keep else ""
-    return (f"copy {path}{also} somewhere safe, then restore it from a backup "
-            "(`sqlite3 FILE .recover` may salvage what is left)")
+    return (
+        f"copy {path}{also} somewhere safe, then restore it from a backup "
+        "(`sqlite3 FILE .recover` may salvage what is left)"
+    )
 
 
 def quick_check(conn: sqlite3.Connection) -> str:

@@ -28,6 +28,7 @@ from reconciler.sqlite_files import (
     connect_readonly,
     damage_advice,
     has_wal,
+    make_private_dir,
     quick_check,
 )
 
@@ -826,7 +827,7 @@ def _build(path: Path, domain: str, seed: Callable[[sqlite3.Connection, str], No
     A crash mid-way leaves at most a temporary file, never a half-made tenant.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
