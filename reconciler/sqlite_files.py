@@ -110,7 +110,7 @@ def quick_check(conn: sqlite3.Connection) -> str:
     """'' when SQLite finds the open database intact, else its first complaint."""
     try:
         rows = conn.execute("PRAGMA quick_check(1)").fetchall()
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
         return str(exc)
     first = str(rows[0][0]) if rows else "no result"
     return "" if first == "ok" else first

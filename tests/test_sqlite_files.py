@@ -129,13 +129,16 @@ def test_a_damaged_tenant_with_a_wal_says_not_to_delete_the_wal(grown: Path) -> 
     content = bytearray(wal.read_bytes())
     content[32:4096] = b"\xa5" * (4096 - 32)  # the first frame's checksum fails: no WAL at all
     wal.write_bytes(bytes(content))
-    proc = lwr(["show", "--tenant", f"local:{tenant}"], grown)
-    assert proc.returncode == 1
-    message = proc.stderr.strip()
-    assert "\n" not in message and str(tenant) in message
-    assert "damaged" in message and f"do not delete {wal}" in message
-    assert "restore" in message and "backup" in message
-    assert wal.read_bytes() == bytes(content)  # left as it was
+    main = tenant.read_bytes()
+    for args in (["show"], ["apply", "big.yaml", "--auto-approve"]):
+        proc = lwr([*args, "--tenant", f"local:{tenant}"], grown)
+        assert proc.returncode == 1
+        message = proc.stderr.strip()
+        assert "\n" not in message and str(tenant) in message
+        assert "damaged" in message and f"do not delete {wal}" in message
+        assert "restore" in message and "backup" in message
+        # Left as they were: a writer's close would have checkpointed and deleted the -wal.
+        assert wal.read_bytes() == bytes(content) and tenant.read_bytes() == main
 
 
 def test_a_state_store_killed_in_its_closing_checkpoint_keeps_its_journal(grown: Path) -> None:

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,9 +218,11 @@ class LocalTenant:
         if not file.is_file():
             raise TenantError(f"local tenant {file} is not a regular file")
         damaged = _check_header(file)
+        if damaged is not None:
+            _check_with_wal(file, damaged, busy_timeout)
         conn, stamp = _connect(file, busy_timeout, readonly=readonly)
         try:
-            _verify(conn, file, damaged, readonly=readonly)
+            _verify(conn, file, readonly=readonly)
         except BaseException:
             conn.close()
             raise
@@ -793,19 +795,29 @@ def _check_version(path: Path, version: int) -> None:
             f"knows up to {SCHEMA_VERSION}); upgrade lwr. The file was left untouched")
 
 
-def _verify(conn: sqlite3.Connection, path: Path, damaged: str | None, *,
-            readonly: bool) -> None:
-    """Check the schema before anything writes: only then switch the file to WAL.
+def _check_with_wal(path: Path, damaged: str, busy_timeout: float) -> None:
+    """The header looks `damaged` but a -wal exists: SQLite reads both, and only a failed
+    check of both makes the tenant damaged.
 
-    `damaged`: what the header check found while a -wal exists; SQLite reads the main
-    file with the -wal, and only a failed integrity check of both makes the tenant damaged.
+    Read-only, so that a failed check leaves the -wal alone: a writer's close would
+    checkpoint and delete it, and the frames SQLite cannot use may still be salvaged.
     """
+    problem = ""
     try:
-        if damaged is not None:
+        conn, _ = connect_readonly(path, busy_timeout)
+    except sqlite3.Error as exc:
+        problem = str(exc)
+    else:
+        with closing(conn):
             problem = quick_check(conn)
-            if problem:
-                raise TenantError(f"{path} is damaged: {damaged}, and SQLite's check of it with "
-                                  f"its -wal failed ({problem}); {damage_advice(path)}")
+    if problem:
+        raise TenantError(f"{path} is damaged: {damaged}, and SQLite cannot read it with its "
+                          f"-wal either ({problem}); {damage_advice(path)}")
+
+
+def _verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
+    """Check the schema before anything writes: only then switch the file to WAL."""
+    try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         _check_version(path, version)
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
