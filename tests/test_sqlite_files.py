@@ -310,6 +310,7 @@ def test_read_only_commands_work_on_read_only_files_and_write_nothing(
             "audit --verify": (["audit", "--verify", "--tenant", uri], "hash chain intact"),
             "lock list": (["lock", "list", "--tenant", uri], "No locks held"),
             "validate": (["validate", "company.yaml", "--tenant", uri], "valid"),
+            "tenant messages": (["tenant", "messages", "--tenant", uri], "見積もり"),
         }
         for name, (args, expected) in commands.items():
             proc = lwr(args, public_tmp, prefix=user)

@@ -201,7 +201,7 @@ def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
 def tenant_messages(tenant_uri: str, search: str | None) -> int:
     """Search message history, hidden rooms included (as Admin Audit does)."""
     cls, path = _local_tenant(tenant_uri)
-    t = cls.open(path)
+    t = cls.open(path, readonly=True)
     try:
         rows = t.messages(search=search)
     finally:

@@ -356,7 +356,10 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
                 yield
         except StateError as exc:
             self._check_unchanged()
-            raise StateError(f"{exc}{_advice(exc, self.path)}") from exc.__cause__
+            advice = _advice(exc, self.path)
+            if advice:
+                raise StateError(f"{exc}{advice}") from exc.__cause__
+            raise
         self._check_unchanged()
 
     def _check_unchanged(self) -> None:
