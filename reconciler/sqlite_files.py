@@ -114,3 +114,32 @@ def quick_check(conn: sqlite3.Connection) -> str:
         return str(exc)
     first = str(rows[0][0]) if rows else "no result"
     return "" if first == "ok" else first
+
+
+def tables_of(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Each table of the open database with its column names."""
+    names = [
+        n
+        for (n,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {
+        name: tuple(c for (c,) in conn.execute("SELECT name FROM pragma_table_info(?)", (name,)))
+        for name in names
+    }
+
+
+def schema_gaps(
+    expected: dict[str, tuple[str, ...]], have: dict[str, tuple[str, ...]]
+) -> list[str]:
+    """What of `expected` is missing from `have`, in words; tables lwr does not know are fine."""
+    gaps = []
+    for table, columns in expected.items():
+        if table not in have:
+            gaps.append(f"table {table} is missing")
+            continue
+        lost = [c for c in columns if c not in have[table]]
+        if lost:
+            gaps.append(f"table {table} lacks column(s) {', '.join(lost)}")
+    return gaps

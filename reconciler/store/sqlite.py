@@ -25,6 +25,8 @@ from reconciler.sqlite_files import (
     create_private,
     damage_advice,
     make_private_dir,
+    schema_gaps,
+    tables_of,
 )
 from reconciler.store.base import LockHolder, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
@@ -311,8 +313,8 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         Without it an apply would change the tenant and only then fail to journal or audit it.
         """
         with self._errors("read the schema"):
-            have = _tables_of(self._conn)
-        missing = _schema_gaps(_expected_tables(), have)
+            have = tables_of(self._conn)
+        missing = schema_gaps(_expected_tables(), have)
         if missing:
             raise StateError(
                 f"state store {self.path} is incomplete: {'; '.join(missing)} (damaged or "
@@ -489,35 +491,13 @@ def _statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def _tables_of(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
-    """Each table of the open database with its column names."""
-    names = [n for (n,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-    return {name: tuple(row[1] for row in conn.execute(f"PRAGMA table_info(\"{name}\")"))
-            for name in names}
-
-
 def _expected_tables() -> dict[str, tuple[str, ...]]:
     """The tables and columns of a store this lwr made: its migrations run on an empty one."""
     with closing(sqlite3.connect(":memory:")) as conn:
         for _, script in _MIGRATIONS:
             for statement in _statements(script):
                 conn.execute(statement)
-        return _tables_of(conn)
-
-
-def _schema_gaps(expected: dict[str, tuple[str, ...]],
-                 have: dict[str, tuple[str, ...]]) -> list[str]:
-    """What of `expected` is missing from `have`, in words; tables lwr does not know are fine."""
-    gaps = []
-    for table, columns in expected.items():
-        if table not in have:
-            gaps.append(f"table {table} is missing")
-            continue
-        lost = [c for c in columns if c not in have[table]]
-        if lost:
-            gaps.append(f"table {table} lacks column(s) {', '.join(lost)}")
-    return gaps
+        return tables_of(conn)
 
 
 def _advice(exc: StateError, path: Path) -> str:
