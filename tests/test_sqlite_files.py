@@ -101,9 +101,36 @@ def killed_in_checkpoint(root: Path, db: Path) -> None:
     assert Path(f"{db}-wal").stat().st_size > 0
 
 
-def test_a_tenant_killed_in_its_closing_checkpoint_is_intact_not_corrupted(grown: Path) -> None:
+def crafted_checkpoint_kill(root: Path, db: Path) -> None:
+    """The same state without strace: apply while another connection keeps the -wal (so
+    nothing is checkpointed), copy the files, and copy the newest page 1 from the -wal into
+    the main file, as the killed checkpoint had done."""
+    holder = sqlite3.connect(db)
+    holder.execute("SELECT count(*) FROM meta").fetchone()  # holds the -wal open
+    try:
+        ok(["apply", "big.yaml", "--auto-approve", "--tenant", f"local:{db}"], root)
+        main, wal = db.read_bytes(), Path(f"{db}-wal").read_bytes()
+    finally:
+        holder.close()
+    page_size = int.from_bytes(wal[8:12], "big")
+    frames = range(32, len(wal) - page_size - 23, 24 + page_size)
+    page_1 = [at + 24 for at in frames if int.from_bytes(wal[at:at + 4], "big") == 1][-1]
+    for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        leftover.unlink(missing_ok=True)
+    db.write_bytes(wal[page_1:page_1 + page_size] + main[page_size:])
+    Path(f"{db}-wal").write_bytes(wal)
+    os.chmod(db, 0o600)
+    os.chmod(f"{db}-wal", 0o600)
+
+
+@pytest.mark.parametrize("how", ["strace-kill", "crafted-wal"])
+def test_a_tenant_killed_in_its_closing_checkpoint_is_intact_not_corrupted(grown: Path,
+                                                                          how: str) -> None:
     tenant = grown / "tenant.db"
-    killed_in_checkpoint(grown, tenant)
+    if how == "strace-kill":
+        killed_in_checkpoint(grown, tenant)
+    else:
+        crafted_checkpoint_kill(grown, tenant)
     assert tenant.stat().st_size < header_pages(tenant)  # what the header check called corrupt
     with closing(sqlite3.connect(f"file:{tenant}?mode=ro", uri=True)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
