@@ -181,7 +181,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
     plan: Plan | None = None
     policy: PolicyReport | None = None
     try:
-        provider = open_provider(uri, options.state_uri)
+        provider = open_provider(uri, options.state_uri, readonly=not options.apply)
         state = StateLocation.resolve(options.state_uri, uri)
         try:
             planned = workflow.plan_loaded(loaded.desired, provider)

@@ -125,9 +125,11 @@ def color() -> bool:
 
 
 @contextmanager
-def provider_for(uri: str, state_uri: str | None = None) -> Iterator[Provider]:
-    """The tenant at `uri` for a `with` block (its attested state, if any, at `state_uri`)."""
-    provider = open_provider(uri, state_uri)
+def provider_for(uri: str, state_uri: str | None = None, *,
+                 readonly: bool = False) -> Iterator[Provider]:
+    """The tenant at `uri` for a `with` block (its attested state, if any, at `state_uri`);
+    `readonly` for the commands that only read it."""
+    provider = open_provider(uri, state_uri, readonly=readonly)
     try:
         yield provider
     finally:
@@ -140,9 +142,11 @@ def state_for(state_uri: str | None, tenant_uri: str) -> StateLocation:
 
 
 @contextmanager
-def store_for(state_uri: str | None, tenant_uri: str) -> Iterator[StateStore]:
-    """The state store for a `with` block, closed on the way out."""
-    store = state_for(state_uri, tenant_uri).open()
+def store_for(state_uri: str | None, tenant_uri: str, *,
+              readonly: bool = False) -> Iterator[StateStore]:
+    """The state store for a `with` block, closed on the way out; `readonly` for the commands
+    that only read it (an SQLite store must exist then, and nothing is written)."""
+    store = state_for(state_uri, tenant_uri).open(readonly=readonly)
     try:
         yield store
     finally:

@@ -48,7 +48,7 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
         try:
             desired = load_desired(file)
             if tenant_uri:
-                with provider_for(tenant_uri) as provider:
+                with provider_for(tenant_uri, readonly=True) as provider:
                     check_against_tenant(desired, provider.domain(), provider.directory())
             click.echo(f"{file}: valid")
         except LwrError as e:
@@ -105,7 +105,7 @@ def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcod
             tenant_template=tenant_uri, rules=rules, parallel=parallel, fail_fast=fail_fast,
             state_uri=state_uri))
         return emit_fleet(results, fmt, detailed_exitcode)
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     if out and policy.denied:
@@ -145,9 +145,9 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
     emit_plan(the_plan, fmt, None, None, markdown_dir)
     if tenant_uri is None:
         return 0
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         if state_for(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
-            with store_for(state_uri, tenant_uri) as store:
+            with store_for(state_uri, tenant_uri, readonly=True) as store:
                 workflow.check_saved_plan(the_plan, provider, store)
         else:
             workflow.check_saved_plan(the_plan, provider)
@@ -173,7 +173,7 @@ def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
     from reconciler.render import drift_renderer_for
 
     rules = load_rules(policy_dirs, no_default_policies)
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     report = drift_report(planned.desired, planned.current, planned.plan)

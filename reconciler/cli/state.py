@@ -127,7 +127,7 @@ def existing_store(state_uri: str | None, tenant_uri: str) -> Iterator[StateStor
     if not location.exists:
         raise StateError(f"no state store at {location}: nothing was applied through it, or "
                          "--state (LWR_STATE) names the wrong file; nothing was created")
-    with store_for(state_uri, tenant_uri) as store:
+    with store_for(state_uri, tenant_uri, readonly=True) as store:
         yield store
 
 
@@ -192,7 +192,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     if not location.exists:
         holders: list[LockHolder] = []
     else:
-        with store_for(state_uri, tenant_uri) as store:
+        with store_for(state_uri, tenant_uri, readonly=True) as store:
             holders = store.list_locks()
     if fmt == "json":
         click.echo(json.dumps([{

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 @state_option
 def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
     """Write the tenant's current state as a valid desired-state file."""
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         text = workflow.export_yaml(provider)
     if out:
         write_output(out, text)
@@ -49,7 +49,7 @@ def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
 @state_option
 def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         state = provider.read()
         # Values no API reads (lineworks:) are labelled with where they came from.
         origin = provider.provenance() if isinstance(provider, AttestingProvider) else {}
@@ -206,7 +206,7 @@ def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
 def tenant_messages(tenant_uri: str, search: str | None) -> int:
     """Search message history, hidden rooms included (as Admin Audit does)."""
     cls, path = _local_tenant(tenant_uri)
-    t = cls.open(path)
+    t = cls.open(path, readonly=True)
     try:
         rows = t.messages(search=search)
     finally:

@@ -12,15 +12,16 @@ from reconciler.uris import DEFAULT_TENANT, LINEWORKS, local_path, redact
 __all__ = ["DEFAULT_TENANT", "local_path", "open_provider"]
 
 
-def open_provider(uri: str, state_uri: str | None = None) -> Provider:
+def open_provider(uri: str, state_uri: str | None = None, *, readonly: bool = False) -> Provider:
     """Open the tenant named by `uri` (SPEC §5); `state_uri` (--state) is where a provider
-    that keeps attested state keeps it (default $LWR_STATE)."""
+    that keeps attested state keeps it (default $LWR_STATE). `readonly`: for commands that
+    only read (a local tenant is then opened without writing or creating any file)."""
     path = local_path(uri)
     if path is not None:
         from reconciler.providers.local import LocalTenant
 
         # Resolved: the provider key is the same however the path is spelled (symlinks too).
-        return LocalTenant.open(path.resolve())
+        return LocalTenant.open(path.resolve(), readonly=readonly)
     if uri.startswith(LINEWORKS):
         from reconciler.providers.lineworks import LineWorksTenant
 

@@ -43,8 +43,9 @@ class StateLocation:
     def __str__(self) -> str:
         return str(self.path) if self.path is not None else redact(self.url or "")
 
-    def open(self) -> StateStore:
-        """Connect (PostgreSQL) or open, creating if needed (SQLite)."""
+    def open(self, *, readonly: bool = False) -> StateStore:
+        """Connect (PostgreSQL) or open, creating if needed (SQLite); `readonly`: for commands
+        that only read, an SQLite store must exist and nothing is written or created."""
         if self.url is not None:
             from reconciler.store.postgres import PostgresStateStore
 
@@ -52,7 +53,7 @@ class StateLocation:
         from reconciler.store.sqlite import SqliteStateStore
 
         assert self.path is not None
-        return SqliteStateStore(self.path)
+        return SqliteStateStore(self.path, readonly=readonly)
 
     def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema; (version before, version after)."""
