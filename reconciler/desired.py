@@ -435,7 +435,9 @@ def _desired_state(data: dict[str, Any], members: dict[str, frozenset[str]], sou
                    digest: str, locate: Locator) -> DesiredState:
     channels = {ChannelName(name): _channel(spec, members.get(name, frozenset()))
                 for name, spec in data.get("external_messaging", {}).items()}
-    return DesiredState(version=int(data["version"]), tenant=data["tenant"], channels=channels,
+    # Domains are case-insensitive; lower-case is how tenants report theirs, as members are.
+    return DesiredState(version=int(data["version"]), tenant=data["tenant"].lower(),
+                        channels=channels,
                         safety=_safety(data.get("safety", {})), source=source, digest=digest,
                         locate=locate, document=data)
 

@@ -56,6 +56,18 @@ class UsageError(LwrError):
     """The command was called in a way that cannot work (bad URI, missing option)."""
 
 
+class FileError(LwrError):
+    """A file named on the command line cannot (or may not) be read or written.
+
+    `reason` is the why alone ("No space left on device"), for messages that name the file
+    their own way.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
 class TenantError(LwrError):
     """The tenant could not be read or written; nothing is assumed about its state."""
 

@@ -1,7 +1,9 @@
 """Many tenants: plan or apply a directory of desired files, one file a tenant.
 
-Each file's `tenant:` names the domain; its optional `target:` URI says where it goes, else
-the `--tenant` template with `{tenant}` replaced by the domain. Files run with bounded
+Each file's `tenant:` names the domain; its optional `target:` URI says which tenant it goes
+to (only which: reconciler.uris.file_target), else the `--tenant` template with `{tenant}`
+replaced by the domain. Two files for one tenant, however its URI is spelled, are both
+refused before any tenant is touched. Every URI in a result is redacted. Files run with bounded
 concurrency (a thread pool); each worker opens its own provider and state store, so SQLite
 connections stay in the thread that made them. One tenant's failure does not stop the others
 unless `fail_fast`. This module returns results and renders them as strings; it never prints.
@@ -24,6 +26,7 @@ from reconciler.errors import LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.store import StateLocation
+from reconciler.uris import file_target, redact, scrub, tenant_key
 
 if TYPE_CHECKING:
     from reconciler.manual import ManualMode
@@ -32,7 +35,6 @@ if TYPE_CHECKING:
     from reconciler.providers.base import Provider
 
 Outcome = Literal["in sync", "changes", "applied", "refused", "error", "skipped"]
-TENANT_PLACEHOLDER = "{tenant}"
 EXIT_CHANGES = 2
 
 
@@ -42,7 +44,7 @@ class TenantResult:
 
     file: str
     tenant: str  # the file's `tenant:`; "?" when the file could not be read
-    uri: str | None  # the tenant URI it went to; None when none could be chosen
+    uri: str | None  # the tenant URI it went to, redacted; None when none could be chosen
     outcome: Outcome
     exit_code: int  # 0 ok, 1 error, 3 refused (2 is decided for the whole run)
     changes: int = 0
@@ -78,17 +80,6 @@ def desired_files(directory: str | Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in (".yaml", ".yml"))
 
 
-def target_uri(tenant: str, target: object, template: str) -> str:
-    """The file's `target:`, else the template with {tenant} replaced; UsageError if neither."""
-    if isinstance(target, str) and target:
-        return target
-    if TENANT_PLACEHOLDER in template:
-        return template.replace(TENANT_PLACEHOLDER, tenant)
-    raise UsageError(f"no target: in the file and --tenant {template!r} has no {{tenant}} "
-                     "placeholder: add target: URI to the file or pass e.g. "
-                     "--tenant 'local:tenants/{tenant}.db'")
-
-
 @dataclass(frozen=True)
 class _Loaded:
     """A desired file validated and sent to its tenant, or the result that says why not."""
@@ -96,6 +87,7 @@ class _Loaded:
     path: Path
     desired: DesiredState | None = None
     uri: str | None = None
+    key: str | None = None  # the tenant's identity (reconciler.uris.tenant_key)
     failed: TenantResult | None = None
 
 
@@ -130,39 +122,51 @@ def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult
 
 def _load(path: Path, options: FleetOptions) -> _Loaded:
     tenant = "?"
+    uri: str | None = None
     try:
         desired = load_desired(path)
         tenant = desired.tenant
-        uri = target_uri(tenant, (desired.document or {}).get("target"),
-                         options.tenant_template)
+        uri = file_target((desired.document or {}).get("target"), tenant,
+                          options.tenant_template, _where(desired))
+        key = tenant_key(uri)
     except LwrError as e:
-        return _Loaded(path, failed=_failed(str(path), tenant, None, None, None, "error",
+        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None,
+                                            "refused" if e.exit_code == 3 else "error",
                                             e.exit_code, str(e)))
     except Exception as e:  # one file's bug must not stop the others
-        return _Loaded(path, failed=_failed(str(path), tenant, None, None, None, "error", 1,
+        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None, "error", 1,
                                             f"Internal error: {type(e).__name__}: {e}"))
-    return _Loaded(path, desired, uri)
+    return _Loaded(path, desired, uri, key)
+
+
+def _where(desired: DesiredState) -> str:
+    """`FILE:LINE:COLUMN: ` of the file's `target:`, for messages about it."""
+    line, column = desired.locate(("target",)) if desired.locate else (0, 0)
+    return f"{desired.source}:{line}:{column}: " if line else f"{desired.source}: "
 
 
 def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
-    """Mark every file that shares its tenant with another file as an error.
+    """Mark every file that shares its tenant (its resolved key, not the URI as spelled) with
+    another file as an error.
 
-    Files sent to one URI under different `tenant:` domains are left alone: all but one are
-    refused as the wrong tenant anyway, before anything is applied.
+    Files sent to one tenant under different `tenant:` domains are left alone: all but one
+    are refused as the wrong tenant anyway, before anything is applied.
     """
     files_of: dict[tuple[str, str], list[str]] = {}
     for item in loaded:
-        if item.uri is not None and item.desired is not None:
-            files_of.setdefault((item.uri, item.desired.tenant), []).append(item.path.name)
+        if item.key is not None and item.desired is not None:
+            files_of.setdefault((item.key, item.desired.tenant.lower()),
+                                []).append(item.path.name)
     result = []
     for item in loaded:
-        if item.desired is None or item.uri is None:
+        if item.desired is None or item.uri is None or item.key is None:
             result.append(item)
             continue
-        names = files_of[(item.uri, item.desired.tenant)]
+        names = files_of[(item.key, item.desired.tenant.lower())]
         if len(names) > 1:
-            message = (f"{item.uri} is the tenant of {len(names)} files ({', '.join(names)}): "
-                       "one desired file per tenant, so that neither undoes the other")
+            message = (f"{redact(item.key)} is the tenant of {len(names)} files "
+                       f"({', '.join(names)}): one desired file per tenant, so that neither "
+                       "undoes the other")
             item = replace(item, failed=_failed(str(item.path), item.desired.tenant, item.uri,
                                                 None, None, "error", 1, message))
         result.append(item)
@@ -177,7 +181,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
     plan: Plan | None = None
     policy: PolicyReport | None = None
     try:
-        provider = open_provider(uri, options.state_uri)
+        provider = open_provider(uri, options.state_uri, readonly=not options.apply)
         state = StateLocation.resolve(options.state_uri, uri)
         try:
             planned = workflow.plan_loaded(loaded.desired, provider)
@@ -217,14 +221,17 @@ def _settle(plan: Plan, provider: Provider, state: StateLocation) -> str:
 
 def _done(file: str, tenant: str, uri: str, plan: Plan, policy: PolicyReport,
           outcome: Outcome, applied: int = 0, message: str = "") -> TenantResult:
-    return TenantResult(file, tenant, uri, outcome, 0, len(plan.changes),
-                        len(plan.destructive), applied, message, plan, policy)
+    return TenantResult(file, tenant, redact(uri), outcome, 0, len(plan.changes),
+                        len(plan.destructive), applied, scrub(message, uri), plan, policy)
 
 
 def _failed(file: str, tenant: str, uri: str | None, plan: Plan | None,
             policy: PolicyReport | None, outcome: Outcome, code: int,
             message: str) -> TenantResult:
-    return TenantResult(file, tenant, uri, outcome, code,
+    """A result that says why; the URI and the message never show a secret of the URI."""
+    if uri is not None:
+        message = scrub(message, uri)
+    return TenantResult(file, tenant, redact(uri) if uri is not None else None, outcome, code,
                         len(plan.changes) if plan else 0,
                         len(plan.destructive) if plan else 0, 0, message, plan, policy)
 
@@ -267,35 +274,38 @@ def summary_text(results: Sequence[TenantResult]) -> str:
 
 
 def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
-    """Each tenant's plan (or failure) under a header, then the summary table."""
+    """Each tenant's plan (or failure) under a header, then the summary table; every name
+    and message printable (the plans escape their own values)."""
     from reconciler.render import renderer_for
+    from reconciler.terminal import printable
 
     parts: list[str] = []
     for r in results:
-        parts.append(f"=== {r.tenant} ({Path(r.file).name}"
-                     + (f" → {r.uri}" if r.uri else "") + f"): {r.outcome} ===\n")
+        parts.append(printable(f"=== {r.tenant} ({Path(r.file).name}"
+                               + (f" → {r.uri}" if r.uri else "") + f"): {r.outcome} ===\n"))
         if r.plan is not None:
             parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
         if r.message:
-            parts.append(r.message.rstrip("\n") + "\n")
+            parts.append(printable(r.message.rstrip("\n")) + "\n")
         parts.append("\n")
-    parts.append(summary_text(results))
+    parts.append(printable(summary_text(results)))
     return "".join(parts)
 
 
 def render_markdown(results: Sequence[TenantResult]) -> str:
-    """A summary table, then one collapsed <details> section per tenant."""
-    from reconciler.render.markdown import PlanMarkdown, md_code, md_escape
+    """A summary table, then one collapsed <details> section per tenant; names and messages
+    inert (reconciler.render.markdown: code in the table, HTML-escaped in <summary>)."""
+    from reconciler.render.markdown import PlanMarkdown, md_code, md_escape, md_html
 
     lines = [f"### lwr plan for {len(results)} tenants", "",
              "| tenant | file | changes | destructive | result |",
              "|---|---|--:|--:|---|"]
-    lines += [f"| {md_code(r.tenant)} | {md_code(Path(r.file).name)} | {r.changes} | "
-              f"{r.destructive} | {r.outcome} |" for r in results]
+    lines += [f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
+              f"{r.changes} | {r.destructive} | {r.outcome} |" for r in results]
     lines.append("")
     for r in results:
         lines += ["<details>",
-                  f"<summary>{md_escape(r.tenant)} ({md_escape(Path(r.file).name)}): "
+                  f"<summary>{md_html(r.tenant)} ({md_html(Path(r.file).name)}): "
                   f"{r.outcome}</summary>",
                   ""]
         if r.plan is not None:

@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 
 from reconciler.desired import explain, parse_desired
 from reconciler.errors import InputError, Problem, StalePlan
+from reconciler.files import read_input
 from reconciler.model import DesiredState
 from reconciler.plan import (
     FORMAT_VERSION,
@@ -86,11 +87,8 @@ def read_saved_plan(path: str | Path) -> SavedPlan:
 
 def _read_json(path: str | Path, source: str) -> dict[str, Any]:
     try:
-        if Path(path).exists() and not Path(path).is_file():  # a FIFO would block forever
-            raise InputError([Problem(source, 0, 0, "", "cannot read saved plan: not a "
-                                      "regular file", "give the path of a PLAN.json")])
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_input(path).decode("utf-8")  # a FIFO is refused, not waited on
+    except UnicodeDecodeError as e:
         raise InputError([Problem(source, 0, 0, "", f"cannot read saved plan: {e}")]) from e
     try:
         data = json.loads(text, parse_constant=_no_constant)

@@ -17,7 +17,8 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.errors import InputError, Omitted, Problem, UsageError
+from reconciler import files
+from reconciler.errors import FileError, InputError, Omitted, Problem, UsageError
 
 Path = tuple[str | int, ...]
 
@@ -124,22 +125,24 @@ def read_capped(path: str | os.PathLike[str], source: str) -> bytes:
     """The file's bytes, refusing files over the cap before reading (or parsing) them."""
     cap = max_file_bytes()
     try:
-        with open(path, "rb") as f:
+        with files.open_input(path) as f:  # regular files only: a FIFO would block forever
             size = os.fstat(f.fileno()).st_size
             if size > cap:
                 raise InputError([_too_big(source, cap, size)])
-            # Read one byte past the cap: pipes and /dev/zero report size 0 yet never end.
+            # Read one byte past the cap: the file may grow while it is read.
             data = f.read(cap + 1)
-    except OSError as e:
-        raise InputError([Problem(source, 0, 0, "", f"cannot read the file: {e.strerror or e}",
-                                  "check the path and its permissions")]) from e
+    except (OSError, FileError) as e:
+        why = e.reason if isinstance(e, FileError) else files.reason(e)
+        hint = ("give the path of a regular file" if why.endswith(files.NOT_REGULAR)
+                else "check the path and its permissions")
+        raise InputError([Problem(source, 0, 0, "", f"cannot read the file: {why}", hint)]) from e
     if len(data) > cap:
         raise InputError([_too_big(source, cap)])
     return data
 
 
 def _too_big(source: str, cap: int, size: int | None = None) -> Problem:
-    """`size` None: a stream that went on past the cap (a pipe, /dev/zero)."""
+    """`size` None: a file that grew past the cap while it was read."""
     amount = f"{size:,} bytes" if size is not None else f"more than {cap:,} bytes"
     return Problem(source, 0, 0, "", f"file too large: {amount}, the limit is {cap:,}",
                    f"a desired-state file is far smaller; set {SIZE_ENV} to raise the limit")

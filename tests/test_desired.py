@@ -84,7 +84,7 @@ def test_japanese_greeting_survives_unmangled() -> None:
 def test_only_version_and_tenant_manages_nothing() -> None:
     state = parse_desired(b"version: 1\ntenant: Example.co.jp\n", "min.yaml")
     assert state.channels == {}
-    assert state.tenant == "Example.co.jp"
+    assert state.tenant == "example.co.jp"  # domains are case-insensitive: kept lower-case
 
 
 def test_a_channel_left_out_is_absent_and_its_keys_are_none() -> None:

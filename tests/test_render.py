@@ -165,7 +165,7 @@ def test_a_long_plan_splits_into_parts_under_the_limit_with_balanced_details() -
     assert "(continued)</summary>" in parts[1]
     everything = "".join(parts)
     for change in plan.changes:
-        assert everything.count(f"add member {change.target}\n") == 1
+        assert everything.count(f"add member `{change.target}`\n") == 1  # code: exact, inert
     assert PlanMarkdown().render(plan).count(PART_BREAK) == len(parts) - 1
 
 

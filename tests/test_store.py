@@ -469,24 +469,28 @@ def old_state(state_uri: str, tmp_path: Path) -> str:
     return url
 
 
+#: The audit table's columns in state schemas 1 and 2 (3 added hash_alg).
+V1_COLUMNS = ("seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, target, "
+              "before, after, result, error, prev_hash, hash")
+
+
 def test_a_version_1_store_is_upgraded_in_place_keeping_its_chain(old_state: str) -> None:
     from reconciler.store.base import GENESIS_HASH
-    from reconciler.store.sql import AUDIT_COLUMNS
 
     at, old = "2026-01-01T00:00:00.000Z", record(1)
     digest = chain_hash(GENESIS_HASH, 1, at, old)
     row = (1, at, old.tenant_key, old.domain, old.run_id, old.actor, old.change_id, old.action,
            old.channel, old.target, "false", "true", old.result, None, GENESIS_HASH, digest)
-    insert = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+    insert = f"INSERT INTO audit ({V1_COLUMNS}) VALUES ({', '.join('?' * 16)})"
     with raw(old_state) as r:  # what the older lwr wrote
         r.execute(insert, row)
         r.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 1, ?) ON CONFLICT (id) "
                   "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (digest,))
         with pytest.raises(r.error):  # version 1 knows no `attested` result
             r.execute(insert, (2, *row[1:12], "attested", *row[13:]))
-    assert StateLocation.resolve(old_state, TENANT).migrate() == (1, 2)
+    assert StateLocation.resolve(old_state, TENANT).migrate() == (1, 3)
     with closing(open_store(old_state, TENANT)) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         store.append_audit([record(2, result="attested")])
         assert store.verify_audit() == VerifyResult(True, 2)
         assert [e.result for e in store.audit_entries()] == ["applied", "attested"]

@@ -8,6 +8,7 @@ common.py has the group, the shared options and how a tenant and a state store a
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ import click
 from reconciler.cli import applying, plans, state, tenants  # noqa: F401  (registers commands)
 from reconciler.cli.common import cli
 from reconciler.errors import LwrError
+from reconciler.terminal import printable
 
 __all__ = ["cli", "main", "run"]
 
@@ -30,7 +32,9 @@ def run(argv: list[str] | None = None) -> int:
             return _interrupted(e.__cause__)
         return _fail("Aborted.", 1)
     except click.exceptions.ClickException as e:
-        e.show()
+        shown = io.StringIO()  # click quotes the bad value: shown printable like our own
+        e.show(file=shown)
+        click.echo(printable(shown.getvalue()), err=True, nl=False)
         return 1  # bad usage is bad input (1); exit 2 means "changes present"
     except LwrError as e:
         return _fail(str(e) if str(e).startswith("refused") else f"Error: {e}", e.exit_code)
@@ -55,7 +59,8 @@ def _interrupted(error: KeyboardInterrupt) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    click.echo(message, err=True)
+    """Print `message` on stderr, its controls escaped: errors quote files, URIs and values."""
+    click.echo(printable(message), err=True)
     return code
 
 

@@ -30,6 +30,7 @@ from reconciler.manual import ManualMode, ManualStep, checklist, split
 from reconciler.plan import Plan
 from reconciler.providers.base import Provider
 from reconciler.render import renderer_for
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyRule
@@ -83,7 +84,7 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
             return 0
         the_plan.raise_if_unsafe(allow_destructive=allow_destructive)
         mode = _manual_mode(manual)
-        click.echo(checklist(the_plan.changes), nl=False)
+        click.echo(printable(checklist(the_plan.changes)), nl=False)
         if not auto_approve:
             _confirm(the_plan)
         with store_for(state_uri, tenant_uri) as store, \
@@ -100,7 +101,8 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
                 partial = partial_result(e) or getattr(e, "result", None)
                 if partial is not None:
                     _echo_takeover(partial)
-                    click.echo(_stopped_message(e, partial, len(the_plan.changes)), err=True)
+                    click.echo(printable(_stopped_message(e, partial, len(the_plan.changes))),
+                               err=True)
                 raise
     _echo_takeover(result)
     recovered = f", {len(result.recovered)} recovered from an interrupted run" \
@@ -147,8 +149,8 @@ def _manual_mode(option: str | None) -> ManualMode:
 
 def _ask_manual(step: ManualStep) -> bool:
     """Show one manual step and wait until the admin says it is done (or stops)."""
-    click.echo(f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
-               f"  In {step.path}\n  {step.todo}.", err=True)
+    click.echo(printable(f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
+                         f"  In {step.path}\n  {step.todo}."), err=True)
     while True:
         answer = click.prompt("Type 'done' once saved in the console, or 'stop' to stop here",
                               default="", show_default=False, err=True).strip().lower()
@@ -171,9 +173,9 @@ def _echo_takeover(result: Any) -> None:
     """Say so when this apply took over a lock left by a dead process (SPEC §6)."""
     stale = getattr(result, "took_over", None)
     if stale is not None:
-        click.echo(f"Took over the lock of {stale.tenant_key} left by {stale.describe()}: "
-                   f"{stale.gone_because}. Its unfinished changes were checked against the "
-                   "tenant first.", err=True)
+        click.echo(printable(f"Took over the lock of {stale.tenant_key} left by "
+                             f"{stale.describe()}: {stale.gone_because}. Its unfinished "
+                             "changes were checked against the tenant first."), err=True)
 
 
 def _stopped_message(error: BaseException, partial: Any, total: int) -> str:

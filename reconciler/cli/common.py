@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import __version__
+from reconciler import __version__, files
+from reconciler.errors import LwrError
 from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
 from reconciler.providers.base import Provider
 from reconciler.store import StateLocation
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport, PolicyRule
@@ -74,20 +76,47 @@ def load_rules(policy_dirs: tuple[str, ...], no_defaults: bool) -> tuple[PolicyR
 def echo_policy(report: PolicyReport) -> None:
     """Findings on stderr, for formats whose stdout is a document (JSON)."""
     for finding in report.findings:
-        click.echo("Policy " + "\n".join(finding.lines()), err=True)
+        click.echo(printable("Policy " + "\n".join(finding.lines())), err=True)
     for note in report.notes:
-        click.echo(f"Policy note: {note}", err=True)
+        click.echo(printable(f"Policy note: {note}"), err=True)
 
 
 def write_markdown_parts(directory: str, parts: list[str]) -> None:
     """DIR/part-N.md for each part; part files of an earlier, longer rendering are removed."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("part-*.md"):
-        old.unlink()
-    for i, part in enumerate(parts, 1):
-        (folder / f"part-{i}.md").write_text(part, encoding="utf-8")
+    folder = files.write_parts(directory, parts, protected_files())
     click.echo(f"Wrote {len(parts)} markdown part(s) to {folder}/.", err=True)
+
+
+def write_output(path: str, text: str) -> None:
+    """A user-named output file (--out), written atomically, never onto a tenant or store."""
+    files.write_output(path, text, protected_files())
+
+
+def protected_files(*, with_tenants: bool = True) -> files.Protected:
+    """The tenant and state files of the running command (its --tenant and --state, and the
+    defaults they fall back to): no output file may replace them. `with_tenants` False: the state
+    store's files only (for `tenant init`, which writes the tenant's file itself).
+
+    Read from the click context, so that every command that writes a file protects what it
+    was pointed at without each passing its URIs down to where the file is written.
+    """
+    params = click.get_current_context().params
+    tenants = {params.get("tenant_uri") or "", os.environ.get("LWR_TENANT", DEFAULT_TENANT)}
+    databases: list[tuple[Path, str]] = []
+    folders: list[tuple[Path, str]] = []
+    for uri in sorted(tenants - {""}):
+        try:
+            path = local_path(uri)
+            state = state_for(params.get("state_uri") or os.environ.get("LWR_STATE"), uri)
+        except LwrError:
+            continue  # a bad URI fails on its own, where the tenant or store is opened
+        if path is not None and with_tenants:
+            databases.append((path, f"the tenant's file ({uri})"))
+        if state.path is not None:
+            what = f"a file of the state store ({state.path})"
+            databases += [(state.path, what), (state.path.parent / "attested.db", what)]
+            folders.append((state.path.parent / f"{state.path.name}.locks", what))
+    return files.Protected.of(databases, folders)
 
 
 def color() -> bool:
@@ -96,9 +125,11 @@ def color() -> bool:
 
 
 @contextmanager
-def provider_for(uri: str, state_uri: str | None = None) -> Iterator[Provider]:
-    """The tenant at `uri` for a `with` block (its attested state, if any, at `state_uri`)."""
-    provider = open_provider(uri, state_uri)
+def provider_for(uri: str, state_uri: str | None = None, *,
+                 readonly: bool = False) -> Iterator[Provider]:
+    """The tenant at `uri` for a `with` block (its attested state, if any, at `state_uri`);
+    `readonly` for the commands that only read it."""
+    provider = open_provider(uri, state_uri, readonly=readonly)
     try:
         yield provider
     finally:
@@ -111,9 +142,11 @@ def state_for(state_uri: str | None, tenant_uri: str) -> StateLocation:
 
 
 @contextmanager
-def store_for(state_uri: str | None, tenant_uri: str) -> Iterator[StateStore]:
-    """The state store for a `with` block, closed on the way out."""
-    store = state_for(state_uri, tenant_uri).open()
+def store_for(state_uri: str | None, tenant_uri: str, *,
+              readonly: bool = False) -> Iterator[StateStore]:
+    """The state store for a `with` block, closed on the way out; `readonly` for the commands
+    that only read it (an SQLite store must exist then, and nothing is written)."""
+    store = state_for(state_uri, tenant_uri).open(readonly=readonly)
     try:
         yield store
     finally:
@@ -129,12 +162,12 @@ def cli() -> None:
 
 
 def open_provider_key(tenant_uri: str) -> str:
-    """The key a tenant's audit entries are filed under, without opening the tenant."""
-    path = local_path(tenant_uri)
-    if path is None and tenant_uri.startswith("lineworks:"):
-        from reconciler.providers.lineworks import LineWorksConfig
+    """The key a tenant's audit entries are filed under, without opening the tenant
+    (reconciler.uris.tenant_key: no request, no private key read)."""
+    from reconciler.uris import LINEWORKS, LOCAL, tenant_key
 
-        return LineWorksConfig.from_uri(tenant_uri).key  # no request: settings only
-    return f"local:{path.resolve()}" if path else tenant_uri
+    if not tenant_uri.startswith((LOCAL, LINEWORKS)):
+        return tenant_uri  # a key as `lwr lock list` shows it, e.g. of another lwr version
+    return tenant_key(tenant_uri)
 
 

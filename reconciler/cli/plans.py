@@ -24,10 +24,12 @@ from reconciler.cli.common import (
     store_for,
     tenant_option,
     write_markdown_parts,
+    write_output,
 )
 from reconciler.errors import LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.render import renderer_for
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport
@@ -46,12 +48,12 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
         try:
             desired = load_desired(file)
             if tenant_uri:
-                with provider_for(tenant_uri) as provider:
+                with provider_for(tenant_uri, readonly=True) as provider:
                     check_against_tenant(desired, provider.domain(), provider.directory())
             click.echo(f"{file}: valid")
         except LwrError as e:
             failures.append(e)
-            click.echo(f"{file}: invalid\n{e}", err=True)
+            click.echo(printable(f"{file}: invalid\n{e}"), err=True)
     if failures:
         return max(e.exit_code for e in failures)
     return 0
@@ -61,7 +63,7 @@ def emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | None
                markdown_dir: str | None = None) -> None:
     if out:
         text = renderer_for("json").render(plan)
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
         click.echo(f"Saved plan to {out} ({len(plan.changes)} changes).", err=True)
     if markdown_dir:
         from reconciler.render.markdown import PlanMarkdown
@@ -103,7 +105,7 @@ def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcod
             tenant_template=tenant_uri, rules=rules, parallel=parallel, fail_fast=fail_fast,
             state_uri=state_uri))
         return emit_fleet(results, fmt, detailed_exitcode)
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     if out and policy.denied:
@@ -144,14 +146,16 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
     emit_plan(the_plan, fmt, None, None, markdown_dir)
     if tenant_uri is None:
         return 0
-    with provider_for(tenant_uri, state_uri) as provider:  # the check apply makes, read only
+    # The check apply makes (the same code), read only.
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         if state_for(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
-            with store_for(state_uri, tenant_uri) as store:
+            with store_for(state_uri, tenant_uri, readonly=True) as store:
                 workflow.check_saved_plan(saved, provider, store)
         else:
             workflow.check_saved_plan(saved, provider)
-    click.echo(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
-               f"({the_plan.created_at or 'unknown time'}); apply would accept it.", err=True)
+    click.echo(printable(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
+                         f"({the_plan.created_at or 'unknown time'}); apply would accept it."),
+               err=True)
     return 0
 
 
@@ -171,7 +175,7 @@ def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
     from reconciler.render import drift_renderer_for
 
     rules = load_rules(policy_dirs, no_default_policies)
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     report = drift_report(planned.desired, planned.current, planned.plan)

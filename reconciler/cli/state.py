@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
+from reconciler.audit import KEY_ENV, parse_anchor
 from reconciler.cli.common import (
     cli,
     open_provider_key,
@@ -16,30 +20,43 @@ from reconciler.cli.common import (
     store_for,
     tenant_option,
 )
-from reconciler.errors import Cancelled
+from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:
-    from reconciler.store.base import LockHolder
+    from reconciler.store.base import AuditHead, LockHolder, StateStore
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @tenant_option
 @state_option
 @click.option("--verify", is_flag=True, help="Check the log's hash chain; exit 1 if broken.")
+@click.option("--head", "anchor", metavar="SEQ:HASH", default=None,
+              help="With --verify: also fail when the log lost or changed anything up to this "
+                   "head, as `lwr audit head` printed it earlier (kept outside the store).")
 @click.option("--limit", type=int, default=50, show_default=True, help="Newest entries shown.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def audit(tenant_uri: str, state_uri: str | None, verify: bool, limit: int, fmt: str) -> int:
-    """What was applied, when, by whom, with what result."""
-    with store_for(state_uri, tenant_uri) as store:
+@click.pass_context
+def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bool,
+          anchor: str | None, limit: int, fmt: str) -> int:
+    """What was applied, when, by whom, with what result.
+
+    The log is hash-chained; with LWR_AUDIT_KEY (or LWR_AUDIT_KEY_FILE, a 0600 file) new
+    entries are chained with an HMAC, so rewriting it takes the key. See docs/reliability.md,
+    "Audit log integrity".
+    """
+    if ctx.invoked_subcommand is not None:
+        if verify or anchor is not None:
+            raise UsageError(f"--verify and --head are options of `lwr audit`, not of "
+                             f"`lwr audit {ctx.invoked_subcommand}`")
+        return 0
+    if anchor is not None and not verify:
+        raise UsageError("--head is checked by --verify: `lwr audit --verify --head SEQ:HASH`")
+    kept = parse_anchor(anchor) if anchor is not None else None  # before opening anything
+    with existing_store(state_uri, tenant_uri) as store:
         if verify:
-            result = store.verify_audit()
-            if not result.ok:
-                click.echo(f"Audit log BROKEN at entry {result.first_bad_seq}: {result.reason}",
-                           err=True)
-                return 1
-            click.echo(f"Audit log OK: {result.checked} entries, hash chain intact.")
-            return 0
+            return _verify(store, kept)
         key = open_provider_key(tenant_uri)
         entries = store.audit_entries(tenant_key=key, limit=limit)
     if fmt == "json":
@@ -50,8 +67,68 @@ def audit(tenant_uri: str, state_uri: str | None, verify: bool, limit: int, fmt:
     for e in entries:
         target = f" {e.target}" if e.target else ""
         error = f" ({e.error})" if e.error else ""
-        click.echo(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}{target}{error}")
+        click.echo(printable(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}"
+                             f"{target}{error}"))
     return 0
+
+
+def _verify(store: StateStore, anchor: AuditHead | None) -> int:
+    """`lwr audit --verify`: the verdict, and what it could not check."""
+    result = store.verify_audit(anchor)
+    if not result.ok:
+        where = f"BROKEN at entry {result.first_bad_seq}" if result.first_bad_seq else \
+            "NOT VERIFIED"
+        click.echo(printable(f"Audit log {where}: {result.reason}"), err=True)
+        return 1
+    keyed = f" ({result.keyed} keyed with {KEY_ENV})" if result.keyed else ""
+    click.echo(f"Audit log OK: {result.checked} entries, hash chain intact{keyed}.")
+    if result.anchored is None:
+        click.echo("Not checked: truncation of the newest entries is detectable only against "
+                   "a head kept elsewhere: `lwr audit --verify --head SEQ:HASH` (from "
+                   "`lwr audit head`).")
+    else:
+        click.echo(f"Nothing lost or changed up to the kept head (entry {result.anchored}).")
+    return 0
+
+
+@audit.command("head")
+@state_option
+@state_tenant_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def audit_head(ctx: click.Context, state_uri: str | None, tenant_uri: str, fmt: str) -> int:
+    """Print the log's head as `SEQ HASH`, for a pipeline to keep outside the store and
+    check later with `lwr audit --verify --head SEQ:HASH`."""
+    state_uri, tenant_uri, fmt = (_inherited(ctx, name, value) for name, value in (
+        ("state_uri", state_uri), ("tenant_uri", tenant_uri), ("fmt", fmt)))
+    with existing_store(state_uri, tenant_uri) as store:
+        head = store.audit_head()
+    if fmt == "json":
+        click.echo(json.dumps({"seq": head.seq, "hash": head.hash}))
+    else:
+        click.echo(str(head))
+    return 0
+
+
+def _inherited(ctx: click.Context, name: str, value: Any) -> Any:
+    """An option of `lwr audit` given before the subcommand (`lwr audit --state X head`)
+    counts as the subcommand's own, rather than being silently ignored."""
+    if ctx.parent is None or ctx.get_parameter_source(name) not in (None,
+                                                                    ParameterSource.DEFAULT):
+        return value
+    return ctx.parent.params.get(name, value)
+
+
+@contextmanager
+def existing_store(state_uri: str | None, tenant_uri: str) -> Iterator[StateStore]:
+    """The store for a command that only reads it: a store that does not exist is an error
+    (a mistyped --state must not be created and then reported empty)."""
+    location = state_for(state_uri, tenant_uri)
+    if not location.exists:
+        raise StateError(f"no state store at {location}: nothing was applied through it, or "
+                         "--state (LWR_STATE) names the wrong file; nothing was created")
+    with store_for(state_uri, tenant_uri, readonly=True) as store:
+        yield store
 
 
 @cli.command()
@@ -74,12 +151,13 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         if held is None:
             click.echo("No lock was held.")
             return 0
-        if not yes and not click.confirm(f"Clear the apply lock of {key}, held by "
-                                         f"{held.describe()}? {holder_status(held)}",
+        if not yes and not click.confirm(printable(f"Clear the apply lock of {key}, held by "
+                                                   f"{held.describe()}? {holder_status(held)}"),
                                          default=False, err=True):
             raise Cancelled("Unlock cancelled; the lock is kept.")
         holder = store.unlock(key)
-    click.echo(f"Lock cleared (was held by {holder})." if holder else "No lock was held.")
+    click.echo(printable(f"Lock cleared (was held by {holder}).") if holder
+               else "No lock was held.")
     return 0
 
 
@@ -114,7 +192,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     if not location.exists:
         holders: list[LockHolder] = []
     else:
-        with store_for(state_uri, tenant_uri) as store:
+        with store_for(state_uri, tenant_uri, readonly=True) as store:
             holders = store.list_locks()
     if fmt == "json":
         click.echo(json.dumps([{
@@ -126,7 +204,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
         click.echo(f"No locks held in {location}.")
         return 0
     for h in holders:
-        click.echo(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}")
+        click.echo(printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}"))
     return 0
 
 

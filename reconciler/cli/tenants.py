@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,9 +10,11 @@ import click
 from reconciler import workflow
 from reconciler.cli.common import (
     cli,
+    protected_files,
     provider_for,
     state_option,
     tenant_option,
+    write_output,
 )
 from reconciler.errors import Cancelled, UsageError
 from reconciler.manual import AttestingProvider, label
@@ -31,10 +32,10 @@ if TYPE_CHECKING:
 @state_option
 def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
     """Write the tenant's current state as a valid desired-state file."""
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         text = workflow.export_yaml(provider)
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
         click.echo(f"Exported to {out}.", err=True)
     else:
         click.echo(text, nl=False)
@@ -48,7 +49,7 @@ def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
 @state_option
 def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""
-    with provider_for(tenant_uri, state_uri) as provider:
+    with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         state = provider.read()
         # Values no API reads (lineworks:) are labelled with where they came from.
         origin = provider.provenance() if isinstance(provider, AttestingProvider) else {}
@@ -58,7 +59,7 @@ def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
             data["provenance"] = origin
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        click.echo(_show_text(state, provider.key, origin=origin), nl=False)
+        click.echo(printable(_show_text(state, provider.key, origin=origin)), nl=False)
     return 0
 
 
@@ -153,6 +154,10 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
     from reconciler.providers.local import init_demo
 
     _, path = _local_tenant(tenant_uri)
+    owner = protected_files(with_tenants=False).owner_of(path.resolve())
+    if owner is not None:  # --force would replace the journal and audit log with a tenant
+        raise UsageError(f"refusing to create a tenant at {path}: it is {owner}")
+    domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
     click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
     return 0
@@ -170,7 +175,7 @@ def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
         t.join(email, name)
     finally:
         t.close()
-    click.echo(f"{email} joined.")
+    click.echo(printable(f"{email} joined."))
     return 0
 
 
@@ -190,7 +195,8 @@ def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
     finally:
         t.close()
     greeting = " and received the greeting" if result.greeting_sent else ""
-    click.echo(f"{external} added {member} on {channel}{greeting} (room {result.room_id}).")
+    click.echo(printable(f"{external} added {member} on {channel}{greeting} "
+                         f"(room {result.room_id})."))
     return 0
 
 
@@ -200,7 +206,7 @@ def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
 def tenant_messages(tenant_uri: str, search: str | None) -> int:
     """Search message history, hidden rooms included (as Admin Audit does)."""
     cls, path = _local_tenant(tenant_uri)
-    t = cls.open(path)
+    t = cls.open(path, readonly=True)
     try:
         rows = t.messages(search=search)
     finally:

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,15 @@ from urllib.parse import quote
 from reconciler.actions import ACTIONS, Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError, UsageError
 from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.sqlite_files import (
+    SIDECARS,
+    FileStamp,
+    connect_readonly,
+    damage_advice,
+    has_wal,
+    make_private_dir,
+    quick_check,
+)
 
 #: `PRAGMA user_version` of the files this code writes; a higher one is from a newer lwr.
 SCHEMA_VERSION = 1
@@ -36,7 +45,6 @@ _HEADER_SIZE = 100
 _IN_CHUNK = 500  # bound-parameter count per `IN (...)` query, far below SQLite's limit
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DOMAIN = re.compile(r"[^@\s]+\.[^@\s]+")
-_SIDECARS = ("-wal", "-shm", "-journal")
 
 _SCHEMA: tuple[str, ...] = (
     """CREATE TABLE meta (
@@ -179,6 +187,8 @@ class LocalTenant:
         self.path = path
         self.key = f"local:{path}"
         self._conn = conn
+        #: Set when opened `immutable` (read-only, no -wal): what the file looked like then.
+        self._stamp: FileStamp | None = None
 
     @classmethod
     def open(
@@ -188,30 +198,37 @@ class LocalTenant:
         create: bool = False,
         domain: str = DEFAULT_DOMAIN,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        readonly: bool = False,
     ) -> LocalTenant:
         """Open the tenant at `path`; with `create`, make an empty one (of `domain`) if missing.
 
         A file that is not an lwr tenant, is damaged, or comes from a newer lwr raises
-        TenantError and is never written to.
+        TenantError and is never written to. `readonly` (the read-only commands): nothing is
+        written or created, not even SQLite's side files, so it works on read-only files and
+        directories; such a tenant cannot apply.
         """
         file = Path(path).absolute()
         if not file.exists():
-            if not create:
+            if not create or readonly:
                 raise TenantError(
-                    f"no local tenant at {file}; create a demo one with "
-                    f"`lwr tenant init --demo --tenant local:{path}`")
+                    f"no tenant at {file}: create one with `lwr tenant init --demo --tenant "
+                    f"local:{path}` (without --demo: an empty one)")
             _check_domain(domain)
             _build(file, domain, seed=None, overwrite=False)
         if not file.is_file():
             raise TenantError(f"local tenant {file} is not a regular file")
-        _check_header(file)
-        conn = _connect(file, busy_timeout)
+        damaged = _check_header(file)
+        if damaged is not None:
+            _check_with_wal(file, damaged, busy_timeout)
+        conn, stamp = _connect(file, busy_timeout, readonly=readonly)
         try:
-            _verify(conn, file)
+            _verify(conn, file, readonly=readonly)
         except BaseException:
             conn.close()
             raise
-        return cls(file.resolve(), conn)
+        tenant = cls(file.resolve(), conn)
+        tenant._stamp = stamp
+        return tenant
 
     # ------------------------------------------------------------------ Provider protocol
 
@@ -404,7 +421,16 @@ class LocalTenant:
             with suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            raise TenantError(f"local tenant {self.path}: {what} failed: {_explain(exc)}") from exc
+            self._check_unchanged()  # a file changed under an immutable read is not damaged
+            raise TenantError(f"local tenant {self.path}: {what} failed: "
+                              f"{_explain(exc, self.path)}") from exc
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        """An immutable read sees no writer: prove none wrote the file while it read."""
+        if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
+            raise TenantError(f"local tenant {self.path} was changed by another process while "
+                              "it was read; run the command again")
 
 
 # --------------------------------------------------------------------------- apply rules
@@ -697,23 +723,41 @@ def _exists(conn: sqlite3.Connection, sql: str, *params: str) -> bool:
 # --------------------------------------------------------------------------- the file
 
 
-def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit); mode=rw never creates."""
+def _connect(path: Path, busy_timeout: float, *,
+             readonly: bool) -> tuple[sqlite3.Connection, FileStamp | None]:
+    """A connection in autocommit mode (transactions are explicit); mode=rw never creates.
+
+    `readonly`: one that writes and creates nothing (sqlite_files.connect_readonly), with
+    the stamp to check after each read when SQLite cannot see writers.
+    """
+    stamp = None
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True,
-                               isolation_level=None, timeout=busy_timeout)
+        if readonly:
+            conn, stamp = connect_readonly(path, busy_timeout)
+        else:
+            conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True,
+                                   isolation_level=None, timeout=busy_timeout)
     except sqlite3.Error as exc:
-        raise TenantError(f"cannot open local tenant {path}: {_explain(exc)}") from exc
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # NORMAL is durable across application crashes in WAL mode; fsync only at checkpoints.
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
+        raise TenantError(f"cannot open local tenant {path}: {_explain(exc, path)}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # NORMAL is durable across application crashes in WAL mode; fsync only at checkpoints.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise TenantError(f"cannot open local tenant {path}: {_explain(exc, path)}") from exc
+    return conn, stamp
 
 
-def _check_header(path: Path) -> None:
+def _check_header(path: Path) -> str | None:
     """Reject non-SQLite, truncated and newer-version files from their header bytes alone,
-    before SQLite opens them (opening a WAL file creates side files; a bad one must not)."""
+    before SQLite opens them (opening a WAL file creates side files; a bad one must not).
+
+    A main file shorter than its header says, with a -wal beside it, is what a kill during
+    SQLite's checkpoint leaves (page 1 copied, later pages not yet): the -wal holds them.
+    Then SQLite decides, after opening: the reason is returned for `_verify` to check.
+    """
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -725,18 +769,23 @@ def _check_header(path: Path) -> None:
         raise TenantError(f"{path} is not an lwr tenant: not a SQLite database (empty, "
                           f"corrupted or another kind of file){untouched}")
     if len(header) < _HEADER_SIZE:
-        raise TenantError(f"{path} is corrupted: truncated SQLite header{untouched}")
+        raise TenantError(f"{path} is corrupted: truncated SQLite header{untouched}; "
+                          f"{damage_advice(path)}")
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     if page_size < 512 or page_size & (page_size - 1):
-        raise TenantError(f"{path} is corrupted: invalid page size {page_size}{untouched}")
+        raise TenantError(f"{path} is corrupted: invalid page size {page_size}{untouched}; "
+                          f"{damage_advice(path)}")
+    _check_version(path, int.from_bytes(header[60:64], "big", signed=True))
     pages = int.from_bytes(header[28:32], "big")
     # The header's page count is trustworthy only when "version-valid-for" matches the
     # change counter; then a shorter file means it was cut off.
     if pages and header[92:96] == header[24:28] and size < pages * page_size:
-        raise TenantError(f"{path} is corrupted: truncated to {size} bytes, the database "
-                          f"needs {pages * page_size}{untouched}")
-    _check_version(path, int.from_bytes(header[60:64], "big", signed=True))
+        why = f"truncated to {size} bytes, the database needs {pages * page_size}"
+        if has_wal(path):
+            return why
+        raise TenantError(f"{path} is corrupted: {why}{untouched}; {damage_advice(path)}")
+    return None
 
 
 def _check_version(path: Path, version: int) -> None:
@@ -746,7 +795,27 @@ def _check_version(path: Path, version: int) -> None:
             f"knows up to {SCHEMA_VERSION}); upgrade lwr. The file was left untouched")
 
 
-def _verify(conn: sqlite3.Connection, path: Path) -> None:
+def _check_with_wal(path: Path, damaged: str, busy_timeout: float) -> None:
+    """The header looks `damaged` but a -wal exists: SQLite reads both, and only a failed
+    check of both makes the tenant damaged.
+
+    Read-only, so that a failed check leaves the -wal alone: a writer's close would
+    checkpoint and delete it, and the frames SQLite cannot use may still be salvaged.
+    """
+    problem = ""
+    try:
+        conn, _ = connect_readonly(path, busy_timeout)
+    except sqlite3.Error as exc:
+        problem = str(exc)
+    else:
+        with closing(conn):
+            problem = quick_check(conn)
+    if problem:
+        raise TenantError(f"{path} is damaged: {damaged}, and SQLite cannot read it with its "
+                          f"-wal either ({problem}); {damage_advice(path)}")
+
+
+def _verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
     """Check the schema before anything writes: only then switch the file to WAL."""
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -757,10 +826,10 @@ def _verify(conn: sqlite3.Connection, path: Path) -> None:
             raise TenantError(f"{path} is a SQLite database but not an lwr tenant "
                               f"(missing: {', '.join(missing) or 'schema version'}); "
                               "the file was left untouched")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.Error as exc:
-        raise TenantError(f"cannot open local tenant {path}: {_explain(exc)}") from exc
+        raise TenantError(f"cannot open local tenant {path}: {_explain(exc, path)}") from exc
 
 
 def _build(path: Path, domain: str, seed: Callable[[sqlite3.Connection, str], None] | None,
@@ -770,21 +839,21 @@ def _build(path: Path, domain: str, seed: Callable[[sqlite3.Connection, str], No
     A crash mid-way leaves at most a temporary file, never a half-made tenant.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise TenantError(f"cannot create local tenant {path}: {exc.strerror}") from exc
     tmp = Path(name)
     try:
-        _write_new(tmp, domain, seed)
+        _write_new(tmp, domain.lower(), seed)  # domains are case-insensitive: kept lower-case
         _publish(tmp, path, overwrite=overwrite)
     except sqlite3.Error as exc:
-        raise TenantError(f"cannot create local tenant {path}: {_explain(exc)}") from exc
+        raise TenantError(f"cannot create local tenant {path}: {_explain(exc, path)}") from exc
     except OSError as exc:
         raise TenantError(f"cannot create local tenant {path}: {exc.strerror or exc}") from exc
     finally:
-        for leftover in (tmp, *(Path(f"{tmp}{s}") for s in _SIDECARS)):
+        for leftover in (tmp, *(Path(f"{tmp}{s}") for s in SIDECARS)):
             leftover.unlink(missing_ok=True)
 
 
@@ -823,17 +892,19 @@ def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
             raise TenantError(f"a tenant already exists at {path}") from None
         return
     # The old file's WAL would be replayed onto the new one: drop it with the old file.
-    for suffix in _SIDECARS:
+    for suffix in SIDECARS:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     os.replace(tmp, path)
 
 
-def _explain(exc: sqlite3.Error) -> str:
+def _explain(exc: sqlite3.Error, path: Path) -> str:
     text = str(exc)
-    if "not a database" in text or "malformed" in text:
-        return f"the file is corrupted ({text})"
+    if "not a database" in text or "malformed" in text or "unsupported file format" in text:
+        return f"the file is corrupted ({text}); {damage_advice(path)}"
     if "locked" in text or "busy" in text:
         return "the tenant is busy: another process holds the write lock (try again)"
+    if "readonly" in text:
+        return f"{text}: the command needs write access to {path} and its directory"
     return text
 
 

@@ -9,13 +9,21 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from reconciler.actions import Change
 from reconciler.model import ChannelName
 from reconciler.plan import Plan, threshold_detail
 from reconciler.policy import Finding, PolicyReport
-from reconciler.render.values import describe, show_setting
+from reconciler.render.values import (
+    describe,
+    hidden_differences,
+    setting_difference,
+    show_setting,
+    text_changes,
+)
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:  # drift pulls in deepdiff: only `lwr drift` pays for it
     from reconciler.drift import DriftReport, MemberDrift
@@ -29,17 +37,88 @@ INLINE_MEMBERS = 10
 _HEADER_ROOM = 200  # the part header, "(part 12 of 12)" included
 
 
+#: After "@" and "#" in text: GitHub finds @mentions and #123 references in the rendered page
+#: (outside code and links), after markdown escapes are gone, so only a character between them
+#: and the name stops a ping or a cross-reference; U+2060 WORD JOINER is invisible and no name
+#: character.
+WORD_JOINER = "\u2060"
+# What markdown, GFM or GitHub give a meaning to (CommonMark lets a backslash escape any ASCII
+# punctuation): emphasis, code, links, HTML, tables, strikethrough, math, entities anywhere;
+# "://" and a dot before a letter (GFM's http:// and www. autolinks, bare domains); and a block
+# marker at the start (# heading, + - list, = setext, 1. or 1) ordered list); and outer blanks.
+# Quotes, commas, parentheses after an escaped "[" and the like stay, so the text still reads.
+_MARKUP = re.compile(
+    r"[\\`*_{}\[\]<>|~@$&#]|:(?=//)|\.(?=[A-Za-z])|^[+=-]|^[0-9]+[.)]|^[ \t]+|[ \t]+$"
+)
+_PING = re.compile("[@#]")
+_LINK_START = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
+#: Text shown in a fenced block is cut here: one block must fit in a part.
+FENCED_LIMIT = 2000
+
+
+def _one_line(text: str) -> str:
+    """Printable, on one line: a newline in inline text could start a heading or a list."""
+    return printable(text).replace("\n", "⏎")  # a CR is already \\x0d
+
+
+@lru_cache(maxsize=4096)  # side effects and warnings repeat once per change
 def md_escape(text: str) -> str:
-    """Escape what GitHub markdown would interpret inside a table cell or bullet."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
+    """User text as inert inline markdown: no emphasis, link, image, autolink, HTML, table
+    cell break, heading, list, mention or issue reference; it reads as the text itself.
+
+    The punctuation that means something is backslash-escaped (GFM table cells honour `\\|`),
+    "@" and "#" are followed by a word joiner (WORD_JOINER), which also stops email autolinks;
+    outer blanks become character references: leading ones would indent (a code block) and a
+    table cell would trim both, hiding a trailing space the plan is about.
+    """
+    return _MARKUP.sub(_neutral, _one_line(text))
 
 
-def md_code(text: str) -> str:
-    """Inline code; a backtick inside needs a longer fence (code spans have no escapes)."""
-    if "`" not in text:
-        return f"`{text}`"
-    fence = "`" * (max(len(run) for run in re.findall("`+", text)) + 1)
-    return f"{fence} {text} {fence}"
+def _neutral(match: re.Match[str]) -> str:
+    found = match.group()
+    if found in ("@", "#"):
+        return f"\\{found}{WORD_JOINER}"
+    if found[0] in " \t":
+        return "".join(f"&#{ord(c)};" for c in found)
+    if found[0].isdigit():  # "12." at the start: an ordered list
+        return f"{found[:-1]}\\{found[-1]}"
+    return "\\" + found
+
+
+def md_code(text: str, *, table: bool = False) -> str:
+    """Inline code, exact and inert (GitHub finds no mention or link in code); a backtick
+    inside needs a longer fence (code spans have no escapes). `table`: the span sits in a
+    table cell, where `|` must be written `\\|` even inside code."""
+    text = _one_line(text)
+    if table:
+        text = text.replace("|", "\\|")
+    if not text:
+        return "“”"
+    fence = "`" * (max(map(len, re.findall("`+", text))) + 1 if "`" in text else 1)
+    # One space each side is stripped when both are there: pad when the text starts or
+    # ends with a backtick, or would lose its own outer spaces.
+    pad = text[0] == "`" or text[-1] == "`" or (text[0] == text[-1] == " " and text.strip())
+    return f"{fence} {text} {fence}" if pad else f"{fence}{text}{fence}"
+
+
+def md_html(text: str) -> str:
+    """User text inside raw HTML (a <summary>): markdown is not parsed there, so HTML-escaped,
+    with mentions, references and link starts broken by a word joiner."""
+    escaped = html.escape(_one_line(text), quote=True)
+    escaped = _LINK_START.sub(WORD_JOINER, escaped)
+    return _PING.sub(lambda m: m.group() + WORD_JOINER, escaped)
+
+
+def md_fenced(text: str, indent: str = "") -> str:
+    """Multi-line user text (a greeting) as a fenced code block that nothing in it can close:
+    the fence is longer than its longest backtick run. Control characters are escaped."""
+    text = printable(text)
+    if len(text) > FENCED_LIMIT:
+        text = text[:FENCED_LIMIT] + f"\n… ({len(text) - FENCED_LIMIT:,} more characters)"
+    runs = re.findall("`+", text)
+    fence = "`" * max(3, max(map(len, runs)) + 1 if runs else 3)
+    lines = [fence + "text", *text.split("\n"), fence]
+    return "\n".join(f"{indent}{line}" if line else "" for line in lines)
 
 
 def _plural(n: int, word: str) -> str:
@@ -71,8 +150,10 @@ def paginate(title: str, blocks: Iterable[Block], limit: int = PART_LIMIT) -> li
             pager.add(block + "\n")
     parts = pager.finish()
     total = len(parts)
-    return [f"{title}{f' (part {i} of {total})' if total > 1 else ''}\n\n{body}".rstrip("\n")
-            + "\n" for i, body in enumerate(parts, 1)]
+    return [
+        f"{title}{f' (part {i} of {total})' if total > 1 else ''}\n\n{body}".rstrip("\n") + "\n"
+        for i, body in enumerate(parts, 1)
+    ]
 
 
 class _Pager:
@@ -124,7 +205,7 @@ class _Pager:
     def _clip(self, chunk: str, overhead: int) -> str:
         """No single block may exceed a part; our blocks never do, but input is input."""
         room = self.budget - overhead
-        return chunk if len(chunk) <= room else chunk[:room - 20] + " … (clipped)\n"
+        return chunk if len(chunk) <= room else chunk[: room - 20] + " … (clipped)\n"
 
     def finish(self) -> list[str]:
         self._flush()
@@ -173,12 +254,17 @@ class PlanMarkdown:
 
     def _blocks(self, plan: Plan) -> list[Block]:
         origin = f"{md_code(plan.source)} against " if plan.source else ""
-        blocks: list[Block] = [f"{origin}{md_code(plan.tenant_uri)} · "
-                               f"{_plural(len(plan.changes), 'change')} · "
-                               f"plan {md_code(plan.digest[:12])}\n"]
+        blocks: list[Block] = [
+            f"{origin}{md_code(plan.tenant_uri)} · "
+            f"{_plural(len(plan.changes), 'change')} · "
+            f"plan {md_code(plan.digest[:12])}\n"
+        ]
         if not plan.changes:
-            return [*blocks, *policy_blocks(self.policy),
-                    "No changes: the tenant matches the desired state.\n"]
+            return [
+                *blocks,
+                *policy_blocks(self.policy),
+                "No changes: the tenant matches the desired state.\n",
+            ]
         blocks.append(_summary_table(plan))
         blocks += _destructive_block(plan)
         blocks += policy_blocks(self.policy)
@@ -191,24 +277,31 @@ class PlanMarkdown:
 
 
 def _summary_table(plan: Plan) -> str:
-    rows = ["| channel | add | change | remove | destructive | manual |",
-            "|---|--:|--:|--:|--:|--:|"]
+    rows = [
+        "| channel | add | change | remove | destructive | manual |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
     for channel in ChannelName:
         mine = [c for c in plan.changes if c.channel is channel]
         if mine:
-            rows.append(f"| {channel.value} | " + " | ".join(str(n) for n in _counts(mine))
-                        + " |")
+            rows.append(f"| {channel.value} | " + " | ".join(str(n) for n in _counts(mine)) + " |")
     s = plan.summary()
-    rows.append(f"| **total** | **{s['add']}** | **{s['change']}** | **{s['remove']}** | "
-                f"**{s['destructive']}** | **{s['manual']}** |")
+    rows.append(
+        f"| **total** | **{s['add']}** | **{s['change']}** | **{s['remove']}** | "
+        f"**{s['destructive']}** | **{s['manual']}** |"
+    )
     return "\n".join(rows) + "\n"
 
 
 def _counts(changes: Sequence[Change]) -> tuple[int, ...]:
     buckets = [c.spec.bucket for c in changes]
-    return (buckets.count("add"), buckets.count("change"), buckets.count("remove"),
-            sum(1 for c in changes if c.destructive),
-            sum(1 for c in changes if c.execution == "manual"))
+    return (
+        buckets.count("add"),
+        buckets.count("change"),
+        buckets.count("remove"),
+        sum(1 for c in changes if c.destructive),
+        sum(1 for c in changes if c.execution == "manual"),
+    )
 
 
 def _destructive_block(plan: Plan) -> list[Block]:
@@ -216,9 +309,11 @@ def _destructive_block(plan: Plan) -> list[Block]:
     destructive = plan.destructive
     if not destructive:
         return []
-    lines = ["> [!CAUTION]",
-             f"> **{_plural(len(destructive), 'destructive change')}**: apply needs "
-             "`--allow-destructive`"]
+    lines = [
+        "> [!CAUTION]",
+        f"> **{_plural(len(destructive), 'destructive change')}**: apply needs "
+        "`--allow-destructive`",
+    ]
     removals: dict[ChannelName, list[Change]] = {}
     for c in destructive:
         if c.spec.member_level:
@@ -228,16 +323,28 @@ def _destructive_block(plan: Plan) -> list[Block]:
         lines += [f">   - {md_escape(e.text)}" for e in c.side_effects]
     for channel, changes in removals.items():
         why = threshold_detail(changes[0]) or changes[0].reason
-        lines.append(f"> - **{channel.value}**: remove {_plural(len(changes), 'member')}, "
-                     f"over the safety threshold: {md_escape(why)}")
+        lines.append(
+            f"> - **{channel.value}**: remove {_plural(len(changes), 'member')}, "
+            f"over the safety threshold: {md_escape(why)}"
+        )
     return ["\n".join(lines) + "\n"]
 
 
 def _bullet(change: Change) -> str:
     flag = " **(destructive)**" if change.destructive else ""
     manual = " _(manual step)_" if change.execution == "manual" else ""
-    lines = [f"- {md_code(change.spec.marker)} {md_escape(describe(change))}{flag}{manual}"]
+    what = (
+        f"{md_escape(change.spec.title)} {md_code(change.target or '')}"
+        if change.spec.member_level
+        else md_escape(describe(change))
+    )
+    lines = [f"- {md_code(change.spec.marker)} {what}{flag}{manual}"]
     lines += [f"  - {md_escape(e.text)}" for e in change.side_effects]
+    lines += [f"  - :warning: {md_escape(note)}" for note in hidden_differences(change)]
+    for name, old, new in text_changes(change):
+        if old:
+            lines += ["", f"  The {name} now:", "", md_fenced(old, "  ")]
+        lines += ["", f"  The {name} after apply:", "", md_fenced(new, "  ")]
     return "\n".join(lines)
 
 
@@ -247,10 +354,17 @@ def _channel_section(channel: ChannelName, changes: Sequence[Change]) -> list[Bl
     if len(members) <= INLINE_MEMBERS:  # few: everything in execution order
         return [head, *(_bullet(c) for c in changes), ""]
     added = sum(1 for c in members if c.spec.bucket == "add")
-    summary = (f"{channel.value}: {_plural(len(members), 'member change')} "
-               f"({added} to add, {len(members) - added} to remove)")
-    return [head, *(_bullet(c) for c in changes if not c.spec.member_level), "",
-            Details(summary, tuple(_bullet(c) for c in members)), ""]
+    summary = (
+        f"{channel.value}: {_plural(len(members), 'member change')} "
+        f"({added} to add, {len(members) - added} to remove)"
+    )
+    return [
+        head,
+        *(_bullet(c) for c in changes if not c.spec.member_level),
+        "",
+        Details(summary, tuple(_bullet(c) for c in members)),
+        "",
+    ]
 
 
 class DriftMarkdown:
@@ -270,16 +384,23 @@ class DriftMarkdown:
         return paginate(title, self._blocks(report), self.limit)
 
     def _blocks(self, report: DriftReport) -> list[Block]:
-        blocks: list[Block] = [f"{md_code(report.source)} against {md_code(report.tenant_uri)} · "
-                               f"checked {report.checked_at}\n"]
+        blocks: list[Block] = [
+            f"{md_code(report.source)} against {md_code(report.tenant_uri)} · "
+            f"checked {report.checked_at}\n"
+        ]
         if report.in_sync:
-            return [*blocks, *policy_blocks(self.policy),
-                    "In sync: the tenant matches the desired state.\n"]
+            return [
+                *blocks,
+                *policy_blocks(self.policy),
+                "In sync: the tenant matches the desired state.\n",
+            ]
         s = report.summary()
-        blocks.append("| drifted settings | members missing | members not in the file | "
-                      "changes to fix |\n|--:|--:|--:|--:|\n"
-                      f"| {s['settings']} | {s['members_missing']} | "
-                      f"{s['members_unexpected']} | {s['changes']} |\n")
+        blocks.append(
+            "| drifted settings | members missing | members not in the file | "
+            "changes to fix |\n|--:|--:|--:|--:|\n"
+            f"| {s['settings']} | {s['members_missing']} | "
+            f"{s['members_unexpected']} | {s['changes']} |\n"
+        )
         blocks += policy_blocks(self.policy)
         blocks += [f"> [!WARNING]\n> {md_escape(w)}\n" for w in report.warnings]
         for channel in report.channels():
@@ -292,22 +413,36 @@ def _drift_section(report: DriftReport, channel: ChannelName) -> list[Block]:
     settings = [d for d in report.settings if d.channel is channel]
     if settings:
         rows = ["| setting | desired | current |", "|---|---|---|"]
-        rows += [f"| {d.setting} | {md_escape(show_setting(d.setting, d.desired))} | "
-                 f"{md_escape(show_setting(d.setting, d.current))} |" for d in settings]
-        blocks.append("\n".join(rows) + "\n")
+        rows += [
+            f"| {d.setting} | {md_escape(show_setting(d.setting, d.desired))} | "
+            f"{md_escape(show_setting(d.setting, d.current))} |"
+            for d in settings
+        ]
+        notes = [
+            f"- :warning: {md_escape(d.setting)} {md_escape(note)}"
+            for d in settings
+            if (note := setting_difference(d.desired, d.current))
+        ]
+        blocks.append(
+            "\n".join(rows) + "\n" + "".join(f"\n{n}" for n in notes) + ("\n" if notes else "")
+        )
     for members in (m for m in report.members if m.channel is channel):
         blocks += _member_blocks(members)
     return blocks
 
 
 def _member_blocks(m: MemberDrift) -> list[Block]:
-    blocks: list[Block] = [f"Members (policy {m.policy}): {m.desired_count} in the file, "
-                           f"{m.current_count} on the tenant's list.\n"]
-    for who, title in ((m.missing, "in the file, not on the list"),
-                       (m.unexpected, "on the list, not in the file")):
+    blocks: list[Block] = [
+        f"Members (policy {m.policy}): {m.desired_count} in the file, "
+        f"{m.current_count} on the tenant's list.\n"
+    ]
+    for who, title in (
+        (m.missing, "in the file, not on the list"),
+        (m.unexpected, "on the list, not in the file"),
+    ):
         if not who:
             continue
-        items = tuple(f"- {md_escape(email)}" for email in who)
+        items = tuple(f"- {md_code(email)}" for email in who)
         label = f"{_plural(len(who), 'member')} {title}"
         if len(who) <= INLINE_MEMBERS:
             blocks.append(f"{label}:\n\n" + "\n".join(items) + "\n")

@@ -14,7 +14,13 @@ from reconciler.actions import Phase
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
-from reconciler.render.values import describe, show_setting
+from reconciler.render.values import (
+    describe,
+    hidden_differences,
+    setting_difference,
+    show_setting,
+)
+from reconciler.terminal import printable
 
 if TYPE_CHECKING:  # drift pulls in deepdiff: only `lwr drift` pays for it
     from reconciler.drift import DriftReport, MemberDrift
@@ -39,6 +45,8 @@ class _Styled:
         self.policy = policy
 
     def _style(self, text: str, fg: str | None = None, bold: bool | None = None) -> str:
+        """`text` made printable, then coloured: our own escapes are the only ones left."""
+        text = printable(text)
         return click.style(text, fg=fg, bold=bold) if self.color else text
 
     def _policy_lines(self) -> list[str]:
@@ -50,8 +58,8 @@ class _Styled:
             head, *rest = finding.lines()
             fg = "red" if finding.rule.severity == "deny" else "yellow"
             lines.append(self._style(f"Policy {head}", fg=fg, bold=True))
-            lines += rest
-        lines += [f"Policy note: {note}" for note in self.policy.notes]
+            lines += map(printable, rest)
+        lines += [printable(f"Policy note: {note}") for note in self.policy.notes]
         return lines
 
 
@@ -70,33 +78,43 @@ class PlanText(_Styled):
         for change in plan.changes:
             if change.phase is not phase:
                 phase = change.phase
-                lines.append(self._style(f"Phase {int(phase)} · {PHASE_TITLES[phase]}",
-                                         bold=True))
+                lines.append(self._style(f"Phase {int(phase)} · {PHASE_TITLES[phase]}", bold=True))
             marker = change.spec.marker
-            flag = self._style("  (destructive)", fg="red", bold=True) \
-                if change.destructive else ""
+            flag = self._style("  (destructive)", fg="red", bold=True) if change.destructive else ""
             manual = "  [manual step]" if change.execution == "manual" else ""
-            lines.append(f"  {self._style(marker, fg=MARKER_COLORS[marker], bold=True)} "
-                         f"{change.channel.value:<9}  {describe(change)}{flag}{manual}")
-            lines.extend(f"        · {effect.text}" for effect in change.side_effects)
+            lines.append(
+                f"  {self._style(marker, fg=MARKER_COLORS[marker], bold=True)} "
+                f"{change.channel.value:<9}  {describe(change)}{flag}{manual}"
+            )
+            lines.extend(printable(f"        · {effect.text}") for effect in change.side_effects)
+            lines.extend(
+                self._style(f"        ! {note}", fg="yellow") for note in hidden_differences(change)
+            )
         if plan.warnings:
             lines.append("")
             lines.extend(self._style(f"Warning: {w}", fg="yellow") for w in plan.warnings)
         lines += self._policy_lines()
         s = plan.summary()
         if plan.changes:
-            lines += ["", self._style(
-                f"Plan: {s['total']} change{'s' if s['total'] != 1 else ''} — {s['add']} to add, "
-                f"{s['change']} to change, {s['remove']} to remove; "
-                f"{s['destructive']} destructive", bold=True)]
+            lines += [
+                "",
+                self._style(
+                    f"Plan: {s['total']} change{'s' if s['total'] != 1 else ''} — "
+                    f"{s['add']} to add, "
+                    f"{s['change']} to change, {s['remove']} to remove; "
+                    f"{s['destructive']} destructive",
+                    bold=True,
+                ),
+            ]
         return "\n".join(lines) + "\n"
 
 
 class DriftText(_Styled):
     """`lwr drift` on a terminal or a pipe: each drifted setting with both values."""
 
-    def __init__(self, *, color: bool = False, policy: PolicyReport | None = None,
-                 shown: int = 20) -> None:
+    def __init__(
+        self, *, color: bool = False, policy: PolicyReport | None = None, shown: int = 20
+    ) -> None:
         super().__init__(color=color, policy=policy)
         self.shown = shown  # members listed per list before "… and N more"
 
@@ -105,7 +123,7 @@ class DriftText(_Styled):
         head = f"Tenant {report.tenant} ({report.tenant_uri}), desired state {report.source}"
         lines = [self._style(head, bold=True), ""]
         if report.in_sync:
-            lines.append(f"In sync: {report.tenant} matches {report.source}.")
+            lines.append(printable(f"In sync: {report.tenant} matches {report.source}."))
         for channel in report.channels():
             lines += self._channel(report, channel)
         if report.warnings:
@@ -114,31 +132,46 @@ class DriftText(_Styled):
         lines += self._policy_lines()
         if not report.in_sync:
             s = report.summary()
-            lines += ["", self._style(
-                f"Drift: {s['settings']} setting(s), {s['members_missing']} member(s) missing, "
-                f"{s['members_unexpected']} not in the file; `lwr plan` fixes it with "
-                f"{s['changes']} change(s)", bold=True)]
+            lines += [
+                "",
+                self._style(
+                    f"Drift: {s['settings']} setting(s), {s['members_missing']} member(s) missing, "
+                    f"{s['members_unexpected']} not in the file; `lwr plan` fixes it with "
+                    f"{s['changes']} change(s)",
+                    bold=True,
+                ),
+            ]
         return "\n".join(lines) + "\n"
 
     def _channel(self, report: DriftReport, channel: ChannelName) -> list[str]:
         lines = [self._style(f"{channel.value} — {channel.label}", bold=True)]
         for d in (d for d in report.settings if d.channel is channel):
-            lines.append(f"  {self._style('~', fg='yellow', bold=True)} {d.setting:<24} "
-                         f"desired {show_setting(d.setting, d.desired)}, "
-                         f"current {show_setting(d.setting, d.current)}")
+            lines.append(
+                f"  {self._style('~', fg='yellow', bold=True)} {d.setting:<24} "
+                f"desired {show_setting(d.setting, d.desired)}, "
+                f"current {show_setting(d.setting, d.current)}"
+            )
+            note = setting_difference(d.desired, d.current)
+            if note:
+                lines.append(self._style(f"    ! {d.setting} {note}", fg="yellow"))
         for m in (m for m in report.members if m.channel is channel):
             lines += self._members(m)
         return lines
 
     def _members(self, m: MemberDrift) -> list[str]:
-        lines = [f"  members (policy {m.policy}): {m.desired_count} in the file, "
-                 f"{m.current_count} on the list"]
-        for marker, fg, who, what in (("+", "green", m.missing, "in the file, not on the list"),
-                                      ("-", "red", m.unexpected, "on the list, not in the file")):
+        lines = [
+            f"  members (policy {m.policy}): {m.desired_count} in the file, "
+            f"{m.current_count} on the list"
+        ]
+        for marker, fg, who, what in (
+            ("+", "green", m.missing, "in the file, not on the list"),
+            ("-", "red", m.unexpected, "on the list, not in the file"),
+        ):
             if not who:
                 continue
-            lines.append(f"    {self._style(marker, fg=fg, bold=True)} {len(who)} {what}: "
-                         + ", ".join(who[:self.shown])
-                         + (f", … and {len(who) - self.shown} more"
-                            if len(who) > self.shown else ""))
+            lines.append(
+                f"    {self._style(marker, fg=fg, bold=True)} {len(who)} {what}: "
+                + printable(", ".join(who[: self.shown]))
+                + (f", … and {len(who) - self.shown} more" if len(who) > self.shown else "")
+            )
         return lines

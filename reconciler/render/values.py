@@ -1,11 +1,16 @@
-"""How before/after values read in human output (on/off, quoted greetings, emails)."""
+"""How before/after values read in human output (on/off, quoted greetings, emails), and
+what a reviewer cannot see in them (a difference in normalisation or invisible characters)."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from reconciler.actions import Action, Change
 from reconciler.terminal import printable
+
+#: Code points listed per side when a difference is invisible; more are summarised.
+_CODE_POINTS = 8
 
 
 def show(value: Any, limit: int | None = 80) -> str:
@@ -17,16 +22,16 @@ def show(value: Any, limit: int | None = 80) -> str:
     if isinstance(value, str):
         one_line = printable(value).replace("\n", "⏎")
         if limit is not None and len(one_line) > limit:
-            return f"“{one_line[:limit - 3]}…”"
+            return f"“{one_line[: limit - 3]}…”"
         return f"“{one_line}”"
-    return str(value)
+    return printable(str(value))
 
 
 def show_setting(setting: str, value: Any) -> str:
     """A drifted setting's value: in full (a clipped greeting could hide the difference);
     the members mode as the bare word the file uses (all, listed)."""
     if setting == "members" and isinstance(value, str):
-        return value
+        return printable(value)
     return show(value, limit=None)
 
 
@@ -34,12 +39,116 @@ def describe(change: Change) -> str:
     """`title: before → after`, or the member for member changes."""
     spec = change.spec
     if spec.member_level:
-        return f"{spec.title} {change.target}"
-    if change.action in (Action.ENABLE_CHANNEL, Action.DISABLE_CHANNEL,
-                         Action.GRANT_ALL_MEMBERS, Action.RESTRICT_TO_LISTED_MEMBERS):
+        return f"{spec.title} {printable(change.target or '')}"
+    if change.action in (
+        Action.ENABLE_CHANNEL,
+        Action.DISABLE_CHANNEL,
+        Action.GRANT_ALL_MEMBERS,
+        Action.RESTRICT_TO_LISTED_MEMBERS,
+    ):
         return spec.title
     if change.action is Action.SET_GREETING:
-        parts = [f"{key}: {show(change.before.get(key))} → {show(change.after[key])}"
-                 for key in change.after]
+        parts = [
+            f"{key}: {show(change.before.get(key))} → {show(change.after[key])}"
+            for key in change.after
+        ]
         return f"{spec.title} " + "; ".join(parts)
     return f"{spec.title}: {show(change.before)} → {show(change.after)}"
+
+
+def text_changes(change: Change) -> list[tuple[str, str, str]]:
+    """(name, before, after) of each text value `change` sets: the greeting message."""
+    if change.action is not Action.SET_GREETING or not isinstance(change.after, dict):
+        return []
+    before = change.before if isinstance(change.before, dict) else {}
+    old, new = before.get("message"), change.after.get("message")
+    if isinstance(new, str) and isinstance(old, str | None):
+        return [("message", old or "", new)]
+    return []
+
+
+def hidden_differences(change: Change) -> list[str]:
+    """A note for each text value of `change` whose change a reader of the rendered
+    values would not see, e.g. "message differs only in Unicode normalisation: NFD → NFC"."""
+    notes = []
+    for name, old, new in text_changes(change):
+        note = invisible_difference(old, new) or clipped_difference(old, new)
+        if note:
+            notes.append(f"{name} {note}")
+    return notes
+
+
+def clipped_difference(before: str, after: str, limit: int = 80) -> str | None:
+    """Where `before` and `after` differ when both read the same clipped at `limit`
+    (a long greeting changed near its end), with a little of each side around it."""
+    if before == after or show(before, limit) != show(after, limit):
+        return None
+    start = next(
+        (i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b),
+        min(len(before), len(after)),
+    )
+    lo = max(0, start - 10)
+    return (
+        f"differs after what is shown, at character {start + 1}: "
+        f"{show(before[lo : start + 30], None)} → {show(after[lo : start + 30], None)}"
+    )
+
+
+def setting_difference(desired: Any, current: Any) -> str | None:
+    """The invisible difference between a drifted setting's two values, if it has one."""
+    if isinstance(desired, str) and isinstance(current, str):
+        note = invisible_difference(current, desired)
+        return f"{note} (current → desired)" if note else None
+    return None
+
+
+def _looks(text: str) -> str:
+    """What a reader sees of `text`, roughly: one normalisation, spaces alike, no
+    invisible characters, no trailing whitespace on a line."""
+    text = unicodedata.normalize("NFC", text)
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        kept.append(" " if category == "Zs" else ch)
+    return "\n".join(line.rstrip() for line in "".join(kept).splitlines())
+
+
+def _form(text: str) -> str:
+    """NFC, NFD, or mixed (a text in both, like plain ASCII, counts as NFC)."""
+    if unicodedata.is_normalized("NFC", text):
+        return "NFC"
+    return "NFD" if unicodedata.is_normalized("NFD", text) else "mixed"
+
+
+def invisible_difference(before: str, after: str) -> str | None:
+    """How `before` and `after` differ when they look the same, else None.
+
+    A difference only in normalisation is named ("differs only in Unicode normalisation:
+    NFD → NFC"); any other invisible one (no-break or trailing space, zero-width and bidi
+    characters) shows the code points where the two first part.
+    """
+    if before == after or _looks(before) != _looks(after):
+        return None
+    if unicodedata.normalize("NFC", before) == unicodedata.normalize("NFC", after):
+        return f"differs only in Unicode normalisation: {_form(before)} → {_form(after)}"
+    start = 0
+    while start < min(len(before), len(after)) and before[start] == after[start]:
+        start += 1
+    end = 0
+    while end < min(len(before), len(after)) - start and before[-1 - end] == after[-1 - end]:
+        end += 1
+    return (
+        f"differs only in characters that do not show, at character {start + 1}: "
+        f"{_code_points(before[start : len(before) - end])} → "
+        f"{_code_points(after[start : len(after) - end])}"
+    )
+
+
+def _code_points(text: str) -> str:
+    if not text:
+        return "(nothing)"
+    shown = [f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')}" for ch in text[:_CODE_POINTS]]
+    more = len(text) - _CODE_POINTS
+    return " ".join(shown) + (f" … and {more} more" if more > 0 else "")

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.errors import UsageError
-from reconciler.providers import local_path
+from reconciler.uris import redact, state_target
 
 if TYPE_CHECKING:
     from reconciler.store.base import StateStore
@@ -28,19 +27,10 @@ class StateLocation:
 
     @classmethod
     def resolve(cls, state_uri: str | None, tenant_uri: str) -> StateLocation:
-        """Apply the defaults above; UsageError for a URI of no known kind."""
-        from reconciler.store.postgres import is_postgres_url
-
-        if state_uri:
-            if is_postgres_url(state_uri):
-                return cls(url=state_uri)
-            path = local_path(state_uri)
-            if path is None:
-                raise UsageError(f"unsupported state URI {state_uri!r}: expected local:PATH "
-                                 "or postgresql://USER@HOST/DB")
-            return cls(path=path)
-        tenant_file = local_path(tenant_uri)
-        return cls(path=tenant_file.parent / "state.db" if tenant_file else Path(".lwr/state.db"))
+        """Apply the defaults above (reconciler.uris.state_target); UsageError for a URI of
+        no known kind."""
+        path, url = state_target(state_uri, tenant_uri)
+        return cls(path=path, url=url)
 
     @property
     def exists(self) -> bool:
@@ -51,12 +41,11 @@ class StateLocation:
         return self.path is None or self.path.exists()
 
     def __str__(self) -> str:
-        from reconciler.store.postgres import redact
-
         return str(self.path) if self.path is not None else redact(self.url or "")
 
-    def open(self) -> StateStore:
-        """Connect (PostgreSQL) or open, creating if needed (SQLite)."""
+    def open(self, *, readonly: bool = False) -> StateStore:
+        """Connect (PostgreSQL) or open, creating if needed (SQLite); `readonly`: for commands
+        that only read, an SQLite store must exist and nothing is written or created."""
         if self.url is not None:
             from reconciler.store.postgres import PostgresStateStore
 
@@ -64,7 +53,7 @@ class StateLocation:
         from reconciler.store.sqlite import SqliteStateStore
 
         assert self.path is not None
-        return SqliteStateStore(self.path)
+        return SqliteStateStore(self.path, readonly=readonly)
 
     def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema; (version before, version after)."""

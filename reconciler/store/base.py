@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -28,6 +29,9 @@ AuditResult = Literal["applied", "attested", "recovered", "failed"]
 
 #: prev_hash of the first audit row of a store.
 GENESIS_HASH = "0" * 64
+#: How an entry's `hash` was made: plain sha256 (anyone can recompute it), or HMAC-SHA256 with
+#: LWR_AUDIT_KEY (only a key holder can). Stored per entry (`hash_alg`), as keys come later.
+HashAlg = Literal["sha256", "hmac-sha256"]
 
 
 def utc_now() -> str:
@@ -170,6 +174,7 @@ class AuditEntry(AuditRecord):
     at: str
     prev_hash: str
     hash: str
+    hash_alg: HashAlg = "sha256"
 
     def to_json(self) -> dict[str, Any]:
         """Machine form for `lwr audit --format json`: order and time first, as in the text."""
@@ -178,13 +183,33 @@ class AuditEntry(AuditRecord):
 
 
 @dataclass(frozen=True)
+class AuditHead:
+    """The newest entry of a log (seq 0 and GENESIS_HASH when empty): what `lwr audit head`
+    prints for a pipeline to keep outside the store, and `--verify --head` checks against."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.hash}"
+
+
+@dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of recomputing the audit chain."""
+    """Outcome of recomputing the audit chain.
+
+    Not ok with `first_bad_seq` set: the log was changed there. Not ok without it: the log
+    could not be vouched for (keyed entries and no key, or unkeyed entries under a key).
+    """
 
     ok: bool
     checked: int
     first_bad_seq: int | None = None
     reason: str = ""
+    #: Entries whose HMAC was checked with the key.
+    keyed: int = 0
+    #: The seq of the kept head that was found unchanged, when one was given.
+    anchored: int | None = None
 
 
 def canonical_json(value: Any) -> str:
@@ -210,14 +235,26 @@ def chain_hash(prev_hash: str, seq: int, at: str, record: AuditRecord) -> str:
 
 
 def row_hash(prev_hash: str, seq: int, at: str, record: AuditRecord, before_json: str,
-             after_json: str) -> str:
+             after_json: str, key: hmac.HMAC | None = None) -> str:
     """`chain_hash` with before/after already in canonical JSON (as the store writes them).
 
-    Spells out canonical_json(fields) by hand: keys in sorted order, strings encoded exactly as
-    json.dumps(ensure_ascii=False) does; three times faster, which 100k-row applies need.
-    A test pins it to canonical_json.
+    With `key` (an HMAC-SHA256 object holding the audit key, nothing fed yet: see
+    reconciler.audit), the same text is MACed instead of hashed.
     """
-    payload = "".join((
+    text = (prev_hash + row_text(seq, at, record, before_json, after_json)).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(text).hexdigest()
+    mac = key.copy()  # the key's padding is hashed once, not once per row
+    mac.update(text)
+    return mac.hexdigest()
+
+
+def row_text(seq: int, at: str, record: AuditRecord, before_json: str, after_json: str) -> str:
+    """Canonical JSON of the row's fields, spelled out by hand: keys in sorted order, strings
+    encoded exactly as json.dumps(ensure_ascii=False) does; three times faster, which
+    100k-row applies need. A test pins it to canonical_json.
+    """
+    return "".join((
         '{"action":', _str(record.action), ',"actor":', _str(record.actor),
         ',"after":', after_json, ',"at":', _str(at), ',"before":', before_json,
         ',"change_id":', _str(record.change_id), ',"channel":', _str(record.channel),
@@ -226,7 +263,6 @@ def row_hash(prev_hash: str, seq: int, at: str, record: AuditRecord, before_json
         ',"seq":', str(int(seq)), ',"target":', _opt(record.target),
         ',"tenant_key":', _str(record.tenant_key), "}",
     ))
-    return hashlib.sha256((prev_hash + payload).encode("utf-8")).hexdigest()
 
 
 def _opt(value: str | None) -> str:
@@ -307,8 +343,13 @@ class StateStore(Protocol):
         """Audit rows oldest first; with `limit`, only the newest `limit` of them."""
         ...
 
-    def verify_audit(self) -> VerifyResult:
-        """Recompute the whole chain; report the first row that does not match."""
+    def verify_audit(self, anchor: AuditHead | None = None) -> VerifyResult:
+        """Recompute the whole chain (HMACs with LWR_AUDIT_KEY); report the first row that
+        does not match, and, with `anchor` (a head kept elsewhere), anything lost up to it."""
+        ...
+
+    def audit_head(self) -> AuditHead:
+        """The newest entry's seq and hash; StateError when the store's own head disagrees."""
         ...
 
     def close(self) -> None:

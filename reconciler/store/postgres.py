@@ -20,18 +20,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from reconciler import __version__
 from reconciler.errors import LockHeld, StateError
 from reconciler.store.base import GENESIS_HASH, LockHolder, Outcome, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
+from reconciler.uris import redact, scrub, split_postgres_url
 
 if TYPE_CHECKING:
     import psycopg
 
 #: Bumped with every entry of MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_SCHEMA = "lwr"
 #: Advisory lock key taken (per transaction) while migrating, so two migrations never overlap.
 _MIGRATE_LOCK = 0x4C57_5253_0000_0001
@@ -114,12 +114,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
     "ALTER TABLE audit DROP CONSTRAINT audit_result_check",
     """ALTER TABLE audit ADD CONSTRAINT audit_result_check
         CHECK (result IN ('applied', 'attested', 'recovered', 'failed'))""",
+)), (3, (
+    # An entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older entries
+    # are plain sha256, their hashes unchanged. ALTER TABLE fires no row trigger.
+    """ALTER TABLE audit ADD COLUMN hash_alg text NOT NULL DEFAULT 'sha256'
+        CHECK (hash_alg IN ('sha256', 'hmac-sha256'))""",
 )))
-
-
-def is_postgres_url(uri: str) -> bool:
-    """Whether a --state value names a PostgreSQL database."""
-    return uri.startswith(("postgresql://", "postgres://"))
 
 
 @dataclass(frozen=True)
@@ -130,27 +130,21 @@ class PostgresTarget:
     schema: str
     display: str  # the URL without its password, for messages
 
+    def scrub(self, text: str) -> str:
+        """A driver's message fit to print: libpq may quote a piece of the URL it rejects."""
+        return scrub(text, self.conninfo)
+
     @classmethod
     def parse(cls, url: str) -> PostgresTarget:
-        """Split `postgresql://user:pw@host:port/db?schema=NAME&sslmode=…`; UsageError-free:
-        a bad schema name is a StateError naming the rule."""
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = next((v for k, v in query if k == "schema"), DEFAULT_SCHEMA)
+        """Split `postgresql://user:pw@host:port/db?schema=NAME&sslmode=…` (reconciler.uris):
+        UsageError for a URL that cannot be read unambiguously, StateError naming the rule for
+        a bad schema name."""
+        conninfo, schema = split_postgres_url(url)
+        schema = DEFAULT_SCHEMA if schema is None else schema
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise StateError(f"state URL {redact(url)}: schema {schema!r} must be lower-case "
                              "letters, digits and _ (at most 63), not starting with a digit")
-        rest = urlencode([(k, v) for k, v in query if k != "schema"])
-        return cls(urlunsplit(parts._replace(query=rest)), schema, redact(url))
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, so it can be printed and logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        return cls(conninfo, schema, redact(url))
 
 
 def lock_key(tenant_key: str) -> int:
@@ -172,7 +166,7 @@ def _connect(target: PostgresTarget) -> psycopg.Connection[Any]:
                                keepalives_interval=10, keepalives_count=3)
     except psycopg.Error as exc:
         raise StateError(f"cannot connect to the state database {target.display}: "
-                         f"{str(exc).strip()}") from exc
+                         f"{target.scrub(str(exc).strip())}") from exc
     try:
         # The server side of the keepalives: a runner whose host vanished loses its session,
         # and so its lock, within about a minute instead of the kernel's two hours.
@@ -182,7 +176,8 @@ def _connect(target: PostgresTarget) -> psycopg.Connection[Any]:
         conn.execute(f'SET search_path TO "{target.schema}"')
     except psycopg.Error as exc:
         conn.close()
-        raise StateError(f"state database {target.display}: {str(exc).strip()}") from exc
+        raise StateError(f"state database {target.display}: "
+                         f"{target.scrub(str(exc).strip())}") from exc
     return conn
 
 
@@ -235,7 +230,7 @@ def _raise_state_error(exc: BaseException, target: PostgresTarget, doing: str) -
 
     if isinstance(exc, psycopg.Error):
         raise StateError(f"state database {target.display}: cannot {doing}: "
-                         f"{str(exc).strip()}") from exc
+                         f"{target.scrub(str(exc).strip())}") from exc
 
 
 class PostgresSession(SqlSession):

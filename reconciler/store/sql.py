@@ -14,16 +14,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from types import TracebackType
 from typing import Any, ClassVar, Self, cast
 
 from reconciler.actions import Change
+from reconciler.audit import AUDIT_COLUMNS, AuditKey, ChainCheck, audit_entry, load_audit_key
 from reconciler.errors import StateError
 from reconciler.store.base import (
     GENESIS_HASH,
     AuditEntry,
+    AuditHead,
     AuditRecord,
-    AuditResult,
     EntryState,
     JournalEntry,
     LockHolder,
@@ -36,8 +38,8 @@ from reconciler.store.base import (
     utc_now,
 )
 
-AUDIT_COLUMNS = ("seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, "
-                 "target, before, after, result, error, prev_hash, hash")
+__all__ = ["AUDIT_COLUMNS", "SqlSession", "SqlStateStore", "new_run_id"]
+
 RUN_COLUMNS = "run_id, tenant_key, plan_digest, actor, started_at, finished_at, status"
 
 
@@ -161,8 +163,19 @@ class SqlStateStore(SqlSession):
 
     # -- journal -------------------------------------------------------------------------------
 
+    @cached_property
+    def audit_key(self) -> AuditKey | None:
+        """LWR_AUDIT_KEY (or the file LWR_AUDIT_KEY_FILE names): what new entries are MACed
+        with and keyed entries are checked with; None when unset."""
+        return load_audit_key()
+
     def begin_run(self, tenant_key: str, plan_digest: str, actor: str) -> RunRecord:
-        """Record a new run in status `running`."""
+        """Record a new run in status `running`.
+
+        Loads the audit key first: a bad key setting must stop an apply before the tenant is
+        touched, not when its first batch is audited.
+        """
+        _ = self.audit_key
         run = RunRecord(run_id=new_run_id(), tenant_key=tenant_key, plan_digest=plan_digest,
                         actor=actor, started_at=utc_now(), finished_at=None, status="running")
         with self._write("begin a run"):
@@ -250,6 +263,8 @@ class SqlStateStore(SqlSession):
         """
         if not records:
             return
+        key = self.audit_key
+        mac, alg = (key.mac(), "hmac-sha256") if key else (None, "sha256")
         head = self._execute(self._HEAD_FOR_UPDATE).fetchone()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
         at = utc_now()
@@ -257,10 +272,10 @@ class SqlStateStore(SqlSession):
         for record in records:
             seq += 1
             before, after = canonical_json(record.before), canonical_json(record.after)
-            digest = row_hash(prev, seq, at, record, before, after)
+            digest = row_hash(prev, seq, at, record, before, after, mac)
             rows.append((seq, at, record.tenant_key, record.domain, record.run_id, record.actor,
                          record.change_id, record.action, record.channel, record.target,
-                         before, after, record.result, record.error, prev, digest))
+                         before, after, record.result, record.error, prev, digest, alg))
             prev = digest
         self._insert("audit", AUDIT_COLUMNS.split(", "), rows)
         self._execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) "
@@ -277,62 +292,48 @@ class SqlStateStore(SqlSession):
             args = (*params, max(limit, 0))
         with self._errors("read the audit log"):
             rows = self._execute(statement, args).fetchall()
-        return [_audit_entry(row) for row in reversed(rows)]
+        return [audit_entry(row) for row in reversed(rows)]
 
-    def verify_audit(self) -> VerifyResult:
-        """Recompute the whole chain; report the first row that does not match.
+    def verify_audit(self, anchor: AuditHead | None = None) -> VerifyResult:
+        """Recompute the whole chain; report the first entry that does not match.
 
-        Catches edited, deleted (anywhere, the newest included), inserted and reordered rows.
-        Reads one snapshot, so an apply appending meanwhile is not mistaken for tampering.
-        A writer who recomputes every later hash and the head is beyond a hash chain's reach.
+        Catches edited, deleted (in the middle), inserted and reordered entries; the newest
+        deleted with the store's head rewound, or a consistent rewrite of unkeyed entries,
+        only against `anchor` (a head kept outside the store); a consistent rewrite of keyed
+        entries only with the key (reconciler.audit has the rules). Reads one snapshot, so an
+        apply appending meanwhile is not mistaken for tampering.
+        """
+        check = ChainCheck(self.audit_key, anchor)
+        with self._snapshot("read the audit log"):
+            head = self._execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+            for row in self._execute(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"):
+                failed = check.feed(row)
+                if failed is not None:
+                    return failed
+        return check.finish(head)
+
+    def audit_head(self) -> AuditHead:
+        """The newest entry's seq and hash (0 and GENESIS_HASH for an empty log).
+
+        Refused when the store's own head disagrees with the newest entry: a head worth
+        keeping is one the log agrees with (`lwr audit --verify` says what is wrong).
         """
         with self._snapshot("read the audit log"):
             head = self._execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-            checked, prev = 0, GENESIS_HASH
-            for row in self._execute(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"):
-                problem = _check_row(row, checked + 1, prev)
-                if problem:
-                    return VerifyResult(False, checked, checked + 1, problem)
-                checked, prev = checked + 1, row[15]
-        head_seq, head_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        if (head_seq, head_hash) != (checked, prev):
-            return VerifyResult(False, checked, checked + 1,
-                                f"the log ends at row {checked} but its head records row "
-                                f"{head_seq}: the newest rows were deleted or replaced")
-        return VerifyResult(True, checked)
+            newest = self._execute("SELECT seq, hash FROM audit ORDER BY seq DESC "
+                                   "LIMIT 1").fetchone()
+        stored = AuditHead(head[0], head[1]) if head else AuditHead(0, GENESIS_HASH)
+        found = AuditHead(newest[0], newest[1]) if newest else AuditHead(0, GENESIS_HASH)
+        if stored != found:
+            raise StateError(f"state store {self.location}: the audit log's head records entry "
+                             f"{stored.seq} but its newest entry is {found.seq}; run "
+                             "`lwr audit --verify` to see what is wrong")
+        return found
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
     return RunRecord(run_id=row[0], tenant_key=row[1], plan_digest=row[2], actor=row[3],
                      started_at=row[4], finished_at=row[5], status=cast(RunStatus, row[6]))
-
-
-def _audit_entry(row: Sequence[Any]) -> AuditEntry:
-    return AuditEntry(seq=row[0], at=row[1], tenant_key=row[2], domain=row[3], run_id=row[4],
-                      actor=row[5], change_id=row[6], action=row[7], channel=row[8],
-                      target=row[9], before=json.loads(row[10]), after=json.loads(row[11]),
-                      result=cast(AuditResult, row[12]), error=row[13], prev_hash=row[14],
-                      hash=row[15])
-
-
-def _check_row(row: Sequence[Any], expected_seq: int, prev: str) -> str:
-    """Why this stored row breaks the chain, or '' when it fits."""
-    if row[0] != expected_seq:
-        return f"row {expected_seq} is missing (found row {row[0]} in its place)"
-    if row[14] != prev:
-        return f"row {expected_seq} does not follow row {expected_seq - 1} (prev_hash differs)"
-    # before/after are hashed as the canonical text we stored: any edit to them, even one
-    # that keeps the JSON value, breaks the hash. Other columns must have their stored types.
-    record = AuditRecord(tenant_key=row[2], domain=row[3], run_id=row[4], actor=row[5],
-                         change_id=row[6], action=row[7], channel=row[8], target=row[9],
-                         before=None, after=None, result=row[12], error=row[13])
-    try:
-        digest = row_hash(prev, row[0], row[1], record, row[10], row[11])
-    except (TypeError, ValueError):
-        return f"row {expected_seq} holds a value of the wrong type"
-    if digest != row[15]:
-        return f"row {expected_seq} was modified (its content does not match its hash)"
-    return ""
 
 
 def _where(**filters: str | None) -> tuple[str, tuple[str, ...]]:

@@ -12,17 +12,27 @@ import socket
 import sqlite3
 import sys
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LockHeld, StateError
+from reconciler.sqlite_files import (
+    PRIVATE_FILE,
+    FileStamp,
+    connect_readonly,
+    create_private,
+    damage_advice,
+    make_private_dir,
+    schema_gaps,
+    tables_of,
+)
 from reconciler.store.base import LockHolder, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
 
 #: Bumped on every schema change; a file with a higher number was written by a newer lwr.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: "LWRS": marks the file as ours, so a tenant database given by mistake is refused untouched.
 APPLICATION_ID = 0x4C575253
 
@@ -121,8 +131,15 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
+#: Version 3: an entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older
+#: entries are plain sha256, their hashes unchanged. ADD COLUMN fires no UPDATE trigger.
+_V3 = """
+ALTER TABLE audit ADD COLUMN hash_alg TEXT NOT NULL DEFAULT 'sha256'
+    CHECK (hash_alg IN ('sha256', 'hmac-sha256'));
+"""
+
 #: (version, script): each applied once, in order, in the transaction that sets user_version.
-_MIGRATIONS = ((1, _SCHEMA), (2, _V2))
+_MIGRATIONS = ((1, _SCHEMA), (2, _V2), (3, _V3))
 
 def _holder(row: tuple[Any, ...]) -> LockHolder:
     return LockHolder(tenant_key=row[0], user=row[1], host=row[2], pid=row[3],
@@ -178,8 +195,8 @@ class _LockFile:
         import fcntl
 
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            make_private_dir(path.parent)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         except OSError:
             return cls(None, "unavailable")
         try:
@@ -221,11 +238,21 @@ class SqliteSession(SqlSession):
 class SqliteStateStore(SqliteSession, SqlStateStore):
     """StateStore backed by one SQLite file; safe to share between processes on one host."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000) -> None:
-        """Open (creating if needed) the store at `path`; raise StateError if it is unusable."""
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000,
+                 readonly: bool = False) -> None:
+        """Open (creating if needed) the store at `path`; raise StateError if it is unusable.
+
+        `readonly` (the read-only commands): the store must exist; nothing is written or
+        created, not even SQLite's side files, so it works on read-only files and directories.
+        """
         self.path = Path(path)
+        self._stamp: FileStamp | None = None
+        if readonly:
+            self._open_readonly(busy_timeout_ms)
+            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
+            create_private(self.path)  # owner-only from the first byte, its -wal/-shm too
             self._conn = sqlite3.connect(self.path, isolation_level=None,
                                          timeout=busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as exc:
@@ -243,16 +270,32 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _setup(self, busy_timeout_ms: int) -> None:
-        """Check the header, switch to WAL and create the schema; under the setup lock.
+    def _open_readonly(self, busy_timeout_ms: int) -> None:
+        if not self.path.is_file():
+            raise StateError(f"no state store at {self.path}: nothing was applied through it "
+                             "(check --state / LWR_STATE, or the tenant's path)")
+        try:
+            self._conn, self._stamp = connect_readonly(self.path, busy_timeout_ms / 1000)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the state store {self.path}: {exc}") from exc
+        try:
+            with self._errors("open"):
+                self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            version = self._check_header()
+            if version < 1:
+                raise StateError(f"state store {self.path} is incomplete: it was created but "
+                                 "never set up (a run was killed at its start); "
+                                 "`lwr state migrate` sets it up")
+            self._check_schema()
+        except BaseException:
+            self._conn.close()
+            raise
 
-        Runners opening a store that does not exist yet would otherwise race: switching to
-        WAL does not wait on a busy file, and a half-created store looks like a foreign one.
-        """
+    def _check_header(self) -> int:
+        """The file's schema version, once it is known to be an lwr store lwr can read."""
         with self._errors("open"):
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             # Reading the header first: a corrupt file fails here, before we write anything.
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
             app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
             tables = self._conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
@@ -262,6 +305,32 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         if version > SCHEMA_VERSION:
             raise StateError(f"{self.path} was written by a newer lwr (state schema {version}, "
                              f"this lwr knows up to {SCHEMA_VERSION}); upgrade lwr")
+        return version
+
+    def _check_schema(self) -> None:
+        """Every table and column lwr uses is there, before anything (a tenant) is changed.
+
+        Without it an apply would change the tenant and only then fail to journal or audit it.
+        """
+        with self._errors("read the schema"):
+            have = tables_of(self._conn)
+        missing = schema_gaps(_expected_tables(), have)
+        if missing:
+            raise StateError(
+                f"state store {self.path} is incomplete: {'; '.join(missing)} (damaged or "
+                "edited by hand); nothing was changed. Restore it from a backup; or move it "
+                "away, with any -wal beside it, to start a new one (the lock, journal and "
+                "audit history stay in the moved file)")
+
+    def _setup(self, busy_timeout_ms: int) -> None:
+        """Check the header, switch to WAL and create the schema; under the setup lock.
+
+        Runners opening a store that does not exist yet would otherwise race: switching to
+        WAL does not wait on a busy file, and a half-created store looks like a foreign one.
+        """
+        with self._errors("open"):
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        version = self._check_header()
         with self._errors("open"):
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -278,6 +347,27 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
                             self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._check_schema()
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """As SqlSession's; a read-only store opened `immutable` also proves after each
+        statement that no writer changed the file meanwhile."""
+        try:
+            with super()._errors(doing):
+                yield
+        except StateError as exc:
+            self._check_unchanged()
+            advice = _advice(exc, self.path)
+            if advice:
+                raise StateError(f"{exc}{advice}") from exc.__cause__
+            raise
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
+            raise StateError(f"state store {self.path} was changed by another process while "
+                             "it was read; run the command again")
 
     @staticmethod
     def file_version(path: Path) -> int:
@@ -312,15 +402,25 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         holder, lock_file = self._acquire(holder, token)
         try:
             yield holder
-        finally:
-            try:
-                with self._write("release the lock"):
-                    self._conn.execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
-                                 (tenant_key, token))
-                    # Before COMMIT: a locker waiting on our transaction sees both gone.
-                    lock_file.release()
-            finally:
+        except BaseException:
+            # What stopped the run is the error to show. On a full disk deleting our row
+            # fails too; the row it leaves is provably stale once we exit (our lock file is
+            # free, our pid gone), so the next apply takes it over.
+            with suppress(StateError):
+                self._release(tenant_key, token, lock_file)
+            raise
+        self._release(tenant_key, token, lock_file)
+
+    def _release(self, tenant_key: str, token: str, lock_file: _LockFile) -> None:
+        """Delete our lock row and drop the lock file, the latter whatever happens."""
+        try:
+            with self._write("release the lock"):
+                self._conn.execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
+                                   (tenant_key, token))
+                # Before COMMIT: a locker waiting on our transaction sees both gone.
                 lock_file.release()
+        finally:
+            lock_file.release()
 
     @property
     def _lock_dir(self) -> Path:
@@ -389,3 +489,22 @@ def _statements(script: str) -> list[str]:
             statements.append(current.strip())
             current = ""
     return [s for s in statements if s]
+
+
+def _expected_tables() -> dict[str, tuple[str, ...]]:
+    """The tables and columns of a store this lwr made: its migrations run on an empty one."""
+    with closing(sqlite3.connect(":memory:")) as conn:
+        for _, script in _MIGRATIONS:
+            for statement in _statements(script):
+                conn.execute(statement)
+        return tables_of(conn)
+
+
+def _advice(exc: StateError, path: Path) -> str:
+    """What to do about a store SQLite calls damaged; '' for other errors."""
+    text = str(exc)
+    if "malformed" in text or "not a database" in text:
+        return f"; the state store is damaged: {damage_advice(path)}"
+    if "readonly" in text:
+        return f"; this command needs write access to {path} and its directory"
+    return ""

@@ -1,6 +1,8 @@
-"""Settings of a `lineworks:` tenant: credentials from env, a 0600 file or the URI query.
+"""Settings of a `lineworks:` tenant: from the URI query (reconciler.uris parses it), the
+environment and a 0600 credentials file.
 
-Secrets (client secret, private key) are never part of repr(), the provider key or a message.
+Secrets (client secret, private key) come only from the environment or 0600 files, and are
+never part of repr(), the provider key or a message.
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 from reconciler.errors import UsageError
-from reconciler.store.postgres import is_postgres_url
+from reconciler.uris import (
+    DEFAULT_API_BASE,
+    DEFAULT_AUTH_URL,
+    check_endpoint,
+    is_postgres_url,
+    lineworks_key,
+    lineworks_query,
+)
 
-DEFAULT_API_BASE = "https://www.worksapis.com/v1.0"
-DEFAULT_AUTH_URL = "https://auth.worksmobile.com/oauth2/v2.0/token"
 #: Requests per minute per API operation: 240 on paid plans (docs), 60 on the free plan.
 DEFAULT_RATE = 240
 
@@ -35,7 +41,6 @@ _ENV = {
 }
 _REQUIRED = ("client_id", "client_secret", "service_account", "private_key_file", "domain_id")
 _NUMBERS = ("rate", "rate_window", "timeout", "max_retry_time", "poll_timeout")
-_KNOWN = frozenset(_ENV) | frozenset(_NUMBERS) | {"scope", "state_dir"}
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,7 @@ class LineWorksConfig:
     @property
     def key(self) -> str:
         """Stable tenant identity for lock, journal and audit: no secret in it."""
-        base = f"lineworks:{self.domain_id}"
-        if self.api_base.rstrip("/") != DEFAULT_API_BASE:
-            base += f"@{urlsplit(self.api_base).netloc}"
-        return base
+        return lineworks_key(self.domain_id, self.api_base)
 
     @classmethod
     def from_uri(cls, uri: str, environ: Mapping[str, str] | None = None,
@@ -78,19 +80,13 @@ class LineWorksConfig:
         """
         env = os.environ if environ is None else environ
         state = state or env.get("LWR_STATE", "")
-        values = _query(uri)
-        for key, var in _ENV.items():
-            if key not in values and env.get(var):
-                values[key] = env[var]
-        if "credentials" in values:
-            for key, value in _credentials_file(Path(values.pop("credentials"))).items():
-                values.setdefault(key, value)
+        values = _values(uri, env)
         missing = [k for k in _REQUIRED if not values.get(k)]
         if missing:
             names = ", ".join(_ENV[k] for k in missing)
-            raise UsageError(f"the lineworks: tenant needs {names} (environment, a credentials "
-                             "file named by LW_CREDENTIALS_FILE, or the URI query); see "
-                             "docs/lineworks.md")
+            raise UsageError(f"the lineworks: tenant needs {names} (environment or a 0600 "
+                             "credentials file named by LW_CREDENTIALS_FILE; all but the "
+                             "secret may also be in the URI query); see docs/lineworks.md")
         numbers = {k: _number(k, values[k]) for k in _NUMBERS if k in values}
         return cls(
             client_id=values["client_id"],
@@ -98,8 +94,8 @@ class LineWorksConfig:
             domain_id=values["domain_id"],
             client_secret=values["client_secret"],
             private_key=read_private_key(Path(values["private_key_file"])),
-            api_base=values.get("api_base", DEFAULT_API_BASE).rstrip("/"),
-            auth_url=values.get("auth_url", DEFAULT_AUTH_URL),
+            api_base=check_endpoint("api_base", values.get("api_base", DEFAULT_API_BASE)),
+            auth_url=check_endpoint("auth_url", values.get("auth_url", DEFAULT_AUTH_URL)),
             scope=values.get("scope", "user"),
             domain=values.get("domain") or None,
             rate=int(numbers.get("rate", DEFAULT_RATE)),
@@ -112,17 +108,26 @@ class LineWorksConfig:
         )
 
 
-def _query(uri: str) -> dict[str, str]:
-    rest = uri.removeprefix("lineworks:").lstrip("/")
-    if rest and not rest.startswith("?"):
-        raise UsageError(f"unexpected {rest!r} in the tenant URI: use lineworks: or "
-                         "lineworks:?domain_id=…&rate=60 (credentials belong in the environment)")
-    pairs = parse_qsl(rest.removeprefix("?"), keep_blank_values=False, strict_parsing=False)
-    values = dict(pairs)
-    unknown = sorted(set(values) - _KNOWN)
-    if unknown:
-        raise UsageError(f"unknown lineworks: URI option(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(sorted(_KNOWN))}")
+def identity(uri: str, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(domain id, API base) of a `lineworks:` URI: what its key is made of, read without the
+    private key and without a request (reconciler.uris.tenant_key)."""
+    values = _values(uri, os.environ if environ is None else environ)
+    if not values.get("domain_id"):
+        raise UsageError("the lineworks: tenant needs LW_DOMAIN_ID (environment, a credentials "
+                         "file named by LW_CREDENTIALS_FILE, or ?domain_id= in the URI)")
+    return values["domain_id"], check_endpoint("api_base",
+                                               values.get("api_base", DEFAULT_API_BASE))
+
+
+def _values(uri: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The URI's query, completed from the environment, then from the credentials file."""
+    values = lineworks_query(uri)
+    for key, var in _ENV.items():
+        if key not in values and env.get(var):
+            values[key] = env[var]
+    if "credentials" in values:
+        for key, value in _credentials_file(Path(values.pop("credentials"))).items():
+            values.setdefault(key, value)
     return values
 
 

@@ -218,7 +218,7 @@ class LineWorksTenant:
 
     def _domain(self, directory: frozenset[str]) -> str:
         if self.config.domain:
-            return self.config.domain
+            return self.config.domain.lower()  # as the directory's emails are
         domains = Counter(e.rsplit("@", 1)[-1] for e in directory)
         if len(domains) != 1:
             found = ", ".join(sorted(domains)) or "no members"

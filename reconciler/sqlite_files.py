@@ -1,0 +1,145 @@
+"""lwr's SQLite files on disk: created owner-only, read without writing, damage explained.
+
+Shared by the local tenant (providers/local.py) and the SQLite state store (store/sqlite.py).
+Both hold personal data (member emails, actors), so every file they create is 0600 from its
+first byte, and SQLite gives the -wal and -shm it creates the mode of the database file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+#: Files SQLite keeps beside a database: the write-ahead log, its shared-memory index, and
+#: the rollback journal of a database not (yet) in WAL mode.
+SIDECARS = ("-wal", "-shm", "-journal")
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    """`path` with SQLite's suffix appended (tenant.db → tenant.db-wal)."""
+    return path.with_name(path.name + suffix)
+
+
+def has_wal(path: Path) -> bool:
+    """Whether a non-empty -wal lies beside `path`: then it may hold committed changes that are
+    not in the main file yet (a writer has it open, or was killed before its checkpoint)."""
+    try:
+        return sidecar(path, "-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def create_private(path: Path) -> None:
+    """Create `path` empty and owner-only, unless it exists already (then leave it alone).
+
+    SQLite would create it 0644 (less the umask); created here first, it and the -wal/-shm
+    SQLite makes after it are 0600 whatever the umask.
+    """
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE))
+
+
+def make_private_dir(path: Path) -> None:
+    """Create the directory `path` (and missing parents) owner-only; an existing one is kept."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What changes when any process writes a file: compared before and after a read."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileStamp | None:
+        """The file's stamp now; None when it is gone."""
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        return cls(info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def connect_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, FileStamp | None]:
+    """A connection for read-only commands that writes and creates nothing, in any directory.
+
+    With a -wal beside the file, its committed changes count: SQLite's `mode=ro` reads them
+    through the existing -shm (SQLite 3.22+ can do so even when both are read-only to us).
+    Without one, every committed change is in the main file; `mode=ro` would still create a
+    -wal and -shm (and fails where the directory is read-only), so the file is opened
+    `immutable` instead: no locks and no side files. A writer that starts meanwhile goes
+    unseen by SQLite, so the stamp is returned: the caller checks it after each read
+    (`FileStamp.of(path) == stamp`), and a changed file means the read must be done again.
+    Returns (connection, stamp); the stamp is None in `mode=ro`, where SQLite's locks apply.
+    """
+    uri = f"file:{quote(str(path))}?mode=ro"
+    stamp = None
+    if not sidecar(path, "-wal").exists():
+        stamp = FileStamp.of(path)
+        uri += "&immutable=1"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
+    return conn, stamp
+
+
+def damage_advice(path: Path) -> str:
+    """What is safe to do with a damaged database at `path`, and what would lose data."""
+    keep = ", ".join(str(sidecar(path, s)) for s in SIDECARS if sidecar(path, s).exists())
+    if has_wal(path):
+        return (
+            f"do not delete {sidecar(path, '-wal')}: it holds changes not yet copied into "
+            f"the main file; copy {path} together with {keep} somewhere safe, then "
+            "restore from a backup (`sqlite3 FILE .recover` may salvage the rest)"
+        )
+    also = f" together with {keep}" if keep else ""
+    return (
+        f"copy {path}{also} somewhere safe, then restore it from a backup "
+        "(`sqlite3 FILE .recover` may salvage what is left)"
+    )
+
+
+def quick_check(conn: sqlite3.Connection) -> str:
+    """'' when SQLite finds the open database intact, else its first complaint."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    first = str(rows[0][0]) if rows else "no result"
+    return "" if first == "ok" else first
+
+
+def tables_of(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Each table of the open database with its column names."""
+    names = [
+        n
+        for (n,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {
+        name: tuple(c for (c,) in conn.execute("SELECT name FROM pragma_table_info(?)", (name,)))
+        for name in names
+    }
+
+
+def schema_gaps(
+    expected: dict[str, tuple[str, ...]], have: dict[str, tuple[str, ...]]
+) -> list[str]:
+    """What of `expected` is missing from `have`, in words; tables lwr does not know are fine."""
+    gaps = []
+    for table, columns in expected.items():
+        if table not in have:
+            gaps.append(f"table {table} is missing")
+            continue
+        lost = [c for c in columns if c not in have[table]]
+        if lost:
+            gaps.append(f"table {table} lacks column(s) {', '.join(lost)}")
+    return gaps

@@ -1,0 +1,350 @@
+"""Tenant and state URIs: what they say, which tenant they name, what of them may be shown.
+
+Tenants are `local:PATH` (an embedded SQLite tenant) or `lineworks:[?KEY=VALUE&…]`; states
+are `local:PATH` (SQLite) or `postgresql://…` (also `postgres://`). This module owns:
+
+- parsing: `local_path`, `lineworks_query`, `state_target`, `check_endpoint`;
+- trust: a URI on the command line (or LWR_TENANT/LWR_STATE) is the operator's and may say
+  anything but a secret; a desired file's `target:` (`file_target`) may only choose *which*
+  tenant, so that a pull request cannot send credentials, requests or files anywhere;
+- identity: `tenant_key`, the resolved provider key (a local path with symlinks, `..` and `./`
+  resolved; a LINE WORKS domain id and API host) under which lock, journal and audit live;
+- redaction: `redact` for any URI before it is shown, `scrub` for text that may quote one.
+
+Nothing heavy is imported here: the lineworks settings are read lazily, where they live.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from reconciler.errors import Refused, UsageError
+
+LOCAL = "local:"
+LINEWORKS = "lineworks:"
+DEFAULT_TENANT = "local:.lwr/tenant.db"
+DEFAULT_API_BASE = "https://www.worksapis.com/v1.0"
+DEFAULT_AUTH_URL = "https://auth.worksmobile.com/oauth2/v2.0/token"
+TENANT_PLACEHOLDER = "{tenant}"
+
+#: Options of a `lineworks:` URI given by the operator (command line, LWR_TENANT).
+LINEWORKS_OPTIONS = frozenset({
+    "client_id", "service_account", "private_key_file", "domain_id", "api_base", "auth_url",
+    "domain", "rate", "credentials", "rate_window", "timeout", "max_retry_time",
+    "poll_timeout", "scope", "state_dir"})
+#: What a desired file's `target:` may say of a lineworks tenant: which domain, nothing else.
+#: Not `domain` (it would make any directory pass the file's `tenant:` check), not `rate` or
+#: the timeouts (the app's request budget is the operator's), not an endpoint, key, credentials
+#: file or directory (each would send secrets, requests or files where the file's author says).
+FILE_TARGET_OPTIONS = frozenset({"domain_id"})
+#: Never taken from any URI: command lines show in `ps`, shell history and CI logs.
+SECRET_OPTIONS = frozenset({"client_secret"})
+_SECRET_WORDS = ("secret", "password", "passwd", "pwd", "token")
+_POSTGRES = ("postgresql://", "postgres://")
+MASK = "***"
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def local_path(uri: str) -> Path | None:
+    """The file behind a `local:` URI (as written), or None for other kinds."""
+    if not uri.startswith(LOCAL):
+        return None
+    path = uri.removeprefix(LOCAL)
+    if not path:
+        raise UsageError("local: URI needs a path, e.g. local:.lwr/tenant.db")
+    return Path(path)
+
+
+def is_postgres_url(uri: str) -> bool:
+    """Whether a --state value names a PostgreSQL database."""
+    return uri.startswith(_POSTGRES)
+
+
+def lineworks_query(uri: str) -> dict[str, str]:
+    """The options of a `lineworks:` URI from the operator; UsageError for a secret, an
+    unknown or repeated option, or anything but a query after `lineworks:`."""
+    values = _pairs(uri)
+    secret = sorted(SECRET_OPTIONS & set(values))
+    if secret:
+        raise UsageError(f"a {secret[0].replace('_', ' ')} is never taken from a URI (command "
+                         "lines show in ps and CI logs): set LW_CLIENT_SECRET, or put it in a "
+                         "0600 credentials file named by LW_CREDENTIALS_FILE")
+    unknown = sorted(set(values) - LINEWORKS_OPTIONS)
+    if unknown:
+        raise UsageError(f"unknown lineworks: URI option(s) {', '.join(map(_shown, unknown))}; "
+                         f"known: {', '.join(sorted(LINEWORKS_OPTIONS))}")
+    return {k: v for k, v in values.items() if v}
+
+
+def _shown(key: str) -> str:
+    """An option name fit for a message: a pasted value (a secret?) or odd text is not."""
+    return key if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,39}", key) else "(an option not shown)"
+
+
+def _pairs(uri: str) -> dict[str, str]:
+    """The query of a `lineworks:` URI, keys decoded; a key given twice is ambiguous."""
+    rest = uri.removeprefix(LINEWORKS).lstrip("/")
+    if rest and not rest.startswith("?"):
+        raise UsageError(f"unexpected text after lineworks: in {redact(uri)!r}: use lineworks: "
+                         "or lineworks:?domain_id=…&rate=60 (credentials belong in the "
+                         "environment)")
+    values: dict[str, str] = {}
+    for key, value in parse_qsl(rest.removeprefix("?"), keep_blank_values=True):
+        if key in values:
+            raise UsageError(f"lineworks: URI option {_shown(key)} is given twice")
+        values[key] = value
+    return values
+
+
+def check_endpoint(name: str, url: str) -> str:
+    """An `api_base`/`auth_url` that can be requested: http(s), a host, no user or password.
+
+    Returns it without a trailing slash; UsageError naming the option otherwise.
+    """
+    example = DEFAULT_API_BASE if name == "api_base" else DEFAULT_AUTH_URL
+
+    def bad(why: str) -> UsageError:
+        return UsageError(f"lineworks: {name} {redact(url)!r} is not a usable http(s) URL: "
+                          f"{why}; e.g. {example}")
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a bad port (or IPv6 host) raises ValueError here, not at request time
+    except ValueError:  # its text can quote a piece of the URL: not shown
+        raise bad("its host or port cannot be parsed") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise bad("it must start with https:// (or http:// for a test server)")
+    if not parts.hostname:
+        raise bad("it names no host")
+    if parts.username is not None or parts.password is not None:
+        raise bad("it must not carry a user or password (credentials belong in the environment)")
+    return url.rstrip("/")
+
+
+def check_postgres_url(url: str) -> str:
+    """A state URL that libpq and lwr read alike; UsageError (never quoting a password)
+    for one whose password has a raw `@`, `/`, `?` or `#` (each reader splits it elsewhere,
+    and a piece of the password could end up in a message or a DNS query)."""
+    encode = "percent-encode @ / ? # in a password as %40 %2F %3F %23"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a bad host or port raises ValueError
+    except ValueError:
+        raise UsageError(f"state URL {redact(url)!r} is not a valid URL: check the host and "
+                         f"port, and {encode}") from None
+    if "#" in url or parts.netloc.count("@") > 1 or ("@" not in parts.netloc
+                                                     and "@" in parts.path):
+        raise UsageError(f"state URL {redact(url)!r} is ambiguous: {encode}")
+    return url
+
+
+def split_postgres_url(url: str) -> tuple[str, str | None]:
+    """(what libpq connects to, lwr's own `?schema=` or None) of a state URL, checked first."""
+    parts = urlsplit(check_postgres_url(url))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def state_target(state_uri: str | None, tenant_uri: str) -> tuple[Path | None, str | None]:
+    """--state as (SQLite path, PostgreSQL URL), one of them set: unset means `state.db`
+    beside a local tenant (resolved, so every spelling of it shares one store), else
+    `.lwr/state.db`."""
+    if state_uri:
+        if is_postgres_url(state_uri):
+            return None, check_postgres_url(state_uri)
+        path = local_path(state_uri)
+        if path is None:
+            raise UsageError(f"unsupported state URI {redact(state_uri)!r}: expected local:PATH "
+                             "or postgresql://USER@HOST/DB")
+        return path, None
+    tenant_file = local_path(tenant_uri)
+    if tenant_file is None:
+        return Path(".lwr/state.db"), None
+    return tenant_file.resolve().parent / "state.db", None
+
+
+# ------------------------------------------------------------------------------ identity
+
+
+def tenant_key(uri: str, environ: Mapping[str, str] | None = None) -> str:
+    """The tenant's identity for lock, journal, audit and "one file per tenant", without
+    opening it: `local:` + the resolved absolute path, or `lineworks:DOMAIN_ID[@HOST]`."""
+    path = local_path(uri)
+    if path is not None:
+        return f"{LOCAL}{path.resolve()}"
+    if uri.startswith(LINEWORKS):
+        from reconciler.providers.lineworks.config import identity
+
+        return lineworks_key(*identity(uri, environ))
+    raise UsageError(f"unknown tenant URI {redact(uri)!r}: expected local:PATH or lineworks:")
+
+
+def lineworks_key(domain_id: str, api_base: str) -> str:
+    """`lineworks:DOMAIN_ID`, plus `@HOST[:PORT]` when the API is not LINE WORKS' own."""
+    host = _host_port(api_base)
+    if host == _host_port(DEFAULT_API_BASE):
+        return f"{LINEWORKS}{domain_id}"
+    return f"{LINEWORKS}{domain_id}@{host}"
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+# ------------------------------------------------------------------------------ trust
+
+
+def file_target(target: object, tenant: str, template: str, where: str) -> str:
+    """The tenant URI a desired file of a directory goes to: its `target:`, else `template`
+    (--tenant) with {tenant} replaced by the file's domain.
+
+    `target:` comes from file content (a pull request), so it may only choose which tenant:
+    Refused (naming the option and `where`, the file's location) for anything else.
+    """
+    if not (isinstance(target, str) and target):
+        if TENANT_PLACEHOLDER not in template:
+            raise UsageError(f"no target: in the file and --tenant {redact(template)!r} has no "
+                             "{tenant} placeholder: add target: URI to the file or pass e.g. "
+                             "--tenant 'local:tenants/{tenant}.db'")
+        uri = template.replace(TENANT_PLACEHOLDER, tenant)
+        if uri.startswith(LOCAL):  # a symlink in the checkout (a pull request) could lead away
+            _inside_template_directory(uri, template, lambda outside: Refused(
+                f"refused: {where}the tenant file {uri.removeprefix(LOCAL)} leads outside "
+                f"{outside}, the directory of --tenant (a symlink?)"))
+        return uri
+    if target.startswith(LINEWORKS):
+        return _lineworks_target(target, tenant, template, where)
+    if target.startswith(LOCAL):
+        return _local_target(target, template, where)
+    raise _refused(where, f"{redact(target)!r} is not a tenant URI: use local:PATH or "
+                          "lineworks:?domain_id=…")
+
+
+def _refused(where: str, what: str) -> Refused:
+    return Refused(f"refused: {where}target: {what}")
+
+
+def _lineworks_target(target: str, tenant: str, template: str, where: str) -> str:
+    try:
+        chosen = _pairs(target)
+    except UsageError as exc:
+        raise _refused(where, str(exc)) from None
+    for key in sorted(chosen):
+        if key not in FILE_TARGET_OPTIONS:
+            raise _refused(where, f"{_shown(key)}= cannot come from a desired file: a file's "
+                                  "target: may only choose which tenant "
+                                  "(lineworks:?domain_id=…); set it in --tenant or the "
+                                  "environment instead")
+    if not re.fullmatch(r"[0-9]{1,20}", chosen.get("domain_id", "0")):
+        raise _refused(where, "domain_id= must be the Domain ID, a number (shown at the bottom "
+                              "of the console's left menu)")
+    base: dict[str, str] = {}
+    if template.startswith(LINEWORKS):  # the operator's settings, for the tenant chosen
+        base = _pairs(template.replace(TENANT_PLACEHOLDER, tenant))
+    base.update({k: v for k, v in chosen.items() if v})
+    return LINEWORKS + (f"?{urlencode(base)}" if base else "")
+
+
+def _local_target(target: str, template: str, where: str) -> str:
+    """A local target must be a file in the directory of the local --tenant template (after
+    resolving symlinks and `..`): a plan reads, and an apply writes `state.db`, only there."""
+    if not template.startswith(LOCAL):
+        raise _refused(where, f"{target!r}: a local: target needs a local: --tenant (template), "
+                              "whose directory it must be in")
+    _inside_template_directory(target, template, lambda outside: _refused(
+        where, f"{target!r} is outside {outside}, the directory of --tenant: a file may only "
+               "choose a tenant file in there"))
+    return target
+
+
+def _inside_template_directory(uri: str, template: str,
+                               refuse: Callable[[Path], Refused]) -> None:
+    """Raise `refuse(directory)` unless the local `uri` resolves inside the directory of the
+    local `template` (the part before any {tenant})."""
+    path, fixed = local_path(uri), local_path(template)
+    assert path is not None and fixed is not None
+    text = str(fixed)
+    if TENANT_PLACEHOLDER in text:
+        prefix = text[:text.index(TENANT_PLACEHOLDER)]
+        directory = Path(prefix[:prefix.rfind("/") + 1] or ".")
+    else:
+        directory = fixed.parent
+    if not path.resolve().is_relative_to(directory.resolve()):
+        raise refuse(directory)
+
+
+# ------------------------------------------------------------------------------ redaction
+
+
+def redact(uri: str) -> str:
+    """`uri` fit to print: a password (even with `/`, `#`, `@` or `?` in it) and every secret
+    query value (client_secret, password, …token…) replaced by ***. Never raises."""
+    head, sep, query = uri.partition("?")
+    if sep:  # the query first: an @ in a ?password= must not look like the end of a user
+        parts = []
+        for part in query.split("&"):
+            key, eq, _value = part.partition("=")
+            parts.append(f"{key}={MASK}" if eq and _is_secret(key) else part)
+        uri = head + sep + "&".join(parts)
+    return _redact_userinfo(uri)
+
+
+def _redact_userinfo(uri: str) -> str:
+    scheme, sep, rest = uri.partition("://")
+    if not sep or "@" not in rest:
+        return uri
+    # The last @ ends the user part: a raw @, / or # in a password must not end it early.
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if uri.startswith(_POSTGRES) and colon:
+        return f"{scheme}://{user}:{MASK}@{host}"
+    if uri.startswith(_POSTGRES):
+        return uri if "/" not in userinfo and "?" not in userinfo else f"{scheme}://{MASK}@{host}"
+    return f"{scheme}://{MASK}@{host}"
+
+
+def _is_secret(key: str) -> bool:
+    name = unquote(key).lower()
+    return any(word in name for word in _SECRET_WORDS)
+
+
+def secrets_in(uri: str) -> list[str]:
+    """The secret values of a URI, as written and decoded (longest first), for `scrub`."""
+    found: set[str] = set()
+    _scheme, sep, rest = uri.partition("://")
+    if sep and "@" in rest:
+        userinfo = rest.rpartition("@")[0]
+        if ":" in userinfo:
+            found.add(userinfo.partition(":")[2])
+        elif not uri.startswith(_POSTGRES):
+            found.add(userinfo)
+    query = uri.partition("?")[2]
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        if eq and _is_secret(key):
+            found.add(value)
+    found |= {unquote(s) for s in found}
+    # A parser that splits a password at a raw @ / ? # quotes a piece of it.
+    found |= {piece for s in found for piece in re.split(r"[@/?#:]", s) if len(piece) >= 4}
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def scrub(text: str, uri: str) -> str:
+    """`text` (an error from a library, say) with `uri` and each of its secrets masked."""
+    if uri:
+        text = text.replace(uri, redact(uri))
+    for secret in secrets_in(uri):
+        text = text.replace(secret, MASK)
+    return re.sub(r"(?i)(password\s*=\s*)'?[^\s'&]+'?", rf"\g<1>{MASK}", text)
