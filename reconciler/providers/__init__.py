@@ -25,5 +25,5 @@ def open_provider(uri: str, state_uri: str | None = None, *, readonly: bool = Fa
     if uri.startswith(LINEWORKS):
         from reconciler.providers.lineworks import LineWorksTenant
 
-        return LineWorksTenant.open(uri, state_uri)
+        return LineWorksTenant.open(uri, state_uri, readonly=readonly)
     raise UsageError(f"unknown tenant URI {redact(uri)!r}: expected local:PATH or lineworks:")

@@ -100,7 +100,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
         FOR EACH ROW EXECUTE FUNCTION audit_append_only()""",
     """CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
         FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()""",
-    # What lwr knows of a lineworks: tenant but cannot read (providers/lineworks/attested.py).
+    # What lwr knows of a lineworks: tenant but cannot read (store/attested.py).
     """CREATE TABLE attested_settings (
         tenant text NOT NULL, channel text NOT NULL, field text NOT NULL,
         value text NOT NULL, source text NOT NULL, actor text NOT NULL, at text NOT NULL,

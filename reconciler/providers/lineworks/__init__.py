@@ -1,7 +1,7 @@
 """The `lineworks:` tenant: LINE WORKS API 2.0 through a service account, manual steps for the rest.
 
 config.py (credentials), client.py (auth, limiter, retries, pagination, polling),
-attested.py (what lwr knows but cannot read), provider.py (the Provider).
+provider.py (the Provider; what it knows but cannot read is kept by reconciler.store.attested).
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ from reconciler.actions import Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError
 from reconciler.manual import CONSOLE_PAGE, ConfirmChange, ManualStepsPending
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
-from reconciler.providers.lineworks.attested import (
+from reconciler.providers.lineworks.client import ApiError, LineWorksClient
+from reconciler.providers.lineworks.config import LineWorksConfig
+from reconciler.store.attested import (
     MEMBERS,
     AttestedStore,
     ChannelKnowledge,
     Source,
     open_attested,
 )
-from reconciler.providers.lineworks.client import ApiError, LineWorksClient
-from reconciler.providers.lineworks.config import LineWorksConfig
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
@@ -58,22 +58,27 @@ class LineWorksTenant:
     batch_size: int = 50
 
     def __init__(self, config: LineWorksConfig, client: LineWorksClient | None = None,
-                 store: AttestedStore | None = None, actor: Callable[[], str] | None = None):
-        """Use `LineWorksTenant.open(uri)`; tests may pass a client or store of their own."""
+                 store: AttestedStore | None = None, actor: Callable[[], str] | None = None,
+                 *, readonly: bool = False):
+        """Use `LineWorksTenant.open(uri)`; tests may pass a client or store of their own.
+        `readonly`: the attested state is read only, never created or written."""
         self.config = config
         self.key = config.key
         self.client = client or LineWorksClient(config)
-        self.store = store or open_attested(Path(config.state_dir), config.state_url)
+        self.store = store or open_attested(Path(config.state_dir), config.state_url,
+                                            readonly=readonly)
         self._actor = actor or _default_actor
         self._confirm: ConfirmChange | None = None
         self._directory: frozenset[str] | None = None
         self._provenance: dict[str, str] = {}
 
     @classmethod
-    def open(cls, uri: str, state: str | None = None) -> LineWorksTenant:
+    def open(cls, uri: str, state: str | None = None, *,
+             readonly: bool = False) -> LineWorksTenant:
         """Open the tenant named by a `lineworks:` URI (credentials from env or the query);
-        `state` is --state, where the attested state lives (default $LWR_STATE)."""
-        return cls(LineWorksConfig.from_uri(uri, state=state))
+        `state` is --state, where the attested state lives (default $LWR_STATE);
+        `readonly` for the commands that only read."""
+        return cls(LineWorksConfig.from_uri(uri, state=state), readonly=readonly)
 
     # ------------------------------------------------------------------ Provider protocol
 

@@ -1,9 +1,14 @@
-"""Attested state: what lwr knows about a LINE WORKS tenant but cannot read through the API.
+"""Attested state: what lwr knows about a tenant but cannot read through its API.
 
 Kept in the state store's place (`--state` / LWR_STATE): a small SQLite file beside the
-journal, or the PostgreSQL state database every runner shares. Each value says where it came
-from: `attested` (an admin confirmed it in the console) or `applied` (lwr's own API call
-succeeded).
+journal, or the PostgreSQL state database every runner shares (tables `attested_settings`
+and `attested_members`, made by `lwr state migrate`). Each value says where it came from:
+`attested` (an admin confirmed it in the console) or `applied` (lwr's own API call
+succeeded). The public API is `open_attested`, `AttestedStore.load` and
+`AttestedStore.record`; a provider uses nothing else.
+
+Read-only commands (plan, show, drift, ...) open it with `readonly=True`: nothing is created
+or written then, and an SQLite file that does not exist yet reads as "nothing known".
 """
 
 from __future__ import annotations
@@ -19,15 +24,16 @@ from typing import Any, ClassVar, Literal
 
 from reconciler.errors import StateError
 from reconciler.model import ChannelName
+from reconciler.sqlite_files import FileStamp, connect_readonly
 from reconciler.store.postgres import PostgresSession
 from reconciler.store.sql import SqlSession
 from reconciler.store.sqlite import SqliteSession
 
+__all__ = ["FILE_NAME", "MEMBERS", "AttestedStore", "ChannelKnowledge", "Fact", "Source",
+           "open_attested"]
+
 Source = Literal["attested", "applied"]
 FILE_NAME = "attested.db"
-#: The page's settings per channel, by the names of the desired-state file.
-FIELDS = ("enabled", "all_members", "auto_grant_new_members", "restrict_file_transfer",
-          "greeting_enabled", "greeting_message")
 MEMBERS = "members"  # a pseudo-field: set once the list is known at all
 
 #: The SQLite file's own schema; PostgreSQL's is in the state migrations (store/postgres.py).
@@ -72,18 +78,12 @@ class AttestedStore(SqlSession):
 
     def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
         """Everything known about `tenant`, per channel."""
-        facts: dict[ChannelName, dict[str, Fact]] = {c: {} for c in ChannelName}
-        members: dict[ChannelName, set[str]] = {c: set() for c in ChannelName}
-        with self._errors("read the attested state"):
-            rows = self._execute(f"SELECT channel, field, value, source, actor, at FROM "
-                                 f"{self._SETTINGS} WHERE tenant = ?", (tenant,)).fetchall()
-            for channel, name, value, source, actor, at in rows:
-                facts[ChannelName(channel)][name] = Fact(json.loads(value), source, actor, at)
-            for channel, email in self._execute(
-                    f"SELECT channel, email FROM {self._MEMBERS} WHERE tenant = ?",
-                    (tenant,)).fetchall():
-                members[ChannelName(channel)].add(email)
-        return {c: ChannelKnowledge(facts[c], frozenset(members[c])) for c in ChannelName}
+        with self._snapshot("read the attested state"):
+            settings = self._execute(f"SELECT channel, field, value, source, actor, at FROM "
+                                     f"{self._SETTINGS} WHERE tenant = ?", (tenant,)).fetchall()
+            listed = self._execute(f"SELECT channel, email FROM {self._MEMBERS} "
+                                   "WHERE tenant = ?", (tenant,)).fetchall()
+        return _knowledge(settings, listed)
 
     def record(self, tenant: str, channel: ChannelName, values: dict[str, Any], source: Source,
                actor: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
@@ -117,9 +117,18 @@ class SqliteAttestedStore(SqliteSession, AttestedStore):
 
     _SETTINGS, _MEMBERS = "settings", "members"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open, creating the file and its folder if needed; `readonly`: create and write
+        nothing (a file not there yet is read as "nothing known")."""
         self.path = path
+        self._conn = None
+        self._stamp: FileStamp | None = None
+        self._readonly = readonly
         try:
+            if readonly:
+                if path.exists():
+                    self._conn, self._stamp = connect_readonly(path, 10.0)
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
                 # Member emails are personal data: owner-only from the first byte.
@@ -132,15 +141,57 @@ class SqliteAttestedStore(SqliteSession, AttestedStore):
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the attested state {path}: {exc}") from exc
 
+    def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
+        """Everything known about `tenant`; read again when a writer changed the file
+        while it was read without locks (sqlite_files.connect_readonly)."""
+        if self._conn is None:
+            return _knowledge([], [])
+        while True:
+            known = super().load(tenant)
+            if self._stamp is None or FileStamp.of(self.path) == self._stamp:
+                return known
+            self._conn.close()
+            self._conn, self._stamp = connect_readonly(self.path, 10.0)
+
+    def record(self, tenant: str, channel: ChannelName, values: dict[str, Any], source: Source,
+               actor: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
+               replace: Iterable[str] | None = None) -> None:
+        """See AttestedStore.record; a store opened read-only refuses (a bug if reached)."""
+        if self._readonly or self._conn is None:
+            raise StateError(f"the attested state {self.path} was opened read-only")
+        super().record(tenant, channel, values, source, actor, add=add, remove=remove,
+                       replace=replace)
+
+    def close(self) -> None:
+        """Close the file, if it was opened."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
 
 class PostgresAttestedStore(PostgresSession, AttestedStore):
-    """The attested state in the shared PostgreSQL state (tables made by `lwr state migrate`)."""
+    """The attested state in the shared PostgreSQL state (tables made by `lwr state migrate`);
+    connecting creates nothing, so read-only commands need no special case."""
 
     _SETTINGS, _MEMBERS = "attested_settings", "attested_members"
 
 
-def open_attested(state_dir: Path, state_url: str | None) -> AttestedStore:
-    """The attested state where the state store is: PostgreSQL when `state_url` names it."""
+def _knowledge(settings: Iterable[tuple[str, str, str, Source, str, str]],
+               listed: Iterable[tuple[str, str]]) -> dict[ChannelName, ChannelKnowledge]:
+    facts: dict[ChannelName, dict[str, Fact]] = {c: {} for c in ChannelName}
+    members: dict[ChannelName, set[str]] = {c: set() for c in ChannelName}
+    for channel, name, value, source, actor, at in settings:
+        facts[ChannelName(channel)][name] = Fact(json.loads(value), source, actor, at)
+    for channel, email in listed:
+        members[ChannelName(channel)].add(email)
+    return {c: ChannelKnowledge(facts[c], frozenset(members[c])) for c in ChannelName}
+
+
+def open_attested(state_dir: Path, state_url: str | None, *,
+                  readonly: bool = False) -> AttestedStore:
+    """The attested state where the state store is: PostgreSQL when `state_url` names it
+    (its tables must exist: `lwr state migrate`), else `attested.db` in `state_dir`.
+    `readonly`: for commands that only read; nothing is created or written."""
     if state_url:
         return PostgresAttestedStore(state_url)
-    return SqliteAttestedStore(state_dir / FILE_NAME)
+    return SqliteAttestedStore(state_dir / FILE_NAME, readonly=readonly)
