@@ -6,12 +6,12 @@ replaced by the domain. Two files for one tenant, however its URI is spelled, ar
 refused before any tenant is touched. Every URI in a result is redacted. Files run with bounded
 concurrency (a thread pool); each worker opens its own provider and state store, so SQLite
 connections stay in the thread that made them. One tenant's failure does not stop the others
-unless `fail_fast`. This module returns results and renders them as strings; it never prints.
+unless `fail_fast`. This module returns results (reconciler.render.fleet shows them); it
+never prints.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -247,88 +247,3 @@ def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> int:
     if detailed and any(r.outcome == "changes" for r in results):
         return EXIT_CHANGES
     return 0
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def summary_text(results: Sequence[TenantResult]) -> str:
-    """The summary table: tenant, file, changes, destructive, result."""
-    rows = [("tenant", "file", "changes", "destructive", "result")]
-    rows += [(r.tenant, Path(r.file).name, str(r.changes), str(r.destructive), r.outcome)
-             for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    counts = {o: sum(1 for r in results if r.outcome == o) for o in
-              ("in sync", "changes", "applied", "refused", "error", "skipped")}
-    lines.append("")
-    lines.append(f"{len(results)} tenants: " + ", ".join(f"{n} {o}" for o, n in counts.items()
-                                                         if n))
-    for r in results:
-        if r.outcome in ("refused", "error"):
-            lines.append(f"{Path(r.file).name}: {_first_line(r.message)}")
-    return "\n".join(lines) + "\n"
-
-
-def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
-    """Each tenant's plan (or failure) under a header, then the summary table; every name
-    and message printable (the plans escape their own values)."""
-    from reconciler.render import renderer_for
-    from reconciler.terminal import printable
-
-    parts: list[str] = []
-    for r in results:
-        parts.append(printable(f"=== {r.tenant} ({Path(r.file).name}"
-                               + (f" → {r.uri}" if r.uri else "") + f"): {r.outcome} ===\n"))
-        if r.plan is not None:
-            parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
-        if r.message:
-            parts.append(printable(r.message.rstrip("\n")) + "\n")
-        parts.append("\n")
-    parts.append(printable(summary_text(results)))
-    return "".join(parts)
-
-
-def render_markdown(results: Sequence[TenantResult]) -> str:
-    """A summary table, then one collapsed <details> section per tenant; names and messages
-    inert (reconciler.render.markdown: code in the table, HTML-escaped in <summary>)."""
-    from reconciler.render.markdown import PlanMarkdown, md_code, md_escape, md_html
-
-    lines = [f"### lwr plan for {len(results)} tenants", "",
-             "| tenant | file | changes | destructive | result |",
-             "|---|---|--:|--:|---|"]
-    lines += [f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
-              f"{r.changes} | {r.destructive} | {r.outcome} |" for r in results]
-    lines.append("")
-    for r in results:
-        lines += ["<details>",
-                  f"<summary>{md_html(r.tenant)} ({md_html(Path(r.file).name)}): "
-                  f"{r.outcome}</summary>",
-                  ""]
-        if r.plan is not None:
-            lines.append(PlanMarkdown(policy=r.policy).render(r.plan).rstrip("\n"))
-            lines.append("")
-        if r.message:
-            lines += [*(f"> {md_escape(line)}" for line in r.message.rstrip("\n").splitlines()), ""]
-        lines += ["</details>", ""]
-    return "\n".join(lines)
-
-
-def render_json(results: Sequence[TenantResult], code: int) -> str:
-    """The results as JSON: per tenant its summary and, when made, its plan."""
-    from reconciler.render import renderer_for
-
-    tenants = []
-    for r in results:
-        entry: dict[str, object] = {
-            "tenant": r.tenant, "file": r.file, "target": r.uri, "result": r.outcome,
-            "exit_code": r.exit_code, "changes": r.changes, "destructive": r.destructive,
-            "message": r.message}
-        if r.plan is not None:
-            entry["plan"] = json.loads(renderer_for("json").render(r.plan))
-        tenants.append(entry)
-    return json.dumps({"exit_code": code, "tenants": tenants}, ensure_ascii=False,
-                      indent=2) + "\n"

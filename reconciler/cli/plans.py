@@ -119,14 +119,15 @@ def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcod
 def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
     """Print a directory's results (reconciler.fleet) and return the aggregate exit code."""
     from reconciler import fleet
+    from reconciler.render import fleet as fleet_view
 
     code = fleet.exit_code(results, detailed=detailed_exitcode)
     if fmt == "json":
-        click.echo(fleet.render_json(results, code), nl=False)
+        click.echo(fleet_view.render_json(results, code), nl=False)
     elif fmt == "markdown":
-        click.echo(fleet.render_markdown(results), nl=False)
+        click.echo(fleet_view.render_markdown(results), nl=False)
     else:
-        click.echo(fleet.render_text(results, color=color()), nl=False)
+        click.echo(fleet_view.render_text(results, color=color()), nl=False)
     return code
 
 
