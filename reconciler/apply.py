@@ -5,9 +5,7 @@ Owns batching, the write-ahead journal protocol, recovery of interrupted runs an
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
@@ -26,7 +24,9 @@ from reconciler.store.base import (
     Outcome,
     RunRecord,
     StateStore,
-    current_user,
+)
+from reconciler.store.base import (
+    default_actor as default_actor,  # where callers have always found it
 )
 
 ProgressCallback = Callable[[int, int], None]
@@ -55,12 +55,6 @@ class ApplyResult:
     error: str | None = None
     skipped: list[str] = field(default_factory=list)
     took_over: LockHolder | None = None
-
-
-def default_actor() -> str:
-    """Who applies: env LWR_ACTOR (a CI job sets the human behind it), else user@hostname."""
-    actor = os.environ.get("LWR_ACTOR", "").strip()
-    return actor or f"{current_user()}@{socket.gethostname()}"
 
 
 def partial_result(exc: BaseException) -> ApplyResult | None:

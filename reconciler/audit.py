@@ -80,7 +80,7 @@ def load_audit_key(environ: Mapping[str, str] = os.environ) -> AuditKey | None:
 
 
 def _read_key_file(path: Path) -> bytes:
-    from reconciler.providers.lineworks.config import check_private_file
+    from reconciler.credentials import check_private_file
 
     check_private_file(path, "audit key file")
     try:

@@ -1,24 +1,28 @@
 """Manual steps: changes a tenant has no public API for, done by an admin in the console.
 
-Owns the checklist wording (console path and exact value), the apply modes (ask, attested,
-skip, stop) and the capability a provider declares to take part (`AttestingProvider`).
+Owns the checklist wording (console path and exact value) and the apply modes (ask,
+attested, skip, stop). A provider takes part by declaring `Provider.ATTESTED`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.actions import Action, Change
 from reconciler.errors import Refused
 from reconciler.model import ChannelName, DesiredState
+from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
 
+__all__ = ["CONSOLE_PAGE", "ConfirmChange", "ManualMode", "ManualRun", "ManualStep",
+           "ManualStepHandler", "ManualStepsPending", "annotate", "checklist", "label",
+           "split", "steps"]
+
 ManualMode = Literal["ask", "attested", "skip", "stop"]
-CONSOLE_PAGE = "Admin > Service > Message > External messaging"
 
 # (setting as the console names it, value shown for after=True, for after=False)
 _SETTINGS: dict[Action, tuple[str, str, str]] = {
@@ -107,8 +111,6 @@ def checklist(changes: Sequence[Change]) -> str:
 #: Asked for each manual step while apply runs; True when the admin has done it.
 #: Raise (e.g. ManualStepsPending) to stop the apply at that step.
 ManualStepHandler = Callable[[ManualStep], bool]
-#: What a provider calls for one manual change (the numbering is the plan's business).
-ConfirmChange = Callable[[Change], bool]
 
 
 class ManualStepsPending(Refused):
@@ -164,36 +166,19 @@ def attest_all(step: ManualStep) -> bool:
     return True
 
 
-def numbered(handler: ManualStepHandler, changes: Sequence[Change]) -> ConfirmChange:
-    """Adapt a step handler to a provider: each change is shown with its checklist number."""
+def numbered(handler: ManualStepHandler | None, changes: Sequence[Change]) -> ConfirmChange:
+    """Adapt a step handler to a provider: each change is shown with its checklist number;
+    a step not confirmed (or with nobody to ask) stops the apply with ManualStepsPending."""
     by_id = {step.change.id: step for step in steps(changes)}
 
     def confirm(change: Change) -> bool:
-        return handler(by_id.get(change.id) or ManualStep(change, 1, 1))
+        if handler is None:
+            raise ManualStepsPending([change], "nobody can confirm manual steps in this apply")
+        if not handler(by_id.get(change.id) or ManualStep(change, 1, 1)):
+            raise ManualStepsPending([change], "the admin did not confirm the manual step")
+        return True
 
     return confirm
-
-
-@runtime_checkable
-class AttestingProvider(Protocol):
-    """A provider with settings it cannot read: manual steps and attested values."""
-
-    def set_manual_handler(self, handler: ConfirmChange | None) -> None:
-        """Who confirms manual steps during apply (None: refuse them)."""
-        ...
-
-    def provenance(self) -> dict[str, str]:
-        """Where each value of the last read came from: `read`, `applied`, `attested` or
-        `unknown`, keyed `directory` and `<channel>.<field>`."""
-        ...
-
-    def plan_notes(self, desired: DesiredState, changes: Sequence[Change]) -> tuple[str, ...]:
-        """What a reviewer must know about a plan for this tenant (not read, API time)."""
-        ...
-
-    def attest(self, desired: DesiredState, actor: str) -> list[str]:
-        """Record the file's managed values as what the console shows now; return them."""
-        ...
 
 
 def label(source: str) -> str:
@@ -215,15 +200,14 @@ class ManualRun:
     the journal never records a step nobody did) and the provider asks the handler.
     """
 
-    def __init__(self, changes: Sequence[Change], provider: object, mode: ManualMode,
+    def __init__(self, changes: Sequence[Change], provider: Provider, mode: ManualMode,
                  handler: ManualStepHandler | None = None) -> None:
         self.mode = mode
         self.split = split(changes, mode)
-        self._provider = provider if isinstance(provider, AttestingProvider) else None
+        self._provider = provider if provider.ATTESTED else None
         if self._provider is not None:
             confirm = attest_all if mode == "attested" else handler if mode == "ask" else None
-            self._provider.set_manual_handler(
-                numbered(confirm, changes) if confirm is not None else None)
+            self._provider.set_manual_handler(numbered(confirm, changes))
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -241,9 +225,7 @@ class ManualRun:
             raise pending
 
 
-def annotate(plan: Plan, desired: DesiredState, provider: object) -> Plan:
+def annotate(plan: Plan, desired: DesiredState, provider: Provider) -> Plan:
     """Add what the provider says a reviewer must know (values not read, API time)."""
-    if not isinstance(provider, AttestingProvider):
-        return plan
     notes = provider.plan_notes(desired, plan.changes)
     return replace(plan, warnings=plan.warnings + notes) if notes else plan

@@ -11,7 +11,7 @@ are `local:PATH` (SQLite) or `postgresql://…` (also `postgres://`). This modul
   resolved; a LINE WORKS domain id and API host) under which lock, journal and audit live;
 - redaction: `redact` for any URI before it is shown, `scrub` for text that may quote one.
 
-Nothing heavy is imported here: the lineworks settings are read lazily, where they live.
+Nothing heavy is imported here: the lineworks settings are read lazily (reconciler.credentials).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def tenant_key(uri: str, environ: Mapping[str, str] | None = None) -> str:
     if path is not None:
         return f"{LOCAL}{path.resolve()}"
     if uri.startswith(LINEWORKS):
-        from reconciler.providers.lineworks.config import identity
+        from reconciler.credentials import identity
 
         return lineworks_key(*identity(uri, environ))
     raise UsageError(f"unknown tenant URI {redact(uri)!r}: expected local:PATH or lineworks:")

@@ -28,6 +28,7 @@ from reconciler.apply import (
 )
 from reconciler.errors import LockHeld, TenantRuleError
 from reconciler.model import ChannelName, TenantState
+from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalTenant, init_demo
 from reconciler.store.sqlite import SqliteStateStore
 
@@ -59,7 +60,7 @@ PLAN = [
 IDS = [c.id for c in PLAN]
 
 
-class Recording:
+class Recording(Provider):
     """The real local tenant, every apply call recorded; hooks inject faults around it.
 
     Only the faults are simulated: the tenant, its rules and its transactions are real.

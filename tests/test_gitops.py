@@ -20,6 +20,7 @@ from reconciler.cli import run
 from reconciler.errors import TenantError
 from reconciler.model import ChannelName
 from reconciler.plan import state_digest
+from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalTenant
 from reconciler.resources import load_schema
 from reconciler.store import StateLocation, open_store
@@ -336,7 +337,7 @@ def test_a_failed_tenant_read_is_exit_1_and_never_plans_removals(
 
 
 def test_a_provider_read_failure_stops_planning(demo: Path) -> None:
-    class FailingRead:
+    class FailingRead(Provider):
         """The local tenant with a read that fails half-way (an API page that errors)."""
 
         def __init__(self, inner: LocalTenant) -> None:

@@ -17,7 +17,7 @@ from reconciler.cli.common import (
     write_output,
 )
 from reconciler.errors import Cancelled, UsageError
-from reconciler.manual import AttestingProvider, label
+from reconciler.manual import label
 from reconciler.model import ChannelName, TenantState
 from reconciler.providers import local_path
 from reconciler.terminal import printable
@@ -52,7 +52,7 @@ def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         state = provider.read()
         # Values no API reads (lineworks:) are labelled with where they came from.
-        origin = provider.provenance() if isinstance(provider, AttestingProvider) else {}
+        origin = provider.provenance()
     if fmt == "json":
         data = workflow.state_json(state)
         if origin:
@@ -116,7 +116,7 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
 
     desired = load_desired(file)
     with provider_for(tenant_uri, state_uri) as provider:
-        if not isinstance(provider, AttestingProvider):
+        if not provider.ATTESTED:
             raise UsageError(f"{provider.key} is read directly; there is nothing to attest")
         state = provider.read()
         check_against_tenant(desired, state.domain, state.directory)

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from reconciler.actions import ACTIONS, Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError, UsageError
 from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.providers.base import Provider
 from reconciler.sqlite_files import (
     SIDECARS,
     FileStamp,
@@ -177,7 +178,7 @@ class _Channel:
     greeting_message: str | None
 
 
-class LocalTenant:
+class LocalTenant(Provider):
     """A `local:` tenant: implements the Provider protocol and the console's simulations."""
 
     batch_size: int = BATCH_SIZE

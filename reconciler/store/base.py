@@ -47,6 +47,12 @@ def current_user() -> str:
         return f"uid{os.getuid()}"
 
 
+def default_actor() -> str:
+    """Who applies: env LWR_ACTOR (a CI job sets the human behind it), else user@hostname."""
+    actor = os.environ.get("LWR_ACTOR", "").strip()
+    return actor or f"{current_user()}@{socket.gethostname()}"
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this host (signal 0 probes without killing)."""
     if pid <= 0:

@@ -1,5 +1,5 @@
 """Settings of a `lineworks:` tenant: from the URI query (reconciler.uris parses it), the
-environment and a 0600 credentials file.
+environment and a 0600 credentials file (gathered by reconciler.credentials).
 
 Secrets (client secret, private key) come only from the environment or 0600 files, and are
 never part of repr(), the provider key or a message.
@@ -8,11 +8,11 @@ never part of repr(), the provider key or a message.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.credentials import ENV, check_private_file, settings
 from reconciler.errors import UsageError
 from reconciler.uris import (
     DEFAULT_API_BASE,
@@ -20,25 +20,11 @@ from reconciler.uris import (
     check_endpoint,
     is_postgres_url,
     lineworks_key,
-    lineworks_query,
 )
 
 #: Requests per minute per API operation: 240 on paid plans (docs), 60 on the free plan.
 DEFAULT_RATE = 240
 
-# URI query key → environment variable; the query wins over the environment.
-_ENV = {
-    "client_id": "LW_CLIENT_ID",
-    "client_secret": "LW_CLIENT_SECRET",
-    "service_account": "LW_SERVICE_ACCOUNT",
-    "private_key_file": "LW_PRIVATE_KEY_FILE",
-    "domain_id": "LW_DOMAIN_ID",
-    "api_base": "LW_API_BASE",
-    "auth_url": "LW_AUTH_URL",
-    "domain": "LW_DOMAIN",
-    "rate": "LW_RATE_LIMIT",
-    "credentials": "LW_CREDENTIALS_FILE",
-}
 _REQUIRED = ("client_id", "client_secret", "service_account", "private_key_file", "domain_id")
 _NUMBERS = ("rate", "rate_window", "timeout", "max_retry_time", "poll_timeout")
 
@@ -80,10 +66,10 @@ class LineWorksConfig:
         """
         env = os.environ if environ is None else environ
         state = state or env.get("LWR_STATE", "")
-        values = _values(uri, env)
+        values = settings(uri, env)
         missing = [k for k in _REQUIRED if not values.get(k)]
         if missing:
-            names = ", ".join(_ENV[k] for k in missing)
+            names = ", ".join(ENV[k] for k in missing)
             raise UsageError(f"the lineworks: tenant needs {names} (environment or a 0600 "
                              "credentials file named by LW_CREDENTIALS_FILE; all but the "
                              "secret may also be in the URI query); see docs/lineworks.md")
@@ -108,29 +94,6 @@ class LineWorksConfig:
         )
 
 
-def identity(uri: str, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """(domain id, API base) of a `lineworks:` URI: what its key is made of, read without the
-    private key and without a request (reconciler.uris.tenant_key)."""
-    values = _values(uri, os.environ if environ is None else environ)
-    if not values.get("domain_id"):
-        raise UsageError("the lineworks: tenant needs LW_DOMAIN_ID (environment, a credentials "
-                         "file named by LW_CREDENTIALS_FILE, or ?domain_id= in the URI)")
-    return values["domain_id"], check_endpoint("api_base",
-                                               values.get("api_base", DEFAULT_API_BASE))
-
-
-def _values(uri: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The URI's query, completed from the environment, then from the credentials file."""
-    values = lineworks_query(uri)
-    for key, var in _ENV.items():
-        if key not in values and env.get(var):
-            values[key] = env[var]
-    if "credentials" in values:
-        for key, value in _credentials_file(Path(values.pop("credentials"))).items():
-            values.setdefault(key, value)
-    return values
-
-
 def _number(key: str, text: str) -> float:
     try:
         value = float(text)
@@ -148,20 +111,6 @@ def _state_dir(state: str) -> Path:
     return Path(".lwr")
 
 
-def check_private_file(path: Path, what: str) -> None:
-    """Refuse a secret file that group or others may read (or that is not a regular file)."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise UsageError(f"cannot read the {what} {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise UsageError(f"the {what} {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise UsageError(
-            f"refusing to use the {what} {path}: it is readable or writable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`")
-
-
 def read_private_key(path: Path) -> str:
     """The service account's PEM private key, from a file only its owner can read."""
     check_private_file(path, "private key file")
@@ -174,24 +123,3 @@ def read_private_key(path: Path) -> str:
         raise UsageError(f"{path} does not hold a PEM private key (download it again from the "
                          "Developer Console: API 2.0 > your app > Private Key)")
     return text
-
-
-def _credentials_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines (LW_CLIENT_ID=…, # comments), in a file only its owner can read."""
-    check_private_file(path, "credentials file")
-    by_var = {var: key for key, var in _ENV.items()}
-    values: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        raise UsageError(f"cannot read the credentials file {path}") from None
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        var, sep, value = line.partition("=")
-        if not sep or var.strip() not in by_var:
-            # Never echo the line: it may hold a secret.
-            raise UsageError(f"{path}:{number}: expected one of {', '.join(sorted(by_var))}=…")
-        values[by_var[var.strip()]] = value.strip().strip('"')
-    return values

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.actions import Action, Change, Execution
-from reconciler.errors import TenantError, TenantRuleError
-from reconciler.manual import CONSOLE_PAGE, ConfirmChange, ManualStepsPending
+from reconciler.errors import Refused, TenantError, TenantRuleError
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
+from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
 from reconciler.store.attested import (
@@ -25,6 +25,7 @@ from reconciler.store.attested import (
     Source,
     open_attested,
 )
+from reconciler.store.base import default_actor
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
@@ -47,9 +48,11 @@ class LineWorksRefused(TenantRuleError):
         super().__init__(f"change {change_id} refused: {reason}")
 
 
-class LineWorksTenant:
+class LineWorksTenant(Provider):
     """A LINE WORKS domain reached through API 2.0 with a service account."""
 
+    #: The page's settings and lists cannot be read: manual steps and attested values.
+    ATTESTED = True
     #: What LINE WORKS API 2.0 does (docs/lineworks.md); every other action is a manual step.
     API_ACTIONS = frozenset({Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.GRANT_ALL_MEMBERS})
     #: What the API can read. The page's settings and the connected-members lists are not.
@@ -232,10 +235,11 @@ class LineWorksTenant:
         return next(iter(domains))
 
     def _manual(self, change: Change) -> None:
-        if self._confirm is None:
-            raise ManualStepsPending([change], "nobody can confirm manual steps in this apply")
-        if not self._confirm(change):
-            raise ManualStepsPending([change], "the admin did not confirm the manual step")
+        # The handler raises ManualStepsPending (naming the step) itself; this guards a
+        # library caller that applies manual steps without one.
+        if self._confirm is None or not self._confirm(change):
+            raise Refused(f"refused: manual step {change.id} ({change.action.value}) was not "
+                          "confirmed: apply it through reconciler.workflow, which asks")
 
     def _call(self, change: Change) -> None:
         suffix = _SUFFIX[change.channel]
@@ -344,6 +348,4 @@ def _duration(seconds: float) -> str:
 
 
 def _default_actor() -> str:
-    from reconciler.apply import default_actor
-
     return default_actor()
