@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import click
-
 from reconciler.actions import Phase
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
+from reconciler.render.ansi import style
 from reconciler.render.values import (
     describe,
     hidden_differences,
@@ -47,7 +46,7 @@ class _Styled:
     def _style(self, text: str, fg: str | None = None, bold: bool | None = None) -> str:
         """`text` made printable, then coloured: our own escapes are the only ones left."""
         text = printable(text)
-        return click.style(text, fg=fg, bold=bold) if self.color else text
+        return style(text, fg=fg, bold=bold) if self.color else text
 
     def _policy_lines(self) -> list[str]:
         """Failed rules, deny in red and warn in yellow, each with its places."""
