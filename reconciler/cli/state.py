@@ -22,6 +22,7 @@ from reconciler.cli.common import (
 )
 from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
+from reconciler.render.audit import audit_text, holder_status, locks_text
 from reconciler.terminal import printable
 
 if TYPE_CHECKING:
@@ -62,13 +63,7 @@ def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bo
     if fmt == "json":
         click.echo(json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=2))
         return 0
-    if not entries:
-        click.echo("No applied changes recorded for this tenant.")
-    for e in entries:
-        target = f" {e.target}" if e.target else ""
-        error = f" ({e.error})" if e.error else ""
-        click.echo(printable(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}"
-                             f"{target}{error}"))
+    click.echo(audit_text(entries), nl=False)
     return 0
 
 
@@ -161,21 +156,6 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
     return 0
 
 
-def holder_status(held: LockHolder) -> str:
-    """Whether a lock's holder is gone, still running, or cannot be told from here."""
-    import socket
-
-    if held.stale:
-        return f"{held.gone_because}: the lock is stale"
-    if held.alive:
-        return ("its database session is STILL OPEN (a running apply keeps the tenant locked "
-                "until that session ends, even with its record cleared)")
-    if held.host == socket.gethostname():
-        return (f"process {held.pid} is STILL RUNNING on this host (an apply on this "
-                "host stays protected by its lock file even when its record is cleared)")
-    return f"it was taken on {held.host}: make sure that run is over"
-
-
 @cli.group("lock")
 def lock_group() -> None:
     """Tenant apply locks in the state store."""
@@ -200,11 +180,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
             "operation": h.operation, "since": h.since, "stale": h.stale,
         } for h in holders], ensure_ascii=False, indent=2))
         return 0
-    if not holders:
-        click.echo(f"No locks held in {location}.")
-        return 0
-    for h in holders:
-        click.echo(printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}"))
+    click.echo(locks_text(holders, str(location)), nl=False)
     return 0
 
 
