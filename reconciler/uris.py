@@ -7,8 +7,9 @@ are `local:PATH` (SQLite) or `postgresql://…` (also `postgres://`). This modul
 - trust: a URI on the command line (or LWR_TENANT/LWR_STATE) is the operator's and may say
   anything but a secret; a desired file's `target:` (`file_target`) may only choose *which*
   tenant, so that a pull request cannot send credentials, requests or files anywhere;
-- identity: `tenant_key`, the resolved provider key (a local path with symlinks, `..` and `./`
-  resolved; a LINE WORKS domain id and API host) under which lock, journal and audit live;
+- identity: `tenant_key` (made by `local_key`, `lineworks_key`), the resolved provider key (a
+  local path with symlinks, `..` and `./` resolved; a LINE WORKS domain id and API host)
+  under which lock, journal and audit live;
 - redaction: `redact` for any URI before it is shown, `scrub` for text that may quote one.
 
 Nothing heavy is imported here: the lineworks settings are read lazily (reconciler.credentials).
@@ -178,12 +179,17 @@ def tenant_key(uri: str, environ: Mapping[str, str] | None = None) -> str:
     opening it: `local:` + the resolved absolute path, or `lineworks:DOMAIN_ID[@HOST]`."""
     path = local_path(uri)
     if path is not None:
-        return f"{LOCAL}{path.resolve()}"
+        return local_key(path.resolve())
     if uri.startswith(LINEWORKS):
         from reconciler.credentials import identity
 
         return lineworks_key(*identity(uri, environ))
     raise UsageError(f"unknown tenant URI {redact(uri)!r}: expected local:PATH or lineworks:")
+
+
+def local_key(path: Path) -> str:
+    """The identity of the local tenant in the file `path` (resolved by whoever opens it)."""
+    return f"{LOCAL}{path}"
 
 
 def lineworks_key(domain_id: str, api_base: str) -> str:

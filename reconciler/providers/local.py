@@ -32,6 +32,7 @@ from reconciler.sqlite_files import (
     make_private_dir,
     quick_check,
 )
+from reconciler.uris import local_key
 
 #: `PRAGMA user_version` of the files this code writes; a higher one is from a newer lwr.
 SCHEMA_VERSION = 1
@@ -186,7 +187,7 @@ class LocalTenant(Provider):
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         """Wrap an open, verified connection; use `LocalTenant.open` or `init_demo` instead."""
         self.path = path
-        self.key = f"local:{path}"
+        self.key = local_key(path)
         self._conn = conn
         #: Set when opened `immutable` (read-only, no -wal): what the file looked like then.
         self._stamp: FileStamp | None = None

@@ -20,6 +20,7 @@ from reconciler.uris import (
     check_endpoint,
     is_postgres_url,
     lineworks_key,
+    local_path,
 )
 
 #: Requests per minute per API operation: 240 on paid plans (docs), 60 on the free plan.
@@ -106,9 +107,8 @@ def _number(key: str, text: str) -> float:
 
 def _state_dir(state: str) -> Path:
     """Beside the journal: the directory of the state (local:PATH), else .lwr."""
-    if state.startswith("local:") and state.removeprefix("local:"):
-        return Path(state.removeprefix("local:")).parent
-    return Path(".lwr")
+    path = local_path(state)
+    return path.parent if path is not None else Path(".lwr")
 
 
 def read_private_key(path: Path) -> str:
