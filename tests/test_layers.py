@@ -131,3 +131,19 @@ def test_the_checker_sees_lazy_relative_and_aliased_imports() -> None:
         "reconciler.workflow", "reconciler.cli.common", "reconciler.providers.apply"}
     source = "from .. import apply\n"
     assert {t for t, _ in imports_in(source, "reconciler.providers")} == {"reconciler.apply"}
+
+
+def test_provider_capabilities_are_declared_not_discovered() -> None:
+    """What a provider can do is a class attribute on providers.base.Provider with a default:
+    no isinstance against a provider protocol, no hasattr on a provider."""
+    found = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            args = [ast.unparse(a) for a in node.args]
+            if node.func.id == "isinstance" and len(args) == 2 and "Provider" in args[1]:
+                found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+            if node.func.id in ("hasattr", "getattr") and args and "provider" in args[0]:
+                found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "capabilities discovered at run time:\n  " + "\n  ".join(found)
