@@ -45,8 +45,10 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: never a traceback for users
         if os.environ.get("LWR_DEBUG"):
             raise
-        return _fail(f"Internal error: {type(e).__name__}: {e}\n(set LWR_DEBUG=1 for details "
-                     "and please report it)", 1)
+        # A library's own message may quote a URI it was given, secrets and all.
+        text = _scrubbed(f"{type(e).__name__}: {e}", sys.argv[1:] if argv is None else argv)
+        return _fail(f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please "
+                     "report it)", 1)
     return code if isinstance(code, int) else 0
 
 
@@ -56,6 +58,18 @@ def _interrupted(error: KeyboardInterrupt) -> int:
     if signum == signal.SIGINT:
         return _fail("Interrupted.", 128 + signum)
     return _fail(f"Stopped by {signal.Signals(signum).name}.", 128 + signum)
+
+
+def _scrubbed(text: str, argv: list[str]) -> str:
+    """`text` with every tenant or state URI of this command (its arguments, LWR_TENANT,
+    LWR_STATE) and their secrets masked."""
+    from reconciler.uris import scrub
+
+    sources = [*argv, os.environ.get("LWR_TENANT", ""), os.environ.get("LWR_STATE", "")]
+    for uri in sources:
+        if "://" in uri or uri.startswith(("lineworks:", "local:")):
+            text = scrub(text, uri.partition("=")[2] if uri.startswith("--") else uri)
+    return text
 
 
 def _fail(message: str, code: int) -> int:
