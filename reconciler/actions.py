@@ -1,6 +1,6 @@
 """THE table of change kinds: each action's phase, marker, safety class and side effects.
 
-Sorting changes by `order_key` *is* the ordering rule of SPEC §3; nothing else orders changes.
+Sorting changes by `order_key` *is* docs/contract.md#order; nothing else orders changes.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Phase(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One planned change, as in SPEC §3."""
+    """One planned change, as in docs/contract.md#the-plan."""
 
     id: str
     action: Action
@@ -168,7 +168,7 @@ _CHANNEL_RANK = {channel: rank for rank, channel in enumerate(ChannelName)}
 
 
 def order_key(change: Change) -> tuple[int, int, int, str]:
-    """Sort key implementing SPEC §3's order; stable and total for a plan's changes."""
+    """Sort key implementing docs/contract.md#order; stable and total for a plan's changes."""
     return (
         int(change.phase),
         _CHANNEL_RANK[change.channel],

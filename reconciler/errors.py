@@ -1,6 +1,6 @@
 """Every error `lwr` can raise, each carrying the exit code the CLI maps it to.
 
-Exit codes follow SPEC §2: 1 error (bad input, tenant failure), 3 refused.
+Exit codes follow docs/contract.md#exit-codes: 1 error (bad input, tenant failure), 3 refused.
 """
 
 from __future__ import annotations

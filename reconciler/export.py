@@ -27,7 +27,7 @@ def export_document(state: TenantState) -> dict[str, Any]:
 
 def _channel(channel: ChannelName, ch: ChannelState) -> dict[str, Any]:
     if not ch.enabled:
-        # Off: the console keeps the list and settings but none can be managed (SPEC §1).
+        # Off: the console keeps the list and settings but none can be managed (docs/domain.md).
         return {"enabled": False}
     doc: dict[str, Any] = {
         "enabled": True,

@@ -218,7 +218,7 @@ def _onoff(value: bool) -> str:
 
 def diff(desired: DesiredState, current: TenantState,
          execution: ExecutionOf = _local) -> Diff:
-    """Plan the ordered changes that bring `current` to `desired` (SPEC §3)."""
+    """Plan the ordered changes that bring `current` to `desired` (docs/contract.md#the-plan)."""
     changes: list[Change] = []
     warnings: list[str] = []
     for channel in ChannelName:

@@ -1,4 +1,4 @@
-"""Side effects of each change kind, worded from DOMAIN.md and counted from tenant data.
+"""Side effects of each change kind, worded from docs/domain.md and counted from tenant data.
 
 Each function takes an EffectContext and returns plain-words effects with counts; the
 table in `actions.py` binds them to their action.
@@ -73,7 +73,7 @@ def enable_channel(ctx: EffectContext) -> list[SideEffect]:
 
 
 def disable_channel(ctx: EffectContext) -> list[SideEffect]:
-    """The one destructive action on the page (DOMAIN.md, Use status)."""
+    """The one destructive action on the page (docs/domain.md#turning-a-channel-off)."""
     s = ctx.state
     rooms = s.open_room_total
     shown_unknown = sum(1 for n in s.open_rooms.values() if n)
@@ -160,7 +160,7 @@ def set_auto_grant(ctx: EffectContext) -> list[SideEffect]:
 
 
 def set_file_restriction(ctx: EffectContext) -> list[SideEffect]:
-    """Which attachment buttons go away (or come back), per channel (DOMAIN.md)."""
+    """Attachment buttons that go away or come back (docs/domain.md#restrict-file-transfer)."""
     rooms = ctx.state.open_room_total
     on = bool(ctx.after)
     buttons = "unavailable" if on else "available again"

@@ -35,12 +35,12 @@ class Planned:
 
 
 def plan_desired(path: str | Path, provider: Provider) -> Planned:
-    """Load and validate `path`, read the tenant, and plan (SPEC §3); keep the inputs."""
+    """Validate `path`, read the tenant, plan (docs/contract.md#the-plan); keep the inputs."""
     return plan_loaded(load_desired(path), provider)
 
 
 def plan_loaded(desired: DesiredState, provider: Provider) -> Planned:
-    """Read the tenant and plan an already validated desired state (SPEC §3)."""
+    """Read the tenant and plan an already validated desired state (docs/contract.md#the-plan)."""
     current = provider.read()  # raises on any failed or partial read: never plans from less
     return _plan_read(desired, current, provider)
 
@@ -53,7 +53,7 @@ def _plan_read(desired: DesiredState, current: TenantState, provider: Provider) 
 
 
 def plan_file(path: str | Path, provider: Provider) -> Plan:
-    """Load and validate `path`, read the tenant, and plan (SPEC §3)."""
+    """Load and validate `path`, read the tenant, and plan (docs/contract.md#the-plan)."""
     return plan_desired(path, provider).plan
 
 
@@ -113,7 +113,7 @@ def check_not_applied(plan: Plan, store: StateStore) -> None:
 
 def settle_journal(provider: Provider, state: StateLocation,
                    domain: str) -> ApplyResult | None:
-    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6).
+    """Nothing to apply: record what a killed apply left in doubt (docs/contract.md#guarantees).
 
     None when the store was never created (nothing was ever applied through it) or when
     nothing was left unsettled.
@@ -134,7 +134,7 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                saved: SavedPlan | None = None, checked_against: TenantState | None = None,
                manual: ManualMode = "stop",
                on_manual: ManualStepHandler | None = None) -> ApplyResult:
-    """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6).
+    """Apply `plan` in order under the lock, journaled and audited (docs/contract.md#guarantees).
 
     `saved`: `plan` is what `check_saved_plan(saved, ...)` returned; under the lock it is
     planned again and must still be the file (and not applied yet), else nothing is applied.

@@ -1,6 +1,6 @@
 """The `lwr` command line: parse options, call the library, print, map errors to exit codes.
 
-The only package that prints. Exit codes (SPEC §2): 0 ok, 1 error, 2 changes, 3 refused.
+The only package that prints. docs/contract.md#exit-codes: 0 ok, 1 error, 2 changes, 3 refused.
 One module per group of commands: plans.py (validate, plan, show-plan, drift), applying.py
 (apply), tenants.py (export, show, attest, tenant …), state.py (audit, unlock, lock, state);
 common.py has the group, the shared options and how a tenant and a state store are opened.

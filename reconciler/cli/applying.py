@@ -160,7 +160,7 @@ def _ask_manual(step: ManualStep) -> bool:
 
 def _settle_journal(state_uri: str | None, tenant_uri: str, provider: Provider,
                     domain: str) -> None:
-    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
+    """Nothing to apply: record what a killed apply left in doubt (docs/contract.md#guarantees)."""
     result = workflow.settle_journal(provider, state_for(state_uri, tenant_uri), domain)
     if result is not None:
         _echo_takeover(result)
@@ -170,7 +170,7 @@ def _settle_journal(state_uri: str | None, tenant_uri: str, provider: Provider,
 
 
 def _echo_takeover(result: Any) -> None:
-    """Say so when this apply took over a lock left by a dead process (SPEC §6)."""
+    """Say so when this apply took over the lock of a dead process (docs/contract.md#guarantees)."""
     stale = getattr(result, "took_over", None)
     if stale is not None:
         click.echo(printable(f"Took over the lock of {stale.tenant_key} left by "

@@ -56,7 +56,7 @@ def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--policy-dir (repeatable) and --no-default-policies (SPEC §4)."""
+    """--policy-dir (repeatable) and --no-default-policies (docs/contract.md#policies)."""
     command = click.option(
         "--no-default-policies", is_flag=True,
         help="Do not check the policies shipped with lwr (policies/defaults.yaml).")(command)
