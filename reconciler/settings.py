@@ -59,7 +59,8 @@ class Setting:
 
     def console_word(self, value: bool) -> str:
         """What the console shows for `value` (On, Not use, Grant by member …)."""
-        assert self.on is not None and self.off is not None, f"{self.key} is not a switch"
+        if self.on is None or self.off is None:  # a programming error, not a user's
+            raise TypeError(f"{self.key} is a text setting: it has no on/off words")
         return self.on if value else self.off
 
 
