@@ -12,28 +12,15 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from reconciler.actions import Action, Change
 from reconciler.errors import Refused
-from reconciler.model import ChannelName, DesiredState
+from reconciler.model import DesiredState
+from reconciler.settings import GREETING_ENABLED, MEMBER_LIST_LABEL
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
 
 ManualMode = Literal["ask", "attested", "skip", "stop"]
 CONSOLE_PAGE = "Admin > Service > Message > External messaging"
-
-# (setting as the console names it, value shown for after=True, for after=False)
-_SETTINGS: dict[Action, tuple[str, str, str]] = {
-    Action.ENABLE_CHANNEL: ("Use status", "Use", "Not use"),
-    Action.DISABLE_CHANNEL: ("Use status", "Use", "Not use"),
-    Action.GRANT_ALL_MEMBERS: ("Permissions", "Grant to all members", "Grant by member"),
-    Action.RESTRICT_TO_LISTED_MEMBERS: ("Permissions", "Grant to all members",
-                                        "Grant by member"),
-    Action.SET_AUTO_GRANT: ("Automatically grant link authority to new members", "On", "Off"),
-    Action.SET_FILE_RESTRICTION: ("Restrict file transfer/attachment", "On", "Off"),
-}
-_FIXED = {Action.ENABLE_CHANNEL: True, Action.DISABLE_CHANNEL: False,
-          Action.GRANT_ALL_MEMBERS: True, Action.RESTRICT_TO_LISTED_MEMBERS: False,
-          Action.ADD_MEMBER: True, Action.REMOVE_MEMBER: False}
-
 
 @dataclass(frozen=True)
 class ManualStep:
@@ -52,25 +39,22 @@ class ManualStep:
     def value(self) -> str:
         """The exact value to set, as the console shows it."""
         change = self.change
+        spec = change.spec
         if change.action is Action.SET_GREETING:
             parts = []
             if "enabled" in change.after:
-                parts.append("On" if change.after["enabled"] else "Off")
+                parts.append(GREETING_ENABLED.console_word(change.after["enabled"]))
             if "message" in change.after:
                 parts.append(f"message exactly:\n{_indent(change.after['message'])}")
             return ", ".join(parts)
         if change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
             return f"{'add' if change.action is Action.ADD_MEMBER else 'delete'} {change.target}"
-        after = change.after if isinstance(change.after, bool) else _FIXED[change.action]
-        _, on, off = _SETTINGS[change.action]
-        return on if after else off
+        after = spec.fixed_after if spec.fixed_after is not None else bool(change.after)
+        return spec.moves[0].console_word(after)
 
     def _setting(self) -> str:
-        if self.change.action is Action.SET_GREETING:
-            return "Automatic greeting message"
-        if self.change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
-            return "Connected-members > Manage"
-        return _SETTINGS[self.change.action][0]
+        moves = self.change.spec.moves
+        return moves[0].label if moves else MEMBER_LIST_LABEL
 
     @property
     def todo(self) -> str:
@@ -99,7 +83,7 @@ def checklist(changes: Sequence[Change]) -> str:
     items = steps(changes)
     if not items:
         return ""
-    head = (f"{len(items)} manual step{'s' if len(items) != 1 else ''} (no public API; "
+    head = (f"{plural(len(items), 'manual step')} (no public API; "
             "done by an admin in the console, in this order):")
     return "\n".join([head, *(f"  {s.text()}" for s in items)]) + "\n"
 
@@ -200,12 +184,6 @@ def label(source: str) -> str:
     """How a value's origin reads next to it in `show` and plans."""
     return {"attested": "attested, not read", "applied": "applied by lwr, not read",
             "unknown": "unknown: never read nor attested"}.get(source, "")
-
-
-def channel_of(key: str) -> ChannelName | None:
-    """The channel of a provenance key (`line.enabled` → LINE), None for `directory`."""
-    head = key.split(".", 1)[0]
-    return ChannelName(head) if head in ChannelName._value2member_map_ else None
 
 
 class ManualRun:

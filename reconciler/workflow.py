@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler import settings
 from reconciler.desired import check_against_tenant, load_desired
 from reconciler.errors import AlreadyApplied, StalePlan, WrongTenant
 from reconciler.export import dump_yaml, export_document
@@ -18,6 +19,7 @@ from reconciler.model import DesiredState, TenantState
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
+from reconciler.settings import ENABLED, MEMBERS_MODE
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult
@@ -178,13 +180,9 @@ def state_json(state: TenantState) -> dict[str, Any]:
         "directory_size": len(state.directory),
         "channels": {
             name.value: {
-                "enabled": ch.enabled,
-                "members_mode": "all" if ch.all_members else "listed",
-                "auto_grant_new_members": ch.auto_grant_new_members,
-                "restrict_file_transfer": ch.restrict_file_transfer,
-                **({"greeting": {"enabled": ch.greeting_enabled,
-                                 "message": ch.greeting_message}}
-                   if ch.greeting_enabled is not None else {}),
+                ENABLED.key: ch.enabled,
+                "members_mode": MEMBERS_MODE.current(ch),
+                **settings.values(name, ch, skip=(ENABLED, MEMBERS_MODE)),
                 "members": sorted(ch.members),
                 "open_rooms": ch.open_room_total,
             }
