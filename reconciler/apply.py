@@ -22,8 +22,8 @@ from reconciler.providers.base import Provider
 from reconciler.store.base import (
     AuditRecord,
     AuditResult,
+    EntryOutcome,
     LockHolder,
-    Outcome,
     RunRecord,
     StateStore,
     current_user,
@@ -193,18 +193,18 @@ def _recover_runs(provider: Provider, store: StateStore,
 def _recover_run(run: RunRecord, state: TenantState, store: StateStore,
                  domain: str) -> list[str]:
     """Decide one earlier run's unsettled entries against `state`; return the recovered ids."""
-    outcomes: list[Outcome] = []
+    outcomes: list[EntryOutcome] = []
     audit: list[AuditRecord] = []
     recovered: list[str] = []
     for entry in store.entries(run.run_id):
         if entry.state == "done":
             continue
         if change_holds(entry.change, state):
-            outcomes.append(Outcome(entry.change_id, "done"))
+            outcomes.append(EntryOutcome(entry.change_id, "done"))
             result: AuditResult = "recovered"
             recovered.append(entry.change_id)
         elif entry.state == "started":
-            outcomes.append(Outcome(entry.change_id, "failed", NOT_APPLIED))
+            outcomes.append(EntryOutcome(entry.change_id, "failed", NOT_APPLIED))
             result = "failed"
         else:
             continue  # failed and still not in effect: its failure is on record already
@@ -276,11 +276,11 @@ class _Run:
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             self.result.failed, self.result.error = _culprit(exc, batch), error
-            self.store.complete(run_id, [Outcome(c.id, "failed", error) for c in batch],
+            self.store.complete(run_id, [EntryOutcome(c.id, "failed", error) for c in batch],
                                 self._audit(batch, "failed", error))
             self.store.finish_run(run_id, "failed")
             raise
-        self.store.complete(run_id, [Outcome(c.id, "done") for c in batch],
+        self.store.complete(run_id, [EntryOutcome(c.id, "done") for c in batch],
                             self._audit(batch, "applied"))
         self.result.applied.extend(c.id for c in batch)
 
