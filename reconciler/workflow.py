@@ -141,12 +141,10 @@ def recover_interrupted(provider: Provider, state: StateLocation,
     """
     if not state.exists:
         return None
-    from contextlib import closing
-
-    from reconciler import apply
+    from reconciler import apply as executor
 
     with closing(state.open()) as store:
-        return apply.recover_interrupted(provider, store, domain)
+        return executor.recover_interrupted(provider, store, domain)
 
 
 def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
@@ -155,7 +153,8 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                saved: SavedPlan | None = None, checked_against: TenantState | None = None,
                manual: ManualMode = "stop",
                on_manual: ManualStepHandler | None = None) -> ApplyResult:
-    """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6).
+    """Apply `plan` in order under the tenant lock, journaled and audited: the flow's
+    execute step, also for scripts that plan and check themselves.
 
     `saved`: `plan` is what `check_saved_plan(saved, ...)` returned; under the lock it is
     planned again and must still be the file (and not applied yet), else nothing is applied.
@@ -270,15 +269,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         source = load_saved_plan(source)  # a malformed plan fails before the tenant is read
     with closing(open_provider(request.tenant_uri, request.state_uri)) as provider:
         state = StateLocation.resolve(request.state_uri, request.tenant_uri)
-        if isinstance(source, SavedPlan):
-            # What is shown, checked and applied is the saved plan's desired state planned
-            # again, once it reproduces the file; never the file's own change list.
-            with closing(state.open()) as store:  # refuse a replay before showing it
-                planned = check_saved_plan(source, provider, store)
-        elif isinstance(source, DesiredState):
-            planned = plan_loaded(source, provider)
-        else:
-            planned = plan_desired(source, provider)
+        planned = _plan_or_check(source, provider, state)
         plan = planned.plan
         policy = evaluate(request.rules, desired=planned.desired, plan=plan)
         ui.show_plan(plan, policy)
@@ -297,6 +288,19 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
     _tell_takeover(result, ui)
     held = split(plan.changes, "skip").held if mode == "skip" else ()
     return Applied(planned, policy, result, held)
+
+
+def _plan_or_check(source: str | Path | DesiredState | SavedPlan, provider: Provider,
+                   state: StateLocation) -> Planned:
+    """Plan a desired file; or check a saved plan (not applied yet, still reproduced)."""
+    if isinstance(source, SavedPlan):
+        # What is shown, checked and applied is the saved plan's desired state planned
+        # again, once it reproduces the file; never the file's own change list.
+        with closing(state.open()) as store:  # refuse a replay before showing it
+            return check_saved_plan(source, provider, store)
+    if isinstance(source, DesiredState):
+        return plan_loaded(source, provider)
+    return plan_desired(source, provider)
 
 
 def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:
