@@ -268,6 +268,8 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
     if isinstance(source, str | Path) and is_saved_plan(source):
         source = load_saved_plan(source)  # a malformed plan fails before the tenant is read
     with closing(open_provider(request.tenant_uri, request.state_uri)) as provider:
+        # Resolved once, before planning: a --state of no known kind fails before a plan
+        # that could not be applied is shown.
         state = StateLocation.resolve(request.state_uri, request.tenant_uri)
         planned = _plan_or_check(source, provider, state)
         plan = planned.plan

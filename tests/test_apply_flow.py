@@ -135,3 +135,14 @@ def test_a_stop_is_one_typed_error_with_what_was_done_and_a_rerun_finishes(
 def test_exit_codes_are_one_enum() -> None:
     assert {code.name: int(code) for code in ExitCode} == {
         "OK": 0, "ERROR": 1, "CHANGES": 2, "REFUSED": 3}
+
+
+def test_a_state_uri_of_no_known_kind_fails_before_the_plan_is_shown(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One order for `apply FILE` and `apply DIR`: the store is resolved before planning, so
+    # nobody reviews (or confirms) a plan that cannot be applied.
+    file = desired(demo, ADD_DAVE)
+    capsys.readouterr()
+    assert run(["apply", str(file), "--state", "bogus:x", "--auto-approve"]) == ExitCode.ERROR
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("Error: unsupported state URI 'bogus:x'"), out + err
