@@ -11,11 +11,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from reconciler.actions import Action, Change
-from reconciler.errors import ApplyStopped, Refused
+from reconciler.errors import Refused
 from reconciler.model import ChannelName, DesiredState
 
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyResult
     from reconciler.plan import Plan
 
 ManualMode = Literal["ask", "attested", "skip", "stop"]
@@ -230,13 +229,12 @@ class ManualRun:
         """What the executor runs now."""
         return self.split.run
 
-    def finish(self, result: ApplyResult) -> None:
-        """Uninstall the handler; in stop mode, refuse (exit 3) over the steps left undone:
-        ApplyStopped with `result`, caused by ManualStepsPending."""
+    def finish(self) -> None:
+        """Uninstall the handler; in stop mode, refuse (exit 3) over the steps left undone."""
         self.release()
         if self.mode == "stop" and self.split.held:
-            raise ApplyStopped(result, ManualStepsPending(
-                self.split.held, "a non-interactive apply stops before manual steps"))
+            raise ManualStepsPending(self.split.held,
+                                     "a non-interactive apply stops before manual steps")
 
     def release(self) -> None:
         """Uninstall the handler (also when the apply stopped early)."""

@@ -28,6 +28,7 @@ from reconciler.manual import (
     ManualRun,
     ManualStep,
     ManualStepHandler,
+    ManualStepsPending,
     annotate,
     split,
 )
@@ -187,7 +188,10 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                          precheck=unchanged_since_plan)
     finally:
         steps.release()
-    steps.finish(result)
+    try:
+        steps.finish()
+    except ManualStepsPending as pending:  # what ran before them is done and journaled
+        raise ApplyStopped(result, pending) from pending
     return result
 
 
