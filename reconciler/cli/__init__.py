@@ -41,14 +41,14 @@ def run(argv: list[str] | None = None) -> int:
         if e.interrupted:
             click.echo(err=True)  # as click does after a Ctrl-C it sees itself
             return _interrupted(e.signal or signal.SIGINT)
-        return _failure(e.cause)
+        return _failure(e.cause, argv)
     except BaseException as e:
-        return _failure(e)
+        return _failure(e, argv)
     return code if isinstance(code, int) else ExitCode.OK
 
 
-def _failure(error: BaseException) -> int:
-    """The message and exit code of an error that left a command."""
+def _failure(error: BaseException, argv: list[str] | None) -> int:
+    """The message and exit code of an error that left the command run with `argv`."""
     if isinstance(error, LwrError):
         return _fail(f"{error.prefix}{error}", error.exit_code)
     if isinstance(error, KeyboardInterrupt):
@@ -57,9 +57,11 @@ def _failure(error: BaseException) -> int:
         return ExitCode.ERROR  # a closed pipe (`| head`) is not worth a traceback
     if not isinstance(error, Exception) or os.environ.get("LWR_DEBUG"):
         raise error  # SystemExit and the like; the traceback on request
-    # The last line of defence: never a traceback for users.
-    return _fail(f"Internal error: {type(error).__name__}: {error}\n(set LWR_DEBUG=1 for "
-                 "details and please report it)", ExitCode.ERROR)
+    # The last line of defence: never a traceback for users. A library's own message may
+    # quote a URI it was given, secrets and all.
+    text = _scrubbed(f"{type(error).__name__}: {error}", sys.argv[1:] if argv is None else argv)
+    return _fail(f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please "
+                 "report it)", ExitCode.ERROR)
 
 
 def _interrupted(signum: int) -> int:
@@ -67,6 +69,18 @@ def _interrupted(signum: int) -> int:
     if signum == signal.SIGINT:
         return _fail("Interrupted.", 128 + signum)
     return _fail(f"Stopped by {signal.Signals(signum).name}.", 128 + signum)
+
+
+def _scrubbed(text: str, argv: list[str]) -> str:
+    """`text` with every tenant or state URI of this command (its arguments, LWR_TENANT,
+    LWR_STATE) and their secrets masked."""
+    from reconciler.uris import scrub
+
+    sources = [*argv, os.environ.get("LWR_TENANT", ""), os.environ.get("LWR_STATE", "")]
+    for uri in sources:
+        if "://" in uri or uri.startswith(("lineworks:", "local:")):
+            text = scrub(text, uri.partition("=")[2] if uri.startswith("--") else uri)
+    return text
 
 
 def _fail(message: str, code: int) -> int:

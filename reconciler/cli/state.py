@@ -143,6 +143,11 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
     """
     if tenant is not None and local_path(tenant) is not None:
         tenant_uri = tenant  # a local tenant's default state is beside it
+    location = state_for(state_uri, tenant_uri)
+    if not location.exists:  # a mistyped --state must not be created to say so
+        click.echo(printable(f"No lock was held: there is no state store at {location} "
+                             "(nothing was created)."))
+        return 0
     with store_for(state_uri, tenant_uri) as store:
         held_locks = store.list_locks()
         keys = {h.tenant_key for h in held_locks}
@@ -200,8 +205,11 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
             "operation": h.operation, "since": h.since, "stale": h.stale,
         } for h in holders], ensure_ascii=False, indent=2))
         return 0
+    if not location.exists:
+        click.echo(printable(f"No locks held: there is no state store at {location}."))
+        return 0
     if not holders:
-        click.echo(f"No locks held in {location}.")
+        click.echo(printable(f"No locks held in {location}."))
         return 0
     for h in holders:
         click.echo(printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}"))
