@@ -177,8 +177,9 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
         if not options.apply:
             return _planned(loaded.desired, uri, options, ui, file)
         done = workflow.apply(workflow.ApplyRequest(
-            uri, loaded.desired, options.actor, options.state_uri, options.rules,
-            options.allow_destructive, options.manual, confirmed=True), ui)
+            uri, loaded.desired, options.actor, state_uri=options.state_uri,
+            rules=options.rules, allow_destructive=options.allow_destructive,
+            manual=options.manual, confirmed=True), ui)
     except Exception as e:  # one tenant's failure, bug or outage must not stop the others
         return _failed(file, tenant, uri, ui.plan, ui.policy, e)
     result, plan = done.result, done.planned.plan

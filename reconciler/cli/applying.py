@@ -65,8 +65,9 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
         return _apply_dir(file, tenant_uri, state_uri, auto_approve, allow_destructive, rules,
                           manual, parallel, fail_fast)
     done = workflow.apply(workflow.ApplyRequest(
-        tenant_uri, file, default_actor(), state_uri, rules, allow_destructive,
-        _MODES.get(manual or ""), auto_approve), TerminalUI())
+        tenant_uri, file, default_actor(), state_uri=state_uri, rules=rules,
+        allow_destructive=allow_destructive, manual=_MODES.get(manual or ""),
+        confirmed=auto_approve), TerminalUI())
     _echo_done(done)
     return ExitCode.OK
 
