@@ -100,7 +100,6 @@ class ManualStepsPending(Refused):
 
     def __init__(self, pending: Sequence[Change], reason: str) -> None:
         self.pending = tuple(pending)
-        self.result: object = None  # the ApplyResult of what ran before, when any
         super().__init__(
             f"refused: {reason}; {len(self.pending)} manual step(s) not done:\n"
             + checklist(self.pending)
@@ -109,14 +108,14 @@ class ManualStepsPending(Refused):
 
 
 @dataclass(frozen=True)
-class ManualPlan:
+class ManualSplit:
     """How one apply treats its manual steps: which changes run now, which wait."""
 
     run: tuple[Change, ...]
     held: tuple[Change, ...]  # not run in this apply (skip or stop)
 
 
-def split(changes: Sequence[Change], mode: ManualMode) -> ManualPlan:
+def split(changes: Sequence[Change], mode: ManualMode) -> ManualSplit:
     """Divide a plan's changes for `mode`; order is kept.
 
     stop: everything before the first manual step runs, the rest waits ("stops before them").
@@ -125,12 +124,12 @@ def split(changes: Sequence[Change], mode: ManualMode) -> ManualPlan:
     ask, attested: everything runs; manual steps go through the handler.
     """
     if mode in ("ask", "attested"):
-        return ManualPlan(tuple(changes), ())
+        return ManualSplit(tuple(changes), ())
     if mode == "stop":
         first = next((i for i, c in enumerate(changes) if c.execution == "manual"), None)
         if first is None:
-            return ManualPlan(tuple(changes), ())
-        return ManualPlan(tuple(changes[:first]), tuple(changes[first:]))
+            return ManualSplit(tuple(changes), ())
+        return ManualSplit(tuple(changes[:first]), tuple(changes[first:]))
     held_ids: set[str] = set()
     run: list[Change] = []
     held: list[Change] = []
@@ -140,7 +139,7 @@ def split(changes: Sequence[Change], mode: ManualMode) -> ManualPlan:
             held.append(change)
         else:
             run.append(change)
-    return ManualPlan(tuple(run), tuple(held))
+    return ManualSplit(tuple(run), tuple(held))
 
 
 def attest_all(step: ManualStep) -> bool:
@@ -208,15 +207,17 @@ class ManualRun:
         """What the executor runs now."""
         return self.split.run
 
-    def finish(self, result: object) -> None:
+    def finish(self) -> None:
         """Uninstall the handler; in stop mode, refuse (exit 3) over the steps left undone."""
+        self.release()
+        if self.mode == "stop" and self.split.held:
+            raise ManualStepsPending(self.split.held,
+                                     "a non-interactive apply stops before manual steps")
+
+    def release(self) -> None:
+        """Uninstall the handler (also when the apply stopped early)."""
         if self._provider is not None:
             self._provider.set_manual_handler(None)
-        if self.mode == "stop" and self.split.held:
-            pending = ManualStepsPending(
-                self.split.held, "a non-interactive apply stops before manual steps")
-            pending.result = result
-            raise pending
 
 
 def annotate(plan: Plan, desired: DesiredState, provider: object) -> Plan:

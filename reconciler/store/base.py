@@ -126,7 +126,7 @@ class JournalEntry:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EntryOutcome:
     """How a started journal entry ended."""
 
     change_id: str
@@ -324,7 +324,7 @@ class StateStore(Protocol):
         """Journal `started` for changes about to be applied; committed before returning."""
         ...
 
-    def complete(self, run_id: str, outcomes: Sequence[Outcome],
+    def complete(self, run_id: str, outcomes: Sequence[EntryOutcome],
                  audit: Sequence[AuditRecord]) -> None:
         """Settle journal entries and append their audit rows in one transaction."""
         ...
