@@ -41,10 +41,11 @@ stress: install
 	cat $(STRESS_REPORT)
 
 # Benchmarks (scripts, not tests): tables on stdout, results in bench/out/, and the plot in
-# docs/performance.png when matplotlib (the `bench` extra) can be installed.
+# docs/performance.png when matplotlib (the `plot` extra) can be installed.
 BENCH_SIZES ?= 1k 10k 100k 1M
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "no matplotlib: no plot"
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -e '.[plot]' || echo "no matplotlib: no plot"
 	$(BIN)/python bench/plan_bench.py $(BENCH_SIZES)
 	$(BIN)/python bench/diff_bench.py 1k 10k  # DeepDiff at 100k runs for minutes
 	$(BIN)/python bench/apply_bench.py $(BENCH_SIZES)

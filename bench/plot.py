@@ -1,7 +1,7 @@
 """docs/performance.png: time against N (log-log) from bench/out/*.json.
 
 Usage: python bench/plot.py   (after the benchmarks). matplotlib is optional
-(`pip install -e '.[bench]'`): without it the plot is skipped with a note.
+(`pip install -e '.[plot]'`): without it the plot is skipped with a note.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: no plot (pip install -e '.[bench]')")
+        print("matplotlib is not installed: no plot (pip install -e '.[plot]')")
         return
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, key, label in SERIES:

@@ -62,6 +62,7 @@ _HOMES = {
     "AlreadyApplied": "reconciler.errors",
     "PolicyDenied": "reconciler.errors",
     "Cancelled": "reconciler.errors",
+    "ApplyStopped": "reconciler.errors",
 }
 
 #: The public API; tests/test_public_api.py pins it and checks it matches _HOMES.
@@ -69,6 +70,7 @@ __all__ = [
     "Action",
     "AlreadyApplied",
     "ApplyResult",
+    "ApplyStopped",
     "Cancelled",
     "Change",
     "ChannelName",
@@ -110,6 +112,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     from reconciler.desired import load_desired
     from reconciler.errors import (
         AlreadyApplied,
+        ApplyStopped,
         Cancelled,
         DestructiveRefused,
         FileError,

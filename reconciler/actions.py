@@ -1,6 +1,7 @@
-"""THE table of change kinds: each action's phase, marker, safety class and side effects.
+"""THE table of change kinds: each action's rank, phase, marker, the setting it moves,
+its safety class and side effects (the settings themselves are reconciler.settings' rows).
 
-Sorting changes by `order_key` *is* the ordering rule of SPEC §3; nothing else orders changes.
+Sorting changes by `order_key` *is* docs/contract.md#order; nothing else orders changes.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
+from reconciler import settings
 from reconciler import side_effects as fx
 from reconciler.model import ChannelName
+from reconciler.settings import Setting
 from reconciler.side_effects import SideEffect
 
 Execution = Literal["api", "manual", "local"]
@@ -43,10 +46,65 @@ class Phase(IntEnum):
     LOOSEN = 6
     DISABLE = 7
 
+    @property
+    def title(self) -> str:
+        """The heading a plan's changes of this phase are listed under."""
+        return PHASE_TITLES[self]
+
+
+PHASE_TITLES = {
+    Phase.ENABLE: "enable channels",
+    Phase.TIGHTEN: "tighten (restrictions on, auto-grant off, list mode)",
+    Phase.REMOVE: "remove members",
+    Phase.ADD: "add members",
+    Phase.GREETING: "greeting",
+    Phase.LOOSEN: "loosen (restrictions off, auto-grant on)",
+    Phase.DISABLE: "disable channels",
+}
+
+
+ThresholdRule = Literal["max_member_removals", "max_member_removal_percent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """The safety threshold a channel's member removals cross, with the numbers.
+
+    Carried by each removal over it (schemas/plan.schema.json#/$defs/threshold): the safety
+    gate and a reviewer of a saved plan read it, and the plan keeps no list sizes elsewhere.
+    """
+
+    rule: ThresholdRule  # the safety key that fires
+    limit: int | float  # that key's value: a member count, or a percentage
+    count: int  # members the plan removes from the channel's list
+    list_size: int  # members on the list before (the directory when leaving "all" mode)
+    percent: float  # count as a percentage of list_size
+    min_member_removals: int  # at or below this count the percentage rule never fires
+
+    def describe(self) -> str:
+        """`60 of 100 listed (60.0 %) is more than 50 members (safety.max_member_removals)`."""
+        numbers = f"{self.count} of {self.list_size} listed ({self.percent:.1f} %)"
+        if self.rule == "max_member_removals":
+            return f"{numbers} is more than {self.limit} members (safety.{self.rule})"
+        return (f"{numbers} is more than {self.limit:g} % of the list (safety.{self.rule}) "
+                f"and more than {self.min_member_removals} members")
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form (schemas/plan.schema.json#/$defs/threshold)."""
+        return {"rule": self.rule, "limit": self.limit, "count": self.count,
+                "list_size": self.list_size, "percent": self.percent,
+                "min_member_removals": self.min_member_removals}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Threshold:
+        """Inverse of `to_json` (a saved plan's change, already schema-checked)."""
+        return cls(data["rule"], data["limit"], data["count"], data["list_size"],
+                   data["percent"], data["min_member_removals"])
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One planned change, as in SPEC §3."""
+    """One planned change, as in docs/contract.md#the-plan."""
 
     id: str
     action: Action
@@ -59,6 +117,8 @@ class Change:
     depends_on: tuple[str, ...] = ()
     side_effects: tuple[SideEffect, ...] = field(default=(), compare=False)
     reason: str = ""
+    # Set on a removal over the safety threshold (it is then destructive), else None.
+    threshold: Threshold | None = None
 
     @property
     def spec(self) -> ActionSpec:
@@ -72,7 +132,7 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         """The documented machine form (schemas/plan.schema.json#/$defs/change)."""
-        return {
+        document = {
             "id": self.id,
             "action": self.action.value,
             "channel": self.channel.value,
@@ -86,6 +146,9 @@ class Change:
             "reason": self.reason,
             "phase": int(self.phase),
         }
+        if self.threshold is not None:  # only on removals over it: other changes read as before
+            document["threshold"] = self.threshold.to_json()
+        return document
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Change:
@@ -104,6 +167,7 @@ class Change:
                 SideEffect(s["kind"], s["text"], s.get("count")) for s in data["side_effects"]
             ),
             reason=data.get("reason", ""),
+            threshold=Threshold.from_json(data["threshold"]) if "threshold" in data else None,
         )
 
 
@@ -116,13 +180,17 @@ class ActionSpec:
     """Everything about one kind of change, in one place."""
 
     action: Action
+    # Order within a phase (after channel-level before member-level): data, not row position.
+    rank: int
     title: str
     marker: Marker
     bucket: SummaryBucket
     phase: Phase
-    # For a switch that can tighten or loosen, the `after` value that tightens; the change
-    # runs in TIGHTEN when it moves to that value and in LOOSEN otherwise.
-    tight_value: bool | None = None
+    # The settings the action moves, in console order; () for member changes (they move
+    # the list, ChannelState.members).
+    moves: tuple[Setting, ...]
+    # Whether human output shows `before → after` (a one-way action's title says it all).
+    shows_values: bool = False
     always_destructive: bool = False
     # The value a one-way action always moves its setting to (enable → True, remove → False);
     # None for switches whose `after` says the direction.
@@ -130,45 +198,67 @@ class ActionSpec:
     member_level: bool = False  # one change per member (target is an email)
     effects: Callable[[fx.EffectContext], list[SideEffect]] = fx.none
 
+    @property
+    def phase_title(self) -> str:
+        """The heading this action's changes are listed under (of its fixed phase)."""
+        return self.phase.title
+
+    @property
+    def tight_value(self) -> bool | None:
+        """For a switch that can tighten or loosen, the `after` value that tightens."""
+        if len(self.moves) != 1 or self.fixed_after is not None:
+            return None
+        return self.moves[0].tight
+
     def phase_of(self, after: Value) -> Phase:
-        """The phase of a change of this kind that moves the setting to `after`."""
+        """The phase of a change of this kind that moves the setting to `after`: a switch
+        runs in TIGHTEN when it moves to its tight value and in LOOSEN otherwise."""
         if self.tight_value is None:
             return self.phase
         return Phase.TIGHTEN if after == self.tight_value else Phase.LOOSEN
 
 
 def _spec(*rows: ActionSpec) -> dict[Action, ActionSpec]:
-    return {row.action: row for row in rows}
+    return {row.action: row for row in sorted(rows, key=lambda row: row.rank)}
 
 
 ACTIONS: dict[Action, ActionSpec] = _spec(
-    ActionSpec(Action.ENABLE_CHANNEL, "turn channel on", "+", "add", Phase.ENABLE,
-               fixed_after=True, effects=fx.enable_channel),
-    ActionSpec(Action.RESTRICT_TO_LISTED_MEMBERS, "restrict to listed members", "~", "change",
-               Phase.TIGHTEN, fixed_after=False, effects=fx.restrict_to_listed_members),
-    ActionSpec(Action.SET_FILE_RESTRICTION, "restrict file transfer", "~", "change",
-               Phase.TIGHTEN, tight_value=True, effects=fx.set_file_restriction),
-    ActionSpec(Action.SET_AUTO_GRANT, "auto-grant new members", "~", "change",
-               Phase.TIGHTEN, tight_value=False, effects=fx.set_auto_grant),
-    ActionSpec(Action.REMOVE_MEMBER, "remove member", "-", "remove", Phase.REMOVE,
+    ActionSpec(Action.ENABLE_CHANNEL, 1, "turn channel on", "+", "add", Phase.ENABLE,
+               (settings.ENABLED,), fixed_after=True, effects=fx.enable_channel),
+    ActionSpec(Action.RESTRICT_TO_LISTED_MEMBERS, 2, "restrict to listed members", "~",
+               "change", Phase.TIGHTEN, (settings.MEMBERS_MODE,), fixed_after=False,
+               effects=fx.restrict_to_listed_members),
+    ActionSpec(Action.SET_FILE_RESTRICTION, 3, "restrict file transfer", "~", "change",
+               Phase.TIGHTEN, (settings.FILE_RESTRICTION,), shows_values=True,
+               effects=fx.set_file_restriction),
+    ActionSpec(Action.SET_AUTO_GRANT, 4, "auto-grant new members", "~", "change",
+               Phase.TIGHTEN, (settings.AUTO_GRANT,), shows_values=True,
+               effects=fx.set_auto_grant),
+    ActionSpec(Action.REMOVE_MEMBER, 5, "remove member", "-", "remove", Phase.REMOVE, (),
                member_level=True, fixed_after=False, effects=fx.remove_member),
-    ActionSpec(Action.GRANT_ALL_MEMBERS, "grant to all members", "+", "add", Phase.ADD,
-               fixed_after=True, effects=fx.grant_all_members),
-    ActionSpec(Action.ADD_MEMBER, "add member", "+", "add", Phase.ADD,
+    ActionSpec(Action.GRANT_ALL_MEMBERS, 6, "grant to all members", "+", "add", Phase.ADD,
+               (settings.MEMBERS_MODE,), fixed_after=True, effects=fx.grant_all_members),
+    ActionSpec(Action.ADD_MEMBER, 7, "add member", "+", "add", Phase.ADD, (),
                member_level=True, fixed_after=True, effects=fx.add_member),
-    ActionSpec(Action.SET_GREETING, "automatic greeting", "~", "change", Phase.GREETING,
-               effects=fx.set_greeting),
-    ActionSpec(Action.DISABLE_CHANNEL, "turn channel off", "-", "remove", Phase.DISABLE,
-               always_destructive=True, fixed_after=False, effects=fx.disable_channel),
+    # Moves both greeting settings; its before/after are {enabled?, message?} dicts.
+    ActionSpec(Action.SET_GREETING, 8, "automatic greeting", "~", "change", Phase.GREETING,
+               (settings.GREETING_ENABLED, settings.GREETING_MESSAGE),
+               shows_values=True, effects=fx.set_greeting),
+    ActionSpec(Action.DISABLE_CHANNEL, 9, "turn channel off", "-", "remove", Phase.DISABLE,
+               (settings.ENABLED,), always_destructive=True, fixed_after=False,
+               effects=fx.disable_channel),
 )
+#: The switches the planner compares value to value: one action each, both directions.
+SWITCHES: tuple[tuple[Setting, Action], ...] = tuple(
+    (spec.moves[0], spec.action) for spec in ACTIONS.values() if spec.tight_value is not None)
 
 # Within a phase: channel-level changes before member-level ones, then console order.
-_RANK = {action: rank for rank, action in enumerate(ACTIONS)}
 _CHANNEL_RANK = {channel: rank for rank, channel in enumerate(ChannelName)}
+_RANK = {action: spec.rank for action, spec in ACTIONS.items()}  # one lookup per change
 
 
 def order_key(change: Change) -> tuple[int, int, int, str]:
-    """Sort key implementing SPEC §3's order; stable and total for a plan's changes."""
+    """Sort key implementing docs/contract.md#order; stable and total for a plan's changes."""
     return (
         int(change.phase),
         _CHANNEL_RANK[change.channel],

@@ -14,14 +14,14 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from reconciler.actions import ACTIONS, Action, Change
-from reconciler.errors import StateError
+from reconciler.errors import ApplyStopped, StateError
 from reconciler.model import TenantState
 from reconciler.providers.base import Provider
 from reconciler.store.base import (
     AuditRecord,
     AuditResult,
+    EntryOutcome,
     LockHolder,
-    Outcome,
     RunRecord,
     StateStore,
 )
@@ -33,8 +33,6 @@ ProgressCallback = Callable[[int, int], None]
 
 #: Journal error of a change found not in effect after its run was interrupted.
 NOT_APPLIED = "interrupted before it took effect; not applied"
-_RESULT_ATTR = "lwr_apply_result"
-_SIGNAL_ATTR = "lwr_stop_signal"
 
 
 @dataclass
@@ -57,16 +55,6 @@ class ApplyResult:
     took_over: LockHolder | None = None
 
 
-def partial_result(exc: BaseException) -> ApplyResult | None:
-    """The ApplyResult so far, for an exception that left execute() (failure or interrupt)."""
-    result = getattr(exc, _RESULT_ATTR, None)
-    return result if isinstance(result, ApplyResult) else None
-
-
-def stop_signal(exc: BaseException) -> int | None:
-    """The signal (SIGINT, SIGTERM) that made execute() stop between batches, if one did."""
-    signum = getattr(exc, _SIGNAL_ATTR, None)
-    return signum if isinstance(signum, int) else None
 
 
 def change_holds(change: Change, state: TenantState) -> bool:
@@ -128,9 +116,10 @@ def execute(
     """Apply `changes` in order under the tenant lock; journal, audit, and recover crashes.
 
     Raises LockHeld when another apply holds the tenant. A provider error is recorded
-    (journal failed, audit failed, run failed) and re-raised; no later change runs. SIGINT
-    or SIGTERM stops at the next batch boundary and raises KeyboardInterrupt. Either way
-    `partial_result(exc)` gives what was done. The lock is released in every case.
+    (journal failed, audit failed, run failed); no later change runs. SIGINT or SIGTERM
+    stops at the next batch boundary. Either way ApplyStopped is raised, carrying what was
+    done and the cause (the provider's error, a KeyboardInterrupt). The lock is released
+    in every case.
     `precheck` runs once the lock is held and before anything is written: the place to
     refuse a plan whose tenant changed between planning and locking.
     """
@@ -141,7 +130,7 @@ def execute(
         with store.lock(provider.key, "apply") as holder:
             if precheck is not None:
                 precheck()
-            state, recovered = _recover(provider, store, domain)
+            state, recovered = _recover_runs(provider, store, domain)
             run = store.begin_run(provider.key, plan_digest, actor)
             result = ApplyResult(run.run_id, recovered=recovered, took_over=holder.replaced)
             _Run(provider, store, run, domain, result, stop).execute(changes, state, on_progress)
@@ -149,8 +138,9 @@ def execute(
     return result
 
 
-def settle(provider: Provider, store: StateStore, domain: str) -> ApplyResult | None:
-    """Settle what a killed run left in doubt, applying nothing (for a plan with no changes).
+def recover_interrupted(provider: Provider, store: StateStore,
+                        domain: str) -> ApplyResult | None:
+    """Recover what a killed run left in doubt, applying nothing (for a plan with no changes).
 
     A run killed after its last tenant write leaves nothing to plan, yet its journal says
     `started`, its run `running`, and the dead process's lock row remains: record those
@@ -166,14 +156,14 @@ def settle(provider: Provider, store: StateStore, domain: str) -> ApplyResult | 
     if not unsettled:
         return None
     with store.lock(key, "apply") as holder:
-        _, recovered = _recover(provider, store, domain)
+        _, recovered = _recover_runs(provider, store, domain)
     return ApplyResult(last.run_id if last else "", recovered=recovered,
                        took_over=holder.replaced)
 
 
-def _recover(provider: Provider, store: StateStore,
-             domain: str) -> tuple[TenantState | None, list[str]]:
-    """Settle what an earlier run of this tenant left unsettled; one tenant read at most.
+def _recover_runs(provider: Provider, store: StateStore,
+                  domain: str) -> tuple[TenantState | None, list[str]]:
+    """Recover what an earlier run of this tenant left unsettled; one tenant read at most.
 
     Unsettled: entries `started` but never settled (a crash or kill mid-batch) of any run
     still `running` or of the latest run, and the `failed` entries of the latest run (an API
@@ -190,27 +180,27 @@ def _recover(provider: Provider, store: StateStore,
     state = provider.read()
     recovered: list[str] = []
     for run in pending:
-        recovered += _settle_interrupted(run, state, store, domain)
+        recovered += _recover_run(run, state, store, domain)
         if run.status == "running":
             store.finish_run(run.run_id, "interrupted")
     return state, recovered
 
 
-def _settle_interrupted(run: RunRecord, state: TenantState, store: StateStore,
-                        domain: str) -> list[str]:
-    """Settle one earlier run's unsettled entries against `state`; return the recovered ids."""
-    outcomes: list[Outcome] = []
+def _recover_run(run: RunRecord, state: TenantState, store: StateStore,
+                 domain: str) -> list[str]:
+    """Decide one earlier run's unsettled entries against `state`; return the recovered ids."""
+    outcomes: list[EntryOutcome] = []
     audit: list[AuditRecord] = []
     recovered: list[str] = []
     for entry in store.entries(run.run_id):
         if entry.state == "done":
             continue
         if change_holds(entry.change, state):
-            outcomes.append(Outcome(entry.change_id, "done"))
+            outcomes.append(EntryOutcome(entry.change_id, "done"))
             result: AuditResult = "recovered"
             recovered.append(entry.change_id)
         elif entry.state == "started":
-            outcomes.append(Outcome(entry.change_id, "failed", NOT_APPLIED))
+            outcomes.append(EntryOutcome(entry.change_id, "failed", NOT_APPLIED))
             result = "failed"
         else:
             continue  # failed and still not in effect: its failure is on record already
@@ -250,11 +240,17 @@ class _Run:
                 done += len(batch)
                 if on_progress:
                     on_progress(done, total)
-        except BaseException as exc:
+        except ApplyStopped:
+            self._mark_interrupted()  # a stop asked for between batches
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
             self.stop.stopping = True
-            setattr(exc, _RESULT_ATTR, self.result)
             if self.result.failed is None:
                 self._mark_interrupted()
+            raise ApplyStopped(self.result, exc) from exc
+        except BaseException:
+            self.stop.stopping = True
+            self._mark_interrupted()
             raise
         self.store.finish_run(self.run.run_id, "done")
 
@@ -276,11 +272,11 @@ class _Run:
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             self.result.failed, self.result.error = _culprit(exc, batch), error
-            self.store.complete(run_id, [Outcome(c.id, "failed", error) for c in batch],
+            self.store.complete(run_id, [EntryOutcome(c.id, "failed", error) for c in batch],
                                 self._audit(batch, "failed", error))
             self.store.finish_run(run_id, "failed")
             raise
-        self.store.complete(run_id, [Outcome(c.id, "done") for c in batch],
+        self.store.complete(run_id, [EntryOutcome(c.id, "done") for c in batch],
                             self._audit(batch, "applied"))
         self.result.applied.extend(c.id for c in batch)
 
@@ -347,12 +343,10 @@ class _StopRequest:
         self.signum = signum
 
     def raise_if_requested(self, result: ApplyResult) -> None:
-        """Raise KeyboardInterrupt (carrying `result`) when a stop was asked for."""
+        """Raise ApplyStopped (with `result` and the signal) when a stop was asked for."""
         if self.signum is None:
             return
         self.stopping = True
-        exc = KeyboardInterrupt(f"apply stopped by {signal.Signals(self.signum).name} "
-                                f"between batches (run {result.run_id})")
-        setattr(exc, _RESULT_ATTR, result)
-        setattr(exc, _SIGNAL_ATTR, self.signum)
-        raise exc
+        raise ApplyStopped(result, KeyboardInterrupt(
+            f"apply stopped by {signal.Signals(self.signum).name} between batches "
+            f"(run {result.run_id})"), self.signum)

@@ -1,27 +1,31 @@
 """Drift: where a tenant differs from its desired file, setting by setting (`lwr drift`).
 
-Managed settings are compared as small dicts with deepdiff; member lists with set algebra.
+Read off the plan made from the same file and tenant: each change says which setting differs
+(the table's row for its action) and both values, and the member changes are the missing and
+unexpected members. So drift and plan cannot disagree, and nothing is compared twice.
+DeepDiff is not used: every setting is a flat value the planner already compares, and a
+generic differ would only re-derive, more slowly, what the plan's changes already say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler import __version__
-from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
+from reconciler.actions import Action, Change
+from reconciler.model import ChannelName, DesiredState, TenantState
 from reconciler.plan import Plan
+from reconciler.settings import SETTINGS
+from reconciler.words import utc_now
 
 # The drift report's own format (schemas/drift.schema.json); the saved plan's is plan.py's.
 FORMAT_VERSION = "1.0"
 
 # The managed settings in the order reports list them (the console's order).
-SETTING_ORDER = ("enabled", "auto_grant_new_members", "restrict_file_transfer",
-                 "greeting.enabled", "greeting.message", "members")
+_ORDER = {s.key: n for n, s in enumerate(SETTINGS)}
+_CHANNEL_ORDER = {c: n for n, c in enumerate(ChannelName)}
 
 
 @dataclass(frozen=True)
@@ -110,83 +114,48 @@ class DriftReport:
 
 
 def drift_report(desired: DesiredState, current: TenantState, plan: Plan) -> DriftReport:
-    """Compare what `desired` manages with `current`; `plan` is the plan made from both."""
-    settings: list[SettingDrift] = []
-    members: list[MemberDrift] = []
+    """What `desired` manages that `current` has otherwise; `plan` is the plan made from both."""
+    members = []
     for channel in ChannelName:
         want = desired.channels.get(channel)
-        if want is None:
-            continue  # unmanaged: not read into the report either
-        have = current.channels[channel]
-        settings += setting_drift(channel, want, have)
-        listed = member_drift(channel, want, have, current.directory)
-        if listed is not None:
-            members.append(listed)
+        if want is None or want.members is None or want.members.all_members:
+            continue  # unmanaged, or `all`: the mode setting says everything
+        changes = [c for c in plan.changes if c.channel is channel and c.spec.member_level]
+        if changes:
+            have = current.channels[channel]
+            # In "all members" mode the console freezes today's directory into the list:
+            # the planner compared with that, and so does the count.
+            listed = current.directory if have.all_members else have.members
+            members.append(_member_drift(channel, want.members.policy,
+                                         len(want.members.include), len(listed), changes))
     return DriftReport(
         tenant=current.domain, tenant_uri=plan.tenant_uri, source=desired.source,
         desired_digest=desired.digest, state_digest=plan.state_digest,
-        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        settings=tuple(settings), members=tuple(members), changes=len(plan.changes),
-        warnings=plan.warnings)
+        checked_at=utc_now("seconds"), settings=setting_drift(plan.changes),
+        members=tuple(members), changes=len(plan.changes), warnings=plan.warnings)
 
 
-def setting_drift(channel: ChannelName, want: DesiredChannel,
-                  have: ChannelState) -> list[SettingDrift]:
-    """The managed settings of one channel whose values differ, in SETTING_ORDER."""
-    desired = _desired_settings(want)
-    current = _current_settings(have, desired)
+def setting_drift(changes: Sequence[Change]) -> tuple[SettingDrift, ...]:
+    """The settings `changes` move, with file and tenant values, in console order."""
     found = []
-    for items in DeepDiff(current, desired, view="tree").values():
-        for level in items:
-            path = ".".join(str(p) for p in level.path(output_format="list"))
-            found.append(SettingDrift(channel, path, level.t2, level.t1))
-    return sorted(found, key=lambda d: SETTING_ORDER.index(d.setting))
+    for change in changes:
+        spec = change.spec
+        if spec.member_level:
+            continue
+        if change.action is Action.SET_GREETING:  # one change for both greeting settings
+            found += [SettingDrift(change.channel, f"greeting.{name}", change.after[name],
+                                   change.before.get(name)) for name in change.after]
+            continue
+        setting = spec.moves[0]
+        found.append(SettingDrift(change.channel, setting.key, setting.spell(change.after),
+                                  setting.spell(change.before)))
+    return tuple(sorted(found, key=lambda d: (_CHANNEL_ORDER[d.channel], _ORDER[d.setting])))
 
 
-def member_drift(channel: ChannelName, want: DesiredChannel, have: ChannelState,
-                 directory: frozenset[str]) -> MemberDrift | None:
-    """Who is missing from, or unexpected on, a listed channel; None when it matches."""
-    spec = want.members
-    if spec is None or spec.all_members:
-        return None  # unmanaged, or `all`: the mode setting says everything
-    # In "all members" mode the console freezes today's directory into the list: compare
-    # with that, as the planner does.
-    listed = directory if have.all_members else have.members
-    missing = spec.include - listed
-    unexpected = listed - spec.include if spec.policy == "exact" else frozenset()
-    if not missing and not unexpected:
-        return None
-    return MemberDrift(channel, spec.policy, len(spec.include), len(listed),
-                       tuple(sorted(missing)), tuple(sorted(unexpected)))
-
-
-def _desired_settings(want: DesiredChannel) -> dict[str, Any]:
-    """The settings the file manages, and only those (a key left out is unmanaged)."""
-    out: dict[str, Any] = {}
-    for key in ("enabled", "auto_grant_new_members", "restrict_file_transfer"):
-        if (value := getattr(want, key)) is not None:
-            out[key] = value
-    if want.greeting is not None:
-        greeting = {k: v for k, v in (("enabled", want.greeting.enabled),
-                                      ("message", want.greeting.message)) if v is not None}
-        if greeting:
-            out["greeting"] = greeting
-    if want.members is not None:
-        out["members"] = "all" if want.members.all_members else "listed"
-    return out
-
-
-def _current_settings(have: ChannelState, keys: Mapping[str, Any]) -> dict[str, Any]:
-    """The tenant's values of exactly the keys in `keys`."""
-    values: dict[str, Any] = {
-        "enabled": have.enabled,
-        "auto_grant_new_members": have.auto_grant_new_members,
-        "restrict_file_transfer": have.restrict_file_transfer,
-        "members": "all" if have.all_members else "listed",
-    }
-    out = {key: values[key] for key in keys if key != "greeting"}
-    if "greeting" in keys:
-        greeting = {"enabled": have.greeting_enabled, "message": have.greeting_message}
-        out["greeting"] = {key: greeting[key] for key in keys["greeting"]}
-    return out
-
+def _member_drift(channel: ChannelName, policy: str, desired_count: int, current_count: int,
+                  changes: Sequence[Change]) -> MemberDrift:
+    """The member changes of one channel as who is missing and who is unexpected."""
+    missing = sorted(c.target or "" for c in changes if c.action is Action.ADD_MEMBER)
+    unexpected = sorted(c.target or "" for c in changes if c.action is Action.REMOVE_MEMBER)
+    return MemberDrift(channel, policy, desired_count, current_count, tuple(missing),
+                       tuple(unexpected))

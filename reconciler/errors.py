@@ -1,17 +1,35 @@
 """Every error `lwr` can raise, each carrying the exit code the CLI maps it to.
 
-Exit codes follow SPEC §2: 1 error (bad input, tenant failure), 3 refused.
+Exit codes follow docs/contract.md#exit-codes: 1 error (bad input, tenant failure), 3 refused.
+Also the exit codes themselves (`ExitCode`) and `ApplyStopped`, the one error that carries
+what an apply did before it stopped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult
+
+
+class ExitCode(IntEnum):
+    """What `lwr` exits with; scripts and CI branch on these."""
+
+    OK = 0
+    ERROR = 1  # bad input, a tenant or store failure
+    CHANGES = 2  # only with --detailed-exitcode (plan, drift): there is something to apply
+    REFUSED = 3  # a safety rule refused; nothing was changed by the refused step
 
 
 class LwrError(Exception):
     """Base of all expected errors; the message is meant for the user as it is."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.ERROR
+    #: What the CLI prints before the message. A refusal's message says `refused: …` itself.
+    prefix = "Error: "
 
 
 @dataclass(frozen=True)
@@ -79,11 +97,20 @@ class TenantRuleError(TenantError):
 class Refused(LwrError):
     """A safety rule refused the operation; nothing was changed (exit 3)."""
 
-    exit_code = 3
+    exit_code = ExitCode.REFUSED
+    prefix = ""  # the message starts with `refused: `
 
 
 class WrongTenant(Refused):
     """The file names another tenant than the one targeted."""
+
+    prefix = "Error: "  # `FILE:LINE:COL: tenant: …`, located like an input problem
+
+
+class PlanForAnotherTenant(WrongTenant):
+    """A saved plan was made for another tenant than the one targeted."""
+
+    prefix = ""  # the message starts with `refused: `
 
 
 class DestructiveRefused(Refused):
@@ -92,6 +119,8 @@ class DestructiveRefused(Refused):
 
 class LockHeld(Refused):
     """Another apply holds the tenant's lock."""
+
+    prefix = "Error: "  # `tenant … is locked by …`: who holds it, and what to do
 
 
 class StalePlan(Refused):
@@ -112,3 +141,27 @@ class Cancelled(LwrError):
 
 class StateError(LwrError):
     """The state store (lock, journal, audit log) is unreadable, corrupt or from a newer lwr."""
+
+
+class ApplyStopped(LwrError):
+    """An apply ended before its last change: `cause` says why, `result` what was done.
+
+    Raised by the executor for a provider or store failure and for an interrupt (`signal`:
+    the SIGINT or SIGTERM that asked it to stop between batches; None for a second Ctrl-C or
+    an interrupt from elsewhere), and by the apply flow for manual steps left undone. Its
+    message, exit code and prefix are the cause's.
+    """
+
+    def __init__(self, result: ApplyResult, cause: BaseException,
+                 signal: int | None = None) -> None:
+        super().__init__(str(cause))
+        self.result = result
+        self.cause = cause
+        self.signal = signal
+        if isinstance(cause, LwrError):
+            self.exit_code, self.prefix = cause.exit_code, cause.prefix
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal or Ctrl-C stopped it (rather than an error)."""
+        return isinstance(self.cause, KeyboardInterrupt)

@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
+from reconciler import settings
 from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.settings import ENABLED, MEMBERS_MODE
 
 SCHEMA_HINT = "# yaml-language-server: $schema=https://lineworks-reconciler.dev/schemas/desired-state.schema.json\n"
 
@@ -27,17 +29,11 @@ def export_document(state: TenantState) -> dict[str, Any]:
 
 def _channel(channel: ChannelName, ch: ChannelState) -> dict[str, Any]:
     if not ch.enabled:
-        # Off: the console keeps the list and settings but none can be managed (SPEC §1).
-        return {"enabled": False}
-    doc: dict[str, Any] = {
-        "enabled": True,
-        "auto_grant_new_members": ch.auto_grant_new_members,
-        "restrict_file_transfer": ch.restrict_file_transfer,
-    }
-    if channel is ChannelName.LINE:
-        doc["greeting"] = {"enabled": bool(ch.greeting_enabled),
-                           "message": ch.greeting_message or ""}
-    doc["members"] = "all" if ch.all_members else {
+        # Off: the console keeps the list and settings but none can be managed (docs/domain.md).
+        return {ENABLED.key: False}
+    doc = settings.values(channel, ch, skip=(MEMBERS_MODE,), defaults=True)
+    # The mode and the list are one key in the file.
+    doc[MEMBERS_MODE.key] = "all" if ch.all_members else {
         "policy": "exact", "include": sorted(ch.members)}
     return doc
 

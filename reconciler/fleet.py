@@ -15,27 +15,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler import workflow
 from reconciler.desired import load_desired
-from reconciler.errors import LwrError, UsageError
+from reconciler.errors import ApplyStopped, ExitCode, LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.store import StateLocation
 from reconciler.uris import file_target, redact, scrub, tenant_key
 
 if TYPE_CHECKING:
-    from reconciler.manual import ManualMode
+    from reconciler.apply import ApplyResult, ProgressCallback
+    from reconciler.manual import ManualMode, ManualStep
     from reconciler.model import DesiredState
     from reconciler.policy import PolicyReport, PolicyRule
-    from reconciler.providers.base import Provider
+    from reconciler.store.base import LockHolder
 
-Outcome = Literal["in sync", "changes", "applied", "refused", "error", "skipped"]
-EXIT_CHANGES = 2
+#: What became of one tenant of the directory, as the summary table says it.
+TenantOutcome = Literal["in sync", "changes", "applied", "refused", "error", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ class TenantResult:
     file: str
     tenant: str  # the file's `tenant:`; "?" when the file could not be read
     uri: str | None  # the tenant URI it went to, redacted; None when none could be chosen
-    outcome: Outcome
-    exit_code: int  # 0 ok, 1 error, 3 refused (2 is decided for the whole run)
+    outcome: TenantOutcome
+    exit_code: ExitCode  # OK, ERROR or REFUSED (CHANGES is decided for the whole run)
     changes: int = 0
     destructive: int = 0
     applied: int = 0
@@ -107,7 +108,7 @@ def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult
 
     def one(loaded: _Loaded) -> TenantResult:
         if stop.is_set():
-            return TenantResult(str(loaded.path), "?", None, "skipped", 0,
+            return TenantResult(str(loaded.path), "?", None, "skipped", ExitCode.OK,
                                 message="not run: an earlier tenant failed (--fail-fast)")
         result = loaded.failed or _run_one(loaded, options)
         if options.fail_fast and result.exit_code:
@@ -129,13 +130,8 @@ def _load(path: Path, options: FleetOptions) -> _Loaded:
         uri = file_target((desired.document or {}).get("target"), tenant,
                           options.tenant_template, _where(desired))
         key = tenant_key(uri)
-    except LwrError as e:
-        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None,
-                                            "refused" if e.exit_code == 3 else "error",
-                                            e.exit_code, str(e)))
-    except Exception as e:  # one file's bug must not stop the others
-        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None, "error", 1,
-                                            f"Internal error: {type(e).__name__}: {e}"))
+    except Exception as e:  # one file's mistake, or bug, must not stop the others
+        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None, e))
     return _Loaded(path, desired, uri, key)
 
 
@@ -168,51 +164,86 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
                        f"({', '.join(names)}): one desired file per tenant, so that neither "
                        "undoes the other")
             item = replace(item, failed=_failed(str(item.path), item.desired.tenant, item.uri,
-                                                None, None, "error", 1, message))
+                                                None, None, message))
         result.append(item)
     return result
 
 
 def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
-    from reconciler.policy import evaluate
-
     assert loaded.desired is not None and loaded.uri is not None  # else `failed` is set
     file, tenant, uri = str(loaded.path), loaded.desired.tenant, loaded.uri
-    plan: Plan | None = None
-    policy: PolicyReport | None = None
+    ui = _SilentUI()
     try:
-        provider = open_provider(uri, options.state_uri, readonly=not options.apply)
-        state = StateLocation.resolve(options.state_uri, uri)
-        try:
-            planned = workflow.plan_loaded(loaded.desired, provider)
-            plan = planned.plan
-            policy = evaluate(options.rules, desired=planned.desired, plan=plan)
-            policy.raise_if_denied()
-            if not options.apply or not plan.changes:
-                message = _settle(plan, provider, state) if options.apply else ""
-                return _done(file, tenant, uri, plan, policy,
-                             "changes" if plan.changes else "in sync", message=message)
-            plan.raise_if_unsafe(allow_destructive=options.allow_destructive)
-            with closing(state.open()) as store:
-                result = workflow.apply_plan(plan, provider, store, actor=options.actor,
-                                             allow_destructive=options.allow_destructive,
-                                             manual=options.manual)
-            return _done(file, tenant, uri, plan, policy, "applied",
-                         applied=len(result.applied),
-                         message=f"{len(result.applied)} changes applied (run {result.run_id})")
-        finally:
-            provider.close()
-    except LwrError as e:
-        outcome: Outcome = "refused" if e.exit_code == 3 else "error"
-        return _failed(file, tenant, uri, plan, policy, outcome, e.exit_code, str(e))
-    except Exception as e:  # one tenant's bug or outage must not stop the others
-        return _failed(file, tenant, uri, plan, policy, "error", 1,
-                       f"Internal error: {type(e).__name__}: {e}")
+        if not options.apply:
+            return _planned(loaded.desired, uri, options, ui, file)
+        done = workflow.apply(workflow.ApplyRequest(
+            uri, loaded.desired, options.actor, state_uri=options.state_uri,
+            rules=options.rules, allow_destructive=options.allow_destructive,
+            manual=options.manual, confirmed=True), ui)
+    except Exception as e:  # one tenant's failure, bug or outage must not stop the others
+        return _failed(file, tenant, uri, ui.plan, ui.policy, e)
+    result, plan = done.result, done.planned.plan
+    if not plan.changes:
+        return _done(file, tenant, uri, plan, done.policy, "in sync",
+                     message=_recovery_note(result))
+    assert result is not None  # the executor ran
+    return _done(file, tenant, uri, plan, done.policy, "applied", applied=len(result.applied),
+                 message=f"{len(result.applied)} changes applied (run {result.run_id})")
 
 
-def _settle(plan: Plan, provider: Provider, state: StateLocation) -> str:
-    """Nothing to apply: the summary's words for what a killed apply left and is now settled."""
-    result = workflow.settle_journal(provider, state, plan.tenant)
+def _planned(desired: DesiredState, uri: str, options: FleetOptions, ui: _SilentUI,
+             file: str) -> TenantResult:
+    """`lwr plan DIR`: the plan and its policy findings; the tenant is only read."""
+    from reconciler.policy import evaluate
+
+    with closing(open_provider(uri, options.state_uri, readonly=True)) as provider:
+        StateLocation.resolve(options.state_uri, uri)  # a bad --state fails as on apply
+        planned = workflow.plan_loaded(desired, provider)
+    ui.plan = plan = planned.plan
+    ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
+    policy.raise_if_denied()
+    return _done(file, desired.tenant, uri, plan, policy,
+                 "changes" if plan.changes else "in sync")
+
+
+class _SilentUI:
+    """`lwr apply DIR` asks nothing and shows nothing while it runs; it keeps the plan and
+    policy report for the summary, also of a tenant that is refused or fails."""
+
+    can_ask = False
+
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+        self.policy: PolicyReport | None = None
+
+    def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
+        """Kept for the summary."""
+        self.plan, self.policy = plan, policy
+
+    def show_checklist(self, plan: Plan) -> None:
+        """The plan of each tenant is shown after the run, with the summary."""
+
+    def confirm(self, plan: Plan) -> None:
+        """Never asked: a directory is applied with --auto-approve only."""
+
+    def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
+        """No progress bar: tenants may run in parallel."""
+        return nullcontext(None)
+
+    def manual_step(self, step: ManualStep) -> bool:
+        """Never asked: a directory applies with --manual=attested, skip or stop."""
+        return False
+
+    def took_over(self, holder: LockHolder) -> None:
+        """Not reported per tenant (the audit log has the run)."""
+
+    def stopped(self, stop: ApplyStopped, total: int) -> None:
+        """The failure is the tenant's result message."""
+
+
+def _recovery_note(result: ApplyResult | None) -> str:
+    """Nothing to apply: the summary's words for what a killed apply left and is now
+    recovered."""
     if result is None or not result.recovered:
         return ""
     return (f"recorded {len(result.recovered)} change(s) of the interrupted run "
@@ -220,30 +251,38 @@ def _settle(plan: Plan, provider: Provider, state: StateLocation) -> str:
 
 
 def _done(file: str, tenant: str, uri: str, plan: Plan, policy: PolicyReport,
-          outcome: Outcome, applied: int = 0, message: str = "") -> TenantResult:
-    return TenantResult(file, tenant, redact(uri), outcome, 0, len(plan.changes),
+          outcome: TenantOutcome, applied: int = 0, message: str = "") -> TenantResult:
+    return TenantResult(file, tenant, redact(uri), outcome, ExitCode.OK, len(plan.changes),
                         len(plan.destructive), applied, scrub(message, uri), plan, policy)
 
 
 def _failed(file: str, tenant: str, uri: str | None, plan: Plan | None,
-            policy: PolicyReport | None, outcome: Outcome, code: int,
-            message: str) -> TenantResult:
-    """A result that says why; the URI and the message never show a secret of the URI."""
+            policy: PolicyReport | None, error: Exception | str) -> TenantResult:
+    """A result that says why (an error, or a message: exit 1); the URI and the message never
+    show a secret of the URI."""
+    cause = error.cause if isinstance(error, ApplyStopped) else error
+    if isinstance(cause, LwrError):
+        code, message = cause.exit_code, str(cause)
+    elif isinstance(cause, BaseException):
+        code, message = ExitCode.ERROR, f"Internal error: {type(cause).__name__}: {cause}"
+    else:
+        code, message = ExitCode.ERROR, cause
     if uri is not None:
         message = scrub(message, uri)
-    return TenantResult(file, tenant, redact(uri) if uri is not None else None, outcome, code,
+    return TenantResult(file, tenant, redact(uri) if uri is not None else None,
+                        "refused" if code == ExitCode.REFUSED else "error", code,
                         len(plan.changes) if plan else 0,
                         len(plan.destructive) if plan else 0, 0, message, plan, policy)
 
 
-def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> int:
-    """1 if any errored, else 3 if any was refused, else 2 (with `detailed`) if any has
-    changes, else 0. Skipped tenants count for nothing."""
+def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> ExitCode:
+    """ERROR if any errored, else REFUSED if any was refused, else CHANGES (with `detailed`)
+    if any has changes, else OK. Skipped tenants count for nothing."""
     codes = {r.exit_code for r in results}
-    if 1 in codes or any(c not in (0, 3) for c in codes):
-        return 1
-    if 3 in codes:
-        return 3
+    if codes - {ExitCode.OK, ExitCode.REFUSED}:
+        return ExitCode.ERROR
+    if ExitCode.REFUSED in codes:
+        return ExitCode.REFUSED
     if detailed and any(r.outcome == "changes" for r in results):
-        return EXIT_CHANGES
-    return 0
+        return ExitCode.CHANGES
+    return ExitCode.OK

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.actions import Action, Change
 from reconciler.errors import Refused
-from reconciler.model import ChannelName, DesiredState
+from reconciler.model import DesiredState
 from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
+from reconciler.settings import GREETING_ENABLED, MEMBER_LIST_LABEL
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
@@ -23,21 +25,6 @@ __all__ = ["CONSOLE_PAGE", "ConfirmChange", "ManualMode", "ManualRun", "ManualSt
            "split", "steps"]
 
 ManualMode = Literal["ask", "attested", "skip", "stop"]
-
-# (setting as the console names it, value shown for after=True, for after=False)
-_SETTINGS: dict[Action, tuple[str, str, str]] = {
-    Action.ENABLE_CHANNEL: ("Use status", "Use", "Not use"),
-    Action.DISABLE_CHANNEL: ("Use status", "Use", "Not use"),
-    Action.GRANT_ALL_MEMBERS: ("Permissions", "Grant to all members", "Grant by member"),
-    Action.RESTRICT_TO_LISTED_MEMBERS: ("Permissions", "Grant to all members",
-                                        "Grant by member"),
-    Action.SET_AUTO_GRANT: ("Automatically grant link authority to new members", "On", "Off"),
-    Action.SET_FILE_RESTRICTION: ("Restrict file transfer/attachment", "On", "Off"),
-}
-_FIXED = {Action.ENABLE_CHANNEL: True, Action.DISABLE_CHANNEL: False,
-          Action.GRANT_ALL_MEMBERS: True, Action.RESTRICT_TO_LISTED_MEMBERS: False,
-          Action.ADD_MEMBER: True, Action.REMOVE_MEMBER: False}
-
 
 @dataclass(frozen=True)
 class ManualStep:
@@ -56,25 +43,22 @@ class ManualStep:
     def value(self) -> str:
         """The exact value to set, as the console shows it."""
         change = self.change
+        spec = change.spec
         if change.action is Action.SET_GREETING:
             parts = []
             if "enabled" in change.after:
-                parts.append("On" if change.after["enabled"] else "Off")
+                parts.append(GREETING_ENABLED.console_word(change.after["enabled"]))
             if "message" in change.after:
                 parts.append(f"message exactly:\n{_indent(change.after['message'])}")
             return ", ".join(parts)
         if change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
             return f"{'add' if change.action is Action.ADD_MEMBER else 'delete'} {change.target}"
-        after = change.after if isinstance(change.after, bool) else _FIXED[change.action]
-        _, on, off = _SETTINGS[change.action]
-        return on if after else off
+        after = spec.fixed_after if spec.fixed_after is not None else bool(change.after)
+        return spec.moves[0].console_word(after)
 
     def _setting(self) -> str:
-        if self.change.action is Action.SET_GREETING:
-            return "Automatic greeting message"
-        if self.change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
-            return "Connected-members > Manage"
-        return _SETTINGS[self.change.action][0]
+        moves = self.change.spec.moves
+        return moves[0].label if moves else MEMBER_LIST_LABEL
 
     @property
     def todo(self) -> str:
@@ -103,7 +87,7 @@ def checklist(changes: Sequence[Change]) -> str:
     items = steps(changes)
     if not items:
         return ""
-    head = (f"{len(items)} manual step{'s' if len(items) != 1 else ''} (no public API; "
+    head = (f"{plural(len(items), 'manual step')} (no public API; "
             "done by an admin in the console, in this order):")
     return "\n".join([head, *(f"  {s.text()}" for s in items)]) + "\n"
 
@@ -118,7 +102,6 @@ class ManualStepsPending(Refused):
 
     def __init__(self, pending: Sequence[Change], reason: str) -> None:
         self.pending = tuple(pending)
-        self.result: object = None  # the ApplyResult of what ran before, when any
         super().__init__(
             f"refused: {reason}; {len(self.pending)} manual step(s) not done:\n"
             + checklist(self.pending)
@@ -127,14 +110,14 @@ class ManualStepsPending(Refused):
 
 
 @dataclass(frozen=True)
-class ManualPlan:
+class ManualSplit:
     """How one apply treats its manual steps: which changes run now, which wait."""
 
     run: tuple[Change, ...]
     held: tuple[Change, ...]  # not run in this apply (skip or stop)
 
 
-def split(changes: Sequence[Change], mode: ManualMode) -> ManualPlan:
+def split(changes: Sequence[Change], mode: ManualMode) -> ManualSplit:
     """Divide a plan's changes for `mode`; order is kept.
 
     stop: everything before the first manual step runs, the rest waits ("stops before them").
@@ -143,12 +126,12 @@ def split(changes: Sequence[Change], mode: ManualMode) -> ManualPlan:
     ask, attested: everything runs; manual steps go through the handler.
     """
     if mode in ("ask", "attested"):
-        return ManualPlan(tuple(changes), ())
+        return ManualSplit(tuple(changes), ())
     if mode == "stop":
         first = next((i for i, c in enumerate(changes) if c.execution == "manual"), None)
         if first is None:
-            return ManualPlan(tuple(changes), ())
-        return ManualPlan(tuple(changes[:first]), tuple(changes[first:]))
+            return ManualSplit(tuple(changes), ())
+        return ManualSplit(tuple(changes[:first]), tuple(changes[first:]))
     held_ids: set[str] = set()
     run: list[Change] = []
     held: list[Change] = []
@@ -158,7 +141,7 @@ def split(changes: Sequence[Change], mode: ManualMode) -> ManualPlan:
             held.append(change)
         else:
             run.append(change)
-    return ManualPlan(tuple(run), tuple(held))
+    return ManualSplit(tuple(run), tuple(held))
 
 
 def attest_all(step: ManualStep) -> bool:
@@ -187,12 +170,6 @@ def label(source: str) -> str:
             "unknown": "unknown: never read nor attested"}.get(source, "")
 
 
-def channel_of(key: str) -> ChannelName | None:
-    """The channel of a provenance key (`line.enabled` → LINE), None for `directory`."""
-    head = key.split(".", 1)[0]
-    return ChannelName(head) if head in ChannelName._value2member_map_ else None
-
-
 class ManualRun:
     """One apply's manual steps: which changes run, who confirms, and the stop at the end.
 
@@ -214,15 +191,17 @@ class ManualRun:
         """What the executor runs now."""
         return self.split.run
 
-    def finish(self, result: object) -> None:
+    def finish(self) -> None:
         """Uninstall the handler; in stop mode, refuse (exit 3) over the steps left undone."""
+        self.release()
+        if self.mode == "stop" and self.split.held:
+            raise ManualStepsPending(self.split.held,
+                                     "a non-interactive apply stops before manual steps")
+
+    def release(self) -> None:
+        """Uninstall the handler (also when the apply stopped early)."""
         if self._provider is not None:
             self._provider.set_manual_handler(None)
-        if self.mode == "stop" and self.split.held:
-            pending = ManualStepsPending(
-                self.split.held, "a non-interactive apply stops before manual steps")
-            pending.result = result
-            raise pending
 
 
 def annotate(plan: Plan, desired: DesiredState, provider: Provider) -> Plan:

@@ -66,7 +66,7 @@ class DesiredChannel:
 
 @dataclass(frozen=True)
 class SafetySettings:
-    """Thresholds for the destructive-change gate (SPEC §3 defaults)."""
+    """Thresholds for the destructive-change gate (defaults: docs/contract.md#safety-thresholds)."""
 
     max_member_removals: int = 50
     max_member_removal_percent: float = 20.0

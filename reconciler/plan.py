@@ -13,7 +13,6 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -21,7 +20,9 @@ from reconciler import __version__
 from reconciler.actions import Action, Change
 from reconciler.errors import DestructiveRefused, InputError, Problem
 from reconciler.model import ChannelName, DesiredState, SafetySettings, TenantState
-from reconciler.planner import OVER_THRESHOLD, Diff, ExecutionOf, diff
+from reconciler.planner import Diff, ExecutionOf, diff
+from reconciler.settings import SETTINGS
+from reconciler.words import utc_now
 
 # Minor = additive and optional; major = a field became required or changed meaning, and
 # readers refuse other majors. 2.0: the desired document became required (docs/plan-format.md).
@@ -111,7 +112,8 @@ class Plan:
         first = {c.channel: c for c in reversed(changes) if c.action is Action.REMOVE_MEMBER}
         s = self.safety
         for channel, count in removals.items():
-            detail = threshold_detail(first[channel]) or (
+            over = first[channel].threshold
+            detail = over.describe() if over else (
                 f"more than {s.max_member_removals} members (safety.max_member_removals), or "
                 f"more than {s.max_member_removal_percent:g} % of the list "
                 f"(safety.max_member_removal_percent) and more than {s.min_member_removals} "
@@ -253,14 +255,9 @@ def make_plan(desired: DesiredState, current: TenantState, tenant_uri: str,
         warnings=result.warnings,
         safety=desired.safety,
         source=desired.source,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        created_at=utc_now("seconds"),
         desired_document=desired.document,
     )
-
-
-def threshold_detail(change: Change) -> str:
-    """For a removal over the safety threshold: the threshold crossed, with numbers; else ''."""
-    return change.reason.partition(OVER_THRESHOLD)[2]
 
 
 def state_digest(state: TenantState) -> str:
@@ -274,11 +271,8 @@ def state_digest(state: TenantState) -> str:
     h.update("\n".join(sorted(state.directory)).encode())
     for name in sorted(state.channels):
         ch = state.channels[name]
-        h.update(_canon({
-            "channel": name.value, "enabled": ch.enabled, "all_members": ch.all_members,
-            "auto_grant": ch.auto_grant_new_members, "restrict": ch.restrict_file_transfer,
-            "greeting_enabled": ch.greeting_enabled, "greeting_message": ch.greeting_message,
-        }).encode())
+        h.update(_canon({"channel": name.value, **{
+            s.digest_key: getattr(ch, s.attr) for s in SETTINGS}}).encode())
         h.update(_members_digest_text(ch.members, state.directory).encode())
     return h.hexdigest()
 

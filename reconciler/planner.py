@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from reconciler.actions import (
     ACTIONS,
+    SWITCHES,
     Action,
     ActionSpec,
     Change,
     Execution,
+    Threshold,
     change_id,
     order_key,
 )
@@ -26,13 +28,11 @@ from reconciler.model import (
     SafetySettings,
     TenantState,
 )
+from reconciler.settings import AUTO_GRANT, Setting
 from reconciler.side_effects import EffectContext, SideEffect
+from reconciler.words import onoff
 
 ExecutionOf = Callable[[Action], Execution]
-
-#: Starts the part of a removal's reason that says which safety threshold it crosses.
-OVER_THRESHOLD = "over the safety threshold: "
-
 
 def _local(action: Action) -> Execution:
     return "local"
@@ -73,10 +73,8 @@ class _ChannelPlanner:
             return  # a channel that is off has nothing else to manage
         if self.want.enabled is True and not self.have.enabled:
             self._change(Action.ENABLE_CHANNEL, False, True, "the file turns the channel on")
-        self._switch(Action.SET_FILE_RESTRICTION, self.want.restrict_file_transfer,
-                     self.have.restrict_file_transfer, "restrict_file_transfer")
-        self._switch(Action.SET_AUTO_GRANT, self.want.auto_grant_new_members,
-                     self.have.auto_grant_new_members, "auto_grant_new_members")
+        for setting, action in SWITCHES:
+            self._switch(action, setting)
         self._greeting()
         self._members()
         self._warn_auto_grant_drift()
@@ -86,7 +84,8 @@ class _ChannelPlanner:
         return self.want.enabled is True or (self.want.enabled is None and self.have.enabled)
 
     def _change(self, action: Action, before: object, after: object, reason: str, *,
-                target: str | None = None, destructive: bool = False) -> None:
+                target: str | None = None, destructive: bool = False,
+                threshold: Threshold | None = None) -> None:
         spec = ACTIONS[action]
         phase = spec.phase_of(after)
         # Channel-level changes are all made before member-level ones, so this is complete.
@@ -103,6 +102,7 @@ class _ChannelPlanner:
             depends_on=needs,
             side_effects=self._effects(spec, target, before, after),
             reason=reason,
+            threshold=threshold,
         )
         self.changes.append(change)
         if not spec.member_level:
@@ -120,21 +120,20 @@ class _ChannelPlanner:
             self._member_effects[memo_key] = effects
         return effects
 
-    def _switch(self, action: Action, want: bool | None, have: bool, key: str) -> None:
+    def _switch(self, action: Action, setting: Setting) -> None:
+        want, have = setting.wanted(self.want), setting.current(self.have)
         if want is not None and want != have:
-            self._change(action, have, want, f"{key} is {_onoff(have)}, the file says "
-                         f"{_onoff(want)}")
+            self._change(action, have, want, f"{setting.key} is {onoff(have)}, the file says "
+                         f"{onoff(want)}")
 
     def _greeting(self) -> None:
-        want = self.want.greeting
-        if want is None:
-            return
         before: dict[str, object] = {}
         after: dict[str, object] = {}
-        if want.enabled is not None and want.enabled != self.have.greeting_enabled:
-            before["enabled"], after["enabled"] = self.have.greeting_enabled, want.enabled
-        if want.message is not None and want.message != self.have.greeting_message:
-            before["message"], after["message"] = self.have.greeting_message, want.message
+        for setting in ACTIONS[Action.SET_GREETING].moves:  # enabled, message
+            want, have = setting.wanted(self.want), setting.current(self.have)
+            if want is not None and want != have:
+                name = setting.key.rpartition(".")[2]
+                before[name], after[name] = have, want
         if after:
             self._change(Action.SET_GREETING, before, after,
                          "the greeting differs in " + " and ".join(after))
@@ -164,30 +163,27 @@ class _ChannelPlanner:
         if to_add or to_remove:
             self._require_on("change the connected-members list")
         over = self._removals_over_threshold(len(to_remove), len(listed))
-        # The numbers ride in the reason: the safety gate and reviewers of a saved plan need
-        # them, and the plan keeps no list sizes of its own.
-        reason = f"not in the file (policy exact); {OVER_THRESHOLD}{over}" if over \
-            else "not in the file (policy exact)"
+        reason = "not in the file (policy exact)"
+        if over:  # the words for reviewers; the gate reads `threshold`
+            reason += f"; over the safety threshold: {over.describe()}"
         for email in sorted(to_remove):
             self._change(Action.REMOVE_MEMBER, True, False, reason, target=email,
-                         destructive=bool(over))
+                         destructive=over is not None, threshold=over)
         for email in sorted(to_add):
             self._change(Action.ADD_MEMBER, False, True, "in the file, not on the list",
                          target=email)
 
-    def _removals_over_threshold(self, removals: int, list_size: int) -> str:
-        """Which threshold removing `removals` of `list_size` crosses, with numbers; or ''."""
+    def _removals_over_threshold(self, removals: int, list_size: int) -> Threshold | None:
+        """The threshold removing `removals` of `list_size` crosses, with numbers; or None."""
         s = self.safety
         percent = 100.0 * removals / list_size if list_size else 0.0
-        numbers = f"{removals} of {list_size} listed ({percent:.1f} %)"
         if removals > s.max_member_removals:
-            return (f"{numbers} is more than {s.max_member_removals} members "
-                    "(safety.max_member_removals)")
+            return Threshold("max_member_removals", s.max_member_removals, removals,
+                             list_size, percent, s.min_member_removals)
         if removals > s.min_member_removals and percent > s.max_member_removal_percent:
-            return (f"{numbers} is more than {s.max_member_removal_percent:g} % of the list "
-                    f"(safety.max_member_removal_percent) and more than "
-                    f"{s.min_member_removals} members")
-        return ""
+            return Threshold("max_member_removal_percent", s.max_member_removal_percent,
+                             removals, list_size, percent, s.min_member_removals)
+        return None
 
     def _require_on(self, what: str) -> None:
         if not self._will_be_on:
@@ -201,24 +197,20 @@ class _ChannelPlanner:
                 hint=f"add `enabled: true` under external_messaging.{self.channel}")])
 
     def _warn_auto_grant_drift(self) -> None:
-        auto = self.want.auto_grant_new_members
-        auto_on = auto if auto is not None else self.have.auto_grant_new_members
+        auto = AUTO_GRANT.wanted(self.want)
+        auto_on = auto if auto is not None else AUTO_GRANT.current(self.have)
         members = self.want.members
         if auto_on and members is not None and not members.all_members \
                 and members.policy == "exact":
             self.warnings.append(
-                f"{self.channel}: auto_grant_new_members is on with an exact member list: every "
-                "new hire is added automatically and will drift from the list (the next plan "
+                f"{self.channel}: {AUTO_GRANT.key} is on with an exact member list: every new "
+                "hire is added automatically and will drift from the list (the next plan "
                 "proposes removing them); turn auto-grant off or use policy: additive")
-
-
-def _onoff(value: bool) -> str:
-    return "on" if value else "off"
 
 
 def diff(desired: DesiredState, current: TenantState,
          execution: ExecutionOf = _local) -> Diff:
-    """Plan the ordered changes that bring `current` to `desired` (SPEC §3)."""
+    """Plan the ordered changes that bring `current` to `desired` (docs/contract.md#the-plan)."""
     changes: list[Change] = []
     warnings: list[str] = []
     for channel in ChannelName:

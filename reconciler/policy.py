@@ -1,4 +1,4 @@
-"""Policy rules (SPEC §4): load `policies/*.yaml`, check the files, evaluate the rules.
+"""Policy rules (docs/contract.md#policies): load `policies/*.yaml`, check files, evaluate rules.
 
 A rule is a JSON Schema its target (the desired file as written, or the plan JSON) must satisfy.
 """

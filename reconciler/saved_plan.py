@@ -157,6 +157,9 @@ def _explain(error: Any, base: tuple[str | int, ...], source: str) -> Iterator[P
 _CHANGE_KEYS = frozenset({"id", "action", "channel", "target", "before", "after",
                           "destructive", "execution", "depends_on", "side_effects", "reason",
                           "phase"})
+_THRESHOLD_CHANGE_KEYS = _CHANGE_KEYS | {"threshold"}
+_THRESHOLD_KEYS = frozenset({"rule", "limit", "count", "list_size", "percent",
+                             "min_member_removals"})
 _ACTIONS = frozenset({"enable_channel", "disable_channel", "add_member", "remove_member",
                       "grant_all_members", "restrict_to_listed_members", "set_greeting",
                       "set_auto_grant", "set_file_restriction"})
@@ -167,7 +170,10 @@ _EFFECT_KEYS = (frozenset({"kind", "text"}), frozenset({"kind", "text", "count"}
 
 def _change_ok(c: Any) -> bool:
     """True only for a change the schema's $defs/change accepts (tests/test_saved_plan_*)."""
-    if type(c) is not dict or c.keys() != _CHANGE_KEYS:
+    if type(c) is not dict:
+        return False
+    if c.keys() != _CHANGE_KEYS and not (c.keys() == _THRESHOLD_CHANGE_KEYS
+                                          and _threshold_ok(c["threshold"])):
         return False
     action, channel, execution, target = c["action"], c["channel"], c["execution"], c["target"]
     depends, effects, phase = c["depends_on"], c["side_effects"], c["phase"]
@@ -180,6 +186,17 @@ def _change_ok(c: Any) -> bool:
             and type(effects) is list and all(_effect_ok(e) for e in effects)
             and type(c["reason"]) is str
             and type(phase) is int and 1 <= phase <= 7)
+
+
+def _threshold_ok(t: Any) -> bool:
+    if type(t) is not dict or t.keys() != _THRESHOLD_KEYS:
+        return False
+    counts = (t["count"], t["list_size"], t["min_member_removals"])
+    numbers = (t["limit"], t["percent"])
+    return type(t["rule"]) is str \
+        and t["rule"] in ("max_member_removals", "max_member_removal_percent") \
+        and all(type(n) is int and n >= 0 for n in counts) \
+        and all(type(n) in (int, float) and n >= 0 for n in numbers)
 
 
 def _effect_ok(e: Any) -> bool:

@@ -1,4 +1,4 @@
-"""Side effects of each change kind, worded from DOMAIN.md and counted from tenant data.
+"""Side effects of each change kind, worded from docs/domain.md and counted from tenant data.
 
 Each function takes an EffectContext and returns plain-words effects with counts; the
 table in `actions.py` binds them to their action.
@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.model import ChannelName, ChannelState
 from reconciler.terminal import printable
+from reconciler.words import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +46,6 @@ def _fx(kind: str, text: str, count: int | None = None) -> SideEffect:
     return SideEffect(kind, text, count)
 
 
-def _rooms(n: int) -> str:
-    return f"{n} open room{'s' if n != 1 else ''}"
-
-
-def _members(n: int) -> str:
-    return f"{n} member{'s' if n != 1 else ''}"
-
-
 def none(ctx: EffectContext) -> list[SideEffect]:
     """No side effect worth a line."""
     return []
@@ -61,7 +54,7 @@ def none(ctx: EffectContext) -> list[SideEffect]:
 def enable_channel(ctx: EffectContext) -> list[SideEffect]:
     """Turning on lets only listed members chat externally."""
     s = ctx.state
-    who = (f"all {_members(ctx.directory_size)}" if s.all_members
+    who = (f"all {plural(ctx.directory_size, 'member')}" if s.all_members
            else f"members on the connected-members list ({len(s.members)} now)")
     return [
         _fx("external_chat_enabled",
@@ -73,20 +66,22 @@ def enable_channel(ctx: EffectContext) -> list[SideEffect]:
 
 
 def disable_channel(ctx: EffectContext) -> list[SideEffect]:
-    """The one destructive action on the page (DOMAIN.md, Use status)."""
+    """The one destructive action on the page (docs/domain.md#turning-a-channel-off)."""
     s = ctx.state
     rooms = s.open_room_total
     shown_unknown = sum(1 for n in s.open_rooms.values() if n)
     connected = ctx.directory_size if s.all_members else len(s.members)
     return [
         _fx("rooms_hidden",
-            f"{_rooms(rooms)} with {ctx.channel.external} disappear from members' room lists",
+            f"{plural(rooms, 'open room')} with {ctx.channel.external} disappear from "
+            "members' room lists",
             rooms),
         _fx("members_unknown",
-            f"{_members(shown_unknown)} shown as 'unknown' to {ctx.channel.external}",
+            f"{plural(shown_unknown, 'member')} shown as 'unknown' to {ctx.channel.external}",
             shown_unknown),
         _fx("external_chat_disabled",
-            f"{_members(connected)} lose external chat with {ctx.channel.external}", connected),
+            f"{plural(connected, 'member')} lose external chat with {ctx.channel.external}",
+            connected),
         _fx("history_kept", "conversation history is kept and searchable in Admin Audit"),
     ]
 
@@ -98,7 +93,8 @@ def remove_member(ctx: EffectContext) -> list[SideEffect]:
     """Deleting a member from the list takes the authority away."""
     rooms = ctx.state.open_rooms.get(ctx.target or "", 0)
     return [_fx("loses_external_chat",
-                f"loses external chat with {ctx.channel.external}; {_rooms(rooms)}", rooms)]
+                f"loses external chat with {ctx.channel.external}; "
+                f"{plural(rooms, 'open room')}", rooms)]
 
 
 def add_member(ctx: EffectContext) -> list[SideEffect]:
@@ -113,7 +109,7 @@ def grant_all_members(ctx: EffectContext) -> list[SideEffect]:
     gaining = max(ctx.directory_size - len(ctx.state.members), 0)
     return [
         _fx("gains_external_chat",
-            f"all {_members(ctx.directory_size)} may chat with {ctx.channel.external}; "
+            f"all {plural(ctx.directory_size, 'member')} may chat with {ctx.channel.external}; "
             f"{gaining} gain it now", gaining),
         _fx("new_members_granted", "members who join later get access automatically"),
     ]
@@ -123,8 +119,8 @@ def restrict_to_listed_members(ctx: EffectContext) -> list[SideEffect]:
     """Leaving 'all members' mode freezes today's members into an explicit list."""
     return [
         _fx("list_frozen",
-            f"the {_members(ctx.directory_size)} of today stay on the connected-members list "
-            "until removed", ctx.directory_size),
+            f"the {plural(ctx.directory_size, 'member')} of today stay on the "
+            "connected-members list until removed", ctx.directory_size),
         _fx("new_members_not_granted",
             "members who join later no longer get access unless auto-grant is on"),
     ]
@@ -160,13 +156,13 @@ def set_auto_grant(ctx: EffectContext) -> list[SideEffect]:
 
 
 def set_file_restriction(ctx: EffectContext) -> list[SideEffect]:
-    """Which attachment buttons go away (or come back), per channel (DOMAIN.md)."""
+    """Attachment buttons that go away or come back (docs/domain.md#restrict-file-transfer)."""
     rooms = ctx.state.open_room_total
     on = bool(ctx.after)
     buttons = "unavailable" if on else "available again"
     effects = [_fx("buttons_disabled" if on else "buttons_enabled",
                    f"Camera, Contacts and Drive (Folder) buttons {buttons} in rooms with "
-                   f"{ctx.channel.external} ({_rooms(rooms)})", rooms)]
+                   f"{ctx.channel.external} ({plural(rooms, 'open room')})", rooms)]
     if ctx.channel is ChannelName.LINEWORKS:  # external groups exist on LINE WORKS only
         effects.append(_fx("attachments_blocked" if on else "attachments_allowed",
                            f"in external groups, files {'cannot' if on else 'can'} be attached "

@@ -1,28 +1,50 @@
 """The library's front door: plan a file, check a saved plan, apply, export, show.
 
 The CLI calls these and only adds printing and prompts; scripts can import them directly.
+`apply(request, ui)` is the one apply sequence that `lwr apply FILE|PLAN` and
+`lwr apply DIR` both run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, closing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from reconciler import settings
+from reconciler.actions import Change
 from reconciler.desired import check_against_tenant, load_desired
-from reconciler.errors import AlreadyApplied, StalePlan, WrongTenant
+from reconciler.errors import (
+    AlreadyApplied,
+    ApplyStopped,
+    PlanForAnotherTenant,
+    StalePlan,
+    UsageError,
+)
 from reconciler.export import dump_yaml, export_document
-from reconciler.manual import ManualMode, ManualRun, ManualStepHandler, annotate
+from reconciler.manual import (
+    ManualMode,
+    ManualRun,
+    ManualStep,
+    ManualStepHandler,
+    ManualStepsPending,
+    annotate,
+    split,
+)
 from reconciler.model import DesiredState, TenantState
 from reconciler.plan import Plan, make_plan, state_digest
+from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
+from reconciler.settings import ENABLED, MEMBERS_MODE
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
-    from reconciler.apply import ApplyResult
+    from reconciler.apply import ApplyResult, ProgressCallback
+    from reconciler.policy import PolicyReport, PolicyRule
     from reconciler.store import StateLocation
-    from reconciler.store.base import StateStore
+    from reconciler.store.base import LockHolder, StateStore
 
 
 @dataclass(frozen=True)
@@ -35,12 +57,12 @@ class Planned:
 
 
 def plan_desired(path: str | Path, provider: Provider) -> Planned:
-    """Load and validate `path`, read the tenant, and plan (SPEC §3); keep the inputs."""
+    """Validate `path`, read the tenant, plan (docs/contract.md#the-plan); keep the inputs."""
     return plan_loaded(load_desired(path), provider)
 
 
 def plan_loaded(desired: DesiredState, provider: Provider) -> Planned:
-    """Read the tenant and plan an already validated desired state (SPEC §3)."""
+    """Read the tenant and plan an already validated desired state (docs/contract.md#the-plan)."""
     current = provider.read()  # raises on any failed or partial read: never plans from less
     return _plan_read(desired, current, provider)
 
@@ -53,7 +75,7 @@ def _plan_read(desired: DesiredState, current: TenantState, provider: Provider) 
 
 
 def plan_file(path: str | Path, provider: Provider) -> Plan:
-    """Load and validate `path`, read the tenant, and plan (SPEC §3)."""
+    """Load and validate `path`, read the tenant, and plan (docs/contract.md#the-plan)."""
     return plan_desired(path, provider).plan
 
 
@@ -83,7 +105,8 @@ def check_saved_plan(saved: SavedPlan, provider: Provider,
     """
     plan = saved.plan
     if plan.tenant_uri != provider.key:
-        raise WrongTenant(f"refused: the plan was made for {plan.tenant_uri}, not {provider.key}")
+        raise PlanForAnotherTenant(
+            f"refused: the plan was made for {plan.tenant_uri}, not {provider.key}")
     if store is not None:
         check_not_applied(plan, store)
     current = provider.read()
@@ -111,21 +134,20 @@ def check_not_applied(plan: Plan, store: StateStore) -> None:
             "plan is applied once: run `lwr plan FILE --out PLAN.json` again for a new one")
 
 
-def settle_journal(provider: Provider, state: StateLocation,
-                   domain: str) -> ApplyResult | None:
-    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6).
+def recover_interrupted(provider: Provider, state: StateLocation,
+                        domain: str) -> ApplyResult | None:
+    """Nothing to apply: still recover what a killed apply left in doubt (its journal,
+    run and lock), applying nothing.
 
     None when the store was never created (nothing was ever applied through it) or when
     nothing was left unsettled.
     """
     if not state.exists:
         return None
-    from contextlib import closing
-
-    from reconciler.apply import settle
+    from reconciler import apply as executor
 
     with closing(state.open()) as store:
-        return settle(provider, store, domain)
+        return executor.recover_interrupted(provider, store, domain)
 
 
 def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
@@ -134,7 +156,8 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                saved: SavedPlan | None = None, checked_against: TenantState | None = None,
                manual: ManualMode = "stop",
                on_manual: ManualStepHandler | None = None) -> ApplyResult:
-    """Apply `plan` in order under the tenant lock, journaled and audited (SPEC §6).
+    """Apply `plan` in order under the tenant lock, journaled and audited: the flow's
+    execute step, also for scripts that plan and check themselves.
 
     `saved`: `plan` is what `check_saved_plan(saved, ...)` returned; under the lock it is
     planned again and must still be the file (and not applied yet), else nothing is applied.
@@ -142,7 +165,8 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
     under the lock equals it, planning again would give the same plan and is skipped.
     `manual`: what manual steps do (reconciler.manual): `ask` calls `on_manual` for each,
     `attested` records them as done, `skip` leaves them (and what depends on them) for the
-    next plan, `stop` applies up to the first one and raises ManualStepsPending (exit 3).
+    next plan, `stop` applies up to the first one and raises ApplyStopped caused by
+    ManualStepsPending (exit 3). A failure or interrupt raises ApplyStopped with what was done.
     """
     from reconciler.apply import execute
 
@@ -160,10 +184,163 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
                             "made; run `lwr plan` again and review the new plan")
 
     steps = ManualRun(plan.changes, provider, manual, on_manual)
-    result = execute(steps.changes, provider, store, actor=actor, plan_digest=plan.digest,
-                     domain=plan.tenant, on_progress=on_progress, precheck=unchanged_since_plan)
-    steps.finish(result)
+    try:
+        result = execute(steps.changes, provider, store, actor=actor, plan_digest=plan.digest,
+                         domain=plan.tenant, on_progress=on_progress,
+                         precheck=unchanged_since_plan)
+    finally:
+        steps.release()
+    try:
+        steps.finish()
+    except ManualStepsPending as pending:  # what ran before them is done and journaled
+        raise ApplyStopped(result, pending) from pending
     return result
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What `apply` is asked to do, decided before anything is read.
+
+    `source`: a desired file (path or already validated), or a saved plan (a `.json` path or
+    one read by `load_saved_plan`). `manual`: what manual steps do (reconciler.manual); None
+    lets the UI decide: ask when it can, else stop before them. `confirmed`: apply without
+    asking (--auto-approve).
+    """
+
+    tenant_uri: str
+    source: str | Path | DesiredState | SavedPlan
+    actor: str
+    state_uri: str | None = None
+    rules: Sequence[PolicyRule] = ()
+    allow_destructive: bool = False
+    manual: ManualMode | None = None
+    confirmed: bool = False
+
+
+class ApplyUI(Protocol):
+    """What the apply flow tells and asks its user; the CLI's terminal, or nobody (a fleet)."""
+
+    @property
+    def can_ask(self) -> bool:
+        """Whether `manual_step` can be answered (a terminal is there to answer on)."""
+
+    def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
+        """The plan to be applied with its policy findings, before any check refuses it."""
+
+    def show_checklist(self, plan: Plan) -> None:
+        """The plan passed every check; its manual steps, if any, before the confirmation."""
+
+    def confirm(self, plan: Plan) -> None:
+        """Ask before applying; raise (UsageError, Cancelled) to apply nothing."""
+
+    def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
+        """A progress callback for the run, or None; `prompting`: manual steps will ask."""
+
+    def manual_step(self, step: ManualStep) -> bool:
+        """Wait until the admin has done `step` in the console (True) or stops (False)."""
+
+    def took_over(self, holder: LockHolder) -> None:
+        """This apply took over a lock left by a dead process."""
+
+    def stopped(self, stop: ApplyStopped, total: int) -> None:
+        """The apply ended before its last change (`total` in the plan); raised after this."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply` did: the plan and its policy report, and what the executor did.
+
+    `result` is None when there was nothing to apply and nothing left to recover. `held`:
+    changes left for the next plan (manual steps and what depends on them, with `skip`).
+    """
+
+    planned: Planned
+    policy: PolicyReport
+    result: ApplyResult | None
+    held: tuple[Change, ...] = field(default=())
+
+
+def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
+    """Plan (or load and check a saved plan), check policies, recover an interrupted run,
+    pass the safety gate, confirm, and apply in order: the one apply sequence.
+
+    Raises the refusal of whichever check fails first; once the executor ran, ApplyStopped
+    (after `ui.stopped`) when it ended early.
+    """
+    from reconciler.policy import evaluate
+    from reconciler.store import StateLocation
+
+    source = request.source
+    if isinstance(source, str | Path) and is_saved_plan(source):
+        source = load_saved_plan(source)  # a malformed plan fails before the tenant is read
+    with closing(open_provider(request.tenant_uri, request.state_uri)) as provider:
+        # Resolved once, before planning: a --state of no known kind fails before a plan
+        # that could not be applied is shown.
+        state = StateLocation.resolve(request.state_uri, request.tenant_uri)
+        planned = _plan_or_check(source, provider, state)
+        plan = planned.plan
+        policy = evaluate(request.rules, desired=planned.desired, plan=plan)
+        ui.show_plan(plan, policy)
+        policy.raise_if_denied()
+        if not plan.changes:
+            recovered = recover_interrupted(provider, state, plan.tenant)
+            _tell_takeover(recovered, ui)
+            return Applied(planned, policy, recovered)
+        plan.raise_if_unsafe(allow_destructive=request.allow_destructive)
+        mode = _manual_mode(request.manual, ui)
+        ui.show_checklist(plan)
+        if not request.confirmed:
+            ui.confirm(plan)
+        result = _execute(plan, provider, state, request, ui, mode,
+                          source if isinstance(source, SavedPlan) else None, planned.current)
+    _tell_takeover(result, ui)
+    held = split(plan.changes, "skip").held if mode == "skip" else ()
+    return Applied(planned, policy, result, held)
+
+
+def _plan_or_check(source: str | Path | DesiredState | SavedPlan, provider: Provider,
+                   state: StateLocation) -> Planned:
+    """Plan a desired file; or check a saved plan (not applied yet, still reproduced)."""
+    if isinstance(source, SavedPlan):
+        # What is shown, checked and applied is the saved plan's desired state planned
+        # again, once it reproduces the file; never the file's own change list.
+        with closing(state.open()) as store:  # refuse a replay before showing it
+            return check_saved_plan(source, provider, store)
+    if isinstance(source, DesiredState):
+        return plan_loaded(source, provider)
+    return plan_desired(source, provider)
+
+
+def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:
+    """--manual as given; else ask when the UI can, stop before manual steps when not."""
+    if option is None:
+        return "ask" if ui.can_ask else "stop"
+    if option == "ask" and not ui.can_ask:
+        raise UsageError("--manual=ask needs a terminal to answer on; use --manual=attested "
+                         "or --manual=skip in a pipeline")
+    return option
+
+
+def _execute(plan: Plan, provider: Provider, state: StateLocation, request: ApplyRequest,
+             ui: ApplyUI, mode: ManualMode, saved: SavedPlan | None,
+             checked_against: TenantState) -> ApplyResult:
+    """Run the confirmed plan; say what a stopped run did before it is raised on."""
+    with closing(state.open()) as store, ui.progress(prompting=mode == "ask") as on_progress:
+        try:
+            return apply_plan(plan, provider, store, actor=request.actor,
+                              allow_destructive=request.allow_destructive,
+                              on_progress=on_progress, saved=saved,
+                              checked_against=checked_against, manual=mode,
+                              on_manual=ui.manual_step)
+        except ApplyStopped as stop:
+            _tell_takeover(stop.result, ui)
+            ui.stopped(stop, len(plan.changes))
+            raise
+
+
+def _tell_takeover(result: ApplyResult | None, ui: ApplyUI) -> None:
+    if result is not None and result.took_over is not None:
+        ui.took_over(result.took_over)
 
 
 def export_yaml(provider: Provider) -> str:
@@ -178,13 +355,9 @@ def state_json(state: TenantState) -> dict[str, Any]:
         "directory_size": len(state.directory),
         "channels": {
             name.value: {
-                "enabled": ch.enabled,
-                "members_mode": "all" if ch.all_members else "listed",
-                "auto_grant_new_members": ch.auto_grant_new_members,
-                "restrict_file_transfer": ch.restrict_file_transfer,
-                **({"greeting": {"enabled": ch.greeting_enabled,
-                                 "message": ch.greeting_message}}
-                   if ch.greeting_enabled is not None else {}),
+                ENABLED.key: ch.enabled,
+                "members_mode": MEMBERS_MODE.current(ch),
+                **settings.values(name, ch, skip=(ENABLED, MEMBERS_MODE)),
                 "members": sorted(ch.members),
                 "open_rooms": ch.open_room_total,
             }

@@ -667,7 +667,7 @@ class KillReport:
 
 def check_after_stop(attempt: Attempt, *, name: str, where: str,
                      expect_lock_left: bool | None = None) -> KillReport:
-    """Everything SPEC §6 promises after an apply died or stopped, checked from outside."""
+    """docs/contract.md#guarantees after an apply died or stopped, checked from outside."""
     world, plan = attempt.world, attempt.world.plan
     applied = attempt.applied()
     j = journal(attempt.state)

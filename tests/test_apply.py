@@ -24,9 +24,8 @@ from reconciler.apply import (
     change_holds,
     default_actor,
     execute,
-    partial_result,
 )
-from reconciler.errors import LockHeld, TenantRuleError
+from reconciler.errors import ApplyStopped, LockHeld, TenantRuleError
 from reconciler.model import ChannelName, TenantState
 from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalTenant, init_demo
@@ -214,11 +213,11 @@ def test_provider_refusal_is_recorded_stops_and_rerun_finishes_the_rest(
     nobody = add("nobody")  # not in the directory: the tenant refuses its whole batch
     first = [add("dave"), add("erin"), nobody, add("frank"), GREETING]
     provider = Recording(demo, batch_size=2)
-    with pytest.raises(TenantRuleError, match="not in the tenant directory") as raised:
+    with pytest.raises(ApplyStopped, match="not in the tenant directory") as raised:
         run(provider, store, first)
 
-    result = partial_result(raised.value)
-    assert result is not None
+    assert isinstance(raised.value.cause, TenantRuleError) and raised.value.signal is None
+    result = raised.value.result
     assert result.applied == [first[0].id, first[1].id]
     assert result.failed == nobody.id and "nobody" in (result.error or "")
     assert len(provider.calls) == 2  # nothing after the failed batch ran
@@ -243,8 +242,9 @@ def test_interrupt_inside_a_batch_is_recovered_and_never_repeated(
         demo: LocalTenant, store: SqliteStateStore) -> None:
     # KeyboardInterrupt after the tenant committed batch 2 but before the journal said done.
     provider = Recording(demo, batch_size=2, after=on_call(3, interrupt))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(ApplyStopped) as raised:
         run(provider, store)
+    assert raised.value.interrupted and raised.value.signal is None
     [crashed] = store.runs()
     assert crashed.status == "interrupted" and store.list_locks() == []
     landed = [cid for call in provider.calls for cid in call]
@@ -272,8 +272,9 @@ def test_second_ctrl_c_before_the_tenant_commits_reapplies_that_batch_later(
         os.kill(os.getpid(), signal.SIGINT)  # the user insists: raises at once
 
     provider = Recording(demo, batch_size=2, before=on_call(2, two_sigints))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(ApplyStopped) as raised:
         run(provider, store)
+    assert raised.value.interrupted and raised.value.signal is None  # not between batches
     in_doubt = provider.calls[2]
     assert store.runs()[0].status == "interrupted"
 
@@ -290,13 +291,14 @@ def test_a_signal_stops_between_batches_with_the_journal_settled(
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     provider = Recording(demo, batch_size=2,
                          before=on_call(1, lambda: os.kill(os.getpid(), signum)))
-    with pytest.raises(KeyboardInterrupt, match=signal.Signals(signum).name) as raised:
+    with pytest.raises(ApplyStopped, match=signal.Signals(signum).name) as raised:
         run(provider, store)
+    assert raised.value.interrupted and raised.value.signal == signum
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     done = [cid for call in provider.calls for cid in call]
     assert len(provider.calls) == 2  # the batch in flight finished, no further one started
-    result = partial_result(raised.value)
-    assert result is not None and result.applied == done
+    result = raised.value.result
+    assert result.applied == done
     [stopped] = store.runs()
     assert stopped.status == "interrupted" and store.list_locks() == []
     assert {e.state for e in store.entries(stopped.run_id)} == {"done"}

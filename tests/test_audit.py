@@ -414,3 +414,13 @@ def test_a_bad_key_file_stops_apply_before_the_tenant_is_touched(
     assert lwr(capsys, "apply", str(EXAMPLE), "--auto-approve")[0] == 0
     code, out, _ = lwr(capsys, "audit", "--verify")
     assert code == 0 and "(7 keyed" in out
+
+
+def test_unlock_and_lock_list_on_a_missing_store_create_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped --state is said to hold no store, and is not created to say so."""
+    missing = tmp_path / "typo" / "state.db"
+    for args in (["unlock", "--yes"], ["lock", "list"]):
+        assert run([*args, "--state", f"local:{missing}"]) == 0
+        assert "no state store at" in capsys.readouterr().out
+    assert not missing.parent.exists()

@@ -1,4 +1,4 @@
-"""SPEC §6, one apply per tenant: real `lwr` processes racing for one tenant, readers beside a
+"""docs/contract.md#guarantees: real `lwr` processes racing for one tenant, readers beside a
 running apply, and locks left behind by dead, live, foreign and reused-pid holders.
 
 `make test` races 4 applies on a 1,000-change plan; `make stress` (LWR_STRESS=1) 8 applies

@@ -1,4 +1,4 @@
-"""SPEC §6 under real kills: a real `lwr apply` subprocess on a local tenant, killed at chosen
+"""docs/contract.md#guarantees under real kills: `lwr apply` on a local tenant, killed at chosen
 points of its write sequence (SIGKILL), or asked to stop (SIGTERM, Ctrl-C).
 
 After every kill: `lwr plan` shows exactly the remaining changes, `lwr audit --verify`

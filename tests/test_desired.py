@@ -115,7 +115,7 @@ def test_policy_defaults_to_exact_and_members_are_lowercased() -> None:
 
 
 def test_exported_state_loads_back() -> None:
-    """`lwr export` writes files this loader must accept (SPEC §2 round trip)."""
+    """`lwr export` writes files this loader must accept (round trip: docs/contract.md#commands)."""
     from reconciler.export import dump_yaml, export_document
     from tests.conftest import channel_state, emails, tenant
 

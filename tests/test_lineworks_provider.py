@@ -15,7 +15,7 @@ from emulator.harness import emulated
 
 from reconciler import workflow
 from reconciler.actions import Action, Change, change_id
-from reconciler.errors import TenantError, TenantRuleError
+from reconciler.errors import ApplyStopped, TenantError, TenantRuleError
 from reconciler.manual import ManualStep, ManualStepsPending, checklist, split
 from reconciler.model import ChannelName, TenantState
 from reconciler.plan import Plan
@@ -199,11 +199,13 @@ def test_non_interactive_apply_stops_before_the_first_manual_step(
             plan = workflow.plan_file(desired, api)
             first_manual = next(i for i, c in enumerate(plan.changes)
                                 if c.execution == "manual")
-            with pytest.raises(ManualStepsPending) as caught:
+            with pytest.raises(ApplyStopped) as caught:
                 Side(api, store).apply(plan)  # the library default: stop
-            assert caught.value.exit_code == 3
-            assert caught.value.pending == plan.changes[first_manual:]
+            pending = caught.value.cause
+            assert isinstance(pending, ManualStepsPending) and caught.value.exit_code == 3
+            assert pending.pending == plan.changes[first_manual:]
             assert "Automatic greeting message" in str(caught.value)
+            assert len(caught.value.result.applied) == first_manual  # what ran before it
             # What came before ran; nothing after it did, and the journal says so.
             again = workflow.plan_file(desired, api)
             assert [c.id for c in again.changes] == [c.id for c in plan.changes[first_manual:]]
@@ -248,8 +250,9 @@ def test_declined_step_stops_the_apply_and_records_nothing_for_it(
                 seen.append(step)
                 return False
 
-            with pytest.raises(ManualStepsPending):
+            with pytest.raises(ApplyStopped) as stopped:
                 Side(api, store).apply(plan, manual="ask", on_manual=decline)
+            assert isinstance(stopped.value.cause, ManualStepsPending)
             manual = [c for c in plan.changes if c.execution == "manual"]
             assert [(s.number, s.total, s.change) for s in seen] == [(1, len(manual), manual[0])]
             assert workflow.plan_file(desired, api).changes == plan.changes
@@ -325,8 +328,9 @@ external_messaging:
         api = h.provider()
         try:
             plan = workflow.plan_file(desired, api)
-            with pytest.raises(TenantRuleError) as caught:
+            with pytest.raises(ApplyStopped) as caught:
                 Side(api, store).apply(plan, manual="ask", on_manual=h.admin)
+            assert isinstance(caught.value.cause, TenantRuleError)
             message = str(caught.value)
             assert f"line/add_member/caroline@{D}" in message and "emoji" in message
             assert "Connected-members > Manage" in message
@@ -414,8 +418,9 @@ def test_an_interrupted_apply_resumes_without_repeating_done_calls(
         try:
             plan = workflow.plan_file(desired, api)
             gave_up = re.escape("gave up on POST /users/{userId}/link-to-line")
-            with pytest.raises(TenantError, match=gave_up):
+            with pytest.raises(ApplyStopped, match=gave_up) as caught:
                 Side(api, store).apply(plan, manual="attested")
+            assert isinstance(caught.value.cause, TenantError)
             h.emulator.faults.clear()
             Side(api, store).apply(workflow.plan_file(desired, api), manual="attested")
             assert not workflow.plan_file(desired, api).changes
@@ -460,8 +465,9 @@ external_messaging:
 """)
         api = h.provider(poll_timeout=0.2)
         try:
-            with pytest.raises(TenantError, match=r"still in progress after 0\.2 s"):
+            with pytest.raises(ApplyStopped, match=r"still in progress after 0\.2 s") as caught:
                 Side(api, store).apply(workflow.plan_file(desired, api), manual="attested")
+            assert isinstance(caught.value.cause, TenantError)
         finally:
             api.close()
 

@@ -1,4 +1,4 @@
-"""The local tenant obeys DOMAIN.md's console rules, on real SQLite files.
+"""The local tenant obeys the console rules of docs/domain.md, on real SQLite files.
 
 One rule per test; every change goes through `apply` the way the reconciler sends it.
 """

@@ -28,7 +28,7 @@ PUBLIC = [
     # errors
     "LwrError", "InputError", "UsageError", "FileError", "TenantError", "TenantRuleError",
     "StateError", "Refused", "WrongTenant", "DestructiveRefused", "LockHeld", "StalePlan",
-    "AlreadyApplied", "PolicyDenied", "Cancelled",
+    "AlreadyApplied", "PolicyDenied", "Cancelled", "ApplyStopped",
     "__version__",
 ]
 

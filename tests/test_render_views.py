@@ -38,3 +38,5 @@ def test_lock_lines_name_the_holder_and_escape_it() -> None:
     assert text.startswith("local:/t\\x07\n  held by ")
     assert "it was taken on elsewhere.invalid: make sure that run is over" in text
     assert locks_text([], "state.db") == "No locks held in state.db.\n"
+    assert locks_text([], "/x\x1b.db", exists=False) == \
+        "No locks held: there is no state store at /x\\x1b.db.\n"

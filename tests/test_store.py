@@ -31,8 +31,8 @@ from reconciler.model import ChannelName
 from reconciler.store import StateLocation, open_store
 from reconciler.store.base import (
     AuditRecord,
+    EntryOutcome,
     LockHolder,
-    Outcome,
     StateStore,
     VerifyResult,
     canonical_json,
@@ -301,8 +301,8 @@ def test_journal_round_trip(store: StateStore) -> None:
     store.mark_started(run.run_id, changes)
     assert [(e.change, e.state) for e in store.entries(run.run_id)] == [
         (changes[0], "started"), (changes[1], "started")]
-    store.complete(run.run_id, [Outcome(changes[0].id, "done"),
-                                Outcome(changes[1].id, "failed", "refused")], [record(1)])
+    store.complete(run.run_id, [EntryOutcome(changes[0].id, "done"),
+                                EntryOutcome(changes[1].id, "failed", "refused")], [record(1)])
     assert [(e.state, e.error) for e in store.entries(run.run_id)] == [
         ("done", None), ("failed", "refused")]
     store.finish_run(run.run_id, "failed")
@@ -314,7 +314,7 @@ def test_journal_round_trip(store: StateStore) -> None:
 def test_settling_an_unstarted_change_rolls_back_its_audit_rows(store: StateStore) -> None:
     run = store.begin_run(KEY, "d", "me")
     with pytest.raises(StateError, match="never journaled"):
-        store.complete(run.run_id, [Outcome("line/add_member/x", "done")], [record(1)])
+        store.complete(run.run_id, [EntryOutcome("line/add_member/x", "done")], [record(1)])
     assert store.audit_entries() == []
     assert store.verify_audit().ok
     store.append_audit([record(2)])  # the store is still usable, the chain intact

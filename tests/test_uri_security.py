@@ -446,3 +446,25 @@ def test_a_malformed_endpoint_is_a_usage_error(lw_env: Path, capture: Capture,
         assert err.startswith(f"Error: lineworks: {key} ") and "Internal error" not in err, err
         assert SECRET not in err
     assert capture.requests == []
+
+
+@pytest.mark.parametrize("style", ["separate", "equals", "env"])
+def test_an_internal_error_quoting_the_state_url_prints_no_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        style: str) -> None:
+    """The last line of defence (an unexpected exception) masks the command's URIs too: a
+    library's message may quote the URL it was given, password and all."""
+    url = "postgresql://lwr:Zq7SeCrEtXv@127.0.0.1:1/lwr"
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(f"driver bug while opening {url} (password=Zq7SeCrEtXv)")
+
+    monkeypatch.setattr("reconciler.store.StateLocation.resolve", broken)
+    monkeypatch.chdir(tmp_path)
+    args = {"separate": ["--state", url], "equals": [f"--state={url}"], "env": []}[style]
+    if style == "env":
+        monkeypatch.setenv("LWR_STATE", url)
+    assert run(["audit", *args]) == 1
+    err = capsys.readouterr().err
+    assert "Internal error: RuntimeError" in err
+    assert "Zq7SeCrEtXv" not in err and "SeCrEt" not in err

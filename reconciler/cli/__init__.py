@@ -1,6 +1,7 @@
 """The `lwr` command line: parse options, call the library, print, map errors to exit codes.
 
-The only package that prints. Exit codes (SPEC §2): 0 ok, 1 error, 2 changes, 3 refused.
+The only package that prints. Exit codes: reconciler.errors.ExitCode (0 ok, 1 error, 2 changes,
+3 refused; docs/contract.md#exit-codes).
 One module per group of commands: plans.py (validate, plan, show-plan, drift), applying.py
 (apply), tenants.py (export, show, attest, tenant …), state.py (audit, unlock, lock, state);
 common.py has the group, the shared options and how a tenant and a state store are opened.
@@ -17,7 +18,7 @@ import click
 
 from reconciler.cli import applying, plans, state, tenants  # noqa: F401  (registers commands)
 from reconciler.cli.common import cli
-from reconciler.errors import LwrError
+from reconciler.errors import ApplyStopped, ExitCode, LwrError
 from reconciler.terminal import printable
 
 __all__ = ["cli", "main", "run"]
@@ -29,33 +30,57 @@ def run(argv: list[str] | None = None) -> int:
         code = cli.main(args=argv, prog_name="lwr", standalone_mode=False)
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, KeyboardInterrupt):  # click wraps Ctrl-C (and SIGTERM)
-            return _interrupted(e.__cause__)
-        return _fail("Aborted.", 1)
+            return _interrupted(_signal_of(e.__cause__))
+        return _fail("Aborted.", ExitCode.ERROR)
     except click.exceptions.ClickException as e:
         shown = io.StringIO()  # click quotes the bad value: shown printable like our own
         e.show(file=shown)
         click.echo(printable(shown.getvalue()), err=True, nl=False)
-        return 1  # bad usage is bad input (1); exit 2 means "changes present"
-    except LwrError as e:
-        return _fail(str(e) if str(e).startswith("refused") else f"Error: {e}", e.exit_code)
-    except KeyboardInterrupt as e:
-        return _interrupted(e)
-    except BrokenPipeError:
-        return 1  # a closed pipe (`| head`) is not worth a traceback
-    except Exception as e:  # the last line of defence: never a traceback for users
-        if os.environ.get("LWR_DEBUG"):
-            raise
-        return _fail(f"Internal error: {type(e).__name__}: {e}\n(set LWR_DEBUG=1 for details "
-                     "and please report it)", 1)
-    return code if isinstance(code, int) else 0
+        return ExitCode.ERROR  # bad usage is bad input; CHANGES means "changes present"
+    except ApplyStopped as e:  # what it did is said already (cli.applying): now why
+        if e.interrupted:
+            click.echo(err=True)  # as click does after a Ctrl-C it sees itself
+            return _interrupted(e.signal or signal.SIGINT)
+        return _failure(e.cause, argv)
+    except BaseException as e:
+        return _failure(e, argv)
+    return code if isinstance(code, int) else ExitCode.OK
 
 
-def _interrupted(error: KeyboardInterrupt) -> int:
+def _failure(error: BaseException, argv: list[str] | None) -> int:
+    """The message and exit code of an error that left the command run with `argv`."""
+    if isinstance(error, LwrError):
+        return _fail(f"{error.prefix}{error}", error.exit_code)
+    if isinstance(error, KeyboardInterrupt):
+        return _interrupted(_signal_of(error))
+    if isinstance(error, BrokenPipeError):
+        return ExitCode.ERROR  # a closed pipe (`| head`) is not worth a traceback
+    if not isinstance(error, Exception) or os.environ.get("LWR_DEBUG"):
+        raise error  # SystemExit and the like; the traceback on request
+    # The last line of defence: never a traceback for users. A library's own message may
+    # quote a URI it was given, secrets and all.
+    text = _scrubbed(f"{type(error).__name__}: {error}", sys.argv[1:] if argv is None else argv)
+    return _fail(f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please "
+                 "report it)", ExitCode.ERROR)
+
+
+def _interrupted(signum: int) -> int:
     """Exit 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM."""
-    signum = _signal_of(error)
     if signum == signal.SIGINT:
         return _fail("Interrupted.", 128 + signum)
     return _fail(f"Stopped by {signal.Signals(signum).name}.", 128 + signum)
+
+
+def _scrubbed(text: str, argv: list[str]) -> str:
+    """`text` with every tenant or state URI of this command (its arguments, LWR_TENANT,
+    LWR_STATE) and their secrets masked."""
+    from reconciler.uris import scrub
+
+    sources = [*argv, os.environ.get("LWR_TENANT", ""), os.environ.get("LWR_STATE", "")]
+    for uri in sources:
+        if "://" in uri or uri.startswith(("lineworks:", "local:")):
+            text = scrub(text, uri.partition("=")[2] if uri.startswith("--") else uri)
+    return text
 
 
 def _fail(message: str, code: int) -> int:
@@ -77,11 +102,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def _signal_of(error: KeyboardInterrupt) -> int:
     """The signal behind an interrupt: SIGTERM or SIGINT (Ctrl-C, the default)."""
-    if isinstance(error, _Terminated):
-        return error.signum
-    from reconciler.apply import stop_signal
-
-    return stop_signal(error) or signal.SIGINT
+    return error.signum if isinstance(error, _Terminated) else signal.SIGINT
 
 
 def main() -> None:

@@ -1,13 +1,14 @@
-"""apply: confirmation, manual steps, progress, and what a stopped apply says."""
+"""apply: the terminal side of the apply flow (reconciler.workflow.apply): confirmation,
+manual steps, progress, and what a stopped apply says."""
 
 from __future__ import annotations
 
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,22 +19,20 @@ from reconciler.cli.common import (
     fleet_options,
     load_rules,
     policy_options,
-    provider_for,
-    state_for,
     state_option,
-    store_for,
     tenant_option,
 )
 from reconciler.cli.plans import emit_fleet
-from reconciler.errors import Cancelled, LwrError, StateError, UsageError
-from reconciler.manual import ManualMode, ManualStep, checklist, split
+from reconciler.errors import ApplyStopped, Cancelled, ExitCode, StateError, UsageError
+from reconciler.manual import ManualMode, ManualStep, checklist
 from reconciler.plan import Plan
-from reconciler.providers.base import Provider
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
 
 if TYPE_CHECKING:
-    from reconciler.policy import PolicyRule
+    from reconciler.apply import ProgressCallback
+    from reconciler.policy import PolicyReport, PolicyRule
+    from reconciler.store.base import LockHolder
 
 
 @cli.command()
@@ -59,60 +58,39 @@ def apply(file: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
 
     FILE may be a directory of desired files, one a tenant (needs --auto-approve).
     """
-    from reconciler.policy import evaluate
+    from reconciler.apply import default_actor
 
     rules = load_rules(policy_dirs, no_default_policies)
     if Path(file).is_dir():
         return _apply_dir(file, tenant_uri, state_uri, auto_approve, allow_destructive, rules,
                           manual, parallel, fail_fast)
-    saved = workflow.load_saved_plan(file) if workflow.is_saved_plan(file) else None
-    with provider_for(tenant_uri, state_uri) as provider:
-        if saved is not None:
-            # What is shown, checked and applied is the saved plan's desired state planned
-            # again, once it reproduces the file; never the file's own change list.
-            with store_for(state_uri, tenant_uri) as store:  # refuse a replay before showing it
-                planned = workflow.check_saved_plan(saved, provider, store)
-        else:
-            planned = workflow.plan_desired(file, provider)
-        the_plan, desired = planned.plan, planned.desired
-        policy = evaluate(rules, desired=desired, plan=the_plan)
-        click.echo(renderer_for("text", color=color(), policy=policy).render(the_plan),
-                   nl=False)
-        policy.raise_if_denied()
-        if not the_plan.changes:
-            _settle_journal(state_uri, tenant_uri, provider, the_plan.tenant)
-            return 0
-        the_plan.raise_if_unsafe(allow_destructive=allow_destructive)
-        mode = _manual_mode(manual)
-        click.echo(printable(checklist(the_plan.changes)), nl=False)
-        if not auto_approve:
-            _confirm(the_plan)
-        with store_for(state_uri, tenant_uri) as store, \
-                _progress(enabled=mode != "ask") as on_progress:
-            from reconciler.apply import default_actor, partial_result
+    done = workflow.apply(workflow.ApplyRequest(
+        tenant_uri, file, default_actor(), state_uri=state_uri, rules=rules,
+        allow_destructive=allow_destructive, manual=_MODES.get(manual or ""),
+        confirmed=auto_approve), TerminalUI())
+    _echo_done(done)
+    return ExitCode.OK
 
-            try:
-                result = workflow.apply_plan(the_plan, provider, store, actor=default_actor(),
-                                             allow_destructive=allow_destructive,
-                                             on_progress=on_progress, saved=saved,
-                                             checked_against=planned.current,
-                                             manual=mode, on_manual=_ask_manual)
-            except (LwrError, KeyboardInterrupt) as e:
-                partial = partial_result(e) or getattr(e, "result", None)
-                if partial is not None:
-                    _echo_takeover(partial)
-                    click.echo(printable(_stopped_message(e, partial, len(the_plan.changes))),
-                               err=True)
-                raise
-    _echo_takeover(result)
+
+_MODES: dict[str, ManualMode] = {"ask": "ask", "attested": "attested", "skip": "skip"}
+
+
+def _echo_done(done: workflow.Applied) -> None:
+    """The last lines: what was applied (or recovered, when there was nothing to apply)."""
+    result = done.result
+    if not done.planned.plan.changes:
+        if result is not None and result.recovered:
+            click.echo(f"Recorded {len(result.recovered)} change(s) of the interrupted run "
+                       f"{result.run_id} as recovered: they were in effect already.")
+        return
+    assert result is not None  # the executor ran
     recovered = f", {len(result.recovered)} recovered from an interrupted run" \
         if result.recovered else ""
     click.echo(f"Apply complete: {len(result.applied)} changes applied{recovered} "
                f"(run {result.run_id}).")
-    if mode == "skip" and (held := split(the_plan.changes, "skip").held):
-        click.echo(f"Left for the next plan: {len(held)} change(s), manual steps and what "
+    if done.held:
+        click.echo(f"Left for the next plan: {len(done.held)} change(s), manual steps and what "
                    "depends on them (tighten before loosen).")
-    return 0
 
 
 def _apply_dir(directory: str, tenant_uri: str, state_uri: str | None, auto_approve: bool,
@@ -127,71 +105,79 @@ def _apply_dir(directory: str, tenant_uri: str, state_uri: str | None, auto_appr
     if manual == "ask":
         raise UsageError("--manual=ask is for a single file; use --manual=attested or "
                          "--manual=skip with a directory")
-    mode: ManualMode = "attested" if manual == "attested" else \
-        "skip" if manual == "skip" else "stop"
-
     results = fleet.run_fleet(directory, fleet.FleetOptions(
         tenant_template=tenant_uri, rules=rules, apply=True,
-        allow_destructive=allow_destructive, manual=mode, parallel=parallel,
+        allow_destructive=allow_destructive, manual=_MODES.get(manual or "", "stop"),
+        parallel=parallel,
         fail_fast=fail_fast, actor=default_actor(), state_uri=state_uri))
     return emit_fleet(results, "text", False)
 
 
-def _manual_mode(option: str | None) -> ManualMode:
-    """--manual as given; else ask on a terminal, stop before manual steps without one."""
-    if option is None:
-        return "ask" if sys.stdin.isatty() else "stop"
-    if option == "ask" and not sys.stdin.isatty():
-        raise UsageError("--manual=ask needs a terminal to answer on; use --manual=attested "
-                         "or --manual=skip in a pipeline")
-    return "ask" if option == "ask" else "attested" if option == "attested" else "skip"
+class TerminalUI:
+    """`lwr apply FILE|PLAN` on a terminal or in a pipeline: the plan and checklist on stdout,
+    prompts, progress and what a stopped apply did on stderr (stdout may be piped)."""
 
+    @property
+    def can_ask(self) -> bool:
+        """Manual steps are asked for only with a terminal to answer on."""
+        return sys.stdin.isatty()
 
-def _ask_manual(step: ManualStep) -> bool:
-    """Show one manual step and wait until the admin says it is done (or stops)."""
-    click.echo(printable(f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
-                         f"  In {step.path}\n  {step.todo}."), err=True)
-    while True:
-        answer = click.prompt("Type 'done' once saved in the console, or 'stop' to stop here",
-                              default="", show_default=False, err=True).strip().lower()
-        if answer in ("done", "stop"):
-            return answer == "done"
+    def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
+        """The plan as `lwr plan` shows it, policy findings included."""
+        click.echo(renderer_for("text", color=color(), policy=policy).render(plan), nl=False)
 
+    def show_checklist(self, plan: Plan) -> None:
+        """The manual steps of the plan, in the order they come."""
+        click.echo(printable(checklist(plan.changes)), nl=False)
 
-def _settle_journal(state_uri: str | None, tenant_uri: str, provider: Provider,
-                    domain: str) -> None:
-    """Nothing to apply: still record what a killed apply left in doubt (SPEC §6)."""
-    result = workflow.settle_journal(provider, state_for(state_uri, tenant_uri), domain)
-    if result is not None:
-        _echo_takeover(result)
-        if result.recovered:
-            click.echo(f"Recorded {len(result.recovered)} change(s) of the interrupted run "
-                       f"{result.run_id} as recovered: they were in effect already.")
+    def confirm(self, plan: Plan) -> None:
+        """Only 'yes' applies; without a terminal, refuse to guess."""
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to apply without confirmation: stdin is not a terminal; "
+                             "review the plan and pass --auto-approve")
+        answer = click.prompt(
+            f"Apply these {len(plan.changes)} changes to {plan.tenant}? "
+            "Only 'yes' will be accepted", default="", show_default=False,
+            err=True)  # on stderr: stdout may be piped into a file or `tail`
+        if answer.strip() != "yes":
+            raise Cancelled("Apply cancelled; nothing was changed.")
 
+    def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
+        """A progress bar on a terminal, except while manual steps prompt on it."""
+        return _progress(enabled=not prompting)
 
-def _echo_takeover(result: Any) -> None:
-    """Say so when this apply took over a lock left by a dead process (SPEC §6)."""
-    stale = getattr(result, "took_over", None)
-    if stale is not None:
-        click.echo(printable(f"Took over the lock of {stale.tenant_key} left by "
-                             f"{stale.describe()}: {stale.gone_because}. Its unfinished "
+    def manual_step(self, step: ManualStep) -> bool:
+        """Show one manual step and wait until the admin says it is done (or stops)."""
+        click.echo(printable(f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
+                             f"  In {step.path}\n  {step.todo}."), err=True)
+        while True:
+            answer = click.prompt("Type 'done' once saved in the console, or 'stop' to stop "
+                                  "here", default="", show_default=False, err=True)
+            if answer.strip().lower() in ("done", "stop"):
+                return answer.strip().lower() == "done"
+
+    def took_over(self, holder: LockHolder) -> None:
+        """Say so when this apply took over a lock left by a dead process."""
+        click.echo(printable(f"Took over the lock of {holder.tenant_key} left by "
+                             f"{holder.describe()}: {holder.gone_because}. Its unfinished "
                              "changes were checked against the tenant first."), err=True)
 
+    def stopped(self, stop: ApplyStopped, total: int) -> None:
+        """Why the apply ended early, what it did, and that a re-run finishes it."""
+        click.echo(printable(_stopped_message(stop, total)), err=True)
 
-def _stopped_message(error: BaseException, partial: Any, total: int) -> str:
-    """Why an apply ended early, what it did, and that a re-run finishes it."""
+
+def _stopped_message(stop: ApplyStopped, total: int) -> str:
+    partial = stop.result
     done = f"{len(partial.applied)} of {total} changes applied (run {partial.run_id})"
-    if isinstance(error, KeyboardInterrupt):
-        from reconciler.apply import stop_signal
-
-        signum = stop_signal(error)
-        if signum is not None:  # asked to stop: the batch in flight finished first
-            return (f"Apply stopped by {signal.Signals(signum).name} between batches: {done}. "
-                    "The journal is consistent and the lock is released: run apply again to "
-                    "finish the rest.")
+    if stop.interrupted:
+        if stop.signal is not None:  # asked to stop: the batch in flight finished first
+            return (f"Apply stopped by {signal.Signals(stop.signal).name} between batches: "
+                    f"{done}. The journal is consistent and the lock is released: run apply "
+                    "again to finish the rest.")
         return (f"Apply interrupted: {done}. The lock is released; run apply again: it checks "
                 "the batch that was in flight against the tenant and finishes the rest.")
-    if isinstance(error, StateError):
+    if isinstance(stop.cause, StateError):
         return (f"Apply stopped because the state store failed: {done}. The batch in flight "
                 "may have reached the tenant without being journaled: once the store is "
                 "reachable, run apply again; it checks that batch against the tenant and "
@@ -199,18 +185,6 @@ def _stopped_message(error: BaseException, partial: Any, total: int) -> str:
     failed = f"; stopped at {partial.failed}" if partial.failed else ""
     return (f"Apply stopped: {done}{failed}. The journal is consistent: fix the cause and run "
             "apply again to finish.")
-
-
-def _confirm(the_plan: Plan) -> None:
-    if not sys.stdin.isatty():
-        raise UsageError("refusing to apply without confirmation: stdin is not a terminal; "
-                         "review the plan and pass --auto-approve")
-    answer = click.prompt(
-        f"Apply these {len(the_plan.changes)} changes to {the_plan.tenant}? "
-        "Only 'yes' will be accepted", default="", show_default=False,
-        err=True)  # on stderr: stdout may be piped into a file or `tail`
-    if answer.strip() != "yes":
-        raise Cancelled("Apply cancelled; nothing was changed.")
 
 
 @contextmanager

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from reconciler.store.base import StateStore
 
 
-EXIT_CHANGES = 2
-
 tenant_option = click.option(
     "--tenant", "tenant_uri", envvar="LWR_TENANT", default=DEFAULT_TENANT, show_default=True,
     help="Tenant URI: local:PATH (embedded tenant) or lineworks: (env LWR_TENANT).")
@@ -56,7 +54,7 @@ def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--policy-dir (repeatable) and --no-default-policies (SPEC §4)."""
+    """--policy-dir (repeatable) and --no-default-policies (docs/contract.md#policies)."""
     command = click.option(
         "--no-default-policies", is_flag=True,
         help="Do not check the policies shipped with lwr (policies/defaults.yaml).")(command)
@@ -159,9 +157,7 @@ def cli() -> None:
     """lwr: LINE WORKS external messaging as code (validate, plan, apply)."""
 
 
-
-
-def open_provider_key(tenant_uri: str) -> str:
+def resolve_tenant_key(tenant_uri: str) -> str:
     """The key a tenant's audit entries are filed under, without opening the tenant
     (reconciler.uris.tenant_key: no request, no private key read)."""
     from reconciler.uris import LINEWORKS, LOCAL, tenant_key

@@ -9,7 +9,6 @@ import click
 
 from reconciler import workflow
 from reconciler.cli.common import (
-    EXIT_CHANGES,
     cli,
     color,
     echo_policy,
@@ -26,7 +25,7 @@ from reconciler.cli.common import (
     write_markdown_parts,
     write_output,
 )
-from reconciler.errors import LwrError, UsageError
+from reconciler.errors import ExitCode, LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
@@ -113,7 +112,7 @@ def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcod
         out = None  # a denied plan is shown for review, never handed to apply
     emit_plan(planned.plan, fmt, out, policy, markdown_dir)
     policy.raise_if_denied()
-    return EXIT_CHANGES if detailed_exitcode and planned.plan.changes else 0
+    return ExitCode.CHANGES if detailed_exitcode and planned.plan.changes else ExitCode.OK
 
 
 def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
@@ -143,8 +142,8 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
               markdown_dir: str | None) -> int:
     """Render a saved PLAN_FILE without touching the tenant (unless --tenant is given)."""
     saved = workflow.load_saved_plan(plan_file)
-    the_plan = saved.plan
-    emit_plan(the_plan, fmt, None, None, markdown_dir)
+    plan = saved.plan
+    emit_plan(plan, fmt, None, None, markdown_dir)
     if tenant_uri is None:
         return 0
     # The check apply makes (the same code), read only.
@@ -154,8 +153,8 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
                 workflow.check_saved_plan(saved, provider, store)
         else:
             workflow.check_saved_plan(saved, provider)
-    click.echo(printable(f"Up to date: {the_plan.tenant} is as it was when the plan was made "
-                         f"({the_plan.created_at or 'unknown time'}); apply would accept it."),
+    click.echo(printable(f"Up to date: {plan.tenant} is as it was when the plan was made "
+                         f"({plan.created_at or 'unknown time'}); apply would accept it."),
                err=True)
     return 0
 
@@ -188,6 +187,6 @@ def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
     if fmt == "json":
         echo_policy(policy)
     policy.raise_if_denied()
-    return 0 if report.in_sync else EXIT_CHANGES
+    return ExitCode.OK if report.in_sync else ExitCode.CHANGES
 
 

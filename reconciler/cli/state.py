@@ -13,7 +13,7 @@ from click.core import ParameterSource
 from reconciler.audit import KEY_ENV, parse_anchor
 from reconciler.cli.common import (
     cli,
-    open_provider_key,
+    resolve_tenant_key,
     state_for,
     state_option,
     state_tenant_option,
@@ -58,7 +58,7 @@ def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bo
     with existing_store(state_uri, tenant_uri) as store:
         if verify:
             return _verify(store, kept)
-        key = open_provider_key(tenant_uri)
+        key = resolve_tenant_key(tenant_uri)
         entries = store.audit_entries(tenant_key=key, limit=limit)
     if fmt == "json":
         click.echo(json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=2))
@@ -138,10 +138,15 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
     """
     if tenant is not None and local_path(tenant) is not None:
         tenant_uri = tenant  # a local tenant's default state is beside it
+    location = state_for(state_uri, tenant_uri)
+    if not location.exists:  # a mistyped --state must not be created to say so
+        click.echo(printable(f"No lock was held: there is no state store at {location} "
+                             "(nothing was created)."))
+        return 0
     with store_for(state_uri, tenant_uri) as store:
         held_locks = store.list_locks()
         keys = {h.tenant_key for h in held_locks}
-        key = tenant if tenant in keys else open_provider_key(tenant or tenant_uri)
+        key = tenant if tenant in keys else resolve_tenant_key(tenant or tenant_uri)
         held = next((h for h in held_locks if h.tenant_key == key), None)
         if held is None:
             click.echo("No lock was held.")
@@ -180,7 +185,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
             "operation": h.operation, "since": h.since, "stale": h.stale,
         } for h in holders], ensure_ascii=False, indent=2))
         return 0
-    click.echo(locks_text(holders, str(location)), nl=False)
+    click.echo(locks_text(holders, str(location), exists=location.exists), nl=False)
     return 0
 
 

@@ -13,7 +13,7 @@ __all__ = ["DEFAULT_TENANT", "local_path", "open_provider"]
 
 
 def open_provider(uri: str, state_uri: str | None = None, *, readonly: bool = False) -> Provider:
-    """Open the tenant named by `uri` (SPEC §5); `state_uri` (--state) is where a provider
+    """Open the tenant at `uri` (docs/contract.md#tenants); `state_uri` (--state): where a provider
     that keeps attested state keeps it (default $LWR_STATE). `readonly`: for commands that
     only read (a local tenant is then opened without writing or creating any file)."""
     path = local_path(uri)

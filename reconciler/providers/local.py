@@ -1,6 +1,6 @@
 """The local tenant: an embedded SQLite file that behaves like the LINE WORKS console.
 
-Owns the file's schema, the console's rules of DOMAIN.md, and the demo company of `lwr tenant init`.
+Owns the file's schema, the console rules of docs/domain.md, the demo company of `lwr tenant init`.
 """
 
 from __future__ import annotations

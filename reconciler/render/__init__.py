@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.policy import PolicyReport
 
-FORMATS = ("text", "json", "markdown")
-
 
 class Renderer(Protocol):
     """Turns a plan into text for one audience."""

@@ -28,10 +28,13 @@ def audit_text(entries: Sequence[AuditEntry]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def locks_text(holders: Sequence[LockHolder], location: str) -> str:
-    """Each lock held: tenant, holder, and whether the holder is still there."""
+def locks_text(holders: Sequence[LockHolder], location: str, *, exists: bool = True) -> str:
+    """Each lock held in the store at `location`: tenant, holder, and whether the holder is
+    still there; `exists` False: there is no store there (so no lock either)."""
+    if not exists:
+        return printable(f"No locks held: there is no state store at {location}.") + "\n"
     if not holders:
-        return f"No locks held in {location}.\n"
+        return printable(f"No locks held in {location}.") + "\n"
     return "".join(printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}")
                    + "\n" for h in holders)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
 
-if TYPE_CHECKING:  # drift pulls in deepdiff: only `lwr drift` pays for it
+if TYPE_CHECKING:  # only `lwr drift` imports the drift module
     from reconciler.drift import DriftReport
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.actions import Change
 from reconciler.model import ChannelName
-from reconciler.plan import Plan, threshold_detail
+from reconciler.plan import Plan
 from reconciler.policy import Finding, PolicyReport
 from reconciler.render.values import (
     describe,
@@ -24,8 +24,9 @@ from reconciler.render.values import (
     text_changes,
 )
 from reconciler.terminal import printable
+from reconciler.words import plural
 
-if TYPE_CHECKING:  # drift pulls in deepdiff: only `lwr drift` pays for it
+if TYPE_CHECKING:  # only `lwr drift` imports the drift module
     from reconciler.drift import DriftReport, MemberDrift
 
 #: GitHub refuses comments over 65,536 characters; parts stay under this.
@@ -119,10 +120,6 @@ def md_fenced(text: str, indent: str = "") -> str:
     fence = "`" * max(3, max(map(len, runs)) + 1 if runs else 3)
     lines = [fence + "text", *text.split("\n"), fence]
     return "\n".join(f"{indent}{line}" if line else "" for line in lines)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -256,7 +253,7 @@ class PlanMarkdown:
         origin = f"{md_code(plan.source)} against " if plan.source else ""
         blocks: list[Block] = [
             f"{origin}{md_code(plan.tenant_uri)} · "
-            f"{_plural(len(plan.changes), 'change')} · "
+            f"{plural(len(plan.changes), 'change')} · "
             f"plan {md_code(plan.digest[:12])}\n"
         ]
         if not plan.changes:
@@ -311,7 +308,7 @@ def _destructive_block(plan: Plan) -> list[Block]:
         return []
     lines = [
         "> [!CAUTION]",
-        f"> **{_plural(len(destructive), 'destructive change')}**: apply needs "
+        f"> **{plural(len(destructive), 'destructive change')}**: apply needs "
         "`--allow-destructive`",
     ]
     removals: dict[ChannelName, list[Change]] = {}
@@ -322,9 +319,10 @@ def _destructive_block(plan: Plan) -> list[Block]:
         lines.append(f"> - **{c.channel.value}**: {md_escape(describe(c))}")
         lines += [f">   - {md_escape(e.text)}" for e in c.side_effects]
     for channel, changes in removals.items():
-        why = threshold_detail(changes[0]) or changes[0].reason
+        over = changes[0].threshold
+        why = over.describe() if over else changes[0].reason
         lines.append(
-            f"> - **{channel.value}**: remove {_plural(len(changes), 'member')}, "
+            f"> - **{channel.value}**: remove {plural(len(changes), 'member')}, "
             f"over the safety threshold: {md_escape(why)}"
         )
     return ["\n".join(lines) + "\n"]
@@ -355,7 +353,7 @@ def _channel_section(channel: ChannelName, changes: Sequence[Change]) -> list[Bl
         return [head, *(_bullet(c) for c in changes), ""]
     added = sum(1 for c in members if c.spec.bucket == "add")
     summary = (
-        f"{channel.value}: {_plural(len(members), 'member change')} "
+        f"{channel.value}: {plural(len(members), 'member change')} "
         f"({added} to add, {len(members) - added} to remove)"
     )
     return [
@@ -443,7 +441,7 @@ def _member_blocks(m: MemberDrift) -> list[Block]:
         if not who:
             continue
         items = tuple(f"- {md_code(email)}" for email in who)
-        label = f"{_plural(len(who), 'member')} {title}"
+        label = f"{plural(len(who), 'member')} {title}"
         if len(who) <= INLINE_MEMBERS:
             blocks.append(f"{label}:\n\n" + "\n".join(items) + "\n")
         else:

@@ -7,7 +7,9 @@ import json
 
 from reconciler.manual import label
 from reconciler.model import ChannelName, TenantState
+from reconciler.settings import TOGGLES
 from reconciler.terminal import printable
+from reconciler.words import onoff
 
 __all__ = ["state_text"]
 
@@ -28,14 +30,11 @@ def _show_text(state: TenantState, key: str, shown: int = 20,
     lines = [f"Tenant {state.domain} ({key}): {len(state.directory)} members", ""]
     for name in ChannelName:
         ch = state.channels[name]
-        lines.append(f"{name.value} — {name.label}: {'on' if ch.enabled else 'off'}"
+        lines.append(f"{name.value} — {name.label}: {onoff(ch.enabled)}"
                      + src(name, "enabled"))
-        lines.append(f"  auto_grant_new_members: {_onoff(ch.auto_grant_new_members)}"
-                     + src(name, "auto_grant_new_members"))
-        lines.append(f"  restrict_file_transfer: {_onoff(ch.restrict_file_transfer)}"
-                     + src(name, "restrict_file_transfer"))
+        lines += [f"  {s.key}: {onoff(s.current(ch))}" + src(name, s.attr) for s in TOGGLES]
         if ch.greeting_enabled is not None:
-            lines.append(f"  greeting: {_onoff(ch.greeting_enabled)} "
+            lines.append(f"  greeting: {onoff(ch.greeting_enabled)} "
                          f"{json.dumps(ch.greeting_message or '', ensure_ascii=False)}"
                          + src(name, "greeting_enabled", "greeting_message"))
         if ch.all_members:
@@ -49,7 +48,3 @@ def _show_text(state: TenantState, key: str, shown: int = 20,
         lines.append(f"  open rooms with {name.external}: {ch.open_room_total}"
                      + ("  (not readable)" if origin else ""))
     return "\n".join(lines) + "\n"
-
-
-def _onoff(value: bool | None) -> str:
-    return "on" if value else "off"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciler.actions import Phase
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
@@ -21,18 +20,9 @@ from reconciler.render.values import (
 )
 from reconciler.terminal import printable
 
-if TYPE_CHECKING:  # drift pulls in deepdiff: only `lwr drift` pays for it
+if TYPE_CHECKING:  # only `lwr drift` imports the drift module
     from reconciler.drift import DriftReport, MemberDrift
 
-PHASE_TITLES = {
-    Phase.ENABLE: "enable channels",
-    Phase.TIGHTEN: "tighten (restrictions on, auto-grant off, list mode)",
-    Phase.REMOVE: "remove members",
-    Phase.ADD: "add members",
-    Phase.GREETING: "greeting",
-    Phase.LOOSEN: "loosen (restrictions off, auto-grant on)",
-    Phase.DISABLE: "disable channels",
-}
 MARKER_COLORS = {"+": "green", "-": "red", "~": "yellow"}
 
 
@@ -77,7 +67,7 @@ class PlanText(_Styled):
         for change in plan.changes:
             if change.phase is not phase:
                 phase = change.phase
-                lines.append(self._style(f"Phase {int(phase)} · {PHASE_TITLES[phase]}", bold=True))
+                lines.append(self._style(f"Phase {int(phase)} · {phase.title}", bold=True))
             marker = change.spec.marker
             flag = self._style("  (destructive)", fg="red", bold=True) if change.destructive else ""
             manual = "  [manual step]" if change.execution == "manual" else ""

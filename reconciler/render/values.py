@@ -7,7 +7,9 @@ import unicodedata
 from typing import Any
 
 from reconciler.actions import Action, Change
+from reconciler.settings import MEMBERS_MODE
 from reconciler.terminal import printable
+from reconciler.words import onoff
 
 #: Code points listed per side when a difference is invisible; more are summarised.
 _CODE_POINTS = 8
@@ -16,7 +18,7 @@ _CODE_POINTS = 8
 def show(value: Any, limit: int | None = 80) -> str:
     """One value for humans: booleans as on/off, text quoted on one line (clipped at `limit`)."""
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return onoff(value)
     if value is None:
         return "(unset)"
     if isinstance(value, str):
@@ -30,7 +32,7 @@ def show(value: Any, limit: int | None = 80) -> str:
 def show_setting(setting: str, value: Any) -> str:
     """A drifted setting's value: in full (a clipped greeting could hide the difference);
     the members mode as the bare word the file uses (all, listed)."""
-    if setting == "members" and isinstance(value, str):
+    if setting == MEMBERS_MODE.key and isinstance(value, str):
         return printable(value)
     return show(value, limit=None)
 
@@ -40,12 +42,7 @@ def describe(change: Change) -> str:
     spec = change.spec
     if spec.member_level:
         return f"{spec.title} {printable(change.target or '')}"
-    if change.action in (
-        Action.ENABLE_CHANNEL,
-        Action.DISABLE_CHANNEL,
-        Action.GRANT_ALL_MEMBERS,
-        Action.RESTRICT_TO_LISTED_MEMBERS,
-    ):
+    if not spec.shows_values:
         return spec.title
     if change.action is Action.SET_GREETING:
         parts = [

@@ -15,11 +15,11 @@ import socket
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from json.encoder import encode_basestring as _str  # what dumps(ensure_ascii=False) uses
 from typing import Any, Literal, Protocol
 
 from reconciler.actions import Change
+from reconciler.words import utc_now as utc_now  # the journal's clock: milliseconds, Z
 
 RunStatus = Literal["running", "done", "failed", "interrupted"]
 EntryState = Literal["started", "done", "failed"]
@@ -32,11 +32,6 @@ GENESIS_HASH = "0" * 64
 #: How an entry's `hash` was made: plain sha256 (anyone can recompute it), or HMAC-SHA256 with
 #: LWR_AUDIT_KEY (only a key holder can). Stored per entry (`hash_alg`), as keys come later.
 HashAlg = Literal["sha256", "hmac-sha256"]
-
-
-def utc_now() -> str:
-    """Current time as UTC ISO 8601 with milliseconds and a trailing Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def current_user() -> str:
@@ -137,7 +132,7 @@ class JournalEntry:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EntryOutcome:
     """How a started journal entry ended."""
 
     change_id: str
@@ -335,7 +330,7 @@ class StateStore(Protocol):
         """Journal `started` for changes about to be applied; committed before returning."""
         ...
 
-    def complete(self, run_id: str, outcomes: Sequence[Outcome],
+    def complete(self, run_id: str, outcomes: Sequence[EntryOutcome],
                  audit: Sequence[AuditRecord]) -> None:
         """Settle journal entries and append their audit rows in one transaction."""
         ...

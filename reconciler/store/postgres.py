@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.errors import LockHeld, StateError
-from reconciler.store.base import GENESIS_HASH, LockHolder, Outcome, current_user, utc_now
+from reconciler.store.base import GENESIS_HASH, EntryOutcome, LockHolder, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
 from reconciler.uris import redact, scrub, split_postgres_url
 
@@ -296,7 +296,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
 
     _HEAD_FOR_UPDATE = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 
-    def _settle(self, run_id: str, outcomes: Sequence[Outcome], at: str) -> int:
+    def _settle(self, run_id: str, outcomes: Sequence[EntryOutcome], at: str) -> int:
         """One UPDATE joined to the outcomes as arrays, not a statement per entry."""
         cursor = self._conn.execute(
             "UPDATE entries e SET state = o.state, error = o.error, at = %s "

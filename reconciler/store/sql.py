@@ -26,10 +26,10 @@ from reconciler.store.base import (
     AuditEntry,
     AuditHead,
     AuditRecord,
+    EntryOutcome,
     EntryState,
     JournalEntry,
     LockHolder,
-    Outcome,
     RunRecord,
     RunStatus,
     VerifyResult,
@@ -231,7 +231,7 @@ class SqlStateStore(SqlSession):
         with self._write("write the journal"):
             self._insert("entries", ("run_id", "change_id", "change", "state", "at"), rows)
 
-    def complete(self, run_id: str, outcomes: Sequence[Outcome],
+    def complete(self, run_id: str, outcomes: Sequence[EntryOutcome],
                  audit: Sequence[AuditRecord]) -> None:
         """Settle journal entries and append their audit rows in one transaction."""
         with self._write("write the journal"):
@@ -242,7 +242,7 @@ class SqlStateStore(SqlSession):
                                  "settled changes were never journaled as started")
             self._append(audit)
 
-    def _settle(self, run_id: str, outcomes: Sequence[Outcome], at: str) -> int:
+    def _settle(self, run_id: str, outcomes: Sequence[EntryOutcome], at: str) -> int:
         """Set the outcome of started entries; returns how many rows it changed."""
         return self._executemany(
             "UPDATE entries SET state = ?, error = ?, at = ? WHERE run_id = ? AND change_id = ?",

@@ -18,6 +18,7 @@ from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredS
 from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
+from reconciler.settings import SETTINGS
 from reconciler.store.attested import (
     MEMBERS,
     AttestedStore,
@@ -34,10 +35,8 @@ _SUFFIX = {LINE: "line", LW: "works"}
 # ASSUMPTION: the docs say such calls are refused but name no code (docs/lineworks.md).
 _ALREADY = {Action.ADD_MEMBER: frozenset({"ALREADY_LINKED"}),
             Action.REMOVE_MEMBER: frozenset({"NOT_LINKED"})}
-_DEFAULTS: dict[str, Any] = {  # the console's defaults, assumed for values never attested
-    "enabled": False, "all_members": False, "auto_grant_new_members": False,
-    "restrict_file_transfer": False, "greeting_enabled": False, "greeting_message": "",
-}
+# The console's defaults, assumed for values never attested.
+_DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
 
 
 class LineWorksRefused(TenantRuleError):
@@ -55,8 +54,6 @@ class LineWorksTenant(Provider):
     ATTESTED = True
     #: What LINE WORKS API 2.0 does (docs/lineworks.md); every other action is a manual step.
     API_ACTIONS = frozenset({Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.GRANT_ALL_MEMBERS})
-    #: What the API can read. The page's settings and the connected-members lists are not.
-    READABLE = frozenset({"directory"})
     #: Changes per journal batch: about 12 s of calls at 240/min, so a kill loses little.
     batch_size: int = 50
 

@@ -1,0 +1,27 @@
+"""Small wording and clock helpers every layer shares (one spelling of each, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+
+def onoff(value: bool | None) -> str:
+    """A switch as lwr's own output writes it: on, or off (unset reads as off)."""
+    return "on" if value else "off"
+
+
+def plural(n: int, word: str) -> str:
+    """`1 member`, `2 members`: English plural by appending s."""
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def utc_now(timespec: Literal["seconds", "milliseconds"] = "milliseconds") -> str:
+    """Now in UTC, ISO 8601.
+
+    Documents (plans, drift reports, attested facts) carry seconds and `+00:00`; the journal
+    and audit rows carry milliseconds and `Z`, as rows already written do (they are compared
+    as text, so the two forms must not change).
+    """
+    now = datetime.now(UTC).isoformat(timespec=timespec)
+    return now.replace("+00:00", "Z") if timespec == "milliseconds" else now
