@@ -46,3 +46,23 @@ def printable(text: str) -> str:
     if text.isprintable() or _UNSAFE.search(text) is None:
         return text
     return _UNSAFE.sub(_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON spells a character beyond the BMP as a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_safe(text: str) -> str:
+    """JSON text with every character `printable` would escape written as a JSON escape.
+
+    The parsed values are unchanged (machine output stays exact), but a terminal showing the
+    document is as safe as with human output: json.dumps escapes C0 controls only, leaving
+    C1, bidi and zero-width characters raw. Such characters occur only inside strings.
+    """
+    if text.isprintable() or _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_json_escape, text)

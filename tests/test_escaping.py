@@ -301,6 +301,38 @@ def test_terminal_plan_show_drift_and_audit_escape_controls_and_bidi(
     assert f"remove_member {shown}" in out and raw_controls(out) == [], out
 
 
+def test_json_output_escapes_controls_and_bidi_and_keeps_the_values(
+        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--format json` on a terminal is as safe as text, and parses to the exact values."""
+    hostile = "e\x9b31m\u202eevil\u200d@example.co.jp"
+    greeting = "営業時間\u202e98:00\u202c 😀"
+    write(demo / "d.yaml", json.dumps({
+        "version": 1, "tenant": "example.co.jp", "external_messaging": {"line": {
+            "auto_grant_new_members": True,
+            "greeting": {"enabled": True, "message": greeting}}}}, ensure_ascii=False))
+    assert run(["apply", str(demo / "d.yaml"), "--auto-approve"]) == 0
+    assert run(["tenant", "join", hostile]) == 0
+    exact = write(demo / "e.yaml", json.dumps({
+        "version": 1, "tenant": "example.co.jp", "external_messaging": {"line": {
+            "members": {"policy": "exact", "include": ["alice@example.co.jp"]}}}}))
+    capsys.readouterr()
+    for command in (["show"], ["plan", exact], ["drift", exact], ["audit"], ["lock", "list"]):
+        run([*command, "--format", "json"])
+        out = capsys.readouterr().out
+        assert raw_controls(out) == [] and "\u200d" not in out, (command, out)
+        document = json.loads(out)
+        if command[0] == "show":
+            line = document["channels"]["line"]
+            assert hostile in line["members"] and line["greeting"]["message"] == greeting
+        if command[0] == "plan":
+            assert hostile in {c["target"] for c in document["changes"]}, out
+    assert run(["apply", exact, "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert run(["audit", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert raw_controls(out) == [] and hostile in {e["target"] for e in json.loads(out)}
+
+
 def raw_controls(text: str) -> list[str]:
     return re.findall("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]", text)
 

@@ -23,6 +23,7 @@ from reconciler.cli.common import (
 from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
 from reconciler.render.audit import audit_text, holder_status, locks_text
+from reconciler.render.json import dump
 from reconciler.terminal import printable
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bo
         key = resolve_tenant_key(tenant_uri)
         entries = store.audit_entries(tenant_key=key, limit=limit)
     if fmt == "json":
-        click.echo(json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=2))
+        click.echo(dump([e.to_json() for e in entries]), nl=False)
         return 0
     click.echo(audit_text(entries), nl=False)
     return 0
@@ -180,10 +181,10 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
         with store_for(state_uri, tenant_uri, readonly=True) as store:
             holders = store.list_locks()
     if fmt == "json":
-        click.echo(json.dumps([{
+        click.echo(dump([{
             "tenant": h.tenant_key, "user": h.user, "host": h.host, "pid": h.pid,
             "operation": h.operation, "since": h.since, "stale": h.stale,
-        } for h in holders], ensure_ascii=False, indent=2))
+        } for h in holders]), nl=False)
         return 0
     click.echo(locks_text(holders, str(location), exists=location.exists), nl=False)
     return 0

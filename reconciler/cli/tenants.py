@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -19,6 +18,7 @@ from reconciler.cli.common import (
 from reconciler.errors import Cancelled, UsageError
 from reconciler.model import ChannelName
 from reconciler.providers import local_path
+from reconciler.render.json import dump
 from reconciler.render.state import state_text
 from reconciler.terminal import printable
 
@@ -57,7 +57,7 @@ def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
         data = workflow.state_json(state)
         if origin:
             data["provenance"] = origin
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        click.echo(dump(data), nl=False)
     else:
         click.echo(state_text(state, provider.key, origin=origin), nl=False)
     return 0

@@ -96,5 +96,6 @@ def render_json(results: Sequence[TenantResult], code: int) -> str:
         if r.plan is not None:
             entry["plan"] = json.loads(renderer_for("json").render(r.plan))
         tenants.append(entry)
-    return json.dumps({"exit_code": code, "tenants": tenants}, ensure_ascii=False,
-                      indent=2) + "\n"
+    from reconciler.render.json import dump
+
+    return dump({"exit_code": code, "tenants": tenants})

@@ -1,4 +1,4 @@
-"""Machine output: the saved-plan document and the drift report, UTF-8 unescaped.
+"""Machine output: the saved-plan document and the drift report, UTF-8 (Japanese unescaped).
 
 Plans follow schemas/plan.schema.json, drift reports schemas/drift.schema.json.
 """
@@ -8,16 +8,18 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from reconciler.plan import Plan
-from reconciler.policy import PolicyReport
+from reconciler.terminal import json_safe
 
-if TYPE_CHECKING:  # only `lwr drift` imports the drift module
+if TYPE_CHECKING:  # `dump` is for every JSON command: it must not import the planner
     from reconciler.drift import DriftReport
+    from reconciler.plan import Plan
+    from reconciler.policy import PolicyReport
 
 
 def dump(document: Any) -> str:
-    """Pretty JSON; Japanese text stays readable (ensure_ascii=False)."""
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    """Pretty JSON; Japanese text stays readable (ensure_ascii=False), while controls and
+    invisible characters are JSON escapes, safe on a terminal (`terminal.json_safe`)."""
+    return json_safe(json.dumps(document, ensure_ascii=False, indent=2)) + "\n"
 
 
 class PlanJson:
