@@ -10,6 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -224,7 +225,7 @@ class LocalTenant:
             members = directory if ch.all_members else frozenset(stored(
                 conn, "SELECT email FROM connected WHERE channel = ? AND", (name.value,),
                 set(directory), self._legacy))
-            channels[name] = ChannelState(**{**vars(ch), "members": members})
+            channels[name] = replace(ch, members=members)
         return TenantState(domain="", directory=directory, channels=channels)
 
     def _write(self, conn: sqlite3.Connection, before: TenantState, after: TenantState) -> None:
