@@ -88,11 +88,6 @@ def listed(conn: sqlite3.Connection, channel: ChannelName, directory: frozenset[
     return directory - missing if missing else directory
 
 
-def has_mixed_case(conn: sqlite3.Connection) -> bool:
-    """Whether an older lwr stored emails not lower-cased (a mixed-case domain)."""
-    return exists(conn, "SELECT 1 FROM members WHERE email <> lower(email) LIMIT 1")
-
-
 def stored(conn: sqlite3.Connection, select: str, params: tuple[str, ...],
            values: set[str], legacy: bool) -> dict[str, str]:
     """Which of the lower-cased `values` the query `select` (ending in WHERE or AND) finds

@@ -31,7 +31,6 @@ from reconciler.providers.local.fileformat import (
 )
 from reconciler.providers.local.rows import (
     emails,
-    has_mixed_case,
     load_settings,
     one,
     store_settings,
@@ -67,13 +66,14 @@ class LocalTenant:
 
     batch_size: int = BATCH_SIZE
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, *, legacy: bool = False) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         """Wrap an open, verified connection; use `LocalTenant.open` or `init_demo` instead."""
         self.path = path
         self.key = f"local:{path}"
         self._conn = conn
         #: The file is an older lwr's with emails not lower-cased: compare them lower-cased.
-        self._legacy = legacy
+        #: Learnt from the domain row, which every transaction reads first.
+        self._legacy = False
         #: Set when opened `immutable` (read-only, no -wal): what the file looked like then.
         self._stamp: FileStamp | None = None
         #: The file's spelling of each member email the current apply names.
@@ -115,12 +115,7 @@ class LocalTenant:
         except BaseException:
             conn.close()
             raise
-        try:
-            legacy = has_mixed_case(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise TenantError(f"cannot open local tenant {file}: {explain(exc, file)}") from exc
-        tenant = cls(file.resolve(), conn, legacy=legacy)
+        tenant = cls(file.resolve(), conn)
         tenant._stamp = stamp
         return tenant
 
@@ -138,6 +133,7 @@ class LocalTenant:
     def directory(self) -> frozenset[str]:
         """Login emails of every member."""
         with self._transaction("read the directory", write=False) as conn:
+            self._domain(conn)
             return self._directory(conn)
 
     def domain(self) -> str:
@@ -158,6 +154,7 @@ class LocalTenant:
         if not changes:
             return
         with self._transaction("apply", write=True) as conn:
+            self._domain(conn)
             state = self._scoped_state(conn, changes)
             for run in console.runs(changes):
                 try:
@@ -172,6 +169,7 @@ class LocalTenant:
     def join(self, email: str, name: str | None = None) -> JoinResult:
         """A new hire joins the directory; auto-grant adds them to the lists it applies to."""
         with self._transaction("join", write=True) as conn:
+            self._domain(conn)
             return join(conn, email, name, self._legacy)
 
     def contact(self, member: str, external_id: str, channel: ChannelName | str,
@@ -182,6 +180,7 @@ class LocalTenant:
         if not external_id:
             raise TenantRuleError("an external user needs a non-empty id")
         with self._transaction("contact", write=True) as conn:
+            self._domain(conn)
             return contact(conn, member, external_id, name, external_name, self._legacy)
 
     def messages(self, search: str | None = None,
@@ -257,8 +256,14 @@ class LocalTenant:
         return emails(conn, "SELECT email FROM members", legacy=self._legacy)
 
     def _domain(self, conn: sqlite3.Connection) -> str:
-        # Domains are case-insensitive; an older lwr stored the one it was given.
-        return str(one(conn, "SELECT domain FROM meta")).lower()
+        """The domain, lower-cased (domains are case-insensitive).
+
+        An older lwr stored the domain as given and seeded the demo's emails with it: a
+        mixed-case domain row marks a file whose emails must be compared lower-cased.
+        """
+        stored_domain = str(one(conn, "SELECT domain FROM meta"))
+        self._legacy = stored_domain != stored_domain.lower()
+        return stored_domain.lower()
 
     @contextmanager
     def _transaction(self, what: str, *, write: bool) -> Iterator[sqlite3.Connection]:
