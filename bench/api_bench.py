@@ -22,16 +22,17 @@ from emulator.harness import Harness
 
 from reconciler import workflow
 from reconciler.model import ChannelName
+from reconciler.providers.local import DEFAULT_DOMAIN, extra_member
 from reconciler.store.sqlite import SqliteStateStore
 
-DOMAIN = "example.co.jp"
+DOMAIN = DEFAULT_DOMAIN
 LINE = ChannelName.LINE
 
 
 def one_run(changes: int, rate: int, window: float, directory: Path) -> dict[str, float]:
     """Seed, attest, plan, and time the apply of `changes` LINE links."""
     tenant = EmulatedTenant(DOMAIN)
-    emails = [f"member{i:06d}@{DOMAIN}" for i in range(1, changes + 1)]
+    emails = [extra_member(i, DOMAIN) for i in range(1, changes + 1)]
     for email in emails:
         tenant.add_user(email, "社員")
     tenant.channels[LINE].enabled = True  # LINE on, empty list

@@ -17,13 +17,15 @@ from pathlib import Path
 
 from benchlib import desired_file, directory, lwr, print_machine, save, sizes
 
+from reconciler.providers.local import demo_line_list
+
 
 def bench(n: int, work: Path) -> dict[str, float]:
     members = n * 10 // 9 + 20  # every tenth is listed already: ~0.9 of them can be added
     env = {"LWR_TENANT": f"local:{work}/tenant.db", "NO_COLOR": "1"}
     lwr("tenant", "init", "--demo", "--members", str(members), "--force", env=env)
     everyone = directory(members)
-    listed = everyone[:3] + [m for i, m in enumerate(everyone[8:], 9) if i % 10 == 0]
+    listed = demo_line_list(members)
     unlisted = [m for m in everyone if m not in set(listed)]
     desired_file(work / "d.yaml", listed + unlisted[:n])
     plan = lwr("plan", str(work / "d.yaml"), env=env)

@@ -18,10 +18,11 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.providers.local import DEFAULT_DOMAIN, demo_directory
+
 BIN = Path(sys.executable).parent
 LWR = str(BIN / "lwr")
-DOMAIN = "example.co.jp"
-NAMED = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+DOMAIN = DEFAULT_DOMAIN
 OUT = Path(__file__).resolve().parent / "out"
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
@@ -38,8 +39,7 @@ def sizes(argv: Sequence[str]) -> list[int]:
 
 def directory(n: int) -> list[str]:
     """The members of `lwr tenant init --demo --members n`."""
-    named = [f"{name}@{DOMAIN}" for name in NAMED]
-    return named + [f"member{i:06d}@{DOMAIN}" for i in range(len(named) + 1, n + 1)]
+    return demo_directory(n, DOMAIN)
 
 
 def desired_file(path: Path, include: Sequence[str]) -> int:

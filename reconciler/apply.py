@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
 
-from reconciler.actions import ACTIONS, Action, Change
+from reconciler.actions import Change
+from reconciler.console import changes_nothing
 from reconciler.errors import ApplyStopped, StateError
 from reconciler.model import TenantState
 from reconciler.providers.base import Provider
@@ -58,35 +59,9 @@ class ApplyResult:
 
 
 def change_holds(change: Change, state: TenantState) -> bool:
-    """Whether the tenant already has what `change` sets (its `after`)."""
-    channel = state.channels.get(change.channel)
-    if channel is None:
-        return False
-    after = change.after if change.after is not None else ACTIONS[change.action].fixed_after
-    match change.action:
-        case Action.ENABLE_CHANNEL | Action.DISABLE_CHANNEL:
-            return _is(channel.enabled, after)
-        case Action.ADD_MEMBER | Action.REMOVE_MEMBER:
-            target = change.target or ""
-            # The tenant keeps emails lower-cased, as the local provider does on write.
-            listed = target in channel.members or target.lower() in channel.members
-            return bool(target) and _is(listed, after)
-        case Action.GRANT_ALL_MEMBERS | Action.RESTRICT_TO_LISTED_MEMBERS:
-            return _is(channel.all_members, after)
-        case Action.SET_GREETING:
-            current = {"enabled": channel.greeting_enabled, "message": channel.greeting_message}
-            return (isinstance(after, dict) and bool(after) and set(after) <= set(current)
-                    and all(current[key] == value for key, value in after.items()))
-        case Action.SET_AUTO_GRANT:
-            return _is(channel.auto_grant_new_members, after)
-        case Action.SET_FILE_RESTRICTION:
-            return _is(channel.restrict_file_transfer, after)
-    return False
-
-
-def _is(current: bool, after: Any) -> bool:
-    # Strict: a non-bool `after` (1, "yes") never counts as holding.
-    return isinstance(after, bool) and bool(current) is after
+    """Whether the tenant already has what `change` sets: applying it would change nothing
+    (the console model's answer, so recovery agrees with every provider's apply)."""
+    return changes_nothing(state, change)
 
 
 def batches(changes: Sequence[Change], size: int) -> Iterator[list[Change]]:

@@ -1,8 +1,9 @@
 """lwr's SQLite files on disk: created owner-only, read without writing, damage explained.
 
-Shared by the local tenant (providers/local.py) and the SQLite state store (store/sqlite.py).
-Both hold personal data (member emails, actors), so every file they create is 0600 from its
-first byte, and SQLite gives the -wal and -shm it creates the mode of the database file.
+Shared by the local tenant (providers/local/fileformat.py) and the SQLite state store
+(store/sqlite.py). Both hold personal data (member emails, actors), so every file they
+create is 0600 from its first byte, and SQLite gives the -wal and -shm it creates the mode
+of the database file.
 """
 
 from __future__ import annotations

@@ -1,75 +1,13 @@
-"""Shared builders for tenant and desired states used across the planner and CLI tests."""
+"""Fixtures shared by the tests (builders of states are in builders.py)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pgserver import PgServer, find_bindir
-
-from reconciler.model import (
-    ChannelName,
-    ChannelState,
-    DesiredChannel,
-    DesiredState,
-    GreetingSpec,
-    MembersSpec,
-    SafetySettings,
-    TenantState,
-)
-
-DOMAIN = "example.co.jp"
-LINE = ChannelName.LINE
-LW = ChannelName.LINEWORKS
-
-
-def emails(*names: str) -> frozenset[str]:
-    """`alice` → alice@example.co.jp."""
-    return frozenset(f"{n}@{DOMAIN}" for n in names)
-
-
-def channel_state(channel: ChannelName = LINE, **kw: Any) -> ChannelState:
-    """A channel that is on, listed mode, nothing restricted, unless told otherwise."""
-    base: dict[str, Any] = {
-        "enabled": True, "all_members": False, "members": frozenset(),
-        "auto_grant_new_members": False, "restrict_file_transfer": False,
-        "greeting_enabled": False if channel is LINE else None,
-        "greeting_message": "" if channel is LINE else None,
-        "open_rooms": {},
-    }
-    base.update(kw)
-    return ChannelState(**base)
-
-
-def tenant(directory: frozenset[str], line: ChannelState | None = None,
-           lineworks: ChannelState | None = None) -> TenantState:
-    """A tenant with both channels (defaults: on, empty lists)."""
-    return TenantState(DOMAIN, directory, {
-        LINE: line or channel_state(LINE),
-        LW: lineworks or channel_state(LW),
-    })
-
-
-def desired(line: DesiredChannel | None = None, lineworks: DesiredChannel | None = None,
-            safety: SafetySettings | None = None) -> DesiredState:
-    """A desired state managing only the channels given."""
-    channels = {}
-    if line is not None:
-        channels[LINE] = line
-    if lineworks is not None:
-        channels[LW] = lineworks
-    return DesiredState(1, DOMAIN, channels, safety or SafetySettings())
-
-
-def listed(*names: str, policy: str = "exact") -> MembersSpec:
-    """members: {policy, include}."""
-    return MembersSpec(False, policy, emails(*names))  # type: ignore[arg-type]
-
-
-ALL = MembersSpec(True)
 
 
 @pytest.fixture
@@ -136,6 +74,3 @@ def demo_state(demo: Path, state_uri: str, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("LWR_STATE", state_uri)
     return demo
 
-
-__all__ = ["ALL", "DOMAIN", "LINE", "LW", "DesiredChannel", "GreetingSpec", "channel_state",
-           "desired", "emails", "listed", "tenant"]

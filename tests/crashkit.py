@@ -37,11 +37,17 @@ from typing import Any
 
 import pytest
 
+from reconciler.providers.local import (
+    BATCH_SIZE,
+    DEFAULT_DOMAIN,
+    demo_directory,
+    demo_line_list,
+)
+
 LWR = str(Path(sys.executable).parent / "lwr")
-DOMAIN = "example.co.jp"
-NAMED = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+DOMAIN = DEFAULT_DOMAIN
 GREETING = "友だち追加ありがとうございます。営業時間は 9:00〜18:00（JST）です。"
-BATCH = 500  # LocalTenant.batch_size: the executor's batch of member changes
+BATCH = BATCH_SIZE  # the executor's batch of member changes on a local tenant
 POLL = 0.001
 
 
@@ -95,13 +101,11 @@ class Scenario:
         return 4 + -(-self.removals // BATCH) + -(-adds // BATCH)
 
     def directory(self) -> list[str]:
-        named = [f"{n}@{DOMAIN}" for n in NAMED]
-        return named + [f"member{i:06d}@{DOMAIN}" for i in range(9, self.members + 1)]
+        return demo_directory(self.members, DOMAIN)
 
     def initial_line(self) -> list[str]:
         """What `lwr tenant init --demo` lists on LINE: alice, bob, carol and every tenth."""
-        extras = [f"member{i:06d}@{DOMAIN}" for i in range(10, self.members + 1, 10)]
-        return [f"{n}@{DOMAIN}" for n in NAMED[:3]] + extras
+        return demo_line_list(self.members, DOMAIN)
 
     def desired_line(self) -> list[str]:
         listed = self.initial_line()

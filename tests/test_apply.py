@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import DOMAIN, channel_state, emails, tenant
+from builders import DOMAIN, channel_state, emails, tenant
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -116,8 +116,9 @@ def test_policy_defaults_to_exact_and_members_are_lowercased() -> None:
 
 def test_exported_state_loads_back() -> None:
     """`lwr export` writes files this loader must accept (round trip: docs/contract.md#commands)."""
+    from builders import channel_state, emails, tenant
+
     from reconciler.export import dump_yaml, export_document
-    from tests.conftest import channel_state, emails, tenant
 
     current = tenant(emails("alice", "bob"),
                      line=channel_state(LINE, members=emails("alice"), greeting_enabled=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import (
+from builders import (
     ALL,
     DOMAIN,
     LINE,

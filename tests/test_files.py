@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.providers.local import DEMO_MIN_MEMBERS, demo_directory
+
 LWR = str(Path(sys.executable).parent / "lwr")
 EXAMPLE = Path(__file__).parent.parent / "examples" / "company.yaml"
 PROMPT = 20.0  # seconds: "at once", with room for a loaded CI machine
@@ -176,7 +178,7 @@ def test_out_into_a_read_only_directory_is_one_line_and_the_old_file_stays(
 def test_a_write_that_fails_half_way_leaves_the_old_file_whole(tmp_path: Path) -> None:
     # 2,000 members to add: the plan is far larger than the cap, the tenant's files are not.
     assert lwr(tmp_path, "tenant", "init", "--demo", "--members", "2000").returncode == 0
-    members = [f"member{i:06d}@example.co.jp" for i in range(9, 2001)]
+    members = demo_directory(2000)[DEMO_MIN_MEMBERS:]
     desired = {"version": 1, "tenant": "example.co.jp", "external_messaging": {"lineworks": {
         "enabled": True, "members": {"policy": "exact", "include": members}}}}
     (tmp_path / "big.yaml").write_text(json.dumps(desired), encoding="utf-8")

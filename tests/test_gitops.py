@@ -149,7 +149,7 @@ def test_a_plan_made_against_an_empty_tenant_goes_stale_when_the_tenant_fills(
 
 
 def test_the_state_digest_of_an_empty_tenant_pins_it() -> None:
-    from conftest import channel_state, tenant
+    from builders import channel_state, tenant
 
     empty = tenant(frozenset(), line=channel_state(enabled=False),
                    lineworks=channel_state(ChannelName.LINEWORKS, enabled=False))

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent / "reconciler"
 
 #: Lowest first. A module is in the first layer naming it or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("model", ("model", "actions", "settings", "words", "errors", "resources",
+    ("model", ("model", "actions", "settings", "console", "words", "errors", "resources",
                "side_effects", "terminal", "files", "sqlite_files", "yamlsafe", "desired")),
     ("uris", ("uris", "credentials")),
     ("store", ("store", "audit")),

@@ -21,7 +21,7 @@ from reconciler.model import ChannelName, TenantState
 from reconciler.plan import Plan
 from reconciler.providers.base import Provider
 from reconciler.providers.lineworks import LineWorksTenant
-from reconciler.providers.local import LocalTenant, init_demo
+from reconciler.providers.local import LocalTenant, extra_member, init_demo
 from reconciler.store.sqlite import SqliteStateStore
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
@@ -112,13 +112,13 @@ external_messaging:
       message: "いつもありがとうございます。\\nWe reply within a day."
     members:
       policy: exact
-      include: [{", ".join(f"member{i:06d}@{D}" for i in range(9, 31))}, alice@{D}]
+      include: [{", ".join(extra_member(i, D) for i in range(9, 31))}, alice@{D}]
   lineworks:
     enabled: true
     auto_grant_new_members: false
     members:
       policy: additive
-      include: [bob@{D}, carol@{D}, erin@{D}, member000012@{D}]
+      include: [bob@{D}, carol@{D}, erin@{D}, {extra_member(12, D)}]
 """
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localdb import UNKNOWN_MEMBER, room_lists
 
 from reconciler.actions import Action, Change, change_id
 from reconciler.errors import TenantError, TenantRuleError, UsageError
@@ -19,7 +20,6 @@ from reconciler.model import ChannelName, TenantState
 from reconciler.providers.base import Provider
 from reconciler.providers.local import (
     SCHEMA_VERSION,
-    UNKNOWN_MEMBER,
     ChangeRefused,
     LocalTenant,
     init_demo,
@@ -212,7 +212,7 @@ def test_demo_company_is_seeded_as_documented(demo: LocalTenant) -> None:
     assert (works.enabled, works.all_members, works.members, works.auto_grant_new_members,
             works.restrict_file_transfer, works.greeting_enabled) == (
         False, False, frozenset(), False, False, None)
-    rooms = demo.rooms(ALICE).member_side
+    rooms = room_lists(demo, ALICE).member_side
     assert [(r.external, r.external_name) for r in rooms] == [
         ("U-line-001", "佐藤様"), ("U-line-002", "Ken Brown")]
     assert any("見積もり" in m.text for m in demo.messages())
@@ -262,7 +262,7 @@ def test_disable_hides_rooms_shows_unknown_and_keeps_history(demo: LocalTenant) 
     demo.apply([disable(LINE)])
 
     assert demo.read().channels[LINE].open_rooms == {}
-    lists = demo.rooms()
+    lists = room_lists(demo)
     assert lists.member_side == ()
     assert {r.member for r in lists.external_side} == {UNKNOWN_MEMBER}
     assert len(lists.external_side) == 3
@@ -280,10 +280,10 @@ def test_enable_after_disable_keeps_rooms_hidden_and_the_old_list(demo: LocalTen
     line = demo.read().channels[LINE]
     assert line.enabled and line.members == {ALICE, BOB, CAROL}
     assert line.open_rooms == {}
-    assert demo.rooms(ALICE).member_side == ()
+    assert room_lists(demo, ALICE).member_side == ()
     result = demo.contact(ALICE, "U-line-001", LINE)  # the same LINE user adds her again
     assert result.new_room
-    assert [r.room_id for r in demo.rooms(ALICE).member_side] == [result.room_id]
+    assert [r.room_id for r in room_lists(demo, ALICE).member_side] == [result.room_id]
 
 
 # --------------------------------------------------------------------------- the list
@@ -324,7 +324,7 @@ def test_a_batch_with_one_refused_change_applies_nothing(demo: LocalTenant) -> N
     error = refused(demo, batch, "nobody@example.co.jp is not in the tenant directory")
     assert error.change_id == "lineworks/add_member/nobody@example.co.jp"
     assert "nothing of this batch was applied" in str(error)
-    assert len(demo.rooms().member_side) == 3
+    assert len(room_lists(demo).member_side) == 3
 
 
 def test_five_hundred_adds_in_one_apply(path: Path) -> None:
@@ -472,7 +472,7 @@ def test_contact_needs_authority(demo: LocalTenant) -> None:
         demo.contact(DAVE, "U-line-100", LINE)
     with pytest.raises(TenantRuleError, match="not in the tenant directory"):
         demo.contact("ghost@example.co.jp", "U-line-100", LINE)
-    assert demo.rooms(DAVE).external_side == ()
+    assert room_lists(demo, DAVE).external_side == ()
 
 
 def test_removed_member_keeps_rooms_but_cannot_be_added_again(demo: LocalTenant) -> None:

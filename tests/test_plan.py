@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import jsonschema
 import pytest
-from conftest import DOMAIN, DesiredChannel, channel_state, desired, emails, listed, tenant
+from builders import DOMAIN, DesiredChannel, channel_state, desired, emails, listed, tenant
 
 from reconciler.errors import InputError
 from reconciler.plan import Plan, make_plan, state_digest

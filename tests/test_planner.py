@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import (
+from builders import (
     ALL,
     DOMAIN,
     LW,

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import DOMAIN, DesiredChannel, channel_state, desired, tenant
+from builders import DOMAIN, DesiredChannel, channel_state, desired, tenant
 
 from reconciler.cli import run
 from reconciler.desired import parse_desired

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import DOMAIN, LINE, LW, DesiredChannel, GreetingSpec, channel_state, desired, tenant
+from builders import DOMAIN, LINE, LW, DesiredChannel, GreetingSpec, channel_state, desired, tenant
 
 from reconciler import __version__
 from reconciler.actions import Action, Execution
@@ -27,6 +27,7 @@ from reconciler.drift import DriftReport, drift_report
 from reconciler.model import DesiredState, MembersSpec, SafetySettings, TenantState
 from reconciler.plan import Plan, make_plan
 from reconciler.policy import Finding, PolicyReport, PolicyRule
+from reconciler.providers.local import extra_member
 from reconciler.render import drift_renderer_for, renderer_for
 from reconciler.render.markdown import PART_BREAK, Details, PlanMarkdown, paginate
 from reconciler.resources import load_schema
@@ -148,7 +149,7 @@ def test_drift_text_golden() -> None:
 
 
 def big_plan(adds: int) -> Plan:
-    staff = frozenset(f"member{i:05d}@{DOMAIN}" for i in range(adds))
+    staff = frozenset(extra_member(i, DOMAIN) for i in range(adds))
     return make_plan(desired(line=DesiredChannel(members=MembersSpec(False, "exact", staff))),
                      tenant(staff, line=channel_state()), "local:/t.db")
 

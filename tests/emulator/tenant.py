@@ -12,7 +12,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.actions import Action, Change
+from reconciler import console
+from reconciler.actions import Change
 from reconciler.model import ChannelName, ChannelState, TenantState
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
@@ -125,33 +126,23 @@ class EmulatedTenant:
                     ch.greeting_message = cs.greeting_message
 
     def console_apply(self, change: Change) -> None:
-        """The admin does a manual step in the console, as the console's rules say."""
+        """The admin does a manual step in the console, as the console model says.
+
+        Not refused: the admin may act on a page lwr only believes it knows (the point of
+        manual steps), so the model only says what the click does.
+        """
         with self.lock:
-            self.settle()
-            ch = self.channels[change.channel]
-            match change.action:
-                case Action.ENABLE_CHANNEL:
-                    ch.enabled = True
-                case Action.DISABLE_CHANNEL:
-                    ch.enabled = False
-                case Action.RESTRICT_TO_LISTED_MEMBERS:
-                    ch.all_members = False
-                    ch.linked = {e for e, u in self.users.items() if not u.deleted}
-                case Action.GRANT_ALL_MEMBERS:
-                    ch.enabled, ch.all_members = True, True
-                case Action.SET_AUTO_GRANT:
-                    ch.auto_grant = bool(change.after)
-                case Action.SET_FILE_RESTRICTION:
-                    ch.restrict_file_transfer = bool(change.after)
-                case Action.SET_GREETING:
-                    if "enabled" in change.after:
-                        ch.greeting_enabled = change.after["enabled"]
-                    if "message" in change.after:
-                        ch.greeting_message = change.after["message"]
-                case Action.ADD_MEMBER:
-                    ch.linked.add((change.target or "").lower())
-                case Action.REMOVE_MEMBER:
-                    ch.linked.discard((change.target or "").lower())
+            before = self.snapshot()
+            after = console.step(before, [change], console.OBSERVE)
+            ch, new = self.channels[change.channel], after.channels[change.channel]
+            if new is before.channels[change.channel]:
+                return
+            ch.enabled, ch.all_members = new.enabled, new.all_members
+            ch.auto_grant, ch.restrict_file_transfer = (new.auto_grant_new_members,
+                                                        new.restrict_file_transfer)
+            ch.greeting_enabled, ch.greeting_message = new.greeting_enabled, new.greeting_message
+            if not new.all_members:  # in "all" mode the list is the directory, kept apart
+                ch.linked = set(new.members)
 
     def snapshot(self) -> TenantState:
         """The domain as the console shows it now (after due operations landed)."""

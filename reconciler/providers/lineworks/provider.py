@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.actions import Action, Change, Execution
+from reconciler.console import LINEWORKS_API, effect
 from reconciler.errors import Refused, TenantError, TenantRuleError
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
 from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
@@ -255,37 +256,17 @@ class LineWorksTenant(Provider):
             raise LineWorksRefused(change.id, _explain(change, exc)) from exc
 
     def _learn(self, change: Change, source: Source, actor: str) -> None:
-        """Record what `change` did, as far as the console's documented rules tell."""
-        channel = change.channel
-        record = self.store.record
-        match change.action:
-            case Action.ENABLE_CHANNEL | Action.DISABLE_CHANNEL:
-                record(self.key, channel, {"enabled": change.action is Action.ENABLE_CHANNEL},
-                       source, actor)
-            case Action.GRANT_ALL_MEMBERS:  # the bulk link turns the channel on (docs)
-                record(self.key, channel, {"enabled": True, "all_members": True}, source, actor)
-            case Action.RESTRICT_TO_LISTED_MEMBERS:
-                # The console keeps today's members on the list when leaving "all" mode.
-                directory = self._directory if self._directory is not None \
-                    else self.directory()
-                record(self.key, channel, {"all_members": False, MEMBERS: True}, source, actor,
-                       replace=directory)
-            case Action.ADD_MEMBER:  # a link turns the channel on when it was off (docs)
-                record(self.key, channel, {"enabled": True}, source, actor,
-                       add=[(change.target or "").lower()])
-            case Action.REMOVE_MEMBER:
-                record(self.key, channel, {}, source, actor, remove=[(change.target or "").lower()])
-            case Action.SET_GREETING:
-                after = change.after if isinstance(change.after, dict) else {}
-                record(self.key, channel, {f"greeting_{k}": v for k, v in after.items()
-                                           if k in ("enabled", "message")}, source, actor)
-            case Action.SET_AUTO_GRANT:
-                record(self.key, channel, {"auto_grant_new_members": bool(change.after)},
-                       source, actor)
-            case Action.SET_FILE_RESTRICTION:
-                record(self.key, channel, {"restrict_file_transfer": bool(change.after)},
-                       source, actor)
-
+        """Record what `change` did, as the console model says (with the API's rule that a
+        link turns the channel on)."""
+        what = effect(change, LINEWORKS_API)
+        values = dict(what.settings)
+        replace = None
+        if what.freeze:
+            # The console keeps today's members on the list when leaving "all" mode.
+            replace = self._directory if self._directory is not None else self.directory()
+            values[MEMBERS] = True
+        self.store.record(self.key, change.channel, values, source, actor, replace=replace,
+                          add=sorted(what.add), remove=sorted(what.remove))
 
 def _explain(change: Change, exc: ApiError) -> str:
     """The documented reasons behind a refusal, and what the admin can do."""

@@ -1,0 +1,115 @@
+"""The demo company of `lwr tenant init --demo`: its people, lists and conversations.
+
+The one definition of the demo's names, emails and member numbering: the seed, bench/ and
+tests/ all import it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reconciler.errors import TenantError, UsageError
+from reconciler.model import ChannelName
+from reconciler.providers.local.fileformat import DEFAULT_DOMAIN, build, check_domain
+from reconciler.providers.local.simulator import insert_room
+from reconciler.providers.local.tenant import LocalTenant
+
+DEMO_MIN_MEMBERS = 8
+#: The eight named members of the demo company; examples/company.yaml relies on them.
+DEMO_PEOPLE: tuple[tuple[str, str], ...] = (
+    ("alice", "山田 花子"),
+    ("bob", "鈴木 一郎"),
+    ("carol", "佐藤 美咲"),
+    ("dave", "田中 大輔"),
+    ("erin", "伊藤 恵理"),
+    ("frank", "渡辺 健太"),
+    ("grace", "高橋 優子"),
+    ("heidi", "中村 陽菜"),
+)
+#: Who the demo lists on LINE, besides every tenth extra member.
+DEMO_LINE_MEMBERS = ("alice", "bob", "carol")
+# (member, LINE user id, LINE user name, [(sender_kind, text)]) — a few live conversations.
+_DEMO_ROOMS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
+    ("alice", "U-line-001", "佐藤様", (
+        ("external", "はじめまして。見積もりをお願いできますか。"),
+        ("member", "お問い合わせありがとうございます。本日中にお送りします。"),
+    )),
+    ("alice", "U-line-002", "Ken Brown", (
+        ("external", "Hi, is the showroom open on Saturday?"),
+        ("member", "Yes, from 10:00 to 17:00. See you there!"),
+    )),
+    ("carol", "U-line-003", "鈴木様", (
+        ("external", "予約の変更をお願いします。"),
+        ("member", "承知しました。ご希望の日時を教えてください。"),
+        ("external", "来週火曜日の14時でお願いします。"),
+    )),
+)
+
+
+def init_demo(
+    path: str | os.PathLike[str],
+    *,
+    domain: str = DEFAULT_DOMAIN,
+    members: int = DEMO_MIN_MEMBERS,
+    force: bool = False,
+) -> LocalTenant:
+    """Create the demo company at `path` and open it; an existing tenant needs `force`.
+
+    Eight named members (alice … heidi) plus `member000009@…` up to `members`; the LINE
+    channel on with alice, bob, carol (and every tenth extra member) listed and three
+    conversations with LINE users; the LINE WORKS channel off with an empty list.
+    """
+    if members < DEMO_MIN_MEMBERS:
+        raise UsageError(f"the demo company has at least {DEMO_MIN_MEMBERS} members")
+    check_domain(domain)
+    file = Path(path).absolute()
+    if file.exists() and not force:
+        raise TenantError(f"a tenant already exists at {file}; use --force to replace it")
+
+    def seed(conn: sqlite3.Connection, seed_domain: str) -> None:
+        _seed_demo(conn, seed_domain, members)
+
+    build(file, domain, seed, overwrite=force)
+    return LocalTenant.open(file)
+
+
+def extra_member(number: int, domain: str = DEFAULT_DOMAIN) -> str:
+    """The email of extra member `number` (9 upwards): member000009@example.co.jp."""
+    return f"member{number:06d}@{domain}"
+
+
+def demo_directory(total: int, domain: str = DEFAULT_DOMAIN) -> list[str]:
+    """Every member of a demo company of `total` members, in seeding order."""
+    named = [f"{user}@{domain}" for user, _ in DEMO_PEOPLE]
+    return named + [extra_member(i, domain) for i in range(DEMO_MIN_MEMBERS + 1, total + 1)]
+
+
+def demo_line_list(total: int, domain: str = DEFAULT_DOMAIN) -> list[str]:
+    """Who the demo company of `total` members lists on LINE."""
+    # Every tenth extra member is listed too, so large demos have a list worth planning.
+    return [f"{user}@{domain}" for user in DEMO_LINE_MEMBERS] + [
+        extra_member(i, domain) for i in range(DEMO_MIN_MEMBERS + 1, total + 1) if i % 10 == 0]
+
+
+def _seed_demo(conn: sqlite3.Connection, domain: str, total: int) -> None:
+    now = datetime.now(UTC)
+    joined = now.isoformat(timespec="seconds")
+    names = dict(DEMO_PEOPLE)
+    conn.executemany("INSERT INTO members (email, name, joined_at) VALUES (?, ?, ?)",
+                     ((email, names.get(email.split("@")[0])
+                       or f"社員 {email.split('@')[0].removeprefix('member')}", joined)
+                      for email in demo_directory(total, domain)))
+    conn.execute("UPDATE channels SET enabled = 1 WHERE name = 'line'")
+    conn.executemany("INSERT INTO connected (channel, email) VALUES ('line', ?)",
+                     [(email,) for email in demo_line_list(total, domain)])
+    for days_ago, (user, external_id, external_name, lines) in enumerate(_DEMO_ROOMS, 1):
+        start = now - timedelta(days=days_ago)
+        room_id = insert_room(conn, ChannelName.LINE, f"{user}@{domain}", external_id,
+                              external_name, start.isoformat(timespec="seconds"))
+        conn.executemany(
+            "INSERT INTO messages (room_id, sender_kind, text, sent_at) VALUES (?, ?, ?, ?)",
+            [(room_id, kind, text, (start + timedelta(minutes=5 * n)).isoformat(
+                timespec="seconds")) for n, (kind, text) in enumerate(lines)])

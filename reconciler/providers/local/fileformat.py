@@ -1,0 +1,299 @@
+"""The local tenant's file: its SQLite schema, and opening, checking and creating it.
+
+A file that is not an lwr tenant, is damaged, or comes from a newer lwr is refused before
+anything writes to it; a new tenant appears in one rename, never half-made. The checks
+shared with the SQLite state store (modes, read-only opening, -wal) are in
+reconciler.sqlite_files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from reconciler.errors import TenantError, UsageError
+from reconciler.sqlite_files import (
+    SIDECARS,
+    FileStamp,
+    connect_readonly,
+    damage_advice,
+    has_wal,
+    make_private_dir,
+    quick_check,
+)
+
+#: `PRAGMA user_version` of the files this code writes; a higher one is from a newer lwr.
+SCHEMA_VERSION = 1
+DEFAULT_DOMAIN = "example.co.jp"
+DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a writer waits for another writer before giving up
+#: The SQL column of each setting, by ChannelState attribute: the one mapping a new console
+#: setting needs here (plus its column in SCHEMA). Keyed by the model's attribute names so
+#: it can later be keyed by the settings table's rows.
+COLUMNS: dict[str, str] = {
+    "enabled": "enabled",
+    "all_members": "all_members",
+    "auto_grant_new_members": "auto_grant",
+    "restrict_file_transfer": "restrict_file_transfer",
+    "greeting_enabled": "greeting_enabled",
+    "greeting_message": "greeting_message",
+}
+#: Settings that are on/off switches (0/1 in SQL); the others are text.
+SWITCHES = frozenset(COLUMNS) - {"greeting_message"}
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+_DOMAIN = re.compile(r"[^@\s]+\.[^@\s]+")
+
+SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        domain TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE members (
+        email TEXT PRIMARY KEY,
+        name TEXT,
+        joined_at TEXT NOT NULL) WITHOUT ROWID""",
+    # greeting_* are NULL exactly on lineworks: that channel has no greeting at all.
+    """CREATE TABLE channels (
+        name TEXT PRIMARY KEY CHECK (name IN ('line', 'lineworks')),
+        enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+        all_members INTEGER NOT NULL CHECK (all_members IN (0, 1)),
+        auto_grant INTEGER NOT NULL CHECK (auto_grant IN (0, 1)),
+        restrict_file_transfer INTEGER NOT NULL CHECK (restrict_file_transfer IN (0, 1)),
+        greeting_enabled INTEGER CHECK (greeting_enabled IN (0, 1)),
+        greeting_message TEXT,
+        CHECK ((name = 'line') = (greeting_enabled IS NOT NULL AND greeting_message IS NOT NULL))
+    ) WITHOUT ROWID""",
+    """CREATE TABLE connected (
+        channel TEXT NOT NULL REFERENCES channels(name),
+        email TEXT NOT NULL REFERENCES members(email) ON DELETE CASCADE,
+        PRIMARY KEY (channel, email)) WITHOUT ROWID""",
+    """CREATE TABLE rooms (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL REFERENCES channels(name),
+        member TEXT NOT NULL REFERENCES members(email),
+        external_id TEXT NOT NULL,
+        external_name TEXT,
+        created_at TEXT NOT NULL,
+        hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)),
+        member_unknown INTEGER NOT NULL DEFAULT 0 CHECK (member_unknown IN (0, 1)))""",
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        room_id INTEGER NOT NULL REFERENCES rooms(id),
+        sender_kind TEXT NOT NULL CHECK (sender_kind IN ('member', 'external', 'greeting')),
+        text TEXT NOT NULL,
+        sent_at TEXT NOT NULL)""",
+    # One visible room per (channel, member, external user); it also serves the open-room
+    # counts of read() and the hiding of disable_channel, both filtered on hidden = 0.
+    """CREATE UNIQUE INDEX rooms_visible_pair ON rooms (channel, member, external_id)
+        WHERE hidden = 0""",
+    "CREATE INDEX rooms_by_member ON rooms (member)",
+    "CREATE INDEX messages_by_room ON messages (room_id, sent_at)",
+)
+TABLES = frozenset({"meta", "members", "channels", "connected", "rooms", "messages"})
+
+
+def connect(path: Path, busy_timeout: float, *,
+             readonly: bool) -> tuple[sqlite3.Connection, FileStamp | None]:
+    """A connection in autocommit mode (transactions are explicit); mode=rw never creates.
+
+    `readonly`: one that writes and creates nothing (sqlite_files.connect_readonly), with
+    the stamp to check after each read when SQLite cannot see writers.
+    """
+    stamp = None
+    try:
+        if readonly:
+            conn, stamp = connect_readonly(path, busy_timeout)
+        else:
+            conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True,
+                                   isolation_level=None, timeout=busy_timeout)
+    except sqlite3.Error as exc:
+        raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # NORMAL is durable across application crashes in WAL mode; fsync only at checkpoints.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
+    return conn, stamp
+
+
+def check_header(path: Path) -> str | None:
+    """Reject non-SQLite, truncated and newer-version files from their header bytes alone,
+    before SQLite opens them (opening a WAL file creates side files; a bad one must not).
+
+    A main file shorter than its header says, with a -wal beside it, is what a kill during
+    SQLite's checkpoint leaves (page 1 copied, later pages not yet): the -wal holds them.
+    Then SQLite decides, after opening: the reason is returned for `verify` to check.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            header = fh.read(_HEADER_SIZE)
+    except OSError as exc:
+        raise TenantError(f"cannot read local tenant {path}: {exc.strerror}") from exc
+    untouched = "; the file was left untouched"
+    if not header.startswith(_SQLITE_MAGIC):
+        raise TenantError(f"{path} is not an lwr tenant: not a SQLite database (empty, "
+                          f"corrupted or another kind of file){untouched}")
+    if len(header) < _HEADER_SIZE:
+        raise TenantError(f"{path} is corrupted: truncated SQLite header{untouched}; "
+                          f"{damage_advice(path)}")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        raise TenantError(f"{path} is corrupted: invalid page size {page_size}{untouched}; "
+                          f"{damage_advice(path)}")
+    check_version(path, int.from_bytes(header[60:64], "big", signed=True))
+    pages = int.from_bytes(header[28:32], "big")
+    # The header's page count is trustworthy only when "version-valid-for" matches the
+    # change counter; then a shorter file means it was cut off.
+    if pages and header[92:96] == header[24:28] and size < pages * page_size:
+        why = f"truncated to {size} bytes, the database needs {pages * page_size}"
+        if has_wal(path):
+            return why
+        raise TenantError(f"{path} is corrupted: {why}{untouched}; {damage_advice(path)}")
+    return None
+
+
+def check_version(path: Path, version: int) -> None:
+    """Refuse a file of a newer lwr: this one cannot know what it would break."""
+    if version > SCHEMA_VERSION:
+        raise TenantError(
+            f"{path} was written by a newer lwr (tenant schema version {version}; this lwr "
+            f"knows up to {SCHEMA_VERSION}); upgrade lwr. The file was left untouched")
+
+
+def check_with_wal(path: Path, damaged: str, busy_timeout: float) -> None:
+    """The header looks `damaged` but a -wal exists: SQLite reads both, and only a failed
+    check of both makes the tenant damaged.
+
+    Read-only, so that a failed check leaves the -wal alone: a writer's close would
+    checkpoint and delete it, and the frames SQLite cannot use may still be salvaged.
+    """
+    problem = ""
+    try:
+        conn, _ = connect_readonly(path, busy_timeout)
+    except sqlite3.Error as exc:
+        problem = str(exc)
+    else:
+        with closing(conn):
+            problem = quick_check(conn)
+    if problem:
+        raise TenantError(f"{path} is damaged: {damaged}, and SQLite cannot read it with its "
+                          f"-wal either ({problem}); {damage_advice(path)}")
+
+
+def verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
+    """Check the schema before anything writes: only then switch the file to WAL."""
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        check_version(path, version)
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = sorted(TABLES - names)
+        if version < 1 or missing:
+            raise TenantError(f"{path} is a SQLite database but not an lwr tenant "
+                              f"(missing: {', '.join(missing) or 'schema version'}); "
+                              "the file was left untouched")
+        if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.Error as exc:
+        raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
+
+
+def build(path: Path, domain: str, seed: Callable[[sqlite3.Connection, str], None] | None,
+           *, overwrite: bool) -> None:
+    """Write a complete tenant beside `path`, then move it into place in one rename.
+
+    A crash mid-way leaves at most a temporary file, never a half-made tenant.
+    """
+    try:
+        make_private_dir(path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise TenantError(f"cannot create local tenant {path}: {exc.strerror}") from exc
+    tmp = Path(name)
+    try:
+        _write_new(tmp, domain.lower(), seed)  # domains are case-insensitive: kept lower-case
+        _publish(tmp, path, overwrite=overwrite)
+    except sqlite3.Error as exc:
+        raise TenantError(f"cannot create local tenant {path}: {explain(exc, path)}") from exc
+    except OSError as exc:
+        raise TenantError(f"cannot create local tenant {path}: {exc.strerror or exc}") from exc
+    finally:
+        for leftover in (tmp, *(Path(f"{tmp}{s}") for s in SIDECARS)):
+            leftover.unlink(missing_ok=True)
+
+
+def _write_new(tmp: Path, domain: str,
+               seed: Callable[[sqlite3.Connection, str], None] | None) -> None:
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        # A private file nobody else sees yet: no journal while loading, WAL from then on.
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN")
+        for statement in SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta (id, domain, created_at) VALUES (1, ?, ?)",
+                     (domain, now()))
+        conn.executemany(
+            f"INSERT INTO channels (name, {', '.join(COLUMNS.values())})"
+            " VALUES (?, 0, 0, 0, 0, ?, ?)",
+            [("line", 0, ""), ("lineworks", None, None)])
+        if seed is not None:
+            seed(conn, domain)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
+    """Move the finished file to `path`; without `overwrite`, never replace an existing one."""
+    if not overwrite:
+        try:
+            os.link(tmp, path)  # atomic "create if absent", unlike exists() + rename
+        except FileExistsError:
+            raise TenantError(f"a tenant already exists at {path}") from None
+        return
+    # The old file's WAL would be replayed onto the new one: drop it with the old file.
+    for suffix in SIDECARS:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    os.replace(tmp, path)
+
+
+def explain(exc: sqlite3.Error, path: Path) -> str:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text or "unsupported file format" in text:
+        return f"the file is corrupted ({text}); {damage_advice(path)}"
+    if "locked" in text or "busy" in text:
+        return "the tenant is busy: another process holds the write lock (try again)"
+    if "readonly" in text:
+        return f"{text}: the command needs write access to {path} and its directory"
+    return text
+
+
+
+def now() -> str:
+    """The current UTC time as the file stores it."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_domain(domain: str) -> None:
+    """Refuse what is not a domain name (before a tenant of it is made)."""
+    if not _DOMAIN.fullmatch(domain):
+        raise UsageError(f"{domain!r} is not a domain (e.g. example.co.jp)")

@@ -1,0 +1,299 @@
+"""The local tenant: an embedded SQLite file that behaves like the LINE WORKS console.
+
+Reads give the model's TenantState; apply runs the console model (reconciler.console) on
+the part of the state a batch touches and writes back what it changed, in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+from reconciler import console
+from reconciler.actions import Action, Change, Execution
+from reconciler.errors import TenantError, TenantRuleError
+from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.providers.base import Provider
+from reconciler.providers.local.fileformat import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_DOMAIN,
+    build,
+    check_domain,
+    check_header,
+    check_with_wal,
+    connect,
+    explain,
+    verify,
+)
+from reconciler.providers.local.rows import (
+    emails,
+    load_settings,
+    one,
+    store_settings,
+    stored,
+    with_lists,
+)
+from reconciler.providers.local.simulator import (
+    ContactResult,
+    JoinResult,
+    MessageRow,
+    channel_name,
+    contact,
+    join,
+    messages,
+)
+from reconciler.sqlite_files import FileStamp
+from reconciler.uris import local_key
+
+#: Changes per journal batch of the executor.
+BATCH_SIZE = 500
+
+
+class ChangeRefused(TenantRuleError):
+    """The console's rules refused one change of an apply; nothing of the batch was applied."""
+
+    def __init__(self, change_id: str, rule: str) -> None:
+        self.change_id = change_id
+        self.rule = rule
+        super().__init__(f"change {change_id} refused: {rule}; nothing of this batch was applied")
+
+
+class LocalTenant(Provider):
+    """A `local:` tenant: implements the Provider protocol and the console's simulations."""
+
+    batch_size: int = BATCH_SIZE
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        """Wrap an open, verified connection; use `LocalTenant.open` or `init_demo` instead."""
+        self.path = path
+        self.key = local_key(path)
+        self._conn = conn
+        #: The file is an older lwr's with emails not lower-cased: compare them lower-cased.
+        #: Learnt from the domain row, which every transaction reads first.
+        self._legacy = False
+        #: Set when opened `immutable` (read-only, no -wal): what the file looked like then.
+        self._stamp: FileStamp | None = None
+        #: The file's spelling of each member email the current apply names.
+        self._spelled: dict[str, str] = {}
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        domain: str = DEFAULT_DOMAIN,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        readonly: bool = False,
+    ) -> LocalTenant:
+        """Open the tenant at `path`; with `create`, make an empty one (of `domain`) if missing.
+
+        A file that is not an lwr tenant, is damaged, or comes from a newer lwr raises
+        TenantError and is never written to. `readonly` (the read-only commands): nothing is
+        written or created, not even SQLite's side files, so it works on read-only files and
+        directories; such a tenant cannot apply.
+        """
+        file = Path(path).absolute()
+        if not file.exists():
+            if not create or readonly:
+                raise TenantError(
+                    f"no tenant at {file}: create one with `lwr tenant init --demo --tenant "
+                    f"local:{path}` (without --demo: an empty one)")
+            check_domain(domain)
+            build(file, domain, seed=None, overwrite=False)
+        if not file.is_file():
+            raise TenantError(f"local tenant {file} is not a regular file")
+        damaged = check_header(file)
+        if damaged is not None:
+            check_with_wal(file, damaged, busy_timeout)
+        conn, stamp = connect(file, busy_timeout, readonly=readonly)
+        try:
+            verify(conn, file, readonly=readonly)
+        except BaseException:
+            conn.close()
+            raise
+        tenant = cls(file.resolve(), conn)
+        tenant._stamp = stamp
+        return tenant
+
+    # ------------------------------------------------------------------ Provider protocol
+
+    def read(self) -> TenantState:
+        """The whole page and directory from one consistent snapshot."""
+        with self._transaction("read", write=False) as conn:
+            domain = self._domain(conn)
+            directory = self._directory(conn)
+            channels = {name: with_lists(conn, name, ch, directory, self._legacy)
+                        for name, ch in load_settings(conn).items()}
+        return TenantState(domain=domain, directory=directory, channels=channels)
+
+    def directory(self) -> frozenset[str]:
+        """Login emails of every member."""
+        with self._transaction("read the directory", write=False) as conn:
+            self._domain(conn)
+            return self._directory(conn)
+
+    def domain(self) -> str:
+        """The tenant's domain, e.g. example.co.jp."""
+        with self._transaction("read the domain", write=False) as conn:
+            return self._domain(conn)
+
+    def execution(self, action: Action) -> Execution:
+        """The local tenant carries out every action itself."""
+        return "local"
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        """Apply `changes` in order in one transaction: all of them, or none and an error.
+
+        A change whose `before` is set must find the tenant in that state (a second apply of
+        the same plan is refused rather than silently repeated).
+        """
+        if not changes:
+            return
+        with self._transaction("apply", write=True) as conn:
+            self._domain(conn)
+            state = self._scoped_state(conn, changes)
+            for run in console.runs(changes):
+                try:
+                    after = console.step(state, run)
+                except console.RuleRefused as exc:
+                    raise ChangeRefused(exc.change_id, exc.reason) from exc
+                self._write(conn, state, after)
+                state = after
+
+    # ------------------------------------------------------------------ simulations
+
+    def join(self, email: str, name: str | None = None) -> JoinResult:
+        """A new hire joins the directory; auto-grant adds them to the lists it applies to."""
+        with self._transaction("join", write=True) as conn:
+            self._domain(conn)
+            return join(conn, email, name, self._legacy)
+
+    def contact(self, member: str, external_id: str, channel: ChannelName | str,
+                external_name: str | None = None) -> ContactResult:
+        """An external user adds `member`; refused unless the console would let them."""
+        name = channel_name(channel)
+        external_id = external_id.strip()
+        if not external_id:
+            raise TenantRuleError("an external user needs a non-empty id")
+        with self._transaction("contact", write=True) as conn:
+            self._domain(conn)
+            return contact(conn, member, external_id, name, external_name, self._legacy)
+
+    def messages(self, search: str | None = None,
+                 channel: ChannelName | str | None = None) -> list[MessageRow]:
+        """Conversation history as Admin Audit shows it, hidden rooms included, oldest first."""
+        name = None if channel is None else channel_name(channel)
+        with self._transaction("search messages", write=False) as conn:
+            return messages(conn, search, name)
+
+    def close(self) -> None:
+        """Close the connection; SQLite checkpoints the WAL when the last one closes."""
+        self._conn.close()
+
+    def __enter__(self) -> LocalTenant:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LocalTenant({self.key!r})"
+
+    # ------------------------------------------------------------------ apply
+
+    def _scoped_state(self, conn: sqlite3.Connection, changes: Sequence[Change]) -> TenantState:
+        """The tenant as far as `changes` can see it: the settings, and the directory and
+        lists restricted to the members the changes name (the console's member rules look
+        at nothing else), so a batch costs its own size, not the directory's."""
+        named = {c.target.lower() for c in changes
+                 if c.spec.member_level and isinstance(c.target, str)}
+        self._spelled = stored(conn, "SELECT email FROM members WHERE", (), named,
+                               self._legacy)
+        directory = frozenset(self._spelled)
+        channels: dict[ChannelName, ChannelState] = {}
+        for name, ch in load_settings(conn).items():
+            members = directory if ch.all_members else frozenset(stored(
+                conn, "SELECT email FROM connected WHERE channel = ? AND", (name.value,),
+                set(directory), self._legacy))
+            channels[name] = replace(ch, members=members)
+        return TenantState(domain="", directory=directory, channels=channels)
+
+    def _write(self, conn: sqlite3.Connection, before: TenantState, after: TenantState) -> None:
+        """Write what one run changed: settings, lists, and the rooms a channel off hides."""
+        for name, new in after.channels.items():
+            old = before.channels[name]
+            if new is old:
+                continue
+            store_settings(conn, name, new)
+            if old.enabled and not new.enabled:
+                conn.execute("UPDATE rooms SET hidden = 1, member_unknown = 1"
+                             " WHERE channel = ? AND hidden = 0", (name.value,))
+            if old.all_members != new.all_members:
+                # Either way the list becomes today's directory: in "all" mode it mirrors
+                # it, and leaving "all" mode takes nobody's access away at that step.
+                conn.execute("DELETE FROM connected WHERE channel = ?", (name.value,))
+                conn.execute("INSERT INTO connected (channel, email)"
+                             " SELECT ?, email FROM members", (name.value,))
+                continue
+            spell = self._spelled
+            conn.executemany("INSERT INTO connected (channel, email) VALUES (?, ?)",
+                             [(name.value, spell[e]) for e in sorted(new.members - old.members)])
+            conn.executemany("DELETE FROM connected WHERE channel = ? AND email = ?",
+                             [(name.value, spell[e]) for e in sorted(old.members - new.members)])
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _directory(self, conn: sqlite3.Connection) -> frozenset[str]:
+        return emails(conn, "SELECT email FROM members", legacy=self._legacy)
+
+    def _domain(self, conn: sqlite3.Connection) -> str:
+        """The domain, lower-cased (domains are case-insensitive).
+
+        An older lwr stored the domain as given and seeded the demo's emails with it: a
+        mixed-case domain row marks a file whose emails must be compared lower-cased.
+        """
+        stored_domain = str(one(conn, "SELECT domain FROM meta"))
+        self._legacy = stored_domain != stored_domain.lower()
+        return stored_domain.lower()
+
+    @contextmanager
+    def _transaction(self, what: str, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: a consistent snapshot for reads, the write lock up front for writes.
+
+        Any SQLite failure rolls back and becomes a TenantError; rule refusals pass through.
+        """
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            self._check_unchanged()  # a file changed under an immutable read is not damaged
+            raise TenantError(f"local tenant {self.path}: {what} failed: "
+                              f"{explain(exc, self.path)}") from exc
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        """An immutable read sees no writer: prove none wrote the file while it read."""
+        if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
+            raise TenantError(f"local tenant {self.path} was changed by another process while "
+                              "it was read; run the command again")
