@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from conftest import DOMAIN, LINE, LW, channel_state, desired, emails, listed, tenant
+from builders import DOMAIN, LINE, LW, channel_state, desired, emails, listed, tenant
 
 from reconciler import settings
 from reconciler.actions import ACTIONS, Action, Phase, order_key

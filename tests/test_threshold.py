@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import LINE, channel_state, desired, emails, listed, tenant
+from builders import LINE, channel_state, desired, emails, listed, tenant
 
 from reconciler.cli import run
 from reconciler.errors import DestructiveRefused
