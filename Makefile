@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 
 lint: install
 	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/ruff format --check reconciler tests bench
 	$(BIN)/mypy reconciler
 
 test: lint

@@ -40,14 +40,18 @@ def one_run(changes: int, rate: int, window: float, directory: Path) -> dict[str
     with Emulator(tenant, credentials, Limits(rate=rate, window=window)) as emulator:
         h = Harness(emulator, credentials, directory / "lwr-state")
         now = directory / "now.yaml"
-        now.write_text(f"version: 1\ntenant: {DOMAIN}\nexternal_messaging:\n  line:\n"
-                       "    enabled: true\n    members: {policy: exact, include: []}\n",
-                       encoding="utf-8")
+        now.write_text(
+            f"version: 1\ntenant: {DOMAIN}\nexternal_messaging:\n  line:\n"
+            "    enabled: true\n    members: {policy: exact, include: []}\n",
+            encoding="utf-8",
+        )
         desired = directory / "desired.yaml"
         desired.write_text(
             f"version: 1\ntenant: {DOMAIN}\nexternal_messaging:\n  line:\n    enabled: true\n"
             "    members:\n      policy: exact\n      include:\n"
-            + "".join(f"        - {e}\n" for e in emails), encoding="utf-8")
+            + "".join(f"        - {e}\n" for e in emails),
+            encoding="utf-8",
+        )
         provider = h.provider()
         store = SqliteStateStore(directory / "state.db")
         try:
@@ -58,8 +62,9 @@ def one_run(changes: int, rate: int, window: float, directory: Path) -> dict[str
             plan = workflow.plan_file(desired, provider)
             calls = sum(1 for c in plan.changes if c.execution == "api")
             started = time.perf_counter()
-            workflow.apply_plan(plan, provider, store, actor="bench", allow_destructive=True,
-                                manual="attested")
+            workflow.apply_plan(
+                plan, provider, store, actor="bench", allow_destructive=True, manual="attested"
+            )
             wall = time.perf_counter() - started
         finally:
             store.close()
@@ -68,8 +73,14 @@ def one_run(changes: int, rate: int, window: float, directory: Path) -> dict[str
         if linked != changes:
             raise SystemExit(f"emulator has {linked} linked members, expected {changes}")
         bound = calls / rate * window
-        return {"calls": calls, "wall": wall, "bound": bound, "ratio": wall / bound,
-                "429": emulator.count(429), "requests": emulator.count()}
+        return {
+            "calls": calls,
+            "wall": wall,
+            "bound": bound,
+            "ratio": wall / bound,
+            "429": emulator.count(429),
+            "requests": emulator.count(),
+        }
 
 
 def main() -> None:
@@ -80,17 +91,23 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(f"{args.changes} member links at {args.rate} requests per {args.window:g} s "
-          f"(the real API: per 60 s; scale {60 / args.window:g}x)")
-    print(f"{'run':>3}  {'calls':>6}  {'wall s':>7}  {'bound s':>7}  {'ratio':>6}  "
-          f"{'429s':>4}  {'requests':>8}")
+    print(
+        f"{args.changes} member links at {args.rate} requests per {args.window:g} s "
+        f"(the real API: per 60 s; scale {60 / args.window:g}x)"
+    )
+    print(
+        f"{'run':>3}  {'calls':>6}  {'wall s':>7}  {'bound s':>7}  {'ratio':>6}  "
+        f"{'429s':>4}  {'requests':>8}"
+    )
     ratios = []
     for n in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory() as tmp:
             r = one_run(args.changes, args.rate, args.window, Path(tmp))
         ratios.append(r["ratio"])
-        print(f"{n:>3}  {r['calls']:>6.0f}  {r['wall']:>7.2f}  {r['bound']:>7.2f}  "
-              f"{r['ratio']:>6.3f}  {r['429']:>4.0f}  {r['requests']:>8.0f}")
+        print(
+            f"{n:>3}  {r['calls']:>6.0f}  {r['wall']:>7.2f}  {r['bound']:>7.2f}  "
+            f"{r['ratio']:>6.3f}  {r['429']:>4.0f}  {r['requests']:>8.0f}"
+        )
     median = statistics.median(ratios)
     verdict = "meets" if median <= 1.05 else "MISSES"
     print(f"median wall ÷ lower bound: {median:.3f} ({verdict} the target ≤ 1.05)")

@@ -31,23 +31,33 @@ def bench(n: int, work: Path) -> dict[str, float]:
     plan = lwr("plan", str(work / "d.yaml"), env=env)
     run = lwr("apply", str(work / "d.yaml"), "--auto-approve", env=env, ok=(0,))
     applying = max(run.seconds - plan.seconds, 1e-9)
-    return {"n": n, "total_s": run.seconds, "plan_s": plan.seconds, "apply_s": applying,
-            "changes_per_s": n / applying, "peak_mib": run.peak_mib,
-            "us_per_change": applying / n * 1e6}
+    return {
+        "n": n,
+        "total_s": run.seconds,
+        "plan_s": plan.seconds,
+        "apply_s": applying,
+        "changes_per_s": n / applying,
+        "peak_mib": run.peak_mib,
+        "us_per_change": applying / n * 1e6,
+    }
 
 
 def main() -> None:
     print_machine()
-    print(f"{'N':>9} {'total s':>8} {'plan s':>7} {'apply s':>8} {'changes/s':>10} "
-          f"{'peak MiB':>9} {'µs/change':>9}")
+    print(
+        f"{'N':>9} {'total s':>8} {'plan s':>7} {'apply s':>8} {'changes/s':>10} "
+        f"{'peak MiB':>9} {'µs/change':>9}"
+    )
     rows = []
     for n in sizes(sys.argv[1:]):
         with tempfile.TemporaryDirectory() as tmp:
             r = bench(n, Path(tmp))
         rows.append(r)
-        print(f"{n:>9,} {r['total_s']:>8.2f} {r['plan_s']:>7.2f} {r['apply_s']:>8.2f} "
-              f"{r['changes_per_s']:>10,.0f} {r['peak_mib']:>9.0f} {r['us_per_change']:>9.1f}",
-              flush=True)
+        print(
+            f"{n:>9,} {r['total_s']:>8.2f} {r['plan_s']:>7.2f} {r['apply_s']:>8.2f} "
+            f"{r['changes_per_s']:>10,.0f} {r['peak_mib']:>9.0f} {r['us_per_change']:>9.1f}",
+            flush=True,
+        )
     save("apply", rows)
 
 

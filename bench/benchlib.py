@@ -44,8 +44,16 @@ def directory(n: int) -> list[str]:
 
 def desired_file(path: Path, include: Sequence[str]) -> int:
     """A desired state managing the LINE list exactly; returns the file's size in bytes."""
-    lines = ["version: 1", f"tenant: {DOMAIN}", "external_messaging:", "  line:",
-             "    enabled: true", "    members:", "      policy: exact", "      include:"]
+    lines = [
+        "version: 1",
+        f"tenant: {DOMAIN}",
+        "external_messaging:",
+        "  line:",
+        "    enabled: true",
+        "    members:",
+        "      policy: exact",
+        "      include:",
+    ]
     text = "\n".join(lines) + "\n" + "".join(f"        - {m}\n" for m in include)
     path.write_text(text, encoding="utf-8")
     return len(text.encode())
@@ -55,8 +63,9 @@ def list_everyone(tenant: Path) -> None:
     """Bench set-up only: put the whole directory on the LINE list with plain SQL (what a
     completed `lwr apply` leaves; apply itself is measured by apply_bench.py)."""
     with closing(sqlite3.connect(tenant)) as conn:
-        conn.execute("INSERT OR IGNORE INTO connected (channel, email) "
-                     "SELECT 'line', email FROM members")
+        conn.execute(
+            "INSERT OR IGNORE INTO connected (channel, email) SELECT 'line', email FROM members"
+        )
         conn.commit()
 
 
@@ -70,13 +79,17 @@ class Run:
     stderr: str
 
 
-def timed(args: Sequence[str], env: dict[str, str] | None = None,
-          ok: Sequence[int] = (0, 2)) -> Run:
+def timed(
+    args: Sequence[str], env: dict[str, str] | None = None, ok: Sequence[int] = (0, 2)
+) -> Run:
     """Run a process to completion; its own peak RSS comes from wait4 (not the whole tree)."""
     started = time.perf_counter()
-    with open(os.devnull, "wb") as devnull, \
-            subprocess.Popen(list(args), stdout=devnull, stderr=subprocess.PIPE,
-                             env={**os.environ, **(env or {})}) as proc:
+    with (
+        open(os.devnull, "wb") as devnull,
+        subprocess.Popen(
+            list(args), stdout=devnull, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+        ) as proc,
+    ):
         assert proc.stderr is not None
         err = proc.stderr.read().decode("utf-8", "replace")
         _, status, usage = os.wait4(proc.pid, 0)
@@ -101,21 +114,30 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    return {"cpu": model, "nproc": str(os.cpu_count()), "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.release()}",
-            "sqlite": sqlite3.sqlite_version}
+    return {
+        "cpu": model,
+        "nproc": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "sqlite": sqlite3.sqlite_version,
+    }
 
 
 def save(name: str, rows: list[dict[str, float]]) -> Path:
     """bench/out/NAME.json: the rows and the machine, for plot.py and docs/performance.md."""
     OUT.mkdir(exist_ok=True)
     path = OUT / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), "rows": rows,
-                                "at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
+    path.write_text(
+        json.dumps(
+            {"machine": machine(), "rows": rows, "at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2
+        )
+    )
     return path
 
 
 def print_machine() -> None:
     m = machine()
-    print(f"# {m['cpu']}, {m['nproc']} CPUs, Python {m['python']}, SQLite {m['sqlite']}, "
-          f"{m['system']}")
+    print(
+        f"# {m['cpu']}, {m['nproc']} CPUs, Python {m['python']}, SQLite {m['sqlite']}, "
+        f"{m['system']}"
+    )

@@ -32,9 +32,16 @@ from reconciler.providers.local import LocalTenant
 def document(state: TenantState) -> dict[str, Any]:
     """The tenant as the same nested shape as a desired-state file (lists sorted)."""
     line = state.channels["line"]  # type: ignore[index]
-    return {"version": 1, "tenant": state.domain, "external_messaging": {"line": {
-        "enabled": line.enabled, "members": {"policy": "exact",
-                                             "include": sorted(line.members)}}}}
+    return {
+        "version": 1,
+        "tenant": state.domain,
+        "external_messaging": {
+            "line": {
+                "enabled": line.enabled,
+                "members": {"policy": "exact", "include": sorted(line.members)},
+            }
+        },
+    }
 
 
 def best(fn: Callable[[], object], repeat: int) -> float:
@@ -52,10 +59,13 @@ def bench(n: int, work: Path) -> dict[str, float]:
     lwr("tenant", "init", "--demo", "--members", str(len(everyone)), "--force", env=env)
     list_everyone(work / "tenant.db")
     with LocalTenant.open(work / "tenant.db") as tenant:
-        tenant._conn.execute("DELETE FROM connected WHERE email IN (SELECT email FROM members "
-                             "ORDER BY email DESC LIMIT ?)", (n // 100,))
+        tenant._conn.execute(
+            "DELETE FROM connected WHERE email IN (SELECT email FROM members "
+            "ORDER BY email DESC LIMIT ?)",
+            (n // 100,),
+        )
         current = tenant.read()
-    wanted = everyone[n // 100:]  # drop 1 % of the listed, add the 1 % new hires
+    wanted = everyone[n // 100 :]  # drop 1 % of the listed, add the 1 % new hires
     desired_file(work / "d.yaml", wanted)
     desired = load_desired(work / "d.yaml")
     import yaml
@@ -66,8 +76,13 @@ def bench(n: int, work: Path) -> dict[str, float]:
     plan_s = best(lambda: make_plan(desired, current, "local:bench"), repeat)
     changes = len(make_plan(desired, current, "local:bench").changes)
     deep_s = best(lambda: DeepDiff(current_doc, desired_doc, ignore_order=True), repeat)
-    return {"n": n, "changes": changes, "plan_s": plan_s, "deepdiff_s": deep_s,
-            "ratio": deep_s / plan_s}
+    return {
+        "n": n,
+        "changes": changes,
+        "plan_s": plan_s,
+        "deepdiff_s": deep_s,
+        "ratio": deep_s / plan_s,
+    }
 
 
 def main() -> None:
@@ -78,8 +93,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             r = bench(n, Path(tmp))
         rows.append(r)
-        print(f"{n:>9,} {r['changes']:>8,} {r['plan_s']:>9.3f} {r['deepdiff_s']:>11.3f} "
-              f"{r['ratio']:>13.1f}", flush=True)
+        print(
+            f"{n:>9,} {r['changes']:>8,} {r['plan_s']:>9.3f} {r['deepdiff_s']:>11.3f} "
+            f"{r['ratio']:>13.1f}",
+            flush=True,
+        )
     save("diff", rows)
 
 

@@ -48,7 +48,8 @@ def build(work: Path, tenants: int, members: int) -> tuple[Path, str, int]:
         desired_file(desired / f"{domain}.yaml", include)
         text = (desired / f"{domain}.yaml").read_text(encoding="utf-8")
         (desired / f"{domain}.yaml").write_text(
-            text.replace("tenant: example.co.jp", f"tenant: {domain}"), encoding="utf-8")
+            text.replace("tenant: example.co.jp", f"tenant: {domain}"), encoding="utf-8"
+        )
         changes += len(include) - len(listed)
     return desired, f"local:{work}/tenants/{{tenant}}.db", changes
 
@@ -83,10 +84,16 @@ def fresh_state(kind: str, work: Path, server: str) -> str:
 
 def bench(args: argparse.Namespace, work: Path, server: str) -> list[dict[str, float | str]]:
     desired, template, changes = build(work, args.tenants, args.members)
-    print(f"# {args.tenants} tenants x {args.members:,} members; an apply makes "
-          f"{changes:,} changes in all", flush=True)
-    print(f"{'state':<10} {'K':>2} {'plan s':>7} {'tenants/s':>9} {'apply s':>8} "
-          f"{'tenants/s':>9} {'changes/s':>9}", flush=True)
+    print(
+        f"# {args.tenants} tenants x {args.members:,} members; an apply makes "
+        f"{changes:,} changes in all",
+        flush=True,
+    )
+    print(
+        f"{'state':<10} {'K':>2} {'plan s':>7} {'tenants/s':>9} {'apply s':>8} "
+        f"{'tenants/s':>9} {'changes/s':>9}",
+        flush=True,
+    )
     rows: list[dict[str, float | str]] = []
     for k in args.parallel:
         # Plans interleaved (local, PostgreSQL, local, …) so disk write-back after an apply
@@ -96,22 +103,31 @@ def bench(args: argparse.Namespace, work: Path, server: str) -> list[dict[str, f
         plans: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for _ in range(args.runs):
             for kind in KINDS:
-                plans[kind].append(lwr("plan", *common(desired, template, k, states[kind]))
-                                   .seconds)
+                plans[kind].append(lwr("plan", *common(desired, template, k, states[kind])).seconds)
         for kind in KINDS:
             restore(work)
             args_k = common(desired, template, k, states[kind])
             apply_s = lwr("apply", *args_k, "--auto-approve", ok=(0,)).seconds
             lwr("plan", *args_k, "--detailed-exitcode", ok=(0,))  # converged, or it stops
             plan_s = statistics.median(plans[kind])
-            rows.append({"state": kind, "parallel": k, "plan_s": plan_s,
-                         "plan_tenants_per_s": args.tenants / plan_s, "apply_s": apply_s,
-                         "apply_tenants_per_s": args.tenants / apply_s,
-                         "changes_per_s": changes / apply_s})
+            rows.append(
+                {
+                    "state": kind,
+                    "parallel": k,
+                    "plan_s": plan_s,
+                    "plan_tenants_per_s": args.tenants / plan_s,
+                    "apply_s": apply_s,
+                    "apply_tenants_per_s": args.tenants / apply_s,
+                    "changes_per_s": changes / apply_s,
+                }
+            )
             r = rows[-1]
-            print(f"{kind:<10} {k:>2} {plan_s:>7.2f} {r['plan_tenants_per_s']:>9.1f} "
-                  f"{apply_s:>8.2f} {r['apply_tenants_per_s']:>9.1f} "
-                  f"{r['changes_per_s']:>9,.0f}", flush=True)
+            print(
+                f"{kind:<10} {k:>2} {plan_s:>7.2f} {r['plan_tenants_per_s']:>9.1f} "
+                f"{apply_s:>8.2f} {r['apply_tenants_per_s']:>9.1f} "
+                f"{r['changes_per_s']:>9,.0f}",
+                flush=True,
+            )
     return rows
 
 
@@ -135,8 +151,10 @@ def overhead(rows: list[dict[str, float | str]]) -> None:
         if kind != "postgresql":
             continue
         local = by[("local", k)]
-        print(f"  --parallel {k}: plan {float(r['plan_s']) / float(local['plan_s']):.2f}x, "
-              f"apply {float(r['apply_s']) / float(local['apply_s']):.2f}x")
+        print(
+            f"  --parallel {k}: plan {float(r['plan_s']) / float(local['plan_s']):.2f}x, "
+            f"apply {float(r['apply_s']) / float(local['apply_s']):.2f}x"
+        )
 
 
 def main() -> None:

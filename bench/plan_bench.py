@@ -39,33 +39,47 @@ def bench(n: int, work: Path) -> dict[str, float]:
     size = desired_file(churned, everyone[: n - n // 100])
     lwr("tenant", "init", "--demo", "--members", str(n), "--force", "--domain", DOMAIN, env=env)
     list_everyone(work / "tenant.db")
-    parse = [sys.executable, "-c",
-             "import sys, yaml; yaml.load(open(sys.argv[1], 'rb'), Loader=yaml.CSafeLoader)",
-             str(churned)]
+    parse = [
+        sys.executable,
+        "-c",
+        "import sys, yaml; yaml.load(open(sys.argv[1], 'rb'), Loader=yaml.CSafeLoader)",
+        str(churned),
+    ]
     plans, parses = [], []
     for _ in range(1 if n >= 1_000_000 else REPEAT):
         plans.append(lwr("plan", str(churned), env=env))
         parses.append(timed(parse))
     plan_s = statistics.median(r.seconds for r in plans)
     parse_s = statistics.median(r.seconds for r in parses)
-    return {"n": n, "file_mb": size / 2**20, "plan_s": plan_s, "parse_s": parse_s,
-            "ratio": plan_s / parse_s, "plan_peak_mib": max(r.peak_mib for r in plans),
-            "parse_peak_mib": max(r.peak_mib for r in parses),
-            "us_per_member": plan_s / n * 1e6}
+    return {
+        "n": n,
+        "file_mb": size / 2**20,
+        "plan_s": plan_s,
+        "parse_s": parse_s,
+        "ratio": plan_s / parse_s,
+        "plan_peak_mib": max(r.peak_mib for r in plans),
+        "parse_peak_mib": max(r.peak_mib for r in parses),
+        "us_per_member": plan_s / n * 1e6,
+    }
 
 
 def main() -> None:
     print_machine()
-    print(f"{'N':>9} {'file MB':>8} {'plan s':>8} {'parse s':>8} {'plan/parse':>10} "
-          f"{'plan MiB':>9} {'parse MiB':>9} {'µs/member':>9}")
+    print(
+        f"{'N':>9} {'file MB':>8} {'plan s':>8} {'parse s':>8} {'plan/parse':>10} "
+        f"{'plan MiB':>9} {'parse MiB':>9} {'µs/member':>9}"
+    )
     rows = []
     for n in sizes(sys.argv[1:]):
         with tempfile.TemporaryDirectory() as tmp:
             r = bench(n, Path(tmp))
         rows.append(r)
-        print(f"{n:>9,} {r['file_mb']:>8.1f} {r['plan_s']:>8.2f} {r['parse_s']:>8.2f} "
-              f"{r['ratio']:>10.2f} {r['plan_peak_mib']:>9.0f} {r['parse_peak_mib']:>9.0f} "
-              f"{r['us_per_member']:>9.1f}", flush=True)
+        print(
+            f"{n:>9,} {r['file_mb']:>8.1f} {r['plan_s']:>8.2f} {r['parse_s']:>8.2f} "
+            f"{r['ratio']:>10.2f} {r['plan_peak_mib']:>9.0f} {r['parse_peak_mib']:>9.0f} "
+            f"{r['us_per_member']:>9.1f}",
+            flush=True,
+        )
     save("plan", rows)
 
 

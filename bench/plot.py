@@ -13,11 +13,13 @@ from pathlib import Path
 from benchlib import OUT
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "performance.png"
-SERIES = (("plan", "plan_s", "lwr plan (whole process)"),
-          ("plan", "parse_s", "bare YAML parse (whole process)"),
-          ("apply", "total_s", "lwr apply of N member changes"),
-          ("diff", "plan_s", "planner, in process"),
-          ("diff", "deepdiff_s", "DeepDiff, in process"))
+SERIES = (
+    ("plan", "plan_s", "lwr plan (whole process)"),
+    ("plan", "parse_s", "bare YAML parse (whole process)"),
+    ("apply", "total_s", "lwr apply of N member changes"),
+    ("diff", "plan_s", "planner, in process"),
+    ("diff", "deepdiff_s", "DeepDiff, in process"),
+)
 
 
 def main() -> None:
@@ -37,8 +39,9 @@ def main() -> None:
         rows = json.loads(path.read_text())["rows"]
         ax.plot([r["n"] for r in rows], [r[key] for r in rows], marker="o", label=label)
     ns = [1_000, 1_000_000]
-    ax.plot(ns, [0.0125 * n / 1000 for n in ns], linestyle=":", color="grey",
-            label="linear (slope 1)")
+    ax.plot(
+        ns, [0.0125 * n / 1000 for n in ns], linestyle=":", color="grey", label="linear (slope 1)"
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("N (members in the file / member changes)")

@@ -86,20 +86,33 @@ class Threshold:
         numbers = f"{self.count} of {self.list_size} listed ({self.percent:.1f} %)"
         if self.rule == "max_member_removals":
             return f"{numbers} is more than {self.limit} members (safety.{self.rule})"
-        return (f"{numbers} is more than {self.limit:g} % of the list (safety.{self.rule}) "
-                f"and more than {self.min_member_removals} members")
+        return (
+            f"{numbers} is more than {self.limit:g} % of the list (safety.{self.rule}) "
+            f"and more than {self.min_member_removals} members"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (schemas/plan.schema.json#/$defs/threshold)."""
-        return {"rule": self.rule, "limit": self.limit, "count": self.count,
-                "list_size": self.list_size, "percent": self.percent,
-                "min_member_removals": self.min_member_removals}
+        return {
+            "rule": self.rule,
+            "limit": self.limit,
+            "count": self.count,
+            "list_size": self.list_size,
+            "percent": self.percent,
+            "min_member_removals": self.min_member_removals,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Threshold:
         """Inverse of `to_json` (a saved plan's change, already schema-checked)."""
-        return cls(data["rule"], data["limit"], data["count"], data["list_size"],
-                   data["percent"], data["min_member_removals"])
+        return cls(
+            data["rule"],
+            data["limit"],
+            data["count"],
+            data["list_size"],
+            data["percent"],
+            data["min_member_removals"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,34 +236,114 @@ def _spec(*rows: ActionSpec) -> dict[Action, ActionSpec]:
 
 
 ACTIONS: dict[Action, ActionSpec] = _spec(
-    ActionSpec(Action.ENABLE_CHANNEL, 1, "turn channel on", "+", "add", Phase.ENABLE,
-               (settings.ENABLED,), fixed_after=True, effects=fx.enable_channel),
-    ActionSpec(Action.RESTRICT_TO_LISTED_MEMBERS, 2, "restrict to listed members", "~",
-               "change", Phase.TIGHTEN, (settings.MEMBERS_MODE,), fixed_after=False,
-               effects=fx.restrict_to_listed_members),
-    ActionSpec(Action.SET_FILE_RESTRICTION, 3, "restrict file transfer", "~", "change",
-               Phase.TIGHTEN, (settings.FILE_RESTRICTION,), shows_values=True,
-               effects=fx.set_file_restriction),
-    ActionSpec(Action.SET_AUTO_GRANT, 4, "auto-grant new members", "~", "change",
-               Phase.TIGHTEN, (settings.AUTO_GRANT,), shows_values=True,
-               effects=fx.set_auto_grant),
-    ActionSpec(Action.REMOVE_MEMBER, 5, "remove member", "-", "remove", Phase.REMOVE, (),
-               member_level=True, fixed_after=False, effects=fx.remove_member),
-    ActionSpec(Action.GRANT_ALL_MEMBERS, 6, "grant to all members", "+", "add", Phase.ADD,
-               (settings.MEMBERS_MODE,), fixed_after=True, effects=fx.grant_all_members),
-    ActionSpec(Action.ADD_MEMBER, 7, "add member", "+", "add", Phase.ADD, (),
-               member_level=True, fixed_after=True, effects=fx.add_member),
+    ActionSpec(
+        Action.ENABLE_CHANNEL,
+        1,
+        "turn channel on",
+        "+",
+        "add",
+        Phase.ENABLE,
+        (settings.ENABLED,),
+        fixed_after=True,
+        effects=fx.enable_channel,
+    ),
+    ActionSpec(
+        Action.RESTRICT_TO_LISTED_MEMBERS,
+        2,
+        "restrict to listed members",
+        "~",
+        "change",
+        Phase.TIGHTEN,
+        (settings.MEMBERS_MODE,),
+        fixed_after=False,
+        effects=fx.restrict_to_listed_members,
+    ),
+    ActionSpec(
+        Action.SET_FILE_RESTRICTION,
+        3,
+        "restrict file transfer",
+        "~",
+        "change",
+        Phase.TIGHTEN,
+        (settings.FILE_RESTRICTION,),
+        shows_values=True,
+        effects=fx.set_file_restriction,
+    ),
+    ActionSpec(
+        Action.SET_AUTO_GRANT,
+        4,
+        "auto-grant new members",
+        "~",
+        "change",
+        Phase.TIGHTEN,
+        (settings.AUTO_GRANT,),
+        shows_values=True,
+        effects=fx.set_auto_grant,
+    ),
+    ActionSpec(
+        Action.REMOVE_MEMBER,
+        5,
+        "remove member",
+        "-",
+        "remove",
+        Phase.REMOVE,
+        (),
+        member_level=True,
+        fixed_after=False,
+        effects=fx.remove_member,
+    ),
+    ActionSpec(
+        Action.GRANT_ALL_MEMBERS,
+        6,
+        "grant to all members",
+        "+",
+        "add",
+        Phase.ADD,
+        (settings.MEMBERS_MODE,),
+        fixed_after=True,
+        effects=fx.grant_all_members,
+    ),
+    ActionSpec(
+        Action.ADD_MEMBER,
+        7,
+        "add member",
+        "+",
+        "add",
+        Phase.ADD,
+        (),
+        member_level=True,
+        fixed_after=True,
+        effects=fx.add_member,
+    ),
     # Moves both greeting settings; its before/after are {enabled?, message?} dicts.
-    ActionSpec(Action.SET_GREETING, 8, "automatic greeting", "~", "change", Phase.GREETING,
-               (settings.GREETING_ENABLED, settings.GREETING_MESSAGE),
-               shows_values=True, effects=fx.set_greeting),
-    ActionSpec(Action.DISABLE_CHANNEL, 9, "turn channel off", "-", "remove", Phase.DISABLE,
-               (settings.ENABLED,), always_destructive=True, fixed_after=False,
-               effects=fx.disable_channel),
+    ActionSpec(
+        Action.SET_GREETING,
+        8,
+        "automatic greeting",
+        "~",
+        "change",
+        Phase.GREETING,
+        (settings.GREETING_ENABLED, settings.GREETING_MESSAGE),
+        shows_values=True,
+        effects=fx.set_greeting,
+    ),
+    ActionSpec(
+        Action.DISABLE_CHANNEL,
+        9,
+        "turn channel off",
+        "-",
+        "remove",
+        Phase.DISABLE,
+        (settings.ENABLED,),
+        always_destructive=True,
+        fixed_after=False,
+        effects=fx.disable_channel,
+    ),
 )
 #: The switches the planner compares value to value: one action each, both directions.
 SWITCHES: tuple[tuple[Setting, Action], ...] = tuple(
-    (spec.moves[0], spec.action) for spec in ACTIONS.values() if spec.tight_value is not None)
+    (spec.moves[0], spec.action) for spec in ACTIONS.values() if spec.tight_value is not None
+)
 
 # Within a phase: channel-level changes before member-level ones, then console order.
 _CHANNEL_RANK = {channel: rank for rank, channel in enumerate(ChannelName)}

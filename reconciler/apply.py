@@ -56,8 +56,6 @@ class ApplyResult:
     took_over: LockHolder | None = None
 
 
-
-
 def change_holds(change: Change, state: TenantState) -> bool:
     """Whether the tenant already has what `change` sets: applying it would change nothing
     (the console model's answer, so recovery agrees with every provider's apply)."""
@@ -113,8 +111,7 @@ def execute(
     return result
 
 
-def recover_interrupted(provider: Provider, store: StateStore,
-                        domain: str) -> ApplyResult | None:
+def recover_interrupted(provider: Provider, store: StateStore, domain: str) -> ApplyResult | None:
     """Recover what a killed run left in doubt, applying nothing (for a plan with no changes).
 
     A run killed after its last tenant write leaves nothing to plan, yet its journal says
@@ -125,19 +122,21 @@ def recover_interrupted(provider: Provider, store: StateStore,
     """
     key = provider.key
     last = store.last_run(key)
-    unsettled = (bool(store.runs(key, status="running"))
-                 or (last is not None and last.status == "failed")
-                 or any(holder.tenant_key == key for holder in store.list_locks()))
+    unsettled = (
+        bool(store.runs(key, status="running"))
+        or (last is not None and last.status == "failed")
+        or any(holder.tenant_key == key for holder in store.list_locks())
+    )
     if not unsettled:
         return None
     with store.lock(key, "apply") as holder:
         _, recovered = _recover_runs(provider, store, domain)
-    return ApplyResult(last.run_id if last else "", recovered=recovered,
-                       took_over=holder.replaced)
+    return ApplyResult(last.run_id if last else "", recovered=recovered, took_over=holder.replaced)
 
 
-def _recover_runs(provider: Provider, store: StateStore,
-                  domain: str) -> tuple[TenantState | None, list[str]]:
+def _recover_runs(
+    provider: Provider, store: StateStore, domain: str
+) -> tuple[TenantState | None, list[str]]:
     """Recover what an earlier run of this tenant left unsettled; one tenant read at most.
 
     Unsettled: entries `started` but never settled (a crash or kill mid-batch) of any run
@@ -161,8 +160,7 @@ def _recover_runs(provider: Provider, store: StateStore,
     return state, recovered
 
 
-def _recover_run(run: RunRecord, state: TenantState, store: StateStore,
-                 domain: str) -> list[str]:
+def _recover_run(run: RunRecord, state: TenantState, store: StateStore, domain: str) -> list[str]:
     """Decide one earlier run's unsettled entries against `state`; return the recovered ids."""
     outcomes: list[EntryOutcome] = []
     audit: list[AuditRecord] = []
@@ -181,9 +179,17 @@ def _recover_run(run: RunRecord, state: TenantState, store: StateStore,
             continue  # failed and still not in effect: its failure is on record already
         error = None if result == "recovered" else NOT_APPLIED
         # The change is the earlier run's doing: filed under that run and its actor.
-        audit.append(AuditRecord.of(entry.change, tenant_key=run.tenant_key, domain=domain,
-                                    run_id=run.run_id, actor=run.actor, result=result,
-                                    error=error))
+        audit.append(
+            AuditRecord.of(
+                entry.change,
+                tenant_key=run.tenant_key,
+                domain=domain,
+                run_id=run.run_id,
+                actor=run.actor,
+                result=result,
+                error=error,
+            )
+        )
     if outcomes:
         store.complete(run.run_id, outcomes, audit)
     return recovered
@@ -192,13 +198,24 @@ def _recover_run(run: RunRecord, state: TenantState, store: StateStore,
 class _Run:
     """One run's batches: journal started → provider.apply → journal done + audit."""
 
-    def __init__(self, provider: Provider, store: StateStore, run: RunRecord, domain: str,
-                 result: ApplyResult, stop: _StopRequest) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        store: StateStore,
+        run: RunRecord,
+        domain: str,
+        result: ApplyResult,
+        stop: _StopRequest,
+    ) -> None:
         self.provider, self.store, self.run = provider, store, run
         self.domain, self.result, self.stop = domain, result, stop
 
-    def execute(self, changes: Sequence[Change], state: TenantState | None,
-                on_progress: ProgressCallback | None) -> None:
+    def execute(
+        self,
+        changes: Sequence[Change],
+        state: TenantState | None,
+        on_progress: ProgressCallback | None,
+    ) -> None:
         """Run every batch; finish the run done, failed or interrupted (and re-raise)."""
         total, done = len(changes), 0
         recovered = set(self.result.recovered)
@@ -229,8 +246,9 @@ class _Run:
             raise
         self.store.finish_run(self.run.run_id, "done")
 
-    def _not_in_effect(self, batch: list[Change], state: TenantState,
-                       recovered: set[str]) -> list[Change]:
+    def _not_in_effect(
+        self, batch: list[Change], state: TenantState, recovered: set[str]
+    ) -> list[Change]:
         todo = []
         for change in batch:
             if not change_holds(change, state):
@@ -247,25 +265,39 @@ class _Run:
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             self.result.failed, self.result.error = _culprit(exc, batch), error
-            self.store.complete(run_id, [EntryOutcome(c.id, "failed", error) for c in batch],
-                                self._audit(batch, "failed", error))
+            self.store.complete(
+                run_id,
+                [EntryOutcome(c.id, "failed", error) for c in batch],
+                self._audit(batch, "failed", error),
+            )
             self.store.finish_run(run_id, "failed")
             raise
-        self.store.complete(run_id, [EntryOutcome(c.id, "done") for c in batch],
-                            self._audit(batch, "applied"))
+        self.store.complete(
+            run_id, [EntryOutcome(c.id, "done") for c in batch], self._audit(batch, "applied")
+        )
         self.result.applied.extend(c.id for c in batch)
 
-    def _audit(self, batch: list[Change], result: AuditResult,
-               error: str | None = None) -> list[AuditRecord]:
+    def _audit(
+        self, batch: list[Change], result: AuditResult, error: str | None = None
+    ) -> list[AuditRecord]:
         """Audit rows for a batch; a manual step that took effect was done by an admin in
         the console, so it is `attested`, never `applied` by lwr."""
-        def result_of(change: Change) -> AuditResult:
-            return "attested" if result == "applied" and change.execution == "manual" \
-                else result
 
-        return [AuditRecord.of(change, tenant_key=self.run.tenant_key, domain=self.domain,
-                               run_id=self.run.run_id, actor=self.run.actor,
-                               result=result_of(change), error=error) for change in batch]
+        def result_of(change: Change) -> AuditResult:
+            return "attested" if result == "applied" and change.execution == "manual" else result
+
+        return [
+            AuditRecord.of(
+                change,
+                tenant_key=self.run.tenant_key,
+                domain=self.domain,
+                run_id=self.run.run_id,
+                actor=self.run.actor,
+                result=result_of(change),
+                error=error,
+            )
+            for change in batch
+        ]
 
     def _mark_interrupted(self) -> None:
         """Best effort: when the store itself failed, the run stays `running` and the next
@@ -304,8 +336,12 @@ class _StopRequest:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
@@ -322,6 +358,11 @@ class _StopRequest:
         if self.signum is None:
             return
         self.stopping = True
-        raise ApplyStopped(result, KeyboardInterrupt(
-            f"apply stopped by {signal.Signals(self.signum).name} between batches "
-            f"(run {result.run_id})"), self.signum)
+        raise ApplyStopped(
+            result,
+            KeyboardInterrupt(
+                f"apply stopped by {signal.Signals(self.signum).name} between batches "
+                f"(run {result.run_id})"
+            ),
+            self.signum,
+        )

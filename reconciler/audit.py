@@ -43,8 +43,10 @@ KEY_FILE_ENV = "LWR_AUDIT_KEY_FILE"
 MIN_KEY_BYTES = 16
 
 #: The audit table's columns in the order ChainCheck and audit_entry read them.
-AUDIT_COLUMNS = ("seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, "
-                 "target, before, after, result, error, prev_hash, hash, hash_alg")
+AUDIT_COLUMNS = (
+    "seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, "
+    "target, before, after, result, error, prev_hash, hash, hash_alg"
+)
 
 _ANCHOR = re.compile(r"(\d{1,18})[: ]([0-9a-f]{64})")
 
@@ -93,8 +95,10 @@ def _read_key_file(path: Path) -> bytes:
 
 def _checked(secret: bytes, source: str) -> bytes:
     if len(secret) < MIN_KEY_BYTES:
-        raise UsageError(f"{source} is too short for an audit key (at least {MIN_KEY_BYTES} "
-                         "bytes): make one with `openssl rand -hex 32`")
+        raise UsageError(
+            f"{source} is too short for an audit key (at least {MIN_KEY_BYTES} "
+            "bytes): make one with `openssl rand -hex 32`"
+        )
     return secret
 
 
@@ -102,8 +106,10 @@ def parse_anchor(text: str) -> AuditHead:
     """`SEQ:HASH` (or `SEQ HASH`, as `lwr audit head` prints it) as an AuditHead."""
     match = _ANCHOR.fullmatch(text.strip())
     if match is None:
-        raise UsageError(f"--head {text!r}: expected SEQ:HASH, the two fields `lwr audit head` "
-                         "printed (a number, then 64 lower-case hex digits)")
+        raise UsageError(
+            f"--head {text!r}: expected SEQ:HASH, the two fields `lwr audit head` "
+            "printed (a number, then 64 lower-case hex digits)"
+        )
     return AuditHead(int(match[1]), match[2])
 
 
@@ -111,11 +117,25 @@ def audit_entry(row: Sequence[Any]) -> AuditEntry:
     """An AuditEntry from a row of AUDIT_COLUMNS."""
     import json
 
-    return AuditEntry(seq=row[0], at=row[1], tenant_key=row[2], domain=row[3], run_id=row[4],
-                      actor=row[5], change_id=row[6], action=row[7], channel=row[8],
-                      target=row[9], before=json.loads(row[10]), after=json.loads(row[11]),
-                      result=cast(AuditResult, row[12]), error=row[13], prev_hash=row[14],
-                      hash=row[15], hash_alg=cast(HashAlg, row[16]))
+    return AuditEntry(
+        seq=row[0],
+        at=row[1],
+        tenant_key=row[2],
+        domain=row[3],
+        run_id=row[4],
+        actor=row[5],
+        change_id=row[6],
+        action=row[7],
+        channel=row[8],
+        target=row[9],
+        before=json.loads(row[10]),
+        after=json.loads(row[11]),
+        result=cast(AuditResult, row[12]),
+        error=row[13],
+        prev_hash=row[14],
+        hash=row[15],
+        hash_alg=cast(HashAlg, row[16]),
+    )
 
 
 @dataclass
@@ -158,8 +178,7 @@ class ChainCheck:
         if row[0] != expected:
             return f"entry {expected} is missing (found entry {row[0]} in its place)"
         if row[14] != self.prev:
-            return (f"entry {expected} does not follow entry {expected - 1} "
-                    "(prev_hash differs)")
+            return f"entry {expected} does not follow entry {expected - 1} (prev_hash differs)"
         if row[16] == "hmac-sha256":
             if self._mac is None:
                 self.unchecked += 1  # the link is checked; the content needs the key
@@ -171,14 +190,24 @@ class ChainCheck:
             self.unkeyed.append(expected)
         return self._mismatch(row, expected, None, "hash")
 
-    def _mismatch(self, row: Sequence[Any], expected: int, mac: hmac.HMAC | None,
-                  what: str) -> str:
+    def _mismatch(self, row: Sequence[Any], expected: int, mac: hmac.HMAC | None, what: str) -> str:
         # before/after are hashed as the canonical text we stored: any edit to them, even
         # one that keeps the JSON value, breaks the hash. Other columns must have their
         # stored types.
-        record = AuditRecord(tenant_key=row[2], domain=row[3], run_id=row[4], actor=row[5],
-                             change_id=row[6], action=row[7], channel=row[8], target=row[9],
-                             before=None, after=None, result=row[12], error=row[13])
+        record = AuditRecord(
+            tenant_key=row[2],
+            domain=row[3],
+            run_id=row[4],
+            actor=row[5],
+            change_id=row[6],
+            action=row[7],
+            channel=row[8],
+            target=row[9],
+            before=None,
+            after=None,
+            result=row[12],
+            error=row[13],
+        )
         try:
             digest = row_hash(self.prev, row[0], row[1], record, row[10], row[11], mac)
         except (TypeError, ValueError):
@@ -192,36 +221,50 @@ class ChainCheck:
         """The verdict once every row was fed; `head` is the store's audit_head row."""
         head_seq, head_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
         if (head_seq, head_hash) != (self.checked, self.prev):
-            return self._failed(self.checked + 1,
-                                f"the log ends at entry {self.checked} but its head records "
-                                f"entry {head_seq}: the newest entries were deleted or "
-                                "replaced")
+            return self._failed(
+                self.checked + 1,
+                f"the log ends at entry {self.checked} but its head records "
+                f"entry {head_seq}: the newest entries were deleted or "
+                "replaced",
+            )
         if self.anchor is not None:
             lost = self._lost()
             if lost:
                 return self._failed(min(self.checked, self.anchor.seq) + 1, lost)
         if self.unchecked:
-            return self._failed(None, f"{self.unchecked} entries are keyed: set {KEY_ENV} (or "
-                                      f"{KEY_FILE_ENV}) to verify them")
+            return self._failed(
+                None,
+                f"{self.unchecked} entries are keyed: set {KEY_ENV} (or "
+                f"{KEY_FILE_ENV}) to verify them",
+            )
         if self.unkeyed:
             first, last = self.unkeyed[0], self.unkeyed[-1]
-            return self._failed(None, (
-                f"{len(self.unkeyed)} entries are not keyed (seq {first} to {last}) although "
-                f"{KEY_ENV} is set: written before the key was set or by a runner without it, "
-                "or rewritten by someone without the key. Entries from before the key are "
-                "vouched for by the head kept then: `lwr audit --verify --head SEQ:HASH`"))
-        return VerifyResult(True, self.checked, keyed=self.keyed,
-                            anchored=self.anchor.seq if self.anchor else None)
+            return self._failed(
+                None,
+                (
+                    f"{len(self.unkeyed)} entries are not keyed (seq {first} to {last}) although "
+                    f"{KEY_ENV} is set: written before the key was set or by a runner without it, "
+                    "or rewritten by someone without the key. Entries from before the key are "
+                    "vouched for by the head kept then: `lwr audit --verify --head SEQ:HASH`"
+                ),
+            )
+        return VerifyResult(
+            True, self.checked, keyed=self.keyed, anchored=self.anchor.seq if self.anchor else None
+        )
 
     def _lost(self) -> str:
         """What the log lost or changed up to the kept head, or ''."""
         assert self.anchor is not None
         if self.checked < self.anchor.seq:
-            return (f"the log ends at seq {self.checked} but the anchor says {self.anchor.seq} "
-                    "existed: the newest entries were deleted")
+            return (
+                f"the log ends at seq {self.checked} but the anchor says {self.anchor.seq} "
+                "existed: the newest entries were deleted"
+            )
         if self.anchor_hash != self.anchor.hash:
-            return (f"entry {self.anchor.seq}'s hash differs from the anchor: entries up to "
-                    f"{self.anchor.seq} were rewritten (or the anchor is of another log)")
+            return (
+                f"entry {self.anchor.seq}'s hash differs from the anchor: entries up to "
+                f"{self.anchor.seq} were rewritten (or the anchor is of another log)"
+            )
         return ""
 
     def _failed(self, seq: int | None, reason: str) -> VerifyResult:

@@ -121,15 +121,21 @@ def effect(change: Change, rules: Rules = CONSOLE) -> Effect:
             return Effect({"enabled": True} if rules.link_turns_on else {}, add=target)
         return Effect({}, remove=target)
     if change.target is not None:
-        _refuse(change, MALFORMED,
-                f"{change.action.value} is a channel-level change and takes no target")
+        _refuse(
+            change,
+            MALFORMED,
+            f"{change.action.value} is a channel-level change and takes no target",
+        )
     match change.action:
         case Action.ENABLE_CHANNEL | Action.DISABLE_CHANNEL:
             return Effect({"enabled": _fixed(change, "enabled")})
         case Action.GRANT_ALL_MEMBERS:
             value = _fixed(change, "all_members")
-            return Effect({"enabled": True, "all_members": value} if rules.link_turns_on
-                          else {"all_members": value})
+            return Effect(
+                {"enabled": True, "all_members": value}
+                if rules.link_turns_on
+                else {"all_members": value}
+            )
         case Action.RESTRICT_TO_LISTED_MEMBERS:
             return Effect({"all_members": _fixed(change, "all_members")}, freeze=True)
         case Action.SET_GREETING:
@@ -147,8 +153,11 @@ def runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
     every channel-level change is a run of its own. Order is kept exactly."""
     run: list[Change] = []
     for change in changes:
-        if run and change.spec.member_level and (
-                change.action, change.channel) == (run[0].action, run[0].channel):
+        if (
+            run
+            and change.spec.member_level
+            and (change.action, change.channel) == (run[0].action, run[0].channel)
+        ):
             run.append(change)
             continue
         if run:
@@ -161,8 +170,9 @@ def runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
 # --------------------------------------------------------------------------- channel level
 
 
-def _channel_change(ch: ChannelState, change: Change, directory: frozenset[str],
-                    rules: Rules) -> ChannelState:
+def _channel_change(
+    ch: ChannelState, change: Change, directory: frozenset[str], rules: Rules
+) -> ChannelState:
     what = effect(change, rules)
     if rules.enforce:
         _check_rules(ch, change)
@@ -180,22 +190,35 @@ def _check_rules(ch: ChannelState, change: Change) -> None:
     """The console's refusals of a channel-level change on `ch`."""
     match change.action:
         case Action.ENABLE_CHANNEL | Action.DISABLE_CHANNEL:
-            _check_before(change, ch.enabled, "enabled", "applied already, or changed since "
-                                                         "the plan")
+            _check_before(
+                change, ch.enabled, "enabled", "applied already, or changed since the plan"
+            )
         case Action.GRANT_ALL_MEMBERS | Action.RESTRICT_TO_LISTED_MEMBERS:
             if not ch.enabled:
-                _refuse(change, MODE_FROZEN,
-                        "the members mode can only be changed while the channel is on")
-            _check_before(change, ch.all_members, "all_members", "applied already, or "
-                                                                 "changed since the plan")
+                _refuse(
+                    change,
+                    MODE_FROZEN,
+                    "the members mode can only be changed while the channel is on",
+                )
+            _check_before(
+                change, ch.all_members, "all_members", "applied already, or changed since the plan"
+            )
         case Action.SET_GREETING:
             _check_greeting_before(ch, change)
         case Action.SET_AUTO_GRANT:
-            _check_before(change, ch.auto_grant_new_members, "auto_grant_new_members",
-                          "changed since the plan")
+            _check_before(
+                change,
+                ch.auto_grant_new_members,
+                "auto_grant_new_members",
+                "changed since the plan",
+            )
         case Action.SET_FILE_RESTRICTION:
-            _check_before(change, ch.restrict_file_transfer, "restrict_file_transfer",
-                          "changed since the plan")
+            _check_before(
+                change,
+                ch.restrict_file_transfer,
+                "restrict_file_transfer",
+                "changed since the plan",
+            )
 
 
 def _fixed(change: Change, field: str) -> bool:
@@ -203,29 +226,36 @@ def _fixed(change: Change, field: str) -> bool:
     fixed = ACTIONS[change.action].fixed_after
     assert fixed is not None  # every one-way action has a direction in the table
     if change.after is not None and change.after is not fixed:
-        _refuse(change, MALFORMED, f"{change.action.value} sets {field} to {_js(fixed)}, "
-                                   f"not {_js(change.after)}")
+        _refuse(
+            change,
+            MALFORMED,
+            f"{change.action.value} sets {field} to {_js(fixed)}, not {_js(change.after)}",
+        )
     return fixed
 
 
 def _switch(change: Change, field: str) -> bool:
     if not isinstance(change.after, bool):
-        _refuse(change, MALFORMED, f"{field} must be set to true or false, "
-                                   f"not {_js(change.after)}")
+        _refuse(change, MALFORMED, f"{field} must be set to true or false, not {_js(change.after)}")
     return change.after
 
 
 def _check_before(change: Change, current: bool, field: str, why: str) -> None:
     if change.before is not None and change.before is not current:
-        _refuse(change, STALE, f"{field} is {_js(current)} on the tenant but the change "
-                               f"expects {_js(change.before)} ({why})")
+        _refuse(
+            change,
+            STALE,
+            f"{field} is {_js(current)} on the tenant but the change "
+            f"expects {_js(change.before)} ({why})",
+        )
 
 
 def _greeting_after(change: Change) -> dict[str, Any]:
     """`after` holds `enabled` and/or `message`, on the LINE channel only."""
     if change.channel is not ChannelName.LINE:
-        _refuse(change, GREETING_LINE_ONLY,
-                "the automatic greeting exists on the LINE channel only")
+        _refuse(
+            change, GREETING_LINE_ONLY, "the automatic greeting exists on the LINE channel only"
+        )
     after = change.after
     if not isinstance(after, dict) or not after or not set(after) <= {"enabled", "message"}:
         _refuse(change, MALFORMED, "set_greeting needs `enabled` and/or `message`, nothing else")
@@ -242,12 +272,15 @@ def _check_greeting_before(ch: ChannelState, change: Change) -> None:
         return
     current = {"enabled": ch.greeting_enabled, "message": ch.greeting_message}
     if not isinstance(before, dict) or not set(before) <= set(current):
-        _refuse(change, MALFORMED,
-                "set_greeting's `before` may hold only `enabled` and `message`")
+        _refuse(change, MALFORMED, "set_greeting's `before` may hold only `enabled` and `message`")
     stale = [k for k, v in before.items() if current[k] != v]
     if stale:
-        _refuse(change, STALE, f"greeting {', '.join(sorted(stale))} on the tenant differs "
-                               "from what the change expects (changed since the plan)")
+        _refuse(
+            change,
+            STALE,
+            f"greeting {', '.join(sorted(stale))} on the tenant differs "
+            "from what the change expects (changed since the plan)",
+        )
 
 
 # --------------------------------------------------------------------------- member level
@@ -257,9 +290,13 @@ def _member_direction(change: Change) -> bool:
     """True for add_member; `before`/`after`, when stated, must be that move."""
     adding = change.action is Action.ADD_MEMBER
     if change.after not in (None, adding) or change.before not in (None, not adding):
-        _refuse(change, MALFORMED, f"{change.action.value} moves membership from "
-                                   f"{_js(not adding)} to {_js(adding)}, not "
-                                   f"{_js(change.before)} to {_js(change.after)}")
+        _refuse(
+            change,
+            MALFORMED,
+            f"{change.action.value} moves membership from "
+            f"{_js(not adding)} to {_js(adding)}, not "
+            f"{_js(change.before)} to {_js(change.after)}",
+        )
     return adding
 
 
@@ -269,8 +306,9 @@ def _target(change: Change) -> str:
     return change.target.lower()  # login emails are case-insensitive; kept lower-case
 
 
-def _member_run(ch: ChannelState, run: list[Change], directory: frozenset[str],
-                rules: Rules) -> ChannelState:
+def _member_run(
+    ch: ChannelState, run: list[Change], directory: frozenset[str], rules: Rules
+) -> ChannelState:
     """add_member or remove_member for many members of one channel.
 
     Only the run's own members are looked at (`added`/`dropped` against the old list), so
@@ -280,12 +318,18 @@ def _member_run(ch: ChannelState, run: list[Change], directory: frozenset[str],
     adding = first.action is Action.ADD_MEMBER
     if rules.enforce:
         if not ch.enabled:
-            _refuse(first, LIST_FROZEN,
-                    "the connected-members list can only be edited while the channel is on")
+            _refuse(
+                first,
+                LIST_FROZEN,
+                "the connected-members list can only be edited while the channel is on",
+            )
         if ch.all_members:
-            _refuse(first, ALL_MEMBERS_LIST,
-                    "channel is in 'grant to all members' mode; its list cannot be edited "
-                    "(restrict_to_listed_members first)")
+            _refuse(
+                first,
+                ALL_MEMBERS_LIST,
+                "channel is in 'grant to all members' mode; its list cannot be edited "
+                "(restrict_to_listed_members first)",
+            )
     added: set[str] = set()
     dropped: set[str] = set()
     settings: dict[str, Any] = {}
@@ -311,8 +355,9 @@ def _member_run(ch: ChannelState, run: list[Change], directory: frozenset[str],
     return replace(ch, **values) if values else ch
 
 
-def _check_member(change: Change, email: str, adding: bool, listed: bool,
-                  directory: frozenset[str]) -> None:
+def _check_member(
+    change: Change, email: str, adding: bool, listed: bool, directory: frozenset[str]
+) -> None:
     if email not in directory:
         _refuse(change, NOT_IN_DIRECTORY, f"{email} is not in the tenant directory")
     if adding and listed:

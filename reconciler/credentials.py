@@ -38,10 +38,11 @@ def identity(uri: str, environ: Mapping[str, str] | None = None) -> tuple[str, s
     private key and without a request (reconciler.uris.tenant_key)."""
     values = settings(uri, os.environ if environ is None else environ)
     if not values.get("domain_id"):
-        raise UsageError("the lineworks: tenant needs LW_DOMAIN_ID (environment, a credentials "
-                         "file named by LW_CREDENTIALS_FILE, or ?domain_id= in the URI)")
-    return values["domain_id"], check_endpoint("api_base",
-                                               values.get("api_base", DEFAULT_API_BASE))
+        raise UsageError(
+            "the lineworks: tenant needs LW_DOMAIN_ID (environment, a credentials "
+            "file named by LW_CREDENTIALS_FILE, or ?domain_id= in the URI)"
+        )
+    return values["domain_id"], check_endpoint("api_base", values.get("api_base", DEFAULT_API_BASE))
 
 
 def settings(uri: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -68,7 +69,8 @@ def check_private_file(path: Path, what: str) -> None:
     if info.st_mode & 0o077:
         raise UsageError(
             f"refusing to use the {what} {path}: it is readable or writable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`")
+            f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
+        )
 
 
 def _credentials_file(path: Path) -> dict[str, str]:

@@ -40,14 +40,31 @@ MAX_SUGGESTIONS = 10  # each suggestion scans the whole directory
 _INCLUDE = ("members", "include")
 
 # Keywords that only annotate; they never make an instance invalid.
-_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "x-hint",
-                          "deprecated", "readOnly", "writeOnly"})
+_ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "$comment",
+        "examples",
+        "default",
+        "x-hint",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
+)
 # Keywords the fast member check below reproduces exactly.
 _FAST_ITEM_KEYWORDS = frozenset({"type", "pattern", "maxLength", "minLength"}) | _ANNOTATIONS
 
-_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "text",
-               "boolean": "true or false", "integer": "a whole number", "number": "a number",
-               "null": "nothing"}
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "text",
+    "boolean": "true or false",
+    "integer": "a whole number",
+    "number": "a number",
+    "null": "nothing",
+}
 
 
 def load_desired(path: str | os.PathLike[str]) -> DesiredState:
@@ -66,8 +83,9 @@ def parse_desired(data: bytes, source: str) -> DesiredState:
     problems.extend(d for d in duplicates if d.path not in invalid)
     if problems:
         raise InputError(_capped(sorted(problems, key=lambda p: (p.line, p.column, p.path))))
-    return _desired_state(doc.data, members, source, hashlib.sha256(data).hexdigest(),
-                          Locator.deferred(doc.text))
+    return _desired_state(
+        doc.data, members, source, hashlib.sha256(data).hexdigest(), Locator.deferred(doc.text)
+    )
 
 
 def check_against_tenant(desired: DesiredState, domain: str, directory: frozenset[str]) -> None:
@@ -79,7 +97,8 @@ def check_against_tenant(desired: DesiredState, domain: str, directory: frozense
         raise WrongTenant(
             f"{where}tenant: the file is for {desired.tenant!r} but the target tenant is "
             f"{domain!r}; point --tenant (or LWR_TENANT) at {desired.tenant}, or fix tenant: "
-            "in the file")
+            "in the file"
+        )
     unknown = _unknown_members(desired, domain, directory)
     problems = list(itertools.islice(unknown, MAX_PROBLEMS))
     if problems:
@@ -91,8 +110,15 @@ def check_against_tenant(desired: DesiredState, domain: str, directory: frozense
 
 def _more(source: str, count: int, what: str, path: Path = ()) -> Omitted:
     """Stands for `count` more problems of a kind, found but not listed one by one."""
-    return Omitted(source, 0, 0, format_path(path), f"{count:,} more {what} not shown",
-                   "fix the ones shown and run again", count)
+    return Omitted(
+        source,
+        0,
+        0,
+        format_path(path),
+        f"{count:,} more {what} not shown",
+        "fix the ones shown and run again",
+        count,
+    )
 
 
 def _capped(problems: list[Problem]) -> list[Problem]:
@@ -103,9 +129,17 @@ def _capped(problems: list[Problem]) -> list[Problem]:
     if not rest:
         return shown
     head = shown[:MAX_PROBLEMS]
-    return [*head, Problem((head or problems)[0].file, 0, 0, "",
-                           f"{rest:,} more problems not shown",
-                           "fix the ones above and run again")]
+    return [
+        *head,
+        Problem(
+            (head or problems)[0].file,
+            0,
+            0,
+            "",
+            f"{rest:,} more problems not shown",
+            "fix the ones above and run again",
+        ),
+    ]
 
 
 # --- JSON Schema ----------------------------------------------------------------------------
@@ -131,21 +165,29 @@ class _ItemCheck:
         lo, hi = self.min_length, self.max_length
         search = self.pattern.search if self.pattern else None
         try:  # the common case, all valid strings, in C-speed map()s
-            if ((search is None or None not in map(search, items))
-                    and (lo == 0 or not items or lo <= min(map(len, items)))
-                    and (hi is None or not items or max(map(len, items)) <= hi)):
+            if (
+                (search is None or None not in map(search, items))
+                and (lo == 0 or not items or lo <= min(map(len, items)))
+                and (hi is None or not items or max(map(len, items)) <= hi)
+            ):
                 return []
         except TypeError:  # a non-string item: the slow loop below says which
             pass
-        return [i for i, item in enumerate(items)
-                if type(item) is not str or len(item) < lo or (hi is not None and len(item) > hi)
-                or (search is not None and search(item) is None)]
+        return [
+            i
+            for i, item in enumerate(items)
+            if type(item) is not str
+            or len(item) < lo
+            or (hi is not None and len(item) > hi)
+            or (search is not None and search(item) is None)
+        ]
 
 
 def _resolve(schema: Any, root: Mapping[str, Any]) -> Any:
     """Follow local `$ref`s that stand alone (beside annotations only) to their target."""
-    while (isinstance(schema, dict) and "$ref" in schema
-           and not set(schema) - _ANNOTATIONS - {"$ref"}):
+    while (
+        isinstance(schema, dict) and "$ref" in schema and not set(schema) - _ANNOTATIONS - {"$ref"}
+    ):
         ref = schema["$ref"]
         if not isinstance(ref, str) or not ref.startswith("#/"):
             return None
@@ -196,8 +238,9 @@ def _item_check() -> _ItemCheck | None:
         compiled = re.compile(pattern) if isinstance(pattern, str) else None
     except re.error:
         return None
-    return _ItemCheck(tuple(channels), items, compiled, items.get("minLength", 0),
-                      items.get("maxLength"))
+    return _ItemCheck(
+        tuple(channels), items, compiled, items.get("minLength", 0), items.get("maxLength")
+    )
 
 
 def _include_lists(data: Any, channels: Iterable[str]) -> Iterator[tuple[str, list[Any]]]:
@@ -246,9 +289,16 @@ def _schema_errors(data: Any, fast: bool = True) -> Iterator[tuple[Path, Validat
             for error in item_validator.iter_errors(include[i]):
                 yield (*base, *error.absolute_path), error
         if len(failing) > MAX_PROBLEMS:  # counted, for _schema_problems to report
-            yield ("external_messaging", channel, *_INCLUDE), ValidationError(
-                "more invalid members", validator=_MORE, validator_value=len(failing)
-                - MAX_PROBLEMS, instance=include, schema={})
+            yield (
+                ("external_messaging", channel, *_INCLUDE),
+                ValidationError(
+                    "more invalid members",
+                    validator=_MORE,
+                    validator_value=len(failing) - MAX_PROBLEMS,
+                    instance=include,
+                    schema={},
+                ),
+            )
 
 
 def _schema_problems(data: Any, locate: Locator, source: str, fast: bool = True) -> list[Problem]:
@@ -262,8 +312,9 @@ def _schema_problems(data: Any, locate: Locator, source: str, fast: bool = True)
         found.extend(_explain(error, path, locate, source))
     bad_keys = {p.path for p, kind in found if kind == "key"}
     # dict.fromkeys: jsonschema says "required" once per missing key; we name all each time.
-    return list(dict.fromkeys(p for p, kind in found
-                              if kind != "conditional-key" or p.path not in bad_keys))
+    return list(
+        dict.fromkeys(p for p, kind in found if kind != "conditional-key" or p.path not in bad_keys)
+    )
 
 
 # --- messages -------------------------------------------------------------------------------
@@ -288,7 +339,7 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "…\""
+    return text if len(text) <= 60 else text[:57] + '…"'
 
 
 def _kind(value: Any) -> str:
@@ -311,8 +362,9 @@ def explain(error: ValidationError, locate: Locator, source: str) -> list[Proble
     return [problem for problem, _ in _explain(error, tuple(error.absolute_path), locate, source)]
 
 
-def _explain(error: ValidationError, path: Path, locate: Locator,
-             source: str) -> list[tuple[Problem, str]]:
+def _explain(
+    error: ValidationError, path: Path, locate: Locator, source: str
+) -> list[tuple[Problem, str]]:
     """One error → located Problems, tagged "key" (bad key), "conditional-key" or "value"."""
     schema, keyword, value = error.schema, str(error.validator), error.instance
     hint = _hint(schema, keyword)
@@ -325,21 +377,38 @@ def _explain(error: ValidationError, path: Path, locate: Locator,
         valid = list(schema.get("properties", {}))
         extras = [k for k in value if k not in schema.get("properties", {})]
         # A million junk keys: the first screenful, located, and a count of the rest.
-        more = [(_more(source, len(extras) - MAX_PROBLEMS, "unknown keys", path), "value")
-                ] if len(extras) > MAX_PROBLEMS else []
+        more = (
+            [(_more(source, len(extras) - MAX_PROBLEMS, "unknown keys", path), "value")]
+            if len(extras) > MAX_PROBLEMS
+            else []
+        )
         extras = extras[:MAX_PROBLEMS]
         if hint:  # a rule (the then-branch of "off means nothing else"), not a typo
-            return [problem((*path, k), f"key {k!r} is not allowed here", hint,
-                            "conditional-key") for k in extras] + more
-        return [problem((*path, k), f"unknown key {k!r}",
-                        f"{_did_you_mean(k, valid)}valid keys here: {', '.join(valid)}", "key")
-                for k in extras] + more
+            return [
+                problem((*path, k), f"key {k!r} is not allowed here", hint, "conditional-key")
+                for k in extras
+            ] + more
+        return [
+            problem(
+                (*path, k),
+                f"unknown key {k!r}",
+                f"{_did_you_mean(k, valid)}valid keys here: {', '.join(valid)}",
+                "key",
+            )
+            for k in extras
+        ] + more
     if keyword == "required" and isinstance(schema, dict) and isinstance(value, dict):
         properties = schema.get("properties", {})
         required: list[str] = schema.get("required", [])
-        return [problem(path, f"missing required key {key!r}",
-                        hint or _add_key_hint(key, properties.get(key)))
-                for key in required if key not in value]
+        return [
+            problem(
+                path,
+                f"missing required key {key!r}",
+                hint or _add_key_hint(key, properties.get(key)),
+            )
+            for key in required
+            if key not in value
+        ]
     if keyword == "not" and path and isinstance(path[-1], str):
         return [problem(path, f"key {path[-1]!r} is not allowed here", hint, "key")]
     return [problem(path, *_message(error, keyword, value, schema, hint))]
@@ -350,8 +419,9 @@ def _add_key_hint(key: str, schema: Any) -> str:
     return f"add the key {key} ({about})" if about else f"add the key {key}"
 
 
-def _message(error: ValidationError, keyword: str, value: Any, schema: Any,
-             hint: str) -> tuple[str, str]:
+def _message(
+    error: ValidationError, keyword: str, value: Any, schema: Any, hint: str
+) -> tuple[str, str]:
     """(message, hint) for a value-level error."""
     expected: Any = error.validator_value
     if keyword == "type":
@@ -361,8 +431,10 @@ def _message(error: ValidationError, keyword: str, value: Any, schema: Any,
     if keyword == "enum":
         options = [str(o) for o in expected]
         near = _did_you_mean(str(value), options) if isinstance(value, str) else ""
-        return (f"{_show(value)} is not one of {', '.join(options)}",
-                hint or f"{near}valid values: {', '.join(options)}")
+        return (
+            f"{_show(value)} is not one of {', '.join(options)}",
+            hint or f"{near}valid values: {', '.join(options)}",
+        )
     if keyword == "const":
         return f"expected {_show(expected)}, got {_kind(value)}", hint or f"write {_show(expected)}"
     if keyword == "pattern":
@@ -371,8 +443,11 @@ def _message(error: ValidationError, keyword: str, value: Any, schema: Any,
     if keyword in ("maxLength", "minLength"):
         bound = "at most" if keyword == "maxLength" else "at least"
         size = len(value) if isinstance(value, str) else 0
-        return (f"{'too long' if keyword == 'maxLength' else 'too short'}: {size:,} characters, "
-                f"{bound} {expected}", hint or f"write {bound} {expected} characters")
+        return (
+            f"{'too long' if keyword == 'maxLength' else 'too short'}: {size:,} characters, "
+            f"{bound} {expected}",
+            hint or f"write {bound} {expected} characters",
+        )
     if keyword in ("minimum", "maximum"):
         side = "below the minimum" if keyword == "minimum" else "above the maximum"
         return f"{_show(value)} is {side} {expected}", hint or "write a number from 0 to 100"
@@ -387,8 +462,9 @@ def _message(error: ValidationError, keyword: str, value: Any, schema: Any,
 # --- semantic checks ------------------------------------------------------------------------
 
 
-def _members(data: Any, locate: Locator,
-             source: str) -> tuple[dict[str, frozenset[str]], list[Problem]]:
+def _members(
+    data: Any, locate: Locator, source: str
+) -> tuple[dict[str, frozenset[str]], list[Problem]]:
     """Each channel's members, lowercased; duplicates (ignoring case) as Problems."""
     members: dict[str, frozenset[str]] = {}
     problems: list[Problem] = []
@@ -397,25 +473,34 @@ def _members(data: Any, locate: Locator,
             # Lists are usually lowercase already: one check of the joined text then saves
             # lowercasing every item (a third of the time spent here on 100k members).
             joined = "".join(include)
-            unique = frozenset(include if joined.islower() or not joined
-                               else map(str.lower, include))
+            unique = frozenset(
+                include if joined.islower() or not joined else map(str.lower, include)
+            )
         except TypeError:  # a non-string item, already a schema problem
             unique = frozenset(m.lower() for m in include if isinstance(m, str))
         members[channel] = unique
         if len(unique) != len(include):
-            shown = list(itertools.islice(_duplicates(channel, include, locate, source),
-                                          MAX_PROBLEMS))
+            shown = list(
+                itertools.islice(_duplicates(channel, include, locate, source), MAX_PROBLEMS)
+            )
             problems.extend(shown)
             # Counted, not located: a million copies of one name must not take a minute.
             rest = sum(isinstance(m, str) for m in include) - len(unique) - len(shown)
             if rest > 0:
-                problems.append(_more(source, rest, "duplicate members",
-                                      ("external_messaging", channel, *_INCLUDE)))
+                problems.append(
+                    _more(
+                        source,
+                        rest,
+                        "duplicate members",
+                        ("external_messaging", channel, *_INCLUDE),
+                    )
+                )
     return members, problems
 
 
-def _duplicates(channel: str, include: list[Any], locate: Locator,
-                source: str) -> Iterator[Problem]:
+def _duplicates(
+    channel: str, include: list[Any], locate: Locator, source: str
+) -> Iterator[Problem]:
     first: dict[str, int] = {}
     for i, member in enumerate(include):
         if not isinstance(member, str):
@@ -425,21 +510,39 @@ def _duplicates(channel: str, include: list[Any], locate: Locator,
             base: Path = ("external_messaging", channel, *_INCLUDE)
             first_line, _ = locate((*base, j))
             line, column = locate((*base, i))
-            yield Problem(source, line, column, format_path((*base, i)),
-                          f"duplicate member {member} (first listed on line {first_line}, "
-                          f"as {format_path((*base, j))})",
-                          "list each member once; case does not matter")
+            yield Problem(
+                source,
+                line,
+                column,
+                format_path((*base, i)),
+                f"duplicate member {member} (first listed on line {first_line}, "
+                f"as {format_path((*base, j))})",
+                "list each member once; case does not matter",
+            )
 
 
-def _desired_state(data: dict[str, Any], members: dict[str, frozenset[str]], source: str,
-                   digest: str, locate: Locator) -> DesiredState:
-    channels = {ChannelName(name): _channel(spec, members.get(name, frozenset()))
-                for name, spec in data.get("external_messaging", {}).items()}
+def _desired_state(
+    data: dict[str, Any],
+    members: dict[str, frozenset[str]],
+    source: str,
+    digest: str,
+    locate: Locator,
+) -> DesiredState:
+    channels = {
+        ChannelName(name): _channel(spec, members.get(name, frozenset()))
+        for name, spec in data.get("external_messaging", {}).items()
+    }
     # Domains are case-insensitive; lower-case is how tenants report theirs, as members are.
-    return DesiredState(version=int(data["version"]), tenant=data["tenant"].lower(),
-                        channels=channels,
-                        safety=_safety(data.get("safety", {})), source=source, digest=digest,
-                        locate=locate, document=data)
+    return DesiredState(
+        version=int(data["version"]),
+        tenant=data["tenant"].lower(),
+        channels=channels,
+        safety=_safety(data.get("safety", {})),
+        source=source,
+        digest=digest,
+        locate=locate,
+        document=data,
+    )
 
 
 def _channel(spec: dict[str, Any], include: frozenset[str]) -> DesiredChannel:
@@ -449,10 +552,16 @@ def _channel(spec: dict[str, Any], include: frozenset[str]) -> DesiredChannel:
         enabled=spec.get("enabled"),
         auto_grant_new_members=spec.get("auto_grant_new_members"),
         restrict_file_transfer=spec.get("restrict_file_transfer"),
-        greeting=None if greeting is None else GreetingSpec(greeting.get("enabled"),
-                                                            greeting.get("message")),
-        members=(None if members is None else MembersSpec(True) if members == "all"
-                 else MembersSpec(False, members.get("policy", "exact"), include)),
+        greeting=None
+        if greeting is None
+        else GreetingSpec(greeting.get("enabled"), greeting.get("message")),
+        members=(
+            None
+            if members is None
+            else MembersSpec(True)
+            if members == "all"
+            else MembersSpec(False, members.get("policy", "exact"), include)
+        ),
     )
 
 
@@ -460,8 +569,9 @@ def _safety(spec: dict[str, Any]) -> SafetySettings:
     defaults = SafetySettings()
     return SafetySettings(
         max_member_removals=int(spec.get("max_member_removals", defaults.max_member_removals)),
-        max_member_removal_percent=float(spec.get("max_member_removal_percent",
-                                                  defaults.max_member_removal_percent)),
+        max_member_removal_percent=float(
+            spec.get("max_member_removal_percent", defaults.max_member_removal_percent)
+        ),
         protect_channels=frozenset(ChannelName(c) for c in spec.get("protect_channels", ())),
     )
 
@@ -469,8 +579,9 @@ def _safety(spec: dict[str, Any]) -> SafetySettings:
 # --- against a tenant -----------------------------------------------------------------------
 
 
-def _unknown_members(desired: DesiredState, domain: str,
-                     directory: frozenset[str]) -> Iterator[Problem]:
+def _unknown_members(
+    desired: DesiredState, domain: str, directory: frozenset[str]
+) -> Iterator[Problem]:
     lowered: frozenset[str] | None = None
     suggestions = MAX_SUGGESTIONS if len(directory) < SUGGEST_DIRECTORY_LIMIT else 0
     candidates = sorted(directory) if suggestions else []
@@ -491,12 +602,17 @@ def _unknown_members(desired: DesiredState, domain: str,
                 suggestions -= 1
                 close = difflib.get_close_matches(member, candidates, n=1, cutoff=0.8)
                 hint = f"did you mean {close[0]}? " + hint if close else hint
-            yield Problem(desired.source, line, column, format_path(path),
-                          f"{member} is not a member of tenant {domain}", hint)
+            yield Problem(
+                desired.source,
+                line,
+                column,
+                format_path(path),
+                f"{member} is not a member of tenant {domain}",
+                hint,
+            )
 
 
-def _ordered(locate: object, base: Path,
-             members: frozenset[str]) -> list[tuple[int | None, str]]:
+def _ordered(locate: object, base: Path, members: frozenset[str]) -> list[tuple[int | None, str]]:
     """Members with their index in the file's list (file order), when the file is at hand."""
     if not isinstance(locate, Locator):
         return [(None, m) for m in sorted(members)]

@@ -39,8 +39,12 @@ class SettingDrift:
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (schemas/drift.schema.json#/$defs/setting)."""
-        return {"channel": self.channel.value, "setting": self.setting,
-                "desired": self.desired, "current": self.current}
+        return {
+            "channel": self.channel.value,
+            "setting": self.setting,
+            "desired": self.desired,
+            "current": self.current,
+        }
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,14 @@ class MemberDrift:
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (schemas/drift.schema.json#/$defs/members)."""
-        return {"channel": self.channel.value, "policy": self.policy,
-                "desired_count": self.desired_count, "current_count": self.current_count,
-                "missing": list(self.missing), "unexpected": list(self.unexpected)}
+        return {
+            "channel": self.channel.value,
+            "policy": self.policy,
+            "desired_count": self.desired_count,
+            "current_count": self.current_count,
+            "missing": list(self.missing),
+            "unexpected": list(self.unexpected),
+        }
 
 
 @dataclass(frozen=True)
@@ -88,10 +97,12 @@ class DriftReport:
 
     def summary(self) -> dict[str, int]:
         """Counts a reviewer reads first."""
-        return {"settings": len(self.settings),
-                "members_missing": sum(len(m.missing) for m in self.members),
-                "members_unexpected": sum(len(m.unexpected) for m in self.members),
-                "changes": self.changes}
+        return {
+            "settings": len(self.settings),
+            "members_missing": sum(len(m.missing) for m in self.members),
+            "members_unexpected": sum(len(m.unexpected) for m in self.members),
+            "changes": self.changes,
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The drift report document (schemas/drift.schema.json)."""
@@ -126,13 +137,23 @@ def drift_report(desired: DesiredState, current: TenantState, plan: Plan) -> Dri
             # In "all members" mode the console freezes today's directory into the list:
             # the planner compared with that, and so does the count.
             listed = current.directory if have.all_members else have.members
-            members.append(_member_drift(channel, want.members.policy,
-                                         len(want.members.include), len(listed), changes))
+            members.append(
+                _member_drift(
+                    channel, want.members.policy, len(want.members.include), len(listed), changes
+                )
+            )
     return DriftReport(
-        tenant=current.domain, tenant_uri=plan.tenant_uri, source=desired.source,
-        desired_digest=desired.digest, state_digest=plan.state_digest,
-        checked_at=utc_now("seconds"), settings=setting_drift(plan.changes),
-        members=tuple(members), changes=len(plan.changes), warnings=plan.warnings)
+        tenant=current.domain,
+        tenant_uri=plan.tenant_uri,
+        source=desired.source,
+        desired_digest=desired.digest,
+        state_digest=plan.state_digest,
+        checked_at=utc_now("seconds"),
+        settings=setting_drift(plan.changes),
+        members=tuple(members),
+        changes=len(plan.changes),
+        warnings=plan.warnings,
+    )
 
 
 def setting_drift(changes: Sequence[Change]) -> tuple[SettingDrift, ...]:
@@ -143,19 +164,35 @@ def setting_drift(changes: Sequence[Change]) -> tuple[SettingDrift, ...]:
         if spec.member_level:
             continue
         if change.action is Action.SET_GREETING:  # one change for both greeting settings
-            found += [SettingDrift(change.channel, f"greeting.{name}", change.after[name],
-                                   change.before.get(name)) for name in change.after]
+            found += [
+                SettingDrift(
+                    change.channel, f"greeting.{name}", change.after[name], change.before.get(name)
+                )
+                for name in change.after
+            ]
             continue
         setting = spec.moves[0]
-        found.append(SettingDrift(change.channel, setting.key, setting.spell(change.after),
-                                  setting.spell(change.before)))
+        found.append(
+            SettingDrift(
+                change.channel,
+                setting.key,
+                setting.spell(change.after),
+                setting.spell(change.before),
+            )
+        )
     return tuple(sorted(found, key=lambda d: (_CHANNEL_ORDER[d.channel], _ORDER[d.setting])))
 
 
-def _member_drift(channel: ChannelName, policy: str, desired_count: int, current_count: int,
-                  changes: Sequence[Change]) -> MemberDrift:
+def _member_drift(
+    channel: ChannelName,
+    policy: str,
+    desired_count: int,
+    current_count: int,
+    changes: Sequence[Change],
+) -> MemberDrift:
     """The member changes of one channel as who is missing and who is unexpected."""
     missing = sorted(c.target or "" for c in changes if c.action is Action.ADD_MEMBER)
     unexpected = sorted(c.target or "" for c in changes if c.action is Action.REMOVE_MEMBER)
-    return MemberDrift(channel, policy, desired_count, current_count, tuple(missing),
-                       tuple(unexpected))
+    return MemberDrift(
+        channel, policy, desired_count, current_count, tuple(missing), tuple(unexpected)
+    )

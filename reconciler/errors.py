@@ -152,8 +152,9 @@ class ApplyStopped(LwrError):
     message, exit code and prefix are the cause's.
     """
 
-    def __init__(self, result: ApplyResult, cause: BaseException,
-                 signal: int | None = None) -> None:
+    def __init__(
+        self, result: ApplyResult, cause: BaseException, signal: int | None = None
+    ) -> None:
         super().__init__(str(cause))
         self.result = result
         self.cause = cause

@@ -33,8 +33,9 @@ def _channel(channel: ChannelName, ch: ChannelState) -> dict[str, Any]:
         return {ENABLED.key: False}
     doc = settings.values(channel, ch, skip=(MEMBERS_MODE,), defaults=True)
     # The mode and the list are one key in the file.
-    doc[MEMBERS_MODE.key] = "all" if ch.all_members else {
-        "policy": "exact", "include": sorted(ch.members)}
+    doc[MEMBERS_MODE.key] = (
+        "all" if ch.all_members else {"policy": "exact", "include": sorted(ch.members)}
+    )
     return doc
 
 
@@ -56,6 +57,12 @@ _Dumper.add_representer(str, _str)
 
 def dump_yaml(document: dict[str, Any]) -> str:
     """YAML text for a desired-state document (allow_unicode: no \\u escapes)."""
-    body = yaml.dump(document, Dumper=_Dumper, allow_unicode=True, sort_keys=False,
-                     default_flow_style=False, width=100)
+    body = yaml.dump(
+        document,
+        Dumper=_Dumper,
+        allow_unicode=True,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100,
+    )
     return SCHEMA_HINT + body

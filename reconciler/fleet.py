@@ -77,8 +77,9 @@ def desired_files(directory: str | Path) -> list[Path]:
     folder = Path(directory)
     if not folder.is_dir():
         raise UsageError(f"{directory} is not a directory")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in (".yaml", ".yml"))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".yaml", ".yml")
+    )
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,20 @@ def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult
 
     def one(loaded: _Loaded) -> TenantResult:
         if stop.is_set():
-            return TenantResult(str(loaded.path), "?", None, "skipped", ExitCode.OK,
-                                message="not run: an earlier tenant failed (--fail-fast)")
+            return TenantResult(
+                str(loaded.path),
+                "?",
+                None,
+                "skipped",
+                ExitCode.OK,
+                message="not run: an earlier tenant failed (--fail-fast)",
+            )
         result = loaded.failed or _run_one(loaded, options)
         if options.fail_fast and result.exit_code:
             stop.set()
         return result
 
-    with ThreadPoolExecutor(max_workers=options.parallel,
-                            thread_name_prefix="lwr-tenant") as pool:
+    with ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="lwr-tenant") as pool:
         loaded = _one_file_per_tenant(list(pool.map(lambda p: _load(p, options), files)))
         return list(pool.map(one, loaded))
 
@@ -127,8 +133,9 @@ def _load(path: Path, options: FleetOptions) -> _Loaded:
     try:
         desired = load_desired(path)
         tenant = desired.tenant
-        uri = file_target((desired.document or {}).get("target"), tenant,
-                          options.tenant_template, _where(desired))
+        uri = file_target(
+            (desired.document or {}).get("target"), tenant, options.tenant_template, _where(desired)
+        )
         key = tenant_key(uri)
     except Exception as e:  # one file's mistake, or bug, must not stop the others
         return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None, e))
@@ -151,8 +158,7 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
     files_of: dict[tuple[str, str], list[str]] = {}
     for item in loaded:
         if item.key is not None and item.desired is not None:
-            files_of.setdefault((item.key, item.desired.tenant.lower()),
-                                []).append(item.path.name)
+            files_of.setdefault((item.key, item.desired.tenant.lower()), []).append(item.path.name)
     result = []
     for item in loaded:
         if item.desired is None or item.uri is None or item.key is None:
@@ -160,11 +166,15 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
             continue
         names = files_of[(item.key, item.desired.tenant.lower())]
         if len(names) > 1:
-            message = (f"{redact(item.key)} is the tenant of {len(names)} files "
-                       f"({', '.join(names)}): one desired file per tenant, so that neither "
-                       "undoes the other")
-            item = replace(item, failed=_failed(str(item.path), item.desired.tenant, item.uri,
-                                                None, None, message))
+            message = (
+                f"{redact(item.key)} is the tenant of {len(names)} files "
+                f"({', '.join(names)}): one desired file per tenant, so that neither "
+                "undoes the other"
+            )
+            item = replace(
+                item,
+                failed=_failed(str(item.path), item.desired.tenant, item.uri, None, None, message),
+            )
         result.append(item)
     return result
 
@@ -176,23 +186,42 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
     try:
         if not options.apply:
             return _planned(loaded.desired, uri, options, ui, file)
-        done = workflow.apply(workflow.ApplyRequest(
-            uri, loaded.desired, options.actor, state_uri=options.state_uri,
-            rules=options.rules, allow_destructive=options.allow_destructive,
-            manual=options.manual, confirmed=True), ui)
+        done = workflow.apply(
+            workflow.ApplyRequest(
+                uri,
+                loaded.desired,
+                options.actor,
+                state_uri=options.state_uri,
+                rules=options.rules,
+                allow_destructive=options.allow_destructive,
+                manual=options.manual,
+                confirmed=True,
+            ),
+            ui,
+        )
     except Exception as e:  # one tenant's failure, bug or outage must not stop the others
         return _failed(file, tenant, uri, ui.plan, ui.policy, e)
     result, plan = done.result, done.planned.plan
     if not plan.changes:
-        return _done(file, tenant, uri, plan, done.policy, "in sync",
-                     message=_recovery_note(result))
+        return _done(
+            file, tenant, uri, plan, done.policy, "in sync", message=_recovery_note(result)
+        )
     assert result is not None  # the executor ran
-    return _done(file, tenant, uri, plan, done.policy, "applied", applied=len(result.applied),
-                 message=f"{len(result.applied)} changes applied (run {result.run_id})")
+    return _done(
+        file,
+        tenant,
+        uri,
+        plan,
+        done.policy,
+        "applied",
+        applied=len(result.applied),
+        message=f"{len(result.applied)} changes applied (run {result.run_id})",
+    )
 
 
-def _planned(desired: DesiredState, uri: str, options: FleetOptions, ui: _SilentUI,
-             file: str) -> TenantResult:
+def _planned(
+    desired: DesiredState, uri: str, options: FleetOptions, ui: _SilentUI, file: str
+) -> TenantResult:
     """`lwr plan DIR`: the plan and its policy findings; the tenant is only read."""
     from reconciler.policy import evaluate
 
@@ -202,8 +231,7 @@ def _planned(desired: DesiredState, uri: str, options: FleetOptions, ui: _Silent
     ui.plan = plan = planned.plan
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()
-    return _done(file, desired.tenant, uri, plan, policy,
-                 "changes" if plan.changes else "in sync")
+    return _done(file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync")
 
 
 class _SilentUI:
@@ -246,18 +274,45 @@ def _recovery_note(result: ApplyResult | None) -> str:
     recovered."""
     if result is None or not result.recovered:
         return ""
-    return (f"recorded {len(result.recovered)} change(s) of the interrupted run "
-            f"{result.run_id} as recovered")
+    return (
+        f"recorded {len(result.recovered)} change(s) of the interrupted run "
+        f"{result.run_id} as recovered"
+    )
 
 
-def _done(file: str, tenant: str, uri: str, plan: Plan, policy: PolicyReport,
-          outcome: TenantOutcome, applied: int = 0, message: str = "") -> TenantResult:
-    return TenantResult(file, tenant, redact(uri), outcome, ExitCode.OK, len(plan.changes),
-                        len(plan.destructive), applied, scrub(message, uri), plan, policy)
+def _done(
+    file: str,
+    tenant: str,
+    uri: str,
+    plan: Plan,
+    policy: PolicyReport,
+    outcome: TenantOutcome,
+    applied: int = 0,
+    message: str = "",
+) -> TenantResult:
+    return TenantResult(
+        file,
+        tenant,
+        redact(uri),
+        outcome,
+        ExitCode.OK,
+        len(plan.changes),
+        len(plan.destructive),
+        applied,
+        scrub(message, uri),
+        plan,
+        policy,
+    )
 
 
-def _failed(file: str, tenant: str, uri: str | None, plan: Plan | None,
-            policy: PolicyReport | None, error: Exception | str) -> TenantResult:
+def _failed(
+    file: str,
+    tenant: str,
+    uri: str | None,
+    plan: Plan | None,
+    policy: PolicyReport | None,
+    error: Exception | str,
+) -> TenantResult:
     """A result that says why (an error, or a message: exit 1); the URI and the message never
     show a secret of the URI."""
     cause = error.cause if isinstance(error, ApplyStopped) else error
@@ -269,10 +324,19 @@ def _failed(file: str, tenant: str, uri: str | None, plan: Plan | None,
         code, message = ExitCode.ERROR, cause
     if uri is not None:
         message = scrub(message, uri)
-    return TenantResult(file, tenant, redact(uri) if uri is not None else None,
-                        "refused" if code == ExitCode.REFUSED else "error", code,
-                        len(plan.changes) if plan else 0,
-                        len(plan.destructive) if plan else 0, 0, message, plan, policy)
+    return TenantResult(
+        file,
+        tenant,
+        redact(uri) if uri is not None else None,
+        "refused" if code == ExitCode.REFUSED else "error",
+        code,
+        len(plan.changes) if plan else 0,
+        len(plan.destructive) if plan else 0,
+        0,
+        message,
+        plan,
+        policy,
+    )
 
 
 def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> ExitCode:

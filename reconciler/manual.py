@@ -20,11 +20,23 @@ from reconciler.words import plural
 if TYPE_CHECKING:
     from reconciler.plan import Plan
 
-__all__ = ["CONSOLE_PAGE", "ConfirmChange", "ManualMode", "ManualRun", "ManualStep",
-           "ManualStepHandler", "ManualStepsPending", "annotate", "checklist", "label",
-           "split", "steps"]
+__all__ = [
+    "CONSOLE_PAGE",
+    "ConfirmChange",
+    "ManualMode",
+    "ManualRun",
+    "ManualStep",
+    "ManualStepHandler",
+    "ManualStepsPending",
+    "annotate",
+    "checklist",
+    "label",
+    "split",
+    "steps",
+]
 
 ManualMode = Literal["ask", "attested", "skip", "stop"]
+
 
 @dataclass(frozen=True)
 class ManualStep:
@@ -64,8 +76,11 @@ class ManualStep:
     def todo(self) -> str:
         """`set On, then press Save`; a multi-line value ends before the instruction."""
         value = self.value
-        return f"set {value}\n      then press Save" if "\n" in value \
+        return (
+            f"set {value}\n      then press Save"
+            if "\n" in value
             else f"set {value}, then press Save"
+        )
 
     def text(self) -> str:
         """`[2/3] Admin > … > Restrict file transfer/attachment: set On, then press Save`."""
@@ -87,8 +102,10 @@ def checklist(changes: Sequence[Change]) -> str:
     items = steps(changes)
     if not items:
         return ""
-    head = (f"{plural(len(items), 'manual step')} (no public API; "
-            "done by an admin in the console, in this order):")
+    head = (
+        f"{plural(len(items), 'manual step')} (no public API; "
+        "done by an admin in the console, in this order):"
+    )
     return "\n".join([head, *(f"  {s.text()}" for s in items)]) + "\n"
 
 
@@ -106,7 +123,8 @@ class ManualStepsPending(Refused):
             f"refused: {reason}; {len(self.pending)} manual step(s) not done:\n"
             + checklist(self.pending)
             + "Do them in the console, then run apply again with --manual=attested "
-              "(or --manual=skip to leave them, and what depends on them, for later).")
+            "(or --manual=skip to leave them, and what depends on them, for later)."
+        )
 
 
 @dataclass(frozen=True)
@@ -166,8 +184,11 @@ def numbered(handler: ManualStepHandler | None, changes: Sequence[Change]) -> Co
 
 def label(source: str) -> str:
     """How a value's origin reads next to it in `show` and plans."""
-    return {"attested": "attested, not read", "applied": "applied by lwr, not read",
-            "unknown": "unknown: never read nor attested"}.get(source, "")
+    return {
+        "attested": "attested, not read",
+        "applied": "applied by lwr, not read",
+        "unknown": "unknown: never read nor attested",
+    }.get(source, "")
 
 
 class ManualRun:
@@ -177,8 +198,13 @@ class ManualRun:
     the journal never records a step nobody did) and the provider asks the handler.
     """
 
-    def __init__(self, changes: Sequence[Change], provider: Provider, mode: ManualMode,
-                 handler: ManualStepHandler | None = None) -> None:
+    def __init__(
+        self,
+        changes: Sequence[Change],
+        provider: Provider,
+        mode: ManualMode,
+        handler: ManualStepHandler | None = None,
+    ) -> None:
         self.mode = mode
         self.split = split(changes, mode)
         self._provider = provider if provider.ATTESTED else None
@@ -195,8 +221,9 @@ class ManualRun:
         """Uninstall the handler; in stop mode, refuse (exit 3) over the steps left undone."""
         self.release()
         if self.mode == "stop" and self.split.held:
-            raise ManualStepsPending(self.split.held,
-                                     "a non-interactive apply stops before manual steps")
+            raise ManualStepsPending(
+                self.split.held, "a non-interactive apply stops before manual steps"
+            )
 
     def release(self) -> None:
         """Uninstall the handler (also when the apply stopped early)."""

@@ -87,7 +87,8 @@ class DesiredState:
     # Where a path such as ("external_messaging", "line", "members", "include", 3) is written
     # in the file, as 1-based (line, column); None when the state was not read from a file.
     locate: Callable[[tuple[str | int, ...]], tuple[int, int]] | None = field(
-        default=None, compare=False, repr=False)
+        default=None, compare=False, repr=False
+    )
     # The file as parsed (YAML data, before any normalising): what `target: desired` policy
     # rules are evaluated against. None when the state was not read from a file.
     document: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)

@@ -89,7 +89,8 @@ class Plan:
                 + "\n".join(f"  - {line}" for line in self._why_destructive(protected))
                 + f"\nA protected channel is changed this way only after removing it from "
                 f"protect_channels in the `safety:` block of {self._where()}, in a reviewed "
-                "change.")
+                "change."
+            )
         if allow_destructive or not self.destructive:
             return
         raise DestructiveRefused(
@@ -97,7 +98,8 @@ class Plan:
             + "\n".join(f"  - {line}" for line in self._why_destructive(self.destructive))
             + f"\nReview them, then pass --allow-destructive; or change the thresholds "
             f"(max_member_removals, max_member_removal_percent) in the `safety:` block of "
-            f"{self._where()}.")
+            f"{self._where()}."
+        )
 
     def _where(self) -> str:
         return self.source or "the desired-state file"
@@ -106,20 +108,28 @@ class Plan:
         lines = []
         for c in changes:
             if c.action is Action.DISABLE_CHANNEL:
-                lines.append(f"{c.id}: turning {c.channel} off hides its rooms from members "
-                             "and shows them as 'unknown' to external users")
+                lines.append(
+                    f"{c.id}: turning {c.channel} off hides its rooms from members "
+                    "and shows them as 'unknown' to external users"
+                )
         removals = Counter(c.channel for c in changes if c.action is Action.REMOVE_MEMBER)
         first = {c.channel: c for c in reversed(changes) if c.action is Action.REMOVE_MEMBER}
         s = self.safety
         for channel, count in removals.items():
             over = first[channel].threshold
-            detail = over.describe() if over else (
-                f"more than {s.max_member_removals} members (safety.max_member_removals), or "
-                f"more than {s.max_member_removal_percent:g} % of the list "
-                f"(safety.max_member_removal_percent) and more than {s.min_member_removals} "
-                "members")
-            lines.append(f"{channel}: removing {count} members exceeds the safety threshold: "
-                         f"{detail}")
+            detail = (
+                over.describe()
+                if over
+                else (
+                    f"more than {s.max_member_removals} members (safety.max_member_removals), or "
+                    f"more than {s.max_member_removal_percent:g} % of the list "
+                    f"(safety.max_member_removal_percent) and more than {s.min_member_removals} "
+                    "members"
+                )
+            )
+            lines.append(
+                f"{channel}: removing {count} members exceeds the safety threshold: {detail}"
+            )
         return lines
 
     def to_json(self, *, changes: bool = True) -> dict[str, Any]:
@@ -183,8 +193,9 @@ class Plan:
             safety=SafetySettings(
                 max_member_removals=safety.get("max_member_removals", 50),
                 max_member_removal_percent=safety.get("max_member_removal_percent", 20.0),
-                protect_channels=frozenset(ChannelName(c)
-                                           for c in safety.get("protect_channels", ())),
+                protect_channels=frozenset(
+                    ChannelName(c) for c in safety.get("protect_channels", ())
+                ),
             ),
             source=data.get("source", ""),
             created_at=data.get("created_at", ""),
@@ -194,8 +205,16 @@ class Plan:
         )
 
 
-_HEAD = ("format_version", "tool_version", "tenant", "tenant_uri", "source", "created_at",
-         "desired_digest", "state_digest")
+_HEAD = (
+    "format_version",
+    "tool_version",
+    "tenant",
+    "tenant_uri",
+    "source",
+    "created_at",
+    "desired_digest",
+    "state_digest",
+)
 _TAIL = ("safety", "changes", "warnings", "summary", "desired_document")
 
 
@@ -204,15 +223,25 @@ def unsupported_version(source: str, version: str) -> Problem:
     major = FORMAT_VERSION.split(".")[0]
     number = re.fullmatch(r"([0-9]{1,4})(\.[0-9]{1,4})?", version)
     if number and int(number.group(1)) < int(major):  # no desired document to re-plan from
-        return Problem(source, 0, 0, "format_version",
-                       f"plan format_version {version!r} is older than this lwr reads "
-                       f"({major}.x): it does not carry the desired document that apply "
-                       "checks a plan against",
-                       "make the plan again with this lwr: `lwr plan FILE --out PLAN.json`")
-    return Problem(source, 0, 0, "format_version",
-                   f"unsupported plan format_version {version!r}",
-                   f"this lwr reads {major}.x plans; apply it with the lwr that made it, or "
-                   "make the plan again with this one")
+        return Problem(
+            source,
+            0,
+            0,
+            "format_version",
+            f"plan format_version {version!r} is older than this lwr reads "
+            f"({major}.x): it does not carry the desired document that apply "
+            "checks a plan against",
+            "make the plan again with this lwr: `lwr plan FILE --out PLAN.json`",
+        )
+    return Problem(
+        source,
+        0,
+        0,
+        "format_version",
+        f"unsupported plan format_version {version!r}",
+        f"this lwr reads {major}.x plans; apply it with the lwr that made it, or "
+        "make the plan again with this one",
+    )
 
 
 def document_digest(document: Mapping[str, Any]) -> str:
@@ -230,8 +259,9 @@ def canonical_bytes(value: object) -> bytes:
     NEL, LS and PS are escaped: the desired document is parsed again by the YAML loader,
     which would read them raw as line breaks (and fold them); JSON reads both spellings alike.
     """
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False)
+    text = json.dumps(
+        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
     for raw, escaped in _YAML_BREAKS:
         if raw in text:
             text = text.replace(raw, escaped)
@@ -241,14 +271,19 @@ def canonical_bytes(value: object) -> bytes:
 _YAML_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
-def make_plan(desired: DesiredState, current: TenantState, tenant_uri: str,
-              execution: ExecutionOf | None = None) -> Plan:
+def make_plan(
+    desired: DesiredState,
+    current: TenantState,
+    tenant_uri: str,
+    execution: ExecutionOf | None = None,
+) -> Plan:
     """Diff `desired` against `current` and pin the result to both."""
     result: Diff = diff(desired, current, execution) if execution else diff(desired, current)
     return Plan(
         tenant=current.domain,
         tenant_uri=tenant_uri,
-        desired_digest=desired.digest if desired.document is None
+        desired_digest=desired.digest
+        if desired.document is None
         else document_digest(desired.document),
         state_digest=state_digest(current),
         changes=result.changes,
@@ -271,8 +306,11 @@ def state_digest(state: TenantState) -> str:
     h.update("\n".join(sorted(state.directory)).encode())
     for name in sorted(state.channels):
         ch = state.channels[name]
-        h.update(_canon({"channel": name.value, **{
-            s.digest_key: getattr(ch, s.attr) for s in SETTINGS}}).encode())
+        h.update(
+            _canon(
+                {"channel": name.value, **{s.digest_key: getattr(ch, s.attr) for s in SETTINGS}}
+            ).encode()
+        )
         h.update(_members_digest_text(ch.members, state.directory).encode())
     return h.hexdigest()
 

@@ -34,6 +34,7 @@ from reconciler.words import onoff
 
 ExecutionOf = Callable[[Action], Execution]
 
+
 def _local(action: Action) -> Execution:
     return "local"
 
@@ -68,8 +69,13 @@ class _ChannelPlanner:
     def run(self) -> None:
         if self.want.enabled is False:
             if self.have.enabled:
-                self._change(Action.DISABLE_CHANNEL, True, False,
-                             "the file turns the channel off", destructive=True)
+                self._change(
+                    Action.DISABLE_CHANNEL,
+                    True,
+                    False,
+                    "the file turns the channel off",
+                    destructive=True,
+                )
             return  # a channel that is off has nothing else to manage
         if self.want.enabled is True and not self.have.enabled:
             self._change(Action.ENABLE_CHANNEL, False, True, "the file turns the channel on")
@@ -83,9 +89,17 @@ class _ChannelPlanner:
     def _will_be_on(self) -> bool:
         return self.want.enabled is True or (self.want.enabled is None and self.have.enabled)
 
-    def _change(self, action: Action, before: object, after: object, reason: str, *,
-                target: str | None = None, destructive: bool = False,
-                threshold: Threshold | None = None) -> None:
+    def _change(
+        self,
+        action: Action,
+        before: object,
+        after: object,
+        reason: str,
+        *,
+        target: str | None = None,
+        destructive: bool = False,
+        threshold: Threshold | None = None,
+    ) -> None:
         spec = ACTIONS[action]
         phase = spec.phase_of(after)
         # Channel-level changes are all made before member-level ones, so this is complete.
@@ -108,8 +122,9 @@ class _ChannelPlanner:
         if not spec.member_level:
             self._channel_level.append(change)
 
-    def _effects(self, spec: ActionSpec, target: str | None, before: object,
-                 after: object) -> tuple[SideEffect, ...]:
+    def _effects(
+        self, spec: ActionSpec, target: str | None, before: object, after: object
+    ) -> tuple[SideEffect, ...]:
         rooms = self.have.open_rooms.get(target, 0) if target else 0
         memo_key = (spec.action, rooms)
         if spec.member_level and memo_key in self._member_effects:
@@ -123,8 +138,9 @@ class _ChannelPlanner:
     def _switch(self, action: Action, setting: Setting) -> None:
         want, have = setting.wanted(self.want), setting.current(self.have)
         if want is not None and want != have:
-            self._change(action, have, want, f"{setting.key} is {onoff(have)}, the file says "
-                         f"{onoff(want)}")
+            self._change(
+                action, have, want, f"{setting.key} is {onoff(have)}, the file says {onoff(want)}"
+            )
 
     def _greeting(self) -> None:
         before: dict[str, object] = {}
@@ -135,8 +151,9 @@ class _ChannelPlanner:
                 name = setting.key.rpartition(".")[2]
                 before[name], after[name] = have, want
         if after:
-            self._change(Action.SET_GREETING, before, after,
-                         "the greeting differs in " + " and ".join(after))
+            self._change(
+                Action.SET_GREETING, before, after, "the greeting differs in " + " and ".join(after)
+            )
 
     def _members(self) -> None:
         want = self.want.members
@@ -145,21 +162,25 @@ class _ChannelPlanner:
         if want.all_members:
             if not self.have.all_members:
                 self._require_on("grant to all members")
-                self._change(Action.GRANT_ALL_MEMBERS, False, True,
-                             "the file says members: all")
+                self._change(Action.GRANT_ALL_MEMBERS, False, True, "the file says members: all")
             return
         listed = self.have.members
         if self.have.all_members:
             self._require_on("restrict to listed members")
-            self._change(Action.RESTRICT_TO_LISTED_MEMBERS, True, False,
-                         "the file lists members; the channel grants all members")
+            self._change(
+                Action.RESTRICT_TO_LISTED_MEMBERS,
+                True,
+                False,
+                "the file lists members; the channel grants all members",
+            )
             listed = self.directory  # the console freezes today's members into the list
         to_add = want.include - listed
         to_remove = listed - want.include if want.policy == "exact" else frozenset()
         if want.policy == "additive" and (extra := len(listed - want.include)):
             self.warnings.append(
                 f"{self.channel}: {extra} member(s) on the list are not in the file; "
-                "policy additive keeps them")
+                "policy additive keeps them"
+            )
         if to_add or to_remove:
             self._require_on("change the connected-members list")
         over = self._removals_over_threshold(len(to_remove), len(listed))
@@ -167,60 +188,96 @@ class _ChannelPlanner:
         if over:  # the words for reviewers; the gate reads `threshold`
             reason += f"; over the safety threshold: {over.describe()}"
         for email in sorted(to_remove):
-            self._change(Action.REMOVE_MEMBER, True, False, reason, target=email,
-                         destructive=over is not None, threshold=over)
+            self._change(
+                Action.REMOVE_MEMBER,
+                True,
+                False,
+                reason,
+                target=email,
+                destructive=over is not None,
+                threshold=over,
+            )
         for email in sorted(to_add):
-            self._change(Action.ADD_MEMBER, False, True, "in the file, not on the list",
-                         target=email)
+            self._change(
+                Action.ADD_MEMBER, False, True, "in the file, not on the list", target=email
+            )
 
     def _removals_over_threshold(self, removals: int, list_size: int) -> Threshold | None:
         """The threshold removing `removals` of `list_size` crosses, with numbers; or None."""
         s = self.safety
         percent = 100.0 * removals / list_size if list_size else 0.0
         if removals > s.max_member_removals:
-            return Threshold("max_member_removals", s.max_member_removals, removals,
-                             list_size, percent, s.min_member_removals)
+            return Threshold(
+                "max_member_removals",
+                s.max_member_removals,
+                removals,
+                list_size,
+                percent,
+                s.min_member_removals,
+            )
         if removals > s.min_member_removals and percent > s.max_member_removal_percent:
-            return Threshold("max_member_removal_percent", s.max_member_removal_percent,
-                             removals, list_size, percent, s.min_member_removals)
+            return Threshold(
+                "max_member_removal_percent",
+                s.max_member_removal_percent,
+                removals,
+                list_size,
+                percent,
+                s.min_member_removals,
+            )
         return None
 
     def _require_on(self, what: str) -> None:
         if not self._will_be_on:
             where = ("external_messaging", self.channel.value, "members")
             line, column = self.desired.locate(where) if self.desired.locate else (0, 0)
-            raise InputError([Problem(
-                file=self.desired.source, line=line, column=column,
-                path=".".join(where),
-                message=f"cannot {what}: the {self.channel} channel is off and the file does "
-                        "not turn it on (the list can only change while the channel is on)",
-                hint=f"add `enabled: true` under external_messaging.{self.channel}")])
+            raise InputError(
+                [
+                    Problem(
+                        file=self.desired.source,
+                        line=line,
+                        column=column,
+                        path=".".join(where),
+                        message=f"cannot {what}: the {self.channel} channel is off and the file "
+                        "does not turn it on (the list can only change while the channel is on)",
+                        hint=f"add `enabled: true` under external_messaging.{self.channel}",
+                    )
+                ]
+            )
 
     def _warn_auto_grant_drift(self) -> None:
         auto = AUTO_GRANT.wanted(self.want)
         auto_on = auto if auto is not None else AUTO_GRANT.current(self.have)
         members = self.want.members
-        if auto_on and members is not None and not members.all_members \
-                and members.policy == "exact":
+        if (
+            auto_on
+            and members is not None
+            and not members.all_members
+            and members.policy == "exact"
+        ):
             self.warnings.append(
                 f"{self.channel}: {AUTO_GRANT.key} is on with an exact member list: every new "
                 "hire is added automatically and will drift from the list (the next plan "
-                "proposes removing them); turn auto-grant off or use policy: additive")
+                "proposes removing them); turn auto-grant off or use policy: additive"
+            )
 
 
-def diff(desired: DesiredState, current: TenantState,
-         execution: ExecutionOf = _local) -> Diff:
+def diff(desired: DesiredState, current: TenantState, execution: ExecutionOf = _local) -> Diff:
     """Plan the ordered changes that bring `current` to `desired` (docs/contract.md#the-plan)."""
     changes: list[Change] = []
     warnings: list[str] = []
     for channel in ChannelName:
         if channel not in desired.channels:
             continue  # unmanaged channel: never read into the plan, never changed
-        planner = _ChannelPlanner(channel, desired, current.channels[channel],
-                                  current.directory, desired.safety, execution)
+        planner = _ChannelPlanner(
+            channel,
+            desired,
+            current.channels[channel],
+            current.directory,
+            desired.safety,
+            execution,
+        )
         planner.run()
         changes.extend(planner.changes)
         warnings.extend(planner.warnings)
     changes.sort(key=order_key)
     return Diff(tuple(changes), tuple(warnings))
-

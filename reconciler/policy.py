@@ -64,9 +64,15 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (drift report, `--format json` consumers)."""
-        return {"id": self.rule.id, "severity": self.rule.severity,
-                "target": self.rule.target, "message": self.rule.message,
-                "places": list(self.places), "more": self.more, "rule_source": self.rule.source}
+        return {
+            "id": self.rule.id,
+            "severity": self.rule.severity,
+            "target": self.rule.target,
+            "message": self.rule.message,
+            "places": list(self.places),
+            "more": self.more,
+            "rule_source": self.rule.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,9 +107,13 @@ class PolicyReport:
 
     def to_json(self) -> dict[str, Any]:
         """Machine form."""
-        return {"evaluated": self.evaluated, "denied": len(self.denied),
-                "warned": len(self.warnings),
-                "findings": [f.to_json() for f in self.findings], "notes": list(self.notes)}
+        return {
+            "evaluated": self.evaluated,
+            "denied": len(self.denied),
+            "warned": len(self.warnings),
+            "findings": [f.to_json() for f in self.findings],
+            "notes": list(self.notes),
+        }
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -114,8 +124,9 @@ def default_policy_dir() -> Path:
     return data_dir("policies")
 
 
-def load_policies(dirs: Sequence[str | os.PathLike[str]] = (), *,
-                  defaults: bool = True) -> tuple[PolicyRule, ...]:
+def load_policies(
+    dirs: Sequence[str | os.PathLike[str]] = (), *, defaults: bool = True
+) -> tuple[PolicyRule, ...]:
     """The shipped rules (unless `defaults` is False) and every `*.yaml` rule in `dirs`.
 
     A rule in `dirs` with the id of a shipped rule replaces it; two rules with one id in
@@ -138,8 +149,18 @@ def load_policies(dirs: Sequence[str | os.PathLike[str]] = (), *,
 
 def _load_dir(folder: Path) -> list[PolicyRule]:
     if not folder.is_dir():
-        raise InputError([Problem(str(folder), 0, 0, "", "not a folder of policy files",
-                                  "give --policy-dir a folder holding *.yaml rule files")])
+        raise InputError(
+            [
+                Problem(
+                    str(folder),
+                    0,
+                    0,
+                    "",
+                    "not a folder of policy files",
+                    "give --policy-dir a folder holding *.yaml rule files",
+                )
+            ]
+        )
     rules: list[PolicyRule] = []
     problems: list[Problem] = []
     for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
@@ -156,10 +177,21 @@ def load_policy_file(path: str | os.PathLike[str]) -> list[PolicyRule]:
     """The rules of one policy file, checked against schemas/policy.schema.json."""
     source = os.fspath(path)
     data = yamlsafe.read_capped(path, source)
-    if not data.strip() or all(line.lstrip().startswith(b"#") for line in data.splitlines()
-                               if line.strip()):
-        raise InputError([Problem(source, 1, 1, "", "empty policy file: expected rules: [...]",
-                                  "see policies/defaults.yaml, or delete the file")])
+    if not data.strip() or all(
+        line.lstrip().startswith(b"#") for line in data.splitlines() if line.strip()
+    ):
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    1,
+                    1,
+                    "",
+                    "empty policy file: expected rules: [...]",
+                    "see policies/defaults.yaml, or delete the file",
+                )
+            ]
+        )
     doc = yamlsafe.load_yaml(data, source)
     problems = list(doc.problems)
     for error in _policy_validator().iter_errors(doc.data):
@@ -171,9 +203,17 @@ def load_policy_file(path: str | os.PathLike[str]) -> list[PolicyRule]:
     rules = []
     for i, raw in enumerate(doc.data["rules"]):
         line, _ = doc.locate(("rules", i))
-        rules.append(PolicyRule(id=raw["id"], severity=raw["severity"], target=raw["target"],
-                                message=raw["message"].strip(), rule=raw["rule"],
-                                source=f"{source}:{line}", description=raw.get("description", "")))
+        rules.append(
+            PolicyRule(
+                id=raw["id"],
+                severity=raw["severity"],
+                target=raw["target"],
+                message=raw["message"].strip(),
+                rule=raw["rule"],
+                source=f"{source}:{line}",
+                description=raw.get("description", ""),
+            )
+        )
     return rules
 
 
@@ -186,9 +226,16 @@ def _rule_schema_problems(doc: yamlsafe.YamlDocument, source: str) -> list[Probl
         except SchemaError as e:
             at: yamlsafe.Path = ("rules", i, "rule", *e.absolute_path)
             line, column = doc.locate(at)
-            problems.append(Problem(source, line, column, yamlsafe.format_path(at),
-                                    f"not a valid JSON Schema: {_clip(e.message)}",
-                                    "a rule is a JSON Schema, draft 2020-12"))
+            problems.append(
+                Problem(
+                    source,
+                    line,
+                    column,
+                    yamlsafe.format_path(at),
+                    f"not a valid JSON Schema: {_clip(e.message)}",
+                    "a rule is a JSON Schema, draft 2020-12",
+                )
+            )
     return problems
 
 
@@ -199,9 +246,16 @@ def _duplicates(rules: Iterable[PolicyRule]) -> list[Problem]:
         first = seen.setdefault(rule.id, rule)
         if first is not rule:
             file, _, line = rule.source.rpartition(":")
-            problems.append(Problem(file, int(line), 0, "rules", f"duplicate rule id {rule.id!r}"
-                                    f" (first defined at {first.source})",
-                                    "give every rule its own id"))
+            problems.append(
+                Problem(
+                    file,
+                    int(line),
+                    0,
+                    "rules",
+                    f"duplicate rule id {rule.id!r} (first defined at {first.source})",
+                    "give every rule its own id",
+                )
+            )
     return problems
 
 
@@ -213,8 +267,9 @@ def _policy_validator() -> Draft202012Validator:
 # --- evaluation -------------------------------------------------------------------------------
 
 
-def evaluate(rules: Sequence[PolicyRule], *, desired: DesiredState | None,
-             plan: Plan | None) -> PolicyReport:
+def evaluate(
+    rules: Sequence[PolicyRule], *, desired: DesiredState | None, plan: Plan | None
+) -> PolicyReport:
     """Check each rule against its target; a target that is not at hand is noted, not passed.
 
     `desired` must carry its `document` (states read by `load_desired` do).
@@ -252,8 +307,15 @@ class _PlanDocuments:
     counts do not change.
     """
 
-    _SEES_CHANGES = ("changes", "plan_digest", "additionalProperties", "patternProperties",
-                     "unevaluatedProperties", "const", "enum")
+    _SEES_CHANGES = (
+        "changes",
+        "plan_digest",
+        "additionalProperties",
+        "patternProperties",
+        "unevaluatedProperties",
+        "const",
+        "enum",
+    )
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -291,8 +353,12 @@ class _PlanPlaces:
 
     def __call__(self, path: yamlsafe.Path) -> str:
         where = f"plan: {yamlsafe.format_path(path) or '<document>'}"
-        if len(path) >= 2 and path[0] == "changes" and isinstance(path[1], int) \
-                and 0 <= path[1] < len(self.plan.changes):
+        if (
+            len(path) >= 2
+            and path[0] == "changes"
+            and isinstance(path[1], int)
+            and 0 <= path[1] < len(self.plan.changes)
+        ):
             where += f" ({self.plan.changes[path[1]].id})"
         return where
 
@@ -308,10 +374,18 @@ def _check(rule: PolicyRule, target: Any, place: _DesiredPlaces | _PlanPlaces) -
                 places.append(f"{place(tuple(error.absolute_path))} ({_clip(error.message)})")
     except Unresolvable as e:
         file, _, line = rule.source.rpartition(":")
-        raise InputError([Problem(file, int(line), 0, "rule",
-                                  f"policy rule {rule.id!r} has a $ref that cannot be resolved: "
-                                  f"{_clip(str(e))}",
-                                  "use local references only (#/$defs/...)")]) from e
+        raise InputError(
+            [
+                Problem(
+                    file,
+                    int(line),
+                    0,
+                    "rule",
+                    f"policy rule {rule.id!r} has a $ref that cannot be resolved: {_clip(str(e))}",
+                    "use local references only (#/$defs/...)",
+                )
+            ]
+        ) from e
     if not total:
         return None
     return Finding(rule, tuple(places), total - len(places))
@@ -319,4 +393,4 @@ def _check(rule: PolicyRule, target: Any, place: _DesiredPlaces | _PlanPlaces) -
 
 def _clip(text: str) -> str:
     one_line = " ".join(text.split())
-    return one_line if len(one_line) <= MAX_REASON else one_line[:MAX_REASON - 1] + "…"
+    return one_line if len(one_line) <= MAX_REASON else one_line[: MAX_REASON - 1] + "…"

@@ -54,9 +54,13 @@ class SavedPlan:
 
     def pin(self, fresh: Plan) -> Plan:
         """`fresh` with the saved plan's metadata: equal content then means an equal digest."""
-        return replace(fresh, format_version=self.plan.format_version,
-                       tool_version=self.plan.tool_version, source=self.plan.source,
-                       created_at=self.plan.created_at)
+        return replace(
+            fresh,
+            format_version=self.plan.format_version,
+            tool_version=self.plan.tool_version,
+            source=self.plan.source,
+            created_at=self.plan.created_at,
+        )
 
 
 def read_saved_plan(path: str | Path) -> SavedPlan:
@@ -70,11 +74,19 @@ def read_saved_plan(path: str | Path) -> SavedPlan:
     if problems:
         raise InputError(problems)
     if data["desired_document"] is None:
-        raise InputError([Problem(source, 0, 0, "desired_document",
-                                  "the plan carries no desired document (it was made from a "
-                                  "desired state built in memory), so apply cannot check it",
-                                  "make the plan from a desired-state file: `lwr plan FILE "
-                                  "--out PLAN.json`")])
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    0,
+                    0,
+                    "desired_document",
+                    "the plan carries no desired document (it was made from a "
+                    "desired state built in memory), so apply cannot check it",
+                    "make the plan from a desired-state file: `lwr plan FILE --out PLAN.json`",
+                )
+            ]
+        )
     _check_digests(data, source)
     desired = _rebuild_desired(data["desired_document"], source)
     plan = Plan.from_json(data, source)
@@ -95,20 +107,40 @@ def _read_json(path: str | Path, source: str) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise _not_json(source, e.msg, e.lineno, e.colno) from e
     except ValueError as e:  # a number of over 4300 digits, or NaN / Infinity
-        raise _not_json(source, "a number too long to read" if "digits" in str(e) else str(e)
-                        ) from e
+        raise _not_json(
+            source, "a number too long to read" if "digits" in str(e) else str(e)
+        ) from e
     except RecursionError as e:
         raise _not_json(source, "nested too deeply") from e
     if not isinstance(data, dict):
-        raise InputError([Problem(source, 0, 0, "", "not a saved plan: the JSON is not an "
-                                  "object", "write one with `lwr plan FILE --out PLAN.json`")])
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    0,
+                    0,
+                    "",
+                    "not a saved plan: the JSON is not an object",
+                    "write one with `lwr plan FILE --out PLAN.json`",
+                )
+            ]
+        )
     return data
 
 
 def _not_json(source: str, detail: str, line: int = 0, column: int = 0) -> InputError:
-    return InputError([Problem(source, line, column, "",
-                               f"not a saved plan: not valid JSON ({detail})",
-                               "write one with `lwr plan FILE --out PLAN.json`")])
+    return InputError(
+        [
+            Problem(
+                source,
+                line,
+                column,
+                "",
+                f"not a saved plan: not valid JSON ({detail})",
+                "write one with `lwr plan FILE --out PLAN.json`",
+            )
+        ]
+    )
 
 
 def _no_constant(name: str) -> Any:
@@ -142,8 +174,11 @@ def schema_problems(data: dict[str, Any], source: str) -> list[Problem]:
         if len(found) >= MAX_PROBLEMS:
             break
         if not _change_ok(change):
-            found.extend(p for e in item_validator.iter_errors(change)
-                         for p in _explain(e, ("changes", i), source))
+            found.extend(
+                p
+                for e in item_validator.iter_errors(change)
+                for p in _explain(e, ("changes", i), source)
+            )
     return found[:MAX_PROBLEMS]
 
 
@@ -154,15 +189,39 @@ def _explain(error: Any, base: tuple[str | int, ...], source: str) -> Iterator[P
         yield Problem(problem.file, 0, 0, at, problem.message[:300], REPLAN_HINT)
 
 
-_CHANGE_KEYS = frozenset({"id", "action", "channel", "target", "before", "after",
-                          "destructive", "execution", "depends_on", "side_effects", "reason",
-                          "phase"})
+_CHANGE_KEYS = frozenset(
+    {
+        "id",
+        "action",
+        "channel",
+        "target",
+        "before",
+        "after",
+        "destructive",
+        "execution",
+        "depends_on",
+        "side_effects",
+        "reason",
+        "phase",
+    }
+)
 _THRESHOLD_CHANGE_KEYS = _CHANGE_KEYS | {"threshold"}
-_THRESHOLD_KEYS = frozenset({"rule", "limit", "count", "list_size", "percent",
-                             "min_member_removals"})
-_ACTIONS = frozenset({"enable_channel", "disable_channel", "add_member", "remove_member",
-                      "grant_all_members", "restrict_to_listed_members", "set_greeting",
-                      "set_auto_grant", "set_file_restriction"})
+_THRESHOLD_KEYS = frozenset(
+    {"rule", "limit", "count", "list_size", "percent", "min_member_removals"}
+)
+_ACTIONS = frozenset(
+    {
+        "enable_channel",
+        "disable_channel",
+        "add_member",
+        "remove_member",
+        "grant_all_members",
+        "restrict_to_listed_members",
+        "set_greeting",
+        "set_auto_grant",
+        "set_file_restriction",
+    }
+)
 _CHANNELS = frozenset({"line", "lineworks"})
 _EXECUTIONS = frozenset({"api", "manual", "local"})
 _EFFECT_KEYS = (frozenset({"kind", "text"}), frozenset({"kind", "text", "count"}))
@@ -172,20 +231,30 @@ def _change_ok(c: Any) -> bool:
     """True only for a change the schema's $defs/change accepts (tests/test_saved_plan_*)."""
     if type(c) is not dict:
         return False
-    if c.keys() != _CHANGE_KEYS and not (c.keys() == _THRESHOLD_CHANGE_KEYS
-                                          and _threshold_ok(c["threshold"])):
+    if c.keys() != _CHANGE_KEYS and not (
+        c.keys() == _THRESHOLD_CHANGE_KEYS and _threshold_ok(c["threshold"])
+    ):
         return False
     action, channel, execution, target = c["action"], c["channel"], c["execution"], c["target"]
     depends, effects, phase = c["depends_on"], c["side_effects"], c["phase"]
-    return (type(c["id"]) is str and type(action) is str and action in _ACTIONS
-            and type(channel) is str and channel in _CHANNELS
-            and (target is None or type(target) is str)
-            and type(c["destructive"]) is bool
-            and type(execution) is str and execution in _EXECUTIONS
-            and type(depends) is list and all(type(d) is str for d in depends)
-            and type(effects) is list and all(_effect_ok(e) for e in effects)
-            and type(c["reason"]) is str
-            and type(phase) is int and 1 <= phase <= 7)
+    return (
+        type(c["id"]) is str
+        and type(action) is str
+        and action in _ACTIONS
+        and type(channel) is str
+        and channel in _CHANNELS
+        and (target is None or type(target) is str)
+        and type(c["destructive"]) is bool
+        and type(execution) is str
+        and execution in _EXECUTIONS
+        and type(depends) is list
+        and all(type(d) is str for d in depends)
+        and type(effects) is list
+        and all(_effect_ok(e) for e in effects)
+        and type(c["reason"]) is str
+        and type(phase) is int
+        and 1 <= phase <= 7
+    )
 
 
 def _threshold_ok(t: Any) -> bool:
@@ -193,18 +262,19 @@ def _threshold_ok(t: Any) -> bool:
         return False
     counts = (t["count"], t["list_size"], t["min_member_removals"])
     numbers = (t["limit"], t["percent"])
-    return type(t["rule"]) is str \
-        and t["rule"] in ("max_member_removals", "max_member_removal_percent") \
-        and all(type(n) is int and n >= 0 for n in counts) \
+    return (
+        type(t["rule"]) is str
+        and t["rule"] in ("max_member_removals", "max_member_removal_percent")
+        and all(type(n) is int and n >= 0 for n in counts)
         and all(type(n) in (int, float) and n >= 0 for n in numbers)
+    )
 
 
 def _effect_ok(e: Any) -> bool:
     if type(e) is not dict or e.keys() not in _EFFECT_KEYS:
         return False
     count = e.get("count", 0)
-    return type(e["kind"]) is str and type(e["text"]) is str and type(count) is int \
-        and count >= 0
+    return type(e["kind"]) is str and type(e["text"]) is str and type(count) is int and count >= 0
 
 
 # --- digests and the desired document -------------------------------------------------------
@@ -214,11 +284,15 @@ def _check_digests(data: dict[str, Any], source: str) -> None:
     """Refuse (exit 3) a plan whose content does not match its digests: it was edited."""
     body = {key: value for key, value in data.items() if key != "plan_digest"}
     if data["desired_digest"] != document_digest(data["desired_document"]):
-        raise StalePlan(f"refused: {source} was edited after it was made (its "
-                        f"desired_document no longer matches its desired_digest); {REPLAN_HINT}")
+        raise StalePlan(
+            f"refused: {source} was edited after it was made (its "
+            f"desired_document no longer matches its desired_digest); {REPLAN_HINT}"
+        )
     if data["plan_digest"] != hashlib.sha256(canonical_bytes(body)).hexdigest():
-        raise StalePlan(f"refused: {source} was edited after it was made (its content no "
-                        f"longer matches its plan_digest); {REPLAN_HINT}")
+        raise StalePlan(
+            f"refused: {source} was edited after it was made (its content no "
+            f"longer matches its plan_digest); {REPLAN_HINT}"
+        )
 
 
 def _rebuild_desired(document: Mapping[str, Any], source: str) -> DesiredState:
@@ -230,9 +304,18 @@ def _rebuild_desired(document: Mapping[str, Any], source: str) -> DesiredState:
     where = f"{source} (desired_document)"
     desired = parse_desired(_yaml_json(document).encode(), where)
     if desired.document != document:  # the YAML reading changed a value: never re-plan that
-        raise InputError([Problem(source, 0, 0, "desired_document",
-                                  "the desired document does not read back as written",
-                                  REPLAN_HINT)])
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    0,
+                    0,
+                    "desired_document",
+                    "the desired document does not read back as written",
+                    REPLAN_HINT,
+                )
+            ]
+        )
     return desired
 
 
@@ -269,8 +352,10 @@ def first_difference(saved: Mapping[str, Any], fresh: Mapping[str, Any]) -> str 
             if found:
                 return found
         elif not _same(saved.get(key, _MISSING), fresh.get(key, _MISSING)):
-            return f"{key}: the plan says {_brief(saved.get(key, _MISSING))}, planning now " \
-                   f"gives {_brief(fresh.get(key, _MISSING))}"
+            return (
+                f"{key}: the plan says {_brief(saved.get(key, _MISSING))}, planning now "
+                f"gives {_brief(fresh.get(key, _MISSING))}"
+            )
     return None
 
 
@@ -283,14 +368,18 @@ def _changes_difference(saved: list[Any], fresh: list[Any]) -> str | None:
         if isinstance(a, dict) and isinstance(b, dict):
             for field in dict.fromkeys([*b, *a]):
                 if not _same(a.get(field, _MISSING), b.get(field, _MISSING)):
-                    return f"{label}: {field} is {_brief(a.get(field, _MISSING))} in the " \
-                           f"plan, {_brief(b.get(field, _MISSING))} when planned now"
+                    return (
+                        f"{label}: {field} is {_brief(a.get(field, _MISSING))} in the "
+                        f"plan, {_brief(b.get(field, _MISSING))} when planned now"
+                    )
         return f"{label} differs from change {i + 1} planned now"
     if len(saved) != len(fresh):
         extra = saved[len(fresh)] if len(saved) > len(fresh) else fresh[len(saved)]
         name = extra.get("id") if isinstance(extra, dict) else None
-        return (f"the plan has {len(saved)} changes, planning now gives {len(fresh)} (first "
-                f"not in both: {_brief(name)})")
+        return (
+            f"the plan has {len(saved)} changes, planning now gives {len(fresh)} (first "
+            f"not in both: {_brief(name)})"
+        )
     return None
 
 

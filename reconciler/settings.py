@@ -64,36 +64,86 @@ class Setting:
         return self.on if value else self.off
 
 
-ENABLED = Setting("enabled", "enabled", "enabled", "Use status", "Use", "Not use",
-                  default=False, tight=None)
-AUTO_GRANT = Setting("auto_grant_new_members", "auto_grant_new_members", "auto_grant",
-                     "Automatically grant link authority to new members", "On", "Off",
-                     default=False, tight=False)
-FILE_RESTRICTION = Setting("restrict_file_transfer", "restrict_file_transfer", "restrict",
-                           "Restrict file transfer/attachment", "On", "Off",
-                           default=False, tight=True)
-GREETING_ENABLED = Setting("greeting.enabled", "greeting_enabled", "greeting_enabled",
-                           "Automatic greeting message", "On", "Off", default=False,
-                           tight=None, channels=frozenset({ChannelName.LINE}))
-GREETING_MESSAGE = Setting("greeting.message", "greeting_message", "greeting_message",
-                           "Automatic greeting message", None, None, default="", tight=None,
-                           channels=frozenset({ChannelName.LINE}))
+ENABLED = Setting(
+    "enabled", "enabled", "enabled", "Use status", "Use", "Not use", default=False, tight=None
+)
+AUTO_GRANT = Setting(
+    "auto_grant_new_members",
+    "auto_grant_new_members",
+    "auto_grant",
+    "Automatically grant link authority to new members",
+    "On",
+    "Off",
+    default=False,
+    tight=False,
+)
+FILE_RESTRICTION = Setting(
+    "restrict_file_transfer",
+    "restrict_file_transfer",
+    "restrict",
+    "Restrict file transfer/attachment",
+    "On",
+    "Off",
+    default=False,
+    tight=True,
+)
+GREETING_ENABLED = Setting(
+    "greeting.enabled",
+    "greeting_enabled",
+    "greeting_enabled",
+    "Automatic greeting message",
+    "On",
+    "Off",
+    default=False,
+    tight=None,
+    channels=frozenset({ChannelName.LINE}),
+)
+GREETING_MESSAGE = Setting(
+    "greeting.message",
+    "greeting_message",
+    "greeting_message",
+    "Automatic greeting message",
+    None,
+    None,
+    default="",
+    tight=None,
+    channels=frozenset({ChannelName.LINE}),
+)
 # The members *mode*; the list itself is ChannelState.members, compared as sets.
-MEMBERS_MODE = Setting("members", "all_members", "all_members", "Permissions",
-                       "Grant to all members", "Grant by member", default=False, tight=False,
-                       words=("all", "listed"))
+MEMBERS_MODE = Setting(
+    "members",
+    "all_members",
+    "all_members",
+    "Permissions",
+    "Grant to all members",
+    "Grant by member",
+    default=False,
+    tight=False,
+    words=("all", "listed"),
+)
 
 #: In the console's order, which is the order reports list them in.
-SETTINGS: tuple[Setting, ...] = (ENABLED, AUTO_GRANT, FILE_RESTRICTION, GREETING_ENABLED,
-                                 GREETING_MESSAGE, MEMBERS_MODE)
+SETTINGS: tuple[Setting, ...] = (
+    ENABLED,
+    AUTO_GRANT,
+    FILE_RESTRICTION,
+    GREETING_ENABLED,
+    GREETING_MESSAGE,
+    MEMBERS_MODE,
+)
 #: The plain on/off switches, each moved both ways by one action, in console order.
 TOGGLES = tuple(s for s in SETTINGS if s.tight is not None and s.words is None)
 #: The console's label for the connected-members list (member changes).
 MEMBER_LIST_LABEL = "Connected-members > Manage"
 
 
-def values(channel: ChannelName, state: ChannelState, skip: tuple[Setting, ...] = (),
-           *, defaults: bool = False) -> dict[str, Any]:
+def values(
+    channel: ChannelName,
+    state: ChannelState,
+    skip: tuple[Setting, ...] = (),
+    *,
+    defaults: bool = False,
+) -> dict[str, Any]:
     """The channel's settings (but `skip`) keyed as in a desired file, nested by dotted key:
     `{"auto_grant_new_members": False, "greeting": {"enabled": True, "message": "…"}}`;
     with `defaults`, a value the tenant does not have (None) reads as the console default."""

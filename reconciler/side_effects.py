@@ -54,13 +54,18 @@ def none(ctx: EffectContext) -> list[SideEffect]:
 def enable_channel(ctx: EffectContext) -> list[SideEffect]:
     """Turning on lets only listed members chat externally."""
     s = ctx.state
-    who = (f"all {plural(ctx.directory_size, 'member')}" if s.all_members
-           else f"members on the connected-members list ({len(s.members)} now)")
+    who = (
+        f"all {plural(ctx.directory_size, 'member')}"
+        if s.all_members
+        else f"members on the connected-members list ({len(s.members)} now)"
+    )
     return [
-        _fx("external_chat_enabled",
+        _fx(
+            "external_chat_enabled",
             f"{who} can exchange messages with {ctx.channel.external} "
             "(once the external person adds them)",
-            ctx.directory_size if s.all_members else len(s.members)),
+            ctx.directory_size if s.all_members else len(s.members),
+        ),
         _fx("members_list_editable", "the connected-members list becomes viewable and editable"),
     ]
 
@@ -72,16 +77,22 @@ def disable_channel(ctx: EffectContext) -> list[SideEffect]:
     shown_unknown = sum(1 for n in s.open_rooms.values() if n)
     connected = ctx.directory_size if s.all_members else len(s.members)
     return [
-        _fx("rooms_hidden",
+        _fx(
+            "rooms_hidden",
             f"{plural(rooms, 'open room')} with {ctx.channel.external} disappear from "
             "members' room lists",
-            rooms),
-        _fx("members_unknown",
+            rooms,
+        ),
+        _fx(
+            "members_unknown",
             f"{plural(shown_unknown, 'member')} shown as 'unknown' to {ctx.channel.external}",
-            shown_unknown),
-        _fx("external_chat_disabled",
+            shown_unknown,
+        ),
+        _fx(
+            "external_chat_disabled",
             f"{plural(connected, 'member')} lose external chat with {ctx.channel.external}",
-            connected),
+            connected,
+        ),
         _fx("history_kept", "conversation history is kept and searchable in Admin Audit"),
     ]
 
@@ -89,28 +100,40 @@ def disable_channel(ctx: EffectContext) -> list[SideEffect]:
 # Member-level effects name no member (the change's target does) and depend only on the
 # channel and the member's room count, so the planner shares them across a 100k-member list.
 
+
 def remove_member(ctx: EffectContext) -> list[SideEffect]:
     """Deleting a member from the list takes the authority away."""
     rooms = ctx.state.open_rooms.get(ctx.target or "", 0)
-    return [_fx("loses_external_chat",
-                f"loses external chat with {ctx.channel.external}; "
-                f"{plural(rooms, 'open room')}", rooms)]
+    return [
+        _fx(
+            "loses_external_chat",
+            f"loses external chat with {ctx.channel.external}; {plural(rooms, 'open room')}",
+            rooms,
+        )
+    ]
 
 
 def add_member(ctx: EffectContext) -> list[SideEffect]:
     """Adding a member grants authority; the external person must still add them."""
     how = "adds them as a friend" if ctx.channel is ChannelName.LINE else "adds them"
-    return [_fx("gains_external_chat",
-                f"may chat with {ctx.channel.external} once the external person {how}")]
+    return [
+        _fx(
+            "gains_external_chat",
+            f"may chat with {ctx.channel.external} once the external person {how}",
+        )
+    ]
 
 
 def grant_all_members(ctx: EffectContext) -> list[SideEffect]:
     """'Grant to all members' mode: everyone now, and everyone who joins later."""
     gaining = max(ctx.directory_size - len(ctx.state.members), 0)
     return [
-        _fx("gains_external_chat",
+        _fx(
+            "gains_external_chat",
             f"all {plural(ctx.directory_size, 'member')} may chat with {ctx.channel.external}; "
-            f"{gaining} gain it now", gaining),
+            f"{gaining} gain it now",
+            gaining,
+        ),
         _fx("new_members_granted", "members who join later get access automatically"),
     ]
 
@@ -118,11 +141,16 @@ def grant_all_members(ctx: EffectContext) -> list[SideEffect]:
 def restrict_to_listed_members(ctx: EffectContext) -> list[SideEffect]:
     """Leaving 'all members' mode freezes today's members into an explicit list."""
     return [
-        _fx("list_frozen",
+        _fx(
+            "list_frozen",
             f"the {plural(ctx.directory_size, 'member')} of today stay on the "
-            "connected-members list until removed", ctx.directory_size),
-        _fx("new_members_not_granted",
-            "members who join later no longer get access unless auto-grant is on"),
+            "connected-members list until removed",
+            ctx.directory_size,
+        ),
+        _fx(
+            "new_members_not_granted",
+            "members who join later no longer get access unless auto-grant is on",
+        ),
     ]
 
 
@@ -134,9 +162,12 @@ def set_greeting(ctx: EffectContext) -> list[SideEffect]:
     message = after.get("message")
     if message is None:
         message = (ctx.before or {}).get("message") or ""
-    return [_fx("greeting_sent",
-                "LINE users who add a member as a friend automatically receive: "
-                + _quote(message))]
+    return [
+        _fx(
+            "greeting_sent",
+            "LINE users who add a member as a friend automatically receive: " + _quote(message),
+        )
+    ]
 
 
 def _quote(message: str) -> str:
@@ -148,11 +179,18 @@ def _quote(message: str) -> str:
 def set_auto_grant(ctx: EffectContext) -> list[SideEffect]:
     """Auto-grant decides what a new hire gets."""
     if ctx.after:
-        return [_fx("new_members_granted",
-                    "every member who joins later is added to the connected-members list "
-                    "automatically")]
-    return [_fx("new_members_not_granted",
-                "members who join later get no access until an admin adds them")]
+        return [
+            _fx(
+                "new_members_granted",
+                "every member who joins later is added to the connected-members list automatically",
+            )
+        ]
+    return [
+        _fx(
+            "new_members_not_granted",
+            "members who join later get no access until an admin adds them",
+        )
+    ]
 
 
 def set_file_restriction(ctx: EffectContext) -> list[SideEffect]:
@@ -160,11 +198,20 @@ def set_file_restriction(ctx: EffectContext) -> list[SideEffect]:
     rooms = ctx.state.open_room_total
     on = bool(ctx.after)
     buttons = "unavailable" if on else "available again"
-    effects = [_fx("buttons_disabled" if on else "buttons_enabled",
-                   f"Camera, Contacts and Drive (Folder) buttons {buttons} in rooms with "
-                   f"{ctx.channel.external} ({plural(rooms, 'open room')})", rooms)]
+    effects = [
+        _fx(
+            "buttons_disabled" if on else "buttons_enabled",
+            f"Camera, Contacts and Drive (Folder) buttons {buttons} in rooms with "
+            f"{ctx.channel.external} ({plural(rooms, 'open room')})",
+            rooms,
+        )
+    ]
     if ctx.channel is ChannelName.LINEWORKS:  # external groups exist on LINE WORKS only
-        effects.append(_fx("attachments_blocked" if on else "attachments_allowed",
-                           f"in external groups, files {'cannot' if on else 'can'} be attached "
-                           "to notes, events and folders"))
+        effects.append(
+            _fx(
+                "attachments_blocked" if on else "attachments_allowed",
+                f"in external groups, files {'cannot' if on else 'can'} be attached "
+                "to notes, events and folders",
+            )
+        )
     return effects

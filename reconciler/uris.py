@@ -32,10 +32,25 @@ DEFAULT_AUTH_URL = "https://auth.worksmobile.com/oauth2/v2.0/token"
 TENANT_PLACEHOLDER = "{tenant}"
 
 #: Options of a `lineworks:` URI given by the operator (command line, LWR_TENANT).
-LINEWORKS_OPTIONS = frozenset({
-    "client_id", "service_account", "private_key_file", "domain_id", "api_base", "auth_url",
-    "domain", "rate", "credentials", "rate_window", "timeout", "max_retry_time",
-    "poll_timeout", "scope", "state_dir"})
+LINEWORKS_OPTIONS = frozenset(
+    {
+        "client_id",
+        "service_account",
+        "private_key_file",
+        "domain_id",
+        "api_base",
+        "auth_url",
+        "domain",
+        "rate",
+        "credentials",
+        "rate_window",
+        "timeout",
+        "max_retry_time",
+        "poll_timeout",
+        "scope",
+        "state_dir",
+    }
+)
 #: What a desired file's `target:` may say of a lineworks tenant: which domain, nothing else.
 #: Not `domain` (it would make any directory pass the file's `tenant:` check), not `rate` or
 #: the timeouts (the app's request budget is the operator's), not an endpoint, key, credentials
@@ -72,13 +87,17 @@ def lineworks_query(uri: str) -> dict[str, str]:
     values = _pairs(uri)
     secret = sorted(SECRET_OPTIONS & set(values))
     if secret:
-        raise UsageError(f"a {secret[0].replace('_', ' ')} is never taken from a URI (command "
-                         "lines show in ps and CI logs): set LW_CLIENT_SECRET, or put it in a "
-                         "0600 credentials file named by LW_CREDENTIALS_FILE")
+        raise UsageError(
+            f"a {secret[0].replace('_', ' ')} is never taken from a URI (command "
+            "lines show in ps and CI logs): set LW_CLIENT_SECRET, or put it in a "
+            "0600 credentials file named by LW_CREDENTIALS_FILE"
+        )
     unknown = sorted(set(values) - LINEWORKS_OPTIONS)
     if unknown:
-        raise UsageError(f"unknown lineworks: URI option(s) {', '.join(map(_shown, unknown))}; "
-                         f"known: {', '.join(sorted(LINEWORKS_OPTIONS))}")
+        raise UsageError(
+            f"unknown lineworks: URI option(s) {', '.join(map(_shown, unknown))}; "
+            f"known: {', '.join(sorted(LINEWORKS_OPTIONS))}"
+        )
     return {k: v for k, v in values.items() if v}
 
 
@@ -91,9 +110,11 @@ def _pairs(uri: str) -> dict[str, str]:
     """The query of a `lineworks:` URI, keys decoded; a key given twice is ambiguous."""
     rest = uri.removeprefix(LINEWORKS).lstrip("/")
     if rest and not rest.startswith("?"):
-        raise UsageError(f"unexpected text after lineworks: in {redact(uri)!r}: use lineworks: "
-                         "or lineworks:?domain_id=…&rate=60 (credentials belong in the "
-                         "environment)")
+        raise UsageError(
+            f"unexpected text after lineworks: in {redact(uri)!r}: use lineworks: "
+            "or lineworks:?domain_id=…&rate=60 (credentials belong in the "
+            "environment)"
+        )
     values: dict[str, str] = {}
     for key, value in parse_qsl(rest.removeprefix("?"), keep_blank_values=True):
         if key in values:
@@ -110,8 +131,9 @@ def check_endpoint(name: str, url: str) -> str:
     example = DEFAULT_API_BASE if name == "api_base" else DEFAULT_AUTH_URL
 
     def bad(why: str) -> UsageError:
-        return UsageError(f"lineworks: {name} {redact(url)!r} is not a usable http(s) URL: "
-                          f"{why}; e.g. {example}")
+        return UsageError(
+            f"lineworks: {name} {redact(url)!r} is not a usable http(s) URL: {why}; e.g. {example}"
+        )
 
     try:
         parts = urlsplit(url)
@@ -136,10 +158,10 @@ def check_postgres_url(url: str) -> str:
         parts = urlsplit(url)
         _ = parts.port  # a bad host or port raises ValueError
     except ValueError:
-        raise UsageError(f"state URL {redact(url)!r} is not a valid URL: check the host and "
-                         f"port, and {encode}") from None
-    if "#" in url or parts.netloc.count("@") > 1 or ("@" not in parts.netloc
-                                                     and "@" in parts.path):
+        raise UsageError(
+            f"state URL {redact(url)!r} is not a valid URL: check the host and port, and {encode}"
+        ) from None
+    if "#" in url or parts.netloc.count("@") > 1 or ("@" not in parts.netloc and "@" in parts.path):
         raise UsageError(f"state URL {redact(url)!r} is ambiguous: {encode}")
     return url
 
@@ -162,8 +184,10 @@ def state_target(state_uri: str | None, tenant_uri: str) -> tuple[Path | None, s
             return None, check_postgres_url(state_uri)
         path = local_path(state_uri)
         if path is None:
-            raise UsageError(f"unsupported state URI {redact(state_uri)!r}: expected local:PATH "
-                             "or postgresql://USER@HOST/DB")
+            raise UsageError(
+                f"unsupported state URI {redact(state_uri)!r}: expected local:PATH "
+                "or postgresql://USER@HOST/DB"
+            )
         return path, None
     tenant_file = local_path(tenant_uri)
     if tenant_file is None:
@@ -221,21 +245,29 @@ def file_target(target: object, tenant: str, template: str, where: str) -> str:
     """
     if not (isinstance(target, str) and target):
         if TENANT_PLACEHOLDER not in template:
-            raise UsageError(f"no target: in the file and --tenant {redact(template)!r} has no "
-                             "{tenant} placeholder: add target: URI to the file or pass e.g. "
-                             "--tenant 'local:tenants/{tenant}.db'")
+            raise UsageError(
+                f"no target: in the file and --tenant {redact(template)!r} has no "
+                "{tenant} placeholder: add target: URI to the file or pass e.g. "
+                "--tenant 'local:tenants/{tenant}.db'"
+            )
         uri = template.replace(TENANT_PLACEHOLDER, tenant)
         if uri.startswith(LOCAL):  # a symlink in the checkout (a pull request) could lead away
-            _inside_template_directory(uri, template, lambda outside: Refused(
-                f"refused: {where}the tenant file {uri.removeprefix(LOCAL)} leads outside "
-                f"{outside}, the directory of --tenant (a symlink?)"))
+            _inside_template_directory(
+                uri,
+                template,
+                lambda outside: Refused(
+                    f"refused: {where}the tenant file {uri.removeprefix(LOCAL)} leads outside "
+                    f"{outside}, the directory of --tenant (a symlink?)"
+                ),
+            )
         return uri
     if target.startswith(LINEWORKS):
         return _lineworks_target(target, tenant, template, where)
     if target.startswith(LOCAL):
         return _local_target(target, template, where)
-    raise _refused(where, f"{redact(target)!r} is not a tenant URI: use local:PATH or "
-                          "lineworks:?domain_id=…")
+    raise _refused(
+        where, f"{redact(target)!r} is not a tenant URI: use local:PATH or lineworks:?domain_id=…"
+    )
 
 
 def _refused(where: str, what: str) -> Refused:
@@ -249,13 +281,19 @@ def _lineworks_target(target: str, tenant: str, template: str, where: str) -> st
         raise _refused(where, str(exc)) from None
     for key in sorted(chosen):
         if key not in FILE_TARGET_OPTIONS:
-            raise _refused(where, f"{_shown(key)}= cannot come from a desired file: a file's "
-                                  "target: may only choose which tenant "
-                                  "(lineworks:?domain_id=…); set it in --tenant or the "
-                                  "environment instead")
+            raise _refused(
+                where,
+                f"{_shown(key)}= cannot come from a desired file: a file's "
+                "target: may only choose which tenant "
+                "(lineworks:?domain_id=…); set it in --tenant or the "
+                "environment instead",
+            )
     if not re.fullmatch(r"[0-9]{1,20}", chosen.get("domain_id", "0")):
-        raise _refused(where, "domain_id= must be the Domain ID, a number (shown at the bottom "
-                              "of the console's left menu)")
+        raise _refused(
+            where,
+            "domain_id= must be the Domain ID, a number (shown at the bottom "
+            "of the console's left menu)",
+        )
     base: dict[str, str] = {}
     if template.startswith(LINEWORKS):  # the operator's settings, for the tenant chosen
         base = _pairs(template.replace(TENANT_PLACEHOLDER, tenant))
@@ -267,24 +305,32 @@ def _local_target(target: str, template: str, where: str) -> str:
     """A local target must be a file in the directory of the local --tenant template (after
     resolving symlinks and `..`): a plan reads, and an apply writes `state.db`, only there."""
     if not template.startswith(LOCAL):
-        raise _refused(where, f"{target!r}: a local: target needs a local: --tenant (template), "
-                              "whose directory it must be in")
-    _inside_template_directory(target, template, lambda outside: _refused(
-        where, f"{target!r} is outside {outside}, the directory of --tenant: a file may only "
-               "choose a tenant file in there"))
+        raise _refused(
+            where,
+            f"{target!r}: a local: target needs a local: --tenant (template), "
+            "whose directory it must be in",
+        )
+    _inside_template_directory(
+        target,
+        template,
+        lambda outside: _refused(
+            where,
+            f"{target!r} is outside {outside}, the directory of --tenant: a file may only "
+            "choose a tenant file in there",
+        ),
+    )
     return target
 
 
-def _inside_template_directory(uri: str, template: str,
-                               refuse: Callable[[Path], Refused]) -> None:
+def _inside_template_directory(uri: str, template: str, refuse: Callable[[Path], Refused]) -> None:
     """Raise `refuse(directory)` unless the local `uri` resolves inside the directory of the
     local `template` (the part before any {tenant})."""
     path, fixed = local_path(uri), local_path(template)
     assert path is not None and fixed is not None
     text = str(fixed)
     if TENANT_PLACEHOLDER in text:
-        prefix = text[:text.index(TENANT_PLACEHOLDER)]
-        directory = Path(prefix[:prefix.rfind("/") + 1] or ".")
+        prefix = text[: text.index(TENANT_PLACEHOLDER)]
+        directory = Path(prefix[: prefix.rfind("/") + 1] or ".")
     else:
         directory = fixed.parent
     if not path.resolve().is_relative_to(directory.resolve()):

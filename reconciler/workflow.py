@@ -69,9 +69,11 @@ def plan_loaded(desired: DesiredState, provider: Provider) -> Planned:
 
 def _plan_read(desired: DesiredState, current: TenantState, provider: Provider) -> Planned:
     check_against_tenant(desired, current.domain, current.directory)
-    return Planned(desired, current,
-                   annotate(make_plan(desired, current, provider.key, provider.execution),
-                            desired, provider))
+    return Planned(
+        desired,
+        current,
+        annotate(make_plan(desired, current, provider.key, provider.execution), desired, provider),
+    )
 
 
 def plan_file(path: str | Path, provider: Provider) -> Plan:
@@ -93,8 +95,9 @@ def is_saved_plan(path: str | Path) -> bool:
     return str(path).lower().endswith(".json")
 
 
-def check_saved_plan(saved: SavedPlan, provider: Provider,
-                     store: StateStore | None = None) -> Planned:
+def check_saved_plan(
+    saved: SavedPlan, provider: Provider, store: StateStore | None = None
+) -> Planned:
     """Plan the saved plan's desired state again; refuse (exit 3) unless it is the file.
 
     Refused: a plan made for another tenant, a plan that a finished run applied already (with
@@ -106,22 +109,26 @@ def check_saved_plan(saved: SavedPlan, provider: Provider,
     plan = saved.plan
     if plan.tenant_uri != provider.key:
         raise PlanForAnotherTenant(
-            f"refused: the plan was made for {plan.tenant_uri}, not {provider.key}")
+            f"refused: the plan was made for {plan.tenant_uri}, not {provider.key}"
+        )
     if store is not None:
         check_not_applied(plan, store)
     current = provider.read()
     if state_digest(current) != plan.state_digest:  # first: a left member is staleness too
         raise StalePlan(
             f"refused: the tenant {plan.tenant} changed since the plan was made "
-            f"({plan.created_at or 'unknown time'}); run `lwr plan` again and review the new plan")
+            f"({plan.created_at or 'unknown time'}); run `lwr plan` again and review the new plan"
+        )
     fresh = _plan_read(saved.desired, current, provider)
     pinned = saved.pin(fresh.plan)
     if pinned.digest == saved.document["plan_digest"]:  # the file's digest matches its content
         return Planned(fresh.desired, fresh.current, pinned)
     where = first_difference(saved.document, pinned.to_json()) or "its plan_digest"
-    raise StalePlan(f"refused: the plan was edited or the tenant changed since it was made "
-                    f"({plan.created_at or 'unknown time'}): {where}; run `lwr plan FILE "
-                    "--out PLAN.json` again and review the new plan")
+    raise StalePlan(
+        f"refused: the plan was edited or the tenant changed since it was made "
+        f"({plan.created_at or 'unknown time'}): {where}; run `lwr plan FILE "
+        "--out PLAN.json` again and review the new plan"
+    )
 
 
 def check_not_applied(plan: Plan, store: StateStore) -> None:
@@ -131,11 +138,13 @@ def check_not_applied(plan: Plan, store: StateStore) -> None:
         raise AlreadyApplied(
             f"refused: this plan was applied to {plan.tenant} already, on "
             f"{run.finished_at or run.started_at} by {run.actor} (run {run.run_id}); a saved "
-            "plan is applied once: run `lwr plan FILE --out PLAN.json` again for a new one")
+            "plan is applied once: run `lwr plan FILE --out PLAN.json` again for a new one"
+        )
 
 
-def recover_interrupted(provider: Provider, state: StateLocation,
-                        domain: str) -> ApplyResult | None:
+def recover_interrupted(
+    provider: Provider, state: StateLocation, domain: str
+) -> ApplyResult | None:
     """Nothing to apply: still recover what a killed apply left in doubt (its journal,
     run and lock), applying nothing.
 
@@ -150,12 +159,19 @@ def recover_interrupted(provider: Provider, state: StateLocation,
         return executor.recover_interrupted(provider, store, domain)
 
 
-def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
-               allow_destructive: bool,
-               on_progress: Callable[[int, int], None] | None = None,
-               saved: SavedPlan | None = None, checked_against: TenantState | None = None,
-               manual: ManualMode = "stop",
-               on_manual: ManualStepHandler | None = None) -> ApplyResult:
+def apply_plan(
+    plan: Plan,
+    provider: Provider,
+    store: StateStore,
+    *,
+    actor: str,
+    allow_destructive: bool,
+    on_progress: Callable[[int, int], None] | None = None,
+    saved: SavedPlan | None = None,
+    checked_against: TenantState | None = None,
+    manual: ManualMode = "stop",
+    on_manual: ManualStepHandler | None = None,
+) -> ApplyResult:
     """Apply `plan` in order under the tenant lock, journaled and audited: the flow's
     execute step, also for scripts that plan and check themselves.
 
@@ -180,14 +196,23 @@ def apply_plan(plan: Plan, provider: Provider, store: StateStore, *, actor: str,
             else:  # the same desired state against the same tenant plans the same
                 check_not_applied(saved.plan, store)
         elif state_digest(provider.read()) != plan.state_digest:
-            raise StalePlan(f"refused: the tenant {plan.tenant} changed since the plan was "
-                            "made; run `lwr plan` again and review the new plan")
+            raise StalePlan(
+                f"refused: the tenant {plan.tenant} changed since the plan was "
+                "made; run `lwr plan` again and review the new plan"
+            )
 
     steps = ManualRun(plan.changes, provider, manual, on_manual)
     try:
-        result = execute(steps.changes, provider, store, actor=actor, plan_digest=plan.digest,
-                         domain=plan.tenant, on_progress=on_progress,
-                         precheck=unchanged_since_plan)
+        result = execute(
+            steps.changes,
+            provider,
+            store,
+            actor=actor,
+            plan_digest=plan.digest,
+            domain=plan.tenant,
+            on_progress=on_progress,
+            precheck=unchanged_since_plan,
+        )
     finally:
         steps.release()
     try:
@@ -291,15 +316,24 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         ui.show_checklist(plan)
         if not request.confirmed:
             ui.confirm(plan)
-        result = _execute(plan, provider, state, request, ui, mode,
-                          source if isinstance(source, SavedPlan) else None, planned.current)
+        result = _execute(
+            plan,
+            provider,
+            state,
+            request,
+            ui,
+            mode,
+            source if isinstance(source, SavedPlan) else None,
+            planned.current,
+        )
     _tell_takeover(result, ui)
     held = split(plan.changes, "skip").held if mode == "skip" else ()
     return Applied(planned, policy, result, held)
 
 
-def _plan_or_check(source: str | Path | DesiredState | SavedPlan, provider: Provider,
-                   state: StateLocation) -> Planned:
+def _plan_or_check(
+    source: str | Path | DesiredState | SavedPlan, provider: Provider, state: StateLocation
+) -> Planned:
     """Plan a desired file; or check a saved plan (not applied yet, still reproduced)."""
     if isinstance(source, SavedPlan):
         # What is shown, checked and applied is the saved plan's desired state planned
@@ -316,22 +350,38 @@ def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:
     if option is None:
         return "ask" if ui.can_ask else "stop"
     if option == "ask" and not ui.can_ask:
-        raise UsageError("--manual=ask needs a terminal to answer on; use --manual=attested "
-                         "or --manual=skip in a pipeline")
+        raise UsageError(
+            "--manual=ask needs a terminal to answer on; use --manual=attested "
+            "or --manual=skip in a pipeline"
+        )
     return option
 
 
-def _execute(plan: Plan, provider: Provider, state: StateLocation, request: ApplyRequest,
-             ui: ApplyUI, mode: ManualMode, saved: SavedPlan | None,
-             checked_against: TenantState) -> ApplyResult:
+def _execute(
+    plan: Plan,
+    provider: Provider,
+    state: StateLocation,
+    request: ApplyRequest,
+    ui: ApplyUI,
+    mode: ManualMode,
+    saved: SavedPlan | None,
+    checked_against: TenantState,
+) -> ApplyResult:
     """Run the confirmed plan; say what a stopped run did before it is raised on."""
     with closing(state.open()) as store, ui.progress(prompting=mode == "ask") as on_progress:
         try:
-            return apply_plan(plan, provider, store, actor=request.actor,
-                              allow_destructive=request.allow_destructive,
-                              on_progress=on_progress, saved=saved,
-                              checked_against=checked_against, manual=mode,
-                              on_manual=ui.manual_step)
+            return apply_plan(
+                plan,
+                provider,
+                store,
+                actor=request.actor,
+                allow_destructive=request.allow_destructive,
+                on_progress=on_progress,
+                saved=saved,
+                checked_against=checked_against,
+                manual=mode,
+                on_manual=ui.manual_step,
+            )
         except ApplyStopped as stop:
             _tell_takeover(stop.result, ui)
             ui.stopped(stop, len(plan.changes))

@@ -71,8 +71,12 @@ def _fast_loader(base: type[Any]) -> type[Any]:
 
         def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
             table = self.yaml_implicit_resolvers
-            if (kind is ScalarNode and implicit[0] and None not in table
-                    and not self.yaml_path_resolvers):
+            if (
+                kind is ScalarNode
+                and implicit[0]
+                and None not in table
+                and not self.yaml_path_resolvers
+            ):
                 for tag, regexp in table.get(value[0] if value else "", ()):
                     if regexp.match(value):
                         return str(tag)
@@ -133,8 +137,11 @@ def read_capped(path: str | os.PathLike[str], source: str) -> bytes:
             data = f.read(cap + 1)
     except (OSError, FileError) as e:
         why = e.reason if isinstance(e, FileError) else files.reason(e)
-        hint = ("give the path of a regular file" if why.endswith(files.NOT_REGULAR)
-                else "check the path and its permissions")
+        hint = (
+            "give the path of a regular file"
+            if why.endswith(files.NOT_REGULAR)
+            else "check the path and its permissions"
+        )
         raise InputError([Problem(source, 0, 0, "", f"cannot read the file: {why}", hint)]) from e
     if len(data) > cap:
         raise InputError([_too_big(source, cap)])
@@ -144,8 +151,14 @@ def read_capped(path: str | os.PathLike[str], source: str) -> bytes:
 def _too_big(source: str, cap: int, size: int | None = None) -> Problem:
     """`size` None: a file that grew past the cap while it was read."""
     amount = f"{size:,} bytes" if size is not None else f"more than {cap:,} bytes"
-    return Problem(source, 0, 0, "", f"file too large: {amount}, the limit is {cap:,}",
-                   f"a desired-state file is far smaller; set {SIZE_ENV} to raise the limit")
+    return Problem(
+        source,
+        0,
+        0,
+        "",
+        f"file too large: {amount}, the limit is {cap:,}",
+        f"a desired-state file is far smaller; set {SIZE_ENV} to raise the limit",
+    )
 
 
 def format_path(path: Path) -> str:
@@ -191,28 +204,52 @@ def load_yaml(data: bytes, source: str) -> YamlDocument:
     except RecursionError as e:  # only the pure-Python parser recurses per nesting level
         raise InputError([_nesting_problem(source, 0, 0, ())]) from e
     except _TooManyValues as e:
-        raise InputError([Problem(
-            source, 0, 0, "", f"too many values: more than {max_values():,} (one per "
-            f"{BYTES_PER_VALUE} bytes of the {cap:,}-byte size limit)",
-            f"a desired-state file lists members, one per line; set {SIZE_ENV} to raise the "
-            "limit")]) from e
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    0,
+                    0,
+                    "",
+                    f"too many values: more than {max_values():,} (one per "
+                    f"{BYTES_PER_VALUE} bytes of the {cap:,}-byte size limit)",
+                    f"a desired-state file lists members, one per line; set {SIZE_ENV} to raise "
+                    "the limit",
+                )
+            ]
+        ) from e
     if root is None:
-        raise InputError([Problem(
-            source, 1, 1, "",
-            "empty file: expected a mapping with version, tenant, external_messaging",
-            "start from examples/company.yaml or `lwr export`")])
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    1,
+                    1,
+                    "",
+                    "empty file: expected a mapping with version, tenant, external_messaging",
+                    "start from examples/company.yaml or `lwr export`",
+                )
+            ]
+        )
     builder = _Builder(source)
     value = builder.value(root, (), 1)
     if builder.has_aliases:
         # Only the first few: the event stream of a 40 MiB alias bomb is not worth reading.
-        aliases = (event.start_mark for event in yaml.parse(text, Loader=_Loader)
-                   if isinstance(event, yaml.AliasEvent) and event.start_mark)
+        aliases = (
+            event.start_mark
+            for event in yaml.parse(text, Loader=_Loader)
+            if isinstance(event, yaml.AliasEvent) and event.start_mark
+        )
         builder.alias_problems(list(itertools.islice(aliases, MAX_ALIAS_PROBLEMS)))
     if builder.fatal:
-        raise InputError(sorted(builder.problems, key=_position) + builder.alias_summary()
-                         + builder.omitted_summary())
-    return YamlDocument(value, Locator(root), text,
-                        tuple(builder.problems) + tuple(builder.omitted_summary()))
+        raise InputError(
+            sorted(builder.problems, key=_position)
+            + builder.alias_summary()
+            + builder.omitted_summary()
+        )
+    return YamlDocument(
+        value, Locator(root), text, tuple(builder.problems) + tuple(builder.omitted_summary())
+    )
 
 
 def _position(p: Problem) -> tuple[int, int]:
@@ -222,8 +259,7 @@ def _position(p: Problem) -> tuple[int, int]:
 def _decode(data: bytes, source: str) -> str:
     """UTF-8 (a BOM is fine) with no control characters, or a located InputError."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise InputError([Problem(source, 1, 1, "", "the file is UTF-16 text",
-                                  "save it as UTF-8")])
+        raise InputError([Problem(source, 1, 1, "", "the file is UTF-16 text", "save it as UTF-8")])
     if data.isascii():
         junk = data.translate(None, _ASCII_OK)
         if junk:  # translate() keeps order: junk[0] is the first offending byte
@@ -235,15 +271,23 @@ def _decode(data: bytes, source: str) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         line_start = data.rfind(b"\n", 0, e.start) + 1
-        column = len(data[line_start:e.start].decode("utf-8", "replace")) + 1
-        raise InputError([Problem(
-            source, line, column, "",
-            f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
-            "save the file as UTF-8 (not Shift_JIS or another encoding); is it a binary file?",
-        )]) from None
+        column = len(data[line_start : e.start].decode("utf-8", "replace")) + 1
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    line,
+                    column,
+                    "",
+                    f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
+                    "save the file as UTF-8 (not Shift_JIS or another encoding); "
+                    "is it a binary file?",
+                )
+            ]
+        ) from None
     found = _CONTROL.search(text)
     if found:
-        raise InputError([_control_problem(source, text[:found.start()], ord(found.group()))])
+        raise InputError([_control_problem(source, text[: found.start()], ord(found.group()))])
     return text
 
 
@@ -251,12 +295,22 @@ def _control_problem(source: str, before: str, code: int) -> Problem:
     line = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1) + 1
     if code == 0:
-        return Problem(source, line, column, "",
-                       "NUL byte: this looks like a binary file, not YAML",
-                       "give lwr the desired-state YAML file")
-    return Problem(source, line, column, "",
-                   f"control character U+{code:04X} is not allowed in YAML",
-                   "remove it; inside double quotes it can be written as an escape like \\x01")
+        return Problem(
+            source,
+            line,
+            column,
+            "",
+            "NUL byte: this looks like a binary file, not YAML",
+            "give lwr the desired-state YAML file",
+        )
+    return Problem(
+        source,
+        line,
+        column,
+        "",
+        f"control character U+{code:04X} is not allowed in YAML",
+        "remove it; inside double quotes it can be written as an escape like \\x01",
+    )
 
 
 def _syntax_problem(e: yaml.MarkedYAMLError, text: str, source: str) -> Problem:
@@ -270,19 +324,26 @@ def _syntax_problem(e: yaml.MarkedYAMLError, text: str, source: str) -> Problem:
     problem = f"{e.problem} {e.context}".lower()
     if mark and mark.index < len(text) and text[mark.index] == "\t":
         problem += " tab"
-    hint = next((h for key, h in _SYNTAX_HINTS if key in problem),
-                "check the indentation and quoting at this position")
+    hint = next(
+        (h for key, h in _SYNTAX_HINTS if key in problem),
+        "check the indentation and quoting at this position",
+    )
     return Problem(source, line, column, "", message, hint)
 
 
 def _nesting_problem(source: str, line: int, column: int, path: Path) -> Problem:
-    return Problem(source, line, column, format_path(path),
-                   f"nesting deeper than {MAX_DEPTH} levels",
-                   "a desired-state file nests a few levels; this is not a desired-state file")
+    return Problem(
+        source,
+        line,
+        column,
+        format_path(path),
+        f"nesting deeper than {MAX_DEPTH} levels",
+        "a desired-state file nests a few levels; this is not a desired-state file",
+    )
 
 
 def _yaml_tag(tag: str) -> str:
-    return "!!" + tag[len(_T):] if tag.startswith(_T) else tag
+    return "!!" + tag[len(_T) :] if tag.startswith(_T) else tag
 
 
 class _Position(Protocol):
@@ -314,15 +375,32 @@ class _Builder:
         if len(self.problems) >= MAX_KEPT_PROBLEMS:
             self.omitted += 1  # a million duplicate keys must not become a million Problems
             return
-        self.problems.append(Problem(self.source, node.start_mark.line + 1,
-                                     node.start_mark.column + 1, format_path(path), message, hint))
+        self.problems.append(
+            Problem(
+                self.source,
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+                format_path(path),
+                message,
+                hint,
+            )
+        )
 
     def omitted_summary(self) -> list[Problem]:
         """One line standing for the problems counted but not kept."""
         if not self.omitted:
             return []
-        return [Omitted(self.source, 0, 0, "", f"{self.omitted:,} more problems of the same "
-                        "kinds not shown", "fix the ones shown and run again", self.omitted)]
+        return [
+            Omitted(
+                self.source,
+                0,
+                0,
+                "",
+                f"{self.omitted:,} more problems of the same kinds not shown",
+                "fix the ones shown and run again",
+                self.omitted,
+            )
+        ]
 
     def _alias(self, node: Node, at: Node, path: Path) -> None:
         """`node` was reached again at `path`; `at` is the best place the node tree knows."""
@@ -341,19 +419,33 @@ class _Builder:
             alias_marks = [at.start_mark for _, _, at in self._aliases]
         for (path, node, _), mark in zip(self._aliases, alias_marks, strict=False):
             anchor = node.start_mark
-            self.problems.append(Problem(
-                self.source, mark.line + 1, mark.column + 1, format_path(path),
-                "anchors and aliases (&name, *name) are not supported: this repeats the value "
-                f"at line {anchor.line + 1}, column {anchor.column + 1}",
-                "write the value out in full"))
+            self.problems.append(
+                Problem(
+                    self.source,
+                    mark.line + 1,
+                    mark.column + 1,
+                    format_path(path),
+                    "anchors and aliases (&name, *name) are not supported: this repeats the value "
+                    f"at line {anchor.line + 1}, column {anchor.column + 1}",
+                    "write the value out in full",
+                )
+            )
 
     def alias_summary(self) -> list[Problem]:
         """One line standing for the aliases not reported one by one."""
         extra = self._alias_count - MAX_ALIAS_PROBLEMS
         if extra <= 0:
             return []
-        return [Problem(self.source, 0, 0, "", f"{extra} more aliases not shown",
-                        "anchors and aliases are not supported anywhere in the file")]
+        return [
+            Problem(
+                self.source,
+                0,
+                0,
+                "",
+                f"{extra} more aliases not shown",
+                "anchors and aliases are not supported anywhere in the file",
+            )
+        ]
 
     @property
     def has_aliases(self) -> bool:
@@ -369,8 +461,11 @@ class _Builder:
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
         if depth > MAX_DEPTH:
-            self.problems.append(_nesting_problem(self.source, node.start_mark.line + 1,
-                                                  node.start_mark.column + 1, path))
+            self.problems.append(
+                _nesting_problem(
+                    self.source, node.start_mark.line + 1, node.start_mark.column + 1, path
+                )
+            )
             raise InputError(sorted(self.problems, key=_position))
         if isinstance(node, SequenceNode) and node.tag == _SEQ:
             return self._sequence(node, path, depth)
@@ -392,8 +487,10 @@ class _Builder:
                 if set(map(_TAG, items)) == {_STR}:
                     return list(map(_VALUE, items))
                 scalars = cast(list[ScalarNode], items)
-                return [item.value if item.tag == _STR else self._scalar(item, (*path, i))
-                        for i, item in enumerate(scalars)]
+                return [
+                    item.value if item.tag == _STR else self._scalar(item, (*path, i))
+                    for i, item in enumerate(scalars)
+                ]
         out: list[Any] = []
         for i, item in enumerate(items):
             if id(item) in seen:
@@ -421,9 +518,13 @@ class _Builder:
             if key in out:
                 first = firsts[key]
                 where = f"line {first.start_mark.line + 1}, column {first.start_mark.column + 1}"
-                self._problem(key_node, value_path, f"duplicate key {key!r} (first at {where})",
-                              "keep one of them: YAML keys must be unique in a mapping",
-                              fatal=False)
+                self._problem(
+                    key_node,
+                    value_path,
+                    f"duplicate key {key!r} (first at {where})",
+                    "keep one of them: YAML keys must be unique in a mapping",
+                    fatal=False,
+                )
                 continue
             out[key] = value
             firsts[key] = key_node
@@ -436,12 +537,22 @@ class _Builder:
             return None
         self._seen.add(id(node))
         if not isinstance(node, ScalarNode):
-            self._problem(node, path, "a mapping key must be a plain word, not a list or mapping",
-                          "write keys like enabled: or members:", fatal=True)
+            self._problem(
+                node,
+                path,
+                "a mapping key must be a plain word, not a list or mapping",
+                "write keys like enabled: or members:",
+                fatal=True,
+            )
             return None
         if node.tag == _MERGE:
-            self._problem(node, path, "merge keys (<<) are not supported",
-                          "write the keys out in full", fatal=True)
+            self._problem(
+                node,
+                path,
+                "merge keys (<<) are not supported",
+                "write the keys out in full",
+                fatal=True,
+            )
             return None
         if node.tag not in (_STR, _NULL, _BOOL, _INT, _FLOAT, *_TEXT_TAGS):
             self._bad_tag(node, path)
@@ -458,8 +569,13 @@ class _Builder:
         if tag == _BOOL:
             flag = _BOOLS.get(node.value.lower())
             if flag is None:
-                self._problem(node, path, f"{node.value!r} is not true or false",
-                              "write true or false", fatal=True)
+                self._problem(
+                    node,
+                    path,
+                    f"{node.value!r} is not true or false",
+                    "write true or false",
+                    fatal=True,
+                )
             return flag
         try:
             if tag == _INT:
@@ -467,20 +583,28 @@ class _Builder:
             if tag == _FLOAT:
                 number = self._constructor.construct_yaml_float(node)
                 if math.isnan(number):
-                    self._problem(node, path, "not a number (.nan)", "write a number",
-                                  fatal=False)
+                    self._problem(node, path, "not a number (.nan)", "write a number", fatal=False)
                 return number
         except ValueError:  # `!!int x`, or more digits than Python converts (4300)
-            self._problem(node, path, f"not a valid number: {_clip(node.value)}",
-                          "write a plain number", fatal=True)
+            self._problem(
+                node,
+                path,
+                f"not a valid number: {_clip(node.value)}",
+                "write a plain number",
+                fatal=True,
+            )
             return None
         self._bad_tag(node, path)
         return None
 
     def _bad_tag(self, node: Node, path: Path) -> None:
-        self._problem(node, path, f"the tag {_yaml_tag(node.tag)} is not allowed",
-                      "lwr reads plain YAML: text, numbers, true/false, lists and mappings, "
-                      "without !tags", fatal=True)
+        self._problem(
+            node,
+            path,
+            f"the tag {_yaml_tag(node.tag)} is not allowed",
+            "lwr reads plain YAML: text, numbers, true/false, lists and mappings, without !tags",
+            fatal=True,
+        )
 
 
 def _clip(text: str, limit: int = 40) -> str:
@@ -532,8 +656,12 @@ class Locator:
                 if found is None:
                     break
                 mark_node, node = found
-            elif (isinstance(node, SequenceNode) and isinstance(seg, int)
-                  and not isinstance(seg, bool) and 0 <= seg < len(node.value)):
+            elif (
+                isinstance(node, SequenceNode)
+                and isinstance(seg, int)
+                and not isinstance(seg, bool)
+                and 0 <= seg < len(node.value)
+            ):
                 node = node.value[seg]
                 mark_node = node
             else:

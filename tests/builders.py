@@ -29,8 +29,11 @@ def emails(*names: str) -> frozenset[str]:
 def channel_state(channel: ChannelName = LINE, **kw: Any) -> ChannelState:
     """A channel that is on, listed mode, nothing restricted, unless told otherwise."""
     base: dict[str, Any] = {
-        "enabled": True, "all_members": False, "members": frozenset(),
-        "auto_grant_new_members": False, "restrict_file_transfer": False,
+        "enabled": True,
+        "all_members": False,
+        "members": frozenset(),
+        "auto_grant_new_members": False,
+        "restrict_file_transfer": False,
         "greeting_enabled": False if channel is LINE else None,
         "greeting_message": "" if channel is LINE else None,
         "open_rooms": {},
@@ -39,17 +42,27 @@ def channel_state(channel: ChannelName = LINE, **kw: Any) -> ChannelState:
     return ChannelState(**base)
 
 
-def tenant(directory: frozenset[str], line: ChannelState | None = None,
-           lineworks: ChannelState | None = None) -> TenantState:
+def tenant(
+    directory: frozenset[str],
+    line: ChannelState | None = None,
+    lineworks: ChannelState | None = None,
+) -> TenantState:
     """A tenant with both channels (defaults: on, empty lists)."""
-    return TenantState(DOMAIN, directory, {
-        LINE: line or channel_state(LINE),
-        LW: lineworks or channel_state(LW),
-    })
+    return TenantState(
+        DOMAIN,
+        directory,
+        {
+            LINE: line or channel_state(LINE),
+            LW: lineworks or channel_state(LW),
+        },
+    )
 
 
-def desired(line: DesiredChannel | None = None, lineworks: DesiredChannel | None = None,
-            safety: SafetySettings | None = None) -> DesiredState:
+def desired(
+    line: DesiredChannel | None = None,
+    lineworks: DesiredChannel | None = None,
+    safety: SafetySettings | None = None,
+) -> DesiredState:
     """A desired state managing only the channels given."""
     channels = {}
     if line is not None:
@@ -67,5 +80,16 @@ def listed(*names: str, policy: str = "exact") -> MembersSpec:
 ALL = MembersSpec(True)
 
 
-__all__ = ["ALL", "DOMAIN", "LINE", "LW", "DesiredChannel", "GreetingSpec", "channel_state",
-           "desired", "emails", "listed", "tenant"]
+__all__ = [
+    "ALL",
+    "DOMAIN",
+    "LINE",
+    "LW",
+    "DesiredChannel",
+    "GreetingSpec",
+    "channel_state",
+    "desired",
+    "emails",
+    "listed",
+    "tenant",
+]

@@ -36,8 +36,10 @@ def postgres_url() -> Iterator[str]:
         return
     bindir = find_bindir()
     if bindir is None:
-        why = ("PostgreSQL binaries not found (install the Debian package postgresql, "
-               "or set LWR_PG_BINDIR / LWR_TEST_POSTGRES_URL)")
+        why = (
+            "PostgreSQL binaries not found (install the Debian package postgresql, "
+            "or set LWR_PG_BINDIR / LWR_TEST_POSTGRES_URL)"
+        )
         if os.environ.get("LWR_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"LWR_REQUIRE_POSTGRES=1 but {why}", pytrace=False)
         pytest.skip(why)
@@ -73,4 +75,3 @@ def demo_state(demo: Path, state_uri: str, monkeypatch: pytest.MonkeyPatch) -> P
     """The demo tenant with its state in each backend in turn (LWR_STATE=state_uri)."""
     monkeypatch.setenv("LWR_STATE", state_uri)
     return demo
-

@@ -109,21 +109,37 @@ class Scenario:
 
     def desired_line(self) -> list[str]:
         listed = self.initial_line()
-        kept = listed[self.removals:]
+        kept = listed[self.removals :]
         unlisted = [m for m in self.directory() if m not in set(listed)]
-        return kept + unlisted[:self.line_adds]
+        return kept + unlisted[: self.line_adds]
 
     def desired_lineworks(self) -> list[str]:
-        return self.directory()[-self.lineworks_adds:]
+        return self.directory()[-self.lineworks_adds :]
 
     def desired_yaml(self) -> str:
-        lines = ["version: 1", f"tenant: {DOMAIN}", "external_messaging:", "  line:",
-                 "    enabled: true", "    restrict_file_transfer: true", "    greeting:",
-                 "      enabled: true", f"      message: {GREETING}", "    members:",
-                 "      policy: exact", "      include:"]
+        lines = [
+            "version: 1",
+            f"tenant: {DOMAIN}",
+            "external_messaging:",
+            "  line:",
+            "    enabled: true",
+            "    restrict_file_transfer: true",
+            "    greeting:",
+            "      enabled: true",
+            f"      message: {GREETING}",
+            "    members:",
+            "      policy: exact",
+            "      include:",
+        ]
         lines += [f"        - {m}" for m in self.desired_line()]
-        lines += ["  lineworks:", "    enabled: true", "    auto_grant_new_members: true",
-                  "    members:", "      policy: additive", "      include:"]
+        lines += [
+            "  lineworks:",
+            "    enabled: true",
+            "    auto_grant_new_members: true",
+            "    members:",
+            "      policy: additive",
+            "      include:",
+        ]
         lines += [f"        - {m}" for m in self.desired_lineworks()]
         return "\n".join(lines) + "\n"
 
@@ -134,8 +150,9 @@ class Scenario:
 @contextmanager
 def connect(db: Path, *, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:
     """A plain connection that never creates the file."""
-    with closing(sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=timeout,
-                                 isolation_level=None)) as conn:
+    with closing(
+        sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=timeout, isolation_level=None)
+    ) as conn:
         yield conn
 
 
@@ -150,12 +167,20 @@ class TenantFacts:
 def tenant_facts(db: Path) -> TenantFacts:
     with connect(db) as conn:
         conn.execute("BEGIN")  # one snapshot
-        channels = {row[0]: {"enabled": bool(row[1]), "all_members": bool(row[2]),
-                             "auto_grant": bool(row[3]), "restrict": bool(row[4]),
-                             "greeting_enabled": row[5], "greeting_message": row[6]}
-                    for row in conn.execute(
-                        "SELECT name, enabled, all_members, auto_grant, restrict_file_transfer,"
-                        " greeting_enabled, greeting_message FROM channels")}
+        channels = {
+            row[0]: {
+                "enabled": bool(row[1]),
+                "all_members": bool(row[2]),
+                "auto_grant": bool(row[3]),
+                "restrict": bool(row[4]),
+                "greeting_enabled": row[5],
+                "greeting_message": row[6],
+            }
+            for row in conn.execute(
+                "SELECT name, enabled, all_members, auto_grant, restrict_file_transfer,"
+                " greeting_enabled, greeting_message FROM channels"
+            )
+        }
         lists: dict[str, set[str]] = {"line": set(), "lineworks": set()}
         for channel, email in conn.execute("SELECT channel, email FROM connected"):
             lists[channel].add(email)
@@ -188,25 +213,45 @@ def holds_one(change: dict[str, Any], tenant_db: Path) -> bool:
     """`holds` for one change with one small query: cheap enough to poll every millisecond."""
     with connect(tenant_db) as conn:
         if change["action"] in ("add_member", "remove_member"):
-            listed = conn.execute("SELECT 1 FROM connected WHERE channel = ? AND email = ?",
-                                  (change["channel"], change["target"])).fetchone() is not None
+            listed = (
+                conn.execute(
+                    "SELECT 1 FROM connected WHERE channel = ? AND email = ?",
+                    (change["channel"], change["target"]),
+                ).fetchone()
+                is not None
+            )
             return listed is (change["action"] == "add_member")
         row = conn.execute(
             "SELECT enabled, all_members, auto_grant, restrict_file_transfer, greeting_enabled,"
-            " greeting_message FROM channels WHERE name = ?", (change["channel"],)).fetchone()
-    facts = TenantFacts({change["channel"]: {
-        "enabled": bool(row[0]), "all_members": bool(row[1]), "auto_grant": bool(row[2]),
-        "restrict": bool(row[3]), "greeting_enabled": row[4], "greeting_message": row[5]}},
-        {change["channel"]: frozenset()})
+            " greeting_message FROM channels WHERE name = ?",
+            (change["channel"],),
+        ).fetchone()
+    facts = TenantFacts(
+        {
+            change["channel"]: {
+                "enabled": bool(row[0]),
+                "all_members": bool(row[1]),
+                "auto_grant": bool(row[2]),
+                "restrict": bool(row[3]),
+                "greeting_enabled": row[4],
+                "greeting_message": row[5],
+            }
+        },
+        {change["channel"]: frozenset()},
+    )
     return holds(change, facts)
 
 
 def started_ids(state_db: Path) -> list[str]:
     """Changes of the latest run journaled `started` and not settled (at most a batch)."""
     with connect(state_db) as conn:
-        return [cid for (cid,) in conn.execute(
-            "SELECT change_id FROM entries WHERE state = 'started' AND run_id = "
-            "(SELECT run_id FROM runs ORDER BY seq DESC LIMIT 1)")]
+        return [
+            cid
+            for (cid,) in conn.execute(
+                "SELECT change_id FROM entries WHERE state = 'started' AND run_id = "
+                "(SELECT run_id FROM runs ORDER BY seq DESC LIMIT 1)"
+            )
+        ]
 
 
 def applied_ids(plan: Sequence[dict[str, Any]], tenant_db: Path) -> set[str]:
@@ -237,7 +282,8 @@ def journal(state_db: Path) -> Journal:
         runs = list(conn.execute("SELECT run_id, status FROM runs ORDER BY seq"))
         entries: dict[str, dict[str, str]] = {run_id: {} for run_id, _ in runs}
         for run_id, change_id, state in conn.execute(
-                "SELECT run_id, change_id, state FROM entries ORDER BY seq"):
+            "SELECT run_id, change_id, state FROM entries ORDER BY seq"
+        ):
             entries[run_id][change_id] = state
         audit = list(conn.execute("SELECT run_id, change_id, result FROM audit ORDER BY seq"))
         locks = list(conn.execute("SELECT host, pid FROM locks"))
@@ -252,7 +298,9 @@ def entry_count(state_db: Path, state: str | None = None) -> int:
     with connect(state_db) as conn:
         row = conn.execute(
             "SELECT count(*) FROM entries WHERE run_id = (SELECT run_id FROM runs ORDER BY seq "
-            f"DESC LIMIT 1){where}", params).fetchone()
+            f"DESC LIMIT 1){where}",
+            params,
+        ).fetchone()
     return int(row[0])
 
 
@@ -290,8 +338,7 @@ class Gate:
         """Take the write lock if nobody holds it; True when taken (or already ours)."""
         if self._conn is not None:
             return True
-        conn = sqlite3.connect(f"file:{self.db}?mode=rw", uri=True, timeout=0,
-                               isolation_level=None)
+        conn = sqlite3.connect(f"file:{self.db}?mode=rw", uri=True, timeout=0, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
@@ -320,14 +367,16 @@ class Gate:
         return self._conn is not None
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0,
-             proc: Proc | None = None) -> None:
+def wait_for(
+    predicate: Callable[[], bool], what: str, timeout: float = 60.0, proc: Proc | None = None
+) -> None:
     """Poll `predicate` every millisecond; fail naming `what` (and the process's stderr)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"lwr exited ({proc.returncode}) before {what}:\n"
-                                 f"{proc.stderr_text()[-2000:]}")
+            raise AssertionError(
+                f"lwr exited ({proc.returncode}) before {what}:\n{proc.stderr_text()[-2000:]}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(POLL)
@@ -344,14 +393,21 @@ class Proc:
     back on the Popen object so it never thinks the child is still running.
     """
 
-    def __init__(self, args: Sequence[str], *, env: dict[str, str], cwd: Path,
-                 name: str = "lwr") -> None:
+    def __init__(
+        self, args: Sequence[str], *, env: dict[str, str], cwd: Path, name: str = "lwr"
+    ) -> None:
         self.out_path = cwd / f"{name}-{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.popen = subprocess.Popen([LWR, *args], env=env, cwd=cwd, stdout=out,
-                                          stderr=err, stdin=subprocess.DEVNULL,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                [LWR, *args],
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.pid = self.popen.pid
         self.started = time.monotonic()
 
@@ -403,8 +459,9 @@ class Proc:
             if time.monotonic() > deadline:
                 os.kill(self.pid, signal.SIGKILL)
                 self.wait(10)
-                raise AssertionError(f"lwr did not exit within {timeout} s:\n"
-                                     f"{self.stderr_text()[-2000:]}")
+                raise AssertionError(
+                    f"lwr did not exit within {timeout} s:\n{self.stderr_text()[-2000:]}"
+                )
             time.sleep(POLL * 5)
         code = self.popen.returncode
         assert code is not None
@@ -487,8 +544,9 @@ class World:
         world.desired.write_text(scenario.desired_yaml(), encoding="utf-8")
         tenant = root / "tenant.db"
         env = world.env(tenant)
-        done = run_lwr(["tenant", "init", "--demo", "--members", str(scenario.members)],
-                       env=env, cwd=root)
+        done = run_lwr(
+            ["tenant", "init", "--demo", "--members", str(scenario.members)], env=env, cwd=root
+        )
         assert done.code == 0, done.err
         assert not Path(f"{tenant}-wal").exists() or Path(f"{tenant}-wal").stat().st_size == 0
         done = run_lwr(["plan", str(world.desired), "--format", "json"], env=env, cwd=root)
@@ -502,19 +560,31 @@ class World:
 
     def env(self, tenant: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LWR_")}
-        env.update(LWR_TENANT=f"local:{tenant}", NO_COLOR="1", LWR_ACTOR="crash-test",
-                   LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
+        env.update(
+            LWR_TENANT=f"local:{tenant}",
+            NO_COLOR="1",
+            LWR_ACTOR="crash-test",
+            LC_ALL="C.UTF-8",
+            PYTHONIOENCODING="utf-8",
+        )
         return env
 
     def attempt(self, name: str) -> Attempt:
         return Attempt(self, self.root / name)
 
 
-def run_lwr(args: Sequence[str], *, env: dict[str, str], cwd: Path,
-            timeout: float = 300.0) -> Done:
+def run_lwr(args: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float = 300.0) -> Done:
     started = time.monotonic()
-    proc = subprocess.run([LWR, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [LWR, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return Done(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
@@ -547,8 +617,12 @@ class Attempt:
         first tenant write and `hold_before_*` can move it batch by batch from there."""
         if gated:
             self.tenant_gate.close()
-        return Proc(["apply", str(self.world.desired), *APPLY_ARGS], env=self.env,
-                    cwd=self.dir, name="apply")
+        return Proc(
+            ["apply", str(self.world.desired), *APPLY_ARGS],
+            env=self.env,
+            cwd=self.dir,
+            name="apply",
+        )
 
     def lwr(self, *args: str) -> Done:
         return run_lwr(args, env=self.env, cwd=self.dir)
@@ -598,8 +672,10 @@ class Attempt:
         deadline = time.monotonic() + timeout
         while (index := self.blocked_batch()) is None:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no batch waiting for the tenant (lwr exit "
-                                     f"{proc.returncode}):\n{proc.stderr_text()[-2000:]}")
+                raise AssertionError(
+                    f"no batch waiting for the tenant (lwr exit "
+                    f"{proc.returncode}):\n{proc.stderr_text()[-2000:]}"
+                )
             time.sleep(POLL)
         return index
 
@@ -622,8 +698,9 @@ class Attempt:
         wait_for(lambda: self.batch_on_tenant(index), f"batch {index} on the tenant", proc=proc)
         return index
 
-    def freeze_inside(self, proc: Proc, db: Path, condition: Callable[[], bool],
-                      gate: Gate, tries: int = 2000) -> bool:
+    def freeze_inside(
+        self, proc: Proc, db: Path, condition: Callable[[], bool], gate: Gate, tries: int = 2000
+    ) -> bool:
         """Open `gate` and single-step `proc` (SIGCONT, ~0.3 ms, SIGSTOP) until it holds
         `db`'s write lock while `condition` holds. Leaves it frozen there; False if missed."""
         assert proc.freeze()
@@ -638,12 +715,12 @@ class Attempt:
         return False
 
 
-
 # --------------------------------------------------------------------------- the checks
 
 
-def check_race_decided_by_the_lock(attempt: Attempt, racers: Sequence[Proc], winner: Proc,
-                                   changes: int) -> None:
+def check_race_decided_by_the_lock(
+    attempt: Attempt, racers: Sequence[Proc], winner: Proc, changes: int
+) -> None:
     """Every racer but the (frozen) winner exits 3 naming it; then the winner finishes."""
     for loser in (p for p in racers if p is not winner):
         assert loser.wait() == 3, loser.stderr_text()
@@ -669,8 +746,9 @@ class KillReport:
     took_over: bool
 
 
-def check_after_stop(attempt: Attempt, *, name: str, where: str,
-                     expect_lock_left: bool | None = None) -> KillReport:
+def check_after_stop(
+    attempt: Attempt, *, name: str, where: str, expect_lock_left: bool | None = None
+) -> KillReport:
     """docs/contract.md#guarantees after an apply died or stopped, checked from outside."""
     world, plan = attempt.world, attempt.world.plan
     applied = attempt.applied()
@@ -707,11 +785,11 @@ def check_after_stop(attempt: Attempt, *, name: str, where: str,
     if recovered and remaining:
         assert f"{len(recovered)} recovered from an interrupted run" in rerun.out, rerun.out
     elif recovered:  # killed in the last batch: nothing left to apply, only to record
-        assert f"Recorded {len(recovered)} change(s) of the interrupted run" in rerun.out, \
-            rerun.out
+        assert f"Recorded {len(recovered)} change(s) of the interrupted run" in rerun.out, rerun.out
     check_converged(attempt)
-    return KillReport(name, where, len(applied), len(in_doubt), len(recovered),
-                      rerun.seconds, took_over)
+    return KillReport(
+        name, where, len(applied), len(in_doubt), len(recovered), rerun.seconds, took_over
+    )
 
 
 def check_converged(attempt: Attempt) -> None:
@@ -742,10 +820,14 @@ def check_converged(attempt: Attempt) -> None:
 
 
 def format_reports(reports: Sequence[KillReport]) -> str:
-    head = (f"{'kill point':<34} {'where':<44} {'applied':>7} {'in doubt':>8} "
-            f"{'recovered':>9} {'re-run s':>8} {'took over':>9}")
+    head = (
+        f"{'kill point':<34} {'where':<44} {'applied':>7} {'in doubt':>8} "
+        f"{'recovered':>9} {'re-run s':>8} {'took over':>9}"
+    )
     lines = [head, "-" * len(head)]
-    lines += [f"{r.name:<34} {r.where:<44} {r.applied_at_kill:>7} {r.in_doubt:>8} "
-              f"{r.recovered:>9} {r.rerun_seconds:>8.2f} {'yes' if r.took_over else 'no':>9}"
-              for r in reports]
+    lines += [
+        f"{r.name:<34} {r.where:<44} {r.applied_at_kill:>7} {r.in_doubt:>8} "
+        f"{r.recovered:>9} {r.rerun_seconds:>8.2f} {'yes' if r.took_over else 'no':>9}"
+        for r in reports
+    ]
     return "\n".join(lines)

@@ -40,8 +40,10 @@ class RoomLists:
 def room_lists(tenant: Path | object, member: str | None = None) -> RoomLists:
     """Room lists of `member` (or everyone) in the tenant file (a path, or a LocalTenant)."""
     path = Path(getattr(tenant, "path", tenant))  # type: ignore[arg-type]
-    sql = ("SELECT id, channel, member, external_id, external_name, created_at, hidden,"
-           " member_unknown FROM rooms")
+    sql = (
+        "SELECT id, channel, member, external_id, external_name, created_at, hidden,"
+        " member_unknown FROM rooms"
+    )
     params: tuple[str, ...] = ()
     if member is not None:
         sql += " WHERE lower(member) = ?"
@@ -54,7 +56,11 @@ def room_lists(tenant: Path | object, member: str | None = None) -> RoomLists:
 
 
 def _room(row: tuple[object, ...], shown: object) -> RoomRow:
-    return RoomRow(room_id=int(row[0]), channel=ChannelName(row[1]),  # type: ignore[call-overload]
-                   member=str(shown), external=str(row[3]),
-                   external_name=None if row[4] is None else str(row[4]),
-                   created_at=str(row[5]))
+    return RoomRow(
+        room_id=int(row[0]),
+        channel=ChannelName(row[1]),  # type: ignore[call-overload]
+        member=str(shown),
+        external=str(row[3]),
+        external_name=None if row[4] is None else str(row[4]),
+        created_at=str(row[5]),
+    )

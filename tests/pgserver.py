@@ -49,8 +49,9 @@ def find_bindir() -> Path | None:
     if pg_config:
         # On Debian pg_config comes from libpq-dev and may point at a client-only install.
         try:
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
-                                 check=True, timeout=30).stdout.strip()
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=30
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             out = ""
         if out and _has_server(Path(out)):
@@ -102,8 +103,9 @@ class PgServer:
         try:
             server._initdb(durable)
             server._start()
-            server._run("createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", USER,
-                        "-O", USER, "lwr")
+            server._run(
+                "createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", USER, "-O", USER, "lwr"
+            )
         except BaseException:
             server.stop()
             raise
@@ -121,21 +123,40 @@ class PgServer:
         try:
             if (self.data / "postmaster.pid").exists():
                 for mode in ("fast", "immediate"):
-                    if self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30",
-                                 "stop", check=False).returncode == 0:
+                    if (
+                        self._run(
+                            "pg_ctl",
+                            "-D",
+                            str(self.data),
+                            "-m",
+                            mode,
+                            "-w",
+                            "-t",
+                            "30",
+                            "stop",
+                            check=False,
+                        ).returncode
+                        == 0
+                    ):
                         break
         finally:
             # Even if both stops failed, a postmaster whose postmaster.pid vanishes shuts
             # itself down at its next lock file check.
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def _run(self, program: str, *args: str,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(self.bindir / program), *args], cwd=self.root,
-                              env=self._env, capture_output=True, text=True, **self._as)
+    def _run(
+        self, program: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.bindir / program), *args],
+            cwd=self.root,
+            env=self._env,
+            capture_output=True,
+            text=True,
+            **self._as,
+        )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{program} failed ({proc.returncode}):\n{proc.stdout}"
-                               f"{proc.stderr}")
+            raise RuntimeError(f"{program} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
         return proc
 
     def _initdb(self, durable: bool) -> None:
@@ -146,8 +167,11 @@ class PgServer:
             self._run("initdb", *base, "--no-locale")
         with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write("\n# lwr test server\n")
-            settings = {**SETTINGS, **({} if durable else FAST_UNSAFE),
-                        "unix_socket_directories": f"'{self.root}'"}
+            settings = {
+                **SETTINGS,
+                **({} if durable else FAST_UNSAFE),
+                "unix_socket_directories": f"'{self.root}'",
+            }
             for name, value in settings.items():
                 conf.write(f"{name} = {value}\n")
 
@@ -156,16 +180,30 @@ class PgServer:
             self.port = _free_port()
             self.log.unlink(missing_ok=True)  # so the tail below is this attempt's
             # The port goes on the command line so a retry does not have to rewrite the conf.
-            proc = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t",
-                             "60", "-o", f"-p {self.port}", "start", check=False)
+            proc = self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.port}",
+                "start",
+                check=False,
+            )
             if proc.returncode == 0:
                 return
             log = self._log_tail()
             if "could not bind" not in log and "already in use" not in log:
                 break
-        raise RuntimeError(f"PostgreSQL did not start (pg_ctl exit {proc.returncode}):\n"
-                           f"{proc.stdout}{proc.stderr}\n--- {self.log} (last 40 lines) ---\n"
-                           f"{self._log_tail()}")
+        raise RuntimeError(
+            f"PostgreSQL did not start (pg_ctl exit {proc.returncode}):\n"
+            f"{proc.stdout}{proc.stderr}\n--- {self.log} (last 40 lines) ---\n"
+            f"{self._log_tail()}"
+        )
 
     def _log_tail(self, lines: int = 40) -> str:
         try:

@@ -46,14 +46,19 @@ def test_order_within_a_phase_is_the_rank_not_the_row_position() -> None:
     assert len(set(ranks)) == len(ranks)
     assert ranks == sorted(ranks)  # the table is keyed in rank order, whatever the rows say
     # Three channel-level changes of one phase (tighten) run in rank order.
-    have = tenant(emails("alice"), line=channel_state(LINE, all_members=True,
-                                                      auto_grant_new_members=True))
-    want = desired(DesiredChannel(restrict_file_transfer=True, auto_grant_new_members=False,
-                                  members=listed("alice")))
+    have = tenant(
+        emails("alice"), line=channel_state(LINE, all_members=True, auto_grant_new_members=True)
+    )
+    want = desired(
+        DesiredChannel(
+            restrict_file_transfer=True, auto_grant_new_members=False, members=listed("alice")
+        )
+    )
     changes = diff(want, have).changes
     tighten = [c for c in changes if c.phase is Phase.TIGHTEN]
     assert [c.action for c in tighten] == sorted(
-        (c.action for c in tighten), key=lambda a: ACTIONS[a].rank)
+        (c.action for c in tighten), key=lambda a: ACTIONS[a].rank
+    )
     assert len(tighten) == 3 and list(changes) == sorted(changes, key=order_key)
 
 
@@ -92,8 +97,7 @@ def _schema_keys(channel: ChannelName) -> set[str]:
             if prop.get("not") == {}:
                 continue  # a property the schema names only to refuse it (greeting on lineworks)
             target = defs[prop["$ref"].rsplit("/", 1)[1]] if "$ref" in prop else prop
-            nested = keys(target, f"{prefix}{name}.") if target.get("type") == "object" \
-                else set()
+            nested = keys(target, f"{prefix}{name}.") if target.get("type") == "object" else set()
             found |= nested or {prefix + name}
         return found
 
@@ -113,11 +117,17 @@ def test_greeting_is_a_line_setting_only() -> None:
 def test_the_state_digest_keeps_its_value() -> None:
     # Pinned on main before the table existed: saved plans carry this digest, so reading the
     # table's digest keys must hash exactly what the hand-written dict did.
-    state = tenant(emails("alice", "bob", "carol"),
-                   line=channel_state(LINE, members=emails("alice", "bob"),
-                                      restrict_file_transfer=True, greeting_enabled=True,
-                                      greeting_message="ようこそ"),
-                   lineworks=channel_state(LW, enabled=False, auto_grant_new_members=True))
+    state = tenant(
+        emails("alice", "bob", "carol"),
+        line=channel_state(
+            LINE,
+            members=emails("alice", "bob"),
+            restrict_file_transfer=True,
+            greeting_enabled=True,
+            greeting_message="ようこそ",
+        ),
+        lineworks=channel_state(LW, enabled=False, auto_grant_new_members=True),
+    )
     assert state.domain == DOMAIN
     assert state_digest(state) == PINNED_DIGEST
 

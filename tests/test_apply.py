@@ -35,8 +35,14 @@ LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 Hook = Callable[[int, Sequence[Change]], None]
 
 
-def change(action: Action, channel: ChannelName, target: str | None = None, *,
-           before: object = None, after: object = None) -> Change:
+def change(
+    action: Action,
+    channel: ChannelName,
+    target: str | None = None,
+    *,
+    before: object = None,
+    after: object = None,
+) -> Change:
     return Change(change_id(action, channel, target), action, channel, target, before, after)
 
 
@@ -44,15 +50,23 @@ def add(name: str, channel: ChannelName = LINE) -> Change:
     return change(Action.ADD_MEMBER, channel, f"{name}@{DOMAIN}", before=False, after=True)
 
 
-GREETING = change(Action.SET_GREETING, LINE, before={"enabled": False, "message": ""},
-                  after={"enabled": True, "message": "ご登録ありがとうございます。"})
+GREETING = change(
+    Action.SET_GREETING,
+    LINE,
+    before={"enabled": False, "message": ""},
+    after={"enabled": True, "message": "ご登録ありがとうございます。"},
+)
 
 # A plan for the demo company (LINE on with alice, bob, carol; LINE WORKS off), in order.
 PLAN = [
     change(Action.ENABLE_CHANNEL, LW, before=False, after=True),
     change(Action.SET_FILE_RESTRICTION, LINE, before=False, after=True),
     change(Action.REMOVE_MEMBER, LINE, f"bob@{DOMAIN}", before=True, after=False),
-    add("dave"), add("erin"), add("frank"), add("alice", LW), add("bob", LW),
+    add("dave"),
+    add("erin"),
+    add("frank"),
+    add("alice", LW),
+    add("bob", LW),
     GREETING,
     change(Action.SET_AUTO_GRANT, LW, before=False, after=True),
 ]
@@ -65,8 +79,14 @@ class Recording(Provider):
     Only the faults are simulated: the tenant, its rules and its transactions are real.
     """
 
-    def __init__(self, tenant: LocalTenant, batch_size: int = 2, *,
-                 before: Hook | None = None, after: Hook | None = None) -> None:
+    def __init__(
+        self,
+        tenant: LocalTenant,
+        batch_size: int = 2,
+        *,
+        before: Hook | None = None,
+        after: Hook | None = None,
+    ) -> None:
         self.tenant, self.key, self.batch_size = tenant, tenant.key, batch_size
         self.calls: list[list[str]] = []
         self.reads = 0
@@ -102,6 +122,7 @@ def on_call(n: int, action: Callable[[], None]) -> Hook:
     def hook(call: int, changes: Sequence[Change]) -> None:
         if call == n:
             action()
+
     return hook
 
 
@@ -123,10 +144,12 @@ def store(tmp_path: Path) -> Iterator[SqliteStateStore]:
     s.close()
 
 
-def run(provider: Recording, store: SqliteStateStore, changes: Sequence[Change] = PLAN,
-        **kw: object) -> ApplyResult:
-    return execute(changes, provider, store, actor="ci@example", plan_digest="sha256:p",
-                   domain=DOMAIN, **kw)  # type: ignore[arg-type]
+def run(
+    provider: Recording, store: SqliteStateStore, changes: Sequence[Change] = PLAN, **kw: object
+) -> ApplyResult:
+    return execute(
+        changes, provider, store, actor="ci@example", plan_digest="sha256:p", domain=DOMAIN, **kw
+    )  # type: ignore[arg-type]
 
 
 def final_results(store: SqliteStateStore) -> dict[str, list[str]]:
@@ -149,7 +172,8 @@ def assert_each_applied_once(store: SqliteStateStore, ids: Sequence[str]) -> Non
 
 
 def test_applies_in_order_in_single_phase_batches_and_audits(
-        demo: LocalTenant, store: SqliteStateStore) -> None:
+    demo: LocalTenant, store: SqliteStateStore
+) -> None:
     provider = Recording(demo, batch_size=2)
     progress: list[tuple[int, int]] = []
     result = run(provider, store, on_progress=lambda d, t: progress.append((d, t)))
@@ -169,19 +193,18 @@ def test_applies_in_order_in_single_phase_batches_and_audits(
     entries = store.audit_entries(tenant_key=demo.key)
     assert [e.change_id for e in entries] == IDS
     assert {(e.result, e.run_id, e.actor, e.domain) for e in entries} == {
-        ("applied", result.run_id, "ci@example", DOMAIN)}
+        ("applied", result.run_id, "ci@example", DOMAIN)
+    }
     assert entries[IDS.index(GREETING.id)].after["message"] == "ご登録ありがとうございます。"
     assert store.verify_audit().ok
     [record] = store.runs(demo.key)
-    assert (record.run_id, record.status, record.plan_digest) == (result.run_id, "done",
-                                                                  "sha256:p")
+    assert (record.run_id, record.status, record.plan_digest) == (result.run_id, "done", "sha256:p")
     assert {e.state for e in store.entries(result.run_id)} == {"done"}
     assert store.list_locks() == []
 
 
 @given(phases=st.lists(st.sampled_from(PLAN), max_size=30), size=st.integers(1, 5))
-def test_batches_are_consecutive_bounded_and_single_phase(phases: list[Change],
-                                                           size: int) -> None:
+def test_batches_are_consecutive_bounded_and_single_phase(phases: list[Change], size: int) -> None:
     split = list(batches(phases, size))
     assert [c for batch in split for c in batch] == phases
     assert all(0 < len(b) <= size and len({c.phase for c in b}) == 1 for b in split)
@@ -191,7 +214,8 @@ def test_batches_are_consecutive_bounded_and_single_phase(phases: list[Change],
 
 
 def test_a_held_lock_refuses_without_touching_the_tenant(
-        demo: LocalTenant, store: SqliteStateStore) -> None:
+    demo: LocalTenant, store: SqliteStateStore
+) -> None:
     provider = Recording(demo)
     with store.lock(demo.key, "apply"), pytest.raises(LockHeld, match="running 'apply'"):
         run(provider, store)
@@ -199,7 +223,8 @@ def test_a_held_lock_refuses_without_touching_the_tenant(
 
 
 def test_duplicate_change_ids_are_refused_before_anything(
-        demo: LocalTenant, store: SqliteStateStore) -> None:
+    demo: LocalTenant, store: SqliteStateStore
+) -> None:
     with pytest.raises(ValueError, match="unique"):
         run(Recording(demo), store, [add("dave"), add("dave")])
     assert store.runs() == []
@@ -209,7 +234,8 @@ def test_duplicate_change_ids_are_refused_before_anything(
 
 
 def test_provider_refusal_is_recorded_stops_and_rerun_finishes_the_rest(
-        demo: LocalTenant, store: SqliteStateStore) -> None:
+    demo: LocalTenant, store: SqliteStateStore
+) -> None:
     nobody = add("nobody")  # not in the directory: the tenant refuses its whole batch
     first = [add("dave"), add("erin"), nobody, add("frank"), GREETING]
     provider = Recording(demo, batch_size=2)
@@ -223,7 +249,9 @@ def test_provider_refusal_is_recorded_stops_and_rerun_finishes_the_rest(
     assert len(provider.calls) == 2  # nothing after the failed batch ran
     assert store.runs()[0].status == "failed" and store.list_locks() == []
     assert [(e.change_id, e.state) for e in store.entries(result.run_id)][2:] == [
-        (nobody.id, "failed"), (first[3].id, "failed")]
+        (nobody.id, "failed"),
+        (first[3].id, "failed"),
+    ]
     failed = [e for e in store.audit_entries() if e.result == "failed"]
     assert [e.change_id for e in failed] == [nobody.id, first[3].id]
     assert all("nobody" in (e.error or "") for e in failed)
@@ -239,7 +267,8 @@ def test_provider_refusal_is_recorded_stops_and_rerun_finishes_the_rest(
 
 
 def test_interrupt_inside_a_batch_is_recovered_and_never_repeated(
-        demo: LocalTenant, store: SqliteStateStore) -> None:
+    demo: LocalTenant, store: SqliteStateStore
+) -> None:
     # KeyboardInterrupt after the tenant committed batch 2 but before the journal said done.
     provider = Recording(demo, batch_size=2, after=on_call(3, interrupt))
     with pytest.raises(ApplyStopped) as raised:
@@ -255,7 +284,7 @@ def test_interrupt_inside_a_batch_is_recovered_and_never_repeated(
     result = run(again, store)
     assert result.recovered == in_doubt
     assert result.skipped == [cid for cid in landed if cid not in in_doubt]
-    assert result.applied == IDS[len(landed):]
+    assert result.applied == IDS[len(landed) :]
     assert not set(landed) & {cid for call in again.calls for cid in call}
     assert again.reads == 1
     recovered = [e for e in store.audit_entries() if e.result == "recovered"]
@@ -266,7 +295,8 @@ def test_interrupt_inside_a_batch_is_recovered_and_never_repeated(
 
 
 def test_second_ctrl_c_before_the_tenant_commits_reapplies_that_batch_later(
-        demo: LocalTenant, store: SqliteStateStore) -> None:
+    demo: LocalTenant, store: SqliteStateStore
+) -> None:
     def two_sigints() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)  # the user insists: raises at once
@@ -279,7 +309,7 @@ def test_second_ctrl_c_before_the_tenant_commits_reapplies_that_batch_later(
     assert store.runs()[0].status == "interrupted"
 
     result = run(Recording(demo, batch_size=2), store)
-    assert result.recovered == [] and result.applied[:len(in_doubt)] == in_doubt
+    assert result.recovered == [] and result.applied[: len(in_doubt)] == in_doubt
     not_applied = [e for e in store.audit_entries() if e.result == "failed"]
     assert [(e.change_id, e.error) for e in not_applied] == [(c, NOT_APPLIED) for c in in_doubt]
     assert_each_applied_once(store, IDS)
@@ -287,10 +317,12 @@ def test_second_ctrl_c_before_the_tenant_commits_reapplies_that_batch_later(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_between_batches_with_the_journal_settled(
-        demo: LocalTenant, store: SqliteStateStore, signum: int) -> None:
+    demo: LocalTenant, store: SqliteStateStore, signum: int
+) -> None:
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    provider = Recording(demo, batch_size=2,
-                         before=on_call(1, lambda: os.kill(os.getpid(), signum)))
+    provider = Recording(
+        demo, batch_size=2, before=on_call(1, lambda: os.kill(os.getpid(), signum))
+    )
     with pytest.raises(ApplyStopped, match=signal.Signals(signum).name) as raised:
         run(provider, store)
     assert raised.value.interrupted and raised.value.signal == signum
@@ -304,7 +336,7 @@ def test_a_signal_stops_between_batches_with_the_journal_settled(
     assert {e.state for e in store.entries(stopped.run_id)} == {"done"}
 
     rest = run(Recording(demo, batch_size=2), store)
-    assert rest.skipped == done and rest.applied == IDS[len(done):]
+    assert rest.skipped == done and rest.applied == IDS[len(done) :]
     assert_each_applied_once(store, IDS)
 
 
@@ -337,12 +369,17 @@ execute(changes, DiesInBatch3(), SqliteStateStore(state_path), actor="killed@ci"
 
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_sigkill_mid_batch_then_rerun_finishes_without_repeating(
-        tmp_path: Path, demo: LocalTenant, store: SqliteStateStore, when: str) -> None:
+    tmp_path: Path, demo: LocalTenant, store: SqliteStateStore, when: str
+) -> None:
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps([c.to_json() for c in PLAN]))
     killed = subprocess.run(
-        [sys.executable, "-c", KILLED_APPLY, str(demo.path), str(store.path), str(plan_file),
-         when], capture_output=True, text=True, timeout=30, check=False)
+        [sys.executable, "-c", KILLED_APPLY, str(demo.path), str(store.path), str(plan_file), when],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     batch3 = [c.id for c in list(batches(PLAN, 2))[2]]
     landed_before = [c.id for b in list(batches(PLAN, 2))[:2] for c in b]
@@ -358,12 +395,13 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_repeating(
     assert result.skipped == landed_before
     if when == "after":  # the tenant committed batch 3; the journal never heard of it
         assert result.recovered == batch3
-        assert result.applied == IDS[len(landed_before) + len(batch3):]
+        assert result.applied == IDS[len(landed_before) + len(batch3) :]
     else:  # journaled as started, never reached the tenant: applied by the re-run
         assert result.recovered == []
-        assert result.applied == IDS[len(landed_before):]
+        assert result.applied == IDS[len(landed_before) :]
         assert [e.error for e in store.audit_entries() if e.result == "failed"] == [
-            NOT_APPLIED] * len(batch3)
+            NOT_APPLIED
+        ] * len(batch3)
     assert not set(landed_before) & {cid for call in again.calls for cid in call}
     assert_each_applied_once(store, IDS)
     assert all(change_holds(c, demo.read()) for c in PLAN)
@@ -388,38 +426,50 @@ def test_ten_thousand_member_changes(tmp_path: Path, store: SqliteStateStore) ->
 
 STATE = tenant(
     emails("alice", "bob", "carol"),
-    line=channel_state(LINE, members=emails("alice"), restrict_file_transfer=True,
-                       greeting_enabled=True, greeting_message="ようこそ"),
-    lineworks=channel_state(LW, enabled=False, all_members=True,
-                            members=emails("alice", "bob", "carol"),
-                            auto_grant_new_members=True),
+    line=channel_state(
+        LINE,
+        members=emails("alice"),
+        restrict_file_transfer=True,
+        greeting_enabled=True,
+        greeting_message="ようこそ",
+    ),
+    lineworks=channel_state(
+        LW,
+        enabled=False,
+        all_members=True,
+        members=emails("alice", "bob", "carol"),
+        auto_grant_new_members=True,
+    ),
 )
 
 
-@pytest.mark.parametrize(("c", "holds"), [
-    (change(Action.ENABLE_CHANNEL, LINE, after=True), True),
-    (change(Action.ENABLE_CHANNEL, LW, after=True), False),
-    (change(Action.DISABLE_CHANNEL, LW, after=False), True),
-    (change(Action.DISABLE_CHANNEL, LW), True),  # null after: the action's own direction
-    (add("alice"), True),
-    (add("bob"), False),
-    (change(Action.ADD_MEMBER, LINE, f"ALICE@{DOMAIN}", after=True), True),
-    (change(Action.REMOVE_MEMBER, LINE, f"bob@{DOMAIN}", after=False), True),
-    (change(Action.REMOVE_MEMBER, LINE, f"alice@{DOMAIN}", after=False), False),
-    (change(Action.GRANT_ALL_MEMBERS, LW, after=True), True),
-    (change(Action.GRANT_ALL_MEMBERS, LINE, after=True), False),
-    (change(Action.RESTRICT_TO_LISTED_MEMBERS, LINE, after=False), True),
-    (change(Action.SET_GREETING, LINE, after={"enabled": True}), True),
-    (change(Action.SET_GREETING, LINE, after={"enabled": True, "message": "ようこそ"}), True),
-    (change(Action.SET_GREETING, LINE, after={"message": "別の文"}), False),
-    (change(Action.SET_GREETING, LINE, after={}), False),
-    (change(Action.SET_GREETING, LINE, after={"colour": "red"}), False),
-    (change(Action.SET_AUTO_GRANT, LW, after=True), True),
-    (change(Action.SET_AUTO_GRANT, LINE, after=True), False),
-    (change(Action.SET_FILE_RESTRICTION, LINE, after=True), True),
-    (change(Action.SET_FILE_RESTRICTION, LW, after=True), False),
-    (change(Action.SET_FILE_RESTRICTION, LINE, after=1), False),  # not a bool: never holds
-])
+@pytest.mark.parametrize(
+    ("c", "holds"),
+    [
+        (change(Action.ENABLE_CHANNEL, LINE, after=True), True),
+        (change(Action.ENABLE_CHANNEL, LW, after=True), False),
+        (change(Action.DISABLE_CHANNEL, LW, after=False), True),
+        (change(Action.DISABLE_CHANNEL, LW), True),  # null after: the action's own direction
+        (add("alice"), True),
+        (add("bob"), False),
+        (change(Action.ADD_MEMBER, LINE, f"ALICE@{DOMAIN}", after=True), True),
+        (change(Action.REMOVE_MEMBER, LINE, f"bob@{DOMAIN}", after=False), True),
+        (change(Action.REMOVE_MEMBER, LINE, f"alice@{DOMAIN}", after=False), False),
+        (change(Action.GRANT_ALL_MEMBERS, LW, after=True), True),
+        (change(Action.GRANT_ALL_MEMBERS, LINE, after=True), False),
+        (change(Action.RESTRICT_TO_LISTED_MEMBERS, LINE, after=False), True),
+        (change(Action.SET_GREETING, LINE, after={"enabled": True}), True),
+        (change(Action.SET_GREETING, LINE, after={"enabled": True, "message": "ようこそ"}), True),
+        (change(Action.SET_GREETING, LINE, after={"message": "別の文"}), False),
+        (change(Action.SET_GREETING, LINE, after={}), False),
+        (change(Action.SET_GREETING, LINE, after={"colour": "red"}), False),
+        (change(Action.SET_AUTO_GRANT, LW, after=True), True),
+        (change(Action.SET_AUTO_GRANT, LINE, after=True), False),
+        (change(Action.SET_FILE_RESTRICTION, LINE, after=True), True),
+        (change(Action.SET_FILE_RESTRICTION, LW, after=True), False),
+        (change(Action.SET_FILE_RESTRICTION, LINE, after=1), False),  # not a bool: never holds
+    ],
+)
 def test_change_holds(c: Change, holds: bool) -> None:
     assert change_holds(c, STATE) is holds
 

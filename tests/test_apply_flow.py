@@ -21,8 +21,10 @@ from reconciler.policy import PolicyReport
 from reconciler.store.base import LockHolder
 
 HEAD = "version: 1\ntenant: example.co.jp\n"
-ADD_DAVE = HEAD + ("external_messaging:\n  line:\n    members:\n      policy: additive\n"
-                   "      include: [dave@example.co.jp]\n")
+ADD_DAVE = HEAD + (
+    "external_messaging:\n  line:\n    members:\n      policy: additive\n"
+    "      include: [dave@example.co.jp]\n"
+)
 LINE_OFF = HEAD + "external_messaging:\n  line:\n    enabled: false\n"
 
 
@@ -66,8 +68,9 @@ class Recording:
 
 
 def request(demo: Path, source: str | Path, *, confirmed: bool = False) -> workflow.ApplyRequest:
-    return workflow.ApplyRequest(f"local:{demo}/tenant.db", source, "ci@example",
-                                 confirmed=confirmed)
+    return workflow.ApplyRequest(
+        f"local:{demo}/tenant.db", source, "ci@example", confirmed=confirmed
+    )
 
 
 def desired(demo: Path, text: str) -> Path:
@@ -76,8 +79,7 @@ def desired(demo: Path, text: str) -> Path:
     return path
 
 
-def test_each_step_runs_once_in_order_and_a_second_apply_only_shows_the_plan(
-        demo: Path) -> None:
+def test_each_step_runs_once_in_order_and_a_second_apply_only_shows_the_plan(demo: Path) -> None:
     ui = Recording()
     done = workflow.apply(request(demo, desired(demo, ADD_DAVE)), ui)
     assert ui.events == ["show_plan 1", "show_checklist", "confirm", "progress"]
@@ -95,8 +97,7 @@ def test_confirmed_requests_are_not_asked(demo: Path) -> None:
     assert "confirm" not in ui.events
 
 
-def test_the_safety_gate_refuses_after_showing_the_plan_and_before_any_question(
-        demo: Path) -> None:
+def test_the_safety_gate_refuses_after_showing_the_plan_and_before_any_question(demo: Path) -> None:
     ui = Recording()
     with pytest.raises(DestructiveRefused):
         workflow.apply(request(demo, desired(demo, LINE_OFF)), ui)
@@ -114,8 +115,7 @@ def test_a_saved_plan_is_checked_and_applied_once(demo: Path) -> None:
     assert replay.events == []  # a replay is refused before it is shown
 
 
-def test_a_stop_is_one_typed_error_with_what_was_done_and_a_rerun_finishes(
-        demo: Path) -> None:
+def test_a_stop_is_one_typed_error_with_what_was_done_and_a_rerun_finishes(demo: Path) -> None:
     def ctrl_c(done: int, total: int) -> None:
         if done == 0:
             os.kill(os.getpid(), signal.SIGINT)  # the executor stops at the next boundary
@@ -134,11 +134,16 @@ def test_a_stop_is_one_typed_error_with_what_was_done_and_a_rerun_finishes(
 
 def test_exit_codes_are_one_enum() -> None:
     assert {code.name: int(code) for code in ExitCode} == {
-        "OK": 0, "ERROR": 1, "CHANGES": 2, "REFUSED": 3}
+        "OK": 0,
+        "ERROR": 1,
+        "CHANGES": 2,
+        "REFUSED": 3,
+    }
 
 
 def test_a_state_uri_of_no_known_kind_fails_before_the_plan_is_shown(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # One order for `apply FILE` and `apply DIR`: the store is resolved before planning, so
     # nobody reviews (or confirms) a plan that cannot be applied.
     file = desired(demo, ADD_DAVE)

@@ -51,26 +51,41 @@ def head(capsys: pytest.CaptureFixture[str], state_uri: str) -> str:
     return out.strip()
 
 
-def rewrite_chain(state_uri: str, *, actor: str = "mallory",
-                  algorithm: str | None = "sha256") -> None:
+def rewrite_chain(
+    state_uri: str, *, actor: str = "mallory", algorithm: str | None = "sha256"
+) -> None:
     """What someone with write access but no key can do: change entry 2's actor, recompute
     every hash after it with sha256, and move the store's head to match.
 
     `algorithm`: the marker written on every rewritten entry (None: leave it as it was).
     """
     with raw(state_uri, tamper=True) as conn:
-        rows = conn.execute("SELECT seq, at, tenant_key, domain, run_id, actor, change_id, "
-                            "action, channel, target, before, after, result, error "
-                            "FROM audit ORDER BY seq").fetchall()
+        rows = conn.execute(
+            "SELECT seq, at, tenant_key, domain, run_id, actor, change_id, "
+            "action, channel, target, before, after, result, error "
+            "FROM audit ORDER BY seq"
+        ).fetchall()
         prev = GENESIS_HASH
         for row in rows:
-            rec = AuditRecord(tenant_key=row[2], domain=row[3], run_id=row[4],
-                              actor=actor if row[0] == 2 else row[5], change_id=row[6],
-                              action=row[7], channel=row[8], target=row[9], before=None,
-                              after=None, result=row[12], error=row[13])
+            rec = AuditRecord(
+                tenant_key=row[2],
+                domain=row[3],
+                run_id=row[4],
+                actor=actor if row[0] == 2 else row[5],
+                change_id=row[6],
+                action=row[7],
+                channel=row[8],
+                target=row[9],
+                before=None,
+                after=None,
+                result=row[12],
+                error=row[13],
+            )
             digest = row_hash(prev, row[0], row[1], rec, row[10], row[11])
-            conn.execute("UPDATE audit SET actor = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                         (rec.actor, prev, digest, row[0]))
+            conn.execute(
+                "UPDATE audit SET actor = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (rec.actor, prev, digest, row[0]),
+            )
             if algorithm is not None:
                 conn.execute("UPDATE audit SET hash_alg = ? WHERE seq = ?", (algorithm, row[0]))
             prev = digest
@@ -82,10 +97,12 @@ def rewrite_chain(state_uri: str, *, actor: str = "mallory",
 
 @pytest.mark.parametrize("argv", [["audit", "--verify"], ["audit"], ["audit", "head"]])
 def test_audit_of_a_mistyped_sqlite_state_is_an_error_and_creates_nothing(
-        tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     typo = tmp_path / "stat" / "state.db"
-    code, out, err = lwr(capsys, *argv, "--state", f"local:{typo}",
-                         "--tenant", f"local:{tmp_path}/tenant.db")
+    code, out, err = lwr(
+        capsys, *argv, "--state", f"local:{typo}", "--tenant", f"local:{tmp_path}/tenant.db"
+    )
     assert code == 1, out
     assert f"no state store at {typo}" in err and "Traceback" not in err
     assert "OK" not in out
@@ -94,8 +111,11 @@ def test_audit_of_a_mistyped_sqlite_state_is_an_error_and_creates_nothing(
 
 @pytest.mark.parametrize("argv", [["audit", "--verify"], ["audit"], ["audit", "head"]])
 def test_audit_with_no_default_state_is_an_error_and_creates_nothing(
-        tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tenant.db").write_bytes(b"")
     code, _, err = lwr(capsys, *argv, "--tenant", f"local:{tmp_path}/tenant.db")
@@ -105,7 +125,8 @@ def test_audit_with_no_default_state_is_an_error_and_creates_nothing(
 
 @pytest.mark.parametrize("argv", [["audit", "--verify"], ["audit"], ["audit", "head"]])
 def test_audit_of_an_unmigrated_postgresql_state_is_an_error_and_creates_nothing(
-        postgres_url: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    postgres_url: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     schema = f"t_{secrets.token_hex(6)}"
     code, out, err = lwr(capsys, *argv, "--state", f"{postgres_url}?schema={schema}")
     assert code == 1 and "OK" not in out
@@ -113,8 +134,9 @@ def test_audit_of_an_unmigrated_postgresql_state_is_an_error_and_creates_nothing
     import psycopg
 
     with psycopg.connect(split_schema(postgres_url)[0]) as conn:
-        found = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
-                             (schema,)).fetchone()
+        found = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone()
     assert found == (0,)
 
 
@@ -122,7 +144,8 @@ def test_audit_of_an_unmigrated_postgresql_state_is_an_error_and_creates_nothing
 
 
 def test_audit_head_prints_seq_and_hash_for_a_pipeline_to_keep(
-        state_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    state_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     append(state_uri, 1, 5)
     seq, digest = head(capsys, state_uri).split(" ")
     with closing(open_store(state_uri, TENANT)) as store:
@@ -134,22 +157,26 @@ def test_audit_head_prints_seq_and_hash_for_a_pipeline_to_keep(
     code, out, _ = lwr(capsys, "audit", "--state", state_uri, "--format", "json", "head")
     assert code == 0 and json.loads(out) == {"seq": 5, "hash": newest.hash}
     # What it prints is what --head takes.
-    code, out, _ = lwr(capsys, "audit", "--verify", "--state", state_uri, "--head",
-                       f"{seq} {digest}")
+    code, out, _ = lwr(
+        capsys, "audit", "--verify", "--state", state_uri, "--head", f"{seq} {digest}"
+    )
     assert code == 0 and "Nothing lost or changed up to the kept head (entry 5)" in out
 
 
-def test_an_empty_log_has_the_genesis_head(state_uri: str,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_log_has_the_genesis_head(
+    state_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     append(state_uri, 1, 0)  # creates the store, appends nothing
     assert head(capsys, state_uri) == f"0 {GENESIS_HASH}"
-    code, out, _ = lwr(capsys, "audit", "--verify", "--state", state_uri,
-                       "--head", f"0:{GENESIS_HASH}")
+    code, out, _ = lwr(
+        capsys, "audit", "--verify", "--state", state_uri, "--head", f"0:{GENESIS_HASH}"
+    )
     assert code == 0 and "0 entries" in out
 
 
 def test_deleting_the_newest_entries_and_rewinding_the_head_fails_against_the_kept_head(
-        state_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    state_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     append(state_uri, 1, 5)
     kept = head(capsys, state_uri)
     with raw(state_uri, tamper=True) as conn:
@@ -159,17 +186,21 @@ def test_deleting_the_newest_entries_and_rewinding_the_head_fails_against_the_ke
     # The chain alone cannot tell; it says so.
     code, out, _ = lwr(capsys, "audit", "--verify", "--state", state_uri)
     assert code == 0 and "3 entries, hash chain intact" in out
-    assert "truncation of the newest entries is detectable only against a head kept " \
-           "elsewhere: `lwr audit --verify --head SEQ:HASH`" in out
+    assert (
+        "truncation of the newest entries is detectable only against a head kept "
+        "elsewhere: `lwr audit --verify --head SEQ:HASH`" in out
+    )
     seq, digest = kept.split(" ")
-    code, out, err = lwr(capsys, "audit", "--verify", "--state", state_uri,
-                         "--head", f"{seq}:{digest}")
+    code, out, err = lwr(
+        capsys, "audit", "--verify", "--state", state_uri, "--head", f"{seq}:{digest}"
+    )
     assert code == 1 and "OK" not in out
     assert "the log ends at seq 3 but the anchor says 5 existed" in err
 
 
-def test_an_emptied_log_fails_against_the_kept_head(state_uri: str,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_emptied_log_fails_against_the_kept_head(
+    state_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     append(state_uri, 1, 4)
     kept = head(capsys, state_uri)
     with raw(state_uri, tamper=True) as conn:
@@ -181,7 +212,8 @@ def test_an_emptied_log_fails_against_the_kept_head(state_uri: str,
 
 
 def test_a_consistent_rewrite_passes_the_chain_but_not_the_kept_head(
-        state_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    state_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     append(state_uri, 1, 5)
     kept = head(capsys, state_uri)
     append(state_uri, 6, 7)  # written after the head was kept: the anchor is a prefix
@@ -193,17 +225,20 @@ def test_a_consistent_rewrite_passes_the_chain_but_not_the_kept_head(
     assert code == 1 and "entry 5's hash differs from the anchor" in err
 
 
-@pytest.mark.parametrize("anchor", ["5", "5:xyz", "-1:" + GENESIS_HASH, "x:" + GENESIS_HASH,
-                                    "5:" + GENESIS_HASH + "0"])
-def test_a_malformed_head_is_a_usage_error(state_uri: str, anchor: str,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "anchor", ["5", "5:xyz", "-1:" + GENESIS_HASH, "x:" + GENESIS_HASH, "5:" + GENESIS_HASH + "0"]
+)
+def test_a_malformed_head_is_a_usage_error(
+    state_uri: str, anchor: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     append(state_uri, 1, 1)
     code, _, err = lwr(capsys, "audit", "--verify", "--state", state_uri, "--head", anchor)
     assert code == 1 and "--head" in err and "SEQ:HASH" in err and "Traceback" not in err
 
 
-def test_head_without_verify_is_a_usage_error(state_uri: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_head_without_verify_is_a_usage_error(
+    state_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     append(state_uri, 1, 1)
     code, out, err = lwr(capsys, "audit", "--state", state_uri, "--head", f"0:{GENESIS_HASH}")
     assert code == 1 and "--head is checked by --verify" in err and out == ""
@@ -212,19 +247,22 @@ def test_head_without_verify_is_a_usage_error(state_uri: str,
 # -- entries chained with a key ---------------------------------------------------------------
 
 
-def test_a_keyed_log_verifies_with_its_key(state_uri: str, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_keyed_log_verifies_with_its_key(
+    state_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
     append(state_uri, 1, 3)
     code, out, _ = lwr(capsys, "audit", "--verify", "--state", state_uri)
     assert code == 0 and "3 entries, hash chain intact" in out and "3 keyed" in out
-    code, out, _ = lwr(capsys, "audit", "--format", "json", "--state", state_uri,
-                       "--tenant", TENANT)
+    code, out, _ = lwr(
+        capsys, "audit", "--format", "json", "--state", state_uri, "--tenant", TENANT
+    )
     assert code == 0 and {e["hash_alg"] for e in json.loads(out)} == {"hmac-sha256"}
 
 
-def test_an_empty_key_is_no_key(state_uri: str, capsys: pytest.CaptureFixture[str],
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_key_is_no_key(
+    state_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A CI secret that does not exist arrives as an empty variable."""
     monkeypatch.setenv("LWR_AUDIT_KEY", "")
     append(state_uri, 1, 2)
@@ -232,13 +270,20 @@ def test_an_empty_key_is_no_key(state_uri: str, capsys: pytest.CaptureFixture[st
     assert code == 0 and "2 entries, hash chain intact." in out and "keyed" not in out
 
 
-@pytest.mark.parametrize(("marked", "reported"), [
-    ("sha256", "4 entries are not keyed (seq 1 to 4) although LWR_AUDIT_KEY is set"),
-    (None, "entry 1 was modified (its content does not match its MAC)"),
-])
+@pytest.mark.parametrize(
+    ("marked", "reported"),
+    [
+        ("sha256", "4 entries are not keyed (seq 1 to 4) although LWR_AUDIT_KEY is set"),
+        (None, "entry 1 was modified (its content does not match its MAC)"),
+    ],
+)
 def test_a_consistent_rewrite_of_a_keyed_log_fails_with_the_key(
-        state_uri: str, marked: str | None, reported: str,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    state_uri: str,
+    marked: str | None,
+    reported: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Without the key, a rewrite can only make plain sha256 entries: marked as such (a
     downgrade) or still marked keyed (then their MAC cannot match)."""
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
@@ -249,8 +294,9 @@ def test_a_consistent_rewrite_of_a_keyed_log_fails_with_the_key(
     assert reported in err
 
 
-def test_a_rewrite_with_another_key_fails(state_uri: str, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rewrite_with_another_key_fails(
+    state_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LWR_AUDIT_KEY", "another-" + KEY)
     append(state_uri, 1, 2)
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
@@ -259,8 +305,8 @@ def test_a_rewrite_with_another_key_fails(state_uri: str, capsys: pytest.Capture
 
 
 def test_a_keyed_log_verified_without_the_key_is_not_ok(
-        state_uri: str, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    state_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     append(state_uri, 1, 2)
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
     append(state_uri, 3, 5)
@@ -271,8 +317,8 @@ def test_a_keyed_log_verified_without_the_key_is_not_ok(
 
 
 def test_entries_from_before_the_key_are_vouched_for_by_the_head_kept_then(
-        state_uri: str, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    state_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     append(state_uri, 1, 2)
     kept = head(capsys, state_uri)
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
@@ -283,9 +329,12 @@ def test_entries_from_before_the_key_are_vouched_for_by_the_head_kept_then(
     assert code == 0 and "4 entries, hash chain intact" in out
 
 
-def test_the_key_from_a_private_file(state_uri: str, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_key_from_a_private_file(
+    state_uri: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     key_file = tmp_path / "audit.key"
     key_file.write_text(KEY + "\n", encoding="utf-8")
     key_file.chmod(0o644)
@@ -303,15 +352,23 @@ def test_the_key_from_a_private_file(state_uri: str, tmp_path: Path,
     assert lwr(capsys, "audit", "--verify", "--state", state_uri)[0] == 0
 
 
-def test_the_key_never_appears_in_any_output(state_uri: str, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_key_never_appears_in_any_output(
+    state_uri: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
     append(state_uri, 1, 3)
     outputs = []
-    for argv in (["audit", "--verify"], ["audit", "head"], ["audit", "head", "--format", "json"],
-                 ["audit", "--tenant", TENANT], ["audit", "--format", "json", "--tenant", TENANT],
-                 ["audit", "--verify", "--head", "1:" + "0" * 64]):
+    for argv in (
+        ["audit", "--verify"],
+        ["audit", "head"],
+        ["audit", "head", "--format", "json"],
+        ["audit", "--tenant", TENANT],
+        ["audit", "--format", "json", "--tenant", TENANT],
+        ["audit", "--verify", "--head", "1:" + "0" * 64],
+    ):
         outputs.append(lwr(capsys, *argv, "--state", state_uri))
     monkeypatch.setenv("LWR_AUDIT_KEY", "sh0rtk3y")  # refused: too short
     outputs.append(lwr(capsys, "audit", "--verify", "--state", state_uri))
@@ -323,26 +380,51 @@ def test_the_key_never_appears_in_any_output(state_uri: str, tmp_path: Path,
         assert KEY not in out + err and "sh0rtk3y" not in out + err
 
 
-V2_COLUMNS = ("seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, target, "
-              "before, after, result, error, prev_hash, hash")
+V2_COLUMNS = (
+    "seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, target, "
+    "before, after, result, error, prev_hash, hash"
+)
 
 
 def test_a_version_2_store_is_upgraded_keeping_its_chain(
-        state_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    state_uri: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     old = version_2_store(state_uri, tmp_path)
     at, prev = "2026-01-01T00:00:00.000Z", GENESIS_HASH
     with raw(old) as conn:  # what an lwr with state schema 2 wrote: two entries and the head
         for n, result in ((1, "applied"), (2, "attested")):
             rec = record(n, result=result)
             digest = chain_hash(prev, n, at, rec)
-            conn.execute(f"INSERT INTO audit ({V2_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                         (n, at, rec.tenant_key, rec.domain, rec.run_id, rec.actor,
-                          rec.change_id, rec.action, rec.channel, rec.target, "false", "true",
-                          rec.result, None, prev, digest))
+            conn.execute(
+                f"INSERT INTO audit ({V2_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                (
+                    n,
+                    at,
+                    rec.tenant_key,
+                    rec.domain,
+                    rec.run_id,
+                    rec.actor,
+                    rec.change_id,
+                    rec.action,
+                    rec.channel,
+                    rec.target,
+                    "false",
+                    "true",
+                    rec.result,
+                    None,
+                    prev,
+                    digest,
+                ),
+            )
             prev = digest
-        conn.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 2, ?) ON CONFLICT (id) "
-                     "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (prev,))
+        conn.execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 2, ?) ON CONFLICT (id) "
+            "DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (prev,),
+        )
     kept = f"2:{prev}"
     code, out, err = lwr(capsys, "state", "migrate", "--state", old)
     assert code == 0 and "migrated from version 2 to 3" in out, err
@@ -384,8 +466,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "company.yaml"
 
 
 def test_apply_with_the_key_writes_keyed_entries_and_never_prints_it(
-        demo_state: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)
     outputs = [lwr(capsys, "apply", str(EXAMPLE), "--auto-approve")]
     assert outputs[0][0] == 0, outputs[0][2]
@@ -396,8 +478,8 @@ def test_apply_with_the_key_writes_keyed_entries_and_never_prints_it(
 
 
 def test_a_bad_key_file_stops_apply_before_the_tenant_is_touched(
-        demo_state: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from reconciler.providers.local import LocalTenant
 
     key_file = demo_state / "audit.key"
@@ -417,7 +499,8 @@ def test_a_bad_key_file_stops_apply_before_the_tenant_is_touched(
 
 
 def test_unlock_and_lock_list_on_a_missing_store_create_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A mistyped --state is said to hold no store, and is not created to say so."""
     missing = tmp_path / "typo" / "state.db"
     for args in (["unlock", "--yes"], ["lock", "list"]):

@@ -31,11 +31,18 @@ def line_members(root: Path) -> frozenset[str]:
 
 
 def test_plan_shows_ordered_changes_with_markers_and_side_effects(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["plan", str(EXAMPLE), "--detailed-exitcode"]) == 2
     out = capsys.readouterr().out
-    order = ["turn channel on", "restrict file transfer", "remove member carol@",
-             "add member dave@", "grant to all members", "automatic greeting"]
+    order = [
+        "turn channel on",
+        "restrict file transfer",
+        "remove member carol@",
+        "add member dave@",
+        "grant to all members",
+        "automatic greeting",
+    ]
     positions = [out.index(step) for step in order]
     assert positions == sorted(positions)
     assert "  - line       remove member carol@example.co.jp" in out
@@ -44,8 +51,9 @@ def test_plan_shows_ordered_changes_with_markers_and_side_effects(
     assert "Plan: 7 changes" in out
 
 
-def test_apply_then_plan_is_empty_and_audited(demo_state: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_apply_then_plan_is_empty_and_audited(
+    demo_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["apply", str(EXAMPLE), "--auto-approve"]) == 0
     assert "Apply complete: 7 changes applied" in capsys.readouterr().out
     assert run(["plan", str(EXAMPLE), "--detailed-exitcode"]) == 0
@@ -63,7 +71,8 @@ def test_apply_then_plan_is_empty_and_audited(demo_state: Path,
 
 
 def test_apply_needs_confirmation_when_not_on_a_terminal(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = line_members(demo)
     assert run(["apply", str(EXAMPLE)]) == 1
     assert "--auto-approve" in capsys.readouterr().err
@@ -71,9 +80,12 @@ def test_apply_needs_confirmation_when_not_on_a_terminal(
 
 
 def test_destructive_apply_refused_without_flag_and_nothing_changes(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    off = write(demo / "off.yaml", "version: 1\ntenant: example.co.jp\n"
-                "external_messaging:\n  line:\n    enabled: false\n")
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    off = write(
+        demo / "off.yaml",
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    enabled: false\n",
+    )
     assert run(["apply", off, "--auto-approve"]) == 3
     err = capsys.readouterr().err
     assert "--allow-destructive" in err and "line/disable_channel" in err
@@ -87,17 +99,23 @@ def test_destructive_apply_refused_without_flag_and_nothing_changes(
 
 
 def test_wrong_tenant_is_refused(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    other = write(demo / "other.yaml", "version: 1\ntenant: other.co.jp\n"
-                  "external_messaging:\n  line:\n    enabled: true\n")
+    other = write(
+        demo / "other.yaml",
+        "version: 1\ntenant: other.co.jp\nexternal_messaging:\n  line:\n    enabled: true\n",
+    )
     assert run(["plan", other]) == 3
     err = capsys.readouterr().err
     assert "other.co.jp" in err and "example.co.jp" in err
 
 
 def test_invalid_file_reports_every_error_with_position(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = write(demo / "bad.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-                "  line:\n    enabeld: true\n  lineworks:\n    greeting:\n      enabled: true\n")
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write(
+        demo / "bad.yaml",
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+        "  line:\n    enabeld: true\n  lineworks:\n    greeting:\n      enabled: true\n",
+    )
     assert run(["validate", bad]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:5:5" in err and "enabled" in err  # the typo and its suggestion
@@ -106,18 +124,23 @@ def test_invalid_file_reports_every_error_with_position(
 
 
 def test_validate_with_tenant_checks_the_directory(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = write(demo / "m.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-              "  line:\n    members:\n      include:\n        - alice@example.co.jp\n"
-              "        - zed@example.co.jp\n")
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write(
+        demo / "m.yaml",
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+        "  line:\n    members:\n      include:\n        - alice@example.co.jp\n"
+        "        - zed@example.co.jp\n",
+    )
     assert run(["validate", f]) == 0
     capsys.readouterr()
     assert run(["validate", f, "--tenant", os.environ["LWR_TENANT"]]) == 1
     assert f"{f}:8:11" in capsys.readouterr().err
 
 
-def test_export_round_trips_and_keeps_japanese(demo: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_round_trips_and_keeps_japanese(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["apply", str(EXAMPLE), "--auto-approve"]) == 0
     capsys.readouterr()
     assert run(["export", "--out", str(demo / "exported.yaml")]) == 0
@@ -127,7 +150,8 @@ def test_export_round_trips_and_keeps_japanese(demo: Path,
 
 
 def test_saved_plan_applies_and_goes_stale_when_tenant_changes(
-        demo_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     demo = demo_state
     plan_file = demo / "plan.json"
     assert run(["plan", str(EXAMPLE), "--out", str(plan_file), "--format", "json"]) == 0
@@ -146,9 +170,12 @@ def test_saved_plan_applies_and_goes_stale_when_tenant_changes(
 
 
 def test_markdown_plan_calls_out_destructive_changes(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    off = write(demo / "off.yaml", "version: 1\ntenant: example.co.jp\n"
-                "external_messaging:\n  line:\n    enabled: false\n")
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    off = write(
+        demo / "off.yaml",
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    enabled: false\n",
+    )
     assert run(["plan", off, "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "[!CAUTION]" in out and "turn channel off" in out
@@ -163,10 +190,14 @@ def test_drift_exit_codes(demo: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_new_hire_with_auto_grant_drifts_from_exact_list(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = write(demo / "auto.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-              "  line:\n    auto_grant_new_members: true\n    members:\n      policy: exact\n"
-              "      include: [alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]\n")
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write(
+        demo / "auto.yaml",
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+        "  line:\n    auto_grant_new_members: true\n    members:\n      policy: exact\n"
+        "      include: [alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]\n",
+    )
     assert run(["apply", f, "--auto-approve"]) == 0
     assert "will drift from the list" in capsys.readouterr().out
     assert run(["tenant", "join", "newbie@example.co.jp", "--name", "新人 太郎"]) == 0
@@ -175,8 +206,9 @@ def test_new_hire_with_auto_grant_drifts_from_exact_list(
     assert "- 1 on the list, not in the file: newbie@example.co.jp" in capsys.readouterr().out
 
 
-def test_contact_delivers_greeting_after_apply(demo: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_contact_delivers_greeting_after_apply(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["apply", str(EXAMPLE), "--auto-approve"]) == 0
     assert run(["tenant", "contact", "dave@example.co.jp", "U-new", "--channel", "line"]) == 0
     assert "received the greeting" in capsys.readouterr().out
@@ -190,12 +222,16 @@ def test_show_json_lists_state(demo: Path, capsys: pytest.CaptureFixture[str]) -
     assert run(["show", "--format", "json"]) == 0
     state = json.loads(capsys.readouterr().out)
     assert state["channels"]["line"]["members"] == [
-        "alice@example.co.jp", "bob@example.co.jp", "carol@example.co.jp"]
+        "alice@example.co.jp",
+        "bob@example.co.jp",
+        "carol@example.co.jp",
+    ]
     assert state["channels"]["lineworks"]["enabled"] is False
 
 
-def test_missing_tenant_says_how_to_create_one(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_tenant_says_how_to_create_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["show", "--tenant", f"local:{tmp_path}/none.db"]) == 1
     assert "lwr tenant init" in capsys.readouterr().err
 
@@ -203,20 +239,30 @@ def test_missing_tenant_says_how_to_create_one(tmp_path: Path,
 def test_real_subprocess_entry_points(demo: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
     lwr = Path(sys.executable).parent / "lwr"
-    proc = subprocess.run([str(lwr), "plan", str(EXAMPLE), "--format", "json"],
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [str(lwr), "plan", str(EXAMPLE), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["summary"]["total"] == 7
     bad = write(demo / "junk.yaml", "version: [1\n")
-    proc = subprocess.run([sys.executable, "-m", "reconciler", "validate", bad],
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", bad],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and f"{bad}:" in proc.stderr
 
 
-def test_second_apply_is_refused_while_the_lock_is_held(demo_state: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_second_apply_is_refused_while_the_lock_is_held(
+    demo_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from contextlib import closing
 
     from reconciler.store import open_store
@@ -228,13 +274,18 @@ def test_second_apply_is_refused_while_the_lock_is_held(demo_state: Path,
     err = capsys.readouterr().err
     assert "apply" in err and str(os.getpid()) in err
     assert line_members(demo) == frozenset(
-        {"alice@example.co.jp", "bob@example.co.jp", "carol@example.co.jp"})
+        {"alice@example.co.jp", "bob@example.co.jp", "carol@example.co.jp"}
+    )
 
 
 def test_list_of_a_channel_left_off_is_located_in_the_file(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = write(demo / "lw.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-              "  lineworks:\n    members:\n      include: [alice@example.co.jp]\n")
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write(
+        demo / "lw.yaml",
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+        "  lineworks:\n    members:\n      include: [alice@example.co.jp]\n",
+    )
     assert run(["plan", f]) == 1
     err = capsys.readouterr().err
     assert f"{f}:5:5: external_messaging.lineworks.members" in err
@@ -242,10 +293,14 @@ def test_list_of_a_channel_left_off_is_located_in_the_file(
 
 
 def test_control_characters_never_reach_the_terminal(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    esc = write(demo / "esc.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-                "  line:\n    greeting:\n      enabled: true\n"
-                '      message: "Hi \\x1b[2J\\x1b]0;pwned\\x07"\n')
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    esc = write(
+        demo / "esc.yaml",
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+        "  line:\n    greeting:\n      enabled: true\n"
+        '      message: "Hi \\x1b[2J\\x1b]0;pwned\\x07"\n',
+    )
     assert run(["validate", esc]) == 1
     assert "remove control characters" in capsys.readouterr().err
     # A greeting set in the console (here: straight on the tenant) is shown, not obeyed.
@@ -253,15 +308,26 @@ def test_control_characters_never_reach_the_terminal(
     from reconciler.model import ChannelName
 
     with LocalTenant.open(demo / "tenant.db") as t:
-        t.apply([Change(change_id(Action.SET_GREETING, ChannelName.LINE), Action.SET_GREETING,
-                        ChannelName.LINE, None, {}, {"message": "Hi \x1b[2J"})])
+        t.apply(
+            [
+                Change(
+                    change_id(Action.SET_GREETING, ChannelName.LINE),
+                    Action.SET_GREETING,
+                    ChannelName.LINE,
+                    None,
+                    {},
+                    {"message": "Hi \x1b[2J"},
+                )
+            ]
+        )
     assert run(["plan", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "Hi \\x1b[2J" in out
 
 
 def test_state_commands_behave_the_same_on_both_backends(
-        demo_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from contextlib import closing
 
     from reconciler.store import open_store

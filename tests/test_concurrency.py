@@ -56,8 +56,16 @@ def lock_row_pid(a: Attempt) -> int:
 
 def unlock(a: Attempt, *args: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:
     """`lwr unlock` as an admin runs it; `answer` is typed at the prompt (None: no input)."""
-    return subprocess.run([LWR, "unlock", *args], env=a.env, cwd=a.dir, capture_output=True,
-                          text=True, input=answer, timeout=60, check=False)
+    return subprocess.run(
+        [LWR, "unlock", *args],
+        env=a.env,
+        cwd=a.dir,
+        capture_output=True,
+        text=True,
+        input=answer,
+        timeout=60,
+        check=False,
+    )
 
 
 # --------------------------------------------------------------------------- the race
@@ -65,7 +73,8 @@ def unlock(a: Attempt, *args: str, answer: str | None = None) -> subprocess.Comp
 
 @pytest.mark.slow
 def test_simultaneous_applies_exactly_one_applies_the_others_exit_3_naming_it(
-        attempt: Attempt) -> None:
+    attempt: Attempt,
+) -> None:
     # The tenant gate keeps the winner from finishing, so every other racer, however slow
     # to start, meets a held lock (not a changed tenant): the race is decided by the lock.
     attempt.tenant_gate.close()
@@ -74,8 +83,9 @@ def test_simultaneous_applies_exactly_one_applies_the_others_exit_3_naming_it(
     winner = next(p for p in racers if p.pid == lock_row_pid(attempt))
     # Frozen only once its journal is written: frozen inside a store transaction, it would
     # keep the others from even reading the lock (a stopped process, not a product fault).
-    wait_for(lambda: entry_count(attempt.state) > 0, "the winner journaling its first batch",
-             proc=winner)
+    wait_for(
+        lambda: entry_count(attempt.state) > 0, "the winner journaling its first batch", proc=winner
+    )
     assert winner.freeze()  # frozen holding the lock: its busy wait does not run down
     check_race_decided_by_the_lock(attempt, racers, winner, SCENARIO.size)
     runs = journal(attempt.state).runs
@@ -115,8 +125,10 @@ def test_readers_keep_working_while_an_apply_holds_the_write_locks(attempt: Atte
     assert [c["id"] for c in json.loads(shown.out)["changes"]] == remaining
     state = attempt.lwr("show", "--format", "json")
     assert state.code == 0, state.err
-    assert frozenset(json.loads(state.out)["channels"]["line"]["members"]) == \
-        tenant_facts(attempt.tenant).lists["line"]
+    assert (
+        frozenset(json.loads(state.out)["channels"]["line"]["members"])
+        == tenant_facts(attempt.tenant).lists["line"]
+    )
     assert attempt.lwr("show").code == 0
     assert attempt.lwr("export").code == 0
     assert attempt.lwr("audit").code == 0
@@ -125,9 +137,12 @@ def test_readers_keep_working_while_an_apply_holds_the_write_locks(attempt: Atte
     apply.thaw()  # it commits batch `at` to the tenant, then waits to settle the journal
     batch = attempt.world.batches()[at]
     wait_for(lambda: attempt.batch_on_tenant(at), "the batch committed", proc=apply)
-    assert attempt.freeze_inside(apply, attempt.state,
-                                 lambda: entry_count(attempt.state, "started") >= len(batch),
-                                 attempt.state_gate)
+    assert attempt.freeze_inside(
+        apply,
+        attempt.state,
+        lambda: entry_count(attempt.state, "started") >= len(batch),
+        attempt.state_gate,
+    )
     assert write_locked(attempt.state)
     audit = attempt.lwr("audit", "--verify")
     assert audit.code == 0 and "hash chain intact" in audit.out, audit.err
@@ -171,8 +186,9 @@ def killed_holding_the_lock(a: Attempt) -> int:
 @stress_only
 def test_a_dead_holders_lock_is_taken_over_and_said_so(attempt: Attempt) -> None:
     pid = killed_holding_the_lock(attempt)
-    rerun = attempt.lwr("apply", str(attempt.world.desired), "--auto-approve",
-                        "--allow-destructive")
+    rerun = attempt.lwr(
+        "apply", str(attempt.world.desired), "--auto-approve", "--allow-destructive"
+    )
     assert rerun.code == 0, rerun.err
     assert f"Took over the lock of local:{attempt.tenant} left by" in rerun.err
     assert f"process {pid} is no longer running on this host" in rerun.err
@@ -196,15 +212,15 @@ def test_unlock_asks_first_and_names_a_stale_holder(attempt: Attempt) -> None:
     assert f"(pid {pid})" in agreed.stdout and lock_rows(attempt.state) == []
     assert unlock(attempt, "--yes").stdout.strip() == "No lock was held."
     # The journal still has the killed run's batch in doubt: the next apply settles it.
-    rerun = attempt.lwr("apply", str(attempt.world.desired), "--auto-approve",
-                        "--allow-destructive")
+    rerun = attempt.lwr(
+        "apply", str(attempt.world.desired), "--auto-approve", "--allow-destructive"
+    )
     assert rerun.code == 0 and "Took over" not in rerun.err, rerun.err
     check_converged(attempt)
 
 
 @pytest.mark.slow
-def test_unlock_of_a_live_apply_warns_and_cannot_let_a_second_one_in(
-        attempt: Attempt) -> None:
+def test_unlock_of_a_live_apply_warns_and_cannot_let_a_second_one_in(attempt: Attempt) -> None:
     first = attempt.apply(gated=True)
     attempt.hold_before_tenant_write(first, 1)
     assert first.freeze()
@@ -214,8 +230,9 @@ def test_unlock_of_a_live_apply_warns_and_cannot_let_a_second_one_in(
     forced = unlock(attempt, "--yes")
     assert forced.returncode == 0 and lock_rows(attempt.state) == []
     # The record is gone, but the live apply still holds the tenant's lock file.
-    second = attempt.lwr("apply", str(attempt.world.desired), "--auto-approve",
-                         "--allow-destructive")
+    second = attempt.lwr(
+        "apply", str(attempt.world.desired), "--auto-approve", "--allow-destructive"
+    )
     assert second.code == 3, second.err
     assert "cleared with `lwr unlock` while it ran" in second.err
     first.thaw()
@@ -226,24 +243,27 @@ def test_unlock_of_a_live_apply_warns_and_cannot_let_a_second_one_in(
 def insert_lock(a: Attempt, host: str, pid: int) -> str:
     key = f"local:{a.tenant}"
     with closing(sqlite3.connect(a.state, isolation_level=None)) as conn:
-        conn.execute("INSERT INTO locks VALUES (?, 'ops', ?, ?, 'apply', "
-                     "'2024-04-01T09:00:00.000Z', 'their-token')", (key, host, pid))
+        conn.execute(
+            "INSERT INTO locks VALUES (?, 'ops', ?, ?, 'apply', "
+            "'2024-04-01T09:00:00.000Z', 'their-token')",
+            (key, host, pid),
+        )
     return key
 
 
 @pytest.mark.slow
 def test_a_lock_from_another_host_is_never_taken_over(attempt: Attempt) -> None:
     insert_lock(attempt, "runner-7", 4242)
-    refused = attempt.lwr("apply", str(attempt.world.desired), "--auto-approve",
-                          "--allow-destructive")
+    refused = attempt.lwr(
+        "apply", str(attempt.world.desired), "--auto-approve", "--allow-destructive"
+    )
     assert refused.code == 3, refused.err
     assert "locked by ops@runner-7 (pid 4242) running 'apply'" in refused.err
     assert "lwr unlock" in refused.err and attempt.applied() == set()
     asked = unlock(attempt, answer="y\n")
     assert "it was taken on runner-7: make sure that run is over" in asked.stderr
     assert asked.returncode == 0 and lock_rows(attempt.state) == []
-    done = attempt.lwr("apply", str(attempt.world.desired), "--auto-approve",
-                       "--allow-destructive")
+    done = attempt.lwr("apply", str(attempt.world.desired), "--auto-approve", "--allow-destructive")
     assert done.code == 0, done.err
     check_converged(attempt)
 
@@ -253,18 +273,24 @@ def test_a_lock_from_another_host_is_never_taken_over(attempt: Attempt) -> None:
 def test_a_reused_pid_is_not_mistaken_for_the_holder(attempt: Attempt) -> None:
     # This test process is alive, but it holds no lock file: the pid was reused.
     insert_lock(attempt, socket.gethostname(), os.getpid())
-    refused = attempt.lwr("apply", str(attempt.world.desired), "--auto-approve",
-                          "--allow-destructive")
+    refused = attempt.lwr(
+        "apply", str(attempt.world.desired), "--auto-approve", "--allow-destructive"
+    )
     assert refused.code == 3 and "its pid was reused" in refused.err, refused.err
     assert unlock(attempt, "--yes").returncode == 0
-    assert attempt.lwr("apply", str(attempt.world.desired), "--auto-approve",
-                       "--allow-destructive").code == 0
+    assert (
+        attempt.lwr(
+            "apply", str(attempt.world.desired), "--auto-approve", "--allow-destructive"
+        ).code
+        == 0
+    )
     check_converged(attempt)
 
 
 @pytest.mark.slow
 def test_a_killed_run_after_its_last_tenant_write_is_settled_by_a_no_op_apply(
-        attempt: Attempt) -> None:
+    attempt: Attempt,
+) -> None:
     """Bug found by the crash tests: nothing left to plan used to leave the journal unsettled
     and the lock stale until the next apply that had changes."""
     proc = attempt.apply(gated=True)

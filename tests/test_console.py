@@ -22,8 +22,13 @@ from reconciler.providers.local import ChangeRefused, LocalTenant, extra_member
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "company.yaml"
 
 
-def chg(action: Action, channel: ChannelName = LINE, target: str | None = None,
-        before: Any = None, after: Any = None) -> Change:
+def chg(
+    action: Action,
+    channel: ChannelName = LINE,
+    target: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> Change:
     return Change(change_id(action, channel, target), action, channel, target, before, after)
 
 
@@ -35,8 +40,7 @@ def refusal(state: TenantState, *changes: Change) -> str:
 
 def test_the_console_refuses_a_list_edit_while_the_channel_is_off() -> None:
     off = tenant(emails("alice", "bob"), line=channel_state(enabled=False))
-    assert refusal(off, chg(Action.ADD_MEMBER, target="alice@example.co.jp")) == \
-        console.LIST_FROZEN
+    assert refusal(off, chg(Action.ADD_MEMBER, target="alice@example.co.jp")) == console.LIST_FROZEN
     assert refusal(off, chg(Action.GRANT_ALL_MEMBERS)) == console.MODE_FROZEN
 
 
@@ -47,8 +51,13 @@ def test_leaving_all_members_freezes_the_directory_into_the_list() -> None:
     line = after.channels[LINE]
     assert (line.all_members, line.members) == (False, everyone)
     # …and the list is editable from then on, in the same batch.
-    after = console.step(state, [chg(Action.RESTRICT_TO_LISTED_MEMBERS),
-                                 chg(Action.REMOVE_MEMBER, target="carol@example.co.jp")])
+    after = console.step(
+        state,
+        [
+            chg(Action.RESTRICT_TO_LISTED_MEMBERS),
+            chg(Action.REMOVE_MEMBER, target="carol@example.co.jp"),
+        ],
+    )
     assert after.channels[LINE].members == emails("alice", "bob")
 
 
@@ -79,8 +88,10 @@ def test_100k_member_changes_step_in_linear_time() -> None:
     def seconds(n: int) -> float:
         directory = frozenset(extra_member(i) for i in range(2 * n))
         state = tenant(directory, line=channel_state(members=frozenset(list(directory)[:n])))
-        adds = [chg(Action.ADD_MEMBER, target=e) for e in sorted(directory - state.channels[
-            LINE].members)]
+        adds = [
+            chg(Action.ADD_MEMBER, target=e)
+            for e in sorted(directory - state.channels[LINE].members)
+        ]
         start = time.perf_counter()
         after = console.step(state, adds)
         assert after.channels[LINE].members == directory
@@ -93,24 +104,28 @@ def test_100k_member_changes_step_in_linear_time() -> None:
 def test_the_local_tenant_refuses_with_the_models_reason(tmp_path: Path) -> None:
     from reconciler.providers.local import init_demo
 
-    with (init_demo(tmp_path / "t.db") as t,
-          pytest.raises(ChangeRefused, match="only be edited while the channel is on")):
+    with (
+        init_demo(tmp_path / "t.db") as t,
+        pytest.raises(ChangeRefused, match="only be edited while the channel is on"),
+    ):
         t.apply([chg(Action.ADD_MEMBER, LW, target="alice@example.co.jp")])
 
 
 def _older_lwr_file(path: Path) -> None:
     """What an lwr before lower-casing domains made of `--domain Example.CO.JP`."""
     with closing(sqlite3.connect(path)) as conn:
-        for table, column in (("members", "email"), ("connected", "email"),
-                              ("rooms", "member")):
-            conn.execute(f"UPDATE {table} SET {column} = replace({column}, "
-                         "'@example.co.jp', '@Example.CO.JP')")
+        for table, column in (("members", "email"), ("connected", "email"), ("rooms", "member")):
+            conn.execute(
+                f"UPDATE {table} SET {column} = replace({column}, "
+                "'@example.co.jp', '@Example.CO.JP')"
+            )
         conn.execute("UPDATE meta SET domain = 'Example.CO.JP'")
         conn.commit()
 
 
 def test_a_tenant_with_a_mixed_case_domain_from_an_older_lwr_converges(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _older_lwr_file(demo / "tenant.db")
     with LocalTenant.open(demo / "tenant.db") as t:
         state = t.read()

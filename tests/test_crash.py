@@ -60,8 +60,10 @@ def reports() -> Iterator[list[KillReport]]:
     target = os.environ.get("LWR_CRASH_REPORT")
     if target and collected:
         with Path(target).open("a", encoding="utf-8") as out:
-            out.write(f"\n{SCENARIO.size:,}-change plan, {BATCHES} batches, "
-                      f"seed {os.environ.get('LWR_STRESS_SEED', '6')}\n")
+            out.write(
+                f"\n{SCENARIO.size:,}-change plan, {BATCHES} batches, "
+                f"seed {os.environ.get('LWR_STRESS_SEED', '6')}\n"
+            )
             out.write(format_reports(collected) + "\n")
 
 
@@ -93,6 +95,7 @@ def locked_before_run(a: Attempt, rand: random.Random) -> str:
 
 def _held(k: int, hold: Callable[[Attempt, Proc, int], int], where: str) -> Killer:
     """Kill while the apply waits at a gate `hold` closed before batch k's next write."""
+
     def kill(a: Attempt, rand: random.Random) -> str:
         proc = a.apply(gated=True)
         at = hold(a, proc, k)
@@ -100,6 +103,7 @@ def _held(k: int, hold: Callable[[Attempt, Proc, int], int], where: str) -> Kill
         proc.kill()
         a.release()
         return f"batch {at}: {where}"
+
     return kill
 
 
@@ -124,6 +128,7 @@ def inside_tenant_transaction(k: int) -> Killer:
             proc.thaw()
             target = at + 1
         raise AssertionError("never caught the apply inside a tenant transaction")
+
     return kill
 
 
@@ -145,6 +150,7 @@ def inside_journal_transaction(k: int) -> Killer:
             proc.thaw()
             target = at + 1
         raise AssertionError("never caught the apply inside the journal transaction")
+
     return kill
 
 
@@ -160,14 +166,18 @@ def random_time(a: Attempt, rand: random.Random) -> str:
 
 def during_recovery(inside: bool) -> Killer:
     """Kill an apply with a batch in doubt, then kill the re-run while it recovers it."""
+
     def kill(a: Attempt, rand: random.Random) -> str:
         first = a.apply(gated=True)
         at = a.hold_before_journal_done(first, rand.randrange(2, BATCHES - 2))
         first.kill()
         a.release()
         second = a.apply()
-        wait_for(lambda: [pid for _, pid in lock_rows(a.state)] == [second.pid],
-                 "the re-run taking over the lock", proc=second)
+        wait_for(
+            lambda: [pid for _, pid in lock_rows(a.state)] == [second.pid],
+            "the re-run taking over the lock",
+            proc=second,
+        )
         if not inside:
             a.state_gate.close()  # re-checking the tenant: it cannot settle the journal
             time.sleep(rand.uniform(0, 0.1))
@@ -176,12 +186,14 @@ def during_recovery(inside: bool) -> Killer:
             return f"re-run killed before recovering batch {at}"
         a.state_gate.close()  # its next write to the store is the recovery's
         size = len(a.world.batches()[at])
-        if not a.freeze_inside(second, a.state, lambda: entry_count(a.state, "started") >= size,
-                               a.state_gate):
+        if not a.freeze_inside(
+            second, a.state, lambda: entry_count(a.state, "started") >= size, a.state_gate
+        ):
             pytest.fail("never caught the re-run inside its recovery transaction")
         second.kill()
         a.release()
         return f"re-run killed inside the recovery of batch {at}"
+
     return kill
 
 
@@ -193,8 +205,9 @@ def classify(a: Attempt) -> str:
     started = [cid for cid, s in j.latest.items() if s == "started"]
     if started:
         on_tenant = set(started) <= a.applied()
-        return (f"{len(started)} journaled started, "
-                + ("on the tenant" if on_tenant else "not on the tenant"))
+        return f"{len(started)} journaled started, " + (
+            "on the tenant" if on_tenant else "not on the tenant"
+        )
     status = j.runs[-1][1]
     return f"run {status}, {len(j.latest)} settled" + (", lock left" if j.locks else "")
 
@@ -213,21 +226,28 @@ def points() -> list[Point]:
         return sorted(r.sample(later, n))
 
     if not stress():  # make test: five points, each kind of window once
-        return [Point("journal-ahead-b3", journal_ahead(3)),
-                Point("tenant-ahead-b4", tenant_ahead(4)),
-                Point("in-tenant-txn-b3", inside_tenant_transaction(3)),
-                Point("in-journal-txn-b2", inside_journal_transaction(2)),
-                Point("in-recovery-txn", during_recovery(inside=True))]
-    found = [Point("before-lock", before_lock), Point("locked-before-run", locked_before_run),
-             Point("journal-ahead-b0", journal_ahead(0)), Point("tenant-ahead-b0",
-                                                                 tenant_ahead(0))]
+        return [
+            Point("journal-ahead-b3", journal_ahead(3)),
+            Point("tenant-ahead-b4", tenant_ahead(4)),
+            Point("in-tenant-txn-b3", inside_tenant_transaction(3)),
+            Point("in-journal-txn-b2", inside_journal_transaction(2)),
+            Point("in-recovery-txn", during_recovery(inside=True)),
+        ]
+    found = [
+        Point("before-lock", before_lock),
+        Point("locked-before-run", locked_before_run),
+        Point("journal-ahead-b0", journal_ahead(0)),
+        Point("tenant-ahead-b0", tenant_ahead(0)),
+    ]
     found += [Point(f"journal-ahead-b{k}", journal_ahead(k)) for k in some(3)]
     found += [Point(f"tenant-ahead-b{k}", tenant_ahead(k)) for k in some(3)]
     found += [Point(f"in-tenant-txn-b{k}", inside_tenant_transaction(k)) for k in some(3)]
     found += [Point(f"in-journal-txn-b{k}", inside_journal_transaction(k)) for k in some(3)]
     found += [Point(f"random-{i}", random_time) for i in range(5)]
-    found += [Point("before-recovery", during_recovery(inside=False)),
-              Point("in-recovery-txn", during_recovery(inside=True))]
+    found += [
+        Point("before-recovery", during_recovery(inside=False)),
+        Point("in-recovery-txn", during_recovery(inside=True)),
+    ]
     return found
 
 
@@ -237,7 +257,8 @@ POINTS = points()
 @pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS, ids=[p.name for p in POINTS])
 def test_sigkill_then_plan_audit_and_rerun_finish_exactly_once(
-        world: World, reports: list[KillReport], point: Point) -> None:
+    world: World, reports: list[KillReport], point: Point
+) -> None:
     attempt = world.attempt(point.name)
     where = point.kill(attempt, rng(point.name))
     reports.append(check_after_stop(attempt, name=point.name, where=where))
@@ -262,16 +283,20 @@ def stopped_cleanly(a: Attempt, proc: Proc, signum: int, at: int) -> str:
     j = journal(a.state)
     assert j.locks == [] and j.runs[-1][1] == "interrupted"
     assert "started" not in j.latest.values()
-    done_batches = a.world.batches()[:at + 1]
+    done_batches = a.world.batches()[: at + 1]
     assert a.applied() == {cid for batch in done_batches for cid in batch}
     return f"{name} at batch {at}: stopped after it"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [
-    signal.SIGTERM, pytest.param(signal.SIGINT, marks=stress_only)], ids=["SIGTERM", "SIGINT"])
-def test_signal_stops_at_the_next_batch_boundary(world: World, reports: list[KillReport],
-                                                  signum: int) -> None:
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, pytest.param(signal.SIGINT, marks=stress_only)],
+    ids=["SIGTERM", "SIGINT"],
+)
+def test_signal_stops_at_the_next_batch_boundary(
+    world: World, reports: list[KillReport], signum: int
+) -> None:
     name = signal.Signals(signum).name
     rand = rng(name)
     attempt = world.attempt(f"stop-{name}")
@@ -280,14 +305,18 @@ def test_signal_stops_at_the_next_batch_boundary(world: World, reports: list[Kil
     proc.signal(signum)  # while it waits to write batch `at`: the batch still completes
     attempt.release()
     where = stopped_cleanly(attempt, proc, signum, at)
-    reports.append(check_after_stop(attempt, name=f"{name}-between-batches", where=where,
-                                    expect_lock_left=False))
+    reports.append(
+        check_after_stop(
+            attempt, name=f"{name}-between-batches", where=where, expect_lock_left=False
+        )
+    )
 
 
 @pytest.mark.slow
 @stress_only
-def test_sigterm_before_the_first_batch_applies_nothing(world: World,
-                                                        reports: list[KillReport]) -> None:
+def test_sigterm_before_the_first_batch_applies_nothing(
+    world: World, reports: list[KillReport]
+) -> None:
     attempt = world.attempt("stop-before-first")
     attempt.state_gate.close()
     proc = attempt.apply()
@@ -299,17 +328,24 @@ def test_sigterm_before_the_first_batch_applies_nothing(world: World,
     err = proc.stderr_text()
     # Either the executor saw it at its first batch boundary, or (on a very slow machine) the
     # signal came before the executor started: both stop cleanly with nothing applied.
-    assert f"0 of {SCENARIO.size} changes applied" in err or err.strip() == \
-        "Stopped by SIGTERM.", err
+    assert f"0 of {SCENARIO.size} changes applied" in err or err.strip() == "Stopped by SIGTERM.", (
+        err
+    )
     assert attempt.applied() == set()
-    reports.append(check_after_stop(attempt, name="SIGTERM-before-first-batch",
-                                    where="asked to stop while taking the lock",
-                                    expect_lock_left=False))
+    reports.append(
+        check_after_stop(
+            attempt,
+            name="SIGTERM-before-first-batch",
+            where="asked to stop while taking the lock",
+            expect_lock_left=False,
+        )
+    )
 
 
 @pytest.mark.slow
 def test_ctrl_c_twice_stops_inside_a_batch_and_a_rerun_recovers(
-        world: World, reports: list[KillReport]) -> None:
+    world: World, reports: list[KillReport]
+) -> None:
     attempt = world.attempt("ctrl-c-twice")
     proc = attempt.apply(gated=True)
     at = attempt.hold_before_tenant_write(proc, 2)
@@ -323,8 +359,14 @@ def test_ctrl_c_twice_stops_inside_a_batch_and_a_rerun_recovers(
     assert code == 130 and "Traceback" not in err, err
     assert "Apply stopped by SIGINT" in err or "Apply interrupted" in err, err
     assert lock_rows(attempt.state) == []  # released on the way out, even mid-batch
-    reports.append(check_after_stop(attempt, name="ctrl-c-twice", where=f"batch {at}: "
-                                    "inside the tenant transaction", expect_lock_left=False))
+    reports.append(
+        check_after_stop(
+            attempt,
+            name="ctrl-c-twice",
+            where=f"batch {at}: inside the tenant transaction",
+            expect_lock_left=False,
+        )
+    )
 
 
 @pytest.mark.slow
@@ -339,8 +381,9 @@ def test_ctrl_c_at_a_random_moment(world: World, reports: list[KillReport]) -> N
     assert code in (0, 130), proc.stderr_text()
     assert lock_rows(attempt.state) == []
     where = "finished first" if code == 0 else classify(attempt)
-    reports.append(check_after_stop(attempt, name="ctrl-c-random", where=where,
-                                    expect_lock_left=False))
+    reports.append(
+        check_after_stop(attempt, name="ctrl-c-random", where=where, expect_lock_left=False)
+    )
 
 
 def planning(proc: Proc) -> bool:

@@ -34,10 +34,14 @@ from reconciler.resources import load_schema
 
 CORPUS = Path(__file__).parent / "corpus"
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
-GREETING = ("友だち追加ありがとうございます。営業時間は 9:00〜18:00（JST）です。\n"
-            "Thank you for adding us. Office hours: 9:00-18:00 JST.\n")
-DISABLED_HINT = ("a channel with enabled: false may carry no other key: its settings and list "
-                 "cannot be managed while it is off")
+GREETING = (
+    "友だち追加ありがとうございます。営業時間は 9:00〜18:00（JST）です。\n"
+    "Thank you for adding us. Office hours: 9:00-18:00 JST.\n"
+)
+DISABLED_HINT = (
+    "a channel with enabled: false may carry no other key: its settings and list "
+    "cannot be managed while it is off"
+)
 
 
 def problems_of(path: Path) -> list[Problem]:
@@ -65,10 +69,14 @@ def test_valid_file_gives_the_desired_state() -> None:
     assert state.digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert state.channels == {
         LINE: DesiredChannel(
-            enabled=True, auto_grant_new_members=False, restrict_file_transfer=True,
+            enabled=True,
+            auto_grant_new_members=False,
+            restrict_file_transfer=True,
             greeting=GreetingSpec(enabled=True, message=GREETING),
-            members=MembersSpec(False, "exact",
-                                frozenset({"alice@example.co.jp", "bob@example.co.jp"}))),
+            members=MembersSpec(
+                False, "exact", frozenset({"alice@example.co.jp", "bob@example.co.jp"})
+            ),
+        ),
         # Keys left out are unmanaged: None, never a default.
         LW: DesiredChannel(enabled=True, members=MembersSpec(True)),
     }
@@ -90,7 +98,8 @@ def test_only_version_and_tenant_manages_nothing() -> None:
 def test_a_channel_left_out_is_absent_and_its_keys_are_none() -> None:
     state = parse_desired(
         b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    enabled: false\n",
-        "off.yaml")
+        "off.yaml",
+    )
     assert state.channels == {LINE: DesiredChannel(enabled=False)}
 
 
@@ -103,15 +112,20 @@ def test_bom_and_crlf_files_load_like_the_plain_one() -> None:
 
 def test_safety_block_overrides_only_what_it_names() -> None:
     state = load_desired(CORPUS / "safety.yaml")
-    assert state.safety == SafetySettings(max_member_removals=10, max_member_removal_percent=12.5,
-                                          protect_channels=frozenset({LW}))
+    assert state.safety == SafetySettings(
+        max_member_removals=10, max_member_removal_percent=12.5, protect_channels=frozenset({LW})
+    )
 
 
 def test_policy_defaults_to_exact_and_members_are_lowercased() -> None:
-    state = parse_desired(b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  lineworks:\n"
-                          b"    members:\n      include: [Carol@EXAMPLE.co.jp]\n", "m.yaml")
-    assert state.channels[LW].members == MembersSpec(False, "exact",
-                                                     frozenset({"carol@example.co.jp"}))
+    state = parse_desired(
+        b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  lineworks:\n"
+        b"    members:\n      include: [Carol@EXAMPLE.co.jp]\n",
+        "m.yaml",
+    )
+    assert state.channels[LW].members == MembersSpec(
+        False, "exact", frozenset({"carol@example.co.jp"})
+    )
 
 
 def test_exported_state_loads_back() -> None:
@@ -120,10 +134,16 @@ def test_exported_state_loads_back() -> None:
 
     from reconciler.export import dump_yaml, export_document
 
-    current = tenant(emails("alice", "bob"),
-                     line=channel_state(LINE, members=emails("alice"), greeting_enabled=True,
-                                        greeting_message="こんにちは\nようこそ"),
-                     lineworks=channel_state(LW, enabled=False))
+    current = tenant(
+        emails("alice", "bob"),
+        line=channel_state(
+            LINE,
+            members=emails("alice"),
+            greeting_enabled=True,
+            greeting_message="こんにちは\nようこそ",
+        ),
+        lineworks=channel_state(LW, enabled=False),
+    )
     state = parse_desired(dump_yaml(export_document(current)).encode(), "export.yaml")
     line = state.channels[LINE]
     assert line.greeting == GreetingSpec(True, "こんにちは\nようこそ")
@@ -134,34 +154,89 @@ def test_exported_state_loads_back() -> None:
 # --- one file per mistake -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "where", "path", "message", "hint"), [
-    ("typo_key.yaml", "5:5", "external_messaging.line.enabeld", "unknown key 'enabeld'",
-     "did you mean 'enabled'? valid keys here: enabled, auto_grant_new_members"),
-    ("tabs.yaml", "5:1", "", "invalid YAML", "indent with spaces"),
-    ("duplicate_key.yaml", "7:5", "external_messaging.line.enabled",
-     "duplicate key 'enabled' (first at line 5, column 5)", "keep one of them"),
-    ("alias.yaml", "9:14", "external_messaging.lineworks.members",
-     "anchors and aliases (&name, *name) are not supported: this repeats the value at line 5",
-     "write the value out in full"),
-    ("empty.yaml", "1:1", "",
-     "empty file: expected a mapping with version, tenant, external_messaging", ""),
-    ("greeting_on_lineworks.yaml", "6:5", "external_messaging.lineworks.greeting",
-     "key 'greeting' is not allowed here", "exists on the LINE channel only"),
-    ("wrong_type.yaml", "5:5", "external_messaging.line.enabled",
-     'expected true or false, got the text "yes"', "write true or false"),
-    ("duplicate_member.yaml", "9:11", "external_messaging.line.members.include[2]",
-     "duplicate member ALICE@example.co.jp (first listed on line 7", "case does not matter"),
-    ("nul.yaml", "2:22", "", "NUL byte", ""),
-    ("binary.bin", "2:118", "", "not UTF-8 text", "save the file as UTF-8"),
-    ("shift_jis.yaml", "6:16", "", "not UTF-8 text", "Shift_JIS"),
-    ("custom_tag.yaml", "2:9", "tenant", "the tag !!python/object/apply:os.system is not allowed",
-     "without !tags"),
-    ("multi_document.yaml", "3:1", "", "expected a single document", "one desired state per file"),
-    ("members_list_instead_of_mapping.yaml", "5:5", "external_messaging.line.members",
-     "expected text or a mapping, got a list", "members is either all"),
-])
+@pytest.mark.parametrize(
+    ("name", "where", "path", "message", "hint"),
+    [
+        (
+            "typo_key.yaml",
+            "5:5",
+            "external_messaging.line.enabeld",
+            "unknown key 'enabeld'",
+            "did you mean 'enabled'? valid keys here: enabled, auto_grant_new_members",
+        ),
+        ("tabs.yaml", "5:1", "", "invalid YAML", "indent with spaces"),
+        (
+            "duplicate_key.yaml",
+            "7:5",
+            "external_messaging.line.enabled",
+            "duplicate key 'enabled' (first at line 5, column 5)",
+            "keep one of them",
+        ),
+        (
+            "alias.yaml",
+            "9:14",
+            "external_messaging.lineworks.members",
+            "anchors and aliases (&name, *name) are not supported: "
+            "this repeats the value at line 5",
+            "write the value out in full",
+        ),
+        (
+            "empty.yaml",
+            "1:1",
+            "",
+            "empty file: expected a mapping with version, tenant, external_messaging",
+            "",
+        ),
+        (
+            "greeting_on_lineworks.yaml",
+            "6:5",
+            "external_messaging.lineworks.greeting",
+            "key 'greeting' is not allowed here",
+            "exists on the LINE channel only",
+        ),
+        (
+            "wrong_type.yaml",
+            "5:5",
+            "external_messaging.line.enabled",
+            'expected true or false, got the text "yes"',
+            "write true or false",
+        ),
+        (
+            "duplicate_member.yaml",
+            "9:11",
+            "external_messaging.line.members.include[2]",
+            "duplicate member ALICE@example.co.jp (first listed on line 7",
+            "case does not matter",
+        ),
+        ("nul.yaml", "2:22", "", "NUL byte", ""),
+        ("binary.bin", "2:118", "", "not UTF-8 text", "save the file as UTF-8"),
+        ("shift_jis.yaml", "6:16", "", "not UTF-8 text", "Shift_JIS"),
+        (
+            "custom_tag.yaml",
+            "2:9",
+            "tenant",
+            "the tag !!python/object/apply:os.system is not allowed",
+            "without !tags",
+        ),
+        (
+            "multi_document.yaml",
+            "3:1",
+            "",
+            "expected a single document",
+            "one desired state per file",
+        ),
+        (
+            "members_list_instead_of_mapping.yaml",
+            "5:5",
+            "external_messaging.line.members",
+            "expected text or a mapping, got a list",
+            "members is either all",
+        ),
+    ],
+)
 def test_each_mistake_is_one_located_problem_with_a_hint(
-        name: str, where: str, path: str, message: str, hint: str) -> None:
+    name: str, where: str, path: str, message: str, hint: str
+) -> None:
     (problem,) = problems_of(CORPUS / name)
     text = str(problem)
     assert text.startswith(f"{CORPUS / name}:{where}: "), text
@@ -174,13 +249,16 @@ def test_disabled_channel_with_other_keys_names_each_key() -> None:
     problems = problems_of(CORPUS / "disabled_with_members.yaml")
     assert [(p.line, p.path) for p in problems] == [
         (6, "external_messaging.line.restrict_file_transfer"),
-        (7, "external_messaging.line.members")]
+        (7, "external_messaging.line.members"),
+    ]
     assert all(p.hint == DISABLED_HINT for p in problems)
 
 
 def test_unknown_key_in_a_disabled_channel_is_reported_once_as_unknown() -> None:
-    (problem,) = parse_problems(b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-                                b"  line:\n    enabled: false\n    membrs: all\n")
+    (problem,) = parse_problems(
+        b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+        b"  line:\n    enabled: false\n    membrs: all\n"
+    )
     assert problem.message == "unknown key 'membrs'"
     assert problem.hint.startswith("did you mean 'members'?")
 
@@ -190,7 +268,8 @@ def test_all_mistakes_of_a_file_come_at_once_in_file_order() -> None:
     assert [(p.line, p.path) for p in problems] == [
         (6, "external_messaging.line.auto_grant_new_member"),
         (8, "external_messaging.line.members.policy"),
-        (12, "external_messaging.lineworks.restrict_file_transfer")]
+        (12, "external_messaging.lineworks.restrict_file_transfer"),
+    ]
     assert "valid values: exact, additive" in problems[1].hint
     assert "3 problems found" in str(InputError(problems))
 
@@ -200,7 +279,8 @@ def test_bad_members_are_each_located_at_their_item() -> None:
     assert [(p.line, p.column, p.path) for p in problems] == [
         (8, 11, "external_messaging.line.members.include[1]"),
         (10, 11, "external_messaging.line.members.include[3]"),
-        (11, 11, "external_messaging.line.members.include[4]")]
+        (11, 11, "external_messaging.line.members.include[4]"),
+    ]
     assert problems[0].message == '"alice" is not a valid login email'
     assert problems[0].hint == "a member is listed by login email, e.g. alice@example.co.jp"
     assert problems[1].message == "expected text, got the number 42"
@@ -208,8 +288,10 @@ def test_bad_members_are_each_located_at_their_item() -> None:
 
 def test_a_trailing_newline_does_not_sneak_past_the_email_pattern() -> None:
     # Python's `$` matches before a final newline; the schema's pattern must not.
-    (problem,) = parse_problems(b'version: 1\ntenant: example.co.jp\nexternal_messaging:\n'
-                                b'  line:\n    members:\n      include: ["a@example.co.jp\\n"]\n')
+    (problem,) = parse_problems(
+        b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+        b'  line:\n    members:\n      include: ["a@example.co.jp\\n"]\n'
+    )
     assert problem.path == "external_messaging.line.members.include[0]"
 
 
@@ -217,14 +299,17 @@ def test_wrong_version_and_tenant_format() -> None:
     problems = problems_of(CORPUS / "wrong_tenant_format.yaml")
     assert [(p.path, p.message) for p in problems] == [
         ("version", 'expected 1, got the text "1"'),
-        ("tenant", '"https://example.co.jp/" is not a valid tenant domain')]
+        ("tenant", '"https://example.co.jp/" is not a valid tenant domain'),
+    ]
 
 
 def test_missing_required_keys_are_named() -> None:
     problems = parse_problems(b"external_messaging:\n  line:\n    members:\n      policy: exact\n")
     assert [p.message for p in problems] == [
-        "missing required key 'version'", "missing required key 'tenant'",
-        "missing required key 'include'"]
+        "missing required key 'version'",
+        "missing required key 'tenant'",
+        "missing required key 'include'",
+    ]
     assert problems[2].hint == "add include: a list of login emails (or write members: all)"
 
 
@@ -247,8 +332,9 @@ def test_alias_bomb_is_refused_fast_without_expanding() -> None:
 
 
 def test_nan_is_not_a_percentage() -> None:
-    (problem,) = parse_problems(b"version: 1\ntenant: example.co.jp\nsafety:\n"
-                                b"  max_member_removal_percent: .nan\n")
+    (problem,) = parse_problems(
+        b"version: 1\ntenant: example.co.jp\nsafety:\n  max_member_removal_percent: .nan\n"
+    )
     assert problem.path == "safety.max_member_removal_percent"
     assert "not a number" in problem.message
 
@@ -267,15 +353,45 @@ def test_utf16_is_named() -> None:
 
 
 def test_a_number_too_long_for_python_is_a_problem_not_a_crash() -> None:
-    (problem,) = parse_problems(b"version: 1\ntenant: example.co.jp\nsafety:\n"
-                                b"  max_member_removals: " + b"9" * 5000 + b"\n")
+    (problem,) = parse_problems(
+        b"version: 1\ntenant: example.co.jp\nsafety:\n  max_member_removals: " + b"9" * 5000 + b"\n"
+    )
     assert problem.path == "safety.max_member_removals"
 
 
 SCALARS_AS_SAFELOADER_READS_THEM = [
-    "~", "null", "NULL", "", "yes", "No", "on", "OFF", "true", "False", "y", "n", "0x1F",
-    "0o17", "017", "1_000", "1:30", "-1", "+1", ".5", "1e3", "1.0e+3", ".inf", "-.Inf",
-    "abc", "user@example.co.jp", "0b101", "'quoted yes'", '"1"', "!!str 12", "--", "=x",
+    "~",
+    "null",
+    "NULL",
+    "",
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "true",
+    "False",
+    "y",
+    "n",
+    "0x1F",
+    "0o17",
+    "017",
+    "1_000",
+    "1:30",
+    "-1",
+    "+1",
+    ".5",
+    "1e3",
+    "1.0e+3",
+    ".inf",
+    "-.Inf",
+    "abc",
+    "user@example.co.jp",
+    "0b101",
+    "'quoted yes'",
+    '"1"',
+    "!!str 12",
+    "--",
+    "=x",
 ]
 
 
@@ -304,8 +420,10 @@ def test_alias_of_an_anchor_nested_in_an_earlier_item_is_found_where_written() -
 def test_a_50_mb_file_is_refused_before_parsing(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     line = b"        - user000000@example.co.jp\n"
-    big.write_bytes(b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n"
-                    b"    members:\n      include:\n" + line * (50 * 2**20 // len(line)))
+    big.write_bytes(
+        b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n"
+        b"    members:\n      include:\n" + line * (50 * 2**20 // len(line))
+    )
     start = time.perf_counter()
     (problem,) = problems_of(big)
     assert time.perf_counter() - start < 0.5  # parsing it would take 10+ s
@@ -313,8 +431,9 @@ def test_a_50_mb_file_is_refused_before_parsing(tmp_path: Path) -> None:
     assert "LWR_MAX_FILE_BYTES" in problem.hint
 
 
-def test_the_size_cap_follows_the_environment(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_size_cap_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = (CORPUS / "japanese_greeting.yaml").read_bytes()
     monkeypatch.setenv("LWR_MAX_FILE_BYTES", "100")
     (problem,) = parse_problems(data)
@@ -331,15 +450,20 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
     assert problem.message.startswith("cannot read the file")
 
 
-@pytest.mark.parametrize("data", [
-    b"version: 1\ntenant: " + b"[" * 100_000,  # libyaml's own limit (1000) answers
-    b"version: 1\ntenant: " + b"[" * 70 + b"]" * 70 + b"\n",  # ours (64) answers
-    b"version: 1\n" + b"".join(b" " * i + b"a:\n" for i in range(70)),
-    b"".join(b" " * i + b"a:\n" for i in range(2000)),
-], ids=["flow-100k", "flow-70", "block-70", "block-2000"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"version: 1\ntenant: " + b"[" * 100_000,  # libyaml's own limit (1000) answers
+        b"version: 1\ntenant: " + b"[" * 70 + b"]" * 70 + b"\n",  # ours (64) answers
+        b"version: 1\n" + b"".join(b" " * i + b"a:\n" for i in range(70)),
+        b"".join(b" " * i + b"a:\n" for i in range(2000)),
+    ],
+    ids=["flow-100k", "flow-70", "block-70", "block-2000"],
+)
 @pytest.mark.parametrize("loader", ["libyaml", "python"])
-def test_deep_nesting_is_a_clean_error(data: bytes, loader: str,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deep_nesting_is_a_clean_error(
+    data: bytes, loader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if loader == "python":  # the fallback when libyaml is missing recurses in Python
         monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
     (problem,) = parse_problems(data, "deep.yaml")
@@ -350,8 +474,9 @@ def test_python_fallback_reports_like_libyaml(monkeypatch: pytest.MonkeyPatch) -
     with_libyaml = [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")]
     monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
     assert [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")] == with_libyaml
-    assert load_desired(CORPUS / "japanese_greeting.yaml").channels[LINE].greeting == \
-        GreetingSpec(True, GREETING)
+    assert load_desired(CORPUS / "japanese_greeting.yaml").channels[LINE].greeting == GreetingSpec(
+        True, GREETING
+    )
 
 
 # --- positions ------------------------------------------------------------------------------
@@ -368,8 +493,10 @@ def test_locate_maps_paths_to_lines_and_falls_back_to_ancestors() -> None:
 
 
 def test_format_path() -> None:
-    assert yamlsafe.format_path(("external_messaging", "line", "members", "include", 3)) == \
-        "external_messaging.line.members.include[3]"
+    assert (
+        yamlsafe.format_path(("external_messaging", "line", "members", "include", 3))
+        == "external_messaging.line.members.include[3]"
+    )
     assert yamlsafe.format_path(("a b", 0)) == "['a b'][0]"
 
 
@@ -416,8 +543,15 @@ def test_unknown_members_in_a_big_directory_get_no_suggestion() -> None:
 
 
 def test_unknown_members_of_an_in_memory_state_still_reported() -> None:
-    state = DesiredState(1, "example.co.jp", {LINE: DesiredChannel(
-        members=MembersSpec(False, "exact", frozenset({"zed@example.co.jp"})))})
+    state = DesiredState(
+        1,
+        "example.co.jp",
+        {
+            LINE: DesiredChannel(
+                members=MembersSpec(False, "exact", frozenset({"zed@example.co.jp"}))
+            )
+        },
+    )
     with pytest.raises(InputError) as caught:
         check_against_tenant(state, "example.co.jp", DIRECTORY)
     (problem,) = caught.value.problems
@@ -478,24 +612,57 @@ VALID: dict[str, Any] = {
     "version": 1,
     "tenant": "example.co.jp",
     "external_messaging": {
-        "line": {"enabled": True, "auto_grant_new_members": False,
-                 "restrict_file_transfer": True,
-                 "greeting": {"enabled": True, "message": "ようこそ"},
-                 "members": {"policy": "exact",
-                             "include": ["alice@example.co.jp", "bob@example.co.jp"]}},
+        "line": {
+            "enabled": True,
+            "auto_grant_new_members": False,
+            "restrict_file_transfer": True,
+            "greeting": {"enabled": True, "message": "ようこそ"},
+            "members": {"policy": "exact", "include": ["alice@example.co.jp", "bob@example.co.jp"]},
+        },
         "lineworks": {"enabled": True, "members": "all"},
     },
-    "safety": {"max_member_removals": 5, "max_member_removal_percent": 10,
-               "protect_channels": ["line"]},
+    "safety": {
+        "max_member_removals": 5,
+        "max_member_removal_percent": 10,
+        "protect_channels": ["line"],
+    },
 }
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | TEXT | st.sampled_from(
-    ["all", "exact", "additive", "line", "lineworks", "alice@example.co.jp", "enabled"])
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(TEXT, inner, max_size=3), max_leaves=6)
-KEYS = st.sampled_from(["enabled", "enabeld", "members", "include", "policy", "greeting",
-                        "message", "line", "lineworks", "safety", "tenant", "x"]) | TEXT
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | TEXT
+    | st.sampled_from(
+        ["all", "exact", "additive", "line", "lineworks", "alice@example.co.jp", "enabled"]
+    )
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+KEYS = (
+    st.sampled_from(
+        [
+            "enabled",
+            "enabeld",
+            "members",
+            "include",
+            "policy",
+            "greeting",
+            "message",
+            "line",
+            "lineworks",
+            "safety",
+            "tenant",
+            "x",
+        ]
+    )
+    | TEXT
+)
 
 
 def _containers(node: Any) -> list[dict[str, Any] | list[Any]]:
@@ -554,8 +721,27 @@ def test_fast_path_agrees_with_full_jsonschema(doc: dict[str, Any]) -> None:
     assert sorted(fast, key=str) == sorted(full, key=str)
 
 
-PUNCTUATION = st.sampled_from([b"&a ", b"*a", b"\t", b": ", b"- ", b"[", b"{", b"!!", b"\n  ", b"'",
-                               b'"', b"#", b"<<: ", b"? ", b"\xef\xbb\xbf", b"\x00", b"\r"])
+PUNCTUATION = st.sampled_from(
+    [
+        b"&a ",
+        b"*a",
+        b"\t",
+        b": ",
+        b"- ",
+        b"[",
+        b"{",
+        b"!!",
+        b"\n  ",
+        b"'",
+        b'"',
+        b"#",
+        b"<<: ",
+        b"? ",
+        b"\xef\xbb\xbf",
+        b"\x00",
+        b"\r",
+    ]
+)
 
 
 @st.composite
@@ -567,7 +753,7 @@ def damaged_bytes(draw: st.DrawFn) -> bytes:
         if draw(st.booleans()):
             data[at:at] = chunk
         else:
-            del data[at:at + len(chunk) + 1]
+            del data[at : at + len(chunk) + 1]
     return bytes(data)
 
 
@@ -581,10 +767,13 @@ def test_damaged_bytes_never_raise_anything_but_input_error(data: bytes) -> None
 
 
 def test_problem_cap_keeps_output_readable() -> None:
-    head = b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    members:\n" \
-           b"      include:\n"
-    data = head + b"".join(b"        - not-an-email-%d\n" % i
-                           for i in range(desired_mod.MAX_PROBLEMS + 5))
+    head = (
+        b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    members:\n"
+        b"      include:\n"
+    )
+    data = head + b"".join(
+        b"        - not-an-email-%d\n" % i for i in range(desired_mod.MAX_PROBLEMS + 5)
+    )
     problems = parse_problems(data)
     assert len(problems) == desired_mod.MAX_PROBLEMS + 1
     assert problems[-1].message == "5 more problems not shown"

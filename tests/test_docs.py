@@ -32,8 +32,9 @@ def slug(text: str) -> str:
 
 def _text(inline: Token) -> str:
     """A heading's text as GitHub renders it: code spans keep their content, marks go."""
-    return "".join(child.content for child in inline.children or ()
-                   if child.type in ("text", "code_inline"))
+    return "".join(
+        child.content for child in inline.children or () if child.type in ("text", "code_inline")
+    )
 
 
 @cache
@@ -63,8 +64,11 @@ def links(page: Path) -> list[str]:
     out = []
     for token in tokens(page):
         for child in token.children or ():
-            target = child.attrs.get("href") if child.type == "link_open" else (
-                child.attrs.get("src") if child.type == "image" else None)
+            target = (
+                child.attrs.get("href")
+                if child.type == "link_open"
+                else (child.attrs.get("src") if child.type == "image" else None)
+            )
             if isinstance(target, str):
                 out.append(target)
     return out
@@ -100,8 +104,11 @@ def test_every_relative_link_and_anchor_resolves(page: Path) -> None:
 
 def test_readme_lists_the_documentation() -> None:
     """A newcomer finds every page of docs/ from the README."""
-    listed = {Path(urlsplit(t).path).name for t in links(ROOT / "README.md")
-              if urlsplit(t).path.startswith("docs/")}
+    listed = {
+        Path(urlsplit(t).path).name
+        for t in links(ROOT / "README.md")
+        if urlsplit(t).path.startswith("docs/")
+    }
     missing = {p.name for p in PAGES[1:]} - listed
     assert not missing, f"README.md links to no {sorted(missing)}"
 
@@ -115,14 +122,17 @@ def test_broken_links_are_caught(tmp_path: Path) -> None:
     assert "no such file" in broken(page, "other.md")
 
 
-SOURCES = sorted(p for p in (ROOT / "reconciler").rglob("*") if p.suffix in (".py", ".json",
-                                                                              ".yaml", ".sql"))
+SOURCES = sorted(
+    p for p in (ROOT / "reconciler").rglob("*") if p.suffix in (".py", ".json", ".yaml", ".sql")
+)
 
 
 def test_code_and_docs_cite_only_documents_in_the_repository() -> None:
     """Docstrings and pages cite docs/ (contract.md, domain.md), never an outside brief."""
-    hits = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
-            for path in [*SOURCES, *PAGES]
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-            if OUTSIDE.search(line)]
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in [*SOURCES, *PAGES]
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
     assert not hits, "cite docs/contract.md or docs/domain.md instead:\n" + "\n".join(hits)

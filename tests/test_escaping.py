@@ -33,25 +33,93 @@ LWR = str(Path(sys.executable).parent / "lwr")
 GFM = MarkdownIt("gfm-like")  # html, linkify, tables, strikethrough: what GitHub would show
 
 HOSTILE = [
-    "**bold**", "__bold__", "_em_", "*em*", "~~strike~~", "![img](http://evil.example/p.png)",
-    "[link](https://evil.example/)", "[ref][1]\n\n[1]: http://evil.example",
-    "http://evil.example/a", "https://evil.example", "<http://evil.example/b>",
-    "www.evil.example", "evil.com", "mail@evil.example", "<mail@evil.example>", "@org/team",
-    "@user", "hi @user!", "#123", "org/repo#123", "<img src=https://evil.example/t.png>",
-    "<details>", "</details>", "<!-- hidden -->", "<script>alert(1)</script>", "a | b | c",
-    "`code`", "`` a ` b ``", "a ```` b", "```", "x\n# heading", "# heading", "x\n- item",
-    "- item", "1. item", "x\n> quote", "> quote", "x\n\n---", "    indented", "x\n===",
-    "&amp; &lt;b&gt; &#64;user", "$x^2$", "[^1]", "[ ] task", "\\*not\\*", ":smile:",
-    "\u202eevil\u202c", "a\u2066b\u2069", "\x1b[31mred", "\x9b31m", "tab\there",
-    "12. item", "1) item", "+ item", "===", "***", "___", "(http://evil.example)",
-    "[x]: http://evil.example", "visit evil.example.", "mailto:a@evil.example", "HTTPS://E.COM",
-    "友だち追加ありがとうございます。\n営業時間は 9:00〜18:00 です。", " spaced ", "",
+    "**bold**",
+    "__bold__",
+    "_em_",
+    "*em*",
+    "~~strike~~",
+    "![img](http://evil.example/p.png)",
+    "[link](https://evil.example/)",
+    "[ref][1]\n\n[1]: http://evil.example",
+    "http://evil.example/a",
+    "https://evil.example",
+    "<http://evil.example/b>",
+    "www.evil.example",
+    "evil.com",
+    "mail@evil.example",
+    "<mail@evil.example>",
+    "@org/team",
+    "@user",
+    "hi @user!",
+    "#123",
+    "org/repo#123",
+    "<img src=https://evil.example/t.png>",
+    "<details>",
+    "</details>",
+    "<!-- hidden -->",
+    "<script>alert(1)</script>",
+    "a | b | c",
+    "`code`",
+    "`` a ` b ``",
+    "a ```` b",
+    "```",
+    "x\n# heading",
+    "# heading",
+    "x\n- item",
+    "- item",
+    "1. item",
+    "x\n> quote",
+    "> quote",
+    "x\n\n---",
+    "    indented",
+    "x\n===",
+    "&amp; &lt;b&gt; &#64;user",
+    "$x^2$",
+    "[^1]",
+    "[ ] task",
+    "\\*not\\*",
+    ":smile:",
+    "\u202eevil\u202c",
+    "a\u2066b\u2069",
+    "\x1b[31mred",
+    "\x9b31m",
+    "tab\there",
+    "12. item",
+    "1) item",
+    "+ item",
+    "===",
+    "***",
+    "___",
+    "(http://evil.example)",
+    "[x]: http://evil.example",
+    "visit evil.example.",
+    "mailto:a@evil.example",
+    "HTTPS://E.COM",
+    "友だち追加ありがとうございます。\n営業時間は 9:00〜18:00 です。",
+    " spaced ",
+    "",
 ]
 #: Token types a user string must never produce (beyond what lwr's own markup has).
-FORBIDDEN = {"link_open", "image", "strong_open", "em_open", "s_open", "html_inline",
-             "html_block", "heading_open", "blockquote_open", "bullet_list_open",
-             "ordered_list_open", "hr", "code_block", "fence", "code_inline", "table_open",
-             "footnote_ref", "math_inline"}
+FORBIDDEN = {
+    "link_open",
+    "image",
+    "strong_open",
+    "em_open",
+    "s_open",
+    "html_inline",
+    "html_block",
+    "heading_open",
+    "blockquote_open",
+    "bullet_list_open",
+    "ordered_list_open",
+    "hr",
+    "code_block",
+    "fence",
+    "code_inline",
+    "table_open",
+    "footnote_ref",
+    "math_inline",
+}
 
 
 def tokens(markdown: str) -> list[Token]:
@@ -155,8 +223,10 @@ def test_printable_escapes_every_control_format_and_separator_character() -> Non
         ch = chr(code)
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") and ch not in "\n\t":
             assert printable(ch) != ch and printable(ch).isascii(), hex(code)
-    assert printable("\u202eevil\u202c \x9b31m \x1b[2J ok\n\t") == \
-        "\\u202eevil\\u202c \\x9b31m \\x1b[2J ok\n\t"
+    assert (
+        printable("\u202eevil\u202c \x9b31m \x1b[2J ok\n\t")
+        == "\\u202eevil\\u202c \\x9b31m \\x1b[2J ok\n\t"
+    )
     assert printable("\U000e0041") == "\\U000e0041"  # a tag character (hidden ASCII)
     assert printable(printable("\x1b\u2066")) == printable("\x1b\u2066")
     assert printable("友だち 😀") == "友だち 😀"
@@ -171,11 +241,16 @@ def write(path: Path, text: str) -> str:
 
 
 def greeting_file(path: Path, message: str, members: list[str] | None = None) -> str:
-    doc: dict[str, object] = {"version": 1, "tenant": "example.co.jp", "external_messaging": {
-        "line": {"greeting": {"enabled": True, "message": message}}}}
+    doc: dict[str, object] = {
+        "version": 1,
+        "tenant": "example.co.jp",
+        "external_messaging": {"line": {"greeting": {"enabled": True, "message": message}}},
+    }
     if members is not None:
         doc["external_messaging"]["line"]["members"] = {  # type: ignore[index]
-            "policy": "additive", "include": members}
+            "policy": "additive",
+            "include": members,
+        }
     return write(path, json.dumps(doc))  # \u escapes: YAML refuses some characters raw
 
 
@@ -195,8 +270,9 @@ def corpus_greeting(name: str) -> str:
     return str(corpus(name)["external_messaging"]["line"]["greeting"]["message"])
 
 
-MD_MEMBERS: list[str] = corpus("escape_markdown_members.yaml")[
-    "external_messaging"]["line"]["members"]["include"]
+MD_MEMBERS: list[str] = corpus("escape_markdown_members.yaml")["external_messaging"]["line"][
+    "members"
+]["include"]
 PLAIN_MEMBERS = [f"plain{i}@example.co.jp" for i in range(len(MD_MEMBERS))]
 
 
@@ -212,7 +288,8 @@ GREETING_CASES = sorted(p.name for p in CORPUS.glob("escape_*.yaml") if _has_gre
 
 @pytest.mark.parametrize("case", GREETING_CASES)
 def test_plan_markdown_of_a_hostile_greeting_and_members_has_only_lwrs_own_markup(
-        case: str, demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case: str, demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for email in MD_MEMBERS + PLAIN_MEMBERS:
         assert run(["tenant", "join", email]) == 0
     capsys.readouterr()
@@ -236,7 +313,8 @@ def test_plan_markdown_of_a_hostile_greeting_and_members_has_only_lwrs_own_marku
 
 
 def test_drift_markdown_of_a_hostile_tenant_greeting_has_only_lwrs_own_markup(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     message = corpus_greeting("escape_markdown_greeting.yaml")
     assert run(["apply", greeting_file(demo / "h.yaml", message), "--auto-approve"]) == 0
     capsys.readouterr()
@@ -253,14 +331,26 @@ def test_drift_markdown_of_a_hostile_tenant_greeting_has_only_lwrs_own_markup(
 
 
 def test_fleet_markdown_of_a_hostile_file_name_and_error_message(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def fleet(name: str, email: str) -> str:
         folder = tmp_path / name
         folder.mkdir()
-        write(folder / f"{name}.yaml", "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-              f"  line:\n    members:\n      include: [{json.dumps(email)}]\n")
-        run(["plan", str(folder), "--format", "markdown", "--tenant",
-             f"local:{tmp_path}/{name}-{{tenant}}.db"])
+        write(
+            folder / f"{name}.yaml",
+            "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
+            f"  line:\n    members:\n      include: [{json.dumps(email)}]\n",
+        )
+        run(
+            [
+                "plan",
+                str(folder),
+                "--format",
+                "markdown",
+                "--tenant",
+                f"local:{tmp_path}/{name}-{{tenant}}.db",
+            ]
+        )
         return capsys.readouterr().out
 
     got = fleet("@org team **x** <img src=x> |a| `b` #1", "**x** <img src=x> @org/team")
@@ -272,13 +362,18 @@ def test_fleet_markdown_of_a_hostile_file_name_and_error_message(
 
 
 def test_terminal_plan_show_drift_and_audit_escape_controls_and_bidi(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A tenant member whose email carries ESC, a C1 CSI and a right-to-left override
     # (the desired file cannot name it: its schema rejects such an email).
     def line(**settings: object) -> str:
-        return write(demo / "d.yaml", json.dumps({
-            "version": 1, "tenant": "example.co.jp",
-            "external_messaging": {"line": settings}}, ensure_ascii=False))
+        return write(
+            demo / "d.yaml",
+            json.dumps(
+                {"version": 1, "tenant": "example.co.jp", "external_messaging": {"line": settings}},
+                ensure_ascii=False,
+            ),
+        )
 
     assert run(["apply", line(auto_grant_new_members=True), "--auto-approve"]) == 0
     hostile = "e\x1b[2j\x9b31m\u202eevil@example.co.jp"
@@ -302,19 +397,41 @@ def test_terminal_plan_show_drift_and_audit_escape_controls_and_bidi(
 
 
 def test_json_output_escapes_controls_and_bidi_and_keeps_the_values(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`--format json` on a terminal is as safe as text, and parses to the exact values."""
     hostile = "e\x9b31m\u202eevil\u200d@example.co.jp"
     greeting = "営業時間\u202e98:00\u202c 😀"
-    write(demo / "d.yaml", json.dumps({
-        "version": 1, "tenant": "example.co.jp", "external_messaging": {"line": {
-            "auto_grant_new_members": True,
-            "greeting": {"enabled": True, "message": greeting}}}}, ensure_ascii=False))
+    write(
+        demo / "d.yaml",
+        json.dumps(
+            {
+                "version": 1,
+                "tenant": "example.co.jp",
+                "external_messaging": {
+                    "line": {
+                        "auto_grant_new_members": True,
+                        "greeting": {"enabled": True, "message": greeting},
+                    }
+                },
+            },
+            ensure_ascii=False,
+        ),
+    )
     assert run(["apply", str(demo / "d.yaml"), "--auto-approve"]) == 0
     assert run(["tenant", "join", hostile]) == 0
-    exact = write(demo / "e.yaml", json.dumps({
-        "version": 1, "tenant": "example.co.jp", "external_messaging": {"line": {
-            "members": {"policy": "exact", "include": ["alice@example.co.jp"]}}}}))
+    exact = write(
+        demo / "e.yaml",
+        json.dumps(
+            {
+                "version": 1,
+                "tenant": "example.co.jp",
+                "external_messaging": {
+                    "line": {"members": {"policy": "exact", "include": ["alice@example.co.jp"]}}
+                },
+            }
+        ),
+    )
     capsys.readouterr()
     for command in (["show"], ["plan", exact], ["drift", exact], ["audit"], ["lock", "list"]):
         run([*command, "--format", "json"])
@@ -337,8 +454,7 @@ def raw_controls(text: str) -> list[str]:
     return re.findall("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]", text)
 
 
-def test_error_messages_quoting_bad_values_are_escaped_in_a_real_subprocess(
-        tmp_path: Path) -> None:
+def test_error_messages_quoting_bad_values_are_escaped_in_a_real_subprocess(tmp_path: Path) -> None:
     ansi = str(CORPUS / "escape_ansi_member.yaml")
     c1 = str(CORPUS / "escape_c1_csi_greeting.yaml")
     env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "LWR_TENANT": f"local:{tmp_path}/t.db"}
@@ -365,16 +481,19 @@ NFC = "ガイド"
 NFD = unicodedata.normalize("NFD", NFC)
 
 
-@pytest.mark.parametrize(("now", "wanted", "note"), [
-    (NFC, NFD, "differs only in Unicode normalisation: NFC → NFD"),
-    (NFD, NFC, "differs only in Unicode normalisation: NFD → NFC"),
-    ("Office hours", "Office\u00a0hours", "U+0020 SPACE → U+00A0 NO-BREAK SPACE"),
-    ("Office hours", "Office hours ", "(nothing) → U+0020 SPACE"),
-    ("ガイド", "ガ\u200bイド", "(nothing) → U+200B ZERO WIDTH SPACE"),
-])
+@pytest.mark.parametrize(
+    ("now", "wanted", "note"),
+    [
+        (NFC, NFD, "differs only in Unicode normalisation: NFC → NFD"),
+        (NFD, NFC, "differs only in Unicode normalisation: NFD → NFC"),
+        ("Office hours", "Office\u00a0hours", "U+0020 SPACE → U+00A0 NO-BREAK SPACE"),
+        ("Office hours", "Office hours ", "(nothing) → U+0020 SPACE"),
+        ("ガイド", "ガ\u200bイド", "(nothing) → U+200B ZERO WIDTH SPACE"),
+    ],
+)
 def test_a_change_nobody_could_see_is_named_in_text_markdown_and_json_keeps_it(
-        now: str, wanted: str, note: str, demo: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    now: str, wanted: str, note: str, demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["apply", greeting_file(demo / "now.yaml", now), "--auto-approve"]) == 0
     capsys.readouterr()
     file = greeting_file(demo / "wanted.yaml", wanted)
@@ -383,7 +502,7 @@ def test_a_change_nobody_could_see_is_named_in_text_markdown_and_json_keeps_it(
     assert run(["plan", file, "--format", "markdown"]) == 0
     assert note in text_of(capsys.readouterr().out).replace(WORD_JOINER, "")
     assert run(["plan", file, "--format", "json"]) == 0
-    change, = json.loads(capsys.readouterr().out)["changes"]
+    (change,) = json.loads(capsys.readouterr().out)["changes"]
     assert change["after"]["message"] == wanted  # the exact value, not a rendering
     assert run(["drift", greeting_file(demo / "wanted.yaml", wanted)]) in (0, 2)
     assert note in capsys.readouterr().out
@@ -395,12 +514,15 @@ def test_a_visible_change_gets_no_note(demo: Path, capsys: pytest.CaptureFixture
 
 
 def test_a_long_greeting_changed_past_the_clipped_part_says_where(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     long = "営業時間のご案内です。" * 10
     assert run(["apply", greeting_file(demo / "now.yaml", long + "x"), "--auto-approve"]) == 0
     capsys.readouterr()
     assert run(["plan", greeting_file(demo / "wanted.yaml", long + "y")]) == 0
     out = capsys.readouterr().out
-    note = ("message differs after what is shown, at character 111: “業時間のご案内です。x” → "
-            "“業時間のご案内です。y”")
+    note = (
+        "message differs after what is shown, at character 111: “業時間のご案内です。x” → "
+        "“業時間のご案内です。y”"
+    )
     assert note in out, out

@@ -25,13 +25,18 @@ RECIPE = ROOT / "examples" / "github-actions" / "lwr.yml"
 
 def test_the_promised_examples_are_there() -> None:
     names = {p.name for p in EXAMPLES}
-    assert {"company.yaml", "small-company.yaml", "sales-line-greeting.yaml",
-            "all-members.yaml"} <= names
+    assert {
+        "company.yaml",
+        "small-company.yaml",
+        "sales-line-greeting.yaml",
+        "all-members.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_each_example_validates_plans_applies_and_converges_on_a_demo_tenant(
-        example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     uri = f"local:{tmp_path}/tenant.db"
     assert run(["tenant", "init", "--demo", "--tenant", uri]) == 0
     assert run(["validate", str(example), "--tenant", uri]) == 0
@@ -74,16 +79,20 @@ def test_the_desired_state_schema_explains_every_key_to_editors() -> None:
 def lwr_invocations(script: str) -> list[list[str]]:
     """Each `lwr …` command line of a shell script, continuation lines joined."""
     joined = re.sub(r"\\\n\s*", " ", script)
-    return [shlex.split(line.strip())[1:] for line in joined.splitlines()
-            if line.strip().startswith("lwr ")]
+    return [
+        shlex.split(line.strip())[1:]
+        for line in joined.splitlines()
+        if line.strip().startswith("lwr ")
+    ]
 
 
 def test_the_recipe_uses_only_commands_and_options_lwr_has() -> None:
     workflow = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as true
     assert {"pull_request", "push"} <= set(triggers)
-    scripts = [step["run"] for job in workflow["jobs"].values() for step in job["steps"]
-               if "run" in step]
+    scripts = [
+        step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step
+    ]
     calls = [argv for script in scripts for argv in lwr_invocations(script)]
     used = {argv[0] for argv in calls}
     assert {"validate", "plan", "show-plan", "apply", "audit"} <= used
@@ -112,12 +121,20 @@ def test_the_pre_commit_hook_runs_lwr_validate(tmp_path: Path) -> None:
     entry = shlex.split(hook["entry"])
     exe = Path(sys.executable).parent / entry[0]
     env = {**os.environ, "NO_COLOR": "1"}
-    ok = subprocess.run([str(exe), *entry[1:], *map(str, EXAMPLES)], capture_output=True,
-                        text=True, env=env, check=False)
+    ok = subprocess.run(
+        [str(exe), *entry[1:], *map(str, EXAMPLES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n"
-                   "    enabeld: true\n", encoding="utf-8")
-    failing = subprocess.run([str(exe), *entry[1:], str(bad)], capture_output=True, text=True,
-                             env=env, check=False)
+    bad.write_text(
+        "version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    enabeld: true\n",
+        encoding="utf-8",
+    )
+    failing = subprocess.run(
+        [str(exe), *entry[1:], str(bad)], capture_output=True, text=True, env=env, check=False
+    )
     assert failing.returncode == 1 and f"{bad}:5:5" in failing.stderr

@@ -24,9 +24,13 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "company.yaml"
 PROMPT = 20.0  # seconds: "at once", with room for a loaded CI machine
 
 
-def lwr(cwd: Path, *args: str, timeout: float = 120.0,
-        prefix: tuple[str, ...] = (), limit_bytes: int | None = None,
-        ) -> subprocess.CompletedProcess[str]:
+def lwr(
+    cwd: Path,
+    *args: str,
+    timeout: float = 120.0,
+    prefix: tuple[str, ...] = (),
+    limit_bytes: int | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `lwr` in `cwd` against cwd/tenant.db (its state: cwd/state.db)."""
     env = {**os.environ, "LWR_TENANT": f"local:{cwd}/tenant.db", "NO_COLOR": "1"}
     env.pop("LWR_STATE", None)
@@ -36,9 +40,17 @@ def lwr(cwd: Path, *args: str, timeout: float = 120.0,
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG rather than a kill
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run([*prefix, LWR, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
-                          preexec_fn=limited if limit_bytes is not None else None)
+    return subprocess.run(
+        [*prefix, LWR, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        preexec_fn=limited if limit_bytes is not None else None,
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -70,9 +82,19 @@ def site(tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- never onto ours
 
 
-@pytest.mark.parametrize("name", ["tenant.db", "state.db", "state.db-wal", "tenant.db-shm",
-                                  "link-to-tenant.json", "link-to-state.json",
-                                  "hardlink-to-tenant.json", "hardlink-to-state.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tenant.db",
+        "state.db",
+        "state.db-wal",
+        "tenant.db-shm",
+        "link-to-tenant.json",
+        "link-to-state.json",
+        "hardlink-to-tenant.json",
+        "hardlink-to-state.json",
+    ],
+)
 def test_plan_out_never_replaces_the_tenant_or_the_state(site: Path, name: str) -> None:
     (site / "link-to-tenant.json").symlink_to(site / "tenant.db")
     (site / "link-to-state.json").symlink_to("state.db")
@@ -113,8 +135,10 @@ def test_an_explicit_state_is_protected_too(site: Path) -> None:
     state.parent.mkdir()
     assert lwr(site, "state", "migrate", "--state", f"local:{state}").returncode == 0
     before = digest(state)
-    one_line_error(lwr(site, "plan", str(EXAMPLE), "--state", f"local:{state}",
-                       "--out", str(state)), "refusing")
+    one_line_error(
+        lwr(site, "plan", str(EXAMPLE), "--state", f"local:{state}", "--out", str(state)),
+        "refusing",
+    )
     assert digest(state) == before
 
 
@@ -122,10 +146,16 @@ def test_an_explicit_state_is_protected_too(site: Path) -> None:
 
 
 def test_out_into_a_missing_directory_is_one_line(site: Path) -> None:
-    one_line_error(lwr(site, "plan", str(EXAMPLE), "--out", "nowhere/plan.json"),
-                   "cannot write nowhere/plan.json", "directory nowhere does not exist")
-    one_line_error(lwr(site, "export", "--out", "nowhere/desired.yaml"),
-                   "cannot write nowhere/desired.yaml", "does not exist")
+    one_line_error(
+        lwr(site, "plan", str(EXAMPLE), "--out", "nowhere/plan.json"),
+        "cannot write nowhere/plan.json",
+        "directory nowhere does not exist",
+    )
+    one_line_error(
+        lwr(site, "export", "--out", "nowhere/desired.yaml"),
+        "cannot write nowhere/desired.yaml",
+        "does not exist",
+    )
     assert not (site / "nowhere").exists()
 
 
@@ -133,13 +163,17 @@ def test_out_onto_a_directory_or_a_fifo_is_refused_at_once(site: Path) -> None:
     (site / "adir").mkdir()
     one_line_error(lwr(site, "export", "--out", "adir"), "adir", "directory")
     os.mkfifo(site / "pipe.json")  # nobody reads it: opening it to write would block forever
-    one_line_error(lwr(site, "plan", str(EXAMPLE), "--out", "pipe.json", timeout=PROMPT),
-                   "pipe.json", "FIFO")
+    one_line_error(
+        lwr(site, "plan", str(EXAMPLE), "--out", "pipe.json", timeout=PROMPT), "pipe.json", "FIFO"
+    )
 
 
 def test_dev_full_is_a_clean_no_space_left(site: Path) -> None:
-    one_line_error(lwr(site, "plan", str(EXAMPLE), "--out", "/dev/full"),
-                   "cannot write /dev/full", "No space left on device")
+    one_line_error(
+        lwr(site, "plan", str(EXAMPLE), "--out", "/dev/full"),
+        "cannot write /dev/full",
+        "No space left on device",
+    )
     one_line_error(lwr(site, "export", "--out", "/dev/full"), "No space left on device")
     assert lwr(site, "export", "--out", "/dev/null").returncode == 0  # a device: written to
 
@@ -150,23 +184,26 @@ def _without_dac_override() -> tuple[str, ...]:
         return ()
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root and setpriv (util-linux) is missing: modes are not "
-                    "enforced for root, so a read-only directory cannot be shown")
+        pytest.skip(
+            "running as root and setpriv (util-linux) is missing: modes are not "
+            "enforced for root, so a read-only directory cannot be shown"
+        )
     return (setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--")
 
 
-def test_out_into_a_read_only_directory_is_one_line_and_the_old_file_stays(
-        site: Path) -> None:
+def test_out_into_a_read_only_directory_is_one_line_and_the_old_file_stays(site: Path) -> None:
     ro = site / "ro"
     ro.mkdir()
     (ro / "plan.json").write_text("old plan\n", encoding="utf-8")
     ro.chmod(0o555)
     try:
-        new = lwr(site, "plan", str(EXAMPLE), "--out", "ro/new.json",
-                  prefix=_without_dac_override())
+        new = lwr(
+            site, "plan", str(EXAMPLE), "--out", "ro/new.json", prefix=_without_dac_override()
+        )
         # The file itself is writable, but replacing it atomically needs the directory.
-        old = lwr(site, "plan", str(EXAMPLE), "--out", "ro/plan.json",
-                  prefix=_without_dac_override())
+        old = lwr(
+            site, "plan", str(EXAMPLE), "--out", "ro/plan.json", prefix=_without_dac_override()
+        )
     finally:
         ro.chmod(0o755)
     one_line_error(new, "cannot write ro/new.json", "Permission denied")
@@ -179,8 +216,13 @@ def test_a_write_that_fails_half_way_leaves_the_old_file_whole(tmp_path: Path) -
     # 2,000 members to add: the plan is far larger than the cap, the tenant's files are not.
     assert lwr(tmp_path, "tenant", "init", "--demo", "--members", "2000").returncode == 0
     members = demo_directory(2000)[DEMO_MIN_MEMBERS:]
-    desired = {"version": 1, "tenant": "example.co.jp", "external_messaging": {"lineworks": {
-        "enabled": True, "members": {"policy": "exact", "include": members}}}}
+    desired = {
+        "version": 1,
+        "tenant": "example.co.jp",
+        "external_messaging": {
+            "lineworks": {"enabled": True, "members": {"policy": "exact", "include": members}}
+        },
+    }
     (tmp_path / "big.yaml").write_text(json.dumps(desired), encoding="utf-8")
     old = "a plan someone reviewed\n" * 10
     (tmp_path / "plan.json").write_text(old, encoding="utf-8")
@@ -199,8 +241,12 @@ def test_a_write_that_fails_half_way_leaves_the_old_file_whole(tmp_path: Path) -
 
 def test_a_fifo_desired_file_is_refused_at_once(site: Path) -> None:
     os.mkfifo(site / "desired.yaml")  # no writer: reading it would block forever
-    for command in (["plan", "desired.yaml"], ["validate", "desired.yaml"],
-                    ["drift", "desired.yaml"], ["apply", "desired.yaml", "--auto-approve"]):
+    for command in (
+        ["plan", "desired.yaml"],
+        ["validate", "desired.yaml"],
+        ["drift", "desired.yaml"],
+        ["apply", "desired.yaml", "--auto-approve"],
+    ):
         proc = lwr(site, *command, timeout=PROMPT)
         assert proc.returncode == 1, (command, proc.stderr)
         assert "desired.yaml" in proc.stderr and "FIFO" in proc.stderr, proc.stderr
@@ -242,16 +288,17 @@ def test_a_mixed_case_domain_converges(tmp_path: Path) -> None:
 
 
 def test_tenant_in_the_file_matches_whatever_its_case(site: Path) -> None:
-    text = EXAMPLE.read_text(encoding="utf-8").replace("tenant: example.co.jp",
-                                                       "tenant: EXAMPLE.Co.Jp")
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        "tenant: example.co.jp", "tenant: EXAMPLE.Co.Jp"
+    )
     (site / "upper.yaml").write_text(text, encoding="utf-8")
     proc = lwr(site, "plan", "upper.yaml", "--detailed-exitcode")
     assert proc.returncode == 0, proc.stdout + proc.stderr  # applied already: in sync
 
 
 def test_a_mixed_case_lw_domain_is_the_directory_s_domain(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from emulator.harness import emulated
 
     from reconciler.cli import run

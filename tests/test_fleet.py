@@ -31,17 +31,31 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("LWR_TENANT", raising=False)
     monkeypatch.delenv("LWR_STATE", raising=False)
     for domain in DOMAINS:
-        assert run(["tenant", "init", "--demo", "--domain", domain,
-                    "--tenant", tenant_uri(tmp_path, domain)]) == 0
+        assert (
+            run(
+                [
+                    "tenant",
+                    "init",
+                    "--demo",
+                    "--domain",
+                    domain,
+                    "--tenant",
+                    tenant_uri(tmp_path, domain),
+                ]
+            )
+            == 0
+        )
     desired = tmp_path / "desired"
     desired.mkdir()
     (desired / "a-d1.yaml").write_text(export(tmp_path, "d1.example"), encoding="utf-8")
     changed = export(tmp_path, "d2.example").replace(
-        "restrict_file_transfer: false", "restrict_file_transfer: true", 1)
+        "restrict_file_transfer: false", "restrict_file_transfer: true", 1
+    )
     (desired / "b-d2.yml").write_text(changed, encoding="utf-8")
     target = f"target: {tenant_uri(tmp_path, 'd1.example')}\n"
     wrong = export(tmp_path, "d3.example").replace(
-        "tenant: d3.example\n", f"tenant: d3.example\n{target}")
+        "tenant: d3.example\n", f"tenant: d3.example\n{target}"
+    )
     (desired / "c-d3.yaml").write_text(wrong, encoding="utf-8")
     (desired / "d-bad.yaml").write_text("version: 1\ntenant: [unclosed\n", encoding="utf-8")
     (desired / "notes.txt").write_text("not a desired file", encoding="utf-8")
@@ -71,9 +85,9 @@ def only(root: Path, *names: str) -> Path:
 
 
 def test_plan_dir_summary_and_aggregate_exit_code_for_mixed_results(
-        fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = run(["plan", str(fleet / "desired"), "--tenant", template(fleet),
-                "--detailed-exitcode"])
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(["plan", str(fleet / "desired"), "--tenant", template(fleet), "--detailed-exitcode"])
     out = capsys.readouterr().out
     assert code == 1  # the bad YAML file errored: 1 wins over 3 and 2
     table = rows(out)
@@ -86,20 +100,25 @@ def test_plan_dir_summary_and_aggregate_exit_code_for_mixed_results(
     assert "c-d3.yaml: " in out and "d1.example" in out  # why d3 was refused
 
 
-@pytest.mark.parametrize(("keep", "detailed", "expected"), [
-    (("a-d1.yaml", "b-d2.yml", "c-d3.yaml"), True, 3),  # refused wins over changes
-    (("a-d1.yaml", "b-d2.yml"), True, 2),
-    (("a-d1.yaml", "b-d2.yml"), False, 0),
-    (("a-d1.yaml",), True, 0),
-])
-def test_plan_dir_exit_codes(fleet: Path, keep: tuple[str, ...], detailed: bool,
-                             expected: int) -> None:
+@pytest.mark.parametrize(
+    ("keep", "detailed", "expected"),
+    [
+        (("a-d1.yaml", "b-d2.yml", "c-d3.yaml"), True, 3),  # refused wins over changes
+        (("a-d1.yaml", "b-d2.yml"), True, 2),
+        (("a-d1.yaml", "b-d2.yml"), False, 0),
+        (("a-d1.yaml",), True, 0),
+    ],
+)
+def test_plan_dir_exit_codes(
+    fleet: Path, keep: tuple[str, ...], detailed: bool, expected: int
+) -> None:
     argv = ["plan", str(only(fleet, *keep)), "--tenant", template(fleet)]
     assert run(argv + (["--detailed-exitcode"] if detailed else [])) == expected
 
 
 def test_a_file_without_target_needs_a_tenant_placeholder(
-        fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     desired = only(fleet, "a-d1.yaml", "c-d3.yaml")
     assert run(["plan", str(desired), "--tenant", tenant_uri(fleet, "d1.example")]) == 1
     out = capsys.readouterr().out
@@ -109,8 +128,7 @@ def test_a_file_without_target_needs_a_tenant_placeholder(
     assert table["c-d3.yaml"][4] == "refused"  # its target: is used: still the wrong tenant
 
 
-def test_fail_fast_stops_starting_tenants(fleet: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_fail_fast_stops_starting_tenants(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (fleet / "desired" / "d-bad.yaml").rename(fleet / "desired" / "0-bad.yaml")
     argv = ["plan", str(fleet / "desired"), "--tenant", template(fleet)]
     assert run([*argv, "--fail-fast"]) == 1
@@ -122,21 +140,25 @@ def test_fail_fast_stops_starting_tenants(fleet: Path,
     assert table["a-d1.yaml"][4] == "in sync" and table["b-d2.yml"][4] == "changes"
 
 
-def test_parallel_gives_the_same_results(fleet: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_parallel_gives_the_same_results(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["plan", str(fleet / "desired"), "--tenant", template(fleet), "--format", "json"]
     results = []
     for parallel in ("1", "2"):
         assert run([*argv, "--parallel", parallel]) == 1
         data = json.loads(capsys.readouterr().out)
-        results.append([(t["file"], t["tenant"], t["result"], t["changes"], t["exit_code"])
-                        for t in data["tenants"]])
+        results.append(
+            [
+                (t["file"], t["tenant"], t["result"], t["changes"], t["exit_code"])
+                for t in data["tenants"]
+            ]
+        )
     assert results[0] == results[1]
     assert [r[2] for r in results[0]] == ["in sync", "changes", "refused", "error"]
 
 
 def test_markdown_gives_one_collapsed_section_per_tenant(
-        fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     desired = only(fleet, "a-d1.yaml", "b-d2.yml", "c-d3.yaml")
     assert run(["plan", str(desired), "--tenant", template(fleet), "--format", "markdown"]) == 3
     out = capsys.readouterr().out
@@ -147,8 +169,8 @@ def test_markdown_gives_one_collapsed_section_per_tenant(
 
 
 def test_apply_dir_needs_auto_approve_then_applies_each_tenant(
-        fleet: Path, state_uri: str, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    fleet: Path, state_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("LWR_STATE", state_uri)  # one store for every tenant
     desired = only(fleet, "a-d1.yaml", "b-d2.yml")
     argv = ["apply", str(desired), "--tenant", template(fleet)]
@@ -166,11 +188,13 @@ def test_apply_dir_needs_auto_approve_then_applies_each_tenant(
 
 
 def test_apply_dir_refuses_destructive_changes_without_the_flag(
-        fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     desired = only(fleet, "a-d1.yaml", "b-d2.yml")
     (desired / "a-d1.yaml").write_text(  # turning a channel off is destructive
         "version: 1\ntenant: d1.example\nexternal_messaging:\n  line:\n    enabled: false\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     argv = ["apply", str(desired), "--tenant", template(fleet), "--auto-approve"]
     assert run(argv) == 3
     table = rows(capsys.readouterr().out)
@@ -181,7 +205,8 @@ def test_apply_dir_refuses_destructive_changes_without_the_flag(
 
 
 def test_apply_dir_settles_a_killed_run_even_with_nothing_to_apply(
-        fleet: Path, state_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet: Path, state_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from contextlib import closing
 
     from reconciler.actions import Action, Change, change_id
@@ -192,13 +217,31 @@ def test_apply_dir_settles_a_killed_run_even_with_nothing_to_apply(
     key = f"local:{(fleet / 'tenants' / 'd1.example.db').resolve()}"
     # A run that died after the tenant write and before the journal said done: the change
     # (LINE is on) holds on the tenant, the journal still says `started`.
-    done_on_tenant = Change(change_id(Action.ENABLE_CHANNEL, ChannelName.LINE),
-                            Action.ENABLE_CHANNEL, ChannelName.LINE, None, False, True)
+    done_on_tenant = Change(
+        change_id(Action.ENABLE_CHANNEL, ChannelName.LINE),
+        Action.ENABLE_CHANNEL,
+        ChannelName.LINE,
+        None,
+        False,
+        True,
+    )
     with closing(open_store(state_uri, key)) as store:
         killed = store.begin_run(key, "f" * 64, "ci@runner")
         store.mark_started(killed.run_id, [done_on_tenant])
-    assert run(["apply", str(desired), "--tenant", template(fleet), "--auto-approve",
-                "--state", state_uri]) == 0
+    assert (
+        run(
+            [
+                "apply",
+                str(desired),
+                "--tenant",
+                template(fleet),
+                "--auto-approve",
+                "--state",
+                state_uri,
+            ]
+        )
+        == 0
+    )
     assert "recorded 1 change(s) of the interrupted run" in capsys.readouterr().out
     with closing(open_store(state_uri, key)) as store:
         (entry,) = store.audit_entries(tenant_key=key)
@@ -207,11 +250,16 @@ def test_apply_dir_settles_a_killed_run_even_with_nothing_to_apply(
 
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_two_files_for_one_tenant_are_both_refused_before_anything_runs(
-        fleet: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     desired = only(fleet, "a-d1.yaml", "b-d2.yml")
     twin = (desired / "b-d2.yml").read_text(encoding="utf-8")
-    (desired / "c-d2-again.yaml").write_text(twin.replace(  # the same tenant, other intent
-        "restrict_file_transfer: true", "restrict_file_transfer: false", 1), encoding="utf-8")
+    (desired / "c-d2-again.yaml").write_text(
+        twin.replace(  # the same tenant, other intent
+            "restrict_file_transfer: true", "restrict_file_transfer: false", 1
+        ),
+        encoding="utf-8",
+    )
     extra = ["--auto-approve"] if command == "apply" else []
     assert run([command, str(desired), "--tenant", template(fleet), *extra]) == 1
     out = capsys.readouterr().out

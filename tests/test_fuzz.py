@@ -65,20 +65,41 @@ def test_corpus_case_through_the_cli(case: Path, capsys: pytest.CaptureFixture[s
     else:
         assert f"{case}: invalid" in text and "problem" in text
         # Every problem names the file, and a position when it has one.
-        assert all(line.startswith((str(case), "    hint:", f"{case}: invalid"))
-                   or "problem" in line for line in text.strip().splitlines()), text
+        assert all(
+            line.startswith((str(case), "    hint:", f"{case}: invalid")) or "problem" in line
+            for line in text.strip().splitlines()
+        ), text
 
 
 def test_the_corpus_covers_every_kind_asked_for() -> None:
     names = " ".join(p.name for p in CASES)
-    for kind in ("unclosed", "tabs", "wrong_type", "astral", "bom", "crlf", "nul", "alias_bomb",
-                 "duplicate_key", "deep_nesting", "utf16", "shift_jis", "binary"):
+    for kind in (
+        "unclosed",
+        "tabs",
+        "wrong_type",
+        "astral",
+        "bom",
+        "crlf",
+        "nul",
+        "alias_bomb",
+        "duplicate_key",
+        "deep_nesting",
+        "utf16",
+        "shift_jis",
+        "binary",
+    ):
         assert kind in names, kind
 
 
 def test_whole_corpus_in_one_real_subprocess() -> None:
-    proc = subprocess.run([LWR, "validate", *map(str, CASES)], capture_output=True, text=True,
-                          timeout=120, check=False, env={**os.environ, "NO_COLOR": "1"})
+    proc = subprocess.run(
+        [LWR, "validate", *map(str, CASES)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert proc.returncode == 1  # the corpus is mostly invalid: 1 is the worst of all files
     assert "Traceback" not in proc.stderr and "Internal error" not in proc.stderr
     for case in CASES:
@@ -92,16 +113,22 @@ def limited() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def measured(args: list[str], env: dict[str, str] | None = None,
-             timeout: float = 300) -> tuple[int, str, float, int]:
+def measured(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 300
+) -> tuple[int, str, float, int]:
     """A real `lwr` run under an address-space limit: (code, output, seconds, peak RSS MiB).
 
     Reaped with wait4, which reports that one child's peak memory.
     """
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen([LWR, *args], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, preexec_fn=limited)
+        proc = subprocess.Popen(
+            [LWR, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            preexec_fn=limited,
+        )
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -124,53 +151,73 @@ TEN_MB = 10 * 2**20
 
 Generator = Callable[[int], bytes]
 BIG: dict[str, tuple[Generator, str]] = {
-    "greeting-10MB": (lambda n: LINE + b'    greeting:\n      message: "' + b"x" * n + b'"\n',
-                      "too long"),
-    "tenant-10MB": (lambda n: b"version: 1\ntenant: " + b"a" * n + b"\n",
-                    "not a valid tenant domain"),
-    "member-10MB": (lambda n: LINE + b"    members:\n      include: [" + b"a" * n
-                    + b"@example.co.jp]\n", "too long"),
+    "greeting-10MB": (
+        lambda n: LINE + b'    greeting:\n      message: "' + b"x" * n + b'"\n',
+        "too long",
+    ),
+    "tenant-10MB": (
+        lambda n: b"version: 1\ntenant: " + b"a" * n + b"\n",
+        "not a valid tenant domain",
+    ),
+    "member-10MB": (
+        lambda n: LINE + b"    members:\n      include: [" + b"a" * n + b"@example.co.jp]\n",
+        "too long",
+    ),
     # Sized to stay under the value cap (one per 16 bytes): their own limits must answer.
-    "unknown-keys": (lambda n: HEAD + b"".join(b"k%d: 1\n" % i for i in range(n // 40)),
-                     "more problems not shown"),
+    "unknown-keys": (
+        lambda n: HEAD + b"".join(b"k%d: 1\n" % i for i in range(n // 40)),
+        "more problems not shown",
+    ),
     "duplicate-keys": (lambda n: HEAD + b"version: 1\n" * (n // 40), "more problems not shown"),
-    "aliases": (lambda n: HEAD + b"a: &a x\nb: [*a" + b", *a" * (n // 4) + b"]\n",
-                "more aliases not shown"),
-    "duplicate-members": (lambda n: LINE + b"    members:\n      include: ["
-                          + b"a@example.co.jp, " * (n // 17) + b"a@example.co.jp]\n",
-                          "more problems not shown"),
+    "aliases": (
+        lambda n: HEAD + b"a: &a x\nb: [*a" + b", *a" * (n // 4) + b"]\n",
+        "more aliases not shown",
+    ),
+    "duplicate-members": (
+        lambda n: (
+            LINE
+            + b"    members:\n      include: ["
+            + b"a@example.co.jp, " * (n // 17)
+            + b"a@example.co.jp]\n"
+        ),
+        "more problems not shown",
+    ),
     "nesting-100k": (lambda n: HEAD + b"x: " + b"[" * 100_000 + b"\n", "nesting"),
-    "one-char-values": (lambda n: LINE + b"    members:\n      include: [" + b"a," * (n // 2)
-                        + b"a]\n", "too many values"),
+    "one-char-values": (
+        lambda n: LINE + b"    members:\n      include: [" + b"a," * (n // 2) + b"a]\n",
+        "too many values",
+    ),
     "over-the-cap": (lambda n: LINE + b"#" * (n + 1) + b"\n", "file too large"),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BIG))
-def test_big_hostile_input_is_refused_in_bounded_time_and_memory(
-        kind: str, tmp_path: Path) -> None:
+def test_big_hostile_input_is_refused_in_bounded_time_and_memory(kind: str, tmp_path: Path) -> None:
     # `make test` scales the size cap to 4 MiB (LWR_MAX_FILE_BYTES, which every cap follows);
     # `make stress` uses the shipped 40 MiB cap and files of 10 MB up to the cap itself.
     cap = 40 * 2**20 if STRESS else 4 * 2**20
     make, expected = BIG[kind]
     size = {"greeting-10MB": TEN_MB, "tenant-10MB": TEN_MB, "member-10MB": TEN_MB}.get(
-        kind, cap - 200)
+        kind, cap - 200
+    )
     if not STRESS:
         size = min(size, cap - 200)
     if kind == "over-the-cap":
         size = cap
     path = tmp_path / f"{kind}.yaml"
     path.write_bytes(make(size))
-    code, out, seconds, peak_mib = measured(["validate", str(path)],
-                                            {"LWR_MAX_FILE_BYTES": str(cap)})
+    code, out, seconds, peak_mib = measured(
+        ["validate", str(path)], {"LWR_MAX_FILE_BYTES": str(cap)}
+    )
     assert_clean(code, out)
     assert code == 1 and expected in out, out[-1500:]
     assert seconds < (120 if STRESS else 30), seconds
     assert peak_mib < (2000 if STRESS else 600), peak_mib
 
 
-def test_dev_zero_and_a_fifo_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dev_zero_and_a_fifo_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LWR_MAX_FILE_BYTES", str(2**20))
     code, text, _ = validate(capsys, "/dev/zero")
     assert_clean(code, text)
@@ -185,31 +232,59 @@ VALID_DOC = {
     "version": 1,
     "tenant": "example.co.jp",
     "external_messaging": {
-        "line": {"enabled": True, "restrict_file_transfer": True,
-                 "greeting": {"enabled": True, "message": "友だち追加ありがとうございます。"},
-                 "members": {"policy": "exact",
-                             "include": ["alice@example.co.jp", "bob@example.co.jp"]}},
+        "line": {
+            "enabled": True,
+            "restrict_file_transfer": True,
+            "greeting": {"enabled": True, "message": "友だち追加ありがとうございます。"},
+            "members": {"policy": "exact", "include": ["alice@example.co.jp", "bob@example.co.jp"]},
+        },
         "lineworks": {"enabled": True, "auto_grant_new_members": False, "members": "all"},
     },
     "safety": {"max_member_removals": 10},
 }
 
 # Text-level damage a person (or a bad merge) does to a YAML file.
-EDITS = st.sampled_from([
-    ("  ", "\t"), (": ", ":"), ("- ", "-"), ("true", "yes"), ("true", "True"),
-    ("enabled", "enabeld"), ("members", "member"), ("include", "includes"),
-    ("exact", "Exact"), ("@", "\uff20"), ("e", "\u0435"), ("line", "LINE"), ("1", "'1'"),
-    ("\n", "\r\n"), ("\n", "\r"), ("\n    ", "\n  "), ("\n", "\n\n"), ("example.co.jp", ""),
-    ("alice", "alice\u200b"), ("all", "[all]"), ("{", ""), ("]", ""), ("'", ""), ('"', ""),
-    ("version: 1", "version: 1\nversion: 2"), ("message", "message: x\n      message"),
-])
+EDITS = st.sampled_from(
+    [
+        ("  ", "\t"),
+        (": ", ":"),
+        ("- ", "-"),
+        ("true", "yes"),
+        ("true", "True"),
+        ("enabled", "enabeld"),
+        ("members", "member"),
+        ("include", "includes"),
+        ("exact", "Exact"),
+        ("@", "\uff20"),
+        ("e", "\u0435"),
+        ("line", "LINE"),
+        ("1", "'1'"),
+        ("\n", "\r\n"),
+        ("\n", "\r"),
+        ("\n    ", "\n  "),
+        ("\n", "\n\n"),
+        ("example.co.jp", ""),
+        ("alice", "alice\u200b"),
+        ("all", "[all]"),
+        ("{", ""),
+        ("]", ""),
+        ("'", ""),
+        ('"', ""),
+        ("version: 1", "version: 1\nversion: 2"),
+        ("message", "message: x\n      message"),
+    ]
+)
 
 
 @st.composite
 def near_valid_text(draw: st.DrawFn) -> bytes:
     style = draw(st.sampled_from([None, True, False]))  # block, flow, or YAML's choice
-    text = yaml.safe_dump(VALID_DOC, allow_unicode=True, default_flow_style=style,
-                          width=draw(st.sampled_from([40, 80, 4096])))
+    text = yaml.safe_dump(
+        VALID_DOC,
+        allow_unicode=True,
+        default_flow_style=style,
+        width=draw(st.sampled_from([40, 80, 4096])),
+    )
     for _ in range(draw(st.integers(0, 3))):
         old, new = draw(EDITS)
         count = text.count(old)
@@ -218,7 +293,7 @@ def near_valid_text(draw: st.DrawFn) -> bytes:
             at = -1
             for _ in range(nth + 1):
                 at = text.index(old, at + 1)
-            text = text[:at] + new + text[at + len(old):]
+            text = text[:at] + new + text[at + len(old) :]
     data = text.encode("utf-8")
     if draw(st.booleans()):
         cut = draw(st.integers(0, len(data)))
@@ -228,11 +303,15 @@ def near_valid_text(draw: st.DrawFn) -> bytes:
     return data
 
 
-@settings(max_examples=200 if STRESS else 60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200 if STRESS else 60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=near_valid_text())
-def test_near_valid_documents_through_the_cli(data: bytes, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_near_valid_documents_through_the_cli(
+    data: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "fuzz.yaml"
     path.write_bytes(data)
     code, text, elapsed = validate(capsys, str(path))
@@ -243,11 +322,15 @@ def test_near_valid_documents_through_the_cli(data: bytes, tmp_path: Path,
         assert f"{path}:" in text
 
 
-@settings(max_examples=100 if STRESS else 30, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100 if STRESS else 30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
-def test_arbitrary_bytes_through_the_cli(data: bytes, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_arbitrary_bytes_through_the_cli(
+    data: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "junk.yaml"
     path.write_bytes(data)
     code, text, _ = validate(capsys, str(path))
@@ -255,11 +338,13 @@ def test_arbitrary_bytes_through_the_cli(data: bytes, tmp_path: Path,
 
 
 def test_a_handful_of_generated_documents_as_real_subprocesses(tmp_path: Path) -> None:
-    samples = [yaml.safe_dump(VALID_DOC, allow_unicode=True).encode(),
-               yaml.safe_dump(VALID_DOC, allow_unicode=True).replace("  ", "\t").encode(),
-               yaml.safe_dump(VALID_DOC, default_flow_style=True).encode()[:-5],
-               b"\xef\xbb\xbf" + yaml.safe_dump(VALID_DOC, allow_unicode=True).encode(),
-               yaml.safe_dump(VALID_DOC).replace("enabled", "enabeld").encode()]
+    samples = [
+        yaml.safe_dump(VALID_DOC, allow_unicode=True).encode(),
+        yaml.safe_dump(VALID_DOC, allow_unicode=True).replace("  ", "\t").encode(),
+        yaml.safe_dump(VALID_DOC, default_flow_style=True).encode()[:-5],
+        b"\xef\xbb\xbf" + yaml.safe_dump(VALID_DOC, allow_unicode=True).encode(),
+        yaml.safe_dump(VALID_DOC).replace("enabled", "enabeld").encode(),
+    ]
     for i, data in enumerate(samples):
         path = tmp_path / f"sample-{i}.yaml"
         path.write_bytes(data)
@@ -320,11 +405,17 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], str]] = {
     "empty": (_empty, "not a SQLite database"),
     "another-sqlite-db": (_other_sqlite, "not an lwr tenant"),
 }
-DESIRED = (b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n"
-           b"    restrict_file_transfer: true\n")
+DESIRED = (
+    b"version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n"
+    b"    restrict_file_transfer: true\n"
+)
 COMMANDS: list[list[str]] = [
-    ["plan", "{desired}"], ["apply", "{desired}", "--auto-approve"], ["show"], ["export"],
-    ["validate", "{desired}", "--tenant", "{tenant}"], ["tenant", "join", "new@example.co.jp"],
+    ["plan", "{desired}"],
+    ["apply", "{desired}", "--auto-approve"],
+    ["show"],
+    ["export"],
+    ["validate", "{desired}", "--tenant", "{tenant}"],
+    ["tenant", "join", "new@example.co.jp"],
     ["drift", "{desired}"],
 ]
 
@@ -344,16 +435,18 @@ def broken_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
 def test_a_broken_tenant_is_refused_by_every_command_and_never_written(
-        breakage: str, pristine: Path, broken_home: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    breakage: str, pristine: Path, broken_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     tenant = broken_home / "tenant.db"
     shutil.copyfile(pristine, tenant)
     damage, expected = BREAKAGES[breakage]
     damage(tenant)
     before = tenant.read_bytes()
     for command in COMMANDS:
-        args = [a.format(desired=broken_home / "desired.yaml", tenant=f"local:{tenant}")
-                for a in command]
+        args = [
+            a.format(desired=broken_home / "desired.yaml", tenant=f"local:{tenant}")
+            for a in command
+        ]
         code = run(args)
         out, err = capsys.readouterr()
         assert code == 1, (command, out, err)
@@ -367,8 +460,8 @@ def test_a_broken_tenant_is_refused_by_every_command_and_never_written(
 
 @pytest.mark.parametrize("breakage", ["newer-schema", "not-sqlite", "another-sqlite-db"])
 def test_a_broken_state_store_stops_apply_before_the_tenant_is_touched(
-        breakage: str, pristine: Path, broken_home: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    breakage: str, pristine: Path, broken_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     tenant, state = broken_home / "tenant.db", broken_home / "state.db"
     shutil.copyfile(pristine, tenant)
     SqliteStateStore(state).close()
@@ -382,8 +475,12 @@ def test_a_broken_state_store_stops_apply_before_the_tenant_is_touched(
         shutil.copyfile(pristine, state)  # the tenant given as the state store by mistake
     state_before = state.read_bytes()
     tenant_rows = sqlite_dump(tenant)
-    for command in (["apply", "desired.yaml", "--auto-approve"], ["audit"],
-                    ["audit", "--verify"], ["unlock", "--yes"]):
+    for command in (
+        ["apply", "desired.yaml", "--auto-approve"],
+        ["audit"],
+        ["audit", "--verify"],
+        ["unlock", "--yes"],
+    ):
         code = run(command)
         _, err = capsys.readouterr()
         assert code == 1 and "Traceback" not in err, (command, err)
@@ -402,8 +499,13 @@ def test_a_broken_tenant_through_a_real_subprocess(pristine: Path, tmp_path: Pat
     shutil.copyfile(pristine, tenant)
     _newer(tenant)
     before = snapshot(tmp_path)
-    proc = subprocess.run([LWR, "show", "--tenant", f"local:{tenant}"], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [LWR, "show", "--tenant", f"local:{tenant}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1 and "newer lwr" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert snapshot(tmp_path) == before

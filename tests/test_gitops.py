@@ -27,10 +27,13 @@ from reconciler.store import StateLocation, open_store
 from reconciler.workflow import plan_desired
 
 HEAD = "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"
-ADD_DAVE = HEAD + ("  line:\n    members:\n      policy: additive\n"
-                   "      include: [dave@example.co.jp]\n")
-DEMO_LIST = HEAD + ("  line:\n    members:\n      policy: exact\n      include: "
-                    "[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]\n")
+ADD_DAVE = HEAD + (
+    "  line:\n    members:\n      policy: additive\n      include: [dave@example.co.jp]\n"
+)
+DEMO_LIST = HEAD + (
+    "  line:\n    members:\n      policy: exact\n      include: "
+    "[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]\n"
+)
 LINE_OFF = HEAD + "  line:\n    enabled: false\n"
 
 
@@ -76,8 +79,7 @@ def runs(root: Path) -> int:
         return len(store.runs())
 
 
-def refused(root: Path, argv: list[str], capsys: pytest.CaptureFixture[str],
-            code: int = 3) -> str:
+def refused(root: Path, argv: list[str], capsys: pytest.CaptureFixture[str], code: int = 3) -> str:
     """Run `argv`, expect exit `code`, prove the tenant and the journal untouched; stderr."""
     before, runs_before = fingerprint(root / "tenant.db"), runs(root)
     assert run(argv) == code
@@ -97,7 +99,8 @@ def line_members(root: Path) -> frozenset[str]:
 
 
 def test_a_saved_plan_applies_once_and_a_replay_is_refused_naming_who_and_when(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan_json = demo / "plan.json"
     add = write(demo / "add.yaml", ADD_DAVE)
     assert run(["plan", add, "--out", str(plan_json)]) == 0
@@ -115,7 +118,8 @@ def test_a_saved_plan_applies_once_and_a_replay_is_refused_naming_who_and_when(
 
 
 def test_a_desired_file_may_be_applied_again_the_replay_guard_is_for_saved_plans(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     add, undo = write(demo / "add.yaml", ADD_DAVE), write(demo / "undo.yaml", DEMO_LIST)
     for _ in range(2):
         assert run(["apply", add, "--auto-approve"]) == 0
@@ -124,7 +128,8 @@ def test_a_desired_file_may_be_applied_again_the_replay_guard_is_for_saved_plans
 
 
 def test_a_stale_saved_plan_is_refused_and_nothing_changes(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan_json = demo / "plan.json"
     assert run(["plan", write(demo / "add.yaml", ADD_DAVE), "--out", str(plan_json)]) == 0
     assert run(["tenant", "join", "newbie@example.co.jp"]) == 0
@@ -134,8 +139,8 @@ def test_a_stale_saved_plan_is_refused_and_nothing_changes(
 
 
 def test_a_plan_made_against_an_empty_tenant_goes_stale_when_the_tenant_fills(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
     LocalTenant.open(tmp_path / "tenant.db", create=True).close()  # no members, all off
@@ -151,21 +156,41 @@ def test_a_plan_made_against_an_empty_tenant_goes_stale_when_the_tenant_fills(
 def test_the_state_digest_of_an_empty_tenant_pins_it() -> None:
     from builders import channel_state, tenant
 
-    empty = tenant(frozenset(), line=channel_state(enabled=False),
-                   lineworks=channel_state(ChannelName.LINEWORKS, enabled=False))
+    empty = tenant(
+        frozenset(),
+        line=channel_state(enabled=False),
+        lineworks=channel_state(ChannelName.LINEWORKS, enabled=False),
+    )
     digest = state_digest(empty)
     assert len(digest) == 64
     one = frozenset({"first@example.co.jp"})
-    assert state_digest(tenant(one, line=empty.channels[ChannelName.LINE],
-                               lineworks=empty.channels[ChannelName.LINEWORKS])) != digest
-    assert state_digest(tenant(frozenset(), lineworks=empty.channels[ChannelName.LINEWORKS],
-                               line=channel_state(enabled=True))) != digest
+    assert (
+        state_digest(
+            tenant(
+                one,
+                line=empty.channels[ChannelName.LINE],
+                lineworks=empty.channels[ChannelName.LINEWORKS],
+            )
+        )
+        != digest
+    )
+    assert (
+        state_digest(
+            tenant(
+                frozenset(),
+                lineworks=empty.channels[ChannelName.LINEWORKS],
+                line=channel_state(enabled=True),
+            )
+        )
+        != digest
+    )
     other = type(empty)("other.co.jp", empty.directory, empty.channels)
     assert state_digest(other) != digest
 
 
 def test_show_plan_renders_every_format_without_the_tenant(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan_json = demo / "plan.json"
     assert run(["plan", write(demo / "add.yaml", ADD_DAVE), "--out", str(plan_json)]) == 0
     capsys.readouterr()
@@ -181,7 +206,8 @@ def test_show_plan_renders_every_format_without_the_tenant(
 
 
 def test_show_plan_with_tenant_says_current_or_stale(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan_json = demo / "plan.json"
     tenant_uri = f"local:{demo}/tenant.db"
     assert run(["plan", write(demo / "add.yaml", ADD_DAVE), "--out", str(plan_json)]) == 0
@@ -195,8 +221,7 @@ def test_show_plan_with_tenant_says_current_or_stale(
     assert "changed since the plan was made" in capsys.readouterr().err
 
 
-def test_an_edited_saved_plan_is_refused(demo: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_edited_saved_plan_is_refused(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plan_json = demo / "plan.json"
     assert run(["plan", write(demo / "add.yaml", ADD_DAVE), "--out", str(plan_json)]) == 0
     data = json.loads(plan_json.read_text(encoding="utf-8"))
@@ -208,16 +233,19 @@ def test_an_edited_saved_plan_is_refused(demo: Path,
     assert "edited after it was made" in err
 
 
-def test_a_plan_for_another_tenant_is_refused(demo: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_plan_for_another_tenant_is_refused(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan_json = demo / "plan.json"
     assert run(["plan", write(demo / "add.yaml", ADD_DAVE), "--out", str(plan_json)]) == 0
     assert run(["tenant", "init", "--demo", "--tenant", f"local:{demo}/other/tenant.db"]) == 0
     capsys.readouterr()
     other = demo / "other"
     before = fingerprint(other / "tenant.db")
-    assert run(["apply", str(plan_json), "--auto-approve", "--tenant",
-                f"local:{other}/tenant.db"]) == 3
+    assert (
+        run(["apply", str(plan_json), "--auto-approve", "--tenant", f"local:{other}/tenant.db"])
+        == 3
+    )
     assert "the plan was made for" in capsys.readouterr().err
     assert fingerprint(other / "tenant.db") == before
 
@@ -227,14 +255,16 @@ def test_a_plan_for_another_tenant_is_refused(demo: Path,
 
 @pytest.mark.parametrize("argv", [["plan"], ["drift"], ["apply", "--auto-approve"]])
 def test_wrong_tenant_is_refused_by_every_command(
-        demo: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
     other = write(demo / "other.yaml", ADD_DAVE.replace("example.co.jp\n", "other.co.jp\n", 1))
     err = refused(demo, [argv[0], other, *argv[1:]], capsys)
     assert f"{other}:2:1" in err and "other.co.jp" in err and "example.co.jp" in err
 
 
-def test_channel_off_needs_allow_destructive(demo: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_channel_off_needs_allow_destructive(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     off = write(demo / "off.yaml", LINE_OFF)
     err = refused(demo, ["apply", off, "--auto-approve"], capsys)
     assert "line/disable_channel" in err and "--allow-destructive" in err
@@ -242,10 +272,15 @@ def test_channel_off_needs_allow_destructive(demo: Path,
 
 
 def test_removals_over_the_count_threshold_name_numbers_and_where_to_change_them(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = write(demo / "few.yaml", DEMO_LIST.replace(
-        "[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]",
-        "[alice@example.co.jp]") + "safety:\n  max_member_removals: 1\n")
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write(
+        demo / "few.yaml",
+        DEMO_LIST.replace(
+            "[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]", "[alice@example.co.jp]"
+        )
+        + "safety:\n  max_member_removals: 1\n",
+    )
     err = refused(demo, ["apply", f, "--auto-approve"], capsys)
     assert "line: removing 2 members exceeds the safety threshold" in err
     assert "2 of 3 listed (66.7 %) is more than 1 members (safety.max_member_removals)" in err
@@ -253,50 +288,63 @@ def test_removals_over_the_count_threshold_name_numbers_and_where_to_change_them
 
 
 def test_removals_over_the_percentage_threshold_name_numbers_and_where_to_change_them(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
     # 80 members: alice, bob, carol and every tenth numbered member are on the LINE list (11).
     assert run(["tenant", "init", "--demo", "--members", "80"]) == 0
-    f = write(tmp_path / "one.yaml", DEMO_LIST.replace(
-        "[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]",
-        "[alice@example.co.jp]"))
+    f = write(
+        tmp_path / "one.yaml",
+        DEMO_LIST.replace(
+            "[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]", "[alice@example.co.jp]"
+        ),
+    )
     capsys.readouterr()
     err = refused(tmp_path, ["apply", f, "--auto-approve"], capsys)
-    assert ("10 of 11 listed (90.9 %) is more than 20 % of the list "
-            "(safety.max_member_removal_percent) and more than 5 members") in err
+    assert (
+        "10 of 11 listed (90.9 %) is more than 20 % of the list "
+        "(safety.max_member_removal_percent) and more than 5 members"
+    ) in err
     assert run(["apply", f, "--auto-approve", "--allow-destructive"]) == 0
     assert line_members(tmp_path) == {"alice@example.co.jp"}
 
 
-@pytest.mark.parametrize("body", [
-    LINE_OFF,
-    DEMO_LIST.replace("[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]",
-                      "[alice@example.co.jp]"),
-], ids=["turn-off", "removals"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        LINE_OFF,
+        DEMO_LIST.replace(
+            "[alice@example.co.jp, bob@example.co.jp, carol@example.co.jp]", "[alice@example.co.jp]"
+        ),
+    ],
+    ids=["turn-off", "removals"],
+)
 def test_a_protected_channel_refuses_destructive_changes_even_when_allowed(
-        demo: Path, capsys: pytest.CaptureFixture[str], body: str) -> None:
-    f = write(demo / "p.yaml", body + "safety:\n  max_member_removals: 1\n"
-              "  protect_channels: [line]\n")
+    demo: Path, capsys: pytest.CaptureFixture[str], body: str
+) -> None:
+    f = write(
+        demo / "p.yaml", body + "safety:\n  max_member_removals: 1\n  protect_channels: [line]\n"
+    )
     err = refused(demo, ["apply", f, "--auto-approve", "--allow-destructive"], capsys)
     assert "safety.protect_channels" in err and "--allow-destructive cannot override" in err
     assert f"`safety:` block of {f}" in err
 
 
 def test_a_policy_deny_refuses_plan_apply_and_drift(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = write(demo / "all.yaml", HEAD + "  lineworks:\n    enabled: true\n    members: all\n")
-    for argv in (["plan", f, "--out", "plan.json"], ["apply", f, "--auto-approve"],
-                 ["drift", f]):
+    for argv in (["plan", f, "--out", "plan.json"], ["apply", f, "--auto-approve"], ["drift", f]):
         err = refused(demo, argv, capsys)
         assert "file-restriction-when-all-members" in err
         assert f"{f}:4:3: external_messaging.lineworks" in err
     assert not (demo / "plan.json").exists()  # a denied plan is never saved for apply
 
 
-def test_a_lock_held_refuses_a_saved_plan_too(demo: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_lock_held_refuses_a_saved_plan_too(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan_json = demo / "plan.json"
     assert run(["plan", write(demo / "add.yaml", ADD_DAVE), "--out", str(plan_json)]) == 0
     capsys.readouterr()
@@ -319,14 +367,16 @@ DAMAGE: dict[str, Callable[[sqlite3.Connection], None]] = {
 @pytest.mark.parametrize("damage", list(DAMAGE))
 @pytest.mark.parametrize("argv", [["plan"], ["drift"], ["apply", "--auto-approve"]])
 def test_a_failed_tenant_read_is_exit_1_and_never_plans_removals(
-        demo: Path, capsys: pytest.CaptureFixture[str], damage: str, argv: list[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], damage: str, argv: list[str]
+) -> None:
     conn = sqlite3.connect(demo / "tenant.db")
     conn.execute("PRAGMA foreign_keys = OFF")
     DAMAGE[damage](conn)
     conn.commit()
     conn.close()
-    exact = write(demo / "exact.yaml",
-                  DEMO_LIST.replace("carol@example.co.jp", "dave@example.co.jp"))
+    exact = write(
+        demo / "exact.yaml", DEMO_LIST.replace("carol@example.co.jp", "dave@example.co.jp")
+    )
     before = fingerprint(demo / "tenant.db")
     assert run([argv[0], exact, *argv[1:]]) == 1
     out, err = capsys.readouterr()

@@ -22,13 +22,42 @@ ROOT = Path(__file__).resolve().parent.parent / "reconciler"
 
 #: Lowest first. A module is in the first layer naming it or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("model", ("model", "actions", "settings", "console", "words", "errors", "resources",
-               "side_effects", "terminal", "files", "sqlite_files", "yamlsafe", "desired")),
+    (
+        "model",
+        (
+            "model",
+            "actions",
+            "settings",
+            "console",
+            "words",
+            "errors",
+            "resources",
+            "side_effects",
+            "terminal",
+            "files",
+            "sqlite_files",
+            "yamlsafe",
+            "desired",
+        ),
+    ),
     ("uris", ("uris", "credentials")),
     ("store", ("store", "audit")),
     ("providers", ("providers",)),
-    ("planner", ("planner", "plan", "saved_plan", "policy", "drift", "export", "manual",
-                 "apply", "workflow", "fleet")),
+    (
+        "planner",
+        (
+            "planner",
+            "plan",
+            "saved_plan",
+            "policy",
+            "drift",
+            "export",
+            "manual",
+            "apply",
+            "workflow",
+            "fleet",
+        ),
+    ),
     ("render", ("render",)),
     ("cli", ("cli", "__main__")),
 ]
@@ -37,8 +66,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 #: Upward imports made for type annotations only (under `if TYPE_CHECKING:`), each with why;
 #: nothing of the higher layer runs. Keep this empty where you can.
 TYPE_ONLY = {
-    ("reconciler.errors", "reconciler.apply"):
-        "ApplyStopped carries the ApplyResult of the run it stopped",
+    (
+        "reconciler.errors",
+        "reconciler.apply",
+    ): "ApplyStopped carries the ApplyResult of the run it stopped",
 }
 
 
@@ -79,7 +110,7 @@ def imports_in(source: str, package: str) -> set[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: resolved against the importing package
-                up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*up, *([base] if base else [])])
             if not base.startswith("reconciler"):
                 continue
@@ -109,24 +140,31 @@ def test_imports_point_down_only(module: str) -> None:
     for target, line in sorted(imports_of(MODULES[module])):
         if target.startswith("reconciler:"):
             if target != "reconciler:__version__":
-                upward.append(f"line {line}: takes {target.split(':')[1]} from the package "
-                              "root (only __version__ may be)")
+                upward.append(
+                    f"line {line}: takes {target.split(':')[1]} from the package "
+                    "root (only __version__ may be)"
+                )
             continue
         if target == "reconciler":
             continue
         theirs = layer_of(target)
         if theirs > mine and (module, target) not in TYPE_ONLY:
             upward.append(f"line {line}: {target} ({LAYERS[theirs][0]})")
-    assert not upward, (f"{module} ({LAYERS[mine][0]}) imports a higher layer:\n  "
-                        + "\n  ".join(upward))
+    assert not upward, f"{module} ({LAYERS[mine][0]}) imports a higher layer:\n  " + "\n  ".join(
+        upward
+    )
 
 
 def test_the_type_only_exceptions_are_type_only() -> None:
     for module, target in TYPE_ONLY:
         tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
-        guarded = {n.lineno for node in ast.walk(tree) if isinstance(node, ast.If)
-                   and ast.unparse(node.test) == "TYPE_CHECKING"
-                   for n in ast.walk(node) if isinstance(n, ast.ImportFrom | ast.Import)}
+        guarded = {
+            n.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+            for n in ast.walk(node)
+            if isinstance(n, ast.ImportFrom | ast.Import)
+        }
         lines = {line for t, line in imports_of(MODULES[module]) if t == target}
         assert lines and lines <= guarded, f"{module} imports {target} at run time"
 
@@ -134,20 +172,32 @@ def test_the_type_only_exceptions_are_type_only() -> None:
 def test_render_does_not_import_click() -> None:
     for module, path in MODULES.items():
         if module.startswith("reconciler.render"):
-            names = {n.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                     if isinstance(node, ast.Import) for n in node.names}
-            names |= {node.module or "" for node in ast.walk(ast.parse(path.read_text(
-                encoding="utf-8"))) if isinstance(node, ast.ImportFrom)}
+            names = {
+                n.name
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.Import)
+                for n in node.names
+            }
+            names |= {
+                node.module or ""
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom)
+            }
             assert not {n for n in names if n.split(".")[0] == "click"}, module
 
 
 def test_the_checker_sees_lazy_relative_and_aliased_imports() -> None:
     """The parser itself: imports inside functions, `from reconciler import x` and relative
     imports all count."""
-    source = ("def f():\n    from reconciler import workflow\n"
-              "    import reconciler.cli.common\n    from ..apply import execute\n")
+    source = (
+        "def f():\n    from reconciler import workflow\n"
+        "    import reconciler.cli.common\n    from ..apply import execute\n"
+    )
     assert {t for t, _ in imports_in(source, "reconciler.providers.lineworks")} == {
-        "reconciler.workflow", "reconciler.cli.common", "reconciler.providers.apply"}
+        "reconciler.workflow",
+        "reconciler.cli.common",
+        "reconciler.providers.apply",
+    }
     source = "from .. import apply\n"
     assert {t for t, _ in imports_in(source, "reconciler.providers")} == {"reconciler.apply"}
 

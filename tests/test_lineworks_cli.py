@@ -31,8 +31,9 @@ external_messaging:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-      request: pytest.FixtureRequest) -> Iterator[Harness]:
+def h(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Harness]:
     """The demo company on the emulator; lwr pointed at it through LWR_TENANT and LW_*, with
     journal and attested state in files beside it, then in PostgreSQL (LWR_STATE)."""
     with init_demo(tmp_path / "seed.db") as demo:
@@ -48,8 +49,9 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         yield harness
 
 
-def test_attest_show_plan_apply_with_manual_steps(h: Harness, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_attest_show_plan_apply_with_manual_steps(
+    h: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     now = tmp_path / "now.yaml"
     now.write_text(NOW, encoding="utf-8")
     assert run(["attest", str(now), "--yes"]) == 0
@@ -65,8 +67,10 @@ def test_attest_show_plan_apply_with_manual_steps(h: Harness, tmp_path: Path,
     # No terminal: apply runs up to the first manual step and stops with exit 3.
     assert run(["apply", str(EXAMPLE), "--auto-approve"]) == 3
     out, err = capsys.readouterr()
-    assert "Admin > Service > Message > External messaging > Chat with LINE WORKS users from " \
-           "other companies > Use status: set Use" in out + err
+    assert (
+        "Admin > Service > Message > External messaging > Chat with LINE WORKS users from "
+        "other companies > Use status: set Use" in out + err
+    )
     assert "--manual=attested" in err
 
     # The admin does the checklist in the console, then attests it.
@@ -97,8 +101,9 @@ def test_attest_show_plan_apply_with_manual_steps(h: Harness, tmp_path: Path,
     assert "applied   lineworks enable_channel" not in audit
 
 
-def test_skip_reports_what_is_left(h: Harness, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_skip_reports_what_is_left(
+    h: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     now = tmp_path / "now.yaml"
     now.write_text(NOW, encoding="utf-8")
     assert run(["attest", str(now), "--yes"]) == 0
@@ -111,16 +116,21 @@ def test_manual_ask_needs_a_terminal(h: Harness, capsys: pytest.CaptureFixture[s
     assert "needs a terminal" in capsys.readouterr().err
 
 
-def test_no_secret_in_any_output_or_state_file(h: Harness, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_in_any_output_or_state_file(
+    h: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = tmp_path / "now.yaml"
     now.write_text(NOW, encoding="utf-8")
     outputs = []
-    for argv in (["attest", str(now), "--yes"], ["show"], ["show", "--format", "json"],
-                 ["plan", str(EXAMPLE), "--format", "json"],
-                 ["apply", str(EXAMPLE), "--auto-approve", "--manual=attested"],
-                 ["audit"], ["audit", "--format", "json"]):
+    for argv in (
+        ["attest", str(now), "--yes"],
+        ["show"],
+        ["show", "--format", "json"],
+        ["plan", str(EXAMPLE), "--format", "json"],
+        ["apply", str(EXAMPLE), "--auto-approve", "--manual=attested"],
+        ["audit"],
+        ["audit", "--format", "json"],
+    ):
         run(argv)
         outputs.append("".join(capsys.readouterr()))
     monkeypatch.setenv("LW_CLIENT_SECRET", "definitely-wrong-" + h.credentials.client_secret)
@@ -130,16 +140,22 @@ def test_no_secret_in_any_output_or_state_file(h: Harness, tmp_path: Path,
 
     key_body = h.credentials.key_file.read_text().splitlines()[1]
     secrets = [h.credentials.client_secret, key_body, *h.emulator.tokens]
-    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".db", ".json",
-                                                                           ".yaml", "")
-             and "app" not in p.parts and p.name != "seed.db"]
+    files = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file()
+        and p.suffix in (".db", ".json", ".yaml", "")
+        and "app" not in p.parts
+        and p.name != "seed.db"
+    ]
     blobs = outputs + [p.read_bytes().decode("latin-1") for p in files]
     if os.environ.get("LWR_STATE"):  # PostgreSQL: every row of every table of the schema
         blobs.append(dump_schema(os.environ["LWR_STATE"]))
         assert "attested_settings" in blobs[-1] and "grant_all_members" in blobs[-1]
     else:
-        assert any("attested.db" in str(p) for p in files) and any("state.db" in str(p)
-                                                                     for p in files)
+        assert any("attested.db" in str(p) for p in files) and any(
+            "state.db" in str(p) for p in files
+        )
     for secret in secrets:
         assert all(secret not in blob for blob in blobs)
 
@@ -150,11 +166,15 @@ def dump_schema(url: str) -> str:
 
     base, _, query = url.partition("?schema=")
     with psycopg.connect(base, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            (query,))]
-        return "\n".join(f"{t}: {row}" for t in tables
-                         for row in conn.execute(f'SELECT * FROM "{query}"."{t}"'))
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (query,)
+            )
+        ]
+        return "\n".join(
+            f"{t}: {row}" for t in tables for row in conn.execute(f'SELECT * FROM "{query}"."{t}"')
+        )
 
 
 def test_checklist_counts_match_the_plan(h: Harness, tmp_path: Path) -> None:
@@ -166,5 +186,6 @@ def test_checklist_counts_match_the_plan(h: Harness, tmp_path: Path) -> None:
         plan = workflow.plan_file(EXAMPLE, provider)
     finally:
         provider.close()
-    assert plan.summary()["manual"] == sum(1 for c in split(plan.changes, "skip").held
-                                           if c.execution == "manual")
+    assert plan.summary()["manual"] == sum(
+        1 for c in split(plan.changes, "skip").held if c.execution == "manual"
+    )

@@ -35,8 +35,9 @@ def h(tmp_path: Path) -> Iterator[Harness]:
 
 def client(h: Harness, **options: object) -> LineWorksClient:
     config = LineWorksConfig.from_uri(h.uri(**options), h.env())
-    return LineWorksClient(config, retry=RetryPolicy(base=0.01, cap=0.1,
-                                                     max_time=config.max_retry_time))
+    return LineWorksClient(
+        config, retry=RetryPolicy(base=0.01, cap=0.1, max_time=config.max_retry_time)
+    )
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -66,8 +67,9 @@ def test_a_key_file_others_can_read_is_refused(h: Harness, mode: int) -> None:
 def test_credentials_file_is_read_and_must_be_private(h: Harness, tmp_path: Path) -> None:
     env = h.env()
     secret_file = tmp_path / "lw.env"
-    secret_file.write_text(f"# app credentials\nLW_CLIENT_SECRET={env.pop('LW_CLIENT_SECRET')}\n",
-                           encoding="utf-8")
+    secret_file.write_text(
+        f"# app credentials\nLW_CLIENT_SECRET={env.pop('LW_CLIENT_SECRET')}\n", encoding="utf-8"
+    )
     os.chmod(secret_file, 0o600)
     config = LineWorksConfig.from_uri(h.uri(credentials=secret_file), env)
     assert config.client_secret == h.credentials.client_secret
@@ -132,8 +134,9 @@ def test_a_refused_token_is_a_clear_error_without_the_secret(h: Harness) -> None
 def test_pages_follow_cursors_percent_encoded(h: Harness) -> None:
     api = client(h)
     try:
-        users = list(api.pages("/users", "GET /users", "users",
-                               {"domainId": "10000001", "count": 100}))
+        users = list(
+            api.pages("/users", "GET /users", "users", {"domainId": "10000001", "count": 100})
+        )
     finally:
         api.close()
     assert len(users) == 257 and len({u["email"] for u in users}) == 257
@@ -155,8 +158,9 @@ def test_a_slow_answer_times_out_and_is_retried(h: Harness) -> None:
     h.emulator.faults.append(Fault("slow", "GET /users", times=1, delay=0.6))
     api = client(h, timeout=0.2)
     try:
-        assert api.call("GET", "/users", "GET /users", params={"domainId": "10000001"}).status \
-            == 200
+        assert (
+            api.call("GET", "/users", "GET /users", params={"domainId": "10000001"}).status == 200
+        )
     finally:
         api.close()
     assert api.retries == 1
@@ -176,8 +180,11 @@ def test_refusals_are_not_retried(h: Harness) -> None:
     api = client(h)
     try:
         with pytest.raises(ApiError) as caught:
-            api.call("POST", "/users/nobody%40example.co.jp/link-to-line",
-                     "POST /users/{userId}/link-to-line")
+            api.call(
+                "POST",
+                "/users/nobody%40example.co.jp/link-to-line",
+                "POST /users/{userId}/link-to-line",
+            )
     finally:
         api.close()
     assert (caught.value.status, caught.value.code, api.retries) == (404, "NOT_FOUND", 0)

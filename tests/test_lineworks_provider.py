@@ -36,20 +36,50 @@ def write(path: Path, text: str) -> Path:
 
 def plain(state: TenantState) -> dict[str, Any]:
     """What both tenants can compare: everything but room counts (not readable by the API)."""
-    return {"domain": state.domain, "directory": state.directory, **{
-        c.value: (ch.enabled, ch.all_members, ch.members, ch.auto_grant_new_members,
-                  ch.restrict_file_transfer, ch.greeting_enabled, ch.greeting_message)
-        for c, ch in state.channels.items()}}
+    return {
+        "domain": state.domain,
+        "directory": state.directory,
+        **{
+            c.value: (
+                ch.enabled,
+                ch.all_members,
+                ch.members,
+                ch.auto_grant_new_members,
+                ch.restrict_file_transfer,
+                ch.greeting_enabled,
+                ch.greeting_message,
+            )
+            for c, ch in state.channels.items()
+        },
+    }
 
 
 def shape(plan: Plan) -> list[tuple[Any, ...]]:
     """A plan's changes without how each tenant executes them."""
-    return [(c.id, c.action, c.channel, c.target, c.before, c.after, c.destructive,
-             c.depends_on, c.phase) for c in plan.changes]
+    return [
+        (
+            c.id,
+            c.action,
+            c.channel,
+            c.target,
+            c.before,
+            c.after,
+            c.destructive,
+            c.depends_on,
+            c.phase,
+        )
+        for c in plan.changes
+    ]
 
 
-def local_change(action: Action, channel: ChannelName, target: str | None = None,
-                 *, before: object = None, after: object = None) -> Change:
+def local_change(
+    action: Action,
+    channel: ChannelName,
+    target: str | None = None,
+    *,
+    before: object = None,
+    after: object = None,
+) -> Change:
     return Change(change_id(action, channel, target), action, channel, target, before, after)
 
 
@@ -63,8 +93,9 @@ class Side:
         return workflow.plan_file(file, self.provider)
 
     def apply(self, plan: Plan, **kw: Any) -> None:
-        workflow.apply_plan(plan, self.provider, self.store, actor="ci@example",
-                            allow_destructive=True, **kw)
+        workflow.apply_plan(
+            plan, self.provider, self.store, actor="ci@example", allow_destructive=True, **kw
+        )
 
 
 @pytest.fixture
@@ -124,13 +155,15 @@ external_messaging:
 
 def _prepare_b(local: LocalTenant) -> None:
     """LINE in "all members" mode; LINE WORKS on with a list and auto-grant."""
-    local.apply([
-        local_change(Action.ENABLE_CHANNEL, LW, before=False, after=True),
-        local_change(Action.GRANT_ALL_MEMBERS, LINE, before=False, after=True),
-        local_change(Action.ADD_MEMBER, LW, f"alice@{D}", before=False, after=True),
-        local_change(Action.ADD_MEMBER, LW, f"bob@{D}", before=False, after=True),
-        local_change(Action.SET_AUTO_GRANT, LW, before=False, after=True),
-    ])
+    local.apply(
+        [
+            local_change(Action.ENABLE_CHANNEL, LW, before=False, after=True),
+            local_change(Action.GRANT_ALL_MEMBERS, LINE, before=False, after=True),
+            local_change(Action.ADD_MEMBER, LW, f"alice@{D}", before=False, after=True),
+            local_change(Action.ADD_MEMBER, LW, f"bob@{D}", before=False, after=True),
+            local_change(Action.SET_AUTO_GRANT, LW, before=False, after=True),
+        ]
+    )
 
 
 SCENARIOS: dict[str, tuple[str | None, Callable[[LocalTenant], None] | None]] = {
@@ -141,9 +174,13 @@ SCENARIOS: dict[str, tuple[str | None, Callable[[LocalTenant], None] | None]] = 
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_plan_and_apply_equal_the_local_tenant(name: str, tmp_path: Path, local: LocalTenant,
-                                               store: SqliteStateStore,
-                                               local_store: SqliteStateStore) -> None:
+def test_plan_and_apply_equal_the_local_tenant(
+    name: str,
+    tmp_path: Path,
+    local: LocalTenant,
+    store: SqliteStateStore,
+    local_store: SqliteStateStore,
+) -> None:
     text, prepare = SCENARIOS[name]
     if prepare is not None:
         prepare(local)
@@ -156,8 +193,10 @@ def test_plan_and_apply_equal_the_local_tenant(name: str, tmp_path: Path, local:
             plan_lw, plan_local = lw.plan(desired), here.plan(desired)
             assert shape(plan_lw) == shape(plan_local) and plan_lw.changes
             assert {c.execution for c in plan_lw.changes} <= {"api", "manual"}
-            assert all(c.execution == ("api" if c.action in LineWorksTenant.API_ACTIONS
-                                       else "manual") for c in plan_lw.changes)
+            assert all(
+                c.execution == ("api" if c.action in LineWorksTenant.API_ACTIONS else "manual")
+                for c in plan_lw.changes
+            )
 
             here.apply(plan_local)
             lw.apply(plan_lw, manual="ask", on_manual=h.admin)
@@ -169,7 +208,8 @@ def test_plan_and_apply_equal_the_local_tenant(name: str, tmp_path: Path, local:
 
 
 def test_member_changes_are_single_api_calls_in_planned_order(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore
+) -> None:
     desired = write(tmp_path / "d.yaml", SCENARIO_C)
     with emulated(tmp_path, local.read()) as h:
         api = h.provider()
@@ -178,12 +218,13 @@ def test_member_changes_are_single_api_calls_in_planned_order(
             Side(api, store).apply(plan, manual="attested")
         finally:
             api.close()
-        sent = [e.operation for e in h.emulator.log
-                if e.method == "POST" and "link" in e.operation]
+        sent = [e.operation for e in h.emulator.log if e.method == "POST" and "link" in e.operation]
         verb = {Action.ADD_MEMBER: "link", Action.REMOVE_MEMBER: "unlink"}
-        expected = [f"POST /users/{{userId}}/{verb[c.action]}-to-"
-                    f"{'line' if c.channel is LINE else 'works'}"
-                    for c in plan.changes if c.execution == "api"]
+        expected = [
+            f"POST /users/{{userId}}/{verb[c.action]}-to-{'line' if c.channel is LINE else 'works'}"
+            for c in plan.changes
+            if c.execution == "api"
+        ]
         assert sent == expected
 
 
@@ -191,14 +232,14 @@ def test_member_changes_are_single_api_calls_in_planned_order(
 
 
 def test_non_interactive_apply_stops_before_the_first_manual_step(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore
+) -> None:
     desired = write(tmp_path / "d.yaml", SCENARIO_C)
     with emulated(tmp_path, local.read()) as h:
         api = h.provider()
         try:
             plan = workflow.plan_file(desired, api)
-            first_manual = next(i for i, c in enumerate(plan.changes)
-                                if c.execution == "manual")
+            first_manual = next(i for i, c in enumerate(plan.changes) if c.execution == "manual")
             with pytest.raises(ApplyStopped) as caught:
                 Side(api, store).apply(plan)  # the library default: stop
             pending = caught.value.cause
@@ -217,7 +258,8 @@ def test_non_interactive_apply_stops_before_the_first_manual_step(
 
 
 def test_skip_leaves_manual_steps_and_their_dependents_for_the_next_plan(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore
+) -> None:
     desired = write(tmp_path / "d.yaml", SCENARIO_B)
     _prepare_b(local)
     with emulated(tmp_path, local.read()) as h:
@@ -226,19 +268,23 @@ def test_skip_leaves_manual_steps_and_their_dependents_for_the_next_plan(
             plan = workflow.plan_file(desired, api)
             held = split(plan.changes, "skip").held
             # Leaving "all members" is manual; the removals depend on it: all are held.
-            assert {c.action for c in held} >= {Action.RESTRICT_TO_LISTED_MEMBERS,
-                                                Action.REMOVE_MEMBER}
+            assert {c.action for c in held} >= {
+                Action.RESTRICT_TO_LISTED_MEMBERS,
+                Action.REMOVE_MEMBER,
+            }
             before = h.emulator.count()
             Side(api, store).apply(plan, manual="skip")
             assert h.emulator.count(match="link") == 0 and h.emulator.count() > before
-            assert [c.id for c in workflow.plan_file(desired, api).changes] == \
-                [c.id for c in plan.changes]
+            assert [c.id for c in workflow.plan_file(desired, api).changes] == [
+                c.id for c in plan.changes
+            ]
         finally:
             api.close()
 
 
 def test_declined_step_stops_the_apply_and_records_nothing_for_it(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore
+) -> None:
     desired = COMPANY
     with emulated(tmp_path, local.read()) as h:
         api = h.provider()
@@ -260,8 +306,9 @@ def test_declined_step_stops_the_apply_and_records_nothing_for_it(
             api.close()
 
 
-def test_checklist_names_the_console_path_and_exact_value(tmp_path: Path,
-                                                          local: LocalTenant) -> None:
+def test_checklist_names_the_console_path_and_exact_value(
+    tmp_path: Path, local: LocalTenant
+) -> None:
     with emulated(tmp_path, local.read()) as h:
         api = h.provider()
         try:
@@ -269,15 +316,18 @@ def test_checklist_names_the_console_path_and_exact_value(tmp_path: Path,
         finally:
             api.close()
     text = checklist(plan.changes)
-    assert ("Admin > Service > Message > External messaging > Chat with LINE WORKS users from "
-            "other companies > Use status: set Use") in text
+    assert (
+        "Admin > Service > Message > External messaging > Chat with LINE WORKS users from "
+        "other companies > Use status: set Use"
+    ) in text
     assert "Chat with LINE users > Restrict file transfer/attachment: set On" in text
     assert "      | 友だち追加ありがとうございます。営業時間は 9:00〜18:00（JST）です。" in text
     assert "remove member" not in text  # API changes are not on the checklist
 
 
 def test_attested_values_are_labelled_and_never_claimed_as_read(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore
+) -> None:
     with emulated(tmp_path, local.read()) as h:
         api = h.provider()
         try:
@@ -297,16 +347,19 @@ def test_attested_values_are_labelled_and_never_claimed_as_read(
             api.close()
 
 
-def test_unknown_values_are_assumed_defaults_and_said_so(tmp_path: Path,
-                                                         local: LocalTenant) -> None:
+def test_unknown_values_are_assumed_defaults_and_said_so(
+    tmp_path: Path, local: LocalTenant
+) -> None:
     with emulated(tmp_path, local.read(), attest=False) as h:
         api = h.provider()
         try:
             plan = workflow.plan_file(COMPANY, api)
         finally:
             api.close()
-    assert any("never read nor attested" in w and "line.members" in w and "lwr attest" in w
-               for w in plan.warnings)
+    assert any(
+        "never read nor attested" in w and "line.members" in w and "lwr attest" in w
+        for w in plan.warnings
+    )
     assert any("API call(s)" in w and "journaled" in w for w in plan.warnings)
 
 
@@ -314,17 +367,21 @@ def test_unknown_values_are_assumed_defaults_and_said_so(tmp_path: Path,
 
 
 def test_line_link_refused_for_a_name_with_line_names_member_and_console(
-        tmp_path: Path, store: SqliteStateStore) -> None:
+    tmp_path: Path, store: SqliteStateStore
+) -> None:
     with emulated(tmp_path) as h:
         h.tenant.add_user(f"caroline@{D}", "Caroline")
         h.tenant.add_user(f"bob@{D}", "Bob")
-        desired = write(tmp_path / "d.yaml", f"""version: 1
+        desired = write(
+            tmp_path / "d.yaml",
+            f"""version: 1
 tenant: {D}
 external_messaging:
   line:
     enabled: true
     members: {{policy: exact, include: [bob@{D}, caroline@{D}]}}
-""")
+""",
+        )
         api = h.provider()
         try:
             plan = workflow.plan_file(desired, api)
@@ -339,16 +396,24 @@ external_messaging:
             api.close()
 
 
-def test_per_member_change_refused_in_all_members_mode(tmp_path: Path,
-                                                       store: SqliteStateStore) -> None:
+def test_per_member_change_refused_in_all_members_mode(
+    tmp_path: Path, store: SqliteStateStore
+) -> None:
     with emulated(tmp_path) as h:
         h.tenant.add_user(f"bob@{D}")
         api = h.provider()
         try:
             api.read()
             h.tenant.channels[LINE].enabled = h.tenant.channels[LINE].all_members = True
-            add = Change(change_id(Action.ADD_MEMBER, LINE, f"bob@{D}"), Action.ADD_MEMBER,
-                         LINE, f"bob@{D}", False, True, execution="api")
+            add = Change(
+                change_id(Action.ADD_MEMBER, LINE, f"bob@{D}"),
+                Action.ADD_MEMBER,
+                LINE,
+                f"bob@{D}",
+                False,
+                True,
+                execution="api",
+            )
             with pytest.raises(TenantRuleError, match="grants all members"):
                 api.apply([add])
         finally:
@@ -359,8 +424,8 @@ def test_per_member_change_refused_in_all_members_mode(tmp_path: Path,
 
 
 def test_faults_are_survived_and_the_tenant_ends_exactly_as_desired(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore,
-        local_store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore, local_store: SqliteStateStore
+) -> None:
     desired = write(tmp_path / "d.yaml", SCENARIO_C)
     with emulated(tmp_path, local.read(), pending=0.01) as h:
         h.emulator.faults += [
@@ -386,12 +451,14 @@ def test_faults_are_survived_and_the_tenant_ends_exactly_as_desired(
 
 
 def test_a_429_storm_is_waited_out_within_the_limiters_bound(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore
+) -> None:
     desired = write(tmp_path / "d.yaml", SCENARIO_C)
     storm = 25
     with emulated(tmp_path, local.read()) as h:
-        h.emulator.faults.append(Fault("429", "link-to-line", times=storm, skip=3,
-                                       retry_after=0.02))
+        h.emulator.faults.append(
+            Fault("429", "link-to-line", times=storm, skip=3, retry_after=0.02)
+        )
         api = h.provider()
         try:
             plan = workflow.plan_file(desired, api)
@@ -410,7 +477,8 @@ def test_a_429_storm_is_waited_out_within_the_limiters_bound(
 
 
 def test_an_interrupted_apply_resumes_without_repeating_done_calls(
-        tmp_path: Path, local: LocalTenant, store: SqliteStateStore) -> None:
+    tmp_path: Path, local: LocalTenant, store: SqliteStateStore
+) -> None:
     desired = write(tmp_path / "d.yaml", SCENARIO_C)
     with emulated(tmp_path, local.read()) as h:
         h.emulator.faults.append(Fault("500", "link-to-line", times=1000, skip=9))
@@ -427,25 +495,29 @@ def test_an_interrupted_apply_resumes_without_repeating_done_calls(
         finally:
             api.close()
         ok = [e for e in h.emulator.log if "link-to-line" in e.operation and e.status == 204]
-        assert len(ok) == sum(1 for c in plan.changes if c.execution == "api"
-                              and c.channel is LINE)  # each member linked exactly once
+        assert len(ok) == sum(
+            1 for c in plan.changes if c.execution == "api" and c.channel is LINE
+        )  # each member linked exactly once
 
 
-def test_accepted_operations_are_polled_until_done(tmp_path: Path,
-                                                   store: SqliteStateStore) -> None:
+def test_accepted_operations_are_polled_until_done(tmp_path: Path, store: SqliteStateStore) -> None:
     with emulated(tmp_path, pending=0.05, bulk_pending=0.1) as h:
         for name in ("alice", "bob"):
             h.tenant.add_user(f"{name}@{D}")
-        desired = write(tmp_path / "d.yaml", f"""version: 1
+        desired = write(
+            tmp_path / "d.yaml",
+            f"""version: 1
 tenant: {D}
 external_messaging:
   line: {{enabled: true, members: {{policy: exact, include: [alice@{D}]}}}}
   lineworks: {{enabled: true, members: all}}
-""")
+""",
+        )
         api = h.provider()
         try:
-            Side(api, store).apply(workflow.plan_file(desired, api), manual="ask",
-                                   on_manual=h.admin)
+            Side(api, store).apply(
+                workflow.plan_file(desired, api), manual="ask", on_manual=h.admin
+            )
         finally:
             api.close()
         # Both accepted operations were followed to their end before lwr recorded them.
@@ -455,14 +527,18 @@ external_messaging:
 
 
 def test_an_operation_still_pending_after_the_poll_timeout_is_a_clear_error(
-        tmp_path: Path, store: SqliteStateStore) -> None:
+    tmp_path: Path, store: SqliteStateStore
+) -> None:
     with emulated(tmp_path, bulk_pending=30.0) as h:
         h.tenant.add_user(f"alice@{D}")
-        desired = write(tmp_path / "d.yaml", f"""version: 1
+        desired = write(
+            tmp_path / "d.yaml",
+            f"""version: 1
 tenant: {D}
 external_messaging:
   lineworks: {{enabled: true, members: all}}
-""")
+""",
+        )
         api = h.provider(poll_timeout=0.2)
         try:
             with pytest.raises(ApplyStopped, match=r"still in progress after 0\.2 s") as caught:
@@ -472,20 +548,26 @@ external_messaging:
             api.close()
 
 
-def test_without_a_status_location_accepted_means_done(tmp_path: Path,
-                                                       store: SqliteStateStore) -> None:
-    with emulated(tmp_path, limits=Limits(rate=200, window=1.0, status_location=False),
-                  bulk_pending=0.01) as h:
+def test_without_a_status_location_accepted_means_done(
+    tmp_path: Path, store: SqliteStateStore
+) -> None:
+    with emulated(
+        tmp_path, limits=Limits(rate=200, window=1.0, status_location=False), bulk_pending=0.01
+    ) as h:
         h.tenant.add_user(f"alice@{D}")
-        desired = write(tmp_path / "d.yaml", f"""version: 1
+        desired = write(
+            tmp_path / "d.yaml",
+            f"""version: 1
 tenant: {D}
 external_messaging:
   lineworks: {{enabled: true, members: all}}
-""")
+""",
+        )
         api = h.provider()
         try:
-            Side(api, store).apply(workflow.plan_file(desired, api), manual="ask",
-                                   on_manual=h.admin)
+            Side(api, store).apply(
+                workflow.plan_file(desired, api), manual="ask", on_manual=h.admin
+            )
             assert not workflow.plan_file(desired, api).changes
         finally:
             api.close()

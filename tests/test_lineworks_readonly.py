@@ -50,8 +50,9 @@ def _tree(root: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("argv", READ_ONLY, ids=lambda a: " ".join(a[:2]))
-def test_read_only_command_creates_nothing(h: Harness, tmp_path: Path, argv: list[str],
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_read_only_command_creates_nothing(
+    h: Harness, tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     plan = tmp_path / "plan.json"
     assert run(["plan", str(EXAMPLE), "--out", str(plan)]) in (0, 2)
     capsys.readouterr()
@@ -64,9 +65,9 @@ def test_read_only_command_creates_nothing(h: Harness, tmp_path: Path, argv: lis
     assert not h.state_dir.exists()
 
 
-def test_read_only_commands_read_what_attest_recorded(h: Harness, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]
-                                                      ) -> None:
+def test_read_only_commands_read_what_attest_recorded(
+    h: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Once attested, a read-only `show` reads the attested state and leaves it unchanged."""
     assert run(["attest", str(EXAMPLE), "--yes"]) == 0
     assert (h.state_dir / "attested.db").is_file()

@@ -32,8 +32,13 @@ ALICE, BOB, CAROL, DAVE, ERIN = (f"{n}{D}" for n in ("alice", "bob", "carol", "d
 GREETING = "友だち追加ありがとうございます。営業時間は9:00〜18:00です。"
 
 
-def chg(action: Action, channel: ChannelName, target: str | None = None,
-        before: Any = None, after: Any = None) -> Change:
+def chg(
+    action: Action,
+    channel: ChannelName,
+    target: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> Change:
     """A change as the planner builds it (before/after optional, as in a hand-made plan)."""
     return Change(change_id(action, channel, target), action, channel, target, before, after)
 
@@ -99,7 +104,9 @@ def test_create_makes_parent_dirs_and_an_empty_tenant(tmp_path: Path) -> None:
     assert state.directory == frozenset()
     assert not state.channels[LINE].enabled and not state.channels[WORKS].enabled
     assert (state.channels[LINE].greeting_enabled, state.channels[LINE].greeting_message) == (
-        False, "")
+        False,
+        "",
+    )
     assert state.channels[WORKS].greeting_enabled is None
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -124,8 +131,9 @@ def unchanged_on_open(path: Path, content: bytes, message: str) -> None:
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_untouched(path: Path) -> None:
-    unchanged_on_open(path, b"name,email\nalice,alice@example.co.jp\n" * 50,
-                      "not a SQLite database")
+    unchanged_on_open(
+        path, b"name,email\nalice,alice@example.co.jp\n" * 50, "not a SQLite database"
+    )
 
 
 def test_an_empty_file_is_refused_and_untouched(path: Path) -> None:
@@ -168,8 +176,9 @@ def test_corruption_inside_the_file_is_a_tenant_error(path: Path) -> None:
     assert path.read_bytes() == bytes(content)
 
 
-def test_readers_work_while_another_connection_holds_the_write_lock(demo: LocalTenant,
-                                                                   path: Path) -> None:
+def test_readers_work_while_another_connection_holds_the_write_lock(
+    demo: LocalTenant, path: Path
+) -> None:
     writer = sqlite3.connect(path, isolation_level=None)
     try:
         writer.execute("BEGIN IMMEDIATE")
@@ -204,17 +213,29 @@ def test_demo_company_is_seeded_as_documented(demo: LocalTenant) -> None:
     names = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
     assert state.directory == frozenset(f"{n}{D}" for n in names)
     line, works = state.channels[LINE], state.channels[WORKS]
-    assert (line.enabled, line.all_members, line.auto_grant_new_members,
-            line.restrict_file_transfer, line.greeting_enabled, line.greeting_message) == (
-        True, False, False, False, False, "")
+    assert (
+        line.enabled,
+        line.all_members,
+        line.auto_grant_new_members,
+        line.restrict_file_transfer,
+        line.greeting_enabled,
+        line.greeting_message,
+    ) == (True, False, False, False, False, "")
     assert line.members == {ALICE, BOB, CAROL}
     assert line.open_rooms == {ALICE: 2, CAROL: 1}
-    assert (works.enabled, works.all_members, works.members, works.auto_grant_new_members,
-            works.restrict_file_transfer, works.greeting_enabled) == (
-        False, False, frozenset(), False, False, None)
+    assert (
+        works.enabled,
+        works.all_members,
+        works.members,
+        works.auto_grant_new_members,
+        works.restrict_file_transfer,
+        works.greeting_enabled,
+    ) == (False, False, frozenset(), False, False, None)
     rooms = room_lists(demo, ALICE).member_side
     assert [(r.external, r.external_name) for r in rooms] == [
-        ("U-line-001", "佐藤様"), ("U-line-002", "Ken Brown")]
+        ("U-line-001", "佐藤様"),
+        ("U-line-002", "Ken Brown"),
+    ]
     assert any("見積もり" in m.text for m in demo.messages())
     member_names = demo._conn.execute("SELECT name FROM members WHERE email = ?", (ALICE,))
     assert member_names.fetchone()[0] == "山田 花子"
@@ -270,8 +291,7 @@ def test_disable_hides_rooms_shows_unknown_and_keeps_history(demo: LocalTenant) 
     assert [(m.text, m.sent_at) for m in after] == [(m.text, m.sent_at) for m in history]
     assert all(m.hidden for m in after)
     found = demo.messages(search="見積もり")
-    assert [(m.member, m.external, m.hidden) for m in found] == [
-        (ALICE, "U-line-001", True)]
+    assert [(m.member, m.external, m.hidden) for m in found] == [(ALICE, "U-line-001", True)]
 
 
 def test_enable_after_disable_keeps_rooms_hidden_and_the_old_list(demo: LocalTenant) -> None:
@@ -409,8 +429,16 @@ def test_a_duplicate_or_malformed_join_is_refused(demo: LocalTenant) -> None:
 
 
 def turn_greeting_on(tenant: LocalTenant) -> None:
-    tenant.apply([chg(Action.SET_GREETING, LINE, before={"enabled": False, "message": ""},
-                      after={"enabled": True, "message": GREETING})])
+    tenant.apply(
+        [
+            chg(
+                Action.SET_GREETING,
+                LINE,
+                before={"enabled": False, "message": ""},
+                after={"enabled": True, "message": GREETING},
+            )
+        ]
+    )
 
 
 def test_greeting_is_sent_to_a_new_line_friend(demo: LocalTenant) -> None:
@@ -419,7 +447,11 @@ def test_greeting_is_sent_to_a_new_line_friend(demo: LocalTenant) -> None:
     assert result.new_room and result.greeting_sent
     (message,) = [m for m in demo.messages() if m.room_id == result.room_id]
     assert (message.text, message.sender, message.sender_kind, message.automatic) == (
-        GREETING, BOB, "greeting", True)
+        GREETING,
+        BOB,
+        "greeting",
+        True,
+    )
     assert demo.read().channels[LINE].open_rooms[BOB] == 1
 
 
@@ -435,8 +467,7 @@ def test_no_greeting_on_the_lineworks_channel(demo: LocalTenant) -> None:
     result = demo.contact(BOB, "partner@other.example", WORKS)
     assert not result.greeting_sent
     assert demo.messages(channel=WORKS) == []
-    refused(demo, [chg(Action.SET_GREETING, WORKS, after={"enabled": True})],
-            "LINE channel only")
+    refused(demo, [chg(Action.SET_GREETING, WORKS, after={"enabled": True})], "LINE channel only")
 
 
 def test_an_empty_greeting_text_sends_nothing(demo: LocalTenant) -> None:
@@ -486,9 +517,13 @@ def test_removed_member_keeps_rooms_but_cannot_be_added_again(demo: LocalTenant)
 
 
 def test_auto_grant_and_file_restriction_switches(demo: LocalTenant) -> None:
-    demo.apply([switch(Action.SET_FILE_RESTRICTION, LINE, True),
-                switch(Action.SET_FILE_RESTRICTION, WORKS, True),
-                switch(Action.SET_AUTO_GRANT, WORKS, True)])
+    demo.apply(
+        [
+            switch(Action.SET_FILE_RESTRICTION, LINE, True),
+            switch(Action.SET_FILE_RESTRICTION, WORKS, True),
+            switch(Action.SET_AUTO_GRANT, WORKS, True),
+        ]
+    )
     state = demo.read()
     assert state.channels[LINE].restrict_file_transfer
     assert state.channels[WORKS].restrict_file_transfer
@@ -519,8 +554,9 @@ def test_messages_search_and_channel_filter(demo: LocalTenant) -> None:
 def test_hundred_thousand_members_round_trip(tmp_path: Path) -> None:
     tenant = init_demo(tmp_path / "big.db", members=100_000)
     try:
-        tenant.apply([chg(Action.GRANT_ALL_MEMBERS, LINE),
-                      chg(Action.RESTRICT_TO_LISTED_MEMBERS, LINE)])  # 100k list rows
+        tenant.apply(
+            [chg(Action.GRANT_ALL_MEMBERS, LINE), chg(Action.RESTRICT_TO_LISTED_MEMBERS, LINE)]
+        )  # 100k list rows
         state: TenantState = tenant.read()
         assert len(state.directory) == len(state.channels[LINE].members) == 100_000
         batch = [remove(LINE, e) for e in sorted(state.directory)[:500]]

@@ -14,6 +14,7 @@ def test_postgres_server_round_trips_japanese_as_lwr(postgres_url: str) -> None:
         conn.execute("CREATE TEMP TABLE greeting (message text NOT NULL)")
         conn.execute("INSERT INTO greeting (message) VALUES (%s)", (TEXT,))
         # length() counts characters on the server: a byte-level mix-up would show here.
-        row = conn.execute("SELECT message, length(message), octet_length(message) "
-                           "FROM greeting").fetchone()
+        row = conn.execute(
+            "SELECT message, length(message), octet_length(message) FROM greeting"
+        ).fetchone()
         assert row == (TEXT, len(TEXT), len(TEXT.encode("utf-8")))

@@ -19,8 +19,13 @@ def with_line(members: frozenset[str], directory: frozenset[str] = STAFF, **kw: 
     return state_digest(tenant(directory, line=channel_state(members=members, **kw)))
 
 
-@pytest.mark.parametrize("members", [frozenset(sorted(STAFF)[:2]),   # short list
-                                     frozenset(sorted(STAFF)[:9])])  # nearly everyone
+@pytest.mark.parametrize(
+    "members",
+    [
+        frozenset(sorted(STAFF)[:2]),  # short list
+        frozenset(sorted(STAFF)[:9]),
+    ],
+)  # nearly everyone
 def test_digest_changes_with_every_list_edit(members: frozenset[str]) -> None:
     base = with_line(members)
     missing = sorted(STAFF - members)[0]
@@ -38,8 +43,10 @@ def test_digest_ignores_room_counts() -> None:
 
 
 def test_saved_plan_round_trips_and_follows_its_schema() -> None:
-    current = tenant(emails("alice", "bob", "carol"),
-                     line=channel_state(members=emails("carol"), greeting_enabled=False))
+    current = tenant(
+        emails("alice", "bob", "carol"),
+        line=channel_state(members=emails("carol"), greeting_enabled=False),
+    )
     want = desired(line=DesiredChannel(members=listed("alice", "bob")))
     plan = make_plan(want, current, "local:/t.db")
     data = plan.to_json()
@@ -60,11 +67,19 @@ def test_other_major_formats_are_refused_and_minor_accepted() -> None:
 
 
 def test_plan_digest_pins_content() -> None:
-    plan = make_plan(desired(line=DesiredChannel(members=listed("alice"))),
-                     tenant(STAFF | emails("alice"), line=channel_state()), "local:/t.db")
-    same = replace(make_plan(desired(line=DesiredChannel(members=listed("alice"))),
-                             tenant(STAFF | emails("alice"), line=channel_state()),
-                             "local:/t.db"), created_at=plan.created_at)
+    plan = make_plan(
+        desired(line=DesiredChannel(members=listed("alice"))),
+        tenant(STAFF | emails("alice"), line=channel_state()),
+        "local:/t.db",
+    )
+    same = replace(
+        make_plan(
+            desired(line=DesiredChannel(members=listed("alice"))),
+            tenant(STAFF | emails("alice"), line=channel_state()),
+            "local:/t.db",
+        ),
+        created_at=plan.created_at,
+    )
     assert same.digest == plan.digest
     assert replace(plan, tenant_uri="local:/other.db").digest != plan.digest
     assert replace(plan, changes=()).digest != plan.digest

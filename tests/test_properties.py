@@ -27,17 +27,28 @@ from reconciler.providers.local import LocalTenant, init_demo
 from reconciler.store.sqlite import SqliteStateStore
 
 DOMAIN = "example.co.jp"
-STAFF = [f"{n}@{DOMAIN}" for n in ("alice", "bob", "carol", "dave", "erin", "frank", "grace",
-                                   "heidi")]
-MESSAGES = ["", "Welcome!", "友だち追加ありがとうございます。\n営業時間は9時〜18時です。",
-            "🎉 sale: 50% off\n\n  indented line\n", "line one\r\nline two", "'quoted' \"text\""]
+STAFF = [
+    f"{n}@{DOMAIN}" for n in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+]
+MESSAGES = [
+    "",
+    "Welcome!",
+    "友だち追加ありがとうございます。\n営業時間は9時〜18時です。",
+    "🎉 sale: 50% off\n\n  indented line\n",
+    "line one\r\nline two",
+    "'quoted' \"text\"",
+]
 
 optional_bool = st.one_of(st.none(), st.booleans())
 members_spec = st.one_of(
     st.none(),
     st.just(MembersSpec(True)),
-    st.builds(MembersSpec, st.just(False), st.sampled_from(["exact", "additive"]),
-              st.frozensets(st.sampled_from(STAFF))),
+    st.builds(
+        MembersSpec,
+        st.just(False),
+        st.sampled_from(["exact", "additive"]),
+        st.frozensets(st.sampled_from(STAFF)),
+    ),
 )
 
 
@@ -50,11 +61,16 @@ def channel(draw: st.DrawFn, name: ChannelName) -> DesiredChannel | None:
         return DesiredChannel(enabled=False)
     greeting = None
     if name is ChannelName.LINE and draw(st.booleans()):
-        greeting = GreetingSpec(draw(optional_bool), draw(st.one_of(st.none(),
-                                                                     st.sampled_from(MESSAGES))))
-    return DesiredChannel(enabled=enabled, auto_grant_new_members=draw(optional_bool),
-                          restrict_file_transfer=draw(optional_bool), greeting=greeting,
-                          members=draw(members_spec))
+        greeting = GreetingSpec(
+            draw(optional_bool), draw(st.one_of(st.none(), st.sampled_from(MESSAGES)))
+        )
+    return DesiredChannel(
+        enabled=enabled,
+        auto_grant_new_members=draw(optional_bool),
+        restrict_file_transfer=draw(optional_bool),
+        greeting=greeting,
+        members=draw(members_spec),
+    )
 
 
 @st.composite
@@ -82,19 +98,16 @@ def converge(tenant: LocalTenant, store: SqliteStateStore, desired: DesiredState
     except InputError as e:
         assert "can only change while the channel is on" in str(e)
         return False
-    execute(plan.changes, tenant, store, actor="hypothesis", plan_digest=plan.digest,
-            domain=DOMAIN)
+    execute(plan.changes, tenant, store, actor="hypothesis", plan_digest=plan.digest, domain=DOMAIN)
     return True
 
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
 @given(start=desired_state(), target=desired_state())
-def test_apply_of_plan_leaves_nothing_to_plan(start: DesiredState,
-                                              target: DesiredState) -> None:
+def test_apply_of_plan_leaves_nothing_to_plan(start: DesiredState, target: DesiredState) -> None:
     with demo_tenant() as (tenant, store):
         converge(tenant, store, start)  # a random starting tenant
         if converge(tenant, store, target):

@@ -18,17 +18,45 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "company.yaml"
 
 PUBLIC = [
     # open a tenant and its state store
-    "open_provider", "open_store", "Provider",
+    "open_provider",
+    "open_store",
+    "Provider",
     # plan a file; load, check and apply a saved plan; export; show
-    "load_desired", "plan_file", "load_saved_plan", "check_saved_plan", "apply_plan",
-    "export_yaml", "state_json", "default_actor", "ApplyResult",
+    "load_desired",
+    "plan_file",
+    "load_saved_plan",
+    "check_saved_plan",
+    "apply_plan",
+    "export_yaml",
+    "state_json",
+    "default_actor",
+    "ApplyResult",
     # the model and the plan
-    "ChannelName", "ChannelState", "DesiredState", "TenantState", "Action", "Change", "Plan",
+    "ChannelName",
+    "ChannelState",
+    "DesiredState",
+    "TenantState",
+    "Action",
+    "Change",
+    "Plan",
     "SavedPlan",
     # errors
-    "LwrError", "InputError", "UsageError", "FileError", "TenantError", "TenantRuleError",
-    "StateError", "Refused", "WrongTenant", "DestructiveRefused", "LockHeld", "StalePlan",
-    "AlreadyApplied", "PolicyDenied", "Cancelled", "ApplyStopped",
+    "LwrError",
+    "InputError",
+    "UsageError",
+    "FileError",
+    "TenantError",
+    "TenantRuleError",
+    "StateError",
+    "Refused",
+    "WrongTenant",
+    "DestructiveRefused",
+    "LockHeld",
+    "StalePlan",
+    "AlreadyApplied",
+    "PolicyDenied",
+    "Cancelled",
+    "ApplyStopped",
     "__version__",
 ]
 
@@ -54,31 +82,41 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def _python(code: str, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_importing_the_package_loads_nothing_else(tmp_path: Path) -> None:
     """`lwr --version` and `import reconciler` pay for no module they do not use."""
-    out = _python("""
+    out = _python(
+        """
         import sys
         import reconciler
         print(reconciler.__version__)
         print(sorted(m for m in sys.modules if m.startswith("reconciler.")))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert out.splitlines() == [reconciler.__version__, "[]"]
 
 
 def test_a_script_plans_and_applies_with_the_public_api_only(tmp_path: Path) -> None:
     with init_demo(tmp_path / "tenant.db"):
         pass
-    out = _python(f"""
+    out = _python(
+        f"""
         from reconciler import (ApplyResult, Plan, apply_plan, default_actor, open_provider,
                                 open_store, plan_file, state_json)
 
-        uri = "local:{tmp_path / 'tenant.db'}"
+        uri = "local:{tmp_path / "tenant.db"}"
         provider = open_provider(uri)
         try:
             plan = plan_file({str(EXAMPLE)!r}, provider)
@@ -91,5 +129,7 @@ def test_a_script_plans_and_applies_with_the_public_api_only(tmp_path: Path) -> 
             print(state_json(provider.read())["tenant"])
         finally:
             provider.close()
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert out.strip() == "example.co.jp"

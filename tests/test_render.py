@@ -47,26 +47,43 @@ def scenario() -> tuple[DesiredState, TenantState]:
     """One plan with every kind of output: destructive, manual, warnings, Japanese, details."""
     current = tenant(
         STAFF,
-        line=channel_state(members=LISTED, greeting_enabled=False, greeting_message="",
-                           open_rooms={sorted(LISTED)[0]: 2, sorted(LISTED)[1]: 1}),
-        lineworks=channel_state(LW, members=frozenset(sorted(STAFF)[:3]),
-                                open_rooms={sorted(STAFF)[0]: 4}))
+        line=channel_state(
+            members=LISTED,
+            greeting_enabled=False,
+            greeting_message="",
+            open_rooms={sorted(LISTED)[0]: 2, sorted(LISTED)[1]: 1},
+        ),
+        lineworks=channel_state(
+            LW, members=frozenset(sorted(STAFF)[:3]), open_rooms={sorted(STAFF)[0]: 4}
+        ),
+    )
     want = desired(
         line=DesiredChannel(
-            restrict_file_transfer=True, auto_grant_new_members=True,
+            restrict_file_transfer=True,
+            auto_grant_new_members=True,
             greeting=GreetingSpec(True, GREETING),
-            members=MembersSpec(False, "exact", WANTED)),
+            members=MembersSpec(False, "exact", WANTED),
+        ),
         lineworks=DesiredChannel(enabled=False),
-        safety=SafetySettings(max_member_removal_percent=25))
+        safety=SafetySettings(max_member_removal_percent=25),
+    )
     document = {  # what lineworks/company.yaml says, as a saved plan carries it
-        "version": 1, "tenant": DOMAIN, "safety": {"max_member_removal_percent": 25},
+        "version": 1,
+        "tenant": DOMAIN,
+        "safety": {"max_member_removal_percent": 25},
         "external_messaging": {
-            "line": {"restrict_file_transfer": True, "auto_grant_new_members": True,
-                     "greeting": {"enabled": True, "message": GREETING},
-                     "members": {"policy": "exact", "include": sorted(WANTED)}},
-            "lineworks": {"enabled": False}}}
-    return dataclasses.replace(want, source="lineworks/company.yaml", digest="d" * 64,
-                               document=document), current
+            "line": {
+                "restrict_file_transfer": True,
+                "auto_grant_new_members": True,
+                "greeting": {"enabled": True, "message": GREETING},
+                "members": {"policy": "exact", "include": sorted(WANTED)},
+            },
+            "lineworks": {"enabled": False},
+        },
+    }
+    return dataclasses.replace(
+        want, source="lineworks/company.yaml", digest="d" * 64, document=document
+    ), current
 
 
 def execution(action: Action) -> Execution:
@@ -76,8 +93,9 @@ def execution(action: Action) -> Execution:
 def golden_plan() -> Plan:
     want, current = scenario()
     plan = make_plan(want, current, "lineworks:12345", execution)
-    return dataclasses.replace(plan, created_at="2024-05-01T09:00:00+00:00",
-                               tool_version="0.0.0-golden")
+    return dataclasses.replace(
+        plan, created_at="2024-05-01T09:00:00+00:00", tool_version="0.0.0-golden"
+    )
 
 
 def golden_drift() -> DriftReport:
@@ -87,11 +105,22 @@ def golden_drift() -> DriftReport:
 
 
 def golden_policy() -> PolicyReport:
-    rule = PolicyRule(id="review-large-member-additions", severity="warn", target="plan",
-                      message="Have a second person review this list.", rule=True,
-                      source="policies/defaults.yaml:48")
-    return PolicyReport((Finding(rule, ("plan: summary.by_action.add_member (12 is greater "
-                                        "than the maximum of 10)",)),), evaluated=3)
+    rule = PolicyRule(
+        id="review-large-member-additions",
+        severity="warn",
+        target="plan",
+        message="Have a second person review this list.",
+        rule=True,
+        source="policies/defaults.yaml:48",
+    )
+    return PolicyReport(
+        (
+            Finding(
+                rule, ("plan: summary.by_action.add_member (12 is greater than the maximum of 10)",)
+            ),
+        ),
+        evaluated=3,
+    )
 
 
 def check_golden(name: str, text: str) -> None:
@@ -100,16 +129,18 @@ def check_golden(name: str, text: str) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"missing {path}: run LWR_UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == path.read_text(encoding="utf-8"), \
+    assert text == path.read_text(encoding="utf-8"), (
         f"{name} differs from its golden file; if intended, regenerate (see module docstring)"
+    )
 
 
 def test_plan_markdown_golden() -> None:
     text = PlanMarkdown(policy=golden_policy()).render(golden_plan())
     check_golden("plan.md", text)
     # What the golden file must show, so a regeneration cannot quietly drop it.
-    assert text.index("destructive changes**") < text.index("Policy warning") \
-        < text.index("#### line")  # destructive first, right after the summary table
+    assert (
+        text.index("destructive changes**") < text.index("Policy warning") < text.index("#### line")
+    )  # destructive first, right after the summary table
     assert "remove 8 members, over the safety threshold: 8 of 10 listed (80.0 %)" in text
     assert "| line | 12 | 3 | 8 | 8 | 1 |" in text
     assert text.count("<details>") == text.count("</details>") == 1
@@ -150,8 +181,11 @@ def test_drift_text_golden() -> None:
 
 def big_plan(adds: int) -> Plan:
     staff = frozenset(extra_member(i, DOMAIN) for i in range(adds))
-    return make_plan(desired(line=DesiredChannel(members=MembersSpec(False, "exact", staff))),
-                     tenant(staff, line=channel_state()), "local:/t.db")
+    return make_plan(
+        desired(line=DesiredChannel(members=MembersSpec(False, "exact", staff))),
+        tenant(staff, line=channel_state()),
+        "local:/t.db",
+    )
 
 
 def test_a_long_plan_splits_into_parts_under_the_limit_with_balanced_details() -> None:
@@ -175,17 +209,18 @@ def test_paginate_never_splits_a_text_block_and_reopens_details() -> None:
     blocks: list[str | Details] = ["a" * 1500, Details("list", items), "b" * 1500]
     parts = paginate("# T", blocks, limit=3000)
     assert all(len(p) < 3000 for p in parts)
-    assert sum(p.count("a" * 1500) for p in parts) == 1 and sum(
-        p.count("b" * 1500) for p in parts) == 1
-    assert [line for p in parts for line in p.splitlines() if line.startswith("- ")] == \
-        list(items)
+    assert (
+        sum(p.count("a" * 1500) for p in parts) == 1
+        and sum(p.count("b" * 1500) for p in parts) == 1
+    )
+    assert [line for p in parts for line in p.splitlines() if line.startswith("- ")] == list(items)
     assert all(p.count("<details>") == p.count("</details>") for p in parts)
     assert paginate("# T", []) == ["# T\n"]
 
 
 def test_markdown_dir_writes_one_file_per_part_and_drops_old_ones(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
     assert run(["tenant", "init", "--demo"]) == 0
@@ -206,19 +241,22 @@ def test_text_is_coloured_only_when_asked() -> None:
     plan = golden_plan()
     assert ANSI.search(renderer_for("text", color=True).render(plan))
     assert not ANSI.search(renderer_for("text", color=False).render(plan))
-    assert ANSI.sub("", renderer_for("text", color=True).render(plan)) == \
-        renderer_for("text").render(plan)
+    assert ANSI.sub("", renderer_for("text", color=True).render(plan)) == renderer_for(
+        "text"
+    ).render(plan)
 
 
 def lwr_output(argv: list[str], env: dict[str, str], *, tty: bool) -> str:
     lwr = str(Path(sys.executable).parent / "lwr")
     if not tty:
-        return subprocess.run([lwr, *argv], env=env, capture_output=True, text=True,
-                              check=False).stdout
+        return subprocess.run(
+            [lwr, *argv], env=env, capture_output=True, text=True, check=False
+        ).stdout
     leader, follower = pty.openpty()
     try:
-        subprocess.run([lwr, *argv], env=env, stdout=follower, stderr=subprocess.DEVNULL,
-                       check=False)
+        subprocess.run(
+            [lwr, *argv], env=env, stdout=follower, stderr=subprocess.DEVNULL, check=False
+        )
         os.close(follower)
         chunks = []
         while True:
@@ -245,24 +283,35 @@ def test_colour_on_a_terminal_plain_when_piped_or_no_color(tmp_path: Path) -> No
     assert "Plan: 7 changes" in piped and not ANSI.search(piped)
 
 
-def test_nothing_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_nothing_secret_in_any_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     secret, pem = "s3cr3t-client-value", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
     key = tmp_path / "key.pem"
     key.write_text(f"-----BEGIN PRIVATE KEY-----\n{pem}\n-----END PRIVATE KEY-----\n")
     key.chmod(0o600)
     monkeypatch.chdir(tmp_path)
-    for name, value in {"LW_CLIENT_ID": "client-id-value", "LW_CLIENT_SECRET": secret,
-                        "LW_SERVICE_ACCOUNT": "svc@example", "LW_PRIVATE_KEY_FILE": str(key),
-                        "LW_DOMAIN_ID": "12345",
-                        "LWR_TENANT": f"local:{tmp_path}/tenant.db"}.items():
+    for name, value in {
+        "LW_CLIENT_ID": "client-id-value",
+        "LW_CLIENT_SECRET": secret,
+        "LW_SERVICE_ACCOUNT": "svc@example",
+        "LW_PRIVATE_KEY_FILE": str(key),
+        "LW_DOMAIN_ID": "12345",
+        "LWR_TENANT": f"local:{tmp_path}/tenant.db",
+    }.items():
         monkeypatch.setenv(name, value)
     assert run(["tenant", "init", "--demo"]) == 0
     outputs = []
-    for argv in (["plan", str(EXAMPLE), "--out", "plan.json"], ["drift", str(EXAMPLE)],
-                 ["plan", str(EXAMPLE), "--format", "markdown"],
-                 ["drift", str(EXAMPLE), "--format", "json"], ["show-plan", "plan.json"],
-                 ["apply", "plan.json", "--auto-approve"], ["audit"], ["show"]):
+    for argv in (
+        ["plan", str(EXAMPLE), "--out", "plan.json"],
+        ["drift", str(EXAMPLE)],
+        ["plan", str(EXAMPLE), "--format", "markdown"],
+        ["drift", str(EXAMPLE), "--format", "json"],
+        ["show-plan", "plan.json"],
+        ["apply", "plan.json", "--auto-approve"],
+        ["audit"],
+        ["show"],
+    ):
         run(argv)
         outputs.append("".join(capsys.readouterr()))
     outputs.append(Path("plan.json").read_text(encoding="utf-8"))
@@ -271,14 +320,14 @@ def test_nothing_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_json_plan_of_a_real_tenant_follows_the_schema(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     uri = f"local:{tmp_path}/tenant.db"
     assert run(["tenant", "init", "--demo", "--tenant", uri]) == 0
     capsys.readouterr()
     for example in sorted(EXAMPLE.parent.glob("*.yaml")):
         assert run(["plan", str(example), "--tenant", uri, "--format", "json"]) == 0
-        jsonschema.validate(json.loads(capsys.readouterr().out),
-                            load_schema("plan.schema.json"))
+        jsonschema.validate(json.loads(capsys.readouterr().out), load_schema("plan.schema.json"))
 
 
 def test_destructive_plans_say_so_in_every_format() -> None:

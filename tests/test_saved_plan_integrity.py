@@ -37,10 +37,12 @@ HOSTILE = sorted(CORPUS.glob("*.json"))
 LWR = str(Path(sys.executable).parent / "lwr")
 
 HEAD = "version: 1\ntenant: example.co.jp\n"
-ADD_DAVE = HEAD + ("external_messaging:\n  line:\n    members:\n      policy: additive\n"
-                   "      include: [dave@example.co.jp]\n")
+ADD_DAVE = HEAD + (
+    "external_messaging:\n  line:\n    members:\n      policy: additive\n"
+    "      include: [dave@example.co.jp]\n"
+)
 LINE_OFF = HEAD + "external_messaging:\n  line:\n    enabled: false\n"
-PROTECTED_OFF = HEAD + "safety:\n  protect_channels: [line]\n" + LINE_OFF[len(HEAD):]
+PROTECTED_OFF = HEAD + "safety:\n  protect_channels: [line]\n" + LINE_OFF[len(HEAD) :]
 Edit = Callable[[dict[str, Any]], None]
 
 
@@ -88,8 +90,9 @@ def saved(root: Path, desired: str, name: str = "plan.json") -> Path:
 def recompute(data: dict[str, Any]) -> None:
     """What an attacker who read plan.py does after an edit: make every digest match again."""
     if "desired_document" in data:
-        data["desired_digest"] = hashlib.sha256(canonical_bytes(data["desired_document"])
-                                                ).hexdigest()
+        data["desired_digest"] = hashlib.sha256(
+            canonical_bytes(data["desired_document"])
+        ).hexdigest()
     body = {k: v for k, v in data.items() if k != "plan_digest"}
     data["plan_digest"] = hashlib.sha256(canonical_bytes(body)).hexdigest()
 
@@ -109,8 +112,13 @@ def first(**fields: Any) -> Edit:
 
 
 def append_erin(d: dict[str, Any]) -> None:
-    d["changes"].append({**d["changes"][0], "id": "line/add_member/erin@example.co.jp",
-                         "target": "erin@example.co.jp"})
+    d["changes"].append(
+        {
+            **d["changes"][0],
+            "id": "line/add_member/erin@example.co.jp",
+            "target": "erin@example.co.jp",
+        }
+    )
 
 
 def drop_digest_and_append(d: dict[str, Any]) -> None:
@@ -122,14 +130,22 @@ def drop_digest_and_append(d: dict[str, Any]) -> None:
 EDITS: dict[str, tuple[str, Edit, list[str]]] = {
     "action-grant-all": (ADD_DAVE, first(action="grant_all_members"), []),
     "target-another-member": (ADD_DAVE, first(target="erin@example.co.jp"), []),
-    "target-and-id-another-member": (ADD_DAVE, first(target="erin@example.co.jp",
-                                                     id="line/add_member/erin@example.co.jp"), []),
-    "channel": (ADD_DAVE, first(channel="lineworks", id="lineworks/add_member/dave@example.co.jp"),
-                []),
+    "target-and-id-another-member": (
+        ADD_DAVE,
+        first(target="erin@example.co.jp", id="line/add_member/erin@example.co.jp"),
+        [],
+    ),
+    "channel": (
+        ADD_DAVE,
+        first(channel="lineworks", id="lineworks/add_member/dave@example.co.jp"),
+        [],
+    ),
     "destructive-false": (LINE_OFF, first(destructive=False), []),
-    "protect-channels-emptied": (PROTECTED_OFF,
-                                 lambda d: d["safety"].update(protect_channels=[]),
-                                 ["--allow-destructive"]),
+    "protect-channels-emptied": (
+        PROTECTED_OFF,
+        lambda d: d["safety"].update(protect_channels=[]),
+        ["--allow-destructive"],
+    ),
     "appended-change": (ADD_DAVE, append_erin, []),
     "plan-digest-deleted-and-change-appended": (ADD_DAVE, drop_digest_and_append, []),
 }
@@ -141,12 +157,14 @@ EDITS: dict[str, tuple[str, Edit, list[str]]] = {
 @pytest.mark.parametrize("digests", [False, True], ids=["digests-stale", "digests-recomputed"])
 @pytest.mark.parametrize("name", list(EDITS))
 def test_an_edited_plan_is_refused_and_the_tenant_is_unchanged(
-        demo: Path, capsys: pytest.CaptureFixture[str], name: str, digests: bool) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], name: str, digests: bool
+) -> None:
     desired, edit, flags = EDITS[name]
     plan = edited(saved(demo, desired), edit, digests=digests)
     malformed = "plan_digest" not in json.loads(plan.read_text(encoding="utf-8"))
-    err = refused(demo, ["apply", str(plan), "--auto-approve", *flags], capsys,
-                  code=1 if malformed else 3)
+    err = refused(
+        demo, ["apply", str(plan), "--auto-approve", *flags], capsys, code=1 if malformed else 3
+    )
     if malformed:
         assert "missing required key 'plan_digest'" in err
     elif digests:  # only planning again can tell: the digests match the edited content
@@ -157,38 +175,73 @@ def test_an_edited_plan_is_refused_and_the_tenant_is_unchanged(
 
 @pytest.mark.parametrize("name", [n for n in EDITS if "deleted" not in n])
 def test_show_plan_says_apply_would_refuse_an_edited_plan(
-        demo: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
     desired, edit, _ = EDITS[name]
     plan = edited(saved(demo, desired), edit, digests=True)
-    err = refused(demo, ["show-plan", str(plan), "--tenant", f"local:{demo}/tenant.db"], capsys,
-                  code=3)
+    err = refused(
+        demo, ["show-plan", str(plan), "--tenant", f"local:{demo}/tenant.db"], capsys, code=3
+    )
     assert "apply would accept it" not in err and "the plan was edited" in err
 
 
-@pytest.mark.parametrize("field,value", [
-    ("id", "line/add_member/erin@example.co.jp"), ("action", "remove_member"),
-    ("channel", "lineworks"), ("target", "erin@example.co.jp"), ("before", True),
-    ("after", False), ("destructive", True), ("execution", "manual"),
-    ("depends_on", ["line/enable_channel"]), ("side_effects", []), ("reason", "trust me"),
-    ("phase", 3),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("id", "line/add_member/erin@example.co.jp"),
+        ("action", "remove_member"),
+        ("channel", "lineworks"),
+        ("target", "erin@example.co.jp"),
+        ("before", True),
+        ("after", False),
+        ("destructive", True),
+        ("execution", "manual"),
+        ("depends_on", ["line/enable_channel"]),
+        ("side_effects", []),
+        ("reason", "trust me"),
+        ("phase", 3),
+    ],
+)
 def test_every_field_of_a_change_is_compared(
-        demo: Path, capsys: pytest.CaptureFixture[str], field: str, value: Any) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], field: str, value: Any
+) -> None:
     plan = edited(saved(demo, ADD_DAVE), first(**{field: value}), digests=True)
     err = refused(demo, ["apply", str(plan), "--auto-approve"], capsys, code=3)
     assert "change 1 (" in err and f": {field} is " in err  # names the change and the field
 
 
-@pytest.mark.parametrize("key,value", [
-    ("state_digest", "0" * 64), ("tenant", "other.co.jp"), ("warnings", []),
-    ("safety", {"max_member_removals": 0, "max_member_removal_percent": 0,
-                "protect_channels": ["line", "lineworks"]}),
-    ("summary", {"total": 0, "add": 0, "change": 0, "remove": 0, "destructive": 0, "manual": 0,
-                 "by_action": {}}),
-    ("tenant_uri", "local:/elsewhere/tenant.db"),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("state_digest", "0" * 64),
+        ("tenant", "other.co.jp"),
+        ("warnings", []),
+        (
+            "safety",
+            {
+                "max_member_removals": 0,
+                "max_member_removal_percent": 0,
+                "protect_channels": ["line", "lineworks"],
+            },
+        ),
+        (
+            "summary",
+            {
+                "total": 0,
+                "add": 0,
+                "change": 0,
+                "remove": 0,
+                "destructive": 0,
+                "manual": 0,
+                "by_action": {},
+            },
+        ),
+        ("tenant_uri", "local:/elsewhere/tenant.db"),
+    ],
+)
 def test_every_top_level_field_is_compared(
-        demo: Path, capsys: pytest.CaptureFixture[str], key: str, value: Any) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], key: str, value: Any
+) -> None:
     plan = edited(saved(demo, ADD_DAVE), lambda d: d.update({key: value}), digests=True)
     err = refused(demo, ["apply", str(plan), "--auto-approve"], capsys, code=3)
     assert "refused: " in err
@@ -198,10 +251,12 @@ def test_every_top_level_field_is_compared(
 
 
 def test_an_edited_desired_document_is_refused_unless_the_changes_are_what_it_plans(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def erin_instead(d: dict[str, Any]) -> None:
         d["desired_document"]["external_messaging"]["line"]["members"]["include"] = [
-            "erin@example.co.jp"]
+            "erin@example.co.jp"
+        ]
 
     plan = edited(saved(demo, ADD_DAVE), erin_instead, digests=True)
     err = refused(demo, ["apply", str(plan), "--auto-approve"], capsys, code=3)
@@ -209,14 +264,20 @@ def test_an_edited_desired_document_is_refused_unless_the_changes_are_what_it_pl
 
 
 def test_a_consistent_forgery_only_does_what_its_document_plans(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A plan edited so that changes and document agree is a plan of that document: it does
     # exactly what planning the document does, and the tenant's own checks still hold.
     honest = json.loads(saved(demo, ADD_DAVE).read_text(encoding="utf-8"))
-    other = json.loads(saved(demo, ADD_DAVE.replace("dave@", "erin@"), "erin.json")
-                       .read_text(encoding="utf-8"))
-    forged = {**honest, "changes": other["changes"], "summary": other["summary"],
-              "desired_document": other["desired_document"]}
+    other = json.loads(
+        saved(demo, ADD_DAVE.replace("dave@", "erin@"), "erin.json").read_text(encoding="utf-8")
+    )
+    forged = {
+        **honest,
+        "changes": other["changes"],
+        "summary": other["summary"],
+        "desired_document": other["desired_document"],
+    }
     recompute(forged)
     (demo / "forged.json").write_text(json.dumps(forged), encoding="utf-8")
     assert run(["apply", str(demo / "forged.json"), "--auto-approve"]) == 0
@@ -224,37 +285,59 @@ def test_a_consistent_forgery_only_does_what_its_document_plans(
     assert "erin@example.co.jp" in line and "dave@example.co.jp" not in line
 
 
-@pytest.mark.parametrize("edit,code,words", [
-    (lambda d: d["desired_document"].update(tenant="other.co.jp"), 3, "other.co.jp"),
-    (lambda d: d["desired_document"]["external_messaging"]["line"]["members"].update(
-        include=["nobody@example.co.jp"]), 1, "not a member"),
-    (lambda d: d["desired_document"]["external_messaging"]["line"]["members"].update(
-        include=["dave@example.co.jp", "DAVE@example.co.jp"]), 1, "duplicate member"),
-    (lambda d: d["desired_document"]["external_messaging"]["line"].update(
-        greeting={"enabled": True, "message": "\x1b[31mred"}), 1, "control characters"),
-    (lambda d: d["desired_document"].update(version="1"), 1, "desired_document"),
-    (lambda d: d["desired_document"].update(run="rm -rf /"), 1, "unknown key 'run'"),
-])
+@pytest.mark.parametrize(
+    "edit,code,words",
+    [
+        (lambda d: d["desired_document"].update(tenant="other.co.jp"), 3, "other.co.jp"),
+        (
+            lambda d: d["desired_document"]["external_messaging"]["line"]["members"].update(
+                include=["nobody@example.co.jp"]
+            ),
+            1,
+            "not a member",
+        ),
+        (
+            lambda d: d["desired_document"]["external_messaging"]["line"]["members"].update(
+                include=["dave@example.co.jp", "DAVE@example.co.jp"]
+            ),
+            1,
+            "duplicate member",
+        ),
+        (
+            lambda d: d["desired_document"]["external_messaging"]["line"].update(
+                greeting={"enabled": True, "message": "\x1b[31mred"}
+            ),
+            1,
+            "control characters",
+        ),
+        (lambda d: d["desired_document"].update(version="1"), 1, "desired_document"),
+        (lambda d: d["desired_document"].update(run="rm -rf /"), 1, "unknown key 'run'"),
+    ],
+)
 def test_the_desired_document_goes_through_every_check_a_desired_file_does(
-        demo: Path, capsys: pytest.CaptureFixture[str], edit: Edit, code: int,
-        words: str) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], edit: Edit, code: int, words: str
+) -> None:
     plan = edited(saved(demo, ADD_DAVE), edit, digests=True)
     err = refused(demo, ["apply", str(plan), "--auto-approve"], capsys, code=code)
     assert words in err
 
 
 def test_text_that_yaml_reads_as_line_breaks_survives_the_round_trip(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     message = "ようこそ\u2028次の行\u2029😀 end"  # YAML's \\L and \\P escapes below
-    greeting = HEAD + ("external_messaging:\n  line:\n    greeting:\n      enabled: true\n"
-                       '      message: "ようこそ\\L次の行\\P😀 end"\n')
+    greeting = HEAD + (
+        "external_messaging:\n  line:\n    greeting:\n      enabled: true\n"
+        '      message: "ようこそ\\L次の行\\P😀 end"\n'
+    )
     plan = saved(demo, greeting)
     assert run(["apply", str(plan), "--auto-approve"]) == 0
     assert tenant_now(capsys)["channels"]["line"]["greeting"]["message"] == message
 
 
 def test_the_recipe_can_tell_a_plan_made_from_the_merged_file(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # examples/github-actions/lwr.yml compares desired_digest with `lwr plan FILE` of the
     # merged file: equal for the same document however it is written, else different.
     planned = json.loads(saved(demo, ADD_DAVE).read_text(encoding="utf-8"))["desired_digest"]
@@ -270,10 +353,17 @@ def test_the_recipe_can_tell_a_plan_made_from_the_merged_file(
 
 
 def test_numbers_json_and_yaml_spell_differently_survive_the_round_trip(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # json writes 0.00001 as 1e-05, which YAML 1.1 reads as text.
-    safety = HEAD + ("safety:\n  max_member_removal_percent: 0.00001\n"
-                     "  max_member_removals: 12345678901234567890\n") + ADD_DAVE[len(HEAD):]
+    safety = (
+        HEAD
+        + (
+            "safety:\n  max_member_removal_percent: 0.00001\n"
+            "  max_member_removals: 12345678901234567890\n"
+        )
+        + ADD_DAVE[len(HEAD) :]
+    )
     assert run(["apply", str(saved(demo, safety)), "--auto-approve"]) == 0
     assert "dave@example.co.jp" in tenant_now(capsys)["channels"]["line"]["members"]
 
@@ -282,7 +372,8 @@ def test_numbers_json_and_yaml_spell_differently_survive_the_round_trip(
 
 
 def test_an_unedited_plan_applies_once_and_show_plan_agrees(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan = saved(demo, ADD_DAVE)
     capsys.readouterr()
     assert run(["show-plan", str(plan), "--tenant", f"local:{demo}/tenant.db"]) == 0
@@ -294,7 +385,8 @@ def test_an_unedited_plan_applies_once_and_show_plan_agrees(
 
 
 def test_a_tenant_change_after_the_check_is_caught_under_the_lock(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # What the CLI does, with another apply landing between its check and taking the lock.
     plan = workflow.load_saved_plan(saved(demo, ADD_DAVE))
     provider = open_provider(f"local:{demo}/tenant.db")
@@ -302,10 +394,19 @@ def test_a_tenant_change_after_the_check_is_caught_under_the_lock(
         checked = workflow.check_saved_plan(plan, provider)
         assert run(["tenant", "join", "newbie@example.co.jp"]) == 0
         before, db_before = tenant_now(capsys), dump(demo)
-        with closing(StateLocation.resolve(None, f"local:{demo}/tenant.db").open()) as store, \
-                pytest.raises(StalePlan, match="changed since the plan was made"):
-            workflow.apply_plan(checked.plan, provider, store, actor="ci", saved=plan,
-                                checked_against=checked.current, allow_destructive=False)
+        with (
+            closing(StateLocation.resolve(None, f"local:{demo}/tenant.db").open()) as store,
+            pytest.raises(StalePlan, match="changed since the plan was made"),
+        ):
+            workflow.apply_plan(
+                checked.plan,
+                provider,
+                store,
+                actor="ci",
+                saved=plan,
+                checked_against=checked.current,
+                allow_destructive=False,
+            )
     finally:
         provider.close()
     assert tenant_now(capsys) == before and dump(demo) == db_before
@@ -316,55 +417,87 @@ def test_a_tenant_change_after_the_check_is_caught_under_the_lock(
 
 @pytest.mark.parametrize("case", HOSTILE, ids=[p.name for p in HOSTILE])
 @pytest.mark.parametrize("command", ["apply", "show-plan"])
-def test_a_malformed_plan_is_an_input_error(demo: Path, capsys: pytest.CaptureFixture[str],
-                                            case: Path, command: str) -> None:
-    argv = [command, str(case), *(["--auto-approve"] if command == "apply" else
-                                  ["--tenant", f"local:{demo}/tenant.db"])]
+def test_a_malformed_plan_is_an_input_error(
+    demo: Path, capsys: pytest.CaptureFixture[str], case: Path, command: str
+) -> None:
+    argv = [
+        command,
+        str(case),
+        *(["--auto-approve"] if command == "apply" else ["--tenant", f"local:{demo}/tenant.db"]),
+    ]
     err = refused(demo, argv, capsys, code=1)
     assert str(case) in err and "problem" in err
 
 
-@pytest.mark.parametrize("edit", [
-    lambda d: d["safety"].update(max_member_removal_percent="20"),
-    lambda d: d["safety"].update(max_member_removals=[50]),
-    lambda d: d.update(warnings=[1, 2]),
-    lambda d: d.update(tenant_uri=None),
-    lambda d: d["changes"][0].update(target=5),
-    lambda d: d["changes"][0].update(reason={"why": 1}),
-    lambda d: d["changes"][0].update(side_effects=[{"kind": 1, "text": ["x"]}]),
-    lambda d: d["changes"][0].update(depends_on="line/enable_channel"),
-    lambda d: d["changes"][0].update(destructive="false"),
-    lambda d: d["summary"].update(by_action=[]),
-], ids=["percent-text", "removals-list", "warnings-numbers", "tenant-uri-null", "target-number",
-        "reason-object", "side-effect-types", "depends-on-text", "destructive-text",
-        "summary-list"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["safety"].update(max_member_removal_percent="20"),
+        lambda d: d["safety"].update(max_member_removals=[50]),
+        lambda d: d.update(warnings=[1, 2]),
+        lambda d: d.update(tenant_uri=None),
+        lambda d: d["changes"][0].update(target=5),
+        lambda d: d["changes"][0].update(reason={"why": 1}),
+        lambda d: d["changes"][0].update(side_effects=[{"kind": 1, "text": ["x"]}]),
+        lambda d: d["changes"][0].update(depends_on="line/enable_channel"),
+        lambda d: d["changes"][0].update(destructive="false"),
+        lambda d: d["summary"].update(by_action=[]),
+    ],
+    ids=[
+        "percent-text",
+        "removals-list",
+        "warnings-numbers",
+        "tenant-uri-null",
+        "target-number",
+        "reason-object",
+        "side-effect-types",
+        "depends-on-text",
+        "destructive-text",
+        "summary-list",
+    ],
+)
 def test_wrong_json_types_in_a_real_plan_are_an_input_error(
-        demo: Path, capsys: pytest.CaptureFixture[str], edit: Edit) -> None:
-    safety = HEAD + "safety:\n  max_member_removals: 1\n" + ADD_DAVE[len(HEAD):]
+    demo: Path, capsys: pytest.CaptureFixture[str], edit: Edit
+) -> None:
+    safety = HEAD + "safety:\n  max_member_removals: 1\n" + ADD_DAVE[len(HEAD) :]
     plan = edited(saved(demo, safety), edit, digests=True)
-    for argv in (["apply", str(plan), "--auto-approve", "--allow-destructive"],
-                 ["show-plan", str(plan)]):
+    for argv in (
+        ["apply", str(plan), "--auto-approve", "--allow-destructive"],
+        ["show-plan", str(plan)],
+    ):
         err = refused(demo, argv, capsys, code=1)
         assert "found:" in err and "lwr plan FILE --out PLAN.json" in err
 
 
 def test_the_corpus_has_every_malformed_kind_asked_for() -> None:
     names = " ".join(p.name for p in HOSTILE)
-    for kind in ("wrong_types", "missing_plan_digest", "truncated", "top_level_list",
-                 "huge_integer", "huge_exponent", "nan", "old_format_1_0", "deep_nesting"):
+    for kind in (
+        "wrong_types",
+        "missing_plan_digest",
+        "truncated",
+        "top_level_list",
+        "huge_integer",
+        "huge_exponent",
+        "nan",
+        "old_format_1_0",
+        "deep_nesting",
+    ):
         assert kind in names, kind
 
 
-def test_an_old_plan_is_refused_with_the_way_out(demo: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    err = refused(demo, ["apply", str(CORPUS / "old_format_1_0.json"), "--auto-approve"],
-                  capsys, code=1)
+def test_an_old_plan_is_refused_with_the_way_out(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = refused(
+        demo, ["apply", str(CORPUS / "old_format_1_0.json"), "--auto-approve"], capsys, code=1
+    )
     assert "'1.0'" in err and "lwr plan FILE --out PLAN.json" in err
 
 
 @pytest.mark.parametrize("key", load_schema("plan.schema.json")["required"])
 def test_a_plan_missing_any_required_key_is_an_input_error(
-        demo: Path, capsys: pytest.CaptureFixture[str], key: str) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
     plan = edited(saved(demo, ADD_DAVE), lambda d: d.pop(key), digests=True)
     err = refused(demo, ["apply", str(plan), "--auto-approve"], capsys, code=1)
     assert f"missing required key {key!r}" in err or "format_version" in err
@@ -374,8 +507,14 @@ def test_every_malformed_plan_in_one_real_subprocess(tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1", "LWR_TENANT": f"local:{tmp_path}/tenant.db"}
     subprocess.run([LWR, "tenant", "init", "--demo"], env=env, check=True, capture_output=True)
     for case in HOSTILE:
-        proc = subprocess.run([LWR, "apply", str(case), "--auto-approve"], env=env, text=True,
-                              capture_output=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [LWR, "apply", str(case), "--auto-approve"],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == 1, (case, proc.stderr)
         assert "Traceback" not in proc.stderr and "Internal error" not in proc.stderr, case
 
@@ -383,30 +522,66 @@ def test_every_malformed_plan_in_one_real_subprocess(tmp_path: Path) -> None:
 def test_a_fifo_given_as_saved_plan_is_refused_not_waited_on(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "plan.json")
     env = {**os.environ, "NO_COLOR": "1", "LWR_TENANT": f"local:{tmp_path}/tenant.db"}
-    for argv in (["apply", str(tmp_path / "plan.json"), "--auto-approve"],
-                 ["show-plan", str(tmp_path / "plan.json")]):
-        proc = subprocess.run([LWR, *argv], env=env, text=True, capture_output=True,
-                              timeout=30, check=False)
+    for argv in (
+        ["apply", str(tmp_path / "plan.json"), "--auto-approve"],
+        ["show-plan", str(tmp_path / "plan.json")],
+    ):
+        proc = subprocess.run(
+            [LWR, *argv], env=env, text=True, capture_output=True, timeout=30, check=False
+        )
         assert proc.returncode == 1 and "not a regular file" in proc.stderr, proc.stderr
 
 
 # --- the fast change check agrees with the schema --------------------------------------------
 
 
-VALUES: list[Any] = [None, True, False, 0, 1, 1.0, 4, -1, 8, 2**70, "", "x", "line",
-                     "add_member", "local", [], ["x"], [1], {}, {"kind": "k", "text": "t"},
-                     [{"kind": "k", "text": "t", "count": 2}], [{"kind": "k"}],
-                     [{"kind": "k", "text": "t", "count": -1}],
-                     [{"kind": "k", "text": "t", "count": True}]]
+VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    1.0,
+    4,
+    -1,
+    8,
+    2**70,
+    "",
+    "x",
+    "line",
+    "add_member",
+    "local",
+    [],
+    ["x"],
+    [1],
+    {},
+    {"kind": "k", "text": "t"},
+    [{"kind": "k", "text": "t", "count": 2}],
+    [{"kind": "k"}],
+    [{"kind": "k", "text": "t", "count": -1}],
+    [{"kind": "k", "text": "t", "count": True}],
+]
 
 
 def test_the_fast_change_check_accepts_only_what_the_schema_accepts() -> None:
     schema = load_schema("plan.schema.json")
-    validator = Draft202012Validator(schema).evolve(schema={**schema["$defs"]["change"],
-                                                            "$defs": schema["$defs"]})
-    good = {"id": "line/add_member/a@example.co.jp", "action": "add_member", "channel": "line",
-            "target": "a@example.co.jp", "before": False, "after": True, "destructive": False,
-            "execution": "local", "depends_on": [], "side_effects": [], "reason": "", "phase": 4}
+    validator = Draft202012Validator(schema).evolve(
+        schema={**schema["$defs"]["change"], "$defs": schema["$defs"]}
+    )
+    good = {
+        "id": "line/add_member/a@example.co.jp",
+        "action": "add_member",
+        "channel": "line",
+        "target": "a@example.co.jp",
+        "before": False,
+        "after": True,
+        "destructive": False,
+        "execution": "local",
+        "depends_on": [],
+        "side_effects": [],
+        "reason": "",
+        "phase": 4,
+    }
     assert _change_ok(good) and validator.is_valid(good)
     cases = [{**good, field: value} for field in good for value in VALUES]
     cases += [{k: v for k, v in good.items() if k != field} for field in good]

@@ -74,7 +74,9 @@ def session_gone(url: str, pid: int) -> bool:
     with sql(url) as conn:
         row = conn.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' "
-            "AND p.pid = l.backend_pid) FROM locks l WHERE l.pid = %s", (pid,)).fetchone()
+            "AND p.pid = l.backend_pid) FROM locks l WHERE l.pid = %s",
+            (pid,),
+        ).fetchone()
     return row is not None and not row[0]
 
 
@@ -97,11 +99,13 @@ def check_converged(attempt: Attempt, url: str) -> None:
     facts = tenant_facts(attempt.tenant)
     assert all(holds(c, facts) for c in plan)
     with sql(url) as conn:
-        audit = conn.execute("SELECT change_id FROM audit WHERE result IN "
-                             "('applied', 'recovered')").fetchall()
+        audit = conn.execute(
+            "SELECT change_id FROM audit WHERE result IN ('applied', 'recovered')"
+        ).fetchall()
         assert conn.execute("SELECT count(*) FROM locks").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM entries WHERE state = 'started'"
-                            ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM entries WHERE state = 'started'").fetchone() == (
+            0,
+        )
     landed = Counter(cid for (cid,) in audit)
     assert set(landed) == {c["id"] for c in plan}
     assert not {cid: n for cid, n in landed.items() if n != 1}, "applied more than once"
@@ -114,7 +118,8 @@ def check_converged(attempt: Attempt, url: str) -> None:
 
 @pytest.mark.slow
 def test_eight_runners_exactly_one_applies_the_others_exit_3_naming_it(
-        attempt: Attempt, pg_state: str) -> None:
+    attempt: Attempt, pg_state: str
+) -> None:
     # The tenant gate keeps the winner from finishing: every other runner, however slow to
     # start, meets the held lock (not a changed tenant).
     attempt.tenant_gate.close()
@@ -145,8 +150,14 @@ def audit_head_held(url: str) -> Iterator[None]:
 
 def waiting_on_a_lock(url: str) -> int:
     """The backend pid of an lwr session waiting for a row lock (ours on the audit head)."""
-    return int(one(url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'lwr' "
-                        "AND wait_event_type = 'Lock' LIMIT 1") or 0)
+    return int(
+        one(
+            url,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'lwr' "
+            "AND wait_event_type = 'Lock' LIMIT 1",
+        )
+        or 0
+    )
 
 
 def held_after_first_batch(attempt: Attempt, url: str) -> tuple[Proc, int]:
@@ -159,7 +170,8 @@ def held_after_first_batch(attempt: Attempt, url: str) -> tuple[Proc, int]:
 
 @pytest.mark.slow
 def test_a_killed_runners_lock_goes_stale_and_the_next_runner_resumes_its_journal(
-        attempt: Attempt, pg_state: str) -> None:
+    attempt: Attempt, pg_state: str
+) -> None:
     with audit_head_held(pg_state):
         first, _ = held_after_first_batch(attempt, pg_state)
         first.kill()  # batch 1 is on the tenant; the journal still says `started`
@@ -181,13 +193,22 @@ def test_a_killed_runners_lock_goes_stale_and_the_next_runner_resumes_its_journa
 
 
 def unlock(attempt: Attempt, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LWR, "unlock", *args], env=attempt.env, cwd=attempt.dir, input=answer,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [LWR, "unlock", *args],
+        env=attempt.env,
+        cwd=attempt.dir,
+        input=answer,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.slow
 def test_unlock_asks_first_and_a_live_runner_stays_protected(
-        attempt: Attempt, pg_state: str) -> None:
+    attempt: Attempt, pg_state: str
+) -> None:
     apply = attempt.apply(gated=True)
     wait_for(lambda: started(pg_state) > 0, "the apply journaling", proc=apply)
     assert apply.freeze()
@@ -212,7 +233,8 @@ def test_unlock_asks_first_and_a_live_runner_stays_protected(
 
 
 def test_state_migrate_creates_then_reports_up_to_date_and_others_wait_for_it(
-        attempt: Attempt, postgres_url: str) -> None:
+    attempt: Attempt, postgres_url: str
+) -> None:
     url = f"{postgres_url}?schema=fresh_{attempt.dir.name[-8:].lower().replace('-', '_')}"
     attempt.env["LWR_STATE"] = url
     before = attempt.lwr("apply", str(attempt.world.desired), *APPLY_ARGS)
@@ -235,7 +257,8 @@ def test_a_password_in_the_state_url_is_never_printed(attempt: Attempt) -> None:
 
 
 def test_the_audit_chain_is_one_across_runners_and_tenants(
-        attempt: Attempt, pg_state: str, world: World) -> None:
+    attempt: Attempt, pg_state: str, world: World
+) -> None:
     """A second tenant applied through the same database continues the same chain."""
     other = world.attempt(attempt.dir.name + "-other")
     other.env["LWR_STATE"] = pg_state
@@ -249,7 +272,8 @@ def test_the_audit_chain_is_one_across_runners_and_tenants(
 
 @pytest.mark.slow
 def test_a_lost_database_connection_stops_the_apply_cleanly_and_the_next_run_finishes(
-        attempt: Attempt, pg_state: str) -> None:
+    attempt: Attempt, pg_state: str
+) -> None:
     with audit_head_held(pg_state):
         first, session = held_after_first_batch(attempt, pg_state)
         # The database goes away under the runner (a failover, a restart, a network cut).

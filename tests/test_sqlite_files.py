@@ -28,21 +28,29 @@ DOMAIN = "example.co.jp"
 COMPANY = Path(__file__).parent.parent / "examples" / "company.yaml"
 
 
-def lwr(args: Sequence[str], cwd: Path, *, prefix: Sequence[str] = (),
-        umask: int = 0o022) -> subprocess.CompletedProcess[str]:
+def lwr(
+    args: Sequence[str], cwd: Path, *, prefix: Sequence[str] = (), umask: int = 0o022
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `lwr` entry point (optionally under strace or another user)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LWR_")}
     env.update(NO_COLOR="1", LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8", LWR_ACTOR="files-test")
-    proc = subprocess.run([*prefix, LWR, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False, stdin=subprocess.DEVNULL,
-                          umask=umask)
+    proc = subprocess.run(
+        [*prefix, LWR, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        umask=umask,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "Internal error" not in proc.stderr, proc.stderr
     return proc
 
 
-def ok(args: Sequence[str], cwd: Path, *, prefix: Sequence[str] = (),
-       umask: int = 0o022) -> str:
+def ok(args: Sequence[str], cwd: Path, *, prefix: Sequence[str] = (), umask: int = 0o022) -> str:
     """Run `lwr`, which must succeed; its stdout."""
     proc = lwr(args, cwd, prefix=prefix, umask=umask)
     assert proc.returncode == 0, proc.stderr
@@ -52,24 +60,43 @@ def ok(args: Sequence[str], cwd: Path, *, prefix: Sequence[str] = (),
 def needs_strace() -> None:
     if STRACE is None:
         pytest.skip("strace is not installed")
-    probe = subprocess.run([STRACE, "-f", "-o", "/dev/null", "true"], capture_output=True,
-                           check=False)
+    probe = subprocess.run(
+        [STRACE, "-f", "-o", "/dev/null", "true"], capture_output=True, check=False
+    )
     if probe.returncode != 0:
         pytest.skip(f"strace cannot trace here: {probe.stderr.decode(errors='replace')}")
 
 
 def strace(path: Path, inject: str) -> list[str]:
     """An strace prefix that injects `inject` into pwrite64 calls on `path` only."""
-    return [str(STRACE), "-f", "-o", "/dev/null", "-P", str(path), "-e", "trace=pwrite64",
-            "-e", f"inject=pwrite64:{inject}"]
+    return [
+        str(STRACE),
+        "-f",
+        "-o",
+        "/dev/null",
+        "-P",
+        str(path),
+        "-e",
+        "trace=pwrite64",
+        "-e",
+        f"inject=pwrite64:{inject}",
+    ]
 
 
 def members_yaml(db: Path) -> str:
     """A desired file listing every member on LINE WORKS: an apply that grows the file a lot."""
     with closing(sqlite3.connect(db)) as conn:
         emails = sorted(e for (e,) in conn.execute("SELECT email FROM members"))
-    lines = ["version: 1", f"tenant: {DOMAIN}", "external_messaging:", "  lineworks:",
-             "    enabled: true", "    members:", "      policy: exact", "      include:"]
+    lines = [
+        "version: 1",
+        f"tenant: {DOMAIN}",
+        "external_messaging:",
+        "  lineworks:",
+        "    enabled: true",
+        "    members:",
+        "      policy: exact",
+        "      include:",
+    ]
     return "\n".join(lines + [f"        - {e}" for e in emails]) + "\n"
 
 
@@ -81,8 +108,18 @@ def header_pages(db: Path) -> int:
 @pytest.fixture
 def grown(tmp_path: Path) -> Path:
     """A 2,000-member demo tenant and a desired file (big.yaml) that adds them all."""
-    ok(["tenant", "init", "--demo", "--members", "2000", "--tenant",
-        f"local:{tmp_path}/tenant.db"], tmp_path)
+    ok(
+        [
+            "tenant",
+            "init",
+            "--demo",
+            "--members",
+            "2000",
+            "--tenant",
+            f"local:{tmp_path}/tenant.db",
+        ],
+        tmp_path,
+    )
     (tmp_path / "big.yaml").write_text(members_yaml(tmp_path / "tenant.db"), encoding="utf-8")
     return tmp_path
 
@@ -95,8 +132,11 @@ def killed_in_checkpoint(root: Path, db: Path) -> None:
     writes a database only in the checkpoint of its last close, page 1 first: the kill leaves
     page 1 (saying how big the file now is) copied and the rest only in the -wal."""
     needs_strace()
-    proc = lwr(["apply", "big.yaml", "--auto-approve", "--tenant", f"local:{root}/tenant.db"],
-               root, prefix=strace(db, "signal=KILL:when=2"))
+    proc = lwr(
+        ["apply", "big.yaml", "--auto-approve", "--tenant", f"local:{root}/tenant.db"],
+        root,
+        prefix=strace(db, "signal=KILL:when=2"),
+    )
     assert proc.returncode in (-9, 137), proc.stderr  # killed where it was meant to be
     assert Path(f"{db}-wal").stat().st_size > 0
 
@@ -114,18 +154,19 @@ def crafted_checkpoint_kill(root: Path, db: Path) -> None:
         holder.close()
     page_size = int.from_bytes(wal[8:12], "big")
     frames = range(32, len(wal) - page_size - 23, 24 + page_size)
-    page_1 = [at + 24 for at in frames if int.from_bytes(wal[at:at + 4], "big") == 1][-1]
+    page_1 = [at + 24 for at in frames if int.from_bytes(wal[at : at + 4], "big") == 1][-1]
     for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         leftover.unlink(missing_ok=True)
-    db.write_bytes(wal[page_1:page_1 + page_size] + main[page_size:])
+    db.write_bytes(wal[page_1 : page_1 + page_size] + main[page_size:])
     Path(f"{db}-wal").write_bytes(wal)
     os.chmod(db, 0o600)
     os.chmod(f"{db}-wal", 0o600)
 
 
 @pytest.mark.parametrize("how", ["strace-kill", "crafted-wal"])
-def test_a_tenant_killed_in_its_closing_checkpoint_is_intact_not_corrupted(grown: Path,
-                                                                          how: str) -> None:
+def test_a_tenant_killed_in_its_closing_checkpoint_is_intact_not_corrupted(
+    grown: Path, how: str
+) -> None:
     tenant = grown / "tenant.db"
     if how == "strace-kill":
         killed_in_checkpoint(grown, tenant)
@@ -142,8 +183,7 @@ def test_a_tenant_killed_in_its_closing_checkpoint_is_intact_not_corrupted(grown
     assert len(shown["channels"]["lineworks"]["members"]) == 2000
     assert Path(f"{tenant}-wal").exists()
     # A writer completes the checkpoint: the main file is whole again.
-    ok(["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri],
-       grown)
+    ok(["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri], grown)
     assert not Path(f"{tenant}-wal").exists()
     assert tenant.stat().st_size >= header_pages(tenant)
     assert "No changes" in ok(["plan", str(COMPANY), "--tenant", uri], grown)
@@ -183,7 +223,8 @@ def test_a_state_store_killed_in_its_closing_checkpoint_keeps_its_journal(grown:
 
 
 def test_on_a_full_disk_the_error_that_stopped_apply_is_shown_not_the_lock_release(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     needs_strace()
     uri = f"local:{tmp_path}/tenant.db"
     ok(["tenant", "init", "--demo", "--tenant", uri], tmp_path)
@@ -192,8 +233,11 @@ def test_on_a_full_disk_the_error_that_stopped_apply_is_shown_not_the_lock_relea
     # From its Nth write on, the state store's -wal gets ENOSPC. The first N that lets the lock
     # row be written fails the next step, and deleting the lock row then fails too.
     for first_failing in range(2, 40):
-        proc = lwr(apply, tmp_path,
-                   prefix=strace(tmp_path / "state.db-wal", f"error=ENOSPC:when={first_failing}+"))
+        proc = lwr(
+            apply,
+            tmp_path,
+            prefix=strace(tmp_path / "state.db-wal", f"error=ENOSPC:when={first_failing}+"),
+        )
         assert proc.returncode == 1 and "database or disk is full" in proc.stderr, proc.stderr
         if "cannot take the lock" not in proc.stderr:
             break
@@ -213,8 +257,9 @@ def test_a_store_missing_its_audit_table_stops_apply_before_the_tenant(tmp_path:
     with closing(sqlite3.connect(tmp_path / "state.db")) as conn:
         conn.execute("DROP TABLE audit")
     before = ok(["show", "--format", "json", "--tenant", uri], tmp_path)
-    proc = lwr(["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri],
-               tmp_path)
+    proc = lwr(
+        ["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri], tmp_path
+    )
     assert proc.returncode == 1
     assert "incomplete" in proc.stderr and "table audit is missing" in proc.stderr
     assert "backup" in proc.stderr
@@ -225,29 +270,39 @@ def test_a_store_missing_its_audit_table_stops_apply_before_the_tenant(tmp_path:
 
 
 def created_modes(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode)
-            for p in root.rglob("*") if p.name not in ("big.yaml", "company.yaml")}
+    return {
+        str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode)
+        for p in root.rglob("*")
+        if p.name not in ("big.yaml", "company.yaml")
+    }
 
 
 @pytest.mark.parametrize("umask", [0o000, 0o022], ids=["umask-000", "umask-022"])
-def test_every_state_and_lock_file_is_owner_only_from_its_first_byte(tmp_path: Path,
-                                                                   umask: int) -> None:
+def test_every_state_and_lock_file_is_owner_only_from_its_first_byte(
+    tmp_path: Path, umask: int
+) -> None:
     root = tmp_path / "run"
     root.mkdir()
     uri = f"local:{root}/lwr/tenant.db"
     creates: list[str] = []
-    for args in (["tenant", "init", "--demo", "--tenant", uri],
-                 ["plan", str(COMPANY), "--tenant", uri],
-                 ["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri],
-                 ["lock", "list", "--tenant", uri], ["audit", "--tenant", uri]):
+    for args in (
+        ["tenant", "init", "--demo", "--tenant", uri],
+        ["plan", str(COMPANY), "--tenant", uri],
+        ["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri],
+        ["lock", "list", "--tenant", uri],
+        ["audit", "--tenant", uri],
+    ):
         prefix: list[str] = []
         trace = tmp_path / "trace.txt"
         if STRACE is not None:  # the mode each file was created with, -wal and -shm included
             prefix = [STRACE, "-f", "-qq", "-o", str(trace), "-e", "trace=openat,open,mkdir"]
         ok(args, root, prefix=prefix, umask=umask)
         if STRACE is not None:
-            creates += [line for line in trace.read_text().splitlines()
-                        if str(root) in line and ("O_CREAT" in line or "mkdir(" in line)]
+            creates += [
+                line
+                for line in trace.read_text().splitlines()
+                if str(root) in line and ("O_CREAT" in line or "mkdir(" in line)
+            ]
     modes = created_modes(root)
     assert {"lwr/tenant.db", "lwr/state.db", "lwr/state.db.locks"} <= set(modes)
     assert any(name.endswith(".lock") for name in modes)
@@ -295,8 +350,11 @@ def as_nobody() -> list[str]:
         pytest.skip("setpriv is not installed: cannot run lwr as an unprivileged user")
     if os.geteuid() != 0:
         return []  # not root: file modes bind us already
-    probe = subprocess.run([SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                            LWR, "--version"], capture_output=True, check=False)
+    probe = subprocess.run(
+        [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", LWR, "--version"],
+        capture_output=True,
+        check=False,
+    )
     if probe.returncode != 0:
         pytest.skip(f"lwr cannot run as uid {NOBODY} here: {probe.stderr[-200:]!r}")
     return [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -310,7 +368,8 @@ def make_read_only(root: Path) -> None:
 
 @pytest.mark.parametrize("writer_open", [False, True], ids=["no-wal", "wal-held-by-a-writer"])
 def test_read_only_commands_work_on_read_only_files_and_write_nothing(
-        public_tmp: Path, writer_open: bool) -> None:
+    public_tmp: Path, writer_open: bool
+) -> None:
     user = as_nobody()
     root = public_tmp / "lwr"
     root.mkdir()
@@ -322,8 +381,10 @@ def test_read_only_commands_work_on_read_only_files_and_write_nothing(
         holder = sqlite3.connect(root / "tenant.db")
         holder.execute("SELECT count(*) FROM members").fetchone()
     try:
-        ok(["apply", "company.yaml", "--auto-approve", "--allow-destructive", "--tenant", uri],
-           public_tmp)
+        ok(
+            ["apply", "company.yaml", "--auto-approve", "--allow-destructive", "--tenant", uri],
+            public_tmp,
+        )
         ok(["plan", "company.yaml", "--tenant", uri, "--out", "plan.json"], public_tmp)
         if writer_open:
             assert (root / "tenant.db-wal").stat().st_size > 0
@@ -357,14 +418,20 @@ def test_a_mistyped_path_is_an_error_and_creates_nothing(tmp_path: Path) -> None
     shutil.copy(COMPANY, tmp_path / "company.yaml")
     typo = tmp_path / "tenat" / "tenant.db"
     uri = f"local:{typo}"
-    for args in (["show", "--tenant", uri], ["plan", "company.yaml", "--tenant", uri],
-                 ["drift", "company.yaml", "--tenant", uri], ["export", "--tenant", uri],
-                 ["validate", "company.yaml", "--tenant", uri]):
+    for args in (
+        ["show", "--tenant", uri],
+        ["plan", "company.yaml", "--tenant", uri],
+        ["drift", "company.yaml", "--tenant", uri],
+        ["export", "--tenant", uri],
+        ["validate", "company.yaml", "--tenant", uri],
+    ):
         proc = lwr(args, tmp_path)
         assert proc.returncode == 1, args
         assert f"no tenant at {typo}: create one with `lwr tenant init" in proc.stderr
-    for args in (["audit", "--tenant", uri],
-                 ["audit", "--state", f"local:{tmp_path}/stat/state.db"]):
+    for args in (
+        ["audit", "--tenant", uri],
+        ["audit", "--state", f"local:{tmp_path}/stat/state.db"],
+    ):
         proc = lwr(args, tmp_path)
         assert proc.returncode == 1, args
         assert "no state store at" in proc.stderr
@@ -382,7 +449,7 @@ def _demo_bytes(root: Path) -> bytes:
 
 
 def _patched(content: bytes, offset: int, value: bytes) -> bytes:
-    return content[:offset] + value + content[offset + len(value):]
+    return content[:offset] + value + content[offset + len(value) :]
 
 
 MALFORMED = {
@@ -398,13 +465,15 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("shape", sorted(MALFORMED))
-def test_a_malformed_tenant_file_is_a_one_line_error_naming_it(tmp_path: Path,
-                                                               shape: str) -> None:
+def test_a_malformed_tenant_file_is_a_one_line_error_naming_it(tmp_path: Path, shape: str) -> None:
     tenant = tmp_path / "tenant.db"
     content = MALFORMED[shape](_demo_bytes(tmp_path))
     tenant.write_bytes(content)
-    for args in (["show"], ["plan", str(COMPANY)],
-                 ["apply", str(COMPANY), "--auto-approve", "--allow-destructive"]):
+    for args in (
+        ["show"],
+        ["plan", str(COMPANY)],
+        ["apply", str(COMPANY), "--auto-approve", "--allow-destructive"],
+    ):
         proc = lwr([*args, "--tenant", f"local:{tenant}"], tmp_path)
         assert proc.returncode == 1, (args, proc.stdout)
         message = proc.stderr.strip()

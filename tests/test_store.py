@@ -51,14 +51,22 @@ def store(state_uri: str) -> Iterator[StateStore]:
         yield s
 
 
-def record(n: int, *, tenant_key: str = KEY, result: str = "applied",
-           target: str | None = None) -> AuditRecord:
+def record(
+    n: int, *, tenant_key: str = KEY, result: str = "applied", target: str | None = None
+) -> AuditRecord:
     return AuditRecord(
-        tenant_key=tenant_key, domain="example.co.jp", run_id="run-1", actor="ci@host",
-        change_id=f"line/add_member/m{n}@example.co.jp", action="add_member", channel="line",
-        target=target or f"m{n}@example.co.jp", before=False, after=True,
-        result=result)  # type: ignore[arg-type]
-
+        tenant_key=tenant_key,
+        domain="example.co.jp",
+        run_id="run-1",
+        actor="ci@host",
+        change_id=f"line/add_member/m{n}@example.co.jp",
+        action="add_member",
+        channel="line",
+        target=target or f"m{n}@example.co.jp",
+        before=False,
+        after=True,
+        result=result,
+    )  # type: ignore[arg-type]
 
 
 T = TypeVar("T")
@@ -86,9 +94,16 @@ def at_once(n: int, work: Callable[[], T]) -> list[T]:
         raise errors[0]
     return results
 
+
 def add(email: str) -> Change:
-    return Change(change_id(Action.ADD_MEMBER, ChannelName.LINE, email), Action.ADD_MEMBER,
-                  ChannelName.LINE, email, False, True)
+    return Change(
+        change_id(Action.ADD_MEMBER, ChannelName.LINE, email),
+        Action.ADD_MEMBER,
+        ChannelName.LINE,
+        email,
+        False,
+        True,
+    )
 
 
 # -- the database underneath ------------------------------------------------------------------
@@ -143,13 +158,17 @@ def plant_lock(state_uri: str, *, host: str, pid: int) -> None:
     """A lock row for KEY written behind lwr's back (on PostgreSQL: no session behind it)."""
     with raw(state_uri) as conn:
         if conn.backend == "sqlite":
-            conn.execute("INSERT INTO locks VALUES (?, 'ci', ?, ?, 'apply', 'then', 'token')",
-                         (KEY, host, pid))
+            conn.execute(
+                "INSERT INTO locks VALUES (?, 'ci', ?, ?, 'apply', 'then', 'token')",
+                (KEY, host, pid),
+            )
         else:
             from reconciler.store.postgres import lock_key
 
-            conn.execute("INSERT INTO locks VALUES (?, 'ci', ?, ?, 'apply', 'then', 'token', "
-                         "?, 0)", (KEY, host, pid, lock_key(KEY)))
+            conn.execute(
+                "INSERT INTO locks VALUES (?, 'ci', ?, ?, 'apply', 'then', 'token', ?, 0)",
+                (KEY, host, pid, lock_key(KEY)),
+            )
 
 
 # -- other processes --------------------------------------------------------------------------
@@ -157,8 +176,12 @@ def plant_lock(state_uri: str, *, host: str, pid: int) -> None:
 
 def child(script: str, *args: str) -> subprocess.Popen[str]:
     """A second real process running `script`; talk to it over stdin/stdout."""
-    return subprocess.Popen([sys.executable, "-c", script, *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 HOLD_LOCK = f"""
@@ -205,8 +228,10 @@ def the_lock_once_stale(store: StateStore) -> LockHolder:
 
 
 def test_second_acquirer_is_refused_with_the_holder_named(state_uri: str) -> None:
-    with closing(open_store(state_uri, TENANT)) as first, \
-            closing(open_store(state_uri, TENANT)) as second:
+    with (
+        closing(open_store(state_uri, TENANT)) as first,
+        closing(open_store(state_uri, TENANT)) as second,
+    ):
         with first.lock(KEY, "apply") as holder:
             with pytest.raises(LockHeld) as refused, second.lock(KEY, "apply"):
                 pytest.fail("two holders")
@@ -244,8 +269,10 @@ def test_lock_excludes_another_process(state_uri: str, store: StateStore) -> Non
     with child(HOLD_LOCK, state_uri, KEY) as proc:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(LockHeld, match=rf"pid {proc.pid}\)") as refused, \
-                store.lock(KEY, "apply"):
+        with (
+            pytest.raises(LockHeld, match=rf"pid {proc.pid}\)") as refused,
+            store.lock(KEY, "apply"),
+        ):
             pytest.fail("the lock was taken twice")
         assert "stale" not in str(refused.value)  # the holder is alive
         proc.communicate("\n", timeout=30)
@@ -255,8 +282,9 @@ def test_lock_excludes_another_process(state_uri: str, store: StateStore) -> Non
         pass
 
 
-def test_lock_of_a_killed_process_is_stale_and_taken_over(state_uri: str,
-                                                          store: StateStore) -> None:
+def test_lock_of_a_killed_process_is_stale_and_taken_over(
+    state_uri: str, store: StateStore
+) -> None:
     pid = killed_holder(state_uri)
     holder = the_lock_once_stale(store)
     assert holder.pid == pid and holder.stale
@@ -274,16 +302,16 @@ def test_unlock_clears_a_stale_lock(state_uri: str, store: StateStore) -> None:
     assert store.list_locks() == []
 
 
-def test_unlocked_holder_does_not_release_the_next_holders_lock(state_uri: str,
-                                                                store: StateStore) -> None:
+def test_unlocked_holder_does_not_release_the_next_holders_lock(
+    state_uri: str, store: StateStore
+) -> None:
     first = store.lock(KEY, "apply")
     first.__enter__()
     with closing(open_store(state_uri, TENANT)) as admin:
         admin.unlock(KEY)  # an admin cleared it by force while the first apply still ran
         # The first one still holds the tenant (lock file, or database session): a second
         # apply waits, told why no holder is named.
-        with pytest.raises(LockHeld, match="cleared with `lwr unlock`"), \
-                admin.lock(KEY, "apply"):
+        with pytest.raises(LockHeld, match="cleared with `lwr unlock`"), admin.lock(KEY, "apply"):
             pytest.fail("two holders")
     # Someone else's row appears meanwhile (on SQLite: a runner on another host).
     plant_lock(state_uri, host="runner-7", pid=999999)
@@ -300,11 +328,18 @@ def test_journal_round_trip(store: StateStore) -> None:
     changes = [add("alice@example.co.jp"), add("bob@example.co.jp")]
     store.mark_started(run.run_id, changes)
     assert [(e.change, e.state) for e in store.entries(run.run_id)] == [
-        (changes[0], "started"), (changes[1], "started")]
-    store.complete(run.run_id, [EntryOutcome(changes[0].id, "done"),
-                                EntryOutcome(changes[1].id, "failed", "refused")], [record(1)])
+        (changes[0], "started"),
+        (changes[1], "started"),
+    ]
+    store.complete(
+        run.run_id,
+        [EntryOutcome(changes[0].id, "done"), EntryOutcome(changes[1].id, "failed", "refused")],
+        [record(1)],
+    )
     assert [(e.state, e.error) for e in store.entries(run.run_id)] == [
-        ("done", None), ("failed", "refused")]
+        ("done", None),
+        ("failed", "refused"),
+    ]
     store.finish_run(run.run_id, "failed")
     [finished] = store.runs(KEY, status="failed")
     assert finished.finished_at is not None and store.runs(OTHER) == []
@@ -325,10 +360,19 @@ def test_settling_an_unstarted_change_rolls_back_its_audit_rows(store: StateStor
 
 
 def test_audit_chain_verifies_and_keeps_japanese(state_uri: str, store: StateStore) -> None:
-    greeting = AuditRecord(KEY, "example.co.jp", "run-1", "山田@host", "line/set_greeting",
-                           "set_greeting", "line", None, {"message": "こんにちは"},
-                           {"enabled": True, "message": "ご登録ありがとうございます。"},
-                           "applied")
+    greeting = AuditRecord(
+        KEY,
+        "example.co.jp",
+        "run-1",
+        "山田@host",
+        "line/set_greeting",
+        "set_greeting",
+        "line",
+        None,
+        {"message": "こんにちは"},
+        {"enabled": True, "message": "ご登録ありがとうございます。"},
+        "applied",
+    )
     store.append_audit([record(1), greeting])
     store.append_audit([record(3, tenant_key=OTHER, result="failed")])
     assert store.verify_audit() == VerifyResult(True, 3)
@@ -345,7 +389,8 @@ def test_audit_chain_verifies_and_keeps_japanese(state_uri: str, store: StateSto
 
 
 def test_audit_rows_cannot_be_changed_through_the_database_without_disabling_triggers(
-        state_uri: str, store: StateStore) -> None:
+    state_uri: str, store: StateStore
+) -> None:
     store.append_audit([record(1)])
     with raw(state_uri) as conn:
         with pytest.raises(conn.error, match="append-only"):
@@ -372,8 +417,9 @@ def test_edited_row_is_detected(state_uri: str, five: StateStore) -> None:
     assert "modified" in result.reason
 
 
-def test_edited_json_is_detected_even_when_it_means_the_same(state_uri: str,
-                                                             five: StateStore) -> None:
+def test_edited_json_is_detected_even_when_it_means_the_same(
+    state_uri: str, five: StateStore
+) -> None:
     with raw(state_uri, tamper=True) as conn:
         conn.execute("UPDATE audit SET after = ' true' WHERE seq = 2")
     assert five.verify_audit().first_bad_seq == 2
@@ -384,8 +430,9 @@ def test_rehashed_row_breaks_the_next_link(state_uri: str, five: StateStore) -> 
     forged = record(3, target="mallory@example.co.jp")
     new_hash = chain_hash(entry.prev_hash, entry.seq, entry.at, forged)
     with raw(state_uri, tamper=True) as conn:
-        conn.execute("UPDATE audit SET target = ?, hash = ? WHERE seq = 3",
-                     (forged.target, new_hash))
+        conn.execute(
+            "UPDATE audit SET target = ?, hash = ? WHERE seq = 3", (forged.target, new_hash)
+        )
     result = five.verify_audit()
     assert (result.ok, result.first_bad_seq) == (False, 4)
 
@@ -427,20 +474,51 @@ texts = st.text(max_size=30)
 
 
 @settings(max_examples=150, deadline=None)
-@given(action=texts, actor=texts, target=st.none() | texts, error=st.none() | texts,
-       before=st.none() | st.booleans() | st.dictionaries(st.sampled_from(["enabled", "message"]),
-                                                          st.booleans() | texts))
-def test_row_hash_is_sha256_of_canonical_json(action: str, actor: str, target: str | None,
-                                              error: str | None, before: object) -> None:
+@given(
+    action=texts,
+    actor=texts,
+    target=st.none() | texts,
+    error=st.none() | texts,
+    before=st.none()
+    | st.booleans()
+    | st.dictionaries(st.sampled_from(["enabled", "message"]), st.booleans() | texts),
+)
+def test_row_hash_is_sha256_of_canonical_json(
+    action: str, actor: str, target: str | None, error: str | None, before: object
+) -> None:
     """The hand-spelled hash payload is exactly canonical_json of the row's fields."""
     import hashlib
 
-    rec = AuditRecord("k", "dömain", "r", actor, "c\"id", action, "line", target, before,
-                      {"message": "改行\n"}, "failed", error)
-    fields = {"seq": 7, "at": "2024-01-01T00:00:00.000Z", "tenant_key": "k", "domain": "dömain",
-              "run_id": "r", "actor": actor, "change_id": "c\"id", "action": action,
-              "channel": "line", "target": target, "before": before,
-              "after": {"message": "改行\n"}, "result": "failed", "error": error}
+    rec = AuditRecord(
+        "k",
+        "dömain",
+        "r",
+        actor,
+        'c"id',
+        action,
+        "line",
+        target,
+        before,
+        {"message": "改行\n"},
+        "failed",
+        error,
+    )
+    fields = {
+        "seq": 7,
+        "at": "2024-01-01T00:00:00.000Z",
+        "tenant_key": "k",
+        "domain": "dömain",
+        "run_id": "r",
+        "actor": actor,
+        "change_id": 'c"id',
+        "action": action,
+        "channel": "line",
+        "target": target,
+        "before": before,
+        "after": {"message": "改行\n"},
+        "result": "failed",
+        "error": error,
+    }
     expected = hashlib.sha256(("p" + canonical_json(fields)).encode()).hexdigest()
     assert chain_hash("p", 7, "2024-01-01T00:00:00.000Z", rec) == expected
 
@@ -470,8 +548,10 @@ def old_state(state_uri: str, tmp_path: Path) -> str:
 
 
 #: The audit table's columns in state schemas 1 and 2 (3 added hash_alg).
-V1_COLUMNS = ("seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, target, "
-              "before, after, result, error, prev_hash, hash")
+V1_COLUMNS = (
+    "seq, at, tenant_key, domain, run_id, actor, change_id, action, channel, target, "
+    "before, after, result, error, prev_hash, hash"
+)
 
 
 def test_a_version_1_store_is_upgraded_in_place_keeping_its_chain(old_state: str) -> None:
@@ -479,13 +559,32 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_its_chain(old_state: str
 
     at, old = "2026-01-01T00:00:00.000Z", record(1)
     digest = chain_hash(GENESIS_HASH, 1, at, old)
-    row = (1, at, old.tenant_key, old.domain, old.run_id, old.actor, old.change_id, old.action,
-           old.channel, old.target, "false", "true", old.result, None, GENESIS_HASH, digest)
+    row = (
+        1,
+        at,
+        old.tenant_key,
+        old.domain,
+        old.run_id,
+        old.actor,
+        old.change_id,
+        old.action,
+        old.channel,
+        old.target,
+        "false",
+        "true",
+        old.result,
+        None,
+        GENESIS_HASH,
+        digest,
+    )
     insert = f"INSERT INTO audit ({V1_COLUMNS}) VALUES ({', '.join('?' * 16)})"
     with raw(old_state) as r:  # what the older lwr wrote
         r.execute(insert, row)
-        r.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 1, ?) ON CONFLICT (id) "
-                  "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (digest,))
+        r.execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 1, ?) ON CONFLICT (id) "
+            "DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (digest,),
+        )
         with pytest.raises(r.error):  # version 1 knows no `attested` result
             r.execute(insert, (2, *row[1:12], "attested", *row[13:]))
     assert StateLocation.resolve(old_state, TENANT).migrate() == (1, 3)

@@ -54,8 +54,10 @@ def with_password(url: str, password: str) -> str:
 
 def plant_holder(conn: psycopg.Connection[Any], *, backend_pid: int) -> None:
     """A lock row for KEY from runner-7, whose session is `backend_pid`."""
-    conn.execute("INSERT INTO locks VALUES (%s, 'ci', 'runner-7', 999999, 'apply', 'then', "
-                 "'token', %s, %s)", (KEY, lock_key(KEY), backend_pid))
+    conn.execute(
+        "INSERT INTO locks VALUES (%s, 'ci', 'runner-7', 999999, 'apply', 'then', 'token', %s, %s)",
+        (KEY, lock_key(KEY), backend_pid),
+    )
 
 
 def the_lock_once(store: PostgresStateStore, *, alive: bool) -> LockHolder:
@@ -95,8 +97,9 @@ def test_an_unmigrated_schema_is_refused_naming_the_command(fresh_url: str) -> N
         StateLocation.resolve(fresh_url, TENANT).open()
     _, schema = split_schema(fresh_url)
     with pg(fresh_url) as conn:  # opening created nothing
-        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
-                            (schema,)).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone() == (0,)
     assert StateLocation.resolve(fresh_url, TENANT).migrate() == (0, SCHEMA_VERSION)
     with closing(StateLocation.resolve(fresh_url, TENANT).open()) as store:
         assert store.list_locks() == []
@@ -104,8 +107,10 @@ def test_an_unmigrated_schema_is_refused_naming_the_command(fresh_url: str) -> N
 
 def test_newer_schema_is_refused(pg_state: str) -> None:
     with pg(pg_state) as conn:
-        conn.execute("INSERT INTO schema_version (version, lwr_version) VALUES (%s, '99.0')",
-                     (SCHEMA_VERSION + 1,))
+        conn.execute(
+            "INSERT INTO schema_version (version, lwr_version) VALUES (%s, '99.0')",
+            (SCHEMA_VERSION + 1,),
+        )
     with pytest.raises(StateError, match="newer lwr") as opened:
         PostgresStateStore(pg_state)
     assert "upgrade lwr" in str(opened.value)
@@ -113,8 +118,9 @@ def test_newer_schema_is_refused(pg_state: str) -> None:
         migrate(pg_state)
 
 
-@pytest.mark.parametrize("schema", ["Lwr", "1st", "a-b", "", "x" * 64,
-                                    'lwr"; DROP SCHEMA lwr CASCADE; --'])
+@pytest.mark.parametrize(
+    "schema", ["Lwr", "1st", "a-b", "", "x" * 64, 'lwr"; DROP SCHEMA lwr CASCADE; --']
+)
 def test_bad_schema_name_is_refused(postgres_url: str, schema: str) -> None:
     url = f"{postgres_url}?{urlencode({'schema': schema})}"
     with pytest.raises(StateError, match="schema"):
@@ -124,8 +130,13 @@ def test_bad_schema_name_is_refused(postgres_url: str, schema: str) -> None:
 
 
 @pytest.mark.parametrize("use", [PostgresStateStore, migrate], ids=["open", "migrate"])
-@pytest.mark.parametrize("url", ["postgresql://lwr:s3cret@127.0.0.1:1/lwr",  # nobody listens
-                                 "postgresql://lwr:s3cret@127.0.0.1:1/lwr?schema=Bad"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://lwr:s3cret@127.0.0.1:1/lwr",  # nobody listens
+        "postgresql://lwr:s3cret@127.0.0.1:1/lwr?schema=Bad",
+    ],
+)
 def test_password_never_shows_in_errors(url: str, use: Callable[[str], object]) -> None:
     with pytest.raises(StateError) as failed:
         use(url)
@@ -144,7 +155,8 @@ def test_password_never_shows_in_the_migrate_hint(postgres_url: str) -> None:
 
 
 def test_holder_on_another_host_whose_session_is_gone_is_taken_over(
-        pg_state: str, store: PostgresStateStore) -> None:
+    pg_state: str, store: PostgresStateStore
+) -> None:
     with pg(pg_state) as conn:
         plant_holder(conn, backend_pid=0)  # no session holds KEY's advisory lock
     [holder] = store.list_locks()
@@ -156,7 +168,8 @@ def test_holder_on_another_host_whose_session_is_gone_is_taken_over(
 
 
 def test_holder_on_another_host_is_refused_while_its_session_lives(
-        pg_state: str, store: PostgresStateStore) -> None:
+    pg_state: str, store: PostgresStateStore
+) -> None:
     with pg(pg_state) as runner:
         runner.execute("SELECT pg_advisory_lock(%s)", (lock_key(KEY),))
         backend_pid = runner.execute("SELECT pg_backend_pid()").fetchone()
@@ -174,8 +187,9 @@ def test_holder_on_another_host_is_refused_while_its_session_lives(
         assert ours.replaced is not None and ours.replaced.host == "runner-7"
 
 
-def test_live_holder_in_another_process_is_listed_alive(pg_state: str,
-                                                        store: PostgresStateStore) -> None:
+def test_live_holder_in_another_process_is_listed_alive(
+    pg_state: str, store: PostgresStateStore
+) -> None:
     with child(HOLD_LOCK, pg_state, KEY) as proc:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "locked"
@@ -197,7 +211,8 @@ def test_audit_log_cannot_be_truncated(pg_state: str, store: PostgresStateStore)
 
 
 def test_verify_while_another_runner_appends_never_reports_a_false_break(
-        pg_state: str, store: PostgresStateStore) -> None:
+    pg_state: str, store: PostgresStateStore
+) -> None:
     store.append_audit([record(n) for n in range(1_000)])  # a log worth reading
     appended, stop = threading.Event(), threading.Event()
     errors: list[BaseException] = []

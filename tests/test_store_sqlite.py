@@ -88,8 +88,10 @@ def test_runners_opening_a_new_store_together_all_succeed(tmp_path: Path) -> Non
 def test_a_live_pid_without_the_lock_file_is_a_reused_pid(store: SqliteStateStore) -> None:
     # pid 1 is alive, but no process holds the tenant's lock file: not an apply any more.
     with raw(store.path) as conn:
-        conn.execute("INSERT INTO locks VALUES (?, 'ci', ?, 1, 'apply', 'then', 'token')",
-                     (KEY, socket.gethostname()))
+        conn.execute(
+            "INSERT INTO locks VALUES (?, 'ci', ?, 1, 'apply', 'then', 'token')",
+            (KEY, socket.gethostname()),
+        )
     with pytest.raises(LockHeld, match="pid was reused") as refused, store.lock(KEY, "apply"):
         pass
     assert "lwr unlock" in str(refused.value)
@@ -97,8 +99,10 @@ def test_a_live_pid_without_the_lock_file_is_a_reused_pid(store: SqliteStateStor
 
 def test_holder_on_another_host_is_never_called_stale(store: SqliteStateStore) -> None:
     with raw(store.path) as conn:
-        conn.execute("INSERT INTO locks VALUES (?, 'ci', 'runner-7', 999999, 'apply', 'then', "
-                     "'token')", (KEY,))
+        conn.execute(
+            "INSERT INTO locks VALUES (?, 'ci', 'runner-7', 999999, 'apply', 'then', 'token')",
+            (KEY,),
+        )
     [holder] = store.list_locks()
     assert holder.alive is None and not holder.stale  # SQLite cannot see another host
     with pytest.raises(LockHeld) as refused, store.lock(KEY, "apply"):

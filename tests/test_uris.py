@@ -20,23 +20,28 @@ from reconciler.uris import (
 S = "Zq7SeCrEtXv"
 
 
-@pytest.mark.parametrize(("uri", "shown"), [
-    (f"postgresql://lwr:{S}@db:5432/lwr", "postgresql://lwr:***@db:5432/lwr"),
-    (f"postgresql://lwr:a/{S}@db/lwr", "postgresql://lwr:***@db/lwr"),
-    (f"postgresql://lwr:{S}#x@db/lwr", "postgresql://lwr:***@db/lwr"),
-    (f"postgresql://lwr:x@{S}@db/lwr", "postgresql://lwr:***@db/lwr"),
-    (f"postgresql://lwr:{S}?x@db/lwr", "postgresql://lwr:***@db/lwr"),
-    (f"postgresql://lwr:%2F{S}%40@db/lwr?schema=s", "postgresql://lwr:***@db/lwr?schema=s"),
-    (f"postgresql://lwr@db/lwr?sslmode=require&password={S}@x",
-     "postgresql://lwr@db/lwr?sslmode=require&password=***"),
-    (f"postgres://lwr@db/lwr?pass%77ord={S}", "postgres://lwr@db/lwr?pass%77ord=***"),
-    ("postgresql://lwr@db/lwr?schema=t", "postgresql://lwr@db/lwr?schema=t"),
-    (f"lineworks:?domain_id=1&client_secret={S}", "lineworks:?domain_id=1&client_secret=***"),
-    (f"lineworks:?x_token={S}&rate=60", "lineworks:?x_token=***&rate=60"),
-    (f"https://{S}@example.com/", "https://***@example.com/"),
-    ("local:tenants/a.db", "local:tenants/a.db"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        (f"postgresql://lwr:{S}@db:5432/lwr", "postgresql://lwr:***@db:5432/lwr"),
+        (f"postgresql://lwr:a/{S}@db/lwr", "postgresql://lwr:***@db/lwr"),
+        (f"postgresql://lwr:{S}#x@db/lwr", "postgresql://lwr:***@db/lwr"),
+        (f"postgresql://lwr:x@{S}@db/lwr", "postgresql://lwr:***@db/lwr"),
+        (f"postgresql://lwr:{S}?x@db/lwr", "postgresql://lwr:***@db/lwr"),
+        (f"postgresql://lwr:%2F{S}%40@db/lwr?schema=s", "postgresql://lwr:***@db/lwr?schema=s"),
+        (
+            f"postgresql://lwr@db/lwr?sslmode=require&password={S}@x",
+            "postgresql://lwr@db/lwr?sslmode=require&password=***",
+        ),
+        (f"postgres://lwr@db/lwr?pass%77ord={S}", "postgres://lwr@db/lwr?pass%77ord=***"),
+        ("postgresql://lwr@db/lwr?schema=t", "postgresql://lwr@db/lwr?schema=t"),
+        (f"lineworks:?domain_id=1&client_secret={S}", "lineworks:?domain_id=1&client_secret=***"),
+        (f"lineworks:?x_token={S}&rate=60", "lineworks:?x_token=***&rate=60"),
+        (f"https://{S}@example.com/", "https://***@example.com/"),
+        ("local:tenants/a.db", "local:tenants/a.db"),
+        ("", ""),
+    ],
+)
 def test_redact(uri: str, shown: str) -> None:
     assert redact(uri) == shown
     assert S not in redact(uri)
@@ -48,14 +53,21 @@ def test_scrub_masks_the_pieces_a_parser_quotes() -> None:
     assert S not in scrub(text, url)
 
 
-def test_tenant_key_resolves_every_spelling(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tenant_key_resolves_every_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "a.db").write_bytes(b"")
     (tmp_path / "link").symlink_to(tmp_path / "t")
-    spellings = ["local:t/a.db", "local:./t/a.db", f"local:{tmp_path}/t/a.db",
-                 "local:t/../t/a.db", "local:t//a.db", "local:link/a.db"]
+    spellings = [
+        "local:t/a.db",
+        "local:./t/a.db",
+        f"local:{tmp_path}/t/a.db",
+        "local:t/../t/a.db",
+        "local:t//a.db",
+        "local:link/a.db",
+    ]
     assert {tenant_key(s) for s in spellings} == {f"local:{(tmp_path / 't' / 'a.db').resolve()}"}
 
 
@@ -84,8 +96,9 @@ def test_lineworks_query_refuses_secrets_repeats_and_authorities() -> None:
     assert lineworks_query("lineworks:?rate=60&scope=") == {"rate": "60"}
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "http://h:99999/", "h/v1.0", "ftp://h/",
-                                 "https:///x", "https://u:p@h/"])
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://h:99999/", "h/v1.0", "ftp://h/", "https:///x", "https://u:p@h/"]
+)
 def test_check_endpoint_refuses(url: str) -> None:
     with pytest.raises(UsageError, match=r"^lineworks: api_base "):
         check_endpoint("api_base", url)
@@ -97,8 +110,10 @@ def test_check_endpoint_accepts() -> None:
 
 def test_file_target_lays_the_domain_over_the_template() -> None:
     template = "lineworks:?rate=60&state_dir=.lwr/{tenant}"
-    assert file_target("lineworks:?domain_id=7", "d.example", template, "f: ") == \
-        "lineworks:?rate=60&state_dir=.lwr%2Fd.example&domain_id=7"
+    assert (
+        file_target("lineworks:?domain_id=7", "d.example", template, "f: ")
+        == "lineworks:?rate=60&state_dir=.lwr%2Fd.example&domain_id=7"
+    )
     assert file_target(None, "d.example", "local:t/{tenant}.db", "f: ") == "local:t/d.example.db"
     with pytest.raises(Refused, match=r"^refused: f:3:1: target: api_base= cannot come"):
         file_target("lineworks:?api_base=http://x", "d", template, "f:3:1: ")
@@ -107,7 +122,8 @@ def test_file_target_lays_the_domain_over_the_template() -> None:
 
 
 def test_file_target_local_stays_in_the_template_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     template = "local:tenants/{tenant}.db"
     assert file_target("local:tenants/x.db", "d", template, "") == "local:tenants/x.db"
@@ -124,10 +140,16 @@ def test_split_postgres_url_keeps_what_libpq_needs() -> None:
     from reconciler.uris import split_postgres_url
 
     url = f"postgresql://lwr:a%2F{S}@db:5432/lwr?sslmode=require&schema=t_1"
-    assert split_postgres_url(url) == (f"postgresql://lwr:a%2F{S}@db:5432/lwr?sslmode=require",
-                                       "t_1")
-    for ambiguous in (f"postgresql://lwr:a/{S}@db/lwr", f"postgresql://lwr:x@{S}@db/lwr",
-                      f"postgresql://lwr:{S}#@db/lwr", "postgresql://[::1/lwr"):
+    assert split_postgres_url(url) == (
+        f"postgresql://lwr:a%2F{S}@db:5432/lwr?sslmode=require",
+        "t_1",
+    )
+    for ambiguous in (
+        f"postgresql://lwr:a/{S}@db/lwr",
+        f"postgresql://lwr:x@{S}@db/lwr",
+        f"postgresql://lwr:{S}#@db/lwr",
+        "postgresql://[::1/lwr",
+    ):
         with pytest.raises(UsageError, match="percent-encode") as e:
             split_postgres_url(ambiguous)
         assert S not in str(e.value)

@@ -60,8 +60,10 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
     # The last line of defence: never a traceback for users. A library's own message may
     # quote a URI it was given, secrets and all.
     text = _scrubbed(f"{type(error).__name__}: {error}", sys.argv[1:] if argv is None else argv)
-    return _fail(f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please "
-                 "report it)", ExitCode.ERROR)
+    return _fail(
+        f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please report it)",
+        ExitCode.ERROR,
+    )
 
 
 def _interrupted(signum: int) -> int:

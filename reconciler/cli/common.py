@@ -24,44 +24,78 @@ if TYPE_CHECKING:
 
 
 tenant_option = click.option(
-    "--tenant", "tenant_uri", envvar="LWR_TENANT", default=DEFAULT_TENANT, show_default=True,
-    help="Tenant URI: local:PATH (embedded tenant) or lineworks: (env LWR_TENANT).")
+    "--tenant",
+    "tenant_uri",
+    envvar="LWR_TENANT",
+    default=DEFAULT_TENANT,
+    show_default=True,
+    help="Tenant URI: local:PATH (embedded tenant) or lineworks: (env LWR_TENANT).",
+)
 state_option = click.option(
-    "--state", "state_uri", envvar="LWR_STATE", default=None,
+    "--state",
+    "state_uri",
+    envvar="LWR_STATE",
+    default=None,
     help="Where lock, journal, audit log and attested state live (env LWR_STATE): "
-         "local:PATH (SQLite) or postgresql://USER@HOST/DB[?schema=NAME] (shared by every "
-         "runner); default: state.db beside a local tenant, else .lwr/state.db.")
+    "local:PATH (SQLite) or postgresql://USER@HOST/DB[?schema=NAME] (shared by every "
+    "runner); default: state.db beside a local tenant, else .lwr/state.db.",
+)
 state_tenant_option = click.option(
-    "--tenant", "tenant_uri", envvar="LWR_TENANT", default=DEFAULT_TENANT, show_default=True,
-    help="Only used to find the default state store (state.db beside a local tenant).")
+    "--tenant",
+    "tenant_uri",
+    envvar="LWR_TENANT",
+    default=DEFAULT_TENANT,
+    show_default=True,
+    help="Only used to find the default state store (state.db beside a local tenant).",
+)
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-    show_default=True, help="Output format.")
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 markdown_dir_option = click.option(
-    "--markdown-dir", type=click.Path(file_okay=False), default=None,
+    "--markdown-dir",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Also write the markdown rendering to DIR/part-1.md, part-2.md, … (each under "
-         "65,000 characters: one pull-request comment each).")
+    "65,000 characters: one pull-request comment each).",
+)
 
 
 def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--parallel and --fail-fast, for a directory of desired files (reconciler.fleet)."""
     command = click.option(
-        "--fail-fast", is_flag=True,
-        help="With a directory: start no further tenant once one fails.")(command)
+        "--fail-fast",
+        is_flag=True,
+        help="With a directory: start no further tenant once one fails.",
+    )(command)
     return click.option(
-        "--parallel", type=click.IntRange(1, 64), default=1, show_default=True,
-        help="With a directory: how many tenants run at once.")(command)
+        "--parallel",
+        type=click.IntRange(1, 64),
+        default=1,
+        show_default=True,
+        help="With a directory: how many tenants run at once.",
+    )(command)
 
 
 def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--policy-dir (repeatable) and --no-default-policies (docs/contract.md#policies)."""
     command = click.option(
-        "--no-default-policies", is_flag=True,
-        help="Do not check the policies shipped with lwr (policies/defaults.yaml).")(command)
+        "--no-default-policies",
+        is_flag=True,
+        help="Do not check the policies shipped with lwr (policies/defaults.yaml).",
+    )(command)
     return click.option(
-        "--policy-dir", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
+        "--policy-dir",
+        "policy_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False),
         help="Also check the rules in DIR/*.yaml (repeatable); a rule with the id of a shipped "
-             "one replaces it.")(command)
+        "one replaces it.",
+    )(command)
 
 
 def load_rules(policy_dirs: tuple[str, ...], no_defaults: bool) -> tuple[PolicyRule, ...]:
@@ -123,8 +157,9 @@ def color() -> bool:
 
 
 @contextmanager
-def provider_for(uri: str, state_uri: str | None = None, *,
-                 readonly: bool = False) -> Iterator[Provider]:
+def provider_for(
+    uri: str, state_uri: str | None = None, *, readonly: bool = False
+) -> Iterator[Provider]:
     """The tenant at `uri` for a `with` block (its attested state, if any, at `state_uri`);
     `readonly` for the commands that only read it."""
     provider = open_provider(uri, state_uri, readonly=readonly)
@@ -140,8 +175,9 @@ def state_for(state_uri: str | None, tenant_uri: str) -> StateLocation:
 
 
 @contextmanager
-def store_for(state_uri: str | None, tenant_uri: str, *,
-              readonly: bool = False) -> Iterator[StateStore]:
+def store_for(
+    state_uri: str | None, tenant_uri: str, *, readonly: bool = False
+) -> Iterator[StateStore]:
     """The state store for a `with` block, closed on the way out; `readonly` for the commands
     that only read it (an SQLite store must exist then, and nothing is written)."""
     store = state_for(state_uri, tenant_uri).open(readonly=readonly)
@@ -165,5 +201,3 @@ def resolve_tenant_key(tenant_uri: str) -> str:
     if not tenant_uri.startswith((LOCAL, LINEWORKS)):
         return tenant_uri  # a key as `lwr lock list` shows it, e.g. of another lwr version
     return tenant_key(tenant_uri)
-
-

@@ -36,8 +36,12 @@ if TYPE_CHECKING:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--tenant", "tenant_uri", default=None,
-              help="Also check members and `tenant:` against this tenant's directory.")
+@click.option(
+    "--tenant",
+    "tenant_uri",
+    default=None,
+    help="Also check members and `tenant:` against this tenant's directory.",
+)
 def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
     """Check desired-state FILES: schema, semantics, and the tenant directory if given."""
     from reconciler.desired import check_against_tenant, load_desired
@@ -58,8 +62,13 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
     return 0
 
 
-def emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | None = None,
-               markdown_dir: str | None = None) -> None:
+def emit_plan(
+    plan: Plan,
+    fmt: str,
+    out: str | None,
+    policy: PolicyReport | None = None,
+    markdown_dir: str | None = None,
+) -> None:
     if out:
         text = renderer_for("json").render(plan)
         write_output(out, text)
@@ -83,9 +92,19 @@ def emit_plan(plan: Plan, fmt: str, out: str | None, policy: PolicyReport | None
 @markdown_dir_option
 @fleet_options
 @state_option
-def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcode: bool,
-         policy_dirs: tuple[str, ...], no_default_policies: bool,
-         markdown_dir: str | None, parallel: int, fail_fast: bool, state_uri: str | None) -> int:
+def plan(
+    file: str,
+    tenant_uri: str,
+    out: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    policy_dirs: tuple[str, ...],
+    no_default_policies: bool,
+    markdown_dir: str | None,
+    parallel: int,
+    fail_fast: bool,
+    state_uri: str | None,
+) -> int:
     """Read the tenant, diff it with FILE, check policies, and print the ordered changes.
 
     FILE may be a directory of desired files, one a tenant (see `lwr plan --help`, README
@@ -96,13 +115,19 @@ def plan(file: str, tenant_uri: str, out: str | None, fmt: str, detailed_exitcod
     rules = load_rules(policy_dirs, no_default_policies)
     if Path(file).is_dir():
         if out or markdown_dir:
-            raise UsageError("--out and --markdown-dir take a single desired file, not a "
-                             "directory")
+            raise UsageError("--out and --markdown-dir take a single desired file, not a directory")
         from reconciler import fleet
 
-        results = fleet.run_fleet(file, fleet.FleetOptions(
-            tenant_template=tenant_uri, rules=rules, parallel=parallel, fail_fast=fail_fast,
-            state_uri=state_uri))
+        results = fleet.run_fleet(
+            file,
+            fleet.FleetOptions(
+                tenant_template=tenant_uri,
+                rules=rules,
+                parallel=parallel,
+                fail_fast=fail_fast,
+                state_uri=state_uri,
+            ),
+        )
         return emit_fleet(results, fmt, detailed_exitcode)
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
@@ -133,13 +158,22 @@ def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
 @cli.command("show-plan")
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @format_option
-@click.option("--tenant", "tenant_uri", default=None,
-              help="Also check the plan against this tenant (read only): exit 3 when apply "
-                   "would refuse it (stale, another tenant, applied already).")
+@click.option(
+    "--tenant",
+    "tenant_uri",
+    default=None,
+    help="Also check the plan against this tenant (read only): exit 3 when apply "
+    "would refuse it (stale, another tenant, applied already).",
+)
 @state_option
 @markdown_dir_option
-def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str | None,
-              markdown_dir: str | None) -> int:
+def show_plan(
+    plan_file: str,
+    fmt: str,
+    tenant_uri: str | None,
+    state_uri: str | None,
+    markdown_dir: str | None,
+) -> int:
     """Render a saved PLAN_FILE without touching the tenant (unless --tenant is given)."""
     saved = workflow.load_saved_plan(plan_file)
     plan = saved.plan
@@ -153,9 +187,13 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
                 workflow.check_saved_plan(saved, provider, store)
         else:
             workflow.check_saved_plan(saved, provider)
-    click.echo(printable(f"Up to date: {plan.tenant} is as it was when the plan was made "
-                         f"({plan.created_at or 'unknown time'}); apply would accept it."),
-               err=True)
+    click.echo(
+        printable(
+            f"Up to date: {plan.tenant} is as it was when the plan was made "
+            f"({plan.created_at or 'unknown time'}); apply would accept it."
+        ),
+        err=True,
+    )
     return 0
 
 
@@ -166,8 +204,15 @@ def show_plan(plan_file: str, fmt: str, tenant_uri: str | None, state_uri: str |
 @policy_options
 @markdown_dir_option
 @state_option
-def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
-          no_default_policies: bool, markdown_dir: str | None, state_uri: str | None) -> int:
+def drift(
+    file: str,
+    tenant_uri: str,
+    fmt: str,
+    policy_dirs: tuple[str, ...],
+    no_default_policies: bool,
+    markdown_dir: str | None,
+    state_uri: str | None,
+) -> int:
     """Report every setting and list where the tenant differs from FILE: exit 0 in sync,
     2 drifted, 1 error (a failed tenant read included), 3 policy deny."""
     from reconciler.drift import drift_report
@@ -188,5 +233,3 @@ def drift(file: str, tenant_uri: str, fmt: str, policy_dirs: tuple[str, ...],
         echo_policy(policy)
     policy.raise_if_denied()
     return ExitCode.OK if report.in_sync else ExitCode.CHANGES
-
-

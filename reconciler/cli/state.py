@@ -34,14 +34,26 @@ if TYPE_CHECKING:
 @tenant_option
 @state_option
 @click.option("--verify", is_flag=True, help="Check the log's hash chain; exit 1 if broken.")
-@click.option("--head", "anchor", metavar="SEQ:HASH", default=None,
-              help="With --verify: also fail when the log lost or changed anything up to this "
-                   "head, as `lwr audit head` printed it earlier (kept outside the store).")
+@click.option(
+    "--head",
+    "anchor",
+    metavar="SEQ:HASH",
+    default=None,
+    help="With --verify: also fail when the log lost or changed anything up to this "
+    "head, as `lwr audit head` printed it earlier (kept outside the store).",
+)
 @click.option("--limit", type=int, default=50, show_default=True, help="Newest entries shown.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
-def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bool,
-          anchor: str | None, limit: int, fmt: str) -> int:
+def audit(
+    ctx: click.Context,
+    tenant_uri: str,
+    state_uri: str | None,
+    verify: bool,
+    anchor: str | None,
+    limit: int,
+    fmt: str,
+) -> int:
     """What was applied, when, by whom, with what result.
 
     The log is hash-chained; with LWR_AUDIT_KEY (or LWR_AUDIT_KEY_FILE, a 0600 file) new
@@ -50,8 +62,10 @@ def audit(ctx: click.Context, tenant_uri: str, state_uri: str | None, verify: bo
     """
     if ctx.invoked_subcommand is not None:
         if verify or anchor is not None:
-            raise UsageError(f"--verify and --head are options of `lwr audit`, not of "
-                             f"`lwr audit {ctx.invoked_subcommand}`")
+            raise UsageError(
+                f"--verify and --head are options of `lwr audit`, not of "
+                f"`lwr audit {ctx.invoked_subcommand}`"
+            )
         return 0
     if anchor is not None and not verify:
         raise UsageError("--head is checked by --verify: `lwr audit --verify --head SEQ:HASH`")
@@ -72,16 +86,19 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
     """`lwr audit --verify`: the verdict, and what it could not check."""
     result = store.verify_audit(anchor)
     if not result.ok:
-        where = f"BROKEN at entry {result.first_bad_seq}" if result.first_bad_seq else \
-            "NOT VERIFIED"
+        where = (
+            f"BROKEN at entry {result.first_bad_seq}" if result.first_bad_seq else "NOT VERIFIED"
+        )
         click.echo(printable(f"Audit log {where}: {result.reason}"), err=True)
         return 1
     keyed = f" ({result.keyed} keyed with {KEY_ENV})" if result.keyed else ""
     click.echo(f"Audit log OK: {result.checked} entries, hash chain intact{keyed}.")
     if result.anchored is None:
-        click.echo("Not checked: truncation of the newest entries is detectable only against "
-                   "a head kept elsewhere: `lwr audit --verify --head SEQ:HASH` (from "
-                   "`lwr audit head`).")
+        click.echo(
+            "Not checked: truncation of the newest entries is detectable only against "
+            "a head kept elsewhere: `lwr audit --verify --head SEQ:HASH` (from "
+            "`lwr audit head`)."
+        )
     else:
         click.echo(f"Nothing lost or changed up to the kept head (entry {result.anchored}).")
     return 0
@@ -95,8 +112,10 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
 def audit_head(ctx: click.Context, state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Print the log's head as `SEQ HASH`, for a pipeline to keep outside the store and
     check later with `lwr audit --verify --head SEQ:HASH`."""
-    state_uri, tenant_uri, fmt = (_inherited(ctx, name, value) for name, value in (
-        ("state_uri", state_uri), ("tenant_uri", tenant_uri), ("fmt", fmt)))
+    state_uri, tenant_uri, fmt = (
+        _inherited(ctx, name, value)
+        for name, value in (("state_uri", state_uri), ("tenant_uri", tenant_uri), ("fmt", fmt))
+    )
     with existing_store(state_uri, tenant_uri) as store:
         head = store.audit_head()
     if fmt == "json":
@@ -109,8 +128,7 @@ def audit_head(ctx: click.Context, state_uri: str | None, tenant_uri: str, fmt: 
 def _inherited(ctx: click.Context, name: str, value: Any) -> Any:
     """An option of `lwr audit` given before the subcommand (`lwr audit --state X head`)
     counts as the subcommand's own, rather than being silently ignored."""
-    if ctx.parent is None or ctx.get_parameter_source(name) not in (None,
-                                                                    ParameterSource.DEFAULT):
+    if ctx.parent is None or ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
         return value
     return ctx.parent.params.get(name, value)
 
@@ -121,8 +139,10 @@ def existing_store(state_uri: str | None, tenant_uri: str) -> Iterator[StateStor
     (a mistyped --state must not be created and then reported empty)."""
     location = state_for(state_uri, tenant_uri)
     if not location.exists:
-        raise StateError(f"no state store at {location}: nothing was applied through it, or "
-                         "--state (LWR_STATE) names the wrong file; nothing was created")
+        raise StateError(
+            f"no state store at {location}: nothing was applied through it, or "
+            "--state (LWR_STATE) names the wrong file; nothing was created"
+        )
     with store_for(state_uri, tenant_uri, readonly=True) as store:
         yield store
 
@@ -141,8 +161,11 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         tenant_uri = tenant  # a local tenant's default state is beside it
     location = state_for(state_uri, tenant_uri)
     if not location.exists:  # a mistyped --state must not be created to say so
-        click.echo(printable(f"No lock was held: there is no state store at {location} "
-                             "(nothing was created)."))
+        click.echo(
+            printable(
+                f"No lock was held: there is no state store at {location} (nothing was created)."
+            )
+        )
         return 0
     with store_for(state_uri, tenant_uri) as store:
         held_locks = store.list_locks()
@@ -152,13 +175,18 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         if held is None:
             click.echo("No lock was held.")
             return 0
-        if not yes and not click.confirm(printable(f"Clear the apply lock of {key}, held by "
-                                                   f"{held.describe()}? {holder_status(held)}"),
-                                         default=False, err=True):
+        if not yes and not click.confirm(
+            printable(
+                f"Clear the apply lock of {key}, held by {held.describe()}? {holder_status(held)}"
+            ),
+            default=False,
+            err=True,
+        ):
             raise Cancelled("Unlock cancelled; the lock is kept.")
         holder = store.unlock(key)
-    click.echo(printable(f"Lock cleared (was held by {holder}).") if holder
-               else "No lock was held.")
+    click.echo(
+        printable(f"Lock cleared (was held by {holder}).") if holder else "No lock was held."
+    )
     return 0
 
 
@@ -181,10 +209,23 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
         with store_for(state_uri, tenant_uri, readonly=True) as store:
             holders = store.list_locks()
     if fmt == "json":
-        click.echo(dump([{
-            "tenant": h.tenant_key, "user": h.user, "host": h.host, "pid": h.pid,
-            "operation": h.operation, "since": h.since, "stale": h.stale,
-        } for h in holders]), nl=False)
+        click.echo(
+            dump(
+                [
+                    {
+                        "tenant": h.tenant_key,
+                        "user": h.user,
+                        "host": h.host,
+                        "pid": h.pid,
+                        "operation": h.operation,
+                        "since": h.since,
+                        "stale": h.stale,
+                    }
+                    for h in holders
+                ]
+            ),
+            nl=False,
+        )
         return 0
     click.echo(locks_text(holders, str(location), exists=location.exists), nl=False)
     return 0
@@ -211,5 +252,3 @@ def state_migrate(state_uri: str | None, tenant_uri: str) -> int:
     else:
         click.echo(f"State schema in {location} migrated from version {before} to {after}.")
     return 0
-
-

@@ -44,8 +44,9 @@ def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
 
 @cli.command()
 @tenant_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @state_option
 def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""
@@ -85,8 +86,10 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
         state = provider.read()
         check_against_tenant(desired, state.domain, state.directory)
         if not yes and not click.confirm(
-                f"Record {file} as what the console of {state.domain} shows now?", default=False,
-                err=True):
+            f"Record {file} as what the console of {state.domain} shows now?",
+            default=False,
+            err=True,
+        ):
             raise Cancelled("Attest cancelled; nothing was recorded.")
         recorded = provider.attest(desired, default_actor())
     click.echo(f"Attested {len(recorded)} value(s) of {state.domain}: {', '.join(recorded)}.")
@@ -149,8 +152,9 @@ def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
 @click.argument("external")
 @click.option("--channel", type=click.Choice([c.value for c in ChannelName]), required=True)
 @click.option("--name", default=None, help="The external person's display name.")
-def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
-                   name: str | None) -> int:
+def tenant_contact(
+    tenant_uri: str, member: str, external: str, channel: str, name: str | None
+) -> int:
     """Simulate an external user adding MEMBER (LINE friend / LINE WORKS contact)."""
     cls, path = _local_tenant(tenant_uri)
     t = cls.open(path)
@@ -159,8 +163,9 @@ def tenant_contact(tenant_uri: str, member: str, external: str, channel: str,
     finally:
         t.close()
     greeting = " and received the greeting" if result.greeting_sent else ""
-    click.echo(printable(f"{external} added {member} on {channel}{greeting} "
-                         f"(room {result.room_id})."))
+    click.echo(
+        printable(f"{external} added {member} on {channel}{greeting} (room {result.room_id}).")
+    )
     return 0
 
 
@@ -178,6 +183,8 @@ def tenant_messages(tenant_uri: str, search: str | None) -> int:
     for row in rows:
         hidden = " [hidden]" if row.hidden else ""
         auto = " (automatic greeting)" if row.automatic else ""
-        click.echo(f"{row.sent_at}  {row.channel:<9} {row.member} ↔ {row.external}{hidden}  "
-                   f"{row.sender}{auto}: {printable(row.text)}")
+        click.echo(
+            f"{row.sent_at}  {row.channel:<9} {row.member} ↔ {row.external}{hidden}  "
+            f"{row.sender}{auto}: {printable(row.text)}"
+        )
     return 0

@@ -29,8 +29,7 @@ class DriftRenderer(Protocol):
         ...
 
 
-def renderer_for(fmt: str, *, color: bool = False,
-                 policy: PolicyReport | None = None) -> Renderer:
+def renderer_for(fmt: str, *, color: bool = False, policy: PolicyReport | None = None) -> Renderer:
     """The plan renderer for `--format` (text, json, markdown); `policy` findings included
     in text and markdown (the JSON plan is the saved-plan contract and stays as it is)."""
     from reconciler.render.json import PlanJson
@@ -44,8 +43,9 @@ def renderer_for(fmt: str, *, color: bool = False,
     return PlanText(color=color, policy=policy)
 
 
-def drift_renderer_for(fmt: str, *, color: bool = False,
-                       policy: PolicyReport | None = None) -> DriftRenderer:
+def drift_renderer_for(
+    fmt: str, *, color: bool = False, policy: PolicyReport | None = None
+) -> DriftRenderer:
     """The drift renderer for `--format` (text, json, markdown)."""
     from reconciler.render.json import DriftJson
     from reconciler.render.markdown import DriftMarkdown

@@ -6,8 +6,16 @@ it: the colour, then bold (or "normal intensity" for bold=False), the text, then
 
 from __future__ import annotations
 
-_COLORS = {"black": 30, "red": 31, "green": 32, "yellow": 33, "blue": 34, "magenta": 35,
-           "cyan": 36, "white": 37}
+_COLORS = {
+    "black": 30,
+    "red": 31,
+    "green": 32,
+    "yellow": 33,
+    "blue": 34,
+    "magenta": 35,
+    "cyan": 36,
+    "white": 37,
+}
 
 
 def style(text: str, fg: str | None = None, bold: bool | None = None) -> str:

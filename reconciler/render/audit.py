@@ -23,8 +23,9 @@ def audit_text(entries: Sequence[AuditEntry]) -> str:
     for e in entries:
         target = f" {e.target}" if e.target else ""
         error = f" ({e.error})" if e.error else ""
-        lines.append(printable(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}"
-                               f"{target}{error}"))
+        lines.append(
+            printable(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}{target}{error}")
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -35,8 +36,10 @@ def locks_text(holders: Sequence[LockHolder], location: str, *, exists: bool = T
         return printable(f"No locks held: there is no state store at {location}.") + "\n"
     if not holders:
         return printable(f"No locks held in {location}.") + "\n"
-    return "".join(printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}")
-                   + "\n" for h in holders)
+    return "".join(
+        printable(f"{h.tenant_key}\n  held by {h.describe()}\n  {holder_status(h)}") + "\n"
+        for h in holders
+    )
 
 
 def holder_status(held: LockHolder) -> str:
@@ -44,9 +47,13 @@ def holder_status(held: LockHolder) -> str:
     if held.stale:
         return f"{held.gone_because}: the lock is stale"
     if held.alive:
-        return ("its database session is STILL OPEN (a running apply keeps the tenant locked "
-                "until that session ends, even with its record cleared)")
+        return (
+            "its database session is STILL OPEN (a running apply keeps the tenant locked "
+            "until that session ends, even with its record cleared)"
+        )
     if held.host == socket.gethostname():
-        return (f"process {held.pid} is STILL RUNNING on this host (an apply on this "
-                "host stays protected by its lock file even when its record is cleared)")
+        return (
+            f"process {held.pid} is STILL RUNNING on this host (an apply on this "
+            "host stays protected by its lock file even when its record is cleared)"
+        )
     return f"it was taken on {held.host}: make sure that run is over"

@@ -22,17 +22,24 @@ def _first_line(text: str) -> str:
 def summary_text(results: Sequence[TenantResult]) -> str:
     """The summary table: tenant, file, changes, destructive, result."""
     rows = [("tenant", "file", "changes", "destructive", "result")]
-    rows += [(r.tenant, Path(r.file).name, str(r.changes), str(r.destructive), r.outcome)
-             for r in results]
+    rows += [
+        (r.tenant, Path(r.file).name, str(r.changes), str(r.destructive), r.outcome)
+        for r in results
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    counts = {o: sum(1 for r in results if r.outcome == o) for o in
-              ("in sync", "changes", "applied", "refused", "error", "skipped")}
+    counts = {
+        o: sum(1 for r in results if r.outcome == o)
+        for o in ("in sync", "changes", "applied", "refused", "error", "skipped")
+    }
     lines.append("")
-    lines.append(f"{len(results)} tenants: " + ", ".join(f"{n} {o}" for o, n in counts.items()
-                                                         if n))
+    lines.append(
+        f"{len(results)} tenants: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    )
     for r in results:
         if r.outcome in ("refused", "error"):
             lines.append(f"{Path(r.file).name}: {_first_line(r.message)}")
@@ -47,8 +54,13 @@ def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
 
     parts: list[str] = []
     for r in results:
-        parts.append(printable(f"=== {r.tenant} ({Path(r.file).name}"
-                               + (f" → {r.uri}" if r.uri else "") + f"): {r.outcome} ===\n"))
+        parts.append(
+            printable(
+                f"=== {r.tenant} ({Path(r.file).name}"
+                + (f" → {r.uri}" if r.uri else "")
+                + f"): {r.outcome} ===\n"
+            )
+        )
         if r.plan is not None:
             parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
         if r.message:
@@ -63,17 +75,24 @@ def render_markdown(results: Sequence[TenantResult]) -> str:
     inert (reconciler.render.markdown: code in the table, HTML-escaped in <summary>)."""
     from reconciler.render.markdown import PlanMarkdown, md_code, md_escape, md_html
 
-    lines = [f"### lwr plan for {len(results)} tenants", "",
-             "| tenant | file | changes | destructive | result |",
-             "|---|---|--:|--:|---|"]
-    lines += [f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
-              f"{r.changes} | {r.destructive} | {r.outcome} |" for r in results]
+    lines = [
+        f"### lwr plan for {len(results)} tenants",
+        "",
+        "| tenant | file | changes | destructive | result |",
+        "|---|---|--:|--:|---|",
+    ]
+    lines += [
+        f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
+        f"{r.changes} | {r.destructive} | {r.outcome} |"
+        for r in results
+    ]
     lines.append("")
     for r in results:
-        lines += ["<details>",
-                  f"<summary>{md_html(r.tenant)} ({md_html(Path(r.file).name)}): "
-                  f"{r.outcome}</summary>",
-                  ""]
+        lines += [
+            "<details>",
+            f"<summary>{md_html(r.tenant)} ({md_html(Path(r.file).name)}): {r.outcome}</summary>",
+            "",
+        ]
         if r.plan is not None:
             lines.append(PlanMarkdown(policy=r.policy).render(r.plan).rstrip("\n"))
             lines.append("")
@@ -90,9 +109,15 @@ def render_json(results: Sequence[TenantResult], code: int) -> str:
     tenants = []
     for r in results:
         entry: dict[str, object] = {
-            "tenant": r.tenant, "file": r.file, "target": r.uri, "result": r.outcome,
-            "exit_code": r.exit_code, "changes": r.changes, "destructive": r.destructive,
-            "message": r.message}
+            "tenant": r.tenant,
+            "file": r.file,
+            "target": r.uri,
+            "result": r.outcome,
+            "exit_code": r.exit_code,
+            "changes": r.changes,
+            "destructive": r.destructive,
+            "message": r.message,
+        }
         if r.plan is not None:
             entry["plan"] = json.loads(renderer_for("json").render(r.plan))
         tenants.append(entry)

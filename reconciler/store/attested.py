@@ -29,8 +29,15 @@ from reconciler.store.postgres import PostgresSession
 from reconciler.store.sql import SqlSession
 from reconciler.store.sqlite import SqliteSession
 
-__all__ = ["FILE_NAME", "MEMBERS", "AttestedStore", "ChannelKnowledge", "Fact", "Source",
-           "open_attested"]
+__all__ = [
+    "FILE_NAME",
+    "MEMBERS",
+    "AttestedStore",
+    "ChannelKnowledge",
+    "Fact",
+    "Source",
+    "open_attested",
+]
 
 Source = Literal["attested", "applied"]
 FILE_NAME = "attested.db"
@@ -79,15 +86,28 @@ class AttestedStore(SqlSession):
     def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
         """Everything known about `tenant`, per channel."""
         with self._snapshot("read the attested state"):
-            settings = self._execute(f"SELECT channel, field, value, source, actor, at FROM "
-                                     f"{self._SETTINGS} WHERE tenant = ?", (tenant,)).fetchall()
-            listed = self._execute(f"SELECT channel, email FROM {self._MEMBERS} "
-                                   "WHERE tenant = ?", (tenant,)).fetchall()
+            settings = self._execute(
+                f"SELECT channel, field, value, source, actor, at FROM "
+                f"{self._SETTINGS} WHERE tenant = ?",
+                (tenant,),
+            ).fetchall()
+            listed = self._execute(
+                f"SELECT channel, email FROM {self._MEMBERS} WHERE tenant = ?", (tenant,)
+            ).fetchall()
         return _knowledge(settings, listed)
 
-    def record(self, tenant: str, channel: ChannelName, values: dict[str, Any], source: Source,
-               actor: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
-               replace: Iterable[str] | None = None) -> None:
+    def record(
+        self,
+        tenant: str,
+        channel: ChannelName,
+        values: dict[str, Any],
+        source: Source,
+        actor: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        replace: Iterable[str] | None = None,
+    ) -> None:
         """Record settings and list changes of one channel in one transaction."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._write("write the attested state"):
@@ -96,20 +116,35 @@ class AttestedStore(SqlSession):
                 "at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, channel, field) DO "
                 "UPDATE SET value = excluded.value, source = excluded.source, "
                 "actor = excluded.actor, at = excluded.at",
-                [(tenant, channel.value, k, json.dumps(v, ensure_ascii=False), source, actor,
-                  now) for k, v in values.items()])
+                [
+                    (
+                        tenant,
+                        channel.value,
+                        k,
+                        json.dumps(v, ensure_ascii=False),
+                        source,
+                        actor,
+                        now,
+                    )
+                    for k, v in values.items()
+                ],
+            )
             if replace is not None:
-                self._execute(f"DELETE FROM {self._MEMBERS} WHERE tenant = ? AND channel = ?",
-                              (tenant, channel.value))
+                self._execute(
+                    f"DELETE FROM {self._MEMBERS} WHERE tenant = ? AND channel = ?",
+                    (tenant, channel.value),
+                )
                 add = replace
             self._executemany(
                 f"INSERT INTO {self._MEMBERS} (tenant, channel, email, source, at) VALUES "
                 "(?, ?, ?, ?, ?) ON CONFLICT (tenant, channel, email) DO UPDATE SET "
                 "source = excluded.source, at = excluded.at",
-                [(tenant, channel.value, e, source, now) for e in add])
+                [(tenant, channel.value, e, source, now) for e in add],
+            )
             self._executemany(
                 f"DELETE FROM {self._MEMBERS} WHERE tenant = ? AND channel = ? AND email = ?",
-                [(tenant, channel.value, e) for e in remove])
+                [(tenant, channel.value, e) for e in remove],
+            )
 
 
 class SqliteAttestedStore(SqliteSession, AttestedStore):
@@ -153,14 +188,24 @@ class SqliteAttestedStore(SqliteSession, AttestedStore):
             self._conn.close()
             self._conn, self._stamp = connect_readonly(self.path, 10.0)
 
-    def record(self, tenant: str, channel: ChannelName, values: dict[str, Any], source: Source,
-               actor: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
-               replace: Iterable[str] | None = None) -> None:
+    def record(
+        self,
+        tenant: str,
+        channel: ChannelName,
+        values: dict[str, Any],
+        source: Source,
+        actor: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        replace: Iterable[str] | None = None,
+    ) -> None:
         """See AttestedStore.record; a store opened read-only refuses (a bug if reached)."""
         if self._readonly or self._conn is None:
             raise StateError(f"the attested state {self.path} was opened read-only")
-        super().record(tenant, channel, values, source, actor, add=add, remove=remove,
-                       replace=replace)
+        super().record(
+            tenant, channel, values, source, actor, add=add, remove=remove, replace=replace
+        )
 
     def close(self) -> None:
         """Close the file, if it was opened."""
@@ -176,8 +221,9 @@ class PostgresAttestedStore(PostgresSession, AttestedStore):
     _SETTINGS, _MEMBERS = "attested_settings", "attested_members"
 
 
-def _knowledge(settings: Iterable[tuple[str, str, str, Source, str, str]],
-               listed: Iterable[tuple[str, str]]) -> dict[ChannelName, ChannelKnowledge]:
+def _knowledge(
+    settings: Iterable[tuple[str, str, str, Source, str, str]], listed: Iterable[tuple[str, str]]
+) -> dict[ChannelName, ChannelKnowledge]:
     facts: dict[ChannelName, dict[str, Fact]] = {c: {} for c in ChannelName}
     members: dict[ChannelName, set[str]] = {c: set() for c in ChannelName}
     for channel, name, value, source, actor, at in settings:
@@ -187,8 +233,9 @@ def _knowledge(settings: Iterable[tuple[str, str, str, Source, str, str]],
     return {c: ChannelKnowledge(facts[c], frozenset(members[c])) for c in ChannelName}
 
 
-def open_attested(state_dir: Path, state_url: str | None, *,
-                  readonly: bool = False) -> AttestedStore:
+def open_attested(
+    state_dir: Path, state_url: str | None, *, readonly: bool = False
+) -> AttestedStore:
     """The attested state where the state store is: PostgreSQL when `state_url` names it
     (its tables must exist: `lwr state migrate`), else `attested.db` in `state_dir`.
     `readonly`: for commands that only read; nothing is created or written."""

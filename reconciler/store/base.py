@@ -89,8 +89,10 @@ class LockHolder:
     def gone_because(self) -> str:
         """Why a stale holder is known to be gone, for messages."""
         if self.alive is False:
-            return (f"its database session has ended (process {self.pid} on {self.host} "
-                    "exited, was killed or lost its connection)")
+            return (
+                f"its database session has ended (process {self.pid} on {self.host} "
+                "exited, was killed or lost its connection)"
+            )
         return f"process {self.pid} is no longer running on this host"
 
     def __str__(self) -> str:
@@ -98,8 +100,10 @@ class LockHolder:
 
     def describe(self) -> str:
         """One line naming the holder, e.g. for `lwr unlock` output and LockHeld messages."""
-        return (f"{self.user}@{self.host} (pid {self.pid}) running '{self.operation}' "
-                f"since {self.since}")
+        return (
+            f"{self.user}@{self.host} (pid {self.pid}) running '{self.operation}' "
+            f"since {self.since}"
+        )
 
 
 @dataclass(frozen=True)
@@ -158,13 +162,32 @@ class AuditRecord:
     error: str | None = None
 
     @classmethod
-    def of(cls, change: Change, *, tenant_key: str, domain: str, run_id: str, actor: str,
-           result: AuditResult, error: str | None = None) -> AuditRecord:
+    def of(
+        cls,
+        change: Change,
+        *,
+        tenant_key: str,
+        domain: str,
+        run_id: str,
+        actor: str,
+        result: AuditResult,
+        error: str | None = None,
+    ) -> AuditRecord:
         """The audit row for one change."""
-        return cls(tenant_key=tenant_key, domain=domain, run_id=run_id, actor=actor,
-                   change_id=change.id, action=change.action.value,
-                   channel=change.channel.value, target=change.target,
-                   before=change.before, after=change.after, result=result, error=error)
+        return cls(
+            tenant_key=tenant_key,
+            domain=domain,
+            run_id=run_id,
+            actor=actor,
+            change_id=change.id,
+            action=change.action.value,
+            channel=change.channel.value,
+            target=change.target,
+            before=change.before,
+            after=change.after,
+            result=result,
+            error=error,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,12 +254,20 @@ def chain_hash(prev_hash: str, seq: int, at: str, record: AuditRecord) -> str:
     The fields are seq, at and every AuditRecord field, before/after as JSON values (not as
     stored text), so that a backend may store JSON its own way.
     """
-    return row_hash(prev_hash, seq, at, record, canonical_json(record.before),
-                    canonical_json(record.after))
+    return row_hash(
+        prev_hash, seq, at, record, canonical_json(record.before), canonical_json(record.after)
+    )
 
 
-def row_hash(prev_hash: str, seq: int, at: str, record: AuditRecord, before_json: str,
-             after_json: str, key: hmac.HMAC | None = None) -> str:
+def row_hash(
+    prev_hash: str,
+    seq: int,
+    at: str,
+    record: AuditRecord,
+    before_json: str,
+    after_json: str,
+    key: hmac.HMAC | None = None,
+) -> str:
     """`chain_hash` with before/after already in canonical JSON (as the store writes them).
 
     With `key` (an HMAC-SHA256 object holding the audit key, nothing fed yet: see
@@ -255,15 +286,39 @@ def row_text(seq: int, at: str, record: AuditRecord, before_json: str, after_jso
     encoded exactly as json.dumps(ensure_ascii=False) does; three times faster, which
     100k-row applies need. A test pins it to canonical_json.
     """
-    return "".join((
-        '{"action":', _str(record.action), ',"actor":', _str(record.actor),
-        ',"after":', after_json, ',"at":', _str(at), ',"before":', before_json,
-        ',"change_id":', _str(record.change_id), ',"channel":', _str(record.channel),
-        ',"domain":', _str(record.domain), ',"error":', _opt(record.error),
-        ',"result":', _str(record.result), ',"run_id":', _str(record.run_id),
-        ',"seq":', str(int(seq)), ',"target":', _opt(record.target),
-        ',"tenant_key":', _str(record.tenant_key), "}",
-    ))
+    return "".join(
+        (
+            '{"action":',
+            _str(record.action),
+            ',"actor":',
+            _str(record.actor),
+            ',"after":',
+            after_json,
+            ',"at":',
+            _str(at),
+            ',"before":',
+            before_json,
+            ',"change_id":',
+            _str(record.change_id),
+            ',"channel":',
+            _str(record.channel),
+            ',"domain":',
+            _str(record.domain),
+            ',"error":',
+            _opt(record.error),
+            ',"result":',
+            _str(record.result),
+            ',"run_id":',
+            _str(record.run_id),
+            ',"seq":',
+            str(int(seq)),
+            ',"target":',
+            _opt(record.target),
+            ',"tenant_key":',
+            _str(record.tenant_key),
+            "}",
+        )
+    )
 
 
 def _opt(value: str | None) -> str:
@@ -309,8 +364,9 @@ class StateStore(Protocol):
         """Set a run's final status and finish time."""
         ...
 
-    def runs(self, tenant_key: str | None = None, *,
-             status: RunStatus | None = None) -> list[RunRecord]:
+    def runs(
+        self, tenant_key: str | None = None, *, status: RunStatus | None = None
+    ) -> list[RunRecord]:
         """Runs oldest first, optionally only one tenant's and only those in one status."""
         ...
 
@@ -330,8 +386,9 @@ class StateStore(Protocol):
         """Journal `started` for changes about to be applied; committed before returning."""
         ...
 
-    def complete(self, run_id: str, outcomes: Sequence[EntryOutcome],
-                 audit: Sequence[AuditRecord]) -> None:
+    def complete(
+        self, run_id: str, outcomes: Sequence[EntryOutcome], audit: Sequence[AuditRecord]
+    ) -> None:
         """Settle journal entries and append their audit rows in one transaction."""
         ...
 
@@ -339,8 +396,9 @@ class StateStore(Protocol):
         """Append audit rows to the chain in one transaction."""
         ...
 
-    def audit_entries(self, tenant_key: str | None = None,
-                      limit: int | None = None) -> list[AuditEntry]:
+    def audit_entries(
+        self, tenant_key: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
         """Audit rows oldest first; with `limit`, only the newest `limit` of them."""
         ...
 

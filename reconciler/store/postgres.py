@@ -39,8 +39,11 @@ _MIGRATE_LOCK = 0x4C57_5253_0000_0001
 _NAME_THE_HOLDER_S = 2.0
 
 #: (version, statements): applied in order, each version once, in one transaction.
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
-    """CREATE TABLE locks (
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """CREATE TABLE locks (
         tenant_key text PRIMARY KEY,
         username text NOT NULL,
         host text NOT NULL,
@@ -50,7 +53,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
         token text NOT NULL,
         lock_key bigint NOT NULL,
         backend_pid integer NOT NULL)""",
-    """CREATE TABLE runs (
+            """CREATE TABLE runs (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         run_id text NOT NULL UNIQUE,
         tenant_key text NOT NULL,
@@ -59,8 +62,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
         started_at text NOT NULL,
         finished_at text,
         status text NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')))""",
-    "CREATE INDEX runs_by_tenant ON runs (tenant_key, seq)",
-    """CREATE TABLE entries (
+            "CREATE INDEX runs_by_tenant ON runs (tenant_key, seq)",
+            """CREATE TABLE entries (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         run_id text NOT NULL REFERENCES runs (run_id),
         change_id text NOT NULL,
@@ -69,7 +72,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
         error text,
         at text NOT NULL,
         UNIQUE (run_id, change_id))""",
-    """CREATE TABLE audit (
+            """CREATE TABLE audit (
         seq bigint PRIMARY KEY,
         at text NOT NULL,
         tenant_key text NOT NULL,
@@ -86,40 +89,51 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, (
         error text,
         prev_hash text NOT NULL,
         hash text NOT NULL)""",
-    "CREATE INDEX audit_by_tenant ON audit (tenant_key, seq)",
-    # The chain's head exists from the start: appenders lock it (FOR UPDATE) to take turns.
-    """CREATE TABLE audit_head (
+            "CREATE INDEX audit_by_tenant ON audit (tenant_key, seq)",
+            # The chain's head exists from the start: appenders lock it (FOR UPDATE) to take turns.
+            """CREATE TABLE audit_head (
         id integer PRIMARY KEY CHECK (id = 1),
         seq bigint NOT NULL,
         hash text NOT NULL)""",
-    f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
-    # Append-only by construction; the hash chain catches whoever drops these triggers.
-    """CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
+            # Append-only by construction; the hash chain catches whoever drops these triggers.
+            """CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$""",
-    """CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+            """CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
         FOR EACH ROW EXECUTE FUNCTION audit_append_only()""",
-    """CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+            """CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
         FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()""",
-    # What lwr knows of a lineworks: tenant but cannot read (store/attested.py).
-    """CREATE TABLE attested_settings (
+            # What lwr knows of a lineworks: tenant but cannot read (store/attested.py).
+            """CREATE TABLE attested_settings (
         tenant text NOT NULL, channel text NOT NULL, field text NOT NULL,
         value text NOT NULL, source text NOT NULL, actor text NOT NULL, at text NOT NULL,
         PRIMARY KEY (tenant, channel, field))""",
-    """CREATE TABLE attested_members (
+            """CREATE TABLE attested_members (
         tenant text NOT NULL, channel text NOT NULL, email text NOT NULL,
         source text NOT NULL, at text NOT NULL,
         PRIMARY KEY (tenant, channel, email))""",
-)), (2, (
-    # Audit results may be `attested`: a manual step an admin confirmed doing in the console.
-    "ALTER TABLE audit DROP CONSTRAINT audit_result_check",
-    """ALTER TABLE audit ADD CONSTRAINT audit_result_check
+        ),
+    ),
+    (
+        2,
+        (
+            # Audit results may be `attested`: a manual step an admin confirmed doing in the
+            # console.
+            "ALTER TABLE audit DROP CONSTRAINT audit_result_check",
+            """ALTER TABLE audit ADD CONSTRAINT audit_result_check
         CHECK (result IN ('applied', 'attested', 'recovered', 'failed'))""",
-)), (3, (
-    # An entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older entries
-    # are plain sha256, their hashes unchanged. ALTER TABLE fires no row trigger.
-    """ALTER TABLE audit ADD COLUMN hash_alg text NOT NULL DEFAULT 'sha256'
+        ),
+    ),
+    (
+        3,
+        (
+            # An entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older entries
+            # are plain sha256, their hashes unchanged. ALTER TABLE fires no row trigger.
+            """ALTER TABLE audit ADD COLUMN hash_alg text NOT NULL DEFAULT 'sha256'
         CHECK (hash_alg IN ('sha256', 'hmac-sha256'))""",
-)))
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -142,8 +156,10 @@ class PostgresTarget:
         conninfo, schema = split_postgres_url(url)
         schema = DEFAULT_SCHEMA if schema is None else schema
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise StateError(f"state URL {redact(url)}: schema {schema!r} must be lower-case "
-                             "letters, digits and _ (at most 63), not starting with a digit")
+            raise StateError(
+                f"state URL {redact(url)}: schema {schema!r} must be lower-case "
+                "letters, digits and _ (at most 63), not starting with a digit"
+            )
         return cls(conninfo, schema, redact(url))
 
 
@@ -158,26 +174,40 @@ def _connect(target: PostgresTarget) -> psycopg.Connection[Any]:
     try:
         import psycopg
     except ImportError as exc:
-        raise StateError("a postgresql:// state needs psycopg 3: pip install "
-                         "'lineworks-reconciler[postgresql]'") from exc
+        raise StateError(
+            "a postgresql:// state needs psycopg 3: pip install 'lineworks-reconciler[postgresql]'"
+        ) from exc
     try:
-        conn = psycopg.connect(target.conninfo, autocommit=True, connect_timeout=10,
-                               application_name="lwr", keepalives=1, keepalives_idle=30,
-                               keepalives_interval=10, keepalives_count=3)
+        conn = psycopg.connect(
+            target.conninfo,
+            autocommit=True,
+            connect_timeout=10,
+            application_name="lwr",
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
     except psycopg.Error as exc:
-        raise StateError(f"cannot connect to the state database {target.display}: "
-                         f"{target.scrub(str(exc).strip())}") from exc
+        raise StateError(
+            f"cannot connect to the state database {target.display}: "
+            f"{target.scrub(str(exc).strip())}"
+        ) from exc
     try:
         # The server side of the keepalives: a runner whose host vanished loses its session,
         # and so its lock, within about a minute instead of the kernel's two hours.
-        for setting, value in (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10),
-                               ("tcp_keepalives_count", 3)):
+        for setting, value in (
+            ("tcp_keepalives_idle", 30),
+            ("tcp_keepalives_interval", 10),
+            ("tcp_keepalives_count", 3),
+        ):
             conn.execute(f"SET {setting} = {value}")
         conn.execute(f'SET search_path TO "{target.schema}"')
     except psycopg.Error as exc:
         conn.close()
-        raise StateError(f"state database {target.display}: "
-                         f"{target.scrub(str(exc).strip())}") from exc
+        raise StateError(
+            f"state database {target.display}: {target.scrub(str(exc).strip())}"
+        ) from exc
     return conn
 
 
@@ -204,8 +234,10 @@ def migrate(url: str, up_to: int = SCHEMA_VERSION) -> tuple[int, int]:
                 if before < version <= up_to:
                     for statement in statements:
                         conn.execute(statement)
-                    conn.execute("INSERT INTO schema_version (version, lwr_version) "
-                                 "VALUES (%s, %s)", (version, __version__))
+                    conn.execute(
+                        "INSERT INTO schema_version (version, lwr_version) VALUES (%s, %s)",
+                        (version, __version__),
+                    )
         return before, _version(conn)
     except Exception as exc:
         _raise_state_error(exc, target, "migrate")
@@ -221,16 +253,19 @@ def _version(conn: psycopg.Connection[Any]) -> int:
 
 def _refuse_newer(version: int, target: PostgresTarget) -> None:
     if version > SCHEMA_VERSION:
-        raise StateError(f"the state schema in {target.display} is version {version}, written "
-                         f"by a newer lwr (this one knows up to {SCHEMA_VERSION}); upgrade lwr")
+        raise StateError(
+            f"the state schema in {target.display} is version {version}, written "
+            f"by a newer lwr (this one knows up to {SCHEMA_VERSION}); upgrade lwr"
+        )
 
 
 def _raise_state_error(exc: BaseException, target: PostgresTarget, doing: str) -> None:
     import psycopg
 
     if isinstance(exc, psycopg.Error):
-        raise StateError(f"state database {target.display}: cannot {doing}: "
-                         f"{target.scrub(str(exc).strip())}") from exc
+        raise StateError(
+            f"state database {target.display}: cannot {doing}: {target.scrub(str(exc).strip())}"
+        ) from exc
 
 
 class PostgresSession(SqlSession):
@@ -262,8 +297,10 @@ class PostgresSession(SqlSession):
 
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """COPY: one stream instead of a statement per row (five times faster at 500 rows)."""
-        with self._conn.cursor() as cursor, cursor.copy(
-                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # our own names
+        with (
+            self._conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):  # our own names
             for row in rows:
                 copy.write_row(row)
 
@@ -281,9 +318,10 @@ class PostgresSession(SqlSession):
         if version < SCHEMA_VERSION:
             state = f"is at version {version}" if version else "does not exist yet"
             raise StateError(
-                f"the lwr state schema \"{self.target.schema}\" in {self.target.display} "
+                f'the lwr state schema "{self.target.schema}" in {self.target.display} '
                 f"{state} (this lwr needs version {SCHEMA_VERSION}): run "
-                f"`lwr state migrate --state {self.target.display}` once")
+                f"`lwr state migrate --state {self.target.display}` once"
+            )
 
     def schema_version(self) -> int:
         """The newest migration applied to this database."""
@@ -302,8 +340,14 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
             "UPDATE entries e SET state = o.state, error = o.error, at = %s "
             "FROM unnest(%s::text[], %s::text[], %s::text[]) AS o(change_id, state, error) "
             "WHERE e.run_id = %s AND e.change_id = o.change_id",
-            (at, [o.change_id for o in outcomes], [o.state for o in outcomes],
-             [o.error for o in outcomes], run_id))
+            (
+                at,
+                [o.change_id for o in outcomes],
+                [o.state for o in outcomes],
+                [o.error for o in outcomes],
+                run_id,
+            ),
+        )
         return int(cursor.rowcount)
 
     def __init__(self, url: str) -> None:
@@ -321,9 +365,15 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
         A lock whose holder's session has ended is taken over: the yielded holder's `replaced`
         names it. Released on any exit, KeyboardInterrupt included.
         """
-        holder = LockHolder(tenant_key=tenant_key, user=current_user(),
-                            host=socket.gethostname(), pid=os.getpid(), operation=operation,
-                            since=utc_now(), alive=True)
+        holder = LockHolder(
+            tenant_key=tenant_key,
+            user=current_user(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            operation=operation,
+            since=utc_now(),
+            alive=True,
+        )
         token, key = secrets.token_hex(16), lock_key(tenant_key)
         holder = self._acquire(holder, token, key)
         try:
@@ -343,8 +393,9 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
             return
         try:
             with self._write("release the lock"):
-                self._execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
-                              (tenant_key, token))
+                self._execute(
+                    "DELETE FROM locks WHERE tenant_key = ? AND token = ?", (tenant_key, token)
+                )
         finally:
             self._release_advisory(key)
 
@@ -356,14 +407,18 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
             if current is not None:
                 raise LockHeld(_held_message(current))
             if time.monotonic() > deadline:
-                raise LockHeld(f"tenant {holder.tenant_key} is locked by an lwr session whose "
-                               "record is gone (cleared with `lwr unlock` while it ran); wait "
-                               "for it to finish and try again")
+                raise LockHeld(
+                    f"tenant {holder.tenant_key} is locked by an lwr session whose "
+                    "record is gone (cleared with `lwr unlock` while it ran); wait "
+                    "for it to finish and try again"
+                )
             time.sleep(0.02)  # the winner has the lock but has not committed its row yet
         try:
             with self._write("take the lock"):
-                row = self._execute(f"SELECT {_HOLDER_COLUMNS}, false FROM locks WHERE "
-                                    "tenant_key = ? FOR UPDATE", (holder.tenant_key,)).fetchone()
+                row = self._execute(
+                    f"SELECT {_HOLDER_COLUMNS}, false FROM locks WHERE tenant_key = ? FOR UPDATE",
+                    (holder.tenant_key,),
+                ).fetchone()
                 if row is not None:  # we hold its advisory lock, so its session is over
                     self._execute("DELETE FROM locks WHERE tenant_key = ?", (holder.tenant_key,))
                     holder = replace(holder, replaced=_holder(row))
@@ -371,8 +426,17 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
                     "INSERT INTO locks (tenant_key, username, host, pid, operation, since, "
                     "token, lock_key, backend_pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                     "pg_backend_pid())",
-                    (holder.tenant_key, holder.user, holder.host, holder.pid, holder.operation,
-                     holder.since, token, key))
+                    (
+                        holder.tenant_key,
+                        holder.user,
+                        holder.host,
+                        holder.pid,
+                        holder.operation,
+                        holder.since,
+                        token,
+                        key,
+                    ),
+                )
         except BaseException:
             self._release_advisory(key)
             raise
@@ -392,23 +456,28 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
 
     def _holder_of(self, tenant_key: str) -> LockHolder | None:
         with self._errors("read the lock"):
-            row = self._execute(f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l "
-                                "WHERE tenant_key = ?", (tenant_key,)).fetchone()
+            row = self._execute(
+                f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l WHERE tenant_key = ?",
+                (tenant_key,),
+            ).fetchone()
         return _holder(row) if row else None
 
     def list_locks(self) -> list[LockHolder]:
         """Every lock currently held, each marked alive or not by its session's advisory lock."""
         with self._errors("list locks"):
-            rows = self._execute(f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l "
-                                 "ORDER BY tenant_key").fetchall()
+            rows = self._execute(
+                f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l ORDER BY tenant_key"
+            ).fetchall()
         return [_holder(row) for row in rows]
 
     def unlock(self, tenant_key: str) -> LockHolder | None:
         """Remove the tenant's lock record; a live holder keeps its advisory lock (and so the
         tenant) until its session ends."""
         with self._write("remove the lock"):
-            row = self._execute(f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l "
-                                "WHERE tenant_key = ?", (tenant_key,)).fetchone()
+            row = self._execute(
+                f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l WHERE tenant_key = ?",
+                (tenant_key,),
+            ).fetchone()
             self._execute("DELETE FROM locks WHERE tenant_key = ?", (tenant_key,))
         return _holder(row) if row else None
 
@@ -424,13 +493,22 @@ _ALIVE = """EXISTS (SELECT 1 FROM pg_locks p
 
 
 def _holder(row: Any) -> LockHolder:
-    return LockHolder(tenant_key=row[0], user=row[1], host=row[2], pid=row[3],
-                      operation=row[4], since=row[5], alive=bool(row[6]))
+    return LockHolder(
+        tenant_key=row[0],
+        user=row[1],
+        host=row[2],
+        pid=row[3],
+        operation=row[4],
+        since=row[5],
+        alive=bool(row[6]),
+    )
 
 
 def _held_message(holder: LockHolder) -> str:
     text = f"tenant {holder.tenant_key} is locked by {holder.describe()}"
     if holder.host != socket.gethostname():
-        return text + ("; wait for it to finish and try again (its lock ends with its "
-                       "database session, also if that runner dies)")
+        return text + (
+            "; wait for it to finish and try again (its lock ends with its "
+            "database session, also if that runner dies)"
+        )
     return text + "; wait for it to finish and try again"

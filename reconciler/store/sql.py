@@ -88,8 +88,12 @@ class SqlSession(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def _sql(self, statement: str) -> str:
@@ -143,6 +147,7 @@ class SqlSession(ABC):
         """One read transaction: every read in it sees the same moment."""
         return self._transaction(doing, self._BEGIN_READ)
 
+
 class SqlStateStore(SqlSession):
     """The StateStore methods every SQL backend shares; subclasses own connection and lock."""
 
@@ -176,34 +181,56 @@ class SqlStateStore(SqlSession):
         touched, not when its first batch is audited.
         """
         _ = self.audit_key
-        run = RunRecord(run_id=new_run_id(), tenant_key=tenant_key, plan_digest=plan_digest,
-                        actor=actor, started_at=utc_now(), finished_at=None, status="running")
+        run = RunRecord(
+            run_id=new_run_id(),
+            tenant_key=tenant_key,
+            plan_digest=plan_digest,
+            actor=actor,
+            started_at=utc_now(),
+            finished_at=None,
+            status="running",
+        )
         with self._write("begin a run"):
-            self._execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (run.run_id, run.tenant_key, run.plan_digest, run.actor,
-                           run.started_at, run.finished_at, run.status))
+            self._execute(
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.tenant_key,
+                    run.plan_digest,
+                    run.actor,
+                    run.started_at,
+                    run.finished_at,
+                    run.status,
+                ),
+            )
         return run
 
     def finish_run(self, run_id: str, status: RunStatus) -> None:
         """Set a run's final status and finish time."""
         with self._write("finish a run"):
-            self._execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                          (status, utc_now(), run_id))
+            self._execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                (status, utc_now(), run_id),
+            )
 
-    def runs(self, tenant_key: str | None = None, *,
-             status: RunStatus | None = None) -> list[RunRecord]:
+    def runs(
+        self, tenant_key: str | None = None, *, status: RunStatus | None = None
+    ) -> list[RunRecord]:
         """Runs oldest first, optionally only one tenant's and only those in one status."""
         where, params = _where(tenant_key=tenant_key, status=status)
         with self._errors("read runs"):
-            rows = self._execute(f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY seq",
-                                 params).fetchall()
+            rows = self._execute(
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY seq", params
+            ).fetchall()
         return [_run(row) for row in rows]
 
     def last_run(self, tenant_key: str) -> RunRecord | None:
         """The tenant's most recently begun run."""
         with self._errors("read runs"):
-            row = self._execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE tenant_key = ? "
-                                "ORDER BY seq DESC LIMIT 1", (tenant_key,)).fetchone()
+            row = self._execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE tenant_key = ? ORDER BY seq DESC LIMIT 1",
+                (tenant_key,),
+            ).fetchone()
         return _run(row) if row else None
 
     def applied_run(self, tenant_key: str, plan_digest: str) -> RunRecord | None:
@@ -212,17 +239,27 @@ class SqlStateStore(SqlSession):
             row = self._execute(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE tenant_key = ? AND plan_digest = ? "
                 "AND status = 'done' ORDER BY seq DESC LIMIT 1",
-                (tenant_key, plan_digest)).fetchone()
+                (tenant_key, plan_digest),
+            ).fetchone()
         return _run(row) if row else None
 
     def entries(self, run_id: str) -> list[JournalEntry]:
         """A run's journal entries in the order they were started."""
         with self._errors("read the journal"):
-            rows = self._execute("SELECT change, state, error, at FROM entries "
-                                 "WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
-        return [JournalEntry(run_id=run_id, change=Change.from_json(json.loads(change)),
-                             state=cast(EntryState, state), error=error, at=at)
-                for change, state, error, at in rows]
+            rows = self._execute(
+                "SELECT change, state, error, at FROM entries WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        return [
+            JournalEntry(
+                run_id=run_id,
+                change=Change.from_json(json.loads(change)),
+                state=cast(EntryState, state),
+                error=error,
+                at=at,
+            )
+            for change, state, error, at in rows
+        ]
 
     def mark_started(self, run_id: str, changes: Sequence[Change]) -> None:
         """Journal `started` for changes about to be applied; committed before returning."""
@@ -231,22 +268,26 @@ class SqlStateStore(SqlSession):
         with self._write("write the journal"):
             self._insert("entries", ("run_id", "change_id", "change", "state", "at"), rows)
 
-    def complete(self, run_id: str, outcomes: Sequence[EntryOutcome],
-                 audit: Sequence[AuditRecord]) -> None:
+    def complete(
+        self, run_id: str, outcomes: Sequence[EntryOutcome], audit: Sequence[AuditRecord]
+    ) -> None:
         """Settle journal entries and append their audit rows in one transaction."""
         with self._write("write the journal"):
             settled = self._settle(run_id, outcomes, utc_now())
             if settled != len(outcomes):
                 # A bug, not a user error: settling what was never started would lie.
-                raise StateError(f"run {run_id}: {len(outcomes) - settled} of {len(outcomes)} "
-                                 "settled changes were never journaled as started")
+                raise StateError(
+                    f"run {run_id}: {len(outcomes) - settled} of {len(outcomes)} "
+                    "settled changes were never journaled as started"
+                )
             self._append(audit)
 
     def _settle(self, run_id: str, outcomes: Sequence[EntryOutcome], at: str) -> int:
         """Set the outcome of started entries; returns how many rows it changed."""
         return self._executemany(
             "UPDATE entries SET state = ?, error = ?, at = ? WHERE run_id = ? AND change_id = ?",
-            [(o.state, o.error, at, run_id, o.change_id) for o in outcomes])
+            [(o.state, o.error, at, run_id, o.change_id) for o in outcomes],
+        )
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -273,16 +314,38 @@ class SqlStateStore(SqlSession):
             seq += 1
             before, after = canonical_json(record.before), canonical_json(record.after)
             digest = row_hash(prev, seq, at, record, before, after, mac)
-            rows.append((seq, at, record.tenant_key, record.domain, record.run_id, record.actor,
-                         record.change_id, record.action, record.channel, record.target,
-                         before, after, record.result, record.error, prev, digest, alg))
+            rows.append(
+                (
+                    seq,
+                    at,
+                    record.tenant_key,
+                    record.domain,
+                    record.run_id,
+                    record.actor,
+                    record.change_id,
+                    record.action,
+                    record.channel,
+                    record.target,
+                    before,
+                    after,
+                    record.result,
+                    record.error,
+                    prev,
+                    digest,
+                    alg,
+                )
+            )
             prev = digest
         self._insert("audit", AUDIT_COLUMNS.split(", "), rows)
-        self._execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) "
-                      "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (seq, prev))
+        self._execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) "
+            "DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (seq, prev),
+        )
 
-    def audit_entries(self, tenant_key: str | None = None,
-                      limit: int | None = None) -> list[AuditEntry]:
+    def audit_entries(
+        self, tenant_key: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
         """Audit rows oldest first; with `limit`, only the newest `limit` of them."""
         where, params = _where(tenant_key=tenant_key)
         statement = f"SELECT {AUDIT_COLUMNS} FROM audit {where} ORDER BY seq DESC"
@@ -320,20 +383,30 @@ class SqlStateStore(SqlSession):
         """
         with self._snapshot("read the audit log"):
             head = self._execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-            newest = self._execute("SELECT seq, hash FROM audit ORDER BY seq DESC "
-                                   "LIMIT 1").fetchone()
+            newest = self._execute(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         stored = AuditHead(head[0], head[1]) if head else AuditHead(0, GENESIS_HASH)
         found = AuditHead(newest[0], newest[1]) if newest else AuditHead(0, GENESIS_HASH)
         if stored != found:
-            raise StateError(f"state store {self.location}: the audit log's head records entry "
-                             f"{stored.seq} but its newest entry is {found.seq}; run "
-                             "`lwr audit --verify` to see what is wrong")
+            raise StateError(
+                f"state store {self.location}: the audit log's head records entry "
+                f"{stored.seq} but its newest entry is {found.seq}; run "
+                "`lwr audit --verify` to see what is wrong"
+            )
         return found
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(run_id=row[0], tenant_key=row[1], plan_digest=row[2], actor=row[3],
-                     started_at=row[4], finished_at=row[5], status=cast(RunStatus, row[6]))
+    return RunRecord(
+        run_id=row[0],
+        tenant_key=row[1],
+        plan_digest=row[2],
+        actor=row[3],
+        started_at=row[4],
+        finished_at=row[5],
+        status=cast(RunStatus, row[6]),
+    )
 
 
 def _where(**filters: str | None) -> tuple[str, tuple[str, ...]]:

@@ -141,9 +141,11 @@ ALTER TABLE audit ADD COLUMN hash_alg TEXT NOT NULL DEFAULT 'sha256'
 #: (version, script): each applied once, in order, in the transaction that sets user_version.
 _MIGRATIONS = ((1, _SCHEMA), (2, _V2), (3, _V3))
 
+
 def _holder(row: tuple[Any, ...]) -> LockHolder:
-    return LockHolder(tenant_key=row[0], user=row[1], host=row[2], pid=row[3],
-                      operation=row[4], since=row[5])
+    return LockHolder(
+        tenant_key=row[0], user=row[1], host=row[2], pid=row[3], operation=row[4], since=row[5]
+    )
 
 
 def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> str:
@@ -154,22 +156,30 @@ def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> str:
     """
     text = f"tenant {holder.tenant_key} is locked by {holder.describe()}"
     if alive is False and holder.host == socket.gethostname() and not holder.stale:
-        return (text + f"; process {holder.pid} exists but does not hold the tenant's lock "
-                "file, so it is not that apply (its pid was reused): `lwr unlock` clears the "
-                "lock")
+        return (
+            text + f"; process {holder.pid} exists but does not hold the tenant's lock "
+            "file, so it is not that apply (its pid was reused): `lwr unlock` clears the "
+            "lock"
+        )
     if holder.stale and alive is not True:
-        return (text + f"; process {holder.pid} is no longer running on this host, so the lock "
-                "is stale: check the tenant with `lwr plan`, then `lwr unlock` clears it")
+        return (
+            text + f"; process {holder.pid} is no longer running on this host, so the lock "
+            "is stale: check the tenant with `lwr plan`, then `lwr unlock` clears it"
+        )
     if holder.host != socket.gethostname():
-        return (text + "; wait for it to finish and try again (if that run died with its "
-                "host, `lwr unlock` clears the lock)")
+        return (
+            text + "; wait for it to finish and try again (if that run died with its "
+            "host, `lwr unlock` clears the lock)"
+        )
     return text + "; wait for it to finish and try again"
 
 
 def _lock_cleared_message(tenant_key: str) -> str:
-    return (f"tenant {tenant_key} is locked by a running lwr process on this host (its lock "
-            "record was cleared with `lwr unlock` while it ran, or it is just taking or "
-            "releasing the lock); wait for it to finish and try again")
+    return (
+        f"tenant {tenant_key} is locked by a running lwr process on this host (its lock "
+        "record was cleared with `lwr unlock` while it ran, or it is just taking or "
+        "releasing the lock); wait for it to finish and try again"
+    )
 
 
 class _LockFile:
@@ -238,8 +248,9 @@ class SqliteSession(SqlSession):
 class SqliteStateStore(SqliteSession, SqlStateStore):
     """StateStore backed by one SQLite file; safe to share between processes on one host."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000,
-                 readonly: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000, readonly: bool = False
+    ) -> None:
         """Open (creating if needed) the store at `path`; raise StateError if it is unusable.
 
         `readonly` (the read-only commands): the store must exist; nothing is written or
@@ -253,8 +264,9 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         try:
             make_private_dir(self.path.parent)
             create_private(self.path)  # owner-only from the first byte, its -wal/-shm too
-            self._conn = sqlite3.connect(self.path, isolation_level=None,
-                                         timeout=busy_timeout_ms / 1000)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=busy_timeout_ms / 1000
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state store {self.path}: {exc}") from exc
         try:
@@ -272,8 +284,10 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
 
     def _open_readonly(self, busy_timeout_ms: int) -> None:
         if not self.path.is_file():
-            raise StateError(f"no state store at {self.path}: nothing was applied through it "
-                             "(check --state / LWR_STATE, or the tenant's path)")
+            raise StateError(
+                f"no state store at {self.path}: nothing was applied through it "
+                "(check --state / LWR_STATE, or the tenant's path)"
+            )
         try:
             self._conn, self._stamp = connect_readonly(self.path, busy_timeout_ms / 1000)
         except sqlite3.Error as exc:
@@ -283,9 +297,11 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
                 self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             version = self._check_header()
             if version < 1:
-                raise StateError(f"state store {self.path} is incomplete: it was created but "
-                                 "never set up (a run was killed at its start); "
-                                 "`lwr state migrate` sets it up")
+                raise StateError(
+                    f"state store {self.path} is incomplete: it was created but "
+                    "never set up (a run was killed at its start); "
+                    "`lwr state migrate` sets it up"
+                )
             self._check_schema()
         except BaseException:
             self._conn.close()
@@ -298,13 +314,18 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
             version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
             app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
             tables = self._conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
         if app_id != APPLICATION_ID and tables:
-            raise StateError(f"{self.path} is an SQLite file but not an lwr state store "
-                             "(is it the tenant database?); give the state store its own file")
+            raise StateError(
+                f"{self.path} is an SQLite file but not an lwr state store "
+                "(is it the tenant database?); give the state store its own file"
+            )
         if version > SCHEMA_VERSION:
-            raise StateError(f"{self.path} was written by a newer lwr (state schema {version}, "
-                             f"this lwr knows up to {SCHEMA_VERSION}); upgrade lwr")
+            raise StateError(
+                f"{self.path} was written by a newer lwr (state schema {version}, "
+                f"this lwr knows up to {SCHEMA_VERSION}); upgrade lwr"
+            )
         return version
 
     def _check_schema(self) -> None:
@@ -320,7 +341,8 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
                 f"state store {self.path} is incomplete: {'; '.join(missing)} (damaged or "
                 "edited by hand); nothing was changed. Restore it from a backup; or move it "
                 "away, with any -wal beside it, to start a new one (the lock, journal and "
-                "audit history stay in the moved file)")
+                "audit history stay in the moved file)"
+            )
 
     def _setup(self, busy_timeout_ms: int) -> None:
         """Check the header, switch to WAL and create the schema; under the setup lock.
@@ -366,8 +388,10 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
 
     def _check_unchanged(self) -> None:
         if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
-            raise StateError(f"state store {self.path} was changed by another process while "
-                             "it was read; run the command again")
+            raise StateError(
+                f"state store {self.path} was changed by another process while "
+                "it was read; run the command again"
+            )
 
     @staticmethod
     def file_version(path: Path) -> int:
@@ -395,9 +419,14 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         taken over: the yielded holder's `replaced` names it. Released on any exit,
         KeyboardInterrupt included; only our own lock row is removed.
         """
-        holder = LockHolder(tenant_key=tenant_key, user=current_user(),
-                            host=socket.gethostname(), pid=os.getpid(), operation=operation,
-                            since=utc_now())
+        holder = LockHolder(
+            tenant_key=tenant_key,
+            user=current_user(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            operation=operation,
+            since=utc_now(),
+        )
         token = secrets.token_hex(16)
         holder, lock_file = self._acquire(holder, token)
         try:
@@ -415,8 +444,9 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         """Delete our lock row and drop the lock file, the latter whatever happens."""
         try:
             with self._write("release the lock"):
-                self._conn.execute("DELETE FROM locks WHERE tenant_key = ? AND token = ?",
-                                   (tenant_key, token))
+                self._conn.execute(
+                    "DELETE FROM locks WHERE tenant_key = ? AND token = ?", (tenant_key, token)
+                )
                 # Before COMMIT: a locker waiting on our transaction sees both gone.
                 lock_file.release()
         finally:
@@ -438,23 +468,37 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
                 lock_file = _LockFile.take(self._lock_file(holder.tenant_key))
                 row = self._conn.execute(
                     "SELECT tenant_key, user, host, pid, operation, since FROM locks "
-                    "WHERE tenant_key = ?", (holder.tenant_key,)).fetchone()
+                    "WHERE tenant_key = ?",
+                    (holder.tenant_key,),
+                ).fetchone()
                 current = _holder(row) if row else None
                 if lock_file.state == "busy":
-                    raise LockHeld(lock_held_message(current, alive=True) if current
-                                   else _lock_cleared_message(holder.tenant_key))
+                    raise LockHeld(
+                        lock_held_message(current, alive=True)
+                        if current
+                        else _lock_cleared_message(holder.tenant_key)
+                    )
                 if current is not None:
                     if not (lock_file.state == "held" and current.stale):
                         alive = None if lock_file.state == "unavailable" else False
                         raise LockHeld(lock_held_message(current, alive=alive))
-                    self._conn.execute("DELETE FROM locks WHERE tenant_key = ?",
-                                       (holder.tenant_key,))
+                    self._conn.execute(
+                        "DELETE FROM locks WHERE tenant_key = ?", (holder.tenant_key,)
+                    )
                     holder = replace(holder, replaced=current)
                 self._conn.execute(
                     "INSERT INTO locks (tenant_key, user, host, pid, operation, since, token) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (holder.tenant_key, holder.user, holder.host, holder.pid,
-                     holder.operation, holder.since, token))
+                    (
+                        holder.tenant_key,
+                        holder.user,
+                        holder.host,
+                        holder.pid,
+                        holder.operation,
+                        holder.since,
+                        token,
+                    ),
+                )
         except BaseException:
             lock_file.release()  # also when COMMIT itself failed
             raise
@@ -465,7 +509,8 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         with self._errors("list locks"):
             rows = self._conn.execute(
                 "SELECT tenant_key, user, host, pid, operation, since FROM locks "
-                "ORDER BY tenant_key").fetchall()
+                "ORDER BY tenant_key"
+            ).fetchall()
         return [_holder(row) for row in rows]
 
     def unlock(self, tenant_key: str) -> LockHolder | None:
@@ -473,7 +518,9 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         with self._write("remove the lock"):
             row = self._conn.execute(
                 "SELECT tenant_key, user, host, pid, operation, since FROM locks "
-                "WHERE tenant_key = ?", (tenant_key,)).fetchone()
+                "WHERE tenant_key = ?",
+                (tenant_key,),
+            ).fetchone()
             self._conn.execute("DELETE FROM locks WHERE tenant_key = ?", (tenant_key,))
         return _holder(row) if row else None
 

@@ -15,5 +15,12 @@ from emulator.server import (
 )
 from emulator.tenant import EmulatedTenant
 
-__all__ = ["Credentials", "EmulatedTenant", "Emulator", "Fault", "Limits", "make_credentials",
-           "operation_of"]
+__all__ = [
+    "Credentials",
+    "EmulatedTenant",
+    "Emulator",
+    "Fault",
+    "Limits",
+    "make_credentials",
+    "operation_of",
+]

@@ -38,10 +38,14 @@ class Harness:
 
     def uri(self, **options: object) -> str:
         """A lineworks: URI with the emulator's rate and a private state dir."""
-        query: dict[str, object] = {"rate": self.emulator.limits.rate,
-                                    "rate_window": self.emulator.limits.window,
-                                    "state_dir": self.state_dir, "timeout": 5,
-                                    "max_retry_time": 10, "poll_timeout": 5}
+        query: dict[str, object] = {
+            "rate": self.emulator.limits.rate,
+            "rate_window": self.emulator.limits.window,
+            "state_dir": self.state_dir,
+            "timeout": 5,
+            "max_retry_time": 10,
+            "poll_timeout": 5,
+        }
         query.update(options)
         return "lineworks:?" + urlencode({k: str(v) for k, v in query.items()})
 
@@ -52,8 +56,9 @@ class Harness:
     def provider(self, *, retry_base: float = 0.01, **options: object) -> LineWorksTenant:
         """A provider on the emulator with quick backoff (the budget stays as configured)."""
         config = LineWorksConfig.from_uri(self.uri(**options), self.env())
-        client = LineWorksClient(config, retry=RetryPolicy(base=retry_base, cap=0.2,
-                                                           max_time=config.max_retry_time))
+        client = LineWorksClient(
+            config, retry=RetryPolicy(base=retry_base, cap=0.2, max_time=config.max_retry_time)
+        )
         return LineWorksTenant(config, client=client)
 
     def admin(self, step: ManualStep) -> bool:
@@ -74,9 +79,15 @@ class Harness:
 
 
 @contextmanager
-def emulated(directory: Path, state: TenantState | None = None, *,
-             limits: Limits | None = None, pending: float = 0.0,
-             bulk_pending: float = 0.02, attest: bool = True) -> Iterator[Harness]:
+def emulated(
+    directory: Path,
+    state: TenantState | None = None,
+    *,
+    limits: Limits | None = None,
+    pending: float = 0.0,
+    bulk_pending: float = 0.02,
+    attest: bool = True,
+) -> Iterator[Harness]:
     """An emulator seeded with `state` (attested as the starting point unless told not to)."""
     tenant = EmulatedTenant(pending=pending, bulk_pending=bulk_pending)
     if state is not None:

@@ -58,24 +58,35 @@ class Credentials:
 
     def env(self, emulator: Emulator, **extra: str) -> dict[str, str]:
         """The LW_* environment that points lwr at `emulator`."""
-        return {"LW_CLIENT_ID": self.client_id, "LW_CLIENT_SECRET": self.client_secret,
-                "LW_SERVICE_ACCOUNT": self.service_account, "LW_DOMAIN_ID": self.domain_id,
-                "LW_PRIVATE_KEY_FILE": str(self.key_file), "LW_API_BASE": emulator.api_base,
-                "LW_AUTH_URL": emulator.auth_url, **extra}
+        return {
+            "LW_CLIENT_ID": self.client_id,
+            "LW_CLIENT_SECRET": self.client_secret,
+            "LW_SERVICE_ACCOUNT": self.service_account,
+            "LW_DOMAIN_ID": self.domain_id,
+            "LW_PRIVATE_KEY_FILE": str(self.key_file),
+            "LW_API_BASE": emulator.api_base,
+            "LW_AUTH_URL": emulator.auth_url,
+            **extra,
+        }
 
 
 def make_credentials(directory: Path, domain_id: str = "10000001") -> Credentials:
     """Write the test key (mode 0600) and return credentials that the emulator accepts."""
-    pem = _test_key().private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+    pem = _test_key().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     directory.mkdir(parents=True, exist_ok=True)
     key_file = directory / "private_key.pem"
     fd = os.open(key_file, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
-    return Credentials("test-client-id", "s3cr3t-" + secrets.token_hex(8),
-                       "test.serviceaccount@example.co.jp", domain_id, key_file)
+    return Credentials(
+        "test-client-id",
+        "s3cr3t-" + secrets.token_hex(8),
+        "test.serviceaccount@example.co.jp",
+        domain_id,
+        key_file,
+    )
 
 
 FaultKind = Literal["500", "503", "429", "slow", "drop", "drop_after"]
@@ -122,8 +133,9 @@ class LogEntry:
 class Emulator:
     """LINE WORKS API 2.0 on 127.0.0.1: start it, point lwr at `api_base`/`auth_url`."""
 
-    def __init__(self, tenant: EmulatedTenant, credentials: Credentials,
-                 limits: Limits | None = None) -> None:
+    def __init__(
+        self, tenant: EmulatedTenant, credentials: Credentials, limits: Limits | None = None
+    ) -> None:
         self.tenant, self.credentials = tenant, credentials
         self.limits = limits or Limits()
         self.faults: list[Fault] = []
@@ -134,8 +146,9 @@ class Emulator:
         self._public = _test_key().public_key()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -164,8 +177,11 @@ class Emulator:
     def count(self, status: int | None = None, match: str = "") -> int:
         """Requests logged with this status (any when None) whose operation contains `match`."""
         with self._lock:
-            return sum(1 for e in self.log if (status is None or e.status == status)
-                       and match in e.operation)
+            return sum(
+                1
+                for e in self.log
+                if (status is None or e.status == status) and match in e.operation
+            )
 
     # ------------------------------------------------------------------ request pipeline
 
@@ -201,12 +217,18 @@ class Emulator:
         creds = self.credentials
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return 400, {"error": "unsupported_grant_type"}
-        if form.get("client_id") != creds.client_id or \
-                form.get("client_secret") != creds.client_secret:
+        if (
+            form.get("client_id") != creds.client_id
+            or form.get("client_secret") != creds.client_secret
+        ):
             return 401, {"error": "invalid_client", "error_description": "unknown client"}
         try:
-            claims = jwt.decode(form.get("assertion", ""), self._public, algorithms=["RS256"],
-                                options={"require": ["iss", "sub", "iat", "exp"]})
+            claims = jwt.decode(
+                form.get("assertion", ""),
+                self._public,
+                algorithms=["RS256"],
+                options={"require": ["iss", "sub", "iat", "exp"]},
+            )
         except jwt.PyJWTError as exc:
             return 400, {"error": "invalid_grant", "error_description": type(exc).__name__}
         if claims["iss"] != creds.client_id or claims["sub"] != creds.service_account:
@@ -216,9 +238,13 @@ class Emulator:
         token = secrets.token_urlsafe(24)
         with self._lock:
             self.tokens[token] = time.monotonic() + self.limits.token_lifetime
-        return 200, {"access_token": token, "refresh_token": secrets.token_urlsafe(24),
-                     "token_type": "Bearer", "scope": form["scope"],
-                     "expires_in": str(math.ceil(self.limits.token_lifetime))}
+        return 200, {
+            "access_token": token,
+            "refresh_token": secrets.token_urlsafe(24),
+            "token_type": "Bearer",
+            "scope": form["scope"],
+            "expires_in": str(math.ceil(self.limits.token_lifetime)),
+        }
 
     def authorized(self, header: str | None) -> bool:
         """A Bearer token this emulator issued and that has not expired."""
@@ -273,8 +299,7 @@ def _decode_cursor(cursor: str) -> int:
 
 def operation_of(method: str, path: str) -> str:
     """The rate-limited API operation of a request, e.g. POST /users/{userId}/link-to-line."""
-    path = _MEMBER_ROUTE.sub(lambda m: f"/v1.0/users/{{userId}}/{m.group(2)}-to-{m.group(3)}",
-                             path)
+    path = _MEMBER_ROUTE.sub(lambda m: f"/v1.0/users/{{userId}}/{m.group(2)}-to-{m.group(3)}", path)
     path = _URL_ROUTE.sub("/v1.0/users/{userId}/link-url", path)
     path = _OP_ROUTE.sub("/v1.0/operations/{operationId}", path)
     return f"{method} {path.removeprefix('/v1.0')}"
@@ -314,12 +339,16 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             wait = emulator.over_limit(operation)
             if wait is not None:
                 emulator.record(method, operation, 429)
-                self._send(429, {"code": "TOO_MANY_REQUESTS",
-                                 "description": "API rate limit exceeded"},
-                           {"Retry-After": f"{max(wait, 0.001):.3f}",
-                            "rateLimit-limit": str(emulator.limits.rate),
-                            "rateLimit-remaining": "0",
-                            "rateLimit-reset": f"{max(wait, 0.001):.3f}"})
+                self._send(
+                    429,
+                    {"code": "TOO_MANY_REQUESTS", "description": "API rate limit exceeded"},
+                    {
+                        "Retry-After": f"{max(wait, 0.001):.3f}",
+                        "rateLimit-limit": str(emulator.limits.rate),
+                        "rateLimit-remaining": "0",
+                        "rateLimit-reset": f"{max(wait, 0.001):.3f}",
+                    },
+                )
                 return
             fault = emulator.fault_for(operation)
             if fault is not None and self._inject(fault, method, operation, split, body):
@@ -334,8 +363,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 headers["Location"] = f"/v1.0/operations/{answer.op_id}"
             self._send(answer.status, answer.body, headers)
 
-        def _inject(self, fault: Fault, method: str, operation: str, split: Any,
-                    body: bytes) -> bool:
+        def _inject(
+            self, fault: Fault, method: str, operation: str, split: Any, body: bytes
+        ) -> bool:
             """Deliver `fault`; True when the request is fully handled."""
             if fault.kind in ("500", "503", "429"):
                 status = int(fault.kind)
@@ -356,8 +386,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
-        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None
-                  ) -> None:
+        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = b"" if payload is None else json.dumps(payload).encode()
             try:
                 self.send_response(status)
@@ -374,8 +403,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def started(tenant: EmulatedTenant, credentials: Credentials,
-            limits: Limits | None = None) -> Iterator[Emulator]:
+def started(
+    tenant: EmulatedTenant, credentials: Credentials, limits: Limits | None = None
+) -> Iterator[Emulator]:
     """Context-free helper for fixtures: yield a running emulator, stop it afterwards."""
     with Emulator(tenant, credentials, limits) as emulator:
         yield emulator

@@ -77,14 +77,20 @@ def _has_ng_word(text: str) -> bool:
 class EmulatedTenant:
     """A LINE WORKS domain with the console's state and the link APIs' documented rules."""
 
-    def __init__(self, domain: str = "example.co.jp", domain_id: str = "10000001",
-                 company_name: str = "Example Co.", *, pending: float = 0.0,
-                 bulk_pending: float = 0.05, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        domain: str = "example.co.jp",
+        domain_id: str = "10000001",
+        company_name: str = "Example Co.",
+        *,
+        pending: float = 0.0,
+        bulk_pending: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.domain, self.domain_id, self.company_name = domain, domain_id, company_name
         self.pending, self.bulk_pending, self.clock = pending, bulk_pending, clock
         self.users: dict[str, User] = {}
-        self.channels = {LINE: Channel(greeting_enabled=False, greeting_message=""),
-                         LW: Channel()}
+        self.channels = {LINE: Channel(greeting_enabled=False, greeting_message=""), LW: Channel()}
         self.operations: dict[str, Operation] = {}
         self._busy: dict[tuple[str, ChannelName], str] = {}
         self._ids = itertools.count(1)
@@ -95,8 +101,12 @@ class EmulatedTenant:
     def add_user(self, email: str, name: str = "", external_key: str | None = None) -> User:
         """A member joins the directory (no auto-grant: seeding, not a hire)."""
         with self.lock:
-            user = User(f"user-{next(self._ids):06d}", email.lower(), name or email.split("@")[0],
-                        external_key)
+            user = User(
+                f"user-{next(self._ids):06d}",
+                email.lower(),
+                name or email.split("@")[0],
+                external_key,
+            )
             self.users[user.email] = user
             return user
 
@@ -119,8 +129,10 @@ class EmulatedTenant:
                 ch = self.channels[name]
                 ch.enabled, ch.all_members = cs.enabled, cs.all_members
                 ch.linked = set() if cs.all_members else set(cs.members)
-                ch.auto_grant, ch.restrict_file_transfer = (cs.auto_grant_new_members,
-                                                            cs.restrict_file_transfer)
+                ch.auto_grant, ch.restrict_file_transfer = (
+                    cs.auto_grant_new_members,
+                    cs.restrict_file_transfer,
+                )
                 if name is LINE:
                     ch.greeting_enabled = cs.greeting_enabled
                     ch.greeting_message = cs.greeting_message
@@ -138,8 +150,10 @@ class EmulatedTenant:
             if new is before.channels[change.channel]:
                 return
             ch.enabled, ch.all_members = new.enabled, new.all_members
-            ch.auto_grant, ch.restrict_file_transfer = (new.auto_grant_new_members,
-                                                        new.restrict_file_transfer)
+            ch.auto_grant, ch.restrict_file_transfer = (
+                new.auto_grant_new_members,
+                new.restrict_file_transfer,
+            )
             ch.greeting_enabled, ch.greeting_message = new.greeting_enabled, new.greeting_message
             if not new.all_members:  # in "all" mode the list is the directory, kept apart
                 ch.linked = set(new.members)
@@ -149,14 +163,22 @@ class EmulatedTenant:
         with self.lock:
             self.settle()
             directory = frozenset(e for e, u in self.users.items() if not u.deleted)
-            return TenantState(self.domain, directory, {
-                name: ChannelState(
-                    enabled=ch.enabled, all_members=ch.all_members,
-                    members=directory if ch.all_members else frozenset(ch.linked) & directory,
-                    auto_grant_new_members=ch.auto_grant,
-                    restrict_file_transfer=ch.restrict_file_transfer,
-                    greeting_enabled=ch.greeting_enabled, greeting_message=ch.greeting_message)
-                for name, ch in self.channels.items()})
+            return TenantState(
+                self.domain,
+                directory,
+                {
+                    name: ChannelState(
+                        enabled=ch.enabled,
+                        all_members=ch.all_members,
+                        members=directory if ch.all_members else frozenset(ch.linked) & directory,
+                        auto_grant_new_members=ch.auto_grant,
+                        restrict_file_transfer=ch.restrict_file_transfer,
+                        greeting_enabled=ch.greeting_enabled,
+                        greeting_message=ch.greeting_message,
+                    )
+                    for name, ch in self.channels.items()
+                },
+            )
 
     # ------------------------------------------------------------------ the API's rules
 
@@ -167,8 +189,11 @@ class EmulatedTenant:
                 key = user_id.removeprefix("externalKey:")
                 found = [u for u in self.users.values() if u.external_key == key]
             else:
-                found = [u for u in self.users.values()
-                         if u.email == user_id.lower() or u.user_id == user_id]
+                found = [
+                    u
+                    for u in self.users.values()
+                    if u.email == user_id.lower() or u.user_id == user_id
+                ]
             return found[0] if found and not found[0].deleted else None
 
     def link(self, channel: ChannelName, user_id: str, grant: bool) -> Answer:
@@ -180,16 +205,28 @@ class EmulatedTenant:
                 return _refuse(404, "NOT_FOUND", "no such member")
             ch = self.channels[channel]
             if ch.all_members:
-                return _refuse(403, "FORBIDDEN", "the permission is granted to all members; "
-                                                 "members cannot be changed one by one")
+                return _refuse(
+                    403,
+                    "FORBIDDEN",
+                    "the permission is granted to all members; "
+                    "members cannot be changed one by one",
+                )
             if (user.email, channel) in self._busy:
-                return _refuse(400, "ALREADY_IN_PROGRESS",
-                               "a grant or revoke of this member is in progress")
-            if grant and channel is LINE and any(
-                    _has_ng_word(t) for t in (self.company_name, user.email, user.name)):
-                return _refuse(400, "INVALID_PARAMETER", "the company name, login ID or "
-                                                         "member name contains an emoji or "
-                                                         "a prohibited word")
+                return _refuse(
+                    400, "ALREADY_IN_PROGRESS", "a grant or revoke of this member is in progress"
+                )
+            if (
+                grant
+                and channel is LINE
+                and any(_has_ng_word(t) for t in (self.company_name, user.email, user.name))
+            ):
+                return _refuse(
+                    400,
+                    "INVALID_PARAMETER",
+                    "the company name, login ID or "
+                    "member name contains an emoji or "
+                    "a prohibited word",
+                )
             if not grant and not ch.enabled:
                 return _refuse(403, "FORBIDDEN", "the channel is off")
             if grant and user.email in ch.linked:
@@ -224,12 +261,15 @@ class EmulatedTenant:
             user = self.find(user_id)
             if user is None:
                 return _refuse(404, "NOT_FOUND", "no such member")
-            linked = any(ch.enabled and (ch.all_members or user.email in ch.linked)
-                         for ch in self.channels.values())
+            linked = any(
+                ch.enabled and (ch.all_members or user.email in ch.linked)
+                for ch in self.channels.values()
+            )
             if not linked:
                 return _refuse(403, "FORBIDDEN", "the member has no external permission")
-            return Answer(200, {"userId": user.user_id,
-                                "linkUrl": f"https://works.do/{user.user_id}"})
+            return Answer(
+                200, {"userId": user.user_id, "linkUrl": f"https://works.do/{user.user_id}"}
+            )
 
     def operation(self, op_id: str) -> Answer:
         """GET of an accepted operation's status (see docs/lineworks.md: an assumption)."""
@@ -238,8 +278,9 @@ class EmulatedTenant:
             op = self.operations.get(op_id)
             if op is None:
                 return _refuse(404, "NOT_FOUND", "no such operation")
-            return Answer(200, {"operationId": op_id,
-                                "status": "SUCCEEDED" if op.done else "IN_PROGRESS"})
+            return Answer(
+                200, {"operationId": op_id, "status": "SUCCEEDED" if op.done else "IN_PROGRESS"}
+            )
 
     def settle(self) -> None:
         """Land every accepted operation whose time has come."""
@@ -251,8 +292,9 @@ class EmulatedTenant:
                 if op.key is not None:
                     self._busy.pop(op.key, None)
 
-    def _run(self, effect: Callable[[], None], pending: float,
-             key: tuple[str, ChannelName] | None) -> Answer:
+    def _run(
+        self, effect: Callable[[], None], pending: float, key: tuple[str, ChannelName] | None
+    ) -> Answer:
         if pending <= 0:
             effect()
             return Answer(204)
@@ -266,10 +308,17 @@ class EmulatedTenant:
         """One page of GET /users and the next offset (None at the end)."""
         with self.lock:
             users = sorted(self.users.values(), key=lambda u: u.user_id)
-            page = users[offset:offset + count]
+            page = users[offset : offset + count]
             rows: list[dict[str, object]] = [
-                {"domainId": int(self.domain_id), "userId": u.user_id, "email": u.email,
-                 "userExternalKey": u.external_key, "isDeleted": u.deleted,
-                 "userName": {"lastName": u.name, "firstName": ""}} for u in page]
+                {
+                    "domainId": int(self.domain_id),
+                    "userId": u.user_id,
+                    "email": u.email,
+                    "userExternalKey": u.external_key,
+                    "isDeleted": u.deleted,
+                    "userName": {"lastName": u.name, "firstName": ""},
+                }
+                for u in page
+            ]
             end = offset + count
             return rows, end if end < len(users) else None

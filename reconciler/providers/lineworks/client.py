@@ -34,7 +34,11 @@ class ApiError(TenantRuleError):
 
     def __init__(self, operation: str, status: int, code: str, description: str) -> None:
         self.operation, self.status, self.code, self.description = (
-            operation, status, code, description)
+            operation,
+            status,
+            code,
+            description,
+        )
         detail = f"{code}: {description}" if description else code
         super().__init__(f"LINE WORKS refused {operation} (HTTP {status} {detail})")
 
@@ -143,14 +147,20 @@ class TokenSource:
     def assertion(self) -> str:
         """The signed JWT: iss = client id, sub = service account, iat/exp (auth-jwt docs)."""
         now = int(time.time())
-        claims = {"iss": self._config.client_id, "sub": self._config.service_account,
-                  "iat": now, "exp": now + _JWT_LIFETIME}
+        claims = {
+            "iss": self._config.client_id,
+            "sub": self._config.service_account,
+            "iat": now,
+            "exp": now + _JWT_LIFETIME,
+        }
         try:
             return jwt.encode(claims, self._config.private_key, algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            raise TenantError("cannot sign the service-account assertion with the private key "
-                              f"file ({type(exc).__name__}); is it the key issued for "
-                              "this app?") from None
+            raise TenantError(
+                "cannot sign the service-account assertion with the private key "
+                f"file ({type(exc).__name__}); is it the key issued for "
+                "this app?"
+            ) from None
 
     def _fetch(self) -> None:
         form = {
@@ -163,8 +173,10 @@ class TokenSource:
         try:
             reply = self._http.post(self._config.auth_url, data=form)
         except httpx.HTTPError as exc:
-            raise TenantError(f"cannot reach the LINE WORKS token endpoint "
-                              f"{self._config.auth_url}: {type(exc).__name__}") from None
+            raise TenantError(
+                f"cannot reach the LINE WORKS token endpoint "
+                f"{self._config.auth_url}: {type(exc).__name__}"
+            ) from None
         data = _json(reply)
         token = data.get("access_token") if isinstance(data, dict) else None
         if reply.status_code != 200 or not isinstance(token, str):
@@ -172,8 +184,10 @@ class TokenSource:
             text = data.get("error_description", "") if isinstance(data, dict) else ""
             raise TenantError(
                 f"LINE WORKS refused the service-account token (HTTP {reply.status_code} "
-                f"{error} {text}".rstrip() + "); check LW_CLIENT_ID, LW_CLIENT_SECRET, "
-                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes")
+                f"{error} {text}".rstrip()
+                + "); check LW_CLIENT_ID, LW_CLIENT_SECRET, "
+                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes"
+            )
         lifetime = _seconds(data.get("expires_in"), default=3600.0)
         # Renew a little early: a request must never start with a token about to lapse.
         self._expires = self._clock() + lifetime - min(60.0, lifetime * 0.1)
@@ -184,14 +198,21 @@ class TokenSource:
 class LineWorksClient:
     """Authenticated, rate-limited, retrying calls to one LINE WORKS domain."""
 
-    def __init__(self, config: LineWorksConfig, *, http: httpx.Client | None = None,
-                 clock: Clock = time.monotonic, sleep: Sleep = time.sleep,
-                 rng: random.Random | None = None,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        config: LineWorksConfig,
+        *,
+        http: httpx.Client | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.config = config
         self._http = http or httpx.Client(
             timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)),
-            headers={"User-Agent": "lineworks-reconciler"})
+            headers={"User-Agent": "lineworks-reconciler"},
+        )
         self._clock, self._sleep = clock, sleep
         self._rng = rng or random.Random()
         self.retry = retry or RetryPolicy(max_time=config.max_retry_time)
@@ -208,12 +229,20 @@ class LineWorksClient:
         """The limiter of one API operation (the docs limit each operation separately)."""
         if operation not in self._limiters:
             self._limiters[operation] = RateLimiter(
-                self.config.rate, self.config.rate_window, clock=self._clock, sleep=self._sleep)
+                self.config.rate, self.config.rate_window, clock=self._clock, sleep=self._sleep
+            )
         return self._limiters[operation]
 
-    def call(self, method: str, path: str, operation: str, *,
-             params: Mapping[str, str | int] | None = None,
-             json: Any = None, url: str | None = None) -> Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        url: str | None = None,
+    ) -> Response:
         """One API request with limiter, token, retries; 4xx refusals raise ApiError."""
         target = url or f"{self.config.api_base}{path}"
         started = self._clock()
@@ -237,16 +266,19 @@ class LineWorksClient:
                 continue
             return self._result(operation, reply)
 
-    def pages(self, path: str, operation: str, item_key: str,
-              params: Mapping[str, str | int]) -> Iterator[Any]:
+    def pages(
+        self, path: str, operation: str, item_key: str, params: Mapping[str, str | int]
+    ) -> Iterator[Any]:
         """Every item of a cursor-paginated list (responseMetaData.nextCursor)."""
         query: dict[str, str | int] = dict(params)
         seen: set[str] = set()
         while True:
             body = self.call("GET", path, operation, params=query).body
             if not isinstance(body, dict) or not isinstance(body.get(item_key, []), list):
-                raise TenantError(f"LINE WORKS answered {operation} with an unexpected body "
-                                  f"(no `{item_key}` list)")
+                raise TenantError(
+                    f"LINE WORKS answered {operation} with an unexpected body "
+                    f"(no `{item_key}` list)"
+                )
             yield from body.get(item_key, [])
             cursor = (body.get("responseMetaData") or {}).get("nextCursor")
             if not cursor:
@@ -270,42 +302,56 @@ class LineWorksClient:
         delay = 0.05
         while True:
             reply = self.call("GET", "", "GET operation status", url=url)
-            state = str(reply.body.get("status", "")).upper() if isinstance(reply.body,
-                                                                            dict) else ""
+            state = (
+                str(reply.body.get("status", "")).upper() if isinstance(reply.body, dict) else ""
+            )
             if reply.status != 202 and state not in ("IN_PROGRESS", "PENDING", "RUNNING"):
                 if state in ("FAILED", "ERROR"):
                     body = reply.body if isinstance(reply.body, dict) else {}
-                    raise ApiError(operation, 409, str(body.get("code", "FAILED")),
-                                   str(body.get("description", "the operation failed")))
+                    raise ApiError(
+                        operation,
+                        409,
+                        str(body.get("code", "FAILED")),
+                        str(body.get("description", "the operation failed")),
+                    )
                 return reply
             if self._clock() >= deadline:
-                raise PollTimeout(f"{operation} was accepted but is still in progress after "
-                                  f"{self.config.poll_timeout:g} s; it may still finish. Run "
-                                  "`lwr plan` later to see where the tenant is")
+                raise PollTimeout(
+                    f"{operation} was accepted but is still in progress after "
+                    f"{self.config.poll_timeout:g} s; it may still finish. Run "
+                    "`lwr plan` later to see where the tenant is"
+                )
             hinted = _retry_after(reply.headers)
-            self._sleep(min(hinted if hinted is not None else delay,
-                            max(0.0, deadline - self._clock())))
+            self._sleep(
+                min(hinted if hinted is not None else delay, max(0.0, deadline - self._clock()))
+            )
             delay = min(delay * 2, 5.0)
 
     # ------------------------------------------------------------------ plumbing
 
-    def _send(self, method: str, url: str, params: Mapping[str, str | int] | None,
-              json: Any) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, params: Mapping[str, str | int] | None, json: Any
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens.get()}"}
         self.requests += 1
         return self._http.request(method, url, params=params, json=json, headers=headers)
 
-    def _pause(self, operation: str, started: float, attempt: int, why: str,
-               hinted: float | None) -> None:
+    def _pause(
+        self, operation: str, started: float, attempt: int, why: str, hinted: float | None
+    ) -> None:
         """Wait before the next attempt, or give up when the retry budget is spent."""
-        wait = hinted + self._rng.uniform(0.0, 0.05 * max(hinted, 0.2)) if hinted is not None \
+        wait = (
+            hinted + self._rng.uniform(0.0, 0.05 * max(hinted, 0.2))
+            if hinted is not None
             else self.retry.backoff(attempt, self._rng)
+        )
         elapsed = self._clock() - started
         if elapsed + wait > self.retry.max_time:
             raise RetryBudgetExceeded(
                 f"gave up on {operation} after {attempt} attempt(s) in {elapsed:.1f} s (last: "
                 f"{why}; retry budget {self.retry.max_time:g} s). LINE WORKS may be "
-                "unavailable or rate-limiting hard; the apply is journaled: run it again later")
+                "unavailable or rate-limiting hard; the apply is journaled: run it again later"
+            )
         self.retries += 1
         if hinted is not None:
             self.limiter(operation).hold_off(wait)  # the whole operation waits, not one call
@@ -316,10 +362,12 @@ class LineWorksClient:
         body = _json(reply)
         if reply.status_code >= 400:
             data = body if isinstance(body, dict) else {}
-            raise ApiError(operation, reply.status_code,
-                           str(data.get("code", httpx.codes.get_reason_phrase(
-                               reply.status_code))),
-                           str(data.get("description", data.get("message", ""))))
+            raise ApiError(
+                operation,
+                reply.status_code,
+                str(data.get("code", httpx.codes.get_reason_phrase(reply.status_code))),
+                str(data.get("description", data.get("message", ""))),
+            )
         return Response(reply.status_code, body, {k.lower(): v for k, v in reply.headers.items()})
 
 
@@ -365,5 +413,8 @@ def _retry_after(headers: httpx.Headers | Mapping[str, str]) -> float | None:
 
 def _join(base: str, location: str) -> str:
     split = httpx.URL(base)
-    return str(split.copy_with(raw_path=location.encode())) if location.startswith("/") \
+    return (
+        str(split.copy_with(raw_path=location.encode()))
+        if location.startswith("/")
         else f"{base.rstrip('/')}/{location}"
+    )

@@ -58,8 +58,9 @@ class LineWorksConfig:
         return lineworks_key(self.domain_id, self.api_base)
 
     @classmethod
-    def from_uri(cls, uri: str, environ: Mapping[str, str] | None = None,
-                 state: str | None = None) -> LineWorksConfig:
+    def from_uri(
+        cls, uri: str, environ: Mapping[str, str] | None = None, state: str | None = None
+    ) -> LineWorksConfig:
         """`lineworks:` or `lineworks:?domain_id=…&rate=60`, completed from the environment.
 
         `state`: the --state given on the command line, else $LWR_STATE; the attested state
@@ -71,9 +72,11 @@ class LineWorksConfig:
         missing = [k for k in _REQUIRED if not values.get(k)]
         if missing:
             names = ", ".join(ENV[k] for k in missing)
-            raise UsageError(f"the lineworks: tenant needs {names} (environment or a 0600 "
-                             "credentials file named by LW_CREDENTIALS_FILE; all but the "
-                             "secret may also be in the URI query); see docs/lineworks.md")
+            raise UsageError(
+                f"the lineworks: tenant needs {names} (environment or a 0600 "
+                "credentials file named by LW_CREDENTIALS_FILE; all but the "
+                "secret may also be in the URI query); see docs/lineworks.md"
+            )
         numbers = {k: _number(k, values[k]) for k in _NUMBERS if k in values}
         return cls(
             client_id=values["client_id"],
@@ -117,9 +120,13 @@ def read_private_key(path: Path) -> str:
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the private key file {path}: "
-                         f"{getattr(exc, 'strerror', None) or 'not a PEM text file'}") from None
+        raise UsageError(
+            f"cannot read the private key file {path}: "
+            f"{getattr(exc, 'strerror', None) or 'not a PEM text file'}"
+        ) from None
     if "PRIVATE KEY-----" not in text:
-        raise UsageError(f"{path} does not hold a PEM private key (download it again from the "
-                         "Developer Console: API 2.0 > your app > Private Key)")
+        raise UsageError(
+            f"{path} does not hold a PEM private key (download it again from the "
+            "Developer Console: API 2.0 > your app > Private Key)"
+        )
     return text

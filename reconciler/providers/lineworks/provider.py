@@ -34,8 +34,10 @@ LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 _SUFFIX = {LINE: "line", LW: "works"}
 # Refusal codes that mean "already as wanted" (an earlier answer was lost): done, not failed.
 # ASSUMPTION: the docs say such calls are refused but name no code (docs/lineworks.md).
-_ALREADY = {Action.ADD_MEMBER: frozenset({"ALREADY_LINKED"}),
-            Action.REMOVE_MEMBER: frozenset({"NOT_LINKED"})}
+_ALREADY = {
+    Action.ADD_MEMBER: frozenset({"ALREADY_LINKED"}),
+    Action.REMOVE_MEMBER: frozenset({"NOT_LINKED"}),
+}
 # The console's defaults, assumed for values never attested.
 _DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
 
@@ -58,24 +60,30 @@ class LineWorksTenant(Provider):
     #: Changes per journal batch: about 12 s of calls at 240/min, so a kill loses little.
     batch_size: int = 50
 
-    def __init__(self, config: LineWorksConfig, client: LineWorksClient | None = None,
-                 store: AttestedStore | None = None, actor: Callable[[], str] | None = None,
-                 *, readonly: bool = False):
+    def __init__(
+        self,
+        config: LineWorksConfig,
+        client: LineWorksClient | None = None,
+        store: AttestedStore | None = None,
+        actor: Callable[[], str] | None = None,
+        *,
+        readonly: bool = False,
+    ):
         """Use `LineWorksTenant.open(uri)`; tests may pass a client or store of their own.
         `readonly`: the attested state is read only, never created or written."""
         self.config = config
         self.key = config.key
         self.client = client or LineWorksClient(config)
-        self.store = store or open_attested(Path(config.state_dir), config.state_url,
-                                            readonly=readonly)
+        self.store = store or open_attested(
+            Path(config.state_dir), config.state_url, readonly=readonly
+        )
         self._actor = actor or _default_actor
         self._confirm: ConfirmChange | None = None
         self._directory: frozenset[str] | None = None
         self._provenance: dict[str, str] = {}
 
     @classmethod
-    def open(cls, uri: str, state: str | None = None, *,
-             readonly: bool = False) -> LineWorksTenant:
+    def open(cls, uri: str, state: str | None = None, *, readonly: bool = False) -> LineWorksTenant:
         """Open the tenant named by a `lineworks:` URI (credentials from env or the query);
         `state` is --state, where the attested state lives (default $LWR_STATE);
         `readonly` for the commands that only read."""
@@ -90,14 +98,14 @@ class LineWorksTenant(Provider):
         provenance = {"directory": "read"}
         channels = {c: self._channel(c, knowledge[c], directory, provenance) for c in ChannelName}
         self._provenance = provenance
-        return TenantState(domain=self._domain(directory), directory=directory,
-                           channels=channels)
+        return TenantState(domain=self._domain(directory), directory=directory, channels=channels)
 
     def directory(self) -> frozenset[str]:
         """Login emails of every member not deleted (GET /users, all pages)."""
         emails = set()
-        for user in self.client.pages("/users", "GET /users", "users",
-                                      {"domainId": self.config.domain_id, "count": 100}):
+        for user in self.client.pages(
+            "/users", "GET /users", "users", {"domainId": self.config.domain_id, "count": 100}
+        ):
             if isinstance(user, dict) and not user.get("isDeleted") and user.get("email"):
                 emails.add(str(user["email"]).lower())
         self._directory = frozenset(emails)
@@ -105,8 +113,7 @@ class LineWorksTenant(Provider):
 
     def domain(self) -> str:
         """LW_DOMAIN when set, else the one login domain of the directory."""
-        return self._domain(self._directory if self._directory is not None
-                            else self.directory())
+        return self._domain(self._directory if self._directory is not None else self.directory())
 
     def execution(self, action: Action) -> Execution:
         """`api` for member links and "grant to all"; `manual` for what has no public API."""
@@ -153,24 +160,31 @@ class LineWorksTenant(Provider):
             origins.setdefault(self._provenance.get(key, "unknown"), []).append(key)
         if origins.get("attested") or origins.get("applied"):
             keys = sorted(origins.get("attested", []) + origins.get("applied", []))
-            notes.append("lineworks: no public API reads these, so the plan compares the file "
-                         "with lwr's attested state (attested, not read): " + ", ".join(keys))
+            notes.append(
+                "lineworks: no public API reads these, so the plan compares the file "
+                "with lwr's attested state (attested, not read): " + ", ".join(keys)
+            )
         if origins.get("unknown"):
             notes.append(
                 "lineworks: never read nor attested, the console default is assumed (off, "
                 f"empty list): {', '.join(sorted(origins['unknown']))}. Check {CONSOLE_PAGE} "
-                "and record what it shows with `lwr attest FILE`")
+                "and record what it shows with `lwr attest FILE`"
+            )
         calls = sum(1 for c in changes if c.execution == "api")
         if calls:
             seconds = calls * self.config.rate_window / self.config.rate
-            notes.append(f"lineworks: {calls} API call(s) at {self.config.rate:g} requests per "
-                         f"{self.config.rate_window:g} s take at least {_duration(seconds)}; "
-                         "the apply is journaled and resumes where it stopped")
+            notes.append(
+                f"lineworks: {calls} API call(s) at {self.config.rate:g} requests per "
+                f"{self.config.rate_window:g} s take at least {_duration(seconds)}; "
+                "the apply is journaled and resumes where it stopped"
+            )
         manual = sum(1 for c in changes if c.execution == "manual")
         if manual:
-            notes.append(f"lineworks: {manual} manual step(s): apply prints a checklist and "
-                         "waits for an admin to confirm each (non-interactive: --manual="
-                         "attested or --manual=skip)")
+            notes.append(
+                f"lineworks: {manual} manual step(s): apply prints a checklist and "
+                "waits for an admin to confirm each (non-interactive: --manual="
+                "attested or --manual=skip)"
+            )
         return tuple(notes)
 
     def attest(self, desired: DesiredState, actor: str) -> list[str]:
@@ -185,8 +199,9 @@ class LineWorksTenant(Provider):
                     values[MEMBERS] = True
                 else:
                     add = want.members.include
-            self.store.record(self.key, channel, values, "attested", actor,
-                              replace=replace, add=add or ())
+            self.store.record(
+                self.key, channel, values, "attested", actor, replace=replace, add=add or ()
+            )
             recorded += [f"{channel.value}.{k}" for k in sorted(values)]
             if add:
                 recorded.append(f"{channel.value}.members (+{len(add)} listed)")
@@ -194,8 +209,13 @@ class LineWorksTenant(Provider):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _channel(self, channel: ChannelName, known: ChannelKnowledge, directory: frozenset[str],
-                 provenance: dict[str, str]) -> ChannelState:
+    def _channel(
+        self,
+        channel: ChannelName,
+        known: ChannelKnowledge,
+        directory: frozenset[str],
+        provenance: dict[str, str],
+    ) -> ChannelState:
         def value(field: str) -> Any:
             fact = known.facts.get(field)
             provenance[f"{channel.value}.{field}"] = fact.source if fact else "unknown"
@@ -206,8 +226,9 @@ class LineWorksTenant(Provider):
         if all_members:  # the list follows the mode: it is the directory
             origin = provenance[f"{channel.value}.all_members"]
         else:
-            origin = members_fact.source if members_fact else \
-                "applied" if known.members else "unknown"
+            origin = (
+                members_fact.source if members_fact else "applied" if known.members else "unknown"
+            )
         provenance[f"{channel.value}.members"] = origin
         line = channel is LINE
         return ChannelState(
@@ -228,16 +249,20 @@ class LineWorksTenant(Provider):
         domains = Counter(e.rsplit("@", 1)[-1] for e in directory)
         if len(domains) != 1:
             found = ", ".join(sorted(domains)) or "no members"
-            raise TenantError(f"cannot tell the tenant's domain from its directory ({found}); "
-                              "set LW_DOMAIN (or ?domain= in the tenant URI)")
+            raise TenantError(
+                f"cannot tell the tenant's domain from its directory ({found}); "
+                "set LW_DOMAIN (or ?domain= in the tenant URI)"
+            )
         return next(iter(domains))
 
     def _manual(self, change: Change) -> None:
         # The handler raises ManualStepsPending (naming the step) itself; this guards a
         # library caller that applies manual steps without one.
         if self._confirm is None or not self._confirm(change):
-            raise Refused(f"refused: manual step {change.id} ({change.action.value}) was not "
-                          "confirmed: apply it through reconciler.workflow, which asks")
+            raise Refused(
+                f"refused: manual step {change.id} ({change.action.value}) was not "
+                "confirmed: apply it through reconciler.workflow, which asks"
+            )
 
     def _call(self, change: Change) -> None:
         suffix = _SUFFIX[change.channel]
@@ -265,8 +290,17 @@ class LineWorksTenant(Provider):
             # The console keeps today's members on the list when leaving "all" mode.
             replace = self._directory if self._directory is not None else self.directory()
             values[MEMBERS] = True
-        self.store.record(self.key, change.channel, values, source, actor, replace=replace,
-                          add=sorted(what.add), remove=sorted(what.remove))
+        self.store.record(
+            self.key,
+            change.channel,
+            values,
+            source,
+            actor,
+            replace=replace,
+            add=sorted(what.add),
+            remove=sorted(what.remove),
+        )
+
 
 def _explain(change: Change, exc: ApiError) -> str:
     """The documented reasons behind a refusal, and what the admin can do."""
@@ -275,14 +309,18 @@ def _explain(change: Change, exc: ApiError) -> str:
     if exc.status == 404:
         return f"{who} is not a member of the LINE WORKS directory ({exc})"
     if exc.status == 403:
-        return (f"{exc}; the API refuses per-member changes while the {channel.value} channel "
-                "grants all members (restrict_to_listed_members first, a manual step), and any "
-                "call when the app lacks the `user` scope")
+        return (
+            f"{exc}; the API refuses per-member changes while the {channel.value} channel "
+            "grants all members (restrict_to_listed_members first, a manual step), and any "
+            "call when the app lacks the `user` scope"
+        )
     if channel is LINE and change.action is Action.ADD_MEMBER and exc.status == 400:
-        return (f"{exc}; the API refuses to link a member to LINE when the company name, the "
-                "member's login ID or name contains an emoji or the word \"line\" (documented):"
-                f" add {who} in the console instead ({CONSOLE_PAGE} > {channel.label} > "
-                "Connected-members > Manage)")
+        return (
+            f"{exc}; the API refuses to link a member to LINE when the company name, the "
+            'member\'s login ID or name contains an emoji or the word "line" (documented):'
+            f" add {who} in the console instead ({CONSOLE_PAGE} > {channel.label} > "
+            "Connected-members > Manage)"
+        )
     return str(exc)
 
 

@@ -24,8 +24,21 @@ from reconciler.providers.local.simulator import ContactResult, JoinResult, Mess
 from reconciler.providers.local.tenant import BATCH_SIZE, ChangeRefused, LocalTenant
 
 __all__ = [
-    "BATCH_SIZE", "COLUMNS", "DEFAULT_BUSY_TIMEOUT", "DEFAULT_DOMAIN", "DEMO_LINE_MEMBERS",
-    "DEMO_MIN_MEMBERS", "DEMO_PEOPLE", "SCHEMA_VERSION", "ChangeRefused", "ContactResult",
-    "JoinResult", "LocalTenant", "MessageRow", "demo_directory", "demo_line_list",
-    "extra_member", "init_demo",
+    "BATCH_SIZE",
+    "COLUMNS",
+    "DEFAULT_BUSY_TIMEOUT",
+    "DEFAULT_DOMAIN",
+    "DEMO_LINE_MEMBERS",
+    "DEMO_MIN_MEMBERS",
+    "DEMO_PEOPLE",
+    "SCHEMA_VERSION",
+    "ChangeRefused",
+    "ContactResult",
+    "JoinResult",
+    "LocalTenant",
+    "MessageRow",
+    "demo_directory",
+    "demo_line_list",
+    "extra_member",
+    "init_demo",
 ]

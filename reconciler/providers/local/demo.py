@@ -33,19 +33,34 @@ DEMO_PEOPLE: tuple[tuple[str, str], ...] = (
 DEMO_LINE_MEMBERS = ("alice", "bob", "carol")
 # (member, LINE user id, LINE user name, [(sender_kind, text)]) — a few live conversations.
 _DEMO_ROOMS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
-    ("alice", "U-line-001", "佐藤様", (
-        ("external", "はじめまして。見積もりをお願いできますか。"),
-        ("member", "お問い合わせありがとうございます。本日中にお送りします。"),
-    )),
-    ("alice", "U-line-002", "Ken Brown", (
-        ("external", "Hi, is the showroom open on Saturday?"),
-        ("member", "Yes, from 10:00 to 17:00. See you there!"),
-    )),
-    ("carol", "U-line-003", "鈴木様", (
-        ("external", "予約の変更をお願いします。"),
-        ("member", "承知しました。ご希望の日時を教えてください。"),
-        ("external", "来週火曜日の14時でお願いします。"),
-    )),
+    (
+        "alice",
+        "U-line-001",
+        "佐藤様",
+        (
+            ("external", "はじめまして。見積もりをお願いできますか。"),
+            ("member", "お問い合わせありがとうございます。本日中にお送りします。"),
+        ),
+    ),
+    (
+        "alice",
+        "U-line-002",
+        "Ken Brown",
+        (
+            ("external", "Hi, is the showroom open on Saturday?"),
+            ("member", "Yes, from 10:00 to 17:00. See you there!"),
+        ),
+    ),
+    (
+        "carol",
+        "U-line-003",
+        "鈴木様",
+        (
+            ("external", "予約の変更をお願いします。"),
+            ("member", "承知しました。ご希望の日時を教えてください。"),
+            ("external", "来週火曜日の14時でお願いします。"),
+        ),
+    ),
 )
 
 
@@ -91,25 +106,50 @@ def demo_line_list(total: int, domain: str = DEFAULT_DOMAIN) -> list[str]:
     """Who the demo company of `total` members lists on LINE."""
     # Every tenth extra member is listed too, so large demos have a list worth planning.
     return [f"{user}@{domain}" for user in DEMO_LINE_MEMBERS] + [
-        extra_member(i, domain) for i in range(DEMO_MIN_MEMBERS + 1, total + 1) if i % 10 == 0]
+        extra_member(i, domain) for i in range(DEMO_MIN_MEMBERS + 1, total + 1) if i % 10 == 0
+    ]
 
 
 def _seed_demo(conn: sqlite3.Connection, domain: str, total: int) -> None:
     now = datetime.now(UTC)
     joined = now.isoformat(timespec="seconds")
     names = dict(DEMO_PEOPLE)
-    conn.executemany("INSERT INTO members (email, name, joined_at) VALUES (?, ?, ?)",
-                     ((email, names.get(email.split("@")[0])
-                       or f"社員 {email.split('@')[0].removeprefix('member')}", joined)
-                      for email in demo_directory(total, domain)))
+    conn.executemany(
+        "INSERT INTO members (email, name, joined_at) VALUES (?, ?, ?)",
+        (
+            (
+                email,
+                names.get(email.split("@")[0])
+                or f"社員 {email.split('@')[0].removeprefix('member')}",
+                joined,
+            )
+            for email in demo_directory(total, domain)
+        ),
+    )
     conn.execute("UPDATE channels SET enabled = 1 WHERE name = 'line'")
-    conn.executemany("INSERT INTO connected (channel, email) VALUES ('line', ?)",
-                     [(email,) for email in demo_line_list(total, domain)])
+    conn.executemany(
+        "INSERT INTO connected (channel, email) VALUES ('line', ?)",
+        [(email,) for email in demo_line_list(total, domain)],
+    )
     for days_ago, (user, external_id, external_name, lines) in enumerate(_DEMO_ROOMS, 1):
         start = now - timedelta(days=days_ago)
-        room_id = insert_room(conn, ChannelName.LINE, f"{user}@{domain}", external_id,
-                              external_name, start.isoformat(timespec="seconds"))
+        room_id = insert_room(
+            conn,
+            ChannelName.LINE,
+            f"{user}@{domain}",
+            external_id,
+            external_name,
+            start.isoformat(timespec="seconds"),
+        )
         conn.executemany(
             "INSERT INTO messages (room_id, sender_kind, text, sent_at) VALUES (?, ?, ?, ?)",
-            [(room_id, kind, text, (start + timedelta(minutes=5 * n)).isoformat(
-                timespec="seconds")) for n, (kind, text) in enumerate(lines)])
+            [
+                (
+                    room_id,
+                    kind,
+                    text,
+                    (start + timedelta(minutes=5 * n)).isoformat(timespec="seconds"),
+                )
+                for n, (kind, text) in enumerate(lines)
+            ],
+        )

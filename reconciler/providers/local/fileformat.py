@@ -100,8 +100,9 @@ SCHEMA: tuple[str, ...] = (
 TABLES = frozenset({"meta", "members", "channels", "connected", "rooms", "messages"})
 
 
-def connect(path: Path, busy_timeout: float, *,
-             readonly: bool) -> tuple[sqlite3.Connection, FileStamp | None]:
+def connect(
+    path: Path, busy_timeout: float, *, readonly: bool
+) -> tuple[sqlite3.Connection, FileStamp | None]:
     """A connection in autocommit mode (transactions are explicit); mode=rw never creates.
 
     `readonly`: one that writes and creates nothing (sqlite_files.connect_readonly), with
@@ -112,8 +113,12 @@ def connect(path: Path, busy_timeout: float, *,
         if readonly:
             conn, stamp = connect_readonly(path, busy_timeout)
         else:
-            conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True,
-                                   isolation_level=None, timeout=busy_timeout)
+            conn = sqlite3.connect(
+                f"file:{quote(str(path))}?mode=rw",
+                uri=True,
+                isolation_level=None,
+                timeout=busy_timeout,
+            )
     except sqlite3.Error as exc:
         raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
     try:
@@ -143,16 +148,20 @@ def check_header(path: Path) -> str | None:
         raise TenantError(f"cannot read local tenant {path}: {exc.strerror}") from exc
     untouched = "; the file was left untouched"
     if not header.startswith(_SQLITE_MAGIC):
-        raise TenantError(f"{path} is not an lwr tenant: not a SQLite database (empty, "
-                          f"corrupted or another kind of file){untouched}")
+        raise TenantError(
+            f"{path} is not an lwr tenant: not a SQLite database (empty, "
+            f"corrupted or another kind of file){untouched}"
+        )
     if len(header) < _HEADER_SIZE:
-        raise TenantError(f"{path} is corrupted: truncated SQLite header{untouched}; "
-                          f"{damage_advice(path)}")
+        raise TenantError(
+            f"{path} is corrupted: truncated SQLite header{untouched}; {damage_advice(path)}"
+        )
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     if page_size < 512 or page_size & (page_size - 1):
-        raise TenantError(f"{path} is corrupted: invalid page size {page_size}{untouched}; "
-                          f"{damage_advice(path)}")
+        raise TenantError(
+            f"{path} is corrupted: invalid page size {page_size}{untouched}; {damage_advice(path)}"
+        )
     check_version(path, int.from_bytes(header[60:64], "big", signed=True))
     pages = int.from_bytes(header[28:32], "big")
     # The header's page count is trustworthy only when "version-valid-for" matches the
@@ -170,7 +179,8 @@ def check_version(path: Path, version: int) -> None:
     if version > SCHEMA_VERSION:
         raise TenantError(
             f"{path} was written by a newer lwr (tenant schema version {version}; this lwr "
-            f"knows up to {SCHEMA_VERSION}); upgrade lwr. The file was left untouched")
+            f"knows up to {SCHEMA_VERSION}); upgrade lwr. The file was left untouched"
+        )
 
 
 def check_with_wal(path: Path, damaged: str, busy_timeout: float) -> None:
@@ -189,8 +199,10 @@ def check_with_wal(path: Path, damaged: str, busy_timeout: float) -> None:
         with closing(conn):
             problem = quick_check(conn)
     if problem:
-        raise TenantError(f"{path} is damaged: {damaged}, and SQLite cannot read it with its "
-                          f"-wal either ({problem}); {damage_advice(path)}")
+        raise TenantError(
+            f"{path} is damaged: {damaged}, and SQLite cannot read it with its "
+            f"-wal either ({problem}); {damage_advice(path)}"
+        )
 
 
 def verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
@@ -201,17 +213,24 @@ def verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         missing = sorted(TABLES - names)
         if version < 1 or missing:
-            raise TenantError(f"{path} is a SQLite database but not an lwr tenant "
-                              f"(missing: {', '.join(missing) or 'schema version'}); "
-                              "the file was left untouched")
+            raise TenantError(
+                f"{path} is a SQLite database but not an lwr tenant "
+                f"(missing: {', '.join(missing) or 'schema version'}); "
+                "the file was left untouched"
+            )
         if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.Error as exc:
         raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
 
 
-def build(path: Path, domain: str, seed: Callable[[sqlite3.Connection, str], None] | None,
-           *, overwrite: bool) -> None:
+def build(
+    path: Path,
+    domain: str,
+    seed: Callable[[sqlite3.Connection, str], None] | None,
+    *,
+    overwrite: bool,
+) -> None:
     """Write a complete tenant beside `path`, then move it into place in one rename.
 
     A crash mid-way leaves at most a temporary file, never a half-made tenant.
@@ -235,8 +254,9 @@ def build(path: Path, domain: str, seed: Callable[[sqlite3.Connection, str], Non
             leftover.unlink(missing_ok=True)
 
 
-def _write_new(tmp: Path, domain: str,
-               seed: Callable[[sqlite3.Connection, str], None] | None) -> None:
+def _write_new(
+    tmp: Path, domain: str, seed: Callable[[sqlite3.Connection, str], None] | None
+) -> None:
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
         # A private file nobody else sees yet: no journal while loading, WAL from then on.
@@ -245,12 +265,12 @@ def _write_new(tmp: Path, domain: str,
         conn.execute("BEGIN")
         for statement in SCHEMA:
             conn.execute(statement)
-        conn.execute("INSERT INTO meta (id, domain, created_at) VALUES (1, ?, ?)",
-                     (domain, now()))
+        conn.execute("INSERT INTO meta (id, domain, created_at) VALUES (1, ?, ?)", (domain, now()))
         conn.executemany(
             f"INSERT INTO channels (name, {', '.join(COLUMNS.values())})"
             " VALUES (?, 0, 0, 0, 0, ?, ?)",
-            [("line", 0, ""), ("lineworks", None, None)])
+            [("line", 0, ""), ("lineworks", None, None)],
+        )
         if seed is not None:
             seed(conn, domain)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -285,7 +305,6 @@ def explain(exc: sqlite3.Error, path: Path) -> str:
     if "readonly" in text:
         return f"{text}: the command needs write access to {path} and its directory"
     return text
-
 
 
 def now() -> str:

@@ -25,7 +25,8 @@ def load_settings(conn: sqlite3.Connection) -> dict[ChannelName, ChannelState]:
     for name, *values in conn.execute(_SELECT_SETTINGS):
         fields: dict[str, Any] = {
             attr: (None if v is None else bool(v)) if attr in SWITCHES else v
-            for attr, v in zip(COLUMNS, values, strict=True)}
+            for attr, v in zip(COLUMNS, values, strict=True)
+        }
         found[ChannelName(name)] = ChannelState(members=frozenset(), **fields)
     missing = [c.value for c in ChannelName if c not in found]
     if missing:
@@ -36,32 +37,40 @@ def load_settings(conn: sqlite3.Connection) -> dict[ChannelName, ChannelState]:
 def store_settings(conn: sqlite3.Connection, name: ChannelName, ch: ChannelState) -> None:
     """Write one channel's settings row from `ch` (its lists are written elsewhere)."""
     sets = ", ".join(f"{column} = ?" for column in COLUMNS.values())
-    conn.execute(f"UPDATE channels SET {sets} WHERE name = ?",
-                 [*(getattr(ch, attr) for attr in COLUMNS), name.value])
+    conn.execute(
+        f"UPDATE channels SET {sets} WHERE name = ?",
+        [*(getattr(ch, attr) for attr in COLUMNS), name.value],
+    )
 
 
-def with_lists(conn: sqlite3.Connection, name: ChannelName, ch: ChannelState,
-               directory: frozenset[str], legacy: bool) -> ChannelState:
+def with_lists(
+    conn: sqlite3.Connection,
+    name: ChannelName,
+    ch: ChannelState,
+    directory: frozenset[str],
+    legacy: bool,
+) -> ChannelState:
     """`ch` with its list and open-room counts, as `read` shows them."""
     members = directory if ch.all_members else listed(conn, name, directory, legacy)
     open_rooms: dict[str, int] = {}
     for member, count in conn.execute(
-            "SELECT member, count(*) FROM rooms WHERE channel = ? AND hidden = 0"
-            " GROUP BY member", (name.value,)):
+        "SELECT member, count(*) FROM rooms WHERE channel = ? AND hidden = 0 GROUP BY member",
+        (name.value,),
+    ):
         key = member.lower() if legacy else member
         open_rooms[key] = open_rooms.get(key, 0) + count
     return replace(ch, members=members, open_rooms=open_rooms)
 
 
-def emails(conn: sqlite3.Connection, select: str, *params: str,
-           legacy: bool = False) -> frozenset[str]:
+def emails(
+    conn: sqlite3.Connection, select: str, *params: str, legacy: bool = False
+) -> frozenset[str]:
     """The emails a `SELECT email ...` query returns, as a set (lower-cased if `legacy`).
 
     Fetched as one JSON array rather than a row per email: half the time at 100k members.
     """
     try:
-        (text,) = conn.execute(f"SELECT json_group_array(email) FROM ({select})",
-                               params).fetchone()
+        (text,) = conn.execute(f"SELECT json_group_array(email) FROM ({select})", params).fetchone()
     except sqlite3.OperationalError:  # an SQLite built without JSON: one row per email
         found = [e for (e,) in conn.execute(select, params)]
     else:
@@ -69,27 +78,35 @@ def emails(conn: sqlite3.Connection, select: str, *params: str,
     return frozenset(e.lower() for e in found) if legacy else frozenset(found)
 
 
-def listed(conn: sqlite3.Connection, channel: ChannelName, directory: frozenset[str],
-           legacy: bool) -> frozenset[str]:
+def listed(
+    conn: sqlite3.Connection, channel: ChannelName, directory: frozenset[str], legacy: bool
+) -> frozenset[str]:
     """A channel's connected-members list, built from whichever side is smaller.
 
     A list holding most of the directory is the directory minus the few not on it: a
     merge of two sorted scans in SQLite, and no new strings in Python.
     """
-    (count,) = conn.execute("SELECT count(*) FROM connected WHERE channel = ?",
-                            (channel.value,)).fetchone()
+    (count,) = conn.execute(
+        "SELECT count(*) FROM connected WHERE channel = ?", (channel.value,)
+    ).fetchone()
     if count == len(directory):
         return directory  # the foreign key makes the list a subset: same size, same set
     if 2 * count <= len(directory):
-        return emails(conn, "SELECT email FROM connected WHERE channel = ?", channel.value,
-                      legacy=legacy)
-    missing = emails(conn, "SELECT email FROM members EXCEPT SELECT email FROM connected"
-                           " WHERE channel = ? ORDER BY 1", channel.value, legacy=legacy)
+        return emails(
+            conn, "SELECT email FROM connected WHERE channel = ?", channel.value, legacy=legacy
+        )
+    missing = emails(
+        conn,
+        "SELECT email FROM members EXCEPT SELECT email FROM connected WHERE channel = ? ORDER BY 1",
+        channel.value,
+        legacy=legacy,
+    )
     return directory - missing if missing else directory
 
 
-def stored(conn: sqlite3.Connection, select: str, params: tuple[str, ...],
-           values: set[str], legacy: bool) -> dict[str, str]:
+def stored(
+    conn: sqlite3.Connection, select: str, params: tuple[str, ...], values: set[str], legacy: bool
+) -> dict[str, str]:
     """Which of the lower-cased `values` the query `select` (ending in WHERE or AND) finds
     by email, each with its spelling in the file; in bounded `IN (...)` chunks."""
     unique = sorted(values)
@@ -97,7 +114,7 @@ def stored(conn: sqlite3.Connection, select: str, params: tuple[str, ...],
     column = "lower(email)" if legacy else "email"
     found: dict[str, str] = {}
     for start in range(0, len(unique), _IN_CHUNK):
-        chunk = unique[start:start + _IN_CHUNK]
+        chunk = unique[start : start + _IN_CHUNK]
         marks = ",".join("?" * len(chunk))
         for (email,) in conn.execute(f"{select} {column} IN ({marks})", (*params, *chunk)):
             found[email.lower() if legacy else email] = email

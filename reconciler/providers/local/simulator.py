@@ -64,22 +64,30 @@ def join(conn: sqlite3.Connection, email: str, name: str | None, legacy: bool) -
     email = login_email(email)
     if _spelling(conn, email, legacy) is not None:
         raise TenantRuleError(f"{email} is already in the directory")
-    conn.execute("INSERT INTO members (email, name, joined_at) VALUES (?, ?, ?)",
-                 (email, name, now()))
+    conn.execute(
+        "INSERT INTO members (email, name, joined_at) VALUES (?, ?, ?)", (email, name, now())
+    )
     added: list[ChannelName] = []
     implicit: list[ChannelName] = []
     for channel, ch in load_settings(conn).items():
         if ch.enabled and ch.all_members:
             implicit.append(channel)
         elif ch.enabled and ch.auto_grant_new_members:
-            conn.execute("INSERT INTO connected (channel, email) VALUES (?, ?)",
-                         (channel.value, email))
+            conn.execute(
+                "INSERT INTO connected (channel, email) VALUES (?, ?)", (channel.value, email)
+            )
             added.append(channel)
     return JoinResult(email, tuple(added), tuple(implicit))
 
 
-def contact(conn: sqlite3.Connection, member: str, external_id: str, channel: ChannelName,
-            external_name: str | None, legacy: bool) -> ContactResult:
+def contact(
+    conn: sqlite3.Connection,
+    member: str,
+    external_id: str,
+    channel: ChannelName,
+    external_name: str | None,
+    legacy: bool,
+) -> ContactResult:
     """An external user adds `member` (a LINE friend add, or a LINE WORKS add).
 
     Refused unless the channel is on and the member is in the directory with authority.
@@ -90,25 +98,29 @@ def contact(conn: sqlite3.Connection, member: str, external_id: str, channel: Ch
     ch = load_settings(conn)[channel]
     spelled = _check_contact(conn, channel, ch, member.lower(), legacy)
     row = conn.execute(
-        "SELECT id FROM rooms WHERE channel = ? AND member = ? AND external_id = ?"
-        " AND hidden = 0", (channel.value, spelled, external_id)).fetchone()
+        "SELECT id FROM rooms WHERE channel = ? AND member = ? AND external_id = ? AND hidden = 0",
+        (channel.value, spelled, external_id),
+    ).fetchone()
     if row is not None:
         if external_name is not None:
-            conn.execute("UPDATE rooms SET external_name = ? WHERE id = ?",
-                         (external_name, row[0]))
+            conn.execute("UPDATE rooms SET external_name = ? WHERE id = ?", (external_name, row[0]))
         return ContactResult(int(row[0]), new_room=False, greeting_sent=False)
     sent_at = now()
     room_id = insert_room(conn, channel, spelled, external_id, external_name, sent_at)
     greeting = ch.greeting_message if ch.greeting_enabled else None
     # An empty greeting text sends nothing: there is no message to deliver.
     if greeting:
-        conn.execute("INSERT INTO messages (room_id, sender_kind, text, sent_at)"
-                     " VALUES (?, 'greeting', ?, ?)", (room_id, greeting, sent_at))
+        conn.execute(
+            "INSERT INTO messages (room_id, sender_kind, text, sent_at)"
+            " VALUES (?, 'greeting', ?, ?)",
+            (room_id, greeting, sent_at),
+        )
     return ContactResult(room_id, new_room=True, greeting_sent=bool(greeting))
 
 
-def messages(conn: sqlite3.Connection, search: str | None,
-             channel: ChannelName | None) -> list[MessageRow]:
+def messages(
+    conn: sqlite3.Connection, search: str | None, channel: ChannelName | None
+) -> list[MessageRow]:
     """Conversation history as Admin Audit shows it, hidden rooms included, oldest first.
 
     `search` matches (case-insensitively for ASCII) the message text, the member, and
@@ -124,21 +136,31 @@ def messages(conn: sqlite3.Connection, search: str | None,
         columns = ("m.text", "r.member", "r.external_id", "r.external_name")
         where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
         params.extend([pattern] * len(columns))
-    sql = ("SELECT r.id, r.channel, r.member, r.external_id, r.external_name, r.hidden,"
-           " m.sender_kind, m.text, m.sent_at"
-           " FROM messages m JOIN rooms r ON r.id = m.room_id")
+    sql = (
+        "SELECT r.id, r.channel, r.member, r.external_id, r.external_name, r.hidden,"
+        " m.sender_kind, m.text, m.sent_at"
+        " FROM messages m JOIN rooms r ON r.id = m.room_id"
+    )
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY m.sent_at, m.id"
     return [_message_row(row) for row in conn.execute(sql, params)]
 
 
-def insert_room(conn: sqlite3.Connection, channel: ChannelName, member: str,
-                external_id: str, external_name: str | None, created_at: str) -> int:
+def insert_room(
+    conn: sqlite3.Connection,
+    channel: ChannelName,
+    member: str,
+    external_id: str,
+    external_name: str | None,
+    created_at: str,
+) -> int:
     """A new visible room between `member` and an external user; its id."""
     cur = conn.execute(
         "INSERT INTO rooms (channel, member, external_id, external_name, created_at)"
-        " VALUES (?, ?, ?, ?, ?)", (channel.value, member, external_id, external_name, created_at))
+        " VALUES (?, ?, ?, ?, ?)",
+        (channel.value, member, external_id, external_name, created_at),
+    )
     assert cur.lastrowid is not None  # an INSERT into a rowid table always sets it
     return cur.lastrowid
 
@@ -164,30 +186,42 @@ def _spelling(conn: sqlite3.Connection, email: str, legacy: bool) -> str | None:
     return stored(conn, "SELECT email FROM members WHERE", (), {email}, legacy).get(email)
 
 
-def _check_contact(conn: sqlite3.Connection, name: ChannelName, ch: ChannelState,
-                   member: str, legacy: bool) -> str:
+def _check_contact(
+    conn: sqlite3.Connection, name: ChannelName, ch: ChannelState, member: str, legacy: bool
+) -> str:
     """The console's conditions for an external user reaching a member; their spelling."""
     spelled = _spelling(conn, member, legacy)
     if spelled is None:
         raise TenantRuleError(f"{member} is not in the tenant directory")
     if not ch.enabled:
-        raise TenantRuleError(f"the {name.value} channel is off: {name.external} cannot "
-                              "reach the company's members")
+        raise TenantRuleError(
+            f"the {name.value} channel is off: {name.external} cannot reach the company's members"
+        )
     if not ch.all_members and not exists(
-            conn, "SELECT 1 FROM connected WHERE channel = ? AND email = ?", name.value,
-            spelled):
-        raise TenantRuleError(f"{member} is not on the {name.value} connected-members list, so "
-                              f"has no authority to chat with {name.external}")
+        conn, "SELECT 1 FROM connected WHERE channel = ? AND email = ?", name.value, spelled
+    ):
+        raise TenantRuleError(
+            f"{member} is not on the {name.value} connected-members list, so "
+            f"has no authority to chat with {name.external}"
+        )
     return spelled
 
 
 def _message_row(row: tuple[Any, ...]) -> MessageRow:
     room_id, channel, member, external_id, external_name, hidden, kind, text, sent_at = row
     return MessageRow(
-        room_id=room_id, channel=ChannelName(channel), member=member, external=external_id,
-        external_name=external_name, hidden=bool(hidden), sender_kind=kind,
+        room_id=room_id,
+        channel=ChannelName(channel),
+        member=member,
+        external=external_id,
+        external_name=external_name,
+        hidden=bool(hidden),
+        sender_kind=kind,
         sender=external_id if kind == "external" else member,
-        automatic=kind == "greeting", text=text, sent_at=sent_at)
+        automatic=kind == "greeting",
+        text=text,
+        sent_at=sent_at,
+    )
 
 
 def _escape_like(text: str) -> str:

@@ -103,7 +103,8 @@ class LocalTenant(Provider):
             if not create or readonly:
                 raise TenantError(
                     f"no tenant at {file}: create one with `lwr tenant init --demo --tenant "
-                    f"local:{path}` (without --demo: an empty one)")
+                    f"local:{path}` (without --demo: an empty one)"
+                )
             check_domain(domain)
             build(file, domain, seed=None, overwrite=False)
         if not file.is_file():
@@ -128,8 +129,10 @@ class LocalTenant(Provider):
         with self._transaction("read", write=False) as conn:
             domain = self._domain(conn)
             directory = self._directory(conn)
-            channels = {name: with_lists(conn, name, ch, directory, self._legacy)
-                        for name, ch in load_settings(conn).items()}
+            channels = {
+                name: with_lists(conn, name, ch, directory, self._legacy)
+                for name, ch in load_settings(conn).items()
+            }
         return TenantState(domain=domain, directory=directory, channels=channels)
 
     def directory(self) -> frozenset[str]:
@@ -174,8 +177,13 @@ class LocalTenant(Provider):
             self._domain(conn)
             return join(conn, email, name, self._legacy)
 
-    def contact(self, member: str, external_id: str, channel: ChannelName | str,
-                external_name: str | None = None) -> ContactResult:
+    def contact(
+        self,
+        member: str,
+        external_id: str,
+        channel: ChannelName | str,
+        external_name: str | None = None,
+    ) -> ContactResult:
         """An external user adds `member`; refused unless the console would let them."""
         name = channel_name(channel)
         external_id = external_id.strip()
@@ -185,8 +193,9 @@ class LocalTenant(Provider):
             self._domain(conn)
             return contact(conn, member, external_id, name, external_name, self._legacy)
 
-    def messages(self, search: str | None = None,
-                 channel: ChannelName | str | None = None) -> list[MessageRow]:
+    def messages(
+        self, search: str | None = None, channel: ChannelName | str | None = None
+    ) -> list[MessageRow]:
         """Conversation history as Admin Audit shows it, hidden rooms included, oldest first."""
         name = None if channel is None else channel_name(channel)
         with self._transaction("search messages", write=False) as conn:
@@ -216,16 +225,26 @@ class LocalTenant(Provider):
         """The tenant as far as `changes` can see it: the settings, and the directory and
         lists restricted to the members the changes name (the console's member rules look
         at nothing else), so a batch costs its own size, not the directory's."""
-        named = {c.target.lower() for c in changes
-                 if c.spec.member_level and isinstance(c.target, str)}
-        self._spelled = stored(conn, "SELECT email FROM members WHERE", (), named,
-                               self._legacy)
+        named = {
+            c.target.lower() for c in changes if c.spec.member_level and isinstance(c.target, str)
+        }
+        self._spelled = stored(conn, "SELECT email FROM members WHERE", (), named, self._legacy)
         directory = frozenset(self._spelled)
         channels: dict[ChannelName, ChannelState] = {}
         for name, ch in load_settings(conn).items():
-            members = directory if ch.all_members else frozenset(stored(
-                conn, "SELECT email FROM connected WHERE channel = ? AND", (name.value,),
-                set(directory), self._legacy))
+            members = (
+                directory
+                if ch.all_members
+                else frozenset(
+                    stored(
+                        conn,
+                        "SELECT email FROM connected WHERE channel = ? AND",
+                        (name.value,),
+                        set(directory),
+                        self._legacy,
+                    )
+                )
+            )
             channels[name] = replace(ch, members=members)
         return TenantState(domain="", directory=directory, channels=channels)
 
@@ -237,20 +256,29 @@ class LocalTenant(Provider):
                 continue
             store_settings(conn, name, new)
             if old.enabled and not new.enabled:
-                conn.execute("UPDATE rooms SET hidden = 1, member_unknown = 1"
-                             " WHERE channel = ? AND hidden = 0", (name.value,))
+                conn.execute(
+                    "UPDATE rooms SET hidden = 1, member_unknown = 1"
+                    " WHERE channel = ? AND hidden = 0",
+                    (name.value,),
+                )
             if old.all_members != new.all_members:
                 # Either way the list becomes today's directory: in "all" mode it mirrors
                 # it, and leaving "all" mode takes nobody's access away at that step.
                 conn.execute("DELETE FROM connected WHERE channel = ?", (name.value,))
-                conn.execute("INSERT INTO connected (channel, email)"
-                             " SELECT ?, email FROM members", (name.value,))
+                conn.execute(
+                    "INSERT INTO connected (channel, email) SELECT ?, email FROM members",
+                    (name.value,),
+                )
                 continue
             spell = self._spelled
-            conn.executemany("INSERT INTO connected (channel, email) VALUES (?, ?)",
-                             [(name.value, spell[e]) for e in sorted(new.members - old.members)])
-            conn.executemany("DELETE FROM connected WHERE channel = ? AND email = ?",
-                             [(name.value, spell[e]) for e in sorted(old.members - new.members)])
+            conn.executemany(
+                "INSERT INTO connected (channel, email) VALUES (?, ?)",
+                [(name.value, spell[e]) for e in sorted(new.members - old.members)],
+            )
+            conn.executemany(
+                "DELETE FROM connected WHERE channel = ? AND email = ?",
+                [(name.value, spell[e]) for e in sorted(old.members - new.members)],
+            )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -288,12 +316,15 @@ class LocalTenant(Provider):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
             self._check_unchanged()  # a file changed under an immutable read is not damaged
-            raise TenantError(f"local tenant {self.path}: {what} failed: "
-                              f"{explain(exc, self.path)}") from exc
+            raise TenantError(
+                f"local tenant {self.path}: {what} failed: {explain(exc, self.path)}"
+            ) from exc
         self._check_unchanged()
 
     def _check_unchanged(self) -> None:
         """An immutable read sees no writer: prove none wrote the file while it read."""
         if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
-            raise TenantError(f"local tenant {self.path} was changed by another process while "
-                              "it was read; run the command again")
+            raise TenantError(
+                f"local tenant {self.path} was changed by another process while "
+                "it was read; run the command again"
+            )
