@@ -60,7 +60,20 @@ class Plan:
         Every field of every change, the desired document, the safety block, the digests and
         the metadata; only `plan_digest` itself is left out. The journal records it as applied.
         """
-        return hashlib.sha256(canonical_bytes(self._body(True))).hexdigest()
+        # Streamed, 1,000 changes at a time: at 100k changes the canonical text of the whole
+        # plan is tens of MB, and apply needs only its hash. The bytes hashed are exactly
+        # canonical_bytes(self._body(True)): "changes" is the first key in sorted order.
+        rest = canonical_bytes(self._body(False))  # the same body with "changes": []
+        if not rest.startswith(_CHANGES_OPEN + b"]"):  # cannot happen; never hash wrong bytes
+            return hashlib.sha256(canonical_bytes(self._body(True))).hexdigest()
+        h = hashlib.sha256(_CHANGES_OPEN)
+        for start in range(0, len(self.changes), _DIGEST_CHUNK):
+            chunk = [c.to_json() for c in self.changes[start : start + _DIGEST_CHUNK]]
+            if start:
+                h.update(b",")
+            h.update(canonical_bytes(chunk)[1:-1])  # the items, without the list's brackets
+        h.update(rest[len(_CHANGES_OPEN) :])
+        return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind: the line a reviewer reads first."""
@@ -267,6 +280,9 @@ def canonical_bytes(value: object) -> bytes:
             text = text.replace(raw, escaped)
     return text.encode()
 
+
+_CHANGES_OPEN = b'{"changes":['
+_DIGEST_CHUNK = 1000
 
 _YAML_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 

@@ -83,3 +83,26 @@ def test_plan_digest_pins_content() -> None:
     assert same.digest == plan.digest
     assert replace(plan, tenant_uri="local:/other.db").digest != plan.digest
     assert replace(plan, changes=()).digest != plan.digest
+
+
+@pytest.mark.parametrize("added", [0, 1, 999, 1000, 2501])
+def test_plan_digest_is_the_sha256_of_the_whole_saved_document(added: int) -> None:
+    """The digest is streamed a chunk of changes at a time (apply needs only the hash); it must
+    be exactly the hash of the saved document without `plan_digest`, whatever the count."""
+    import hashlib
+    import json
+
+    from reconciler.plan import canonical_bytes
+
+    staff = frozenset(f"m{i}@{DOMAIN}" for i in range(added + 1))
+    include = tuple(sorted(staff)[:added])
+    plan = make_plan(
+        desired(line=DesiredChannel(members=listed(*(e.split("@")[0] for e in include)))),
+        tenant(staff, line=channel_state(greeting_message="営業\u2028時間")),
+        "local:/t.db",
+    )
+    assert sum(c.target is not None for c in plan.changes) == added
+    document = json.loads(json.dumps(plan.to_json()))  # what a saved plan reads back
+    saved_digest = document.pop("plan_digest")
+    assert saved_digest == plan.digest
+    assert plan.digest == hashlib.sha256(canonical_bytes(document)).hexdigest()
