@@ -113,6 +113,25 @@ def parse_anchor(text: str) -> AuditHead:
     return AuditHead(int(match[1]), match[2])
 
 
+def stored_record(row: Sequence[Any]) -> AuditRecord:
+    """The AuditRecord a row of AUDIT_COLUMNS was hashed from; before/after are left None,
+    as they are hashed as the canonical text stored (row[10], row[11]), not re-encoded."""
+    return AuditRecord(
+        tenant_key=row[2],
+        domain=row[3],
+        run_id=row[4],
+        actor=row[5],
+        change_id=row[6],
+        action=row[7],
+        channel=row[8],
+        target=row[9],
+        before=None,
+        after=None,
+        result=row[12],
+        error=row[13],
+    )
+
+
 def audit_entry(row: Sequence[Any]) -> AuditEntry:
     """An AuditEntry from a row of AUDIT_COLUMNS."""
     import json
@@ -194,22 +213,8 @@ class ChainCheck:
         # before/after are hashed as the canonical text we stored: any edit to them, even
         # one that keeps the JSON value, breaks the hash. Other columns must have their
         # stored types.
-        record = AuditRecord(
-            tenant_key=row[2],
-            domain=row[3],
-            run_id=row[4],
-            actor=row[5],
-            change_id=row[6],
-            action=row[7],
-            channel=row[8],
-            target=row[9],
-            before=None,
-            after=None,
-            result=row[12],
-            error=row[13],
-        )
         try:
-            digest = row_hash(self.prev, row[0], row[1], record, row[10], row[11], mac)
+            digest = row_hash(self.prev, row[0], row[1], stored_record(row), row[10], row[11], mac)
         except (TypeError, ValueError):
             return f"entry {expected} holds a value of the wrong type"
         if digest != row[15]:

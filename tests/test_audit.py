@@ -11,15 +11,17 @@ import json
 import secrets
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_store import TENANT, raw, record, split_schema
 
+from reconciler.audit import stored_record
 from reconciler.cli import run
 from reconciler.errors import UsageError
 from reconciler.store import open_store
-from reconciler.store.base import GENESIS_HASH, AuditRecord, chain_hash, row_hash
+from reconciler.store.base import GENESIS_HASH, chain_hash, row_hash
 
 KEY = "k3y-" + secrets.token_hex(16)  # what LWR_AUDIT_KEY holds in these tests
 
@@ -67,20 +69,9 @@ def rewrite_chain(
         ).fetchall()
         prev = GENESIS_HASH
         for row in rows:
-            rec = AuditRecord(
-                tenant_key=row[2],
-                domain=row[3],
-                run_id=row[4],
-                actor=actor if row[0] == 2 else row[5],
-                change_id=row[6],
-                action=row[7],
-                channel=row[8],
-                target=row[9],
-                before=None,
-                after=None,
-                result=row[12],
-                error=row[13],
-            )
+            rec = stored_record(row)
+            if row[0] == 2:
+                rec = replace(rec, actor=actor)
             digest = row_hash(prev, row[0], row[1], rec, row[10], row[11])
             conn.execute(
                 "UPDATE audit SET actor = ?, prev_hash = ?, hash = ? WHERE seq = ?",

@@ -203,7 +203,8 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Every tenant lock held in the state store: holder, operation, since, and whether the
     holder is still there."""
     location = state_for(state_uri, tenant_uri)
-    if not location.exists:
+    exists = location.exists
+    if not exists:
         holders: list[LockHolder] = []
     else:
         with store_for(state_uri, tenant_uri, readonly=True) as store:
@@ -227,7 +228,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
             nl=False,
         )
         return 0
-    click.echo(locks_text(holders, str(location), exists=location.exists), nl=False)
+    click.echo(locks_text(holders, str(location), exists=exists), nl=False)
     return 0
 
 

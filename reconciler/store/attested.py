@@ -18,7 +18,6 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -28,6 +27,7 @@ from reconciler.sqlite_files import FileStamp, connect_readonly
 from reconciler.store.postgres import PostgresSession
 from reconciler.store.sql import SqlSession
 from reconciler.store.sqlite import SqliteSession
+from reconciler.words import utc_now
 
 __all__ = [
     "FILE_NAME",
@@ -109,7 +109,7 @@ class AttestedStore(SqlSession):
         replace: Iterable[str] | None = None,
     ) -> None:
         """Record settings and list changes of one channel in one transaction."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = utc_now("seconds")
         with self._write("write the attested state"):
             self._executemany(
                 f"INSERT INTO {self._SETTINGS} (tenant, channel, field, value, source, actor, "

@@ -14,7 +14,6 @@ import sqlite3
 import tempfile
 from collections.abc import Callable
 from contextlib import closing
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ from reconciler.sqlite_files import (
     make_private_dir,
     quick_check,
 )
+from reconciler.words import utc_now
 
 #: `PRAGMA user_version` of the files this code writes; a higher one is from a newer lwr.
 SCHEMA_VERSION = 1
@@ -308,8 +308,8 @@ def explain(exc: sqlite3.Error, path: Path) -> str:
 
 
 def now() -> str:
-    """The current UTC time as the file stores it."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The current UTC time as the file stores it (seconds, `+00:00`)."""
+    return utc_now("seconds")
 
 
 def check_domain(domain: str) -> None:
