@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from emulator import Fault, Limits
-from emulator.harness import emulated
+from emulator.harness import POLLED, emulated
 
 from reconciler import workflow
 from reconciler.actions import Action, Change, change_id
@@ -201,6 +201,7 @@ def test_plan_and_apply_equal_the_local_tenant(
             here.apply(plan_local)
             lw.apply(plan_lw, manual="ask", on_manual=h.admin)
 
+            h.tenant.wait_settled()  # accepted (202) is not done yet on the documented path
             assert plain(h.tenant.snapshot()) == plain(local.read())
             assert not lw.plan(desired).changes and not here.plan(desired).changes
         finally:
@@ -427,7 +428,7 @@ def test_faults_are_survived_and_the_tenant_ends_exactly_as_desired(
     tmp_path: Path, local: LocalTenant, store: SqliteStateStore, local_store: SqliteStateStore
 ) -> None:
     desired = write(tmp_path / "d.yaml", SCENARIO_C)
-    with emulated(tmp_path, local.read(), pending=0.01) as h:
+    with emulated(tmp_path, local.read(), pending=0.01, limits=POLLED) as h:
         h.emulator.faults += [
             Fault("500", "link-to-line", times=3, skip=2),
             Fault("drop_after", "link-to-line", times=2, skip=6),  # applied, answer lost
@@ -501,7 +502,7 @@ def test_an_interrupted_apply_resumes_without_repeating_done_calls(
 
 
 def test_accepted_operations_are_polled_until_done(tmp_path: Path, store: SqliteStateStore) -> None:
-    with emulated(tmp_path, pending=0.05, bulk_pending=0.1) as h:
+    with emulated(tmp_path, pending=0.05, bulk_pending=0.1, limits=POLLED) as h:
         for name in ("alice", "bob"):
             h.tenant.add_user(f"{name}@{D}")
         desired = write(
@@ -529,7 +530,7 @@ external_messaging:
 def test_an_operation_still_pending_after_the_poll_timeout_is_a_clear_error(
     tmp_path: Path, store: SqliteStateStore
 ) -> None:
-    with emulated(tmp_path, bulk_pending=30.0) as h:
+    with emulated(tmp_path, bulk_pending=30.0, limits=POLLED) as h:
         h.tenant.add_user(f"alice@{D}")
         desired = write(
             tmp_path / "d.yaml",

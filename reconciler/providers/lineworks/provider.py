@@ -19,7 +19,8 @@ from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredS
 from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
-from reconciler.settings import SETTINGS
+from reconciler.providers.lineworks.refusals import Handling, Refusal, classify
+from reconciler.settings import SETTINGS, Setting, of
 from reconciler.store.attested import (
     MEMBERS,
     AttestedStore,
@@ -32,22 +33,20 @@ from reconciler.store.base import default_actor
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
 _SUFFIX = {LINE: "line", LW: "works"}
-# Refusal codes that mean "already as wanted" (an earlier answer was lost): done, not failed.
-# ASSUMPTION: the docs say such calls are refused but name no code (docs/lineworks.md).
-_ALREADY = {
-    Action.ADD_MEMBER: frozenset({"ALREADY_LINKED"}),
-    Action.REMOVE_MEMBER: frozenset({"NOT_LINKED"}),
-}
 # The console's defaults, assumed for values never attested.
 _DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
 
 
 class LineWorksRefused(TenantRuleError):
-    """LINE WORKS refused one change of an apply; earlier changes of the batch took effect."""
+    """LINE WORKS refused one change of an apply; earlier changes of the batch took effect.
 
-    def __init__(self, change_id: str, reason: str) -> None:
-        self.change_id = change_id
-        super().__init__(f"change {change_id} refused: {reason}")
+    `refusal` is the classified answer (reconciler.providers.lineworks.refusals): its `kind`
+    and whether trying again can help (`permanent`)."""
+
+    def __init__(self, change_id: str, refusal: Refusal) -> None:
+        self.change_id, self.refusal = change_id, refusal
+        self.permanent = refusal.permanent
+        super().__init__(f"change {change_id} refused: {refusal.reason()}")
 
 
 class LineWorksTenant(Provider):
@@ -101,12 +100,13 @@ class LineWorksTenant(Provider):
         return TenantState(domain=self._domain(directory), directory=directory, channels=channels)
 
     def directory(self) -> frozenset[str]:
-        """Login emails of every member not deleted (GET /users, all pages)."""
+        """Login emails of every member, deleted and pending ones left out (GET /users,
+        all pages): neither can hold a permission the console shows (docs/lineworks.md)."""
         emails = set()
         for user in self.client.pages(
             "/users", "GET /users", "users", {"domainId": self.config.domain_id, "count": 100}
         ):
-            if isinstance(user, dict) and not user.get("isDeleted") and user.get("email"):
+            if isinstance(user, dict) and user.get("email") and not _left_out(user):
                 emails.add(str(user["email"]).lower())
         self._directory = frozenset(emails)
         return self._directory
@@ -221,25 +221,24 @@ class LineWorksTenant(Provider):
             provenance[f"{channel.value}.{field}"] = fact.source if fact else "unknown"
             return fact.value if fact else _DEFAULTS[field]
 
-        all_members = bool(value("all_members"))
+        # Every row of the settings table, as the model holds it; None where the channel
+        # has no such setting (the greeting is LINE's only).
+        facts: dict[str, Any] = {
+            row.attr: (_typed(row, value(row.attr)) if channel in row.channels else None)
+            for row in SETTINGS
+        }
         members_fact = known.facts.get(MEMBERS)
-        if all_members:  # the list follows the mode: it is the directory
+        if facts["all_members"]:  # the list follows the mode: it is the directory
             origin = provenance[f"{channel.value}.all_members"]
         else:
             origin = (
                 members_fact.source if members_fact else "applied" if known.members else "unknown"
             )
         provenance[f"{channel.value}.members"] = origin
-        line = channel is LINE
         return ChannelState(
-            enabled=bool(value("enabled")),
-            all_members=all_members,
+            **facts,
             # In "all members" mode the list is the directory, as the console shows it.
-            members=directory if all_members else known.members & directory,
-            auto_grant_new_members=bool(value("auto_grant_new_members")),
-            restrict_file_transfer=bool(value("restrict_file_transfer")),
-            greeting_enabled=bool(value("greeting_enabled")) if line else None,
-            greeting_message=str(value("greeting_message")) if line else None,
+            members=directory if facts["all_members"] else known.members & directory,
             open_rooms={},  # room lists are not readable: side-effect counts show 0
         )
 
@@ -276,9 +275,20 @@ class LineWorksTenant(Provider):
         try:
             self.client.wait(self.client.call("POST", path, operation), operation)
         except ApiError as exc:
-            if exc.code in _ALREADY.get(change.action, frozenset()):
+            refusal = exc.refusal
+            if refusal.kind != "failed":  # fill in who and where for the advice
+                refusal = classify(
+                    operation,
+                    exc.status,
+                    exc.code,
+                    exc.description,
+                    who=change.target or "all members",
+                    channel=change.channel.value,
+                    channel_label=change.channel.label,
+                )
+            if refusal.handling is Handling.DONE:
                 return  # done by an earlier attempt whose answer was lost
-            raise LineWorksRefused(change.id, _explain(change, exc)) from exc
+            raise LineWorksRefused(change.id, refusal) from exc
 
     def _learn(self, change: Change, source: Source, actor: str) -> None:
         """Record what `change` did, as the console model says (with the API's rule that a
@@ -302,28 +312,6 @@ class LineWorksTenant(Provider):
         )
 
 
-def _explain(change: Change, exc: ApiError) -> str:
-    """The documented reasons behind a refusal, and what the admin can do."""
-    who = change.target or "all members"
-    channel = change.channel
-    if exc.status == 404:
-        return f"{who} is not a member of the LINE WORKS directory ({exc})"
-    if exc.status == 403:
-        return (
-            f"{exc}; the API refuses per-member changes while the {channel.value} channel "
-            "grants all members (restrict_to_listed_members first, a manual step), and any "
-            "call when the app lacks the `user` scope"
-        )
-    if channel is LINE and change.action is Action.ADD_MEMBER and exc.status == 400:
-        return (
-            f"{exc}; the API refuses to link a member to LINE when the company name, the "
-            'member\'s login ID or name contains an emoji or the word "line" (documented):'
-            f" add {who} in the console instead ({CONSOLE_PAGE} > {channel.label} > "
-            "Connected-members > Manage)"
-        )
-    return str(exc)
-
-
 def _managed_keys(desired: DesiredState) -> list[str]:
     keys: list[str] = []
     for channel, want in desired.channels.items():
@@ -335,21 +323,27 @@ def _managed_keys(desired: DesiredState) -> list[str]:
 
 
 def _attestable(want: DesiredChannel, channel: ChannelName) -> dict[str, Any]:
+    """The file's managed values of `channel`, by model attribute (the settings table's rows)."""
     values: dict[str, Any] = {}
-    if want.enabled is not None:
-        values["enabled"] = want.enabled
-    if want.auto_grant_new_members is not None:
-        values["auto_grant_new_members"] = want.auto_grant_new_members
-    if want.restrict_file_transfer is not None:
-        values["restrict_file_transfer"] = want.restrict_file_transfer
-    if want.greeting is not None and channel is LINE:
-        if want.greeting.enabled is not None:
-            values["greeting_enabled"] = want.greeting.enabled
-        if want.greeting.message is not None:
-            values["greeting_message"] = want.greeting.message
-    if want.members is not None:
-        values["all_members"] = want.members.all_members
+    for setting in of(channel):
+        wanted = setting.wanted(want)
+        if wanted is not None:
+            values[setting.attr] = _unspelled(setting, wanted)
     return values
+
+
+def _unspelled(setting: Setting, value: Any) -> Any:
+    """A row's value as the model holds it (members `all`/`listed` back to True/False)."""
+    return value == setting.words[0] if setting.words is not None else value
+
+
+def _left_out(user: dict[str, Any]) -> bool:
+    """Deleted (isDeleted, documented) or invited and not joined yet (isPending, ASSUMPTION)."""
+    return bool(user.get("isDeleted") or user.get("isPending"))
+
+
+def _typed(row: Setting, value: Any) -> bool | str:
+    return str(value) if row.on is None else bool(value)
 
 
 def _duration(seconds: float) -> str:
