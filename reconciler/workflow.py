@@ -171,6 +171,7 @@ def apply_plan(
     checked_against: TenantState | None = None,
     manual: ManualMode = "stop",
     on_manual: ManualStepHandler | None = None,
+    waited: bool = True,
 ) -> ApplyResult:
     """Apply `plan` in order under the tenant lock, journaled and audited: the flow's
     execute step, also for scripts that plan and check themselves.
@@ -183,6 +184,7 @@ def apply_plan(
     `attested` records them as done, `skip` leaves them (and what depends on them) for the
     next plan, `stop` applies up to the first one and raises ApplyStopped caused by
     ManualStepsPending (exit 3). A failure or interrupt raises ApplyStopped with what was done.
+    `waited`: a prompt stood between planning and now (Provider.reread).
     """
     from reconciler.apply import execute
 
@@ -191,11 +193,11 @@ def apply_plan(
     def unchanged_since_plan() -> None:
         # Checked again under the lock: another apply may have landed since planning.
         if saved is not None:
-            if checked_against is None or provider.read() != checked_against:
+            if checked_against is None or provider.reread(waited=waited) != checked_against:
                 check_saved_plan(saved, provider, store)
             else:  # the same desired state against the same tenant plans the same
                 check_not_applied(saved.plan, store)
-        elif state_digest(provider.read()) != plan.state_digest:
+        elif state_digest(provider.reread(waited=waited)) != plan.state_digest:
             raise StalePlan(
                 f"refused: the tenant {plan.tenant} changed since the plan was "
                 "made; run `lwr plan` again and review the new plan"
@@ -381,6 +383,7 @@ def _execute(
                 checked_against=checked_against,
                 manual=mode,
                 on_manual=ui.manual_step,
+                waited=not request.confirmed,
             )
         except ApplyStopped as stop:
             _tell_takeover(stop.result, ui)

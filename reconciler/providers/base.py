@@ -52,6 +52,15 @@ class Provider:
         """
         raise NotImplementedError
 
+    def reread(self, *, waited: bool) -> TenantState:
+        """The tenant read again under the lock, to see what changed since the plan.
+
+        `waited`: something (a confirmation prompt) stood between plan and apply. A provider
+        whose read is costly may keep, when nothing waited, a part only edits outside lwr
+        can change (lwr's own applies take the lock first); by default all is read again.
+        """
+        return self.read()
+
     def directory(self) -> frozenset[str]:
         """Login emails of every member of the tenant (for `validate --tenant`)."""
         raise NotImplementedError

@@ -17,7 +17,6 @@ import jwt
 from reconciler.errors import TenantError, TenantRuleError
 from reconciler.providers.lineworks.config import LineWorksConfig
 from reconciler.providers.lineworks.limiter import (
-    LONG_RUN,
     Clock,
     RateLimiter,
     RetryPolicy,
@@ -156,7 +155,7 @@ class LineWorksClient:
         self.retry = retry or RetryPolicy(max_time=config.max_retry_time)
         self.tokens = TokenSource(config, self._http, clock)
         self._limiters: dict[str, RateLimiter] = {}
-        self._long = False  # this run is planned to last over LONG_RUN: half the limit
+        self._long = False  # this run is planned to last over 30 minutes: half the limit
         self._limit = float(config.rate)  # the documented limit in force (or rateLimit-limit)
         self.requests = 0  # HTTP requests sent to the API (tokens excluded)
         self.retries = 0
@@ -183,12 +182,17 @@ class LineWorksClient:
         """429 answers received so far (every API)."""
         return sum(limiter.throttled for limiter in self._limiters.values())
 
-    def plan_run(self, seconds: float) -> float:
-        """The run about to start takes `seconds` at the full limit: over 30 minutes, keep to
-        half of it (the ja rate-limits page). Returns the pace in force."""
-        self._long = seconds > LONG_RUN
+    def plan_run(self, long: bool) -> float:
+        """The run about to start lasts over 30 minutes (`long`): keep to half the limit
+        (the ja rate-limits page), else to the limit. Returns the pace in force."""
+        self._long = long
         self._keep_pace()
         return self.pace
+
+    @property
+    def limit(self) -> float:
+        """The documented limit per API in force (LW_RATE_LIMIT, or a lower rateLimit-limit)."""
+        return self._limit
 
     def _keep_pace(self) -> None:
         for limiter in self._limiters.values():

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
-#: Runs planned to last longer than this keep to half the documented limit (ja rate-limits).
-LONG_RUN = 30 * 60.0
+#: Runs planned to last longer than this many windows (30 minutes at the real 60 s window)
+#: keep to half the documented limit (the ja rate-limits page).
+LONG_RUN_WINDOWS = 30
 # After a 429 the pace drops to this share (once per window however many 429s came: one
 # congestion signal), and climbs back a step per window without a 429.
 _BACKOFF, _FLOOR, _RECOVER = 0.75, 0.25, 0.1
