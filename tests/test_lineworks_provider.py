@@ -573,3 +573,18 @@ external_messaging:
         finally:
             api.close()
         assert h.emulator.count(match="operations") == 0
+
+
+# -- the directory -----------------------------------------------------------------------------
+
+
+def test_deleted_and_pending_users_are_not_in_the_directory(tmp_path: Path) -> None:
+    with emulated(tmp_path) as h:
+        h.tenant.add_user(f"alice@{D}")
+        h.tenant.add_user(f"gone@{D}").deleted = True
+        h.tenant.add_user(f"invited@{D}").pending = True  # invited, has not joined yet
+        api = h.provider()
+        try:
+            assert api.directory() == {f"alice@{D}"}
+        finally:
+            api.close()
