@@ -85,7 +85,8 @@ RULES: tuple[Rule, ...] = (
         frozenset({"INSUFFICIENT_SCOPE", "INVALID_SCOPE"}),
         r"scope",
         "the app's token lacks the `user` scope: add it in the Developer Console (API 2.0 > "
-        "the app > OAuth Scopes); the free plan does not offer it (docs/lineworks.md#1)",
+        "the app > OAuth Scopes); the free plan does not offer it "
+        "(docs/lineworks.md#1-setup-in-the-developer-console)",
         _DOCS + "auth-scope; the code/wording ASSUMPTION",
     ),
     Rule(
