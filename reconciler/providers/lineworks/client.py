@@ -123,7 +123,8 @@ class TokenSource:
                 f"LINE WORKS refused the service-account token (HTTP {reply.status_code} "
                 f"{error} {text}".rstrip()
                 + "); check LW_CLIENT_ID, LW_CLIENT_SECRET, "
-                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes"
+                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes (the "
+                "free plan has no `user` scope: docs/lineworks.md)"
             )
         lifetime = _seconds(data.get("expires_in"), default=3600.0)
         # Renew a little early: a request must never start with a token about to lapse.
