@@ -177,3 +177,29 @@ def test_another_client_on_the_domain_costs_few_429s(tmp_path: Path) -> None:
         assert len(h.tenant.snapshot().channels[LINE].members) == 120
         # The rateLimit-remaining/-reset headers told lwr what the other client left it.
         assert h.emulator.count(429, "link-to-line") <= 3
+
+
+def test_the_limiter_spreads_what_the_window_has_left_and_backs_off_after_429s() -> None:
+    from reconciler.providers.lineworks.limiter import RateLimiter
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = RateLimiter(240, 60.0, margin=0.0, clock=lambda: now[0], sleep=sleep)
+    limiter.acquire()
+    # Others left 10 requests in the 5 s before the reset: one per 0.5 s, not per 0.25 s.
+    limiter.observe({"ratelimit-remaining": "10", "ratelimit-reset": "5"})
+    limiter.acquire()
+    assert now[0] == pytest.approx(0.5)
+    limiter.observe({"ratelimit-remaining": "0", "ratelimit-reset": "3"})
+    limiter.acquire()
+    assert now[0] == pytest.approx(3.5)  # nothing left: wait for the reset
+    for _ in range(5):  # a storm within one window is one congestion signal
+        limiter.throttle(0.0)
+    assert limiter.share == pytest.approx(0.75) and limiter.throttled == 5
+    assert limiter.interval == pytest.approx(0.25 / 0.75)
+    now[0] += 60.0
+    limiter.observe({})  # a window without a 429: the share climbs back
+    assert limiter.share == pytest.approx(0.85)
