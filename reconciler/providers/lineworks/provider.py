@@ -28,6 +28,7 @@ from reconciler.store.attested import (
     open_attested,
 )
 from reconciler.store.base import default_actor
+from reconciler.words import plural
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
@@ -174,14 +175,14 @@ class LineWorksTenant(Provider):
         if calls:
             seconds = calls * self.config.rate_window / self.config.rate
             notes.append(
-                f"lineworks: {calls} API call(s) at {self.config.rate:g} requests per "
+                f"lineworks: {plural(calls, 'API call')} at {self.config.rate:g} requests per "
                 f"{self.config.rate_window:g} s take at least {_duration(seconds)}; "
                 "the apply is journaled and resumes where it stopped"
             )
         manual = sum(1 for c in changes if c.execution == "manual")
         if manual:
             notes.append(
-                f"lineworks: {manual} manual step(s): apply prints a checklist and "
+                f"lineworks: {plural(manual, 'manual step')}: apply prints a checklist and "
                 "waits for an admin to confirm each (non-interactive: --manual="
                 "attested or --manual=skip)"
             )
