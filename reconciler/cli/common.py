@@ -213,21 +213,59 @@ def store_for(
         store.close()
 
 
+class _Commands(dict[str, click.Command]):
+    """`cli.commands` for code that reads it directly (tests walking every command): loads
+    every command module on first full read, or the one module of a name looked up."""
+
+    def _everything(self) -> None:
+        from reconciler.cli.lazy import load_all
+
+        load_all()
+
+    def __getitem__(self, name: str) -> click.Command:
+        if not dict.__contains__(self, name):
+            from reconciler.cli.lazy import load_command_module
+
+            load_command_module(name)
+        return dict.__getitem__(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._everything()
+        return dict.__iter__(self)
+
+    def keys(self) -> Any:
+        self._everything()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._everything()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._everything()
+        return dict.items(self)
+
+
 class LazyGroup(click.Group):
     """The `lwr` group: a command's module is imported when the command runs (or help lists
     it), so `lwr --version` and `lwr validate` load only what they use (reconciler.cli.lazy)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loading = _Commands(self.commands)
+        self.commands = self._loading
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         from reconciler.cli.lazy import COMMANDS
 
-        return sorted({*self.commands, *COMMANDS})
+        return sorted({*dict.keys(self._loading), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from reconciler.cli.lazy import load_command_module
 
-        if cmd_name not in self.commands:
+        if not dict.__contains__(self._loading, cmd_name):
             load_command_module(cmd_name)  # registers it with @cli.command()
-        return super().get_command(ctx, cmd_name)
+        return dict.get(self._loading, cmd_name)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -71,5 +71,10 @@ def load_command_module(name: str) -> None:
         return
     # Not listed: load them all, so a command added to a module without a line here still
     # runs, and click's "No such command" can suggest the closest real one.
+    load_all()
+
+
+def load_all() -> None:
+    """Import every command module (help, completion, code walking every command)."""
     for every in sorted(set(COMMANDS.values())):
         import_module(every)
