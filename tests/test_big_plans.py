@@ -147,3 +147,24 @@ def test_audit_says_how_many_entries_the_limit_left_out(
     assert len(capsys.readouterr().out.splitlines()) == 7  # all, and nothing to say
     assert run(["audit"]) == 0
     assert "shown" not in capsys.readouterr().out  # 7 of the default 50: all of them
+
+
+def test_hostile_names_inside_the_collapsed_lists_stay_inert() -> None:
+    """tests/test_escaping.py's guarantees hold inside <details>: each name is exact inline
+    code, nothing links, pings or opens a tag, whether a name is listed or counted."""
+    from test_escaping import HOSTILE, one_line, tokens, unpinged
+
+    names = [f"{h}@{DOMAIN}" for h in HOSTILE] + [extra_member(i, DOMAIN) for i in range(20)]
+    removed = frozenset(names[::2])
+    current = tenant(frozenset(names), line=channel_state(members=removed))
+    want = desired(line=DesiredChannel(members=MembersSpec(False, "exact", frozenset(names[1::2]))))
+    plan = make_plan(want, current, "local:/t.db")
+    text = "".join(PlanMarkdown().render_parts(plan))
+    found = list(tokens(text))
+    assert not {"link_open", "image", "html_inline"} & {t.type for t in found}, text
+    html = [t.content.strip() for t in found if t.type == "html_block"]
+    assert html[1::2] == ["</details>"] * 2  # two lists (removals, additions), no other tag
+    assert all(b.startswith("<details><summary>") and b.count("<") == 3 for b in html[::2])
+    codes = {t.content for t in found if t.type == "code_inline"}
+    assert {one_line(n) for n in names} <= codes  # exact (a newline shown as ⏎)
+    assert unpinged(text) == []
