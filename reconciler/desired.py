@@ -82,10 +82,11 @@ def parse_desired(data: bytes, source: str) -> DesiredState:
     """Validate a desired-state file's bytes (named `source` in messages) into a DesiredState."""
     doc = yamlsafe.load_yaml(data, source)
     if is_saved_plan_document(doc.data):  # a dozen schema errors would not say what it is
-        shown = "-" if source == STDIN_NAME else source
+        shown = "FILE" if source == STDIN_NAME else source  # neither reads a plan from stdin
+        saved = "save it to a FILE and " if source == STDIN_NAME else ""
         raise UsageError(
             f"{source} is a saved plan (made by `lwr plan --out`), not a desired-state file: "
-            f"use `lwr show-plan {shown}` to read it, or `lwr apply {shown}` to apply it"
+            f"{saved}use `lwr show-plan {shown}` to read it, or `lwr apply {shown}` to apply it"
         )
     problems = list(doc.problems)
     problems.extend(_schema_problems(doc.data, doc.locate, source))

@@ -85,6 +85,9 @@ def test_planning_a_saved_plan_says_what_it_is(
         err = capsys.readouterr().err
         assert "is a saved plan" in err and "lwr show-plan" in err and "lwr apply" in err, err
         assert "problem" not in err  # not a dozen schema errors
+    piped = lwr("plan", "-", stdin=(demo / "saved.txt").read_text(encoding="utf-8"), cwd=demo)
+    assert piped.returncode == 1 and "<stdin> is a saved plan" in piped.stderr, piped.stderr
+    assert "save it to a FILE" in piped.stderr  # show-plan and apply read plans from files
     assert run(["show-plan", "saved.txt"]) == 0
     assert run(["apply", "saved.txt", "--auto-approve"]) == 0
     assert "Apply complete: 7 changes applied" in capsys.readouterr().out
