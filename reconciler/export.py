@@ -13,7 +13,9 @@ from reconciler import settings
 from reconciler.model import ChannelName, ChannelState, TenantState
 from reconciler.settings import ENABLED, MEMBERS_MODE
 
-SCHEMA_HINT = "# yaml-language-server: $schema=https://lineworks-reconciler.dev/schemas/desired-state.schema.json\n"
+#: The editor hint's first line; `{}` is where the schema is, relative to the file
+#: (`lwr export --schema-out`, README "Editor support").
+SCHEMA_HINT = "# yaml-language-server: $schema={}\n"
 
 
 def export_document(state: TenantState) -> dict[str, Any]:
@@ -55,8 +57,9 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def dump_yaml(document: dict[str, Any]) -> str:
-    """YAML text for a desired-state document (allow_unicode: no \\u escapes)."""
+def dump_yaml(document: dict[str, Any], schema: str | None = None) -> str:
+    """YAML text for a desired-state document (allow_unicode: no \\u escapes); with `schema`
+    (a path relative to the file, or a URL), an editor hint pointing there first."""
     body = yaml.dump(
         document,
         Dumper=_Dumper,
@@ -65,4 +68,4 @@ def dump_yaml(document: dict[str, Any]) -> str:
         default_flow_style=False,
         width=100,
     )
-    return SCHEMA_HINT + body
+    return (SCHEMA_HINT.format(schema) if schema else "") + body

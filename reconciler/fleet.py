@@ -27,6 +27,7 @@ from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.store import StateLocation
 from reconciler.uris import file_target, redact, scrub, tenant_key
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -215,7 +216,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
         done.policy,
         "applied",
         applied=len(result.applied),
-        message=f"{len(result.applied)} changes applied (run {result.run_id})",
+        message=f"{plural(len(result.applied), 'change')} applied (run {result.run_id})",
     )
 
 
@@ -275,7 +276,7 @@ def _recovery_note(result: ApplyResult | None) -> str:
     if result is None or not result.recovered:
         return ""
     return (
-        f"recorded {len(result.recovered)} change(s) of the interrupted run "
+        f"recorded {plural(len(result.recovered), 'change')} of the interrupted run "
         f"{result.run_id} as recovered"
     )
 

@@ -120,7 +120,7 @@ class ManualStepsPending(Refused):
     def __init__(self, pending: Sequence[Change], reason: str) -> None:
         self.pending = tuple(pending)
         super().__init__(
-            f"refused: {reason}; {len(self.pending)} manual step(s) not done:\n"
+            f"refused: {reason}; {plural(len(self.pending), 'manual step')} not done:\n"
             + checklist(self.pending)
             + "Do them in the console, then run apply again with --manual=attested "
             "(or --manual=skip to leave them, and what depends on them, for later)."

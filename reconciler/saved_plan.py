@@ -33,6 +33,7 @@ from reconciler.plan import (
     unsupported_version,
 )
 from reconciler.resources import load_schema
+from reconciler.words import plural
 from reconciler.yamlsafe import Locator, format_path
 
 SCHEMA_FILE = "plan.schema.json"
@@ -377,7 +378,7 @@ def _changes_difference(saved: list[Any], fresh: list[Any]) -> str | None:
         extra = saved[len(fresh)] if len(saved) > len(fresh) else fresh[len(saved)]
         name = extra.get("id") if isinstance(extra, dict) else None
         return (
-            f"the plan has {len(saved)} changes, planning now gives {len(fresh)} (first "
+            f"the plan has {plural(len(saved), 'change')}, planning now gives {len(fresh)} (first "
             f"not in both: {_brief(name)})"
         )
     return None

@@ -7,18 +7,20 @@ The CLI calls these and only adds printing and prompts; scripts can import them 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reconciler import settings
+from reconciler import files, settings
 from reconciler.actions import Change
-from reconciler.desired import check_against_tenant, load_desired
+from reconciler.desired import STDIN, check_against_tenant, is_saved_plan_document, load_desired
 from reconciler.errors import (
     AlreadyApplied,
     ApplyStopped,
+    LwrError,
     PlanForAnotherTenant,
     StalePlan,
     UsageError,
@@ -91,8 +93,28 @@ def load_saved_plan(path: str | Path) -> SavedPlan:
 
 
 def is_saved_plan(path: str | Path) -> bool:
-    """Saved plans are JSON files; desired-state files are YAML."""
-    return str(path).lower().endswith(".json")
+    """Whether `path` holds a saved plan rather than a desired file, told by its content:
+    a JSON object with the plan's `format_version` is a plan, one with the desired file's
+    `version` is not, whatever the name. Anything else (unreadable, not JSON, neither key)
+    goes by the name, `.json` for a plan, so its reader says what is wrong. `-` (stdin) is
+    a desired file."""
+    if str(path) == STDIN:
+        return False
+    named = str(path).lower().endswith(".json")
+    try:
+        with files.open_input(path) as f:
+            head = f.read(_SNIFF).lstrip(b"\xef\xbb\xbf \t\r\n")
+            if not head.startswith(b"{"):  # a saved plan is a JSON object
+                return named
+            data = json.loads(head + f.read())
+    except (LwrError, OSError, ValueError, RecursionError):
+        return named
+    if is_saved_plan_document(data):
+        return True
+    return named and not (isinstance(data, dict) and "version" in data)
+
+
+_SNIFF = 4096
 
 
 def check_saved_plan(
@@ -396,9 +418,10 @@ def _tell_takeover(result: ApplyResult | None, ui: ApplyUI) -> None:
         ui.took_over(result.took_over)
 
 
-def export_yaml(provider: Provider) -> str:
-    """The tenant as a desired-state file that plans to zero changes."""
-    return dump_yaml(export_document(provider.read()))
+def export_yaml(provider: Provider, schema: str | None = None) -> str:
+    """The tenant as a desired-state file that plans to zero changes; `schema`: where its
+    editor hint points (relative to the file), none without."""
+    return dump_yaml(export_document(provider.read()), schema)
 
 
 def state_json(state: TenantState) -> dict[str, Any]:

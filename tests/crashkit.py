@@ -43,6 +43,7 @@ from reconciler.providers.local import (
     demo_directory,
     demo_line_list,
 )
+from reconciler.words import plural
 
 LWR = str(Path(sys.executable).parent / "lwr")
 DOMAIN = DEFAULT_DOMAIN
@@ -785,7 +786,9 @@ def check_after_stop(
     if recovered and remaining:
         assert f"{len(recovered)} recovered from an interrupted run" in rerun.out, rerun.out
     elif recovered:  # killed in the last batch: nothing left to apply, only to record
-        assert f"Recorded {len(recovered)} change(s) of the interrupted run" in rerun.out, rerun.out
+        assert f"Recorded {plural(len(recovered), 'change')} of the interrupted run" in rerun.out, (
+            rerun.out
+        )
     check_converged(attempt)
     return KillReport(
         name, where, len(applied), len(in_doubt), len(recovered), rerun.seconds, took_over

@@ -107,7 +107,7 @@ def test_every_plan_format_says_requests_per_api_and_how_long(
     out = capsys.readouterr().out
     text = " ".join(json.loads(out)["warnings"]) if fmt == "json" else out
     for part in (
-        "5 API request(s)",
+        "5 API requests",
         "unlink-to-line 1",
         "link-to-line 2",
         "unlink-to-works 1",
@@ -131,7 +131,7 @@ def test_a_run_planned_over_30_minutes_keeps_to_half_the_limit(tmp_path: Path) -
             provider.read()
             provider.attest(load_desired(_file(tmp_path / "now.yaml", [], [])), "admin")
             plan = workflow.plan_file(_file(tmp_path / "d.yaml", names, []), provider)
-            note = next(w for w in plan.warnings if "API request(s)" in w)
+            note = next(w for w in plan.warnings if "API request" in w)
             assert "at 5 req/0.05 s per API (half the documented 10" in note
             started = time.monotonic()
             with SqliteStateStore(tmp_path / "s.db") as store:

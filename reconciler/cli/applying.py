@@ -28,6 +28,7 @@ from reconciler.manual import ManualMode, ManualStep, checklist
 from reconciler.plan import Plan
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ProgressCallback
@@ -71,10 +72,16 @@ def apply(
 ) -> int:
     """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order.
 
-    FILE may be a directory of desired files, one a tenant (needs --auto-approve).
+    FILE may be a directory of desired files, one a tenant (needs --auto-approve); `-`
+    reads the desired file from stdin (needs --auto-approve).
     """
     from reconciler.apply import default_actor
 
+    if file == "-" and not auto_approve:  # before reading: the prompt would read the file
+        raise UsageError(
+            "the desired file comes from stdin (-), so stdin cannot answer the confirmation: "
+            "review `lwr plan -` and pass --auto-approve"
+        )
     rules = load_rules(policy_dirs, no_default_policies)
     if Path(file).is_dir():
         return _apply_dir(
@@ -114,7 +121,7 @@ def _echo_done(done: workflow.Applied) -> None:
     if not done.planned.plan.changes:
         if result is not None and result.recovered:
             click.echo(
-                f"Recorded {len(result.recovered)} change(s) of the interrupted run "
+                f"Recorded {plural(len(result.recovered), 'change')} of the interrupted run "
                 f"{result.run_id} as recovered: they were in effect already."
             )
         return
@@ -123,11 +130,12 @@ def _echo_done(done: workflow.Applied) -> None:
         f", {len(result.recovered)} recovered from an interrupted run" if result.recovered else ""
     )
     click.echo(
-        f"Apply complete: {len(result.applied)} changes applied{recovered} (run {result.run_id})."
+        f"Apply complete: {plural(len(result.applied), 'change')} applied{recovered} "
+        f"(run {result.run_id})."
     )
     if done.held:
         click.echo(
-            f"Left for the next plan: {len(done.held)} change(s), manual steps and what "
+            f"Left for the next plan: {plural(len(done.held), 'change')}, manual steps and what "
             "depends on them (tighten before loosen)."
         )
 
@@ -199,7 +207,8 @@ class TerminalUI:
                 "review the plan and pass --auto-approve"
             )
         answer = click.prompt(
-            f"Apply these {len(plan.changes)} changes to {plan.tenant}? "
+            f"Apply {'this' if len(plan.changes) == 1 else 'these'} "
+            f"{plural(len(plan.changes), 'change')} to {plan.tenant}? "
             "Only 'yes' will be accepted",
             default="",
             show_default=False,
@@ -249,7 +258,7 @@ class TerminalUI:
 
 def _stopped_message(stop: ApplyStopped, total: int) -> str:
     partial = stop.result
-    done = f"{len(partial.applied)} of {total} changes applied (run {partial.run_id})"
+    done = f"{len(partial.applied)} of {plural(total, 'change')} applied (run {partial.run_id})"
     if stop.interrupted:
         if stop.signal is not None:  # asked to stop: the batch in flight finished first
             return (

@@ -30,6 +30,7 @@ from reconciler.store.attested import (
     open_attested,
 )
 from reconciler.store.base import default_actor
+from reconciler.words import plural
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
@@ -187,7 +188,7 @@ class LineWorksTenant(Provider):
         manual = sum(1 for c in changes if c.execution == "manual")
         if manual:
             notes.append(
-                f"lineworks: {manual} manual step(s): apply prints a checklist and "
+                f"lineworks: {plural(manual, 'manual step')}: apply prints a checklist and "
                 "waits for an admin to confirm each (non-interactive: --manual="
                 "attested or --manual=skip)"
             )
@@ -202,7 +203,7 @@ class LineWorksTenant(Provider):
             return None
         per_api = ", ".join(f"{api} {n:,}" for api, n in est.requests.items())
         text = (
-            f"lineworks: {est.total:,} API request(s) ({per_api}): ≈ {_duration(est.seconds)} "
+            f"lineworks: {est.total:,} API request{'' if est.total == 1 else 's'} ({per_api}): ≈ {_duration(est.seconds)} "
             f"at {est.pace()} per API"
         )
         if est.halved:
