@@ -202,8 +202,9 @@ class LineWorksTenant(Provider):
         if not est.total:
             return None
         per_api = ", ".join(f"{api} {n:,}" for api, n in est.requests.items())
+        requests = "request" if est.total == 1 else "requests"
         text = (
-            f"lineworks: {est.total:,} API request{'' if est.total == 1 else 's'} ({per_api}): ≈ {_duration(est.seconds)} "
+            f"lineworks: {est.total:,} API {requests} ({per_api}): ≈ {_duration(est.seconds)} "
             f"at {est.pace()} per API"
         )
         if est.halved:
