@@ -231,6 +231,7 @@ def _planned(
     ui.plan = plan = planned.plan
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()
+    plan.raise_if_unsafe(allow_destructive=True)  # what apply refuses whatever its flags
     return _done(file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync")
 
 

@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from reconciler import settings
 from reconciler.actions import Change
 from reconciler.desired import check_against_tenant, load_desired
 from reconciler.errors import (
@@ -23,7 +22,8 @@ from reconciler.errors import (
     StalePlan,
     UsageError,
 )
-from reconciler.export import dump_yaml, export_document
+from reconciler.export import export_yaml as export_yaml  # re-exported: the library's
+from reconciler.export import state_json as state_json  # (reconciler/__init__.py)
 from reconciler.manual import (
     ManualMode,
     ManualRun,
@@ -38,7 +38,6 @@ from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
-from reconciler.settings import ENABLED, MEMBERS_MODE
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -391,26 +390,3 @@ def _execute(
 def _tell_takeover(result: ApplyResult | None, ui: ApplyUI) -> None:
     if result is not None and result.took_over is not None:
         ui.took_over(result.took_over)
-
-
-def export_yaml(provider: Provider) -> str:
-    """The tenant as a desired-state file that plans to zero changes."""
-    return dump_yaml(export_document(provider.read()))
-
-
-def state_json(state: TenantState) -> dict[str, Any]:
-    """`lwr show --format json`: the state with sorted lists."""
-    return {
-        "tenant": state.domain,
-        "directory_size": len(state.directory),
-        "channels": {
-            name.value: {
-                ENABLED.key: ch.enabled,
-                "members_mode": MEMBERS_MODE.current(ch),
-                **settings.values(name, ch, skip=(ENABLED, MEMBERS_MODE)),
-                "members": sorted(ch.members),
-                "open_rooms": ch.open_room_total,
-            }
-            for name, ch in state.channels.items()
-        },
-    }

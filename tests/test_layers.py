@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "planner",
         (
             "planner",
+            "gate",
             "plan",
             "saved_plan",
             "policy",
