@@ -24,6 +24,7 @@ from reconciler.errors import (
 )
 from reconciler.export import export_yaml as export_yaml  # re-exported: the library's
 from reconciler.export import state_json as state_json  # (reconciler/__init__.py)
+from reconciler.lockwait import LockWait, wait_until_free
 from reconciler.manual import (
     ManualMode,
     ManualRun,
@@ -228,7 +229,8 @@ class ApplyRequest:
     `source`: a desired file (path or already validated), or a saved plan (a `.json` path or
     one read by `load_saved_plan`). `manual`: what manual steps do (reconciler.manual); None
     lets the UI decide: ask when it can, else stop before them. `confirmed`: apply without
-    asking (--auto-approve).
+    asking (--auto-approve; a saved plan, the reviewed artifact, is never asked about).
+    `lock_timeout`: seconds to wait for a tenant lock another apply holds (0: refuse at once).
     """
 
     tenant_uri: str
@@ -239,6 +241,7 @@ class ApplyRequest:
     allow_destructive: bool = False
     manual: ManualMode | None = None
     confirmed: bool = False
+    lock_timeout: float = 0.0
 
 
 class ApplyUI(Protocol):
@@ -265,6 +268,9 @@ class ApplyUI(Protocol):
 
     def took_over(self, holder: LockHolder) -> None:
         """This apply took over a lock left by a dead process."""
+
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        """Another apply holds the tenant: this one waits up to `timeout` s (told once)."""
 
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         """The apply ended before its last change (`total` in the plan); raised after this."""
@@ -301,6 +307,8 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         # Resolved once, before planning: a --state of no known kind fails before a plan
         # that could not be applied is shown.
         state = StateLocation.resolve(request.state_uri, request.tenant_uri)
+        # A locked tenant is said (or waited out) before anything is planned or shown.
+        wait_until_free(state, provider.key, LockWait(request.lock_timeout, ui.waiting_for_lock))
         planned = _plan_or_check(source, provider, state)
         plan = planned.plan
         policy = evaluate(request.rules, desired=planned.desired, plan=plan)
@@ -313,7 +321,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         plan.raise_if_unsafe(allow_destructive=request.allow_destructive)
         mode = _manual_mode(request.manual, ui)
         ui.show_checklist(plan)
-        if not request.confirmed:
+        if not (request.confirmed or isinstance(source, SavedPlan)):
             ui.confirm(plan)
         result = _execute(
             plan,
@@ -372,7 +380,7 @@ def _execute(
             return apply_plan(
                 plan,
                 provider,
-                store,
+                LockWait(request.lock_timeout, ui.waiting_for_lock).around(store),
                 actor=request.actor,
                 allow_destructive=request.allow_destructive,
                 on_progress=on_progress,

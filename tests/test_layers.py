@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "planner",
             "gate",
+            "lockwait",
             "plan",
             "saved_plan",
             "policy",
