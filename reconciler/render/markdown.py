@@ -311,30 +311,31 @@ def _destructive_block(plan: Plan) -> list[Block]:
     where = md_code(gate.where())
     if gate.verdict == "refused":
         channels = ", ".join(md_code(b.channel.value) for b in gate.protected)
-        lines = [
-            "> [!CAUTION]",
+        head = (
             f"> **apply will refuse this plan**: {channels} is in `safety.protect_channels`, "
-            "which `--allow-destructive` cannot override",
-            *(_blocker_line(plan, b) for b in gate.protected),
-            f"> A protected channel is changed this way only after removing it from "
+            "which `--allow-destructive` cannot override"
+        )
+        shown = gate.protected
+        foot = [
+            ">",  # ends the list: the next line is a paragraph of its own
+            "> A protected channel is changed this way only after removing it from "
             f"`protect_channels` in the `safety:` block of {where}, in a reviewed change.",
         ]
-        return ["\n".join(lines) + "\n"]
-    count = sum(b.changes for b in gate.blockers)
-    lines = [
-        "> [!CAUTION]",
-        f"> **{plural(count, 'destructive change')}**: apply needs `--allow-destructive`",
-    ]
-    for b in gate.blockers:
+    else:
+        count = sum(b.changes for b in gate.blockers)
+        head = f"> **{plural(count, 'destructive change')}**: apply needs `--allow-destructive`"
+        shown, foot = gate.blockers, []
+    lines = ["> [!CAUTION]", head]
+    for b in shown:
         lines.append(_blocker_line(plan, b))
         if b.action is Action.DISABLE_CHANNEL:
             lines += [f">   - {md_escape(e.text)}" for e in _change(plan, b.first).side_effects]
-        if b.file_change:
+        if b.file_change and not b.protected:
             lines.append(
                 f">   - or, without the flag: set {md_code(b.file_words())} in the "
                 f"`safety:` block of {where}"
             )
-    return ["\n".join(lines) + "\n"]
+    return ["\n".join([*lines, *foot]) + "\n"]
 
 
 def _blocker_line(plan: Plan, b: Blocker) -> str:
