@@ -216,3 +216,14 @@ def test_show_plan_tenant_agrees_on_a_replayed_and_a_foreign_plan(
     assert run(["apply", str(copy), "--auto-approve", "--tenant", target]) == foreign == 3
     assert _verdict(capsys.readouterr().err) == foreign_err
     assert foreign_err.startswith("refused: the plan was made for ")
+
+
+def test_a_directory_plan_refuses_a_protected_channel_too(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = demo / "site"
+    site.mkdir()
+    write(site / "example.yaml", PROTECTED_OFF + f"target: local:{demo}/tenant.db\n")
+    capsys.readouterr()
+    assert run(["plan", str(site), "--detailed-exitcode"]) == 3  # was 2
+    assert "refused" in capsys.readouterr().out

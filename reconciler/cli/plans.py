@@ -85,7 +85,11 @@ def emit_plan(
 @cli.command()
 @click.argument("file", type=click.Path())
 @tenant_option
-@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON for apply.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Save the plan as JSON for apply (not when apply would refuse it: exit 3).",
+)
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @policy_options
