@@ -20,12 +20,13 @@ from reconciler.cli import run
 
 LWR = str(Path(sys.executable).parent / "lwr")
 
-#: Holds the tenant's lock in its own process until a line arrives on stdin.
+#: Holds the tenant's lock in its own process until a line arrives on stdin (in the store
+#: the commands use: LWR_STATE, else state.db beside the tenant).
 HOLD = """
-import sys
+import os, sys
 from contextlib import closing
 from reconciler.store import StateLocation
-state = StateLocation.resolve(None, sys.argv[1])
+state = StateLocation.resolve(os.environ.get("LWR_STATE"), sys.argv[1])
 with closing(state.open()) as store, store.lock(sys.argv[2], "apply"):
     print("locked", flush=True)
     sys.stdin.readline()
@@ -86,8 +87,9 @@ def add(demo: Path) -> str:
 
 @pytest.mark.parametrize("saved", [False, True], ids=["file", "saved-plan"])
 def test_a_locked_tenant_is_reported_before_the_plan_is_printed(
-    demo: Path, add: str, saved: bool
+    demo_state: Path, add: str, saved: bool
 ) -> None:
+    demo = demo_state
     target = add
     if saved:
         assert run(["plan", add, "--out", str(demo / "plan.json")]) == 0
@@ -101,7 +103,8 @@ def test_a_locked_tenant_is_reported_before_the_plan_is_printed(
     assert "dave@example.co.jp" not in line_members(demo)
 
 
-def test_lock_timeout_waits_for_the_holder_then_applies(demo: Path, add: str) -> None:
+def test_lock_timeout_waits_for_the_holder_then_applies(demo_state: Path, add: str) -> None:
+    demo = demo_state
     with (
         held(demo) as holder,
         started("apply", add, "--auto-approve", "--lock-timeout", "1m") as waiting,
@@ -111,7 +114,8 @@ def test_lock_timeout_waits_for_the_holder_then_applies(demo: Path, add: str) ->
         assert said == "Waiting up to 1m for the tenant's lock (--lock-timeout):\n"
         holder_lines = [waiting.stderr.readline() for _ in range(3)]
         assert f"(pid {holder.pid}) running 'apply' since " in holder_lines[1]
-        assert f"process {holder.pid} is STILL RUNNING on this host" in holder_lines[2]
+        # SQLite: the holder's process on this host; PostgreSQL: its database session.
+        assert " is STILL " in holder_lines[2]
         time.sleep(0.5)
         assert waiting.poll() is None  # still waiting while the lock is held
         release(holder)
@@ -122,7 +126,10 @@ def test_lock_timeout_waits_for_the_holder_then_applies(demo: Path, add: str) ->
     assert "dave@example.co.jp" in line_members(demo)
 
 
-def test_lock_timeout_gives_up_with_the_exit_code_of_a_held_lock(demo: Path, add: str) -> None:
+def test_lock_timeout_gives_up_with_the_exit_code_of_a_held_lock(
+    demo_state: Path, add: str
+) -> None:
+    demo = demo_state
     with held(demo) as holder:
         started = time.monotonic()
         done = lwr("apply", add, "--auto-approve", "--lock-timeout", "1s")
