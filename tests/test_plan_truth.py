@@ -6,6 +6,7 @@ saved plan (docs/gitops.md#what-a-reviewer-sees-when-apply-would-refuse).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from contextlib import closing
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from builders import LINE, channel_state, desired, emails, listed, tenant
 from test_gitops import DEMO_LIST, HEAD, LINE_OFF, fingerprint, refused, write
 
 from reconciler import workflow
 from reconciler.cli import run
+from reconciler.model import DesiredChannel, SafetySettings
+from reconciler.plan import make_plan
 from reconciler.providers import open_provider
 from reconciler.render import renderer_for
 from reconciler.resources import load_schema
@@ -227,3 +231,34 @@ def test_a_directory_plan_refuses_a_protected_channel_too(
     capsys.readouterr()
     assert run(["plan", str(site), "--detailed-exitcode"]) == 3  # was 2
     assert "refused" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "size,kept,safety",
+    [
+        (100, 40, SafetySettings()),  # 60 removals: both the count and the percentage fire
+        (10, 2, SafetySettings()),  # 8 of 10: the percentage alone
+        (30, 20, SafetySettings(max_member_removal_percent=33.3)),  # 33.33… %: rounded up
+        (30, 0, SafetySettings(max_member_removals=3, max_member_removal_percent=100.0)),
+    ],
+)
+def test_the_file_change_a_blocker_names_is_exactly_enough(
+    size: int, kept: int, safety: SafetySettings
+) -> None:
+    names = [f"m{i:03}" for i in range(size)]
+    have = tenant(emails(*names), line=channel_state(LINE, members=emails(*names)))
+    want = dataclasses.replace(
+        desired(DesiredChannel(members=listed(*names[:kept]))), safety=safety
+    )
+    (blocker,) = make_plan(want, have, "local:/t.db").gate.blockers
+    assert blocker.file_change and not blocker.protected
+    eased = dataclasses.replace(safety, **dict(blocker.file_change))
+    assert (
+        make_plan(dataclasses.replace(want, safety=eased), have, "local:/t.db").gate.verdict == "ok"
+    )
+    for key, value in blocker.file_change:  # and no less would do
+        less = value - 1 if key == "max_member_removals" else round(value - 0.1, 1)
+        tighter = dataclasses.replace(eased, **{key: less})
+        assert make_plan(
+            dataclasses.replace(want, safety=tighter), have, "local:/t.db"
+        ).gate.blockers
