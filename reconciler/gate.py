@@ -115,6 +115,11 @@ class Gate:
         """The blockers no flag lifts."""
         return tuple(b for b in self.blockers if b.protected)
 
+    @property
+    def unprotected(self) -> tuple[Blocker, ...]:
+        """The blockers --allow-destructive lifts."""
+        return tuple(b for b in self.blockers if not b.protected)
+
     def where(self) -> str:
         """The desired-state file, for 'in the `safety:` block of …'."""
         return self.source or "the desired-state file"
@@ -152,15 +157,19 @@ class Gate:
         return DestructiveRefused("\n".join([head, *self._destructive_body(), tail]))
 
     def _protected_body(self) -> list[str]:
-        return [
+        lines = [
             *(f"  - {b.what()}" for b in self.protected),
             "A protected channel is changed this way only after removing it from "
             f"protect_channels in the `safety:` block of {self.where()}, in a reviewed change.",
         ]
+        others = self.unprotected
+        if others:  # said now, not after the protected channel is dealt with
+            lines += [f"Besides, apply needs {FLAG} for:", *self._destructive_body(others)]
+        return lines
 
-    def _destructive_body(self) -> list[str]:
+    def _destructive_body(self, blockers: Sequence[Blocker] | None = None) -> list[str]:
         lines = []
-        for b in self.blockers:
+        for b in self.blockers if blockers is None else blockers:
             lines.append(f"  - {b.what()}")
             if b.file_change:
                 lines.append(

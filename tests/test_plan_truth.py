@@ -262,3 +262,29 @@ def test_the_file_change_a_blocker_names_is_exactly_enough(
         assert make_plan(
             dataclasses.replace(want, safety=tighter), have, "local:/t.db"
         ).gate.blockers
+
+
+def test_a_refused_plan_also_names_what_apply_would_need_the_flag_for(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    on = write(demo / "on.yaml", HEAD + "  lineworks:\n    enabled: true\n")
+    assert run(["apply", on, "--auto-approve"]) == 0  # the demo's lineworks is off
+    both = write(
+        demo / "both.yaml",
+        HEAD + "  line:\n    enabled: false\n  lineworks:\n    enabled: false\n"
+        "safety:\n  protect_channels: [line]\n",
+    )
+    capsys.readouterr()
+    assert run(["plan", both]) == 3
+    out, err = capsys.readouterr()
+    for text in (out, err):  # all of it now, not one refusal after the other
+        assert "line/disable_channel" in text
+        assert (
+            "Besides, apply needs --allow-destructive for:\n  - lineworks/disable_channel" in text
+        )
+    assert run(["plan", both, "--format", "markdown"]) == 3
+    md = capsys.readouterr().out
+    assert (
+        "> Besides, apply needs `--allow-destructive` for:\n> - **lineworks**: turn channel off"
+        in md
+    )

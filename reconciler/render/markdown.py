@@ -321,6 +321,9 @@ def _destructive_block(plan: Plan) -> list[Block]:
             "> A protected channel is changed this way only after removing it from "
             f"`protect_channels` in the `safety:` block of {where}, in a reviewed change.",
         ]
+        if gate.unprotected:
+            foot += [">", "> Besides, apply needs `--allow-destructive` for:"]
+            foot += [_blocker_line(plan, b) for b in gate.unprotected]
     else:
         count = sum(b.changes for b in gate.blockers)
         head = f"> **{plural(count, 'destructive change')}**: apply needs `--allow-destructive`"
