@@ -1,4 +1,5 @@
-"""Tenant state → a desired-state document that plans to zero changes against that tenant.
+"""Tenant state → a desired-state document that plans to zero changes against that tenant;
+and the tenant state as `lwr show --format json` prints it.
 
 Writes UTF-8 YAML with Japanese text as is and multi-line greetings as literal blocks.
 """
@@ -11,6 +12,7 @@ import yaml
 
 from reconciler import settings
 from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.providers.base import Provider
 from reconciler.settings import ENABLED, MEMBERS_MODE
 
 #: The editor hint's first line; `{}` is where the schema is, relative to the file
@@ -69,3 +71,27 @@ def dump_yaml(document: dict[str, Any], schema: str | None = None) -> str:
         width=100,
     )
     return (SCHEMA_HINT.format(schema) if schema else "") + body
+
+
+def export_yaml(provider: Provider, schema: str | None = None) -> str:
+    """The tenant as a desired-state file that plans to zero changes; `schema`: where its
+    editor hint points (relative to the file), none without."""
+    return dump_yaml(export_document(provider.read()), schema)
+
+
+def state_json(state: TenantState) -> dict[str, Any]:
+    """`lwr show --format json`: the state with sorted lists."""
+    return {
+        "tenant": state.domain,
+        "directory_size": len(state.directory),
+        "channels": {
+            name.value: {
+                ENABLED.key: ch.enabled,
+                "members_mode": MEMBERS_MODE.current(ch),
+                **settings.values(name, ch, skip=(ENABLED, MEMBERS_MODE)),
+                "members": sorted(ch.members),
+                "open_rooms": ch.open_room_total,
+            }
+            for name, ch in state.channels.items()
+        },
+    }

@@ -71,6 +71,8 @@ class FleetOptions:
     actor: str = "lwr"
     #: --state: one store for every tenant (default: state.db beside each local tenant).
     state_uri: str | None = None
+    #: --lock-timeout: seconds each tenant's apply waits for a lock another apply holds.
+    lock_timeout: float = 0.0
 
 
 def desired_files(directory: str | Path) -> list[Path]:
@@ -197,6 +199,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
                 allow_destructive=options.allow_destructive,
                 manual=options.manual,
                 confirmed=True,
+                lock_timeout=options.lock_timeout,
             ),
             ui,
         )
@@ -232,6 +235,7 @@ def _planned(
     ui.plan = plan = planned.plan
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()
+    plan.raise_if_unsafe(allow_destructive=True)  # what apply refuses whatever its flags
     return _done(file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync")
 
 
@@ -265,6 +269,9 @@ class _SilentUI:
 
     def took_over(self, holder: LockHolder) -> None:
         """Not reported per tenant (the audit log has the run)."""
+
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        """Not reported while tenants run; a tenant still locked after it is refused."""
 
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         """The failure is the tenant's result message."""

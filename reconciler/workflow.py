@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from reconciler import files, settings
+from reconciler import files
 from reconciler.actions import Change
 from reconciler.desired import STDIN, check_against_tenant, is_saved_plan_document, load_desired
 from reconciler.errors import (
@@ -25,7 +25,9 @@ from reconciler.errors import (
     StalePlan,
     UsageError,
 )
-from reconciler.export import dump_yaml, export_document
+from reconciler.export import export_yaml as export_yaml  # re-exported: the library's
+from reconciler.export import state_json as state_json  # (reconciler/__init__.py)
+from reconciler.lockwait import LockWait, wait_until_free
 from reconciler.manual import (
     ManualMode,
     ManualRun,
@@ -40,7 +42,6 @@ from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
-from reconciler.settings import ENABLED, MEMBERS_MODE
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -253,7 +254,8 @@ class ApplyRequest:
     `source`: a desired file (path or already validated), or a saved plan (a `.json` path or
     one read by `load_saved_plan`). `manual`: what manual steps do (reconciler.manual); None
     lets the UI decide: ask when it can, else stop before them. `confirmed`: apply without
-    asking (--auto-approve).
+    asking (--auto-approve; a saved plan, the reviewed artifact, is never asked about).
+    `lock_timeout`: seconds to wait for a tenant lock another apply holds (0: refuse at once).
     """
 
     tenant_uri: str
@@ -264,6 +266,7 @@ class ApplyRequest:
     allow_destructive: bool = False
     manual: ManualMode | None = None
     confirmed: bool = False
+    lock_timeout: float = 0.0
 
 
 class ApplyUI(Protocol):
@@ -290,6 +293,9 @@ class ApplyUI(Protocol):
 
     def took_over(self, holder: LockHolder) -> None:
         """This apply took over a lock left by a dead process."""
+
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        """Another apply holds the tenant: this one waits up to `timeout` s (told once)."""
 
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         """The apply ended before its last change (`total` in the plan); raised after this."""
@@ -326,6 +332,8 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         # Resolved once, before planning: a --state of no known kind fails before a plan
         # that could not be applied is shown.
         state = StateLocation.resolve(request.state_uri, request.tenant_uri)
+        # A locked tenant is said (or waited out) before anything is planned or shown.
+        wait_until_free(state, provider.key, LockWait(request.lock_timeout, ui.waiting_for_lock))
         planned = _plan_or_check(source, provider, state)
         plan = planned.plan
         policy = evaluate(request.rules, desired=planned.desired, plan=plan)
@@ -338,7 +346,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         plan.raise_if_unsafe(allow_destructive=request.allow_destructive)
         mode = _manual_mode(request.manual, ui)
         ui.show_checklist(plan)
-        if not request.confirmed:
+        if not (request.confirmed or isinstance(source, SavedPlan)):
             ui.confirm(plan)
         result = _execute(
             plan,
@@ -397,7 +405,7 @@ def _execute(
             return apply_plan(
                 plan,
                 provider,
-                store,
+                LockWait(request.lock_timeout, ui.waiting_for_lock).around(store),
                 actor=request.actor,
                 allow_destructive=request.allow_destructive,
                 on_progress=on_progress,
@@ -416,27 +424,3 @@ def _execute(
 def _tell_takeover(result: ApplyResult | None, ui: ApplyUI) -> None:
     if result is not None and result.took_over is not None:
         ui.took_over(result.took_over)
-
-
-def export_yaml(provider: Provider, schema: str | None = None) -> str:
-    """The tenant as a desired-state file that plans to zero changes; `schema`: where its
-    editor hint points (relative to the file), none without."""
-    return dump_yaml(export_document(provider.read()), schema)
-
-
-def state_json(state: TenantState) -> dict[str, Any]:
-    """`lwr show --format json`: the state with sorted lists."""
-    return {
-        "tenant": state.domain,
-        "directory_size": len(state.directory),
-        "channels": {
-            name.value: {
-                ENABLED.key: ch.enabled,
-                "members_mode": MEMBERS_MODE.current(ch),
-                **settings.values(name, ch, skip=(ENABLED, MEMBERS_MODE)),
-                "members": sorted(ch.members),
-                "open_rooms": ch.open_room_total,
-            }
-            for name, ch in state.channels.items()
-        },
-    }

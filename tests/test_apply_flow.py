@@ -62,6 +62,9 @@ class Recording:
     def took_over(self, holder: LockHolder) -> None:
         self.events.append("took_over")
 
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        self.events.append("waiting_for_lock")
+
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         self.events.append(f"stopped {len(stop.result.applied)}/{total}")
         self.stops.append(stop)
@@ -108,7 +111,8 @@ def test_a_saved_plan_is_checked_and_applied_once(demo: Path) -> None:
     assert run(["plan", str(desired(demo, ADD_DAVE)), "--out", "plan.json"]) == ExitCode.OK
     first = Recording()
     workflow.apply(request(demo, demo / "plan.json"), first)
-    assert first.events[0] == "show_plan 1"
+    # The saved plan is the reviewed artifact: applied without asking again.
+    assert first.events == ["show_plan 1", "show_checklist", "progress"]
     replay = Recording()
     with pytest.raises(AlreadyApplied):
         workflow.apply(request(demo, demo / "plan.json"), replay)

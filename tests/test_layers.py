@@ -47,6 +47,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "planner",
         (
             "planner",
+            "gate",
+            "lockwait",
             "plan",
             "saved_plan",
             "policy",

@@ -40,7 +40,20 @@ if TYPE_CHECKING:
 @click.argument("file", type=click.Path())
 @tenant_option
 @state_option
-@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option(
+    "--auto-approve",
+    is_flag=True,
+    help="Apply without asking for confirmation. A saved PLAN.json is never asked about (it "
+    "is the reviewed plan), so there the flag changes nothing.",
+)
+@click.option(
+    "--lock-timeout",
+    "lock_timeout",
+    default="0",
+    metavar="DURATION",
+    help="Wait this long (e.g. 30s, 5m) for a tenant lock another apply holds, then refuse "
+    "(exit 3). Default 0: refuse at once. With a directory: per tenant.",
+)
 @click.option(
     "--allow-destructive",
     is_flag=True,
@@ -69,13 +82,16 @@ def apply(
     manual: str | None,
     parallel: int,
     fail_fast: bool,
+    lock_timeout: str,
 ) -> int:
     """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order.
 
-    FILE may be a directory of desired files, one a tenant (needs --auto-approve); `-`
-    reads the desired file from stdin (needs --auto-approve).
+    A saved PLAN.json is applied without asking: it is the plan that was reviewed. FILE may
+    be a directory of desired files, one a tenant (needs --auto-approve); `-` reads the
+    desired file from stdin (needs --auto-approve).
     """
     from reconciler.apply import default_actor
+    from reconciler.lockwait import parse_duration
 
     if file == "-" and not auto_approve:  # before reading: the prompt would read the file
         raise UsageError(
@@ -83,6 +99,7 @@ def apply(
             "review `lwr plan -` and pass --auto-approve"
         )
     rules = load_rules(policy_dirs, no_default_policies)
+    wait = parse_duration(lock_timeout)
     if Path(file).is_dir():
         return _apply_dir(
             file,
@@ -94,6 +111,7 @@ def apply(
             manual,
             parallel,
             fail_fast,
+            wait,
         )
     done = workflow.apply(
         workflow.ApplyRequest(
@@ -105,6 +123,7 @@ def apply(
             allow_destructive=allow_destructive,
             manual=_MODES.get(manual or ""),
             confirmed=auto_approve,
+            lock_timeout=wait,
         ),
         TerminalUI(),
     )
@@ -150,6 +169,7 @@ def _apply_dir(
     manual: str | None,
     parallel: int,
     fail_fast: bool,
+    lock_timeout: float,
 ) -> int:
     """`lwr apply DIR`: every tenant of the directory, without prompts (reconciler.fleet)."""
     from reconciler import fleet
@@ -177,6 +197,7 @@ def _apply_dir(
             fail_fast=fail_fast,
             actor=default_actor(),
             state_uri=state_uri,
+            lock_timeout=lock_timeout,
         ),
     )
     return emit_fleet(results, "text", False)
@@ -248,6 +269,17 @@ class TerminalUI:
                 f"{holder.describe()}: {holder.gone_because}. Its unfinished "
                 "changes were checked against the tenant first."
             ),
+            err=True,
+        )
+
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        """Who holds the tenant (as `lwr lock list` shows it), once, and how long we wait."""
+        from reconciler.lockwait import show_duration
+        from reconciler.render.audit import locks_text
+
+        click.echo(
+            f"Waiting up to {show_duration(timeout)} for the tenant's lock (--lock-timeout):\n"
+            + locks_text([holder], "").rstrip("\n"),
             err=True,
         )
 

@@ -93,7 +93,11 @@ def emit_plan(
 @cli.command()
 @click.argument("file", type=click.Path())
 @tenant_option
-@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON for apply.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Save the plan as JSON for apply (not when apply would refuse it: exit 3).",
+)
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @policy_options
@@ -143,11 +147,17 @@ def plan(
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
-    if out and policy.denied:
-        click.echo(f"Not saving {out}: policy denies this plan.", err=True)
-        out = None  # a denied plan is shown for review, never handed to apply
+    # What apply would refuse whatever its flags (a protected channel) fails the plan, so a
+    # reviewer sees it in the pull request; the flag apply needs is in the plan's footer.
+    refusal = planned.plan.gate.refusal(allow_destructive=True)
+    if out and (policy.denied or refusal):
+        why = "policy denies" if policy.denied else "apply would refuse"
+        click.echo(f"Not saving {out}: {why} this plan.", err=True)
+        out = None  # a refused plan is shown for review, never handed to apply
     emit_plan(planned.plan, fmt, out, policy, markdown_dir, compact)
     policy.raise_if_denied()
+    if refusal:
+        raise refusal
     return ExitCode.CHANGES if detailed_exitcode and planned.plan.changes else ExitCode.OK
 
 
@@ -173,10 +183,16 @@ def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
     "--tenant",
     "tenant_uri",
     default=None,
-    help="Also check the plan against this tenant (read only): exit 3 when apply "
-    "would refuse it (stale, another tenant, applied already). Not read from LWR_TENANT: "
-    "show-plan renders offline unless asked.",
+    help="Also check the plan against this tenant (read only) as apply would: exit 3 when "
+    "apply would refuse it (stale, another tenant, applied already, a policy deny, the "
+    "safety gate). Not read from LWR_TENANT: show-plan renders offline unless asked.",
 )
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="With --tenant: check as `apply --allow-destructive` would.",
+)
+@policy_options
 @state_option
 @markdown_dir_option
 @compact_options
@@ -184,23 +200,35 @@ def show_plan(
     plan_file: str,
     fmt: str,
     tenant_uri: str | None,
+    allow_destructive: bool,
+    policy_dirs: tuple[str, ...],
+    no_default_policies: bool,
     state_uri: str | None,
     markdown_dir: str | None,
     compact: bool | None,
 ) -> int:
     """Render a saved PLAN_FILE without touching the tenant (unless --tenant is given)."""
+    from reconciler.policy import evaluate
+
+    rules = load_rules(policy_dirs, no_default_policies)
     saved = workflow.load_saved_plan(plan_file)
     plan = saved.plan
     emit_plan(plan, fmt, None, None, markdown_dir, compact)
     if tenant_uri is None:
         return 0
-    # The check apply makes (the same code), read only.
+    # The checks apply makes, in its order and with the same code, read only.
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         if state_for(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
             with store_for(state_uri, tenant_uri, readonly=True) as store:
-                workflow.check_saved_plan(saved, provider, store)
+                planned = workflow.check_saved_plan(saved, provider, store)
         else:
-            workflow.check_saved_plan(saved, provider)
+            planned = workflow.check_saved_plan(saved, provider)
+    policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
+    if fmt == "json":
+        echo_policy(policy)
+    policy.raise_if_denied()
+    if planned.plan.changes:  # as apply: a plan with nothing to do passes the gate
+        planned.plan.raise_if_unsafe(allow_destructive=allow_destructive)
     click.echo(
         printable(
             f"Up to date: {plan.tenant} is as it was when the plan was made "

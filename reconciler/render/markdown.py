@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from reconciler.actions import Change
+from reconciler.actions import Action, Change
+from reconciler.gate import Blocker
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import Finding, PolicyReport
@@ -160,30 +161,56 @@ def _counts(changes: Sequence[Change]) -> tuple[int, ...]:
 
 
 def _destructive_block(plan: Plan) -> list[Block]:
-    """Destructive changes first: channel-level ones with effects, removals as one line each."""
-    destructive = plan.destructive
-    if not destructive:
+    """The safety gate's verdict first (reconciler.gate): refused, or the flag apply needs,
+    each blocker with its numbers and the file change that would do instead."""
+    gate = plan.gate
+    if not gate.blockers:
         return []
-    lines = [
-        "> [!CAUTION]",
-        f"> **{plural(len(destructive), 'destructive change')}**: apply needs "
-        "`--allow-destructive`",
-    ]
-    removals: dict[ChannelName, list[Change]] = {}
-    for c in destructive:
-        if c.spec.member_level:
-            removals.setdefault(c.channel, []).append(c)
-            continue
-        lines.append(f"> - **{c.channel.value}**: {md_escape(describe(c))}")
-        lines += [f">   - {md_escape(e.text)}" for e in c.side_effects]
-    for channel, changes in removals.items():
-        over = changes[0].threshold
-        why = over.describe() if over else changes[0].reason
-        lines.append(
-            f"> - **{channel.value}**: remove {plural(len(changes), 'member')}, "
-            f"over the safety threshold: {md_escape(why)}"
+    where = md_code(gate.where())
+    if gate.verdict == "refused":
+        channels = ", ".join(md_code(b.channel.value) for b in gate.protected)
+        head = (
+            f"> **apply will refuse this plan**: {channels} is in `safety.protect_channels`, "
+            "which `--allow-destructive` cannot override"
         )
-    return ["\n".join(lines) + "\n"]
+        shown = gate.protected
+        foot = [
+            ">",  # ends the list: the next line is a paragraph of its own
+            "> A protected channel is changed this way only after removing it from "
+            f"`protect_channels` in the `safety:` block of {where}, in a reviewed change.",
+        ]
+        if gate.unprotected:
+            foot += [">", "> Besides, apply needs `--allow-destructive` for:"]
+            foot += [_blocker_line(plan, b) for b in gate.unprotected]
+    else:
+        count = sum(b.changes for b in gate.blockers)
+        head = f"> **{plural(count, 'destructive change')}**: apply needs `--allow-destructive`"
+        shown, foot = gate.blockers, []
+    lines = ["> [!CAUTION]", head]
+    for b in shown:
+        lines.append(_blocker_line(plan, b))
+        if b.action is Action.DISABLE_CHANNEL:
+            lines += [f">   - {md_escape(e.text)}" for e in _change(plan, b.first).side_effects]
+        if b.file_change and not b.protected:
+            lines.append(
+                f">   - or, without the flag: set {md_code(b.file_words())} in the "
+                f"`safety:` block of {where}"
+            )
+    return ["\n".join([*lines, *foot]) + "\n"]
+
+
+def _blocker_line(plan: Plan, b: Blocker) -> str:
+    if b.action is Action.DISABLE_CHANNEL:
+        return f"> - **{b.channel.value}**: {md_escape(describe(_change(plan, b.first)))}"
+    why = b.threshold.describe() if b.threshold else "over the safety threshold"
+    return (
+        f"> - **{b.channel.value}**: remove {plural(b.changes, 'member')}, "
+        f"over the safety threshold: {md_escape(why)}"
+    )
+
+
+def _change(plan: Plan, change_id: str) -> Change:
+    return next(c for c in plan.changes if c.id == change_id)
 
 
 def _bullet(change: Change) -> str:

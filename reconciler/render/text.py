@@ -127,7 +127,21 @@ class PlanText(_Styled):
                 ),
             ]
             lines += [compact.NOTE] if short else []
+        lines += self._gate_lines(plan)
         return "\n".join(lines) + "\n"
+
+    def _gate_lines(self, plan: Plan) -> list[str]:
+        """What apply will need or refuse, as the safety gate says (reconciler.gate)."""
+        advice = plan.gate.advice()
+        if not advice:
+            return []
+        head, *rest = advice
+        fg = "red" if plan.gate.verdict == "refused" else "yellow"
+        return [
+            "",
+            self._style(head[0].upper() + head[1:], fg=fg, bold=True),
+            *map(printable, rest),
+        ]
 
 
 class DriftText(_Styled):
