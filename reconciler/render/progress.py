@@ -1,4 +1,4 @@
-"""How an apply shows its progress and what it could not do (docs/gitops.md#progress).
+"""How an apply shows its progress and what it could not do.
 
 On a terminal, a rich bar (phase, count, rate, ETA); without one (CI, a pipe), a plain line
 at each phase boundary and at least every `interval` seconds:
@@ -7,7 +7,8 @@ at each phase boundary and at least every `interval` seconds:
 
 An apply that ends early says how far it got in the same words; one that went on past
 refusals ends with `failure_report`. The clock is injected, so the interval is tested
-without waiting for it. No click here: lines go to an `emit` callable.
+without waiting for it. No click here: lines go to an `emit` callable. What users see is
+in docs/gitops.md#progress-and-partial-failure.
 """
 
 from __future__ import annotations
