@@ -243,7 +243,8 @@ def annotate(plan: Plan, desired: DesiredState, provider: Provider) -> Plan:
     if moved:
         notes += (
             f"{plural(moved, 'change')} the tenant refused for good in an earlier apply "
-            "(the API cannot make them) now manual step(s): done by an admin in the console",
+            "(its API cannot make them) are manual steps now: an admin makes them in the "
+            "console",
         )
     if not notes:
         return plan
