@@ -17,13 +17,16 @@ import pytest
 from builders import channel_state, tenant
 from emulator.harness import Harness, emulated
 
+from reconciler import workflow
 from reconciler.cli import run
+from reconciler.errors import ApplyStopped, ExitCode
+from reconciler.manual import ManualStep, ManualStepsPending
 from reconciler.model import ChannelName
 from reconciler.store import StateLocation
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 D = "example.co.jp"
-PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank")
+PEOPLE = ("alice", "bea", "bob", "carol", "dave", "erin", "frank")
 #: The API refuses linking these to LINE (their names hold an emoji).
 EMOJI = {f"carol@{D}": "Carol 🌸", f"dave@{D}": "Dave 🎉"}
 DESIRED = f"""version: 1
@@ -152,3 +155,54 @@ def test_fail_fast_stops_at_the_first_refusal_with_exact_counts(
     assert [c for c, s in states.items() if s == "done"] == list(rows)[:2]
     assert states[CAROL] == "failed" and len(states) == 7  # the rest: never attempted
     assert attested_lists(h) == made
+
+
+def test_a_batch_stopped_part_way_records_what_took_effect_before_the_stop(
+    h: Harness, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A link made, then a manual step the admin does not confirm, in one batch: the link is
+    `applied`, the step `failed`, the rest never attempted (journaled, not audited)."""
+    assert run(["apply", "d.yaml", "--auto-approve"]) == 1  # carol and dave: manual from now
+    capsys.readouterr()
+    (tmp_path / "d.yaml").write_text(
+        DESIRED.replace("[alice@", "[bea@example.co.jp, alice@", 1), encoding="utf-8"
+    )
+    provider = h.provider()
+    store = StateLocation.resolve(None, h.uri()).open()
+    asked: list[str] = []
+
+    def admin_stops(step: ManualStep) -> bool:
+        asked.append(step.change.id)
+        return False
+
+    try:
+        plan = workflow.plan_file(tmp_path / "d.yaml", provider)
+        assert [(c.id, c.execution) for c in plan.changes] == [
+            (f"line/add_member/bea@{D}", "api"),
+            (CAROL, "manual"),
+            (DAVE, "manual"),
+        ]
+        with pytest.raises(ApplyStopped) as stopped:
+            workflow.apply_plan(
+                plan,
+                provider,
+                store,
+                actor="ci",
+                allow_destructive=False,
+                manual="ask",
+                on_manual=admin_stops,
+            )
+    finally:
+        provider.close()
+        store.close()
+    assert isinstance(stopped.value.cause, ManualStepsPending)
+    assert stopped.value.exit_code == ExitCode.REFUSED and asked == [CAROL]
+    assert stopped.value.result.applied == [f"line/add_member/bea@{D}"]
+    assert f"bea@{D}" in linked(h)[LINE] and f"bea@{D}" in attested_lists(h)[LINE]
+    assert journal(h) == {f"line/add_member/bea@{D}": "done", CAROL: "failed", DAVE: "failed"}
+    rows = audit_rows(capsys)
+    assert [(r["change_id"], r["result"]) for r in rows[-2:]] in (
+        [(f"line/add_member/bea@{D}", "applied"), (CAROL, "failed")],
+        [(CAROL, "failed"), (f"line/add_member/bea@{D}", "applied")],
+    )
+    assert sum(r["change_id"] == DAVE for r in rows) == 1  # only its refusal of the first apply
