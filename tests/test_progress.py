@@ -256,3 +256,32 @@ def test_refused_and_skipped_are_counted_apart() -> None:
         "applied 4/7 (57 %) · 2 refused · 1 skipped · "
         "phase 6 loosen (restrictions off, auto-grant on)"
     )
+
+
+def test_a_long_batch_still_prints_a_line_every_interval() -> None:
+    """A LINE WORKS batch of 50 links takes ~12 s at 240 requests a minute, and a rate-limit
+    wait longer: the heartbeat repeats the last state while no event comes."""
+    now = [0.0]
+    shown: list[str] = []
+    lines = PlainProgress(shown.append, clock=lambda: now[0], interval=10.0)
+    lines(ApplyProgress(Phase.ADD, 50, 40_000, applied=50))
+    for second in range(1, 31):  # 30 s inside the next batch
+        now[0] = float(second)
+        lines.tick()
+    assert len(shown) == 4 and shown[-1] == (
+        "applied 50/40,000 (0 %) · phase 4 add members · 1.7/s · ETA 6 h 39 min"
+    )
+
+
+def test_the_heartbeat_thread_ticks_and_stops() -> None:
+    shown: list[str] = []
+    lines = PlainProgress(shown.append, interval=0.02)
+    with lines.heartbeat():
+        lines(ApplyProgress(Phase.ADD, 0, 10))
+        deadline = time.monotonic() + 5
+        while len(shown) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(shown) >= 3 and len(set(shown)) == 1
+    count = len(shown)
+    time.sleep(0.1)
+    assert len(shown) == count  # stopped on the way out

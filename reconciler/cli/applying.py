@@ -190,10 +190,11 @@ def _apply_dir(
 def _tenant_lines(tenant: str) -> Iterator[ProgressCallback]:
     """`lwr apply DIR`: plain progress lines per tenant (tenants may run in parallel)."""
     lines = PlainProgress(lambda line: click.echo(printable(line), err=True), prefix=f"{tenant}: ")
-    try:
-        yield lines
-    finally:
-        lines.close()
+    with lines.heartbeat():
+        try:
+            yield lines
+        finally:
+            lines.close()
 
 
 class TerminalUI:
@@ -326,10 +327,11 @@ def _progress(view: _View, bar: bool) -> Iterator[ProgressCallback]:
             view.bar = True
             yield lambda event: view.track(event, update)
         return
-    try:
-        yield view.plain
-    finally:
-        view.plain.close()
+    with view.plain.heartbeat():
+        try:
+            yield view.plain
+        finally:
+            view.plain.close()
 
 
 class _View:

@@ -13,6 +13,7 @@ in docs/gitops.md#progress-and-partial-failure.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -57,7 +58,8 @@ def progress_line(event: ApplyProgress, elapsed: float | None = None) -> str:
 
 class PlainProgress:
     """Plain progress lines for a pipeline: at the first event, at each phase boundary, at
-    least every `interval` seconds (as batches allow) and at the end."""
+    the end, and at least every `interval` seconds: on the next event, or, while a batch
+    takes longer (a slow API, a rate-limit wait), from `heartbeat`'s thread calling `tick`."""
 
     def __init__(
         self,
@@ -72,10 +74,38 @@ class PlainProgress:
         self._last_at = 0.0
         self._last: ApplyProgress | None = None
         self._shown: ApplyProgress | None = None
+        self._lock = threading.Lock()  # events come from the apply, ticks from the heartbeat
 
     def __call__(self, event: ApplyProgress) -> None:
         """One executor event: print it when a line is due."""
-        now = self._clock()
+        with self._lock:
+            self._event(event, self._clock())
+
+    def tick(self) -> None:
+        """No event for `interval` seconds: print the last state again (rate and ETA move)."""
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last_at >= self._interval:
+                self._show(self._last, now)
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[PlainProgress]:
+        """While inside, a thread ticks a few times per interval; stopped on the way out."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self._interval / 4):
+                self.tick()
+
+        thread = threading.Thread(target=beat, name="lwr-progress", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+
+    def _event(self, event: ApplyProgress, now: float) -> None:
         if self._start is None:
             self._start = now
         first = self._shown is None
@@ -89,20 +119,23 @@ class PlainProgress:
 
     def note(self, event: ApplyProgress) -> None:
         """Keep `event` as the last state without printing it (a bar shows it)."""
-        if self._start is None:
-            self._start = self._clock()
-        self._last = self._shown = event
+        with self._lock:
+            if self._start is None:
+                self._start = self._clock()
+            self._last = self._shown = event
 
     def summary(self) -> str | None:
         """How far it got, in the same words (None before the first event)."""
-        if self._last is None:
-            return None
-        return self._prefix + progress_line(self._last, self._elapsed(self._clock()))
+        with self._lock:
+            if self._last is None:
+                return None
+            return self._prefix + progress_line(self._last, self._elapsed(self._clock()))
 
     def close(self) -> None:
         """Print the last state if it was not printed yet."""
-        if self._last is not None and self._last is not self._shown:
-            self._show(self._last, self._clock())
+        with self._lock:
+            if self._last is not None and self._last is not self._shown:
+                self._show(self._last, self._clock())
 
     def _show(self, event: ApplyProgress, now: float) -> None:
         self._shown, self._last_at = event, now
@@ -182,7 +215,9 @@ def failure_report(result: ApplyResult, changes: Mapping[str, Change]) -> str:
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
+    if seconds < 1:
+        return "<1 s"
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
