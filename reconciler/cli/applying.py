@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -240,7 +240,7 @@ class TerminalUI:
         """A progress bar on a terminal; plain lines in a pipeline, or while manual steps
         prompt on the terminal (a live bar would draw over the prompt)."""
         self._view = _View()
-        return _progress(self._view, bar=sys.stderr.isatty() and not prompting)
+        return _progress(self._view, bar=sys.stderr.isatty() and not prompting, ask=prompting)
 
     def manual_step(self, step: ManualStep) -> bool:
         """Show one manual step and wait until the admin says it is done (or stops)."""
@@ -317,9 +317,10 @@ def _stopped_message(stop: ApplyStopped, total: int) -> str:
 
 
 @contextmanager
-def _progress(view: _View, bar: bool) -> Iterator[ProgressCallback]:
+def _progress(view: _View, bar: bool, ask: bool) -> Iterator[ProgressCallback]:
     """The rich bar on a terminal (unless manual steps will prompt on it), else plain lines
-    on stderr (reconciler.render.progress)."""
+    on stderr (reconciler.render.progress); with a heartbeat unless a prompt waits for the
+    admin (a line every 10 s would run over it)."""
     if bar:
         from reconciler.render.progress import progress_bar
 
@@ -327,7 +328,7 @@ def _progress(view: _View, bar: bool) -> Iterator[ProgressCallback]:
             view.bar = True
             yield lambda event: view.track(event, update)
         return
-    with view.plain.heartbeat():
+    with nullcontext() if ask else view.plain.heartbeat():
         try:
             yield view.plain
         finally:
