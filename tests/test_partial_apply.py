@@ -10,6 +10,7 @@ the next plan makes the two manual steps. `--fail-fast` stops at the first refus
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from emulator.harness import Harness, emulated
 from reconciler import workflow
 from reconciler.cli import run
 from reconciler.errors import ApplyStopped, ExitCode
+from reconciler.export import dump_yaml, export_document
 from reconciler.manual import ManualStep, ManualStepsPending
 from reconciler.model import ChannelName
+from reconciler.providers import open_provider
 from reconciler.store import StateLocation
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
@@ -41,18 +44,25 @@ CAROL = f"line/add_member/carol@{D}"
 DAVE = f"line/add_member/dave@{D}"
 
 
-@pytest.fixture
-def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    """Both channels on with empty lists, attested; six members, two with an emoji."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def h(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Harness]:
+    """Both channels on with empty lists, attested; seven members, two with an emoji. The
+    journal and attested state in files beside it, then in PostgreSQL (LWR_STATE)."""
     state = tenant(frozenset(f"{p}@{D}" for p in PEOPLE), channel_state(LINE), channel_state(LW))
     with emulated(tmp_path, attest=False) as harness:
         harness.tenant.seed(state, EMOJI)
-        harness.attest_state(state, tmp_path)
         monkeypatch.chdir(tmp_path)
         for name, value in harness.env().items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("LWR_TENANT", harness.uri())
         monkeypatch.delenv("LWR_STATE", raising=False)
+        if request.param == "postgresql":
+            monkeypatch.setenv("LWR_STATE", request.getfixturevalue("pg_state"))
+        now = tmp_path / "console-now.yaml"  # the admin attests the console as it is
+        now.write_text(dump_yaml(export_document(state)), encoding="utf-8")
+        assert run(["attest", str(now), "--yes"]) == 0
         (tmp_path / "d.yaml").write_text(DESIRED, encoding="utf-8")
         yield harness
 
@@ -71,7 +81,7 @@ def audit_rows(capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
 
 def journal(h: Harness) -> dict[str, str]:
     """The latest run's journal: change id → done / failed."""
-    store = StateLocation.resolve(None, h.uri()).open(readonly=True)
+    store = StateLocation.resolve(os.environ.get("LWR_STATE"), h.uri()).open(readonly=True)
     try:
         [*_, last] = store.runs()
         return {e.change_id: e.state for e in store.entries(last.run_id)}
@@ -80,7 +90,7 @@ def journal(h: Harness) -> dict[str, str]:
 
 
 def attested_lists(h: Harness) -> dict[ChannelName, frozenset[str]]:
-    provider = h.provider()
+    provider = open_provider(h.uri(), os.environ.get("LWR_STATE"))
     try:
         state = provider.read()
     finally:
@@ -167,8 +177,8 @@ def test_a_batch_stopped_part_way_records_what_took_effect_before_the_stop(
     (tmp_path / "d.yaml").write_text(
         DESIRED.replace("[alice@", "[bea@example.co.jp, alice@", 1), encoding="utf-8"
     )
-    provider = h.provider()
-    store = StateLocation.resolve(None, h.uri()).open()
+    provider = open_provider(h.uri(), os.environ.get("LWR_STATE"))
+    store = StateLocation.resolve(os.environ.get("LWR_STATE"), h.uri()).open()
     asked: list[str] = []
 
     def admin_stops(step: ManualStep) -> bool:
