@@ -222,6 +222,9 @@ class _Run:
         self.provider, self.store, self.run = provider, store, run
         self.domain, self.result, self.stop = domain, result, stop
         self.fail_fast, self.blocker = fail_fast, Blocker()
+        #: Changes dealt with so far: applied, in effect already, refused or skipped (not
+        #: those a stopped batch never attempted), for the progress events.
+        self.dealt = 0
 
     def execute(
         self,
@@ -230,21 +233,23 @@ class _Run:
         on_progress: ProgressCallback | None,
     ) -> None:
         """Run every batch; finish the run done, failed or interrupted (and re-raise)."""
-        total, done = len(changes), 0
+        total = len(changes)
         recovered = set(self.result.recovered)
+        at = changes[0] if changes else None
         try:
-            if total:
-                self._progress(on_progress, changes[0], 0, total)
+            if at is not None:
+                self._progress(on_progress, at, total)
             for batch in batches(changes, self.provider.batch_size):
                 self.stop.raise_if_requested(self.result)
+                at = batch[0]
                 # Only after an unsettled run (state read for recovery): skip what is in
                 # effect already, so a re-run never repeats done work.
                 todo = batch if state is None else self._not_in_effect(batch, state, recovered)
+                self.dealt += len(batch) - len(todo)
                 todo = self._unblocked(todo)
                 if todo:
                     self._apply(todo)
-                done += len(batch)
-                self._progress(on_progress, batch[0], done, total)
+                self._progress(on_progress, at, total)
                 if self.fail_fast and self.result.refused:
                     self._stop_at_refusal()
         except ApplyStopped:
@@ -254,6 +259,9 @@ class _Run:
             self.stop.stopping = True
             if self.result.failed is None:
                 self._mark_interrupted()
+            if at is not None:  # how far it got, the batch it stopped in included
+                with suppress(Exception):
+                    self._progress(on_progress, at, total)
             raise ApplyStopped(self.result, exc) from exc
         except BaseException:
             self.stop.stopping = True
@@ -263,12 +271,10 @@ class _Run:
             self.run.run_id, "failed" if self.result.refused or self.result.blocked else "done"
         )
 
-    def _progress(
-        self, on_progress: ProgressCallback | None, at: Change, done: int, total: int
-    ) -> None:
+    def _progress(self, on_progress: ProgressCallback | None, at: Change, total: int) -> None:
         r = self.result
         self.result.progress = event = ApplyProgress(
-            at.phase, done, total, len(r.applied), len(r.refused), len(r.blocked)
+            at.phase, self.dealt, total, len(r.applied), len(r.refused), len(r.blocked)
         )
         if on_progress is not None:
             on_progress(event)
@@ -281,6 +287,7 @@ class _Run:
                 todo.append(change)
             else:
                 self.result.blocked.append(blocked)
+                self.dealt += 1
         return todo
 
     def _stop_at_refusal(self) -> None:
@@ -349,6 +356,7 @@ class _Run:
             else:
                 entries.append(EntryOutcome(change.id, "failed", NOT_ATTEMPTED))
         self.store.complete(self.run.run_id, entries, audit)
+        self.dealt += len(applied) + len(refused)
         if stopped is not None:
             self.result.failed = culprit.id if culprit else batch[-1].id
             self.result.error = str(stopped)

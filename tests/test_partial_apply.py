@@ -155,6 +155,7 @@ def test_fail_fast_stops_at_the_first_refusal_with_exact_counts(
     made = linked(h)
     assert made == {LINE: {f"alice@{D}", f"bob@{D}"}, LW: frozenset()}
     assert "2 of 7 changes applied" in err and f"stopped at {CAROL}" in err, err
+    assert "applied 2/7 (28 %) · 1 refused · phase 4 add members" in err  # how far it got
     rows = {r["change_id"]: r["result"] for r in audit_rows(capsys)}
     assert rows == {
         f"line/add_member/alice@{D}": "applied",

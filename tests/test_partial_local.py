@@ -117,3 +117,6 @@ def test_fail_fast_stops_at_the_refusal_with_exact_records(world: World) -> None
     assert latest[victim] == "failed"
     assert audit_results(a) == Counter({(c, "applied") for c in before} | {(victim, "failed")})
     assert f"{len(before)} of {len(plan_ids)} changes applied" in err and victim in err, err
+    total = len(plan_ids)
+    percent = len(before) * 100 // total
+    assert f"applied {len(before):,}/{total:,} ({percent} %) · 1 refused" in err  # how far
