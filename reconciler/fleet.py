@@ -13,10 +13,11 @@ never prints.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -73,6 +74,8 @@ class FleetOptions:
     state_uri: str | None = None
     #: --lock-timeout: seconds each tenant's apply waits for a lock another apply holds.
     lock_timeout: float = 0.0
+    #: Progress of one tenant's apply, given its domain (the CLI's plain lines); None: quiet.
+    progress: Callable[[str], AbstractContextManager[ProgressCallback | None]] | None = None
 
 
 def desired_files(directory: str | Path) -> list[Path]:
@@ -185,7 +188,7 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
 def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
     assert loaded.desired is not None and loaded.uri is not None  # else `failed` is set
     file, tenant, uri = str(loaded.path), loaded.desired.tenant, loaded.uri
-    ui = _SilentUI()
+    ui = _SilentUI(options.progress and partial(options.progress, tenant))
     try:
         if not options.apply:
             return _planned(loaded.desired, uri, options, ui, file)
@@ -200,6 +203,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
                 manual=options.manual,
                 confirmed=True,
                 lock_timeout=options.lock_timeout,
+                fail_fast=options.fail_fast,
             ),
             ui,
         )
@@ -245,9 +249,12 @@ class _SilentUI:
 
     can_ask = False
 
-    def __init__(self) -> None:
+    def __init__(
+        self, progress: Callable[[], AbstractContextManager[ProgressCallback | None]] | None = None
+    ) -> None:
         self.plan: Plan | None = None
         self.policy: PolicyReport | None = None
+        self._progress = progress
 
     def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
         """Kept for the summary."""
@@ -260,8 +267,8 @@ class _SilentUI:
         """Never asked: a directory is applied with --auto-approve only."""
 
     def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
-        """No progress bar: tenants may run in parallel."""
-        return nullcontext(None)
+        """No bar (tenants may run in parallel): the caller's per-tenant lines, if any."""
+        return self._progress() if self._progress else nullcontext(None)
 
     def manual_step(self, step: ManualStep) -> bool:
         """Never asked: a directory applies with --manual=attested, skip or stop."""
@@ -340,7 +347,7 @@ def _failed(
         code,
         len(plan.changes) if plan else 0,
         len(plan.destructive) if plan else 0,
-        0,
+        len(error.result.applied) if isinstance(error, ApplyStopped) else 0,
         message,
         plan,
         policy,

@@ -232,6 +232,20 @@ class ManualRun:
 
 
 def annotate(plan: Plan, desired: DesiredState, provider: Provider) -> Plan:
-    """Add what the provider says a reviewer must know (values not read, API time)."""
-    notes = provider.plan_notes(desired, plan.changes)
-    return replace(plan, warnings=plan.warnings + notes) if notes else plan
+    """Add what the provider says a reviewer must know (values not read, API time), and
+    make manual steps of the changes it refused for good before (Provider.execution_of)."""
+    changes = tuple(
+        c if (how := provider.execution_of(c)) == c.execution else replace(c, execution=how)
+        for c in plan.changes
+    )
+    moved = sum(a is not b for a, b in zip(changes, plan.changes, strict=True))
+    notes = provider.plan_notes(desired, changes)
+    if moved:
+        notes += (
+            f"{plural(moved, 'change')} the tenant refused for good in an earlier apply "
+            "(its API cannot make them) are manual steps now: an admin makes them in the "
+            "console",
+        )
+    if not notes:
+        return plan
+    return replace(plan, changes=changes, warnings=plan.warnings + notes)

@@ -8,7 +8,7 @@ The CLI calls these and only adds printing and prompts; scripts can import them 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from reconciler.manual import (
     split,
 )
 from reconciler.model import DesiredState, TenantState
+from reconciler.outcomes import refusals
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
@@ -165,23 +166,6 @@ def check_not_applied(plan: Plan, store: StateStore) -> None:
         )
 
 
-def recover_interrupted(
-    provider: Provider, state: StateLocation, domain: str
-) -> ApplyResult | None:
-    """Nothing to apply: still recover what a killed apply left in doubt (its journal,
-    run and lock), applying nothing.
-
-    None when the store was never created (nothing was ever applied through it) or when
-    nothing was left unsettled.
-    """
-    if not state.exists:
-        return None
-    from reconciler import apply as executor
-
-    with closing(state.open()) as store:
-        return executor.recover_interrupted(provider, store, domain)
-
-
 def apply_plan(
     plan: Plan,
     provider: Provider,
@@ -189,12 +173,13 @@ def apply_plan(
     *,
     actor: str,
     allow_destructive: bool,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     saved: SavedPlan | None = None,
     checked_against: TenantState | None = None,
     manual: ManualMode = "stop",
     on_manual: ManualStepHandler | None = None,
     waited: bool = True,
+    fail_fast: bool = False,
 ) -> ApplyResult:
     """Apply `plan` in order under the tenant lock, journaled and audited: the flow's
     execute step, also for scripts that plan and check themselves.
@@ -206,8 +191,10 @@ def apply_plan(
     `manual`: what manual steps do (reconciler.manual): `ask` calls `on_manual` for each,
     `attested` records them as done, `skip` leaves them (and what depends on them) for the
     next plan, `stop` applies up to the first one and raises ApplyStopped caused by
-    ManualStepsPending (exit 3). A failure or interrupt raises ApplyStopped with what was done.
-    `waited`: a prompt stood between planning and now (Provider.reread).
+    ManualStepsPending (exit 3). A failure or interrupt raises ApplyStopped with what was done;
+    so do changes the tenant refused (cause ChangesRefused, exit 1), once everything that does
+    not depend on them was applied (`fail_fast`: at the first refusal). `waited`: a prompt
+    stood between planning and now (Provider.reread).
     """
     from reconciler.apply import execute
 
@@ -237,9 +224,12 @@ def apply_plan(
             domain=plan.tenant,
             on_progress=on_progress,
             precheck=unchanged_since_plan,
+            fail_fast=fail_fast,
         )
     finally:
         steps.release()
+    if result.refused or result.blocked:
+        raise ApplyStopped(result, refusals(result))
     try:
         steps.finish()
     except ManualStepsPending as pending:  # what ran before them is done and journaled
@@ -267,6 +257,7 @@ class ApplyRequest:
     manual: ManualMode | None = None
     confirmed: bool = False
     lock_timeout: float = 0.0
+    fail_fast: bool = False  # stop at the first change the tenant refuses
 
 
 class ApplyUI(Protocol):
@@ -322,6 +313,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
     Raises the refusal of whichever check fails first; once the executor ran, ApplyStopped
     (after `ui.stopped`) when it ended early.
     """
+    from reconciler import executing
     from reconciler.policy import evaluate
     from reconciler.store import StateLocation
 
@@ -340,15 +332,15 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         ui.show_plan(plan, policy)
         policy.raise_if_denied()
         if not plan.changes:
-            recovered = recover_interrupted(provider, state, plan.tenant)
-            _tell_takeover(recovered, ui)
+            recovered = executing.recover_interrupted(provider, state, plan.tenant)
+            executing.tell_takeover(recovered, ui)
             return Applied(planned, policy, recovered)
         plan.raise_if_unsafe(allow_destructive=request.allow_destructive)
         mode = _manual_mode(request.manual, ui)
         ui.show_checklist(plan)
         if not (request.confirmed or isinstance(source, SavedPlan)):
             ui.confirm(plan)
-        result = _execute(
+        result = executing.run_confirmed(
             plan,
             provider,
             state,
@@ -358,7 +350,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
             source if isinstance(source, SavedPlan) else None,
             planned.current,
         )
-    _tell_takeover(result, ui)
+    executing.tell_takeover(result, ui)
     held = split(plan.changes, "skip").held if mode == "skip" else ()
     return Applied(planned, policy, result, held)
 
@@ -387,40 +379,3 @@ def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:
             "or --manual=skip in a pipeline"
         )
     return option
-
-
-def _execute(
-    plan: Plan,
-    provider: Provider,
-    state: StateLocation,
-    request: ApplyRequest,
-    ui: ApplyUI,
-    mode: ManualMode,
-    saved: SavedPlan | None,
-    checked_against: TenantState,
-) -> ApplyResult:
-    """Run the confirmed plan; say what a stopped run did before it is raised on."""
-    with closing(state.open()) as store, ui.progress(prompting=mode == "ask") as on_progress:
-        try:
-            return apply_plan(
-                plan,
-                provider,
-                LockWait(request.lock_timeout, ui.waiting_for_lock).around(store),
-                actor=request.actor,
-                allow_destructive=request.allow_destructive,
-                on_progress=on_progress,
-                saved=saved,
-                checked_against=checked_against,
-                manual=mode,
-                on_manual=ui.manual_step,
-                waited=not request.confirmed,
-            )
-        except ApplyStopped as stop:
-            _tell_takeover(stop.result, ui)
-            ui.stopped(stop, len(plan.changes))
-            raise
-
-
-def _tell_takeover(result: ApplyResult | None, ui: ApplyUI) -> None:
-    if result is not None and result.took_over is not None:
-        ui.took_over(result.took_over)

@@ -363,6 +363,16 @@ class Gate:
             self._conn.close()
             self._conn = None
 
+    def commit_then_open(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """Write as the concurrent writer holding the lock (an HR sync, an admin in the
+        console), commit, and so release: the apply waiting on it sees the write."""
+        assert self._conn is not None, "the gate is open"
+        for sql, params in statements:
+            self._conn.execute(sql, params)
+        self._conn.execute("COMMIT")
+        self._conn.close()
+        self._conn = None
+
     @property
     def closed(self) -> bool:
         return self._conn is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from reconciler.apply import ProgressCallback
 from reconciler.cli import run
 from reconciler.errors import AlreadyApplied, ApplyStopped, DestructiveRefused, ExitCode
 from reconciler.manual import ManualStep
+from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
 from reconciler.store.base import LockHolder
@@ -33,7 +34,7 @@ class Recording:
 
     can_ask = False
 
-    def __init__(self, on_progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(self, on_progress: ProgressCallback | None = None) -> None:
         self.events: list[str] = []
         self.stops: list[ApplyStopped] = []
         self._on_progress = on_progress
@@ -120,8 +121,8 @@ def test_a_saved_plan_is_checked_and_applied_once(demo: Path) -> None:
 
 
 def test_a_stop_is_one_typed_error_with_what_was_done_and_a_rerun_finishes(demo: Path) -> None:
-    def ctrl_c(done: int, total: int) -> None:
-        if done == 0:
+    def ctrl_c(event: ApplyProgress) -> None:
+        if event.done == 0:
             os.kill(os.getpid(), signal.SIGINT)  # the executor stops at the next boundary
 
     ui = Recording(on_progress=ctrl_c)

@@ -15,11 +15,10 @@ from emulator.harness import Harness, emulated
 
 from reconciler import workflow
 from reconciler.desired import load_desired
-from reconciler.errors import ApplyStopped
+from reconciler.errors import ApplyStopped, ChangesRefused
 from reconciler.model import ChannelName
 from reconciler.providers.lineworks import LineWorksConfig
 from reconciler.providers.lineworks.client import LineWorksClient, RetryPolicy
-from reconciler.providers.lineworks.provider import LineWorksRefused
 from reconciler.providers.lineworks.refusals import Handling, classify
 from reconciler.store.sqlite import SqliteStateStore
 
@@ -127,9 +126,9 @@ def test_an_unrecognised_refusal_is_shown_verbatim_without_advice(tmp_path: Path
         )
         with pytest.raises(ApplyStopped) as caught:
             _apply(h, _desired(tmp_path / "d.yaml", [f"bob@{D}"]), tmp_path / "s.db")
-        refused = caught.value.cause
-        assert isinstance(refused, LineWorksRefused)
-        assert refused.refusal.kind == "unrecognised" and not refused.permanent
+        assert isinstance(caught.value.cause, ChangesRefused)
+        (refused,) = caught.value.result.refused
+        assert not refused.permanent  # unrecognised: no guess that trying again cannot help
         message = str(caught.value)
         assert "HTTP 400 INVALID_PARAMETER: daily quota of grants reached" in message
         assert "emoji" not in message and "console instead" not in message
@@ -140,10 +139,10 @@ def test_the_name_rule_is_a_permanent_refusal_with_the_console_step(tmp_path: Pa
         _seeded(h, tmp_path, "caroline")  # "line" in the login ID (documented rule)
         with pytest.raises(ApplyStopped) as caught:
             _apply(h, _desired(tmp_path / "d.yaml", [f"caroline@{D}"]), tmp_path / "s.db")
-        refused = caught.value.cause
-        assert isinstance(refused, LineWorksRefused)
-        assert (refused.refusal.kind, refused.permanent) == ("name_rule", True)
-        assert "Connected-members > Manage" in str(refused)
+        assert isinstance(caught.value.cause, ChangesRefused)
+        (refused,) = caught.value.result.refused
+        assert refused.permanent
+        assert "emoji" in refused.reason and "Connected-members > Manage" in refused.reason
 
 
 # -- tokens ------------------------------------------------------------------------------------

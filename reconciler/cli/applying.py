@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from reconciler import workflow
+from reconciler.actions import Change
 from reconciler.cli.common import (
     cli,
     color,
@@ -23,10 +24,19 @@ from reconciler.cli.common import (
     tenant_option,
 )
 from reconciler.cli.plans import emit_fleet
-from reconciler.errors import ApplyStopped, Cancelled, ExitCode, StateError, UsageError
+from reconciler.errors import (
+    ApplyStopped,
+    Cancelled,
+    ChangesRefused,
+    ExitCode,
+    StateError,
+    UsageError,
+)
 from reconciler.manual import ManualMode, ManualStep, checklist
+from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
 from reconciler.render import renderer_for
+from reconciler.render.progress import PlainProgress, failure_report
 from reconciler.terminal import printable
 from reconciler.words import plural
 
@@ -124,6 +134,7 @@ def apply(
             manual=_MODES.get(manual or ""),
             confirmed=auto_approve,
             lock_timeout=wait,
+            fail_fast=fail_fast,
         ),
         TerminalUI(),
     )
@@ -198,14 +209,30 @@ def _apply_dir(
             actor=default_actor(),
             state_uri=state_uri,
             lock_timeout=lock_timeout,
+            progress=_tenant_lines,
         ),
     )
     return emit_fleet(results, "text", False)
 
 
+@contextmanager
+def _tenant_lines(tenant: str) -> Iterator[ProgressCallback]:
+    """`lwr apply DIR`: plain progress lines per tenant (tenants may run in parallel)."""
+    lines = PlainProgress(lambda line: click.echo(printable(line), err=True), prefix=f"{tenant}: ")
+    with lines.heartbeat():
+        try:
+            yield lines
+        finally:
+            lines.close()
+
+
 class TerminalUI:
     """`lwr apply FILE|PLAN` on a terminal or in a pipeline: the plan and checklist on stdout,
     prompts, progress and what a stopped apply did on stderr (stdout may be piped)."""
+
+    def __init__(self) -> None:
+        self._view: _View | None = None
+        self._changes: dict[str, Change] = {}  # the plan's, for the failure report
 
     @property
     def can_ask(self) -> bool:
@@ -214,6 +241,7 @@ class TerminalUI:
 
     def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
         """The plan as `lwr plan` shows it, policy findings included."""
+        self._changes = {c.id: c for c in plan.changes}
         click.echo(renderer_for("text", color=color(), policy=policy).render(plan), nl=False)
 
     def show_checklist(self, plan: Plan) -> None:
@@ -239,8 +267,10 @@ class TerminalUI:
             raise Cancelled("Apply cancelled; nothing was changed.")
 
     def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
-        """A progress bar on a terminal, except while manual steps prompt on it."""
-        return _progress(enabled=not prompting)
+        """A progress bar on a terminal; plain lines in a pipeline, or while manual steps
+        prompt on the terminal (a live bar would draw over the prompt)."""
+        self._view = _View()
+        return _progress(self._view, bar=sys.stderr.isatty() and not prompting, ask=prompting)
 
     def manual_step(self, step: ManualStep) -> bool:
         """Show one manual step and wait until the admin says it is done (or stops)."""
@@ -284,7 +314,18 @@ class TerminalUI:
         )
 
     def stopped(self, stop: ApplyStopped, total: int) -> None:
-        """Why the apply ended early, what it did, and that a re-run finishes it."""
+        """How far the apply got, why it ended early, and what to do; every refused and
+        skipped change when it went on past refusals."""
+        view = self._view
+        how_far = view.how_far() if view is not None else None
+        if view is not None and not view.bar:
+            view.plain.close()  # the last count, if not printed yet
+        elif how_far:
+            click.echo(printable(how_far), err=True)
+        if isinstance(stop.cause, ChangesRefused) and not stop.result.failed:
+            report = failure_report(stop.result, self._changes)
+            click.echo(printable(report), err=True)
+            return
         click.echo(printable(_stopped_message(stop, total)), err=True)
 
 
@@ -317,25 +358,36 @@ def _stopped_message(stop: ApplyStopped, total: int) -> str:
 
 
 @contextmanager
-def _progress(enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar with ETA on a terminal; nothing when piped (or while prompting)."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
+def _progress(view: _View, bar: bool, ask: bool) -> Iterator[ProgressCallback]:
+    """The rich bar on a terminal (unless manual steps will prompt on it), else plain lines
+    on stderr (reconciler.render.progress); with a heartbeat unless a prompt waits for the
+    admin (a line every 10 s would run over it)."""
+    if bar:
+        from reconciler.render.progress import progress_bar
+
+        with progress_bar(sys.stderr) as update:
+            view.bar = True
+            yield lambda event: view.track(event, update)
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    with nullcontext() if ask else view.plain.heartbeat():
+        try:
+            yield view.plain
+        finally:
+            view.plain.close()
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as progress:
-        task = progress.add_task("applying", total=None)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+class _View:
+    """What the apply showed of its progress, for the words a stop or a report begins with."""
 
-        yield update
+    def __init__(self) -> None:
+        self.plain = PlainProgress(lambda line: click.echo(printable(line), err=True))
+        self.bar = False
+
+    def track(self, event: ApplyProgress, update: ProgressCallback) -> None:
+        """Feed the bar, and keep the count (silently) for the last words."""
+        update(event)
+        self.plain.note(event)
+
+    def how_far(self) -> str | None:
+        """How far the apply got, as the plain lines say it."""
+        return self.plain.summary()

@@ -88,11 +88,13 @@ def compact_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--parallel and --fail-fast, for a directory of desired files (reconciler.fleet)."""
+    """--parallel (a directory of desired files, reconciler.fleet) and --fail-fast."""
     command = click.option(
         "--fail-fast",
         is_flag=True,
-        help="With a directory: start no further tenant once one fails.",
+        help="Stop at the first change the tenant refuses (default: apply what does not "
+        "depend on it, then report); with a directory, also start no further tenant once "
+        "one fails.",
     )(command)
     return click.option(
         "--parallel",

@@ -16,11 +16,19 @@ from reconciler.actions import Action, Change, Execution
 from reconciler.console import LINEWORKS_API, effect
 from reconciler.errors import Refused, TenantError, TenantRuleError
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
-from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
+from reconciler.providers.base import (
+    CONSOLE_PAGE,
+    BatchOutcome,
+    BatchStopped,
+    ConfirmChange,
+    Provider,
+    Refusal,
+)
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
 from reconciler.providers.lineworks.estimate import directory_pages, estimate
-from reconciler.providers.lineworks.refusals import Handling, Refusal, classify
+from reconciler.providers.lineworks.refusals import Handling, classify
+from reconciler.providers.lineworks.refusals import Refusal as ApiRefusal
 from reconciler.settings import SETTINGS, Setting, of
 from reconciler.store.attested import (
     MEMBERS,
@@ -39,16 +47,29 @@ _SUFFIX = {LINE: "line", LW: "works"}
 _DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
 
 
+#: Attested-state field (per channel) of the members the API refused to link for good:
+#: {email: reason}. Their links are manual steps from then on (execution_of).
+REFUSED_LINKS = "api_refused_links"
+
+
 class LineWorksRefused(TenantRuleError):
     """LINE WORKS refused one change of an apply; earlier changes of the batch took effect.
 
-    `refusal` is the classified answer (reconciler.providers.lineworks.refusals): its `kind`
-    and whether trying again can help (`permanent`)."""
+    `permanent`: the API will never make this change (its name rule, all-members mode, a
+    missing scope); an admin can. `refusal`, when the API answered, is its classified answer
+    (reconciler.providers.lineworks.refusals): its `kind`, the API's words and the advice.
+    """
 
-    def __init__(self, change_id: str, refusal: Refusal) -> None:
-        self.change_id, self.refusal = change_id, refusal
-        self.permanent = refusal.permanent
-        super().__init__(f"change {change_id} refused: {refusal.reason()}")
+    def __init__(
+        self,
+        change_id: str,
+        reason: str,
+        permanent: bool = False,
+        refusal: ApiRefusal | None = None,
+    ) -> None:
+        self.change_id, self.reason, self.permanent = change_id, reason, permanent
+        self.refusal = refusal
+        super().__init__(f"change {change_id} refused: {reason}")
 
 
 class LineWorksTenant(Provider):
@@ -82,6 +103,8 @@ class LineWorksTenant(Provider):
         self._confirm: ConfirmChange | None = None
         self._directory: frozenset[str] | None = None
         self._provenance: dict[str, str] = {}
+        #: Per channel, the members whose link the API refused for good, and why.
+        self._refused: dict[ChannelName, dict[str, str]] = {}
 
     @classmethod
     def open(cls, uri: str, state: str | None = None, *, readonly: bool = False) -> LineWorksTenant:
@@ -106,6 +129,7 @@ class LineWorksTenant(Provider):
 
     def _state(self, directory: frozenset[str]) -> TenantState:
         knowledge = self.store.load(self.key)
+        self._refused = {c: _refused_links(knowledge[c]) for c in ChannelName}
         provenance = {"directory": "read"}
         channels = {c: self._channel(c, knowledge[c], directory, provenance) for c in ChannelName}
         self._provenance = provenance
@@ -137,14 +161,62 @@ class LineWorksTenant(Provider):
         Each change is recorded in the attested state as soon as it took effect, so a
         failure mid-batch leaves exactly the done ones known as done.
         """
+        try:
+            outcome = self.apply_each(changes, keep_going=False)
+        except BatchStopped as stopped:
+            raise stopped.cause from stopped
+        if outcome.refused:
+            first = outcome.refused[0]
+            raise LineWorksRefused(first.change_id, first.reason, first.permanent)
+
+    def apply_each(self, changes: Sequence[Change], *, keep_going: bool = True) -> BatchOutcome:
+        """Apply in order, one call (or one confirmed manual step) per change; a refused call
+        is reported and the rest go on (or, without `keep_going`, stay unattempted).
+
+        A refusal the API will never lift (its name rule) is remembered in the attested
+        state, so that the next plan makes that member's link a manual step.
+        """
         actor = self._actor()
+        applied: list[str] = []
+        refused: list[Refusal] = []
         for change in changes:
-            if change.action in self.API_ACTIONS and change.execution != "manual":
-                self._call(change)
-                self._learn(change, "applied", actor)
-            else:
-                self._manual(change)
-                self._learn(change, "attested", actor)
+            try:
+                self._one(change, actor)
+            except LineWorksRefused as exc:
+                refused.append(Refusal(change.id, exc.reason, exc.permanent))
+                if exc.permanent:
+                    self._remember_refusal(change, exc.reason, actor)
+                if not keep_going:
+                    break
+                continue
+            except Exception as exc:
+                if applied or refused:  # part of the batch took effect: say which part
+                    raise BatchStopped(BatchOutcome(tuple(applied), tuple(refused)), exc) from exc
+                raise
+            applied.append(change.id)
+        return BatchOutcome(tuple(applied), tuple(refused))
+
+    def execution_of(self, change: Change) -> Execution:
+        """`manual` for a member link the API refused for good before; else as planned."""
+        if change.action is Action.ADD_MEMBER and change.target in self._refused.get(
+            change.channel, {}
+        ):
+            return "manual"
+        return change.execution
+
+    def _one(self, change: Change, actor: str) -> None:
+        if change.action in self.API_ACTIONS and change.execution != "manual":
+            self._call(change)
+            self._learn(change, "applied", actor)
+        else:
+            self._manual(change)
+            self._learn(change, "attested", actor)
+
+    def _remember_refusal(self, change: Change, reason: str, actor: str) -> None:
+        known = dict(self._refused.get(change.channel, {}))
+        known[str(change.target)] = reason
+        self._refused[change.channel] = known
+        self.store.record(self.key, change.channel, {REFUSED_LINKS: known}, "applied", actor)
 
     def close(self) -> None:
         """Close connections and the attested state."""
@@ -321,7 +393,7 @@ class LineWorksTenant(Provider):
                 )
             if refusal.handling is Handling.DONE:
                 return  # done by an earlier attempt whose answer was lost
-            raise LineWorksRefused(change.id, refusal) from exc
+            raise LineWorksRefused(change.id, refusal.reason(), refusal.permanent, refusal) from exc
 
     def _learn(self, change: Change, source: Source, actor: str) -> None:
         """Record what `change` did, as the console model says (with the API's rule that a
@@ -329,6 +401,11 @@ class LineWorksTenant(Provider):
         what = effect(change, LINEWORKS_API)
         values = dict(what.settings)
         replace = None
+        if change.target in self._refused.get(change.channel, {}) and what.add:
+            known = dict(self._refused[change.channel])  # done after all: manual no more
+            known.pop(str(change.target))
+            self._refused[change.channel] = known
+            values[REFUSED_LINKS] = known
         if what.freeze:
             # The console keeps today's members on the list when leaving "all" mode.
             replace = self._directory if self._directory is not None else self.directory()
@@ -343,6 +420,13 @@ class LineWorksTenant(Provider):
             add=sorted(what.add),
             remove=sorted(what.remove),
         )
+
+
+def _refused_links(known: ChannelKnowledge) -> dict[str, str]:
+    fact = known.facts.get(REFUSED_LINKS)
+    if fact is None or not isinstance(fact.value, dict):
+        return {}
+    return {str(k): str(v) for k, v in fact.value.items()}
 
 
 def _managed_keys(desired: DesiredState) -> list[str]:
