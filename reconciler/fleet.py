@@ -13,12 +13,12 @@ never prints.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from reconciler import workflow
 from reconciler.desired import load_desired
@@ -30,13 +30,19 @@ from reconciler.uris import file_target, redact, scrub, tenant_key
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ProgressCallback
+    from reconciler.drift import DriftReport
     from reconciler.manual import ManualMode, ManualStep
     from reconciler.model import DesiredState
     from reconciler.policy import PolicyReport, PolicyRule
+    from reconciler.saved_plan import SavedPlan
     from reconciler.store.base import LockHolder
 
 #: What became of one tenant of the directory, as the summary table says it.
-TenantOutcome = Literal["in sync", "changes", "applied", "refused", "error", "skipped"]
+TenantOutcome = Literal[
+    "in sync", "changes", "drifted", "valid", "exported", "applied", "refused", "error", "skipped"
+]
+#: Every outcome, in the order the summary line counts them.
+OUTCOMES: tuple[TenantOutcome, ...] = get_args(TenantOutcome)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class TenantResult:
     message: str = ""
     plan: Plan | None = None
     policy: PolicyReport | None = None
+    report: DriftReport | None = None  # `lwr drift DIR`
 
 
 @dataclass(frozen=True)
@@ -83,31 +90,49 @@ def desired_files(directory: str | Path) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class _Loaded:
-    """A desired file validated and sent to its tenant, or the result that says why not."""
+class Loaded:
+    """A desired file (or saved plan) validated and sent to its tenant, or the result that
+    says why not."""
 
     path: Path
     desired: DesiredState | None = None
     uri: str | None = None
     key: str | None = None  # the tenant's identity (reconciler.uris.tenant_key)
     failed: TenantResult | None = None
+    saved: SavedPlan | None = None  # `lwr apply PLANDIR`: the plan `desired` came from
 
 
-def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult]:
-    """Plan (or apply, with `options.apply`) every desired file of `directory`; results in
-    file-name order.
+#: What a command does to one loaded tenant (`failed` unset); raising is that tenant's error.
+TenantRun = Callable[[Loaded, FleetOptions], TenantResult]
 
-    Every file is loaded first, so that two files sent to one tenant are both refused before
-    any tenant is touched (whichever ran second would undo the first).
-    """
+
+def run_fleet(
+    directory: str | Path, options: FleetOptions, each: TenantRun | None = None
+) -> list[TenantResult]:
+    """Plan (or apply, with `options.apply`; or `each`) every desired file of `directory`;
+    results in file-name order."""
     if options.parallel < 1:
         raise UsageError("--parallel must be at least 1")
     files = desired_files(directory)
     if not files:
         raise UsageError(f"no *.yaml or *.yml desired files in {directory}")
-    stop = threading.Event()  # set on the first failure with fail_fast: later files skip
+    with ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="lwr-load") as pool:
+        loaded = list(pool.map(lambda p: _load(p, options), files))
+    return run_loaded(loaded, options, each)
 
-    def one(loaded: _Loaded) -> TenantResult:
+
+def run_loaded(
+    loaded: Sequence[Loaded], options: FleetOptions, each: TenantRun | None = None
+) -> list[TenantResult]:
+    """Run `each` (default: plan, or apply) on every loaded tenant; results in order.
+
+    Everything is loaded first, so that two files sent to one tenant are both refused before
+    any tenant is touched (whichever ran second would undo the first).
+    """
+    stop = threading.Event()  # set on the first failure with fail_fast: later files skip
+    run = each or _run_one
+
+    def one(loaded: Loaded) -> TenantResult:
         if stop.is_set():
             return TenantResult(
                 str(loaded.path),
@@ -117,38 +142,44 @@ def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult
                 ExitCode.OK,
                 message="not run: an earlier tenant failed (--fail-fast)",
             )
-        result = loaded.failed or _run_one(loaded, options)
+        result = loaded.failed
+        if result is None:
+            try:
+                result = run(loaded, options)
+            except Exception as e:  # one tenant's failure, bug or outage must not stop others
+                tenant = loaded.desired.tenant if loaded.desired else "?"
+                result = failed(str(loaded.path), tenant, loaded.uri, None, None, e)
         if options.fail_fast and result.exit_code:
             stop.set()
         return result
 
+    checked = one_file_per_tenant(loaded)
     with ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="lwr-tenant") as pool:
-        loaded = _one_file_per_tenant(list(pool.map(lambda p: _load(p, options), files)))
-        return list(pool.map(one, loaded))
+        return list(pool.map(one, checked))
 
 
-def _load(path: Path, options: FleetOptions) -> _Loaded:
+def _load(path: Path, options: FleetOptions) -> Loaded:
     tenant = "?"
     uri: str | None = None
     try:
         desired = load_desired(path)
         tenant = desired.tenant
         uri = file_target(
-            (desired.document or {}).get("target"), tenant, options.tenant_template, _where(desired)
+            (desired.document or {}).get("target"), tenant, options.tenant_template, where(desired)
         )
         key = tenant_key(uri)
     except Exception as e:  # one file's mistake, or bug, must not stop the others
-        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None, e))
-    return _Loaded(path, desired, uri, key)
+        return Loaded(path, failed=failed(str(path), tenant, uri, None, None, e))
+    return Loaded(path, desired, uri, key)
 
 
-def _where(desired: DesiredState) -> str:
+def where(desired: DesiredState) -> str:
     """`FILE:LINE:COLUMN: ` of the file's `target:`, for messages about it."""
     line, column = desired.locate(("target",)) if desired.locate else (0, 0)
     return f"{desired.source}:{line}:{column}: " if line else f"{desired.source}: "
 
 
-def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
+def one_file_per_tenant(loaded: Sequence[Loaded]) -> list[Loaded]:
     """Mark every file that shares its tenant (its resolved key, not the URI as spelled) with
     another file as an error.
 
@@ -173,23 +204,23 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
             )
             item = replace(
                 item,
-                failed=_failed(str(item.path), item.desired.tenant, item.uri, None, None, message),
+                failed=failed(str(item.path), item.desired.tenant, item.uri, None, None, message),
             )
         result.append(item)
     return result
 
 
-def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
+def _run_one(loaded: Loaded, options: FleetOptions) -> TenantResult:
     assert loaded.desired is not None and loaded.uri is not None  # else `failed` is set
     file, tenant, uri = str(loaded.path), loaded.desired.tenant, loaded.uri
-    ui = _SilentUI()
+    ui = SilentUI()
     try:
         if not options.apply:
             return _planned(loaded.desired, uri, options, ui, file)
         done = workflow.apply(
             workflow.ApplyRequest(
                 uri,
-                loaded.desired,
+                loaded.saved or loaded.desired,
                 options.actor,
                 state_uri=options.state_uri,
                 rules=options.rules,
@@ -200,14 +231,14 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
             ui,
         )
     except Exception as e:  # one tenant's failure, bug or outage must not stop the others
-        return _failed(file, tenant, uri, ui.plan, ui.policy, e)
+        return failed(file, tenant, uri, ui.plan, ui.policy, e)
     result, plan = done.result, done.planned.plan
     if not plan.changes:
-        return _done(
+        return succeeded(
             file, tenant, uri, plan, done.policy, "in sync", message=_recovery_note(result)
         )
     assert result is not None  # the executor ran
-    return _done(
+    return succeeded(
         file,
         tenant,
         uri,
@@ -220,7 +251,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
 
 
 def _planned(
-    desired: DesiredState, uri: str, options: FleetOptions, ui: _SilentUI, file: str
+    desired: DesiredState, uri: str, options: FleetOptions, ui: SilentUI, file: str
 ) -> TenantResult:
     """`lwr plan DIR`: the plan and its policy findings; the tenant is only read."""
     from reconciler.policy import evaluate
@@ -231,10 +262,12 @@ def _planned(
     ui.plan = plan = planned.plan
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()
-    return _done(file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync")
+    return succeeded(
+        file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync"
+    )
 
 
-class _SilentUI:
+class SilentUI:
     """`lwr apply DIR` asks nothing and shows nothing while it runs; it keeps the plan and
     policy report for the summary, also of a tenant that is refused or fails."""
 
@@ -280,7 +313,7 @@ def _recovery_note(result: ApplyResult | None) -> str:
     )
 
 
-def _done(
+def succeeded(
     file: str,
     tenant: str,
     uri: str,
@@ -305,7 +338,7 @@ def _done(
     )
 
 
-def _failed(
+def failed(
     file: str,
     tenant: str,
     uri: str | None,
@@ -347,6 +380,6 @@ def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> ExitCode:
         return ExitCode.ERROR
     if ExitCode.REFUSED in codes:
         return ExitCode.REFUSED
-    if detailed and any(r.outcome == "changes" for r in results):
+    if detailed and any(r.outcome in ("changes", "drifted") for r in results):
         return ExitCode.CHANGES
     return ExitCode.OK

@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "apply",
             "workflow",
             "fleet",
+            "fleet_runs",
+            "plandir",
         ),
     ),
     ("render", ("render",)),

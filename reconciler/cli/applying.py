@@ -71,7 +71,8 @@ def apply(
 ) -> int:
     """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order.
 
-    FILE may be a directory of desired files, one a tenant (needs --auto-approve).
+    FILE may be a directory of desired files, one a tenant, or a PLANDIR written by `lwr
+    plan DIR --out PLANDIR` (both need --auto-approve).
     """
     from reconciler.apply import default_actor
 
@@ -146,6 +147,7 @@ def _apply_dir(
     """`lwr apply DIR`: every tenant of the directory, without prompts (reconciler.fleet)."""
     from reconciler import fleet
     from reconciler.apply import default_actor
+    from reconciler.plandir import is_plan_dir
 
     if not auto_approve:
         raise UsageError(
@@ -157,21 +159,23 @@ def _apply_dir(
             "--manual=ask is for a single file; use --manual=attested or "
             "--manual=skip with a directory"
         )
-    results = fleet.run_fleet(
-        directory,
-        fleet.FleetOptions(
-            tenant_template=tenant_uri,
-            rules=rules,
-            apply=True,
-            allow_destructive=allow_destructive,
-            manual=_MODES.get(manual or "", "stop"),
-            parallel=parallel,
-            fail_fast=fail_fast,
-            actor=default_actor(),
-            state_uri=state_uri,
-        ),
+    options = fleet.FleetOptions(
+        tenant_template=tenant_uri,
+        rules=rules,
+        apply=True,
+        allow_destructive=allow_destructive,
+        manual=_MODES.get(manual or "", "stop"),
+        parallel=parallel,
+        fail_fast=fail_fast,
+        actor=default_actor(),
+        state_uri=state_uri,
     )
-    return emit_fleet(results, "text", False)
+    if is_plan_dir(directory):  # `plan DIR --out PLANDIR`: exactly the reviewed plans
+        from reconciler.cli.fleets import apply_plan_dir
+
+        results = apply_plan_dir(directory, options)
+        return emit_fleet(results, "text", False) if results else ExitCode.OK
+    return emit_fleet(fleet.run_fleet(directory, options), "text", False)
 
 
 class TerminalUI:
