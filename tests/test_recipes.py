@@ -220,3 +220,53 @@ def test_the_fleet_recipe_keeps_one_comment_for_the_summary_and_one_per_tenant(
     assert run(argv) == 0
     assert post(FLEET, tmp_path, state) == [["update", 10], ["update", 11]]
     assert "In sync now" in comments(state)[1]["body"]
+
+
+# --- the merge's "was it made from the merged file" check, run with bash and jq -------------
+
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq")
+
+
+def run_step(recipe: Path, starts: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one `run:` step of the recipe with bash -e, as GitHub does, lwr on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        ["bash", "-e", "-c", step(recipe, starts)["run"]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "NO_COLOR": "1", **env},
+        check=False,
+        timeout=120,
+    )
+
+
+def edit(desired: Path, switch: str) -> None:
+    """Turn `switch` on in the desired file."""
+    text = desired.read_text(encoding="utf-8")
+    desired.write_text(text.replace(f"{switch}: false", f"{switch}: true", 1), encoding="utf-8")
+
+
+@needs_jq
+def test_the_fleet_merge_refuses_plans_whose_file_changed_after_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LWR_STATE", raising=False)
+    template = f"local:{tmp_path}/tenants/{{tenant}}.db"
+    monkeypatch.setenv("LWR_TENANT", template)
+    for name in ("a.example", "b.example"):
+        uri = template.replace("{tenant}", name)
+        assert run(["tenant", "init", "--demo", "--domain", name, "--tenant", uri]) == 0
+    assert run(["export", "--out", "lineworks"]) == 0
+    for name in ("a.example", "b.example"):
+        edit(tmp_path / "lineworks" / f"{name}.yaml", "restrict_file_transfer")
+    assert run(["plan", "lineworks", "--out", "plans"]) == 0
+    env = {"DESIRED_DIR": "lineworks", "PARALLEL": "2"}
+    checked = run_step(FLEET, "Check each plan was made", tmp_path, **env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # Another merge changed b's file after its plan was reviewed: the merge stops.
+    edit(tmp_path / "lineworks" / "b.example.yaml", "auto_grant_new_members")
+    moved = run_step(FLEET, "Check each plan was made", tmp_path, **env)
+    assert moved.returncode == 3
+    assert "b.example.yaml" in moved.stdout and "a.example.yaml" not in moved.stdout
