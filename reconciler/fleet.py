@@ -6,8 +6,10 @@ replaced by the domain. Two files for one tenant, however its URI is spelled, ar
 refused before any tenant is touched. Every URI in a result is redacted. Files run with bounded
 concurrency (a thread pool); each worker opens its own provider and state store, so SQLite
 connections stay in the thread that made them. One tenant's failure does not stop the others
-unless `fail_fast`. This module returns results (reconciler.render.fleet shows them); it
-never prints.
+unless `fail_fast`. `run_loaded` runs what was loaded elsewhere (the saved plans of a PLANDIR,
+reconciler.plandir) the same way, and a command may bring its own step per tenant (`each`:
+drift, validate, reconciler.fleet_runs). This module returns results (reconciler.render.fleet
+shows them); it never prints.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def _load(path: Path, options: FleetOptions) -> Loaded:
         desired = load_desired(path)
         tenant = desired.tenant
         uri = file_target(
-            (desired.document or {}).get("target"), tenant, options.tenant_template, where(desired)
+            (desired.document or {}).get("target"), tenant, options.tenant_template, _where(desired)
         )
         key = tenant_key(uri)
     except Exception as e:  # one file's mistake, or bug, must not stop the others
@@ -173,7 +175,7 @@ def _load(path: Path, options: FleetOptions) -> Loaded:
     return Loaded(path, desired, uri, key)
 
 
-def where(desired: DesiredState) -> str:
+def _where(desired: DesiredState) -> str:
     """`FILE:LINE:COLUMN: ` of the file's `target:`, for messages about it."""
     line, column = desired.locate(("target",)) if desired.locate else (0, 0)
     return f"{desired.source}:{line}:{column}: " if line else f"{desired.source}: "
