@@ -43,7 +43,8 @@ def _protected(results: Sequence[TenantResult], state_uri: str | None) -> files.
         databases.append((path, f"the tenant's file ({r.uri})"))
         store = StateLocation.resolve(state_uri, r.uri).path
         if store is not None:
-            databases += [(store, "a file of the state store"), (store.parent / "attested.db", "")]
+            what = f"a file of the state store ({store})"
+            databases += [(store, what), (store.parent / "attested.db", what)]
     more = files.Protected.of(databases)
     return files.Protected(base.files + more.files, base.folders + more.folders)
 
