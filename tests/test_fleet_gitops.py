@@ -146,7 +146,7 @@ def test_plan_dir_out_saves_one_plan_per_tenant_with_changes_and_an_index(
     assert {t for t, r in table.items() if r == "changes"} == of_kind("change", "stale")
     assert {t for t, r in table.items() if r == "refused"} == of_kind("deny")
     assert {t for t, r in table.items() if r == "error"} == of_kind("fail")
-    assert "Saved 20 plan(s) and index.json to plans" in captured.err
+    assert "Saved 20 plans and index.json to plans" in captured.err
 
     index = json.loads((fleet / "plans" / "index.json").read_text(encoding="utf-8"))
     schema = json.loads((SCHEMAS / "plan-index.schema.json").read_text(encoding="utf-8"))
@@ -315,6 +315,15 @@ def test_drift_dir_reports_each_tenant_with_the_summary_and_an_aggregate_exit_co
     assert {t for t, r in table.items() if r == "refused"} == of_kind("deny")
     assert {t for t, r in table.items() if r == "error"} == of_kind("fail")
     assert "restrict_file_transfer" in out or "restrict file transfer" in out
+    assert run([*argv, "--markdown-dir", "drift-md"]) == 1  # the nightly job's comment parts
+    capsys.readouterr()
+    assert {p.name for p in (fleet / "drift-md" / "tenants").iterdir()} == of_kind(
+        "change", "stale", "deny", "fail"
+    )
+    report = (fleet / "drift-md" / "tenants" / domain(1) / "part-1.md").read_text("utf-8")
+    assert report.startswith(f"### lwr drift for `{domain(1)}`") and "**drifted**" in report
+    summary = (fleet / "drift-md" / "summary" / "part-1.md").read_text("utf-8")
+    assert summary.startswith(f"### lwr drift for {N} tenants")
     for path in (fleet / "desired").iterdir():  # only the drifted and the in-sync ones
         if kind(int(path.name[1:3])) not in ("sync", "change"):
             path.unlink()

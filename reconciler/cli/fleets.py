@@ -16,6 +16,7 @@ from reconciler.errors import FileError, UsageError
 from reconciler.fleet import FleetOptions, TenantResult, exit_code
 from reconciler.providers import local_path
 from reconciler.store import StateLocation
+from reconciler.words import plural
 
 
 def emit(results: Sequence[TenantResult], fmt: str, detailed: bool, command: str = "plan") -> int:
@@ -86,7 +87,7 @@ def save_plan_dir(
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
     click.echo(
-        f"Saved {len(saved)} plan(s) and {plandir.INDEX} to {out} "
+        f"Saved {plural(len(saved), 'plan')} and {plandir.INDEX} to {out} "
         f"(the tenants with changes; apply them with `lwr apply {out}`).",
         err=True,
     )
@@ -116,7 +117,9 @@ def write_markdown_dir(
             files.write_parts(old, [], protected)  # removes its parts
             with contextlib.suppress(OSError):
                 old.rmdir()
-    click.echo(f"Wrote the summary and {len(written)} tenant section(s) to {folder}/.", err=True)
+    click.echo(
+        f"Wrote the summary and {plural(len(written), 'tenant section')} to {folder}/.", err=True
+    )
 
 
 def apply_plan_dir(plandir_path: str, options: FleetOptions) -> list[TenantResult]:
