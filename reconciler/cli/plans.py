@@ -44,7 +44,11 @@ if TYPE_CHECKING:
     help="Also check members and `tenant:` against this tenant's directory.",
 )
 def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
-    """Check desired-state FILES: schema, semantics, and the tenant directory if given."""
+    """Check desired-state FILES: schema, semantics, and the tenant directory if given.
+
+    A directory checks each of its desired files (with a {tenant} --tenant, each against the
+    tenant `lwr plan DIR` would send it to) and ends with the fleet's summary table.
+    """
     from reconciler.desired import check_against_tenant, load_desired
 
     failures: list[LwrError] = []
