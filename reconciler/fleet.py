@@ -92,7 +92,7 @@ def desired_files(directory: str | Path) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class Loaded:
+class _Loaded:
     """A desired file (or saved plan) validated and sent to its tenant, or the result that
     says why not."""
 
@@ -105,7 +105,7 @@ class Loaded:
 
 
 #: What a command does to one loaded tenant (`failed` unset); raising is that tenant's error.
-TenantRun = Callable[[Loaded, FleetOptions], TenantResult]
+TenantRun = Callable[[_Loaded, FleetOptions], TenantResult]
 
 
 def run_fleet(
@@ -124,7 +124,7 @@ def run_fleet(
 
 
 def run_loaded(
-    loaded: Sequence[Loaded], options: FleetOptions, each: TenantRun | None = None
+    loaded: Sequence[_Loaded], options: FleetOptions, each: TenantRun | None = None
 ) -> list[TenantResult]:
     """Run `each` (default: plan, or apply) on every loaded tenant; results in order.
 
@@ -134,7 +134,7 @@ def run_loaded(
     stop = threading.Event()  # set on the first failure with fail_fast: later files skip
     run = each or _run_one
 
-    def one(loaded: Loaded) -> TenantResult:
+    def one(loaded: _Loaded) -> TenantResult:
         if stop.is_set():
             return TenantResult(
                 str(loaded.path),
@@ -150,17 +150,17 @@ def run_loaded(
                 result = run(loaded, options)
             except Exception as e:  # one tenant's failure, bug or outage must not stop others
                 tenant = loaded.desired.tenant if loaded.desired else "?"
-                result = failed(str(loaded.path), tenant, loaded.uri, None, None, e)
+                result = _failed(str(loaded.path), tenant, loaded.uri, None, None, e)
         if options.fail_fast and result.exit_code:
             stop.set()
         return result
 
-    checked = one_file_per_tenant(loaded)
+    checked = _one_file_per_tenant(list(loaded))
     with ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="lwr-tenant") as pool:
         return list(pool.map(one, checked))
 
 
-def _load(path: Path, options: FleetOptions) -> Loaded:
+def _load(path: Path, options: FleetOptions) -> _Loaded:
     tenant = "?"
     uri: str | None = None
     try:
@@ -171,8 +171,8 @@ def _load(path: Path, options: FleetOptions) -> Loaded:
         )
         key = tenant_key(uri)
     except Exception as e:  # one file's mistake, or bug, must not stop the others
-        return Loaded(path, failed=failed(str(path), tenant, uri, None, None, e))
-    return Loaded(path, desired, uri, key)
+        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None, e))
+    return _Loaded(path, desired, uri, key)
 
 
 def _where(desired: DesiredState) -> str:
@@ -181,7 +181,7 @@ def _where(desired: DesiredState) -> str:
     return f"{desired.source}:{line}:{column}: " if line else f"{desired.source}: "
 
 
-def one_file_per_tenant(loaded: Sequence[Loaded]) -> list[Loaded]:
+def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
     """Mark every file that shares its tenant (its resolved key, not the URI as spelled) with
     another file as an error.
 
@@ -206,16 +206,16 @@ def one_file_per_tenant(loaded: Sequence[Loaded]) -> list[Loaded]:
             )
             item = replace(
                 item,
-                failed=failed(str(item.path), item.desired.tenant, item.uri, None, None, message),
+                failed=_failed(str(item.path), item.desired.tenant, item.uri, None, None, message),
             )
         result.append(item)
     return result
 
 
-def _run_one(loaded: Loaded, options: FleetOptions) -> TenantResult:
+def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
     assert loaded.desired is not None and loaded.uri is not None  # else `failed` is set
     file, tenant, uri = str(loaded.path), loaded.desired.tenant, loaded.uri
-    ui = SilentUI()
+    ui = _SilentUI()
     try:
         if not options.apply:
             return _planned(loaded.desired, uri, options, ui, file)
@@ -233,14 +233,14 @@ def _run_one(loaded: Loaded, options: FleetOptions) -> TenantResult:
             ui,
         )
     except Exception as e:  # one tenant's failure, bug or outage must not stop the others
-        return failed(file, tenant, uri, ui.plan, ui.policy, e)
+        return _failed(file, tenant, uri, ui.plan, ui.policy, e)
     result, plan = done.result, done.planned.plan
     if not plan.changes:
-        return succeeded(
+        return _done(
             file, tenant, uri, plan, done.policy, "in sync", message=_recovery_note(result)
         )
     assert result is not None  # the executor ran
-    return succeeded(
+    return _done(
         file,
         tenant,
         uri,
@@ -253,7 +253,7 @@ def _run_one(loaded: Loaded, options: FleetOptions) -> TenantResult:
 
 
 def _planned(
-    desired: DesiredState, uri: str, options: FleetOptions, ui: SilentUI, file: str
+    desired: DesiredState, uri: str, options: FleetOptions, ui: _SilentUI, file: str
 ) -> TenantResult:
     """`lwr plan DIR`: the plan and its policy findings; the tenant is only read."""
     from reconciler.policy import evaluate
@@ -264,12 +264,10 @@ def _planned(
     ui.plan = plan = planned.plan
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()
-    return succeeded(
-        file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync"
-    )
+    return _done(file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync")
 
 
-class SilentUI:
+class _SilentUI:
     """`lwr apply DIR` asks nothing and shows nothing while it runs; it keeps the plan and
     policy report for the summary, also of a tenant that is refused or fails."""
 
@@ -315,7 +313,7 @@ def _recovery_note(result: ApplyResult | None) -> str:
     )
 
 
-def succeeded(
+def _done(
     file: str,
     tenant: str,
     uri: str,
@@ -340,7 +338,7 @@ def succeeded(
     )
 
 
-def failed(
+def _failed(
     file: str,
     tenant: str,
     uri: str | None,
@@ -385,3 +383,11 @@ def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> ExitCode:
     if detailed and any(r.outcome in ("changes", "drifted") for r in results):
         return ExitCode.CHANGES
     return ExitCode.OK
+
+
+# The other fleet commands (reconciler.plandir, reconciler.fleet_runs) load, run and report
+# their tenants with the same pieces.
+Loaded = _Loaded
+SilentUI = _SilentUI
+failed = _failed
+succeeded = _done
