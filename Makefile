@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LWR := $(BIN)/lwr
 DEMO_DIR ?= .lwr-demo
 
-.PHONY: install lint test stress demo bench bench-fleet clean
+.PHONY: install lint test stress demo bench bench-fleet dist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,5 +58,12 @@ FLEET_ARGS ?=
 bench-fleet: install
 	$(BIN)/python bench/fleet_bench.py $(FLEET_ARGS)
 
+# The wheel of this checkout in dist/ (schemas and shipped policies inside), to publish to the
+# team's own package index and install pinned: README, "Install".
+dist: install
+	rm -rf dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .lwr .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) dist .lwr .pytest_cache .mypy_cache .ruff_cache

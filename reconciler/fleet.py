@@ -6,8 +6,10 @@ replaced by the domain. Two files for one tenant, however its URI is spelled, ar
 refused before any tenant is touched. Every URI in a result is redacted. Files run with bounded
 concurrency (a thread pool); each worker opens its own provider and state store, so SQLite
 connections stay in the thread that made them. One tenant's failure does not stop the others
-unless `fail_fast`. This module returns results (reconciler.render.fleet shows them); it
-never prints.
+unless `fail_fast`. `run_loaded` runs what was loaded elsewhere (the saved plans of a PLANDIR,
+reconciler.plandir) the same way, and a command may bring its own step per tenant (`each`:
+drift, validate, reconciler.fleet_runs). This module returns results (reconciler.render.fleet
+shows them); it never prints.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from reconciler import workflow
 from reconciler.desired import load_desired
@@ -32,13 +34,19 @@ from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ProgressCallback
+    from reconciler.drift import DriftReport
     from reconciler.manual import ManualMode, ManualStep
     from reconciler.model import DesiredState
     from reconciler.policy import PolicyReport, PolicyRule
+    from reconciler.saved_plan import SavedPlan
     from reconciler.store.base import LockHolder
 
 #: What became of one tenant of the directory, as the summary table says it.
-TenantOutcome = Literal["in sync", "changes", "applied", "refused", "error", "skipped"]
+TenantOutcome = Literal[
+    "in sync", "changes", "drifted", "valid", "exported", "applied", "refused", "error", "skipped"
+]
+#: Every outcome, in the order the summary line counts them.
+OUTCOMES: tuple[TenantOutcome, ...] = get_args(TenantOutcome)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class TenantResult:
     message: str = ""
     plan: Plan | None = None
     policy: PolicyReport | None = None
+    report: DriftReport | None = None  # `lwr drift DIR`
 
 
 @dataclass(frozen=True)
@@ -90,28 +99,46 @@ def desired_files(directory: str | Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class _Loaded:
-    """A desired file validated and sent to its tenant, or the result that says why not."""
+    """A desired file (or saved plan) validated and sent to its tenant, or the result that
+    says why not."""
 
     path: Path
     desired: DesiredState | None = None
     uri: str | None = None
     key: str | None = None  # the tenant's identity (reconciler.uris.tenant_key)
     failed: TenantResult | None = None
+    saved: SavedPlan | None = None  # `lwr apply PLANDIR`: the plan `desired` came from
 
 
-def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult]:
-    """Plan (or apply, with `options.apply`) every desired file of `directory`; results in
-    file-name order.
+#: What a command does to one loaded tenant (`failed` unset); raising is that tenant's error.
+TenantRun = Callable[[_Loaded, FleetOptions], TenantResult]
 
-    Every file is loaded first, so that two files sent to one tenant are both refused before
-    any tenant is touched (whichever ran second would undo the first).
-    """
+
+def run_fleet(
+    directory: str | Path, options: FleetOptions, each: TenantRun | None = None
+) -> list[TenantResult]:
+    """Plan (or apply, with `options.apply`; or `each`) every desired file of `directory`;
+    results in file-name order."""
     if options.parallel < 1:
         raise UsageError("--parallel must be at least 1")
     files = desired_files(directory)
     if not files:
         raise UsageError(f"no *.yaml or *.yml desired files in {directory}")
+    with ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="lwr-load") as pool:
+        loaded = list(pool.map(lambda p: _load(p, options), files))
+    return run_loaded(loaded, options, each)
+
+
+def run_loaded(
+    loaded: Sequence[_Loaded], options: FleetOptions, each: TenantRun | None = None
+) -> list[TenantResult]:
+    """Run `each` (default: plan, or apply) on every loaded tenant; results in order.
+
+    Everything is loaded first, so that two files sent to one tenant are both refused before
+    any tenant is touched (whichever ran second would undo the first).
+    """
     stop = threading.Event()  # set on the first failure with fail_fast: later files skip
+    run = each or _run_one
 
     def one(loaded: _Loaded) -> TenantResult:
         if stop.is_set():
@@ -123,14 +150,20 @@ def run_fleet(directory: str | Path, options: FleetOptions) -> list[TenantResult
                 ExitCode.OK,
                 message="not run: an earlier tenant failed (--fail-fast)",
             )
-        result = loaded.failed or _run_one(loaded, options)
+        result = loaded.failed
+        if result is None:
+            try:
+                result = run(loaded, options)
+            except Exception as e:  # one tenant's failure, bug or outage must not stop others
+                tenant = loaded.desired.tenant if loaded.desired else "?"
+                result = _failed(str(loaded.path), tenant, loaded.uri, None, None, e)
         if options.fail_fast and result.exit_code:
             stop.set()
         return result
 
+    checked = _one_file_per_tenant(list(loaded))
     with ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="lwr-tenant") as pool:
-        loaded = _one_file_per_tenant(list(pool.map(lambda p: _load(p, options), files)))
-        return list(pool.map(one, loaded))
+        return list(pool.map(one, checked))
 
 
 def _load(path: Path, options: FleetOptions) -> _Loaded:
@@ -195,7 +228,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
         done = workflow.apply(
             workflow.ApplyRequest(
                 uri,
-                loaded.desired,
+                loaded.saved or loaded.desired,
                 options.actor,
                 state_uri=options.state_uri,
                 rules=options.rules,
@@ -362,6 +395,14 @@ def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> ExitCode:
         return ExitCode.ERROR
     if ExitCode.REFUSED in codes:
         return ExitCode.REFUSED
-    if detailed and any(r.outcome == "changes" for r in results):
+    if detailed and any(r.outcome in ("changes", "drifted") for r in results):
         return ExitCode.CHANGES
     return ExitCode.OK
+
+
+# The other fleet commands (reconciler.plandir, reconciler.fleet_runs) load, run and report
+# their tenants with the same pieces.
+Loaded = _Loaded
+SilentUI = _SilentUI
+failed = _failed
+succeeded = _done

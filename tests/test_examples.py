@@ -77,12 +77,13 @@ def test_the_desired_state_schema_explains_every_key_to_editors() -> None:
 
 
 def lwr_invocations(script: str) -> list[list[str]]:
-    """Each `lwr …` command line of a shell script, continuation lines joined."""
+    """Each `lwr COMMAND …` line of a shell script, continuation lines joined (not `lwr
+    --version`)."""
     joined = re.sub(r"\\\n\s*", " ", script)
     return [
         shlex.split(line.strip())[1:]
         for line in joined.splitlines()
-        if line.strip().startswith("lwr ")
+        if line.strip().startswith("lwr ") and not line.strip().startswith("lwr -")
     ]
 
 

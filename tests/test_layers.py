@@ -61,6 +61,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "workflow",
             "executing",
             "fleet",
+            "fleet_runs",
+            "plandir",
         ),
     ),
     ("render", ("render",)),

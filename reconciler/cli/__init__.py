@@ -4,7 +4,8 @@ The only package that prints. Exit codes: reconciler.errors.ExitCode (0 ok, 1 er
 3 refused; docs/contract.md#exit-codes).
 One module per group of commands: plans.py (validate, plan, show-plan, drift), applying.py
 (apply), tenants.py (export, show, attest, tenant …), state.py (audit, unlock, lock, state);
-common.py has the group, the shared options and how a tenant and a state store are opened.
+common.py has the group, the shared options and how a tenant and a state store are opened;
+fleets.py what those commands do with a directory of tenants.
 """
 
 from __future__ import annotations

@@ -97,8 +97,9 @@ def apply(
     """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order.
 
     A saved PLAN.json is applied without asking: it is the plan that was reviewed. FILE may
-    be a directory of desired files, one a tenant (needs --auto-approve); `-` reads the
-    desired file from stdin (needs --auto-approve).
+    be a directory of desired files, one a tenant, or a PLANDIR written by `lwr plan DIR --out
+    PLANDIR` (both need --auto-approve); `-` reads the desired file from stdin (needs
+    --auto-approve).
     """
     from reconciler.apply import default_actor
     from reconciler.lockwait import parse_duration
@@ -185,6 +186,7 @@ def _apply_dir(
     """`lwr apply DIR`: every tenant of the directory, without prompts (reconciler.fleet)."""
     from reconciler import fleet
     from reconciler.apply import default_actor
+    from reconciler.plandir import is_plan_dir
 
     if not auto_approve:
         raise UsageError(
@@ -196,23 +198,25 @@ def _apply_dir(
             "--manual=ask is for a single file; use --manual=attested or "
             "--manual=skip with a directory"
         )
-    results = fleet.run_fleet(
-        directory,
-        fleet.FleetOptions(
-            tenant_template=tenant_uri,
-            rules=rules,
-            apply=True,
-            allow_destructive=allow_destructive,
-            manual=_MODES.get(manual or "", "stop"),
-            parallel=parallel,
-            fail_fast=fail_fast,
-            actor=default_actor(),
-            state_uri=state_uri,
-            lock_timeout=lock_timeout,
-            progress=_tenant_lines,
-        ),
+    options = fleet.FleetOptions(
+        tenant_template=tenant_uri,
+        rules=rules,
+        apply=True,
+        allow_destructive=allow_destructive,
+        manual=_MODES.get(manual or "", "stop"),
+        parallel=parallel,
+        fail_fast=fail_fast,
+        actor=default_actor(),
+        state_uri=state_uri,
+        lock_timeout=lock_timeout,
+        progress=_tenant_lines,
     )
-    return emit_fleet(results, "text", False)
+    if is_plan_dir(directory):  # `plan DIR --out PLANDIR`: exactly the reviewed plans
+        from reconciler.cli.fleets import apply_plan_dir
+
+        results = apply_plan_dir(directory, options)
+        return emit_fleet(results, "text", False) if results else ExitCode.OK
+    return emit_fleet(fleet.run_fleet(directory, options), "text", False)
 
 
 @contextmanager

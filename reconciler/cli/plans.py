@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from reconciler.cli.common import (
     write_output,
 )
 from reconciler.cli.lazy import workflow
-from reconciler.errors import ExitCode, LwrError, UsageError
+from reconciler.errors import ExitCode, LwrError
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
 from reconciler.words import plural
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--tenant",
     "tenant_uri",
@@ -47,11 +48,21 @@ if TYPE_CHECKING:
 )
 def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
     """Check desired-state FILES: schema, semantics, and the tenant directory if given
-    (--tenant or LWR_TENANT). A FILE `-` is read from stdin."""
+    (--tenant or LWR_TENANT). A FILE `-` is read from stdin.
+
+    A directory checks each of its desired files (with a {tenant} --tenant, each against the
+    tenant `lwr plan DIR` would send it to) and ends with the fleet's summary table.
+    """
     from reconciler.desired import check_against_tenant, load_desired
 
     failures: list[LwrError] = []
+    codes = [0]
     for file in files:
+        if Path(file).is_dir():  # every desired file of it, one a tenant: the fleet's table
+            from reconciler.cli.fleets import validate_dir
+
+            codes.append(validate_dir(file, tenant_uri))
+            continue
         try:
             desired = load_desired(file)
             if tenant_uri:
@@ -61,9 +72,7 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
         except LwrError as e:
             failures.append(e)
             click.echo(printable(f"{file}: invalid\n{e}"), err=True)
-    if failures:
-        return max(e.exit_code for e in failures)
-    return 0
+    return max([*codes, *(e.exit_code for e in failures)])
 
 
 def emit_plan(
@@ -95,8 +104,9 @@ def emit_plan(
 @tenant_option
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False),
-    help="Save the plan as JSON for apply (not when apply would refuse it: exit 3).",
+    type=click.Path(),
+    help="Save the plan as JSON for apply (not when apply would refuse it: exit 3); with a "
+    "directory of files: PLANDIR, one plan a tenant and index.json.",
 )
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
@@ -129,9 +139,8 @@ def plan(
 
     rules = load_rules(policy_dirs, no_default_policies)
     if Path(file).is_dir():
-        if out or markdown_dir:
-            raise UsageError("--out and --markdown-dir take a single desired file, not a directory")
         from reconciler import fleet
+        from reconciler.cli import fleets
 
         results = fleet.run_fleet(
             file,
@@ -143,6 +152,10 @@ def plan(
                 state_uri=state_uri,
             ),
         )
+        if out:  # one saved plan per tenant with changes, and the index (reconciler.plandir)
+            fleets.save_plan_dir(results, out, file, state_uri)
+        if markdown_dir:
+            fleets.write_markdown_dir(results, markdown_dir)
         return emit_fleet(results, fmt, detailed_exitcode)
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
@@ -163,17 +176,9 @@ def plan(
 
 def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
     """Print a directory's results (reconciler.fleet) and return the aggregate exit code."""
-    from reconciler import fleet
-    from reconciler.render import fleet as fleet_view
+    from reconciler.cli.fleets import emit
 
-    code = fleet.exit_code(results, detailed=detailed_exitcode)
-    if fmt == "json":
-        click.echo(fleet_view.render_json(results, code), nl=False)
-    elif fmt == "markdown":
-        click.echo(fleet_view.render_markdown(results), nl=False)
-    else:
-        click.echo(fleet_view.render_text(results, color=color()), nl=False)
-    return code
+    return emit(results, fmt, detailed_exitcode)
 
 
 @cli.command("show-plan")
@@ -240,11 +245,12 @@ def show_plan(
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @tenant_option
 @format_option
 @policy_options
 @markdown_dir_option
+@fleet_options
 @state_option
 def drift(
     file: str,
@@ -253,15 +259,26 @@ def drift(
     policy_dirs: tuple[str, ...],
     no_default_policies: bool,
     markdown_dir: str | None,
+    parallel: int,
+    fail_fast: bool,
     state_uri: str | None,
 ) -> int:
     """Report every setting and list where the tenant differs from FILE: exit 0 in sync,
-    2 drifted, 1 error (a failed tenant read included), 3 policy deny."""
+    2 drifted, 1 error (a failed tenant read included), 3 policy deny.
+
+    FILE may be a directory of desired files, one a tenant, as for `lwr plan DIR`.
+    """
     from reconciler.drift import drift_report
     from reconciler.policy import evaluate
     from reconciler.render import drift_renderer_for
 
     rules = load_rules(policy_dirs, no_default_policies)
+    if Path(file).is_dir():
+        from reconciler.cli.fleets import drift_dir
+        from reconciler.fleet import FleetOptions
+
+        options = FleetOptions(tenant_uri, rules, parallel=parallel, fail_fast=fail_fast)
+        return drift_dir(file, replace(options, state_uri=state_uri), fmt, markdown_dir)
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)

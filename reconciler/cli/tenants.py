@@ -31,7 +31,19 @@ if TYPE_CHECKING:
 
 @cli.command()
 @tenant_option
-@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="Write to this file, not stdout; with a {tenant} template or --tenants: to this "
+    "directory, DOMAIN.yaml for each tenant.",
+)
+@click.option(
+    "--tenants",
+    "tenant_names",
+    multiple=True,
+    help="With --out DIR: the {tenant} values of the --tenant template, comma-separated "
+    "(repeatable); default: every local tenant file the template matches.",
+)
 @click.option(
     "--schema-out",
     type=click.Path(dir_okay=False),
@@ -40,8 +52,24 @@ if TYPE_CHECKING:
     "an editor hint pointing at it (relative to --out, else to the current directory).",
 )
 @state_option
-def export(tenant_uri: str, out: str | None, schema_out: str | None, state_uri: str | None) -> int:
-    """Write the tenant's current state as a valid desired-state file."""
+def export(
+    tenant_uri: str,
+    out: str | None,
+    tenant_names: tuple[str, ...],
+    schema_out: str | None,
+    state_uri: str | None,
+) -> int:
+    """Write the tenant's current state as a valid desired-state file (or every tenant of a
+    fleet, one file each, for `lwr plan DIR`)."""
+    if tenant_names or "{tenant}" in tenant_uri:
+        from reconciler.cli.fleets import export_dir
+
+        if not out:
+            raise UsageError("exporting many tenants needs --out DIR")
+        if schema_out:
+            raise UsageError("--schema-out is for one tenant; use `lwr schema --out` once")
+        names = [n.strip() for part in tenant_names for n in part.split(",") if n.strip()]
+        return export_dir(tenant_uri, names, out, state_uri)
     hint = schema_hint(schema_out, out) if schema_out else None
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         text = workflow.export_yaml(provider, hint)

@@ -1,4 +1,5 @@
-"""The views of a fleet run (`lwr plan DIR`, `lwr apply DIR`): text, Markdown and JSON.
+"""The views of a fleet run (`lwr plan|apply|drift|validate DIR`, `lwr apply PLANDIR`, `lwr
+export --out DIR`): text, Markdown and JSON.
 
 Each tenant's plan is rendered by the plan renderers; every name and message from a file or a
 tenant is made printable (text) or inert (Markdown) here.
@@ -32,10 +33,9 @@ def summary_text(results: Sequence[TenantResult]) -> str:
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    counts = {
-        o: sum(1 for r in results if r.outcome == o)
-        for o in ("in sync", "changes", "applied", "refused", "error", "skipped")
-    }
+    from reconciler.fleet import OUTCOMES
+
+    counts: dict[str, int] = {o: sum(1 for r in results if r.outcome == o) for o in OUTCOMES}
     lines.append("")
     lines.append(fleet_line(results, counts))
     for r in results:
@@ -59,7 +59,7 @@ def fleet_line(results: Sequence[TenantResult], counts: dict[str, int]) -> str:
 def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
     """Each tenant's plan (or failure) under a header, then the summary table; every name
     and message printable (the plans escape their own values)."""
-    from reconciler.render import renderer_for
+    from reconciler.render import drift_renderer_for, renderer_for
     from reconciler.terminal import printable
 
     parts: list[str] = []
@@ -71,7 +71,9 @@ def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
                 + f"): {r.outcome} ===\n"
             )
         )
-        if r.plan is not None:
+        if r.report is not None:
+            parts.append(drift_renderer_for("text", color=color, policy=r.policy).render(r.report))
+        elif r.plan is not None:
             parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
         if r.message:
             parts.append(printable(r.message.rstrip("\n")) + "\n")
@@ -80,41 +82,95 @@ def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
     return "".join(parts)
 
 
-def render_markdown(results: Sequence[TenantResult]) -> str:
-    """A summary table, then one collapsed <details> section per tenant; names and messages
-    inert (reconciler.render.markdown: code in the table, HTML-escaped in <summary>)."""
-    from reconciler.render.markdown import PlanMarkdown, md_code, md_escape, md_html
+def _summary_rows(results: Sequence[TenantResult]) -> list[str]:
+    from reconciler.render.markdown import md_code
 
-    lines = [
-        f"### lwr plan for {len(results)} tenants",
-        "",
+    return [
         "| tenant | file | changes | destructive | result |",
         "|---|---|--:|--:|---|",
+        *(
+            f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
+            f"{r.changes} | {r.destructive} | {r.outcome} |"
+            for r in results
+        ),
     ]
-    lines += [
-        f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
-        f"{r.changes} | {r.destructive} | {r.outcome} |"
-        for r in results
-    ]
-    lines.append("")
+
+
+def render_markdown(results: Sequence[TenantResult], command: str = "plan") -> str:
+    """A summary table, then one collapsed <details> section per tenant; names and messages
+    inert (reconciler.render.markdown: code in the table, HTML-escaped in <summary>)."""
+    from reconciler.render.markdown import md_html
+
+    lines = [f"### lwr {command} for {len(results)} tenants", "", *_summary_rows(results), ""]
     for r in results:
         lines += [
             "<details>",
             f"<summary>{md_html(r.tenant)} ({md_html(Path(r.file).name)}): {r.outcome}</summary>",
             "",
+            *_tenant_body(r),
+            "</details>",
+            "",
         ]
-        if r.plan is not None:
-            lines.append(PlanMarkdown(policy=r.policy).render(r.plan).rstrip("\n"))
-            lines.append("")
-        if r.message:
-            lines += [*(f"> {md_escape(line)}" for line in r.message.rstrip("\n").splitlines()), ""]
-        lines += ["</details>", ""]
     return "\n".join(lines)
 
 
+def _tenant_body(r: TenantResult) -> list[str]:
+    from reconciler.render.markdown import DriftMarkdown, PlanMarkdown
+
+    lines = []
+    if r.report is not None:
+        lines += [DriftMarkdown(policy=r.policy).render(r.report).rstrip("\n"), ""]
+    elif r.plan is not None:
+        lines += [PlanMarkdown(policy=r.policy).render(r.plan).rstrip("\n"), ""]
+    return lines + _message(r)
+
+
+def _message(r: TenantResult) -> list[str]:
+    from reconciler.render.markdown import md_escape
+
+    if not r.message:
+        return []
+    text = r.message.rstrip("\n")[:MESSAGE_LIMIT]
+    return [*(f"> {md_escape(line)}" for line in text.splitlines()), ""]
+
+
+#: A tenant's message in a markdown part is cut here, so that the part stays under the limit.
+MESSAGE_LIMIT = 400
+
+
+def summary_parts(results: Sequence[TenantResult], command: str = "plan") -> list[str]:
+    """`--markdown-dir` of a directory: the summary table alone, as comment-sized parts (each
+    repeats the table's header)."""
+    from reconciler.render.markdown import paginate
+
+    header, rule, *rows = _summary_rows(results)
+    title = f"### lwr {command} for {len(results)} tenants"
+    step = 400  # rows per block: a block is never split, and 400 short rows fit a part
+    blocks = ["\n".join([header, rule, *rows[i : i + step]]) for i in range(0, len(rows), step)]
+    return paginate(title, blocks or ["\n".join([header, rule])])
+
+
+def tenant_parts(r: TenantResult, command: str = "plan") -> list[str]:
+    """`--markdown-dir` of a directory: one tenant's comment(s), its plan or drift report as
+    a single file shows it, with why it was refused or failed."""
+    from reconciler.render.markdown import DriftMarkdown, PlanMarkdown, md_code
+
+    if r.report is not None:
+        parts = DriftMarkdown(policy=r.policy).render_parts(r.report)
+    elif r.plan is not None:
+        parts = PlanMarkdown(policy=r.policy).render_parts(r.plan)
+    else:
+        title = f"### lwr {command} for {md_code(r.tenant)} ({md_code(Path(r.file).name)})"
+        parts = [f"{title}\n"]
+    note = [f"**{r.outcome}**", "", *_message(r)]
+    return [*parts[:-1], parts[-1].rstrip("\n") + "\n\n" + "\n".join(note).rstrip("\n") + "\n"]
+
+
 def render_json(results: Sequence[TenantResult], code: int) -> str:
-    """The results as JSON: per tenant its summary and, when made, its plan."""
+    """The results as JSON, an object: the aggregate exit code and, per tenant, its summary
+    and, when made, its plan (or drift report)."""
     from reconciler.render import renderer_for
+    from reconciler.render.json import DriftJson
 
     tenants = []
     for r in results:
@@ -128,7 +184,9 @@ def render_json(results: Sequence[TenantResult], code: int) -> str:
             "destructive": r.destructive,
             "message": r.message,
         }
-        if r.plan is not None:
+        if r.report is not None:
+            entry["drift"] = json.loads(DriftJson(policy=r.policy).render(r.report))
+        elif r.plan is not None:
             entry["plan"] = json.loads(renderer_for("json").render(r.plan))
         tenants.append(entry)
     from reconciler.render.json import dump
