@@ -15,9 +15,10 @@ from typing import Any
 
 from reconciler.actions import Change
 from reconciler.console import changes_nothing
-from reconciler.errors import ApplyStopped, StateError
+from reconciler.errors import StateError
 from reconciler.model import TenantState
 from reconciler.providers.base import Provider
+from reconciler.stopped import ApplyStopped
 from reconciler.store.base import (
     AuditRecord,
     AuditResult,

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler import workflow
 from reconciler.desired import load_desired
-from reconciler.errors import ApplyStopped, ExitCode, LwrError, UsageError
+from reconciler.errors import ExitCode, LwrError, UsageError
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
+from reconciler.stopped import ApplyStopped
 from reconciler.store import StateLocation
 from reconciler.uris import file_target, redact, scrub, tenant_key
 

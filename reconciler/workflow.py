@@ -18,7 +18,6 @@ from reconciler.actions import Change
 from reconciler.desired import check_against_tenant, load_desired
 from reconciler.errors import (
     AlreadyApplied,
-    ApplyStopped,
     PlanForAnotherTenant,
     StalePlan,
     UsageError,
@@ -39,6 +38,7 @@ from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
 from reconciler.settings import ENABLED, MEMBERS_MODE
+from reconciler.stopped import ApplyStopped
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback

@@ -15,13 +15,14 @@ from emulator.harness import emulated
 
 from reconciler import workflow
 from reconciler.actions import Action, Change, change_id
-from reconciler.errors import ApplyStopped, TenantError, TenantRuleError
+from reconciler.errors import TenantError, TenantRuleError
 from reconciler.manual import ManualStep, ManualStepsPending, checklist, split
 from reconciler.model import ChannelName, TenantState
 from reconciler.plan import Plan
 from reconciler.providers.base import Provider
 from reconciler.providers.lineworks import LineWorksTenant
 from reconciler.providers.local import LocalTenant, extra_member, init_demo
+from reconciler.stopped import ApplyStopped
 from reconciler.store.sqlite import SqliteStateStore
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS

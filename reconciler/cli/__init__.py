@@ -18,7 +18,8 @@ import click
 
 from reconciler.cli import applying, plans, state, tenants  # noqa: F401  (registers commands)
 from reconciler.cli.common import cli
-from reconciler.errors import ApplyStopped, ExitCode, LwrError
+from reconciler.errors import ExitCode, LwrError
+from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
 
 __all__ = ["cli", "main", "run"]

@@ -23,10 +23,11 @@ from reconciler.cli.common import (
     tenant_option,
 )
 from reconciler.cli.plans import emit_fleet
-from reconciler.errors import ApplyStopped, Cancelled, ExitCode, StateError, UsageError
+from reconciler.errors import Cancelled, ExitCode, StateError, UsageError
 from reconciler.manual import ManualMode, ManualStep, checklist
 from reconciler.plan import Plan
 from reconciler.render import renderer_for
+from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
 
 if TYPE_CHECKING:
