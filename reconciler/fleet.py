@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from reconciler import workflow
 from reconciler.desired import load_desired
 from reconciler.errors import ExitCode, LwrError, UsageError
+from reconciler.manual import ManualStepsPending
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.stopped import ApplyStopped
@@ -55,6 +56,8 @@ class TenantResult:
     message: str = ""
     plan: Plan | None = None
     policy: PolicyReport | None = None
+    #: The manual steps it stopped before, for the view to list (render.checklist).
+    pending: ManualStepsPending | None = None
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,7 @@ def _failed(
         message,
         plan,
         policy,
+        cause if isinstance(cause, ManualStepsPending) else None,
     )
 
 

@@ -51,7 +51,9 @@ def run(argv: list[str] | None = None) -> int:
 def _failure(error: BaseException, argv: list[str] | None) -> int:
     """The message and exit code of an error that left the command run with `argv`."""
     if isinstance(error, LwrError):
-        return _fail(f"{error.prefix}{error}", error.exit_code)
+        from reconciler.render.checklist import message_of  # on failure only: start-up stays light
+
+        return _fail(f"{error.prefix}{message_of(error)}", error.exit_code)
     if isinstance(error, KeyboardInterrupt):
         return _interrupted(_signal_of(error))
     if isinstance(error, BrokenPipeError):

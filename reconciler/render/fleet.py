@@ -19,6 +19,13 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
+def message_of(result: TenantResult) -> str:
+    """The tenant's message as shown: a stop before manual steps lists them."""
+    from reconciler.render.checklist import pending_message
+
+    return pending_message(result.pending) if result.pending else result.message
+
+
 def summary_text(results: Sequence[TenantResult]) -> str:
     """The summary table: tenant, file, changes, destructive, result."""
     rows = [("tenant", "file", "changes", "destructive", "result")]
@@ -42,7 +49,7 @@ def summary_text(results: Sequence[TenantResult]) -> str:
     )
     for r in results:
         if r.outcome in ("refused", "error"):
-            lines.append(f"{Path(r.file).name}: {_first_line(r.message)}")
+            lines.append(f"{Path(r.file).name}: {_first_line(message_of(r))}")
     return "\n".join(lines) + "\n"
 
 
@@ -64,7 +71,7 @@ def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
         if r.plan is not None:
             parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
         if r.message:
-            parts.append(printable(r.message.rstrip("\n")) + "\n")
+            parts.append(printable(message_of(r).rstrip("\n")) + "\n")
         parts.append("\n")
     parts.append(printable(summary_text(results)))
     return "".join(parts)
@@ -97,7 +104,8 @@ def render_markdown(results: Sequence[TenantResult]) -> str:
             lines.append(PlanMarkdown(policy=r.policy).render(r.plan).rstrip("\n"))
             lines.append("")
         if r.message:
-            lines += [*(f"> {md_escape(line)}" for line in r.message.rstrip("\n").splitlines()), ""]
+            text = message_of(r).rstrip("\n")
+            lines += [*(f"> {md_escape(line)}" for line in text.splitlines()), ""]
         lines += ["</details>", ""]
     return "\n".join(lines)
 
@@ -116,7 +124,7 @@ def render_json(results: Sequence[TenantResult], code: int) -> str:
             "exit_code": r.exit_code,
             "changes": r.changes,
             "destructive": r.destructive,
-            "message": r.message,
+            "message": message_of(r),
         }
         if r.plan is not None:
             entry["plan"] = json.loads(renderer_for("json").render(r.plan))
