@@ -31,7 +31,6 @@ from reconciler.store.base import (
     AuditEntry,
     AuditHead,
     AuditRecord,
-    AuditResult,
     HashAlg,
     VerifyResult,
     row_hash,
@@ -82,13 +81,9 @@ def load_audit_key(environ: Mapping[str, str] = os.environ) -> AuditKey | None:
 
 
 def _read_key_file(path: Path) -> bytes:
-    from reconciler.credentials import check_private_file
+    from reconciler.credentials import read_private_file
 
-    check_private_file(path, "audit key file")
-    try:
-        secret = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the audit key file {path}: {exc.strerror}") from None
+    secret = read_private_file(path, "audit key file")
     # A trailing newline is what editors and `echo` add, never part of the key.
     return _checked(secret.rstrip(b"\r\n"), f"the audit key file {path}")
 
@@ -133,24 +128,18 @@ def stored_record(row: Sequence[Any]) -> AuditRecord:
 
 
 def audit_entry(row: Sequence[Any]) -> AuditEntry:
-    """An AuditEntry from a row of AUDIT_COLUMNS."""
+    """An AuditEntry from a row of AUDIT_COLUMNS: `stored_record`'s fields, before/after
+    decoded, and what the store added."""
     import json
 
+    values = vars(stored_record(row)) | {
+        "before": json.loads(row[10]),
+        "after": json.loads(row[11]),
+    }
     return AuditEntry(
+        **values,
         seq=row[0],
         at=row[1],
-        tenant_key=row[2],
-        domain=row[3],
-        run_id=row[4],
-        actor=row[5],
-        change_id=row[6],
-        action=row[7],
-        channel=row[8],
-        target=row[9],
-        before=json.loads(row[10]),
-        after=json.loads(row[11]),
-        result=cast(AuditResult, row[12]),
-        error=row[13],
         prev_hash=row[14],
         hash=row[15],
         hash_alg=cast(HashAlg, row[16]),

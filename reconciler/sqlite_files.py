@@ -74,6 +74,12 @@ class FileStamp:
         return cls(info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
+def changed_since(stamp: FileStamp | None, path: Path) -> bool:
+    """Whether the file at `path` moved since `stamp` was taken (None: SQLite's own locks
+    see writers, so nothing to prove)."""
+    return stamp is not None and FileStamp.of(path) != stamp
+
+
 def connect_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, FileStamp | None]:
     """A connection for read-only commands that writes and creates nothing, in any directory.
 

@@ -8,6 +8,7 @@ through a plain connection (test_store.raw), as someone with write access to the
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 from contextlib import closing
@@ -318,6 +319,25 @@ def test_entries_from_before_the_key_are_vouched_for_by_the_head_kept_then(
     assert code == 1 and "2 entries are not keyed (seq 1 to 2)" in err and "--head" in err
     code, out, _ = lwr(capsys, "audit", "--verify", "--state", state_uri, "--head", kept)
     assert code == 0 and "4 entries, hash chain intact" in out
+
+
+def test_a_key_file_is_read_as_any_input_named_by_the_user(
+    state_uri: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key file is opened like a desired file (files.open_input): a FIFO is refused at
+    once, named as what it is, and a missing file gets the system's reason."""
+    append(state_uri, 1, 1)
+    fifo = tmp_path / "audit.key"
+    os.mkfifo(fifo, 0o600)
+    monkeypatch.setenv("LWR_AUDIT_KEY_FILE", str(fifo))
+    code, _, err = lwr(capsys, "audit", "--verify", "--state", state_uri)
+    assert code == 1 and f"the audit key file {fifo}: it is a FIFO (named pipe)" in err
+    monkeypatch.setenv("LWR_AUDIT_KEY_FILE", str(tmp_path / "missing.key"))
+    code, _, err = lwr(capsys, "audit", "--verify", "--state", state_uri)
+    assert code == 1 and "missing.key: No such file or directory" in err
 
 
 def test_the_key_from_a_private_file(

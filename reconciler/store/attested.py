@@ -23,7 +23,13 @@ from typing import Any, ClassVar, Literal
 
 from reconciler.errors import StateError
 from reconciler.model import ChannelName
-from reconciler.sqlite_files import REREAD, FileStamp, changed_while_read, connect_readonly
+from reconciler.sqlite_files import (
+    REREAD,
+    FileStamp,
+    changed_since,
+    changed_while_read,
+    connect_readonly,
+)
 from reconciler.store.postgres import PostgresSession
 from reconciler.store.sql import SqlSession
 from reconciler.store.sqlite import SqliteSession
@@ -188,13 +194,10 @@ class SqliteAttestedStore(SqliteSession, AttestedStore):
         read = super().load
         return REREAD.read(
             lambda: read(tenant),
-            changed=self._changed,
+            changed=lambda: changed_since(self._stamp, self.path),
             reopen=self._reopen,
             gave_up=lambda n: StateError(changed_while_read("the attested state", self.path, n)),
         )
-
-    def _changed(self) -> bool:
-        return self._stamp is not None and FileStamp.of(self.path) != self._stamp
 
     def _reopen(self) -> None:
         if self._conn is not None:

@@ -77,6 +77,32 @@ class LockHolder:
     #: tell from any host); None when only the holder's pid on this host can tell.
     alive: bool | None = field(default=None, compare=False)
 
+    @classmethod
+    def of_this_process(
+        cls, tenant_key: str, operation: str, *, alive: bool | None = None
+    ) -> LockHolder:
+        """The holder this process would be, taking the tenant's lock now for `operation`."""
+        return cls(
+            tenant_key=tenant_key,
+            user=current_user(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            operation=operation,
+            since=utc_now(),
+            alive=alive,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], *, alive: bool | None = None) -> LockHolder:
+        """A holder from a lock row's first six columns: tenant, user, host, pid, operation,
+        since (what `values()` gives, and both backends select)."""
+        tenant_key, user, host, pid, operation, since = row[:6]
+        return cls(tenant_key, user, host, pid, operation, since, alive=alive)
+
+    def values(self) -> tuple[str, str, str, int, str, str]:
+        """The row a backend stores: tenant, user, host, pid, operation, since."""
+        return (self.tenant_key, self.user, self.host, self.pid, self.operation, self.since)
+
     @property
     def stale(self) -> bool:
         """True when the holder is provably gone: its database session ended, or it ran on

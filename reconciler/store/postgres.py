@@ -11,7 +11,6 @@ lock is free is provably stale from any host, and is taken over.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import socket
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.errors import LockHeld, StateError
-from reconciler.store.base import GENESIS_HASH, EntryOutcome, LockHolder, current_user, utc_now
+from reconciler.store.base import GENESIS_HASH, EntryOutcome, LockHolder
 from reconciler.store.sql import SqlSession, SqlStateStore
 from reconciler.uris import redact, scrub, split_postgres_url
 
@@ -365,15 +364,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
         A lock whose holder's session has ended is taken over: the yielded holder's `replaced`
         names it. Released on any exit, KeyboardInterrupt included.
         """
-        holder = LockHolder(
-            tenant_key=tenant_key,
-            user=current_user(),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            operation=operation,
-            since=utc_now(),
-            alive=True,
-        )
+        holder = LockHolder.of_this_process(tenant_key, operation, alive=True)
         token, key = secrets.token_hex(16), lock_key(tenant_key)
         holder = self._acquire(holder, token, key)
         try:
@@ -426,16 +417,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
                     "INSERT INTO locks (tenant_key, username, host, pid, operation, since, "
                     "token, lock_key, backend_pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                     "pg_backend_pid())",
-                    (
-                        holder.tenant_key,
-                        holder.user,
-                        holder.host,
-                        holder.pid,
-                        holder.operation,
-                        holder.since,
-                        token,
-                        key,
-                    ),
+                    (*holder.values(), token, key),
                 )
         except BaseException:
             self._release_advisory(key)
@@ -493,15 +475,7 @@ _ALIVE = """EXISTS (SELECT 1 FROM pg_locks p
 
 
 def _holder(row: Any) -> LockHolder:
-    return LockHolder(
-        tenant_key=row[0],
-        user=row[1],
-        host=row[2],
-        pid=row[3],
-        operation=row[4],
-        since=row[5],
-        alive=bool(row[6]),
-    )
+    return LockHolder.from_row(row, alive=bool(row[6]))
 
 
 def _held_message(holder: LockHolder) -> str:

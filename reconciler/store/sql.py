@@ -398,15 +398,8 @@ class SqlStateStore(SqlSession):
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        tenant_key=row[1],
-        plan_digest=row[2],
-        actor=row[3],
-        started_at=row[4],
-        finished_at=row[5],
-        status=cast(RunStatus, row[6]),
-    )
+    """A RunRecord from a row of RUN_COLUMNS (the dataclass's fields, in order)."""
+    return RunRecord(*row)
 
 
 def _where(**filters: str | None) -> tuple[str, tuple[str, ...]]:

@@ -21,6 +21,7 @@ from reconciler.errors import LockHeld, StateError
 from reconciler.sqlite_files import (
     PRIVATE_FILE,
     FileStamp,
+    changed_since,
     connect_readonly,
     create_private,
     damage_advice,
@@ -28,13 +29,37 @@ from reconciler.sqlite_files import (
     schema_gaps,
     tables_of,
 )
-from reconciler.store.base import LockHolder, current_user, utc_now
+from reconciler.store.base import LockHolder
 from reconciler.store.sql import SqlSession, SqlStateStore
 
 #: Bumped on every schema change; a file with a higher number was written by a newer lwr.
 SCHEMA_VERSION = 3
 #: "LWRS": marks the file as ours, so a tenant database given by mistake is refused untouched.
 APPLICATION_ID = 0x4C575253
+
+
+def _audit_table(name: str, results: tuple[str, ...]) -> str:
+    """The audit table's CREATE statement, whose allowed `result`s grew with version 2."""
+    allowed = ", ".join(f"'{r}'" for r in results)
+    return f"""CREATE TABLE {name} (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    tenant_key TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    change_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    result TEXT NOT NULL CHECK (result IN ({allowed})),
+    error TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);"""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS locks (
@@ -67,24 +92,7 @@ CREATE TABLE IF NOT EXISTS entries (
     at TEXT NOT NULL,
     UNIQUE (run_id, change_id)
 );
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    tenant_key TEXT NOT NULL,
-    domain TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    change_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    target TEXT,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    result TEXT NOT NULL CHECK (result IN ('applied', 'recovered', 'failed')),
-    error TEXT,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
+{audit_v1}
 CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant_key, seq);
 -- The chain's head, so that deleting the newest rows is detected too.
 CREATE TABLE IF NOT EXISTS audit_head (
@@ -97,30 +105,13 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
+""".replace("{audit_v1}", _audit_table("IF NOT EXISTS audit", ("applied", "recovered", "failed")))
 
 #: Version 2: audit results may be `attested` (a manual step an admin confirmed doing in the
 #: console). SQLite cannot change a CHECK in place, so the table is rebuilt; rows, and so
 #: their hashes, are copied unchanged.
 _V2 = """
-CREATE TABLE audit_v2 (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    tenant_key TEXT NOT NULL,
-    domain TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    change_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    target TEXT,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    result TEXT NOT NULL CHECK (result IN ('applied', 'attested', 'recovered', 'failed')),
-    error TEXT,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
+{audit_v2}
 INSERT INTO audit_v2 SELECT * FROM audit;
 DROP TABLE audit;
 ALTER TABLE audit_v2 RENAME TO audit;
@@ -129,7 +120,7 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
+""".replace("{audit_v2}", _audit_table("audit_v2", ("applied", "attested", "recovered", "failed")))
 
 #: Version 3: an entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older
 #: entries are plain sha256, their hashes unchanged. ADD COLUMN fires no UPDATE trigger.
@@ -143,9 +134,7 @@ _MIGRATIONS = ((1, _SCHEMA), (2, _V2), (3, _V3))
 
 
 def _holder(row: tuple[Any, ...]) -> LockHolder:
-    return LockHolder(
-        tenant_key=row[0], user=row[1], host=row[2], pid=row[3], operation=row[4], since=row[5]
-    )
+    return LockHolder.from_row(row)
 
 
 def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> str:
@@ -387,7 +376,7 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         self._check_unchanged()
 
     def _check_unchanged(self) -> None:
-        if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
+        if changed_since(self._stamp, self.path):
             raise StateError(
                 f"state store {self.path} was changed by another process while "
                 "it was read; run the command again"
@@ -419,14 +408,7 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         taken over: the yielded holder's `replaced` names it. Released on any exit,
         KeyboardInterrupt included; only our own lock row is removed.
         """
-        holder = LockHolder(
-            tenant_key=tenant_key,
-            user=current_user(),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            operation=operation,
-            since=utc_now(),
-        )
+        holder = LockHolder.of_this_process(tenant_key, operation)
         token = secrets.token_hex(16)
         holder, lock_file = self._acquire(holder, token)
         try:
@@ -489,15 +471,7 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
                 self._conn.execute(
                     "INSERT INTO locks (tenant_key, user, host, pid, operation, since, token) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        holder.tenant_key,
-                        holder.user,
-                        holder.host,
-                        holder.pid,
-                        holder.operation,
-                        holder.since,
-                        token,
-                    ),
+                    (*holder.values(), token),
                 )
         except BaseException:
             lock_file.release()  # also when COMMIT itself failed

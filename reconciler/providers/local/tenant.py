@@ -48,7 +48,7 @@ from reconciler.providers.local.simulator import (
     join,
     messages,
 )
-from reconciler.sqlite_files import REREAD, FileStamp, changed_while_read
+from reconciler.sqlite_files import REREAD, FileStamp, changed_since, changed_while_read
 from reconciler.uris import local_key
 
 T = TypeVar("T")
@@ -336,13 +336,10 @@ class LocalTenant(Provider):
 
         return REREAD.read(
             once,
-            changed=self._changed,
+            changed=lambda: changed_since(self._stamp, self.path),
             reopen=self._reopen,
             gave_up=lambda n: TenantError(changed_while_read("local tenant", self.path, n)),
         )
-
-    def _changed(self) -> bool:
-        return self._stamp is not None and FileStamp.of(self.path) != self._stamp
 
     def _reopen(self) -> None:
         self._conn.close()
