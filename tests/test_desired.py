@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from reconciler import desired as desired_mod
-from reconciler import yamlsafe
+from reconciler import yamlload, yamlpaths, yamlsafe
 from reconciler.desired import check_against_tenant, load_desired, parse_desired
 from reconciler.errors import InputError, Problem, UsageError, WrongTenant
 from reconciler.model import (
@@ -395,10 +395,17 @@ SCALARS_AS_SAFELOADER_READS_THEM = [
 ]
 
 
+def _use_python_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Load and locate with the pure-Python parser, the fallback when libyaml is missing."""
+    python = yamlload.fast_loader(yaml.SafeLoader)
+    monkeypatch.setattr(yamlsafe, "LOADER", python)
+    monkeypatch.setattr(yamlpaths, "LOADER", python)
+
+
 @pytest.mark.parametrize("loader", ["libyaml", "python"])
 def test_scalars_resolve_as_safeloader_does(loader: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if loader == "python":
-        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
+        _use_python_parser(monkeypatch)
     text = "".join(f"k{i}: {v}\n" for i, v in enumerate(SCALARS_AS_SAFELOADER_READS_THEM))
     assert yamlsafe.load_yaml(text.encode(), "s.yaml").data == yaml.safe_load(text)
 
@@ -465,14 +472,14 @@ def test_deep_nesting_is_a_clean_error(
     data: bytes, loader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if loader == "python":  # the fallback when libyaml is missing recurses in Python
-        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
+        _use_python_parser(monkeypatch)
     (problem,) = parse_problems(data, "deep.yaml")
     assert "nesting" in problem.message or "nesting" in problem.hint
 
 
 def test_python_fallback_reports_like_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
     with_libyaml = [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")]
-    monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
+    _use_python_parser(monkeypatch)
     assert [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")] == with_libyaml
     assert load_desired(CORPUS / "japanese_greeting.yaml").channels[LINE].greeting == GreetingSpec(
         True, GREETING
