@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from reconciler import desired as desired_mod
-from reconciler import yamlload, yamlpaths, yamlsafe
+from reconciler import desired_schema, yamlload, yamlpaths, yamlsafe
 from reconciler.desired import check_against_tenant, load_desired, parse_desired
 from reconciler.errors import InputError, Problem, UsageError, WrongTenant
 from reconciler.model import (
@@ -597,7 +597,7 @@ def test_schema_is_valid_2020_12_with_help_on_every_property() -> None:
 
 def test_fast_member_check_is_in_use_for_the_shipped_schema() -> None:
     """Without it a 100k-member file validates ~2x slower than it parses."""
-    check = desired_mod._item_check()
+    check = desired_schema._item_check()
     assert check is not None and check.channels == ("line", "lineworks")
 
 
@@ -607,8 +607,8 @@ def test_fast_and_full_schema_paths_agree(name: str) -> None:
         doc = yamlsafe.load_yaml((CORPUS / name).read_bytes(), name)
     except InputError:
         return  # never reaches the schema
-    fast = desired_mod._schema_problems(doc.data, doc.locate, name, fast=True)
-    full = desired_mod._schema_problems(doc.data, doc.locate, name, fast=False)
+    fast = desired_schema.schema_problems(doc.data, doc.locate, name, fast=True)
+    full = desired_schema.schema_problems(doc.data, doc.locate, name, fast=False)
     assert sorted(fast, key=str) == sorted(full, key=str)
 
 
@@ -723,8 +723,8 @@ def test_near_valid_documents_give_a_state_or_located_problems(doc: dict[str, An
 @given(near_valid())
 def test_fast_path_agrees_with_full_jsonschema(doc: dict[str, Any]) -> None:
     parsed = yamlsafe.load_yaml(yaml.safe_dump(doc, allow_unicode=True).encode(), "f.yaml")
-    fast = desired_mod._schema_problems(parsed.data, parsed.locate, "f.yaml", fast=True)
-    full = desired_mod._schema_problems(parsed.data, parsed.locate, "f.yaml", fast=False)
+    fast = desired_schema.schema_problems(parsed.data, parsed.locate, "f.yaml", fast=True)
+    full = desired_schema.schema_problems(parsed.data, parsed.locate, "f.yaml", fast=False)
     assert sorted(fast, key=str) == sorted(full, key=str)
 
 

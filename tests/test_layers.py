@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "yamlnodes",
             "yamlpaths",
             "desired",
+            "desired_schema",
         ),
     ),
     ("uris", ("uris", "credentials")),
