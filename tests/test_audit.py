@@ -452,14 +452,14 @@ def test_a_version_2_store_is_upgraded_keeping_its_chain(
 def version_2_store(state_uri: str, tmp_path: Path) -> str:
     """An empty store as an lwr with state schema 2 left it (before keyed entries)."""
     if state_uri.startswith("local:"):
-        from reconciler.store.sqlite import _MIGRATIONS, APPLICATION_ID, _statements
+        from reconciler.store.sqlite_schema import APPLICATION_ID, MIGRATIONS, statements
 
         path = tmp_path / "v2" / "state.db"
         path.parent.mkdir()
         with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            for number, script in _MIGRATIONS:
+            for number, script in MIGRATIONS:
                 if number <= 2:
-                    for statement in _statements(script):
+                    for statement in statements(script):
                         conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("PRAGMA user_version = 2")
