@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "desired_schema",
         ),
     ),
-    ("uris", ("uris", "credentials")),
+    ("uris", ("uris", "redaction", "credentials")),
     ("store", ("store", "audit")),
     ("providers", ("providers",)),
     (
