@@ -16,6 +16,7 @@ from reconciler import side_effects as effects_of
 from reconciler.model import ChannelName
 from reconciler.settings import Setting
 from reconciler.side_effects import SideEffect
+from reconciler.words import plural
 
 Execution = Literal["api", "manual", "local"]
 Value = Any  # JSON-compatible: bool, str, None or a small dict
@@ -85,10 +86,11 @@ class Threshold:
         """`60 of 100 listed (60.0 %) is more than 50 members (safety.max_member_removals)`."""
         numbers = f"{self.count} of {self.list_size} listed ({self.percent:.1f} %)"
         if self.rule == "max_member_removals":
-            return f"{numbers} is more than {self.limit} members (safety.{self.rule})"
+            members = plural(int(self.limit), "member")
+            return f"{numbers} is more than {members} (safety.{self.rule})"
         return (
             f"{numbers} is more than {self.limit:g} % of the list (safety.{self.rule}) "
-            f"and more than {self.min_member_removals} members"
+            f"and more than {plural(self.min_member_removals, 'member')}"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -5,20 +5,19 @@ Owns batching, the write-ahead journal protocol, recovery of interrupted runs an
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from types import FrameType, TracebackType
-from typing import Any
 
 from reconciler.actions import Change
 from reconciler.console import changes_nothing
-from reconciler.errors import StateError
+from reconciler.errors import ChangesRefused, StateError
 from reconciler.model import TenantState
-from reconciler.providers.base import Provider
+from reconciler.outcomes import ApplyProgress, Blocked, Blocker
+from reconciler.outcomes import ProgressCallback as ProgressCallback
+from reconciler.providers.base import BatchOutcome, BatchStopped, Provider, Refusal
 from reconciler.stopped import ApplyStopped
+from reconciler.stopping import StopRequest
 from reconciler.store.base import (
     AuditRecord,
     AuditResult,
@@ -31,10 +30,10 @@ from reconciler.store.base import (
     default_actor as default_actor,  # where callers have always found it
 )
 
-ProgressCallback = Callable[[int, int], None]
-
 #: Journal error of a change found not in effect after its run was interrupted.
 NOT_APPLIED = "interrupted before it took effect; not applied"
+#: Journal error of a change of a batch that stopped before reaching it.
+NOT_ATTEMPTED = "not attempted: the batch stopped before it"
 
 
 @dataclass
@@ -43,9 +42,12 @@ class ApplyResult:
 
     `recovered`: changes of an interrupted earlier run found in effect and recorded now.
     `skipped`: changes of this run already in effect (done by an earlier run), not repeated.
-    `failed`/`error`: the change the provider refused (the one its error names, else the
-    first of the failed batch; the whole batch is journaled failed), and why.
+    `failed`/`error`: the change the apply stopped at (the one a provider error names, else
+    the first of the failed batch; a batch that failed as a whole is journaled failed), and why.
+    `refused`: changes the tenant refused (nothing of them took effect); `blocked`: changes
+    not sent because they need a refused one (docs/reliability.md#partial-failure).
     `took_over`: the stale lock (its process dead) this run took over, if any.
+    `progress`: the last progress event (how far it got).
     """
 
     run_id: str
@@ -55,6 +57,9 @@ class ApplyResult:
     error: str | None = None
     skipped: list[str] = field(default_factory=list)
     took_over: LockHolder | None = None
+    refused: list[Refusal] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
+    progress: ApplyProgress | None = None
 
 
 def change_holds(change: Change, state: TenantState) -> bool:
@@ -86,10 +91,14 @@ def execute(
     domain: str,
     on_progress: ProgressCallback | None = None,
     precheck: Callable[[], None] | None = None,
+    fail_fast: bool = False,
 ) -> ApplyResult:
     """Apply `changes` in order under the tenant lock; journal, audit, and recover crashes.
 
-    Raises LockHeld when another apply holds the tenant. A provider error is recorded
+    Raises LockHeld when another apply holds the tenant. A change the tenant refuses is
+    recorded (journal failed, audit failed) and only what depends on it is skipped: the
+    result lists both and the run ends `failed`; with `fail_fast` the first refusal stops
+    the apply (ApplyStopped caused by ChangesRefused). Any other provider error is recorded
     (journal failed, audit failed, run failed); no later change runs. SIGINT or SIGTERM
     stops at the next batch boundary. Either way ApplyStopped is raised, carrying what was
     done and the cause (the provider's error, a KeyboardInterrupt). The lock is released
@@ -100,14 +109,16 @@ def execute(
     ids = [change.id for change in changes]
     if len(set(ids)) != len(ids):
         raise ValueError("change ids must be unique within a plan (the journal is keyed by them)")
-    with _StopRequest() as stop:
+    with StopRequest() as stop:
         with store.lock(provider.key, "apply") as holder:
             if precheck is not None:
                 precheck()
             state, recovered = _recover_runs(provider, store, domain)
             run = store.begin_run(provider.key, plan_digest, actor)
             result = ApplyResult(run.run_id, recovered=recovered, took_over=holder.replaced)
-            _Run(provider, store, run, domain, result, stop).execute(changes, state, on_progress)
+            _Run(provider, store, run, domain, result, stop, fail_fast).execute(
+                changes, state, on_progress
+            )
         stop.raise_if_requested(result)  # a signal after the last batch: done, then stop
     return result
 
@@ -197,7 +208,7 @@ def _recover_run(run: RunRecord, state: TenantState, store: StateStore, domain: 
 
 
 class _Run:
-    """One run's batches: journal started → provider.apply → journal done + audit."""
+    """One run's batches: journal started → provider.apply_each → journal settled + audit."""
 
     def __init__(
         self,
@@ -206,10 +217,15 @@ class _Run:
         run: RunRecord,
         domain: str,
         result: ApplyResult,
-        stop: _StopRequest,
+        stop: StopRequest,
+        fail_fast: bool = False,
     ) -> None:
         self.provider, self.store, self.run = provider, store, run
         self.domain, self.result, self.stop = domain, result, stop
+        self.fail_fast, self.blocker = fail_fast, Blocker()
+        #: Changes dealt with so far: applied, in effect already, refused or skipped (not
+        #: those a stopped batch never attempted), for the progress events.
+        self.dealt = 0
 
     def execute(
         self,
@@ -218,21 +234,25 @@ class _Run:
         on_progress: ProgressCallback | None,
     ) -> None:
         """Run every batch; finish the run done, failed or interrupted (and re-raise)."""
-        total, done = len(changes), 0
+        total = len(changes)
         recovered = set(self.result.recovered)
+        at = changes[0] if changes else None
         try:
-            if on_progress and total:
-                on_progress(0, total)
+            if at is not None:
+                self._progress(on_progress, at, total)
             for batch in batches(changes, self.provider.batch_size):
                 self.stop.raise_if_requested(self.result)
+                at = batch[0]
                 # Only after an unsettled run (state read for recovery): skip what is in
                 # effect already, so a re-run never repeats done work.
                 todo = batch if state is None else self._not_in_effect(batch, state, recovered)
+                self.dealt += len(batch) - len(todo)
+                todo = self._unblocked(todo)
                 if todo:
                     self._apply(todo)
-                done += len(batch)
-                if on_progress:
-                    on_progress(done, total)
+                self._progress(on_progress, at, total)
+                if self.fail_fast and self.result.refused:
+                    self._stop_at_refusal()
         except ApplyStopped:
             self._mark_interrupted()  # a stop asked for between batches
             raise
@@ -240,12 +260,44 @@ class _Run:
             self.stop.stopping = True
             if self.result.failed is None:
                 self._mark_interrupted()
+            if at is not None:  # how far it got, the batch it stopped in included
+                with suppress(Exception):
+                    self._progress(on_progress, at, total)
             raise ApplyStopped(self.result, exc) from exc
         except BaseException:
             self.stop.stopping = True
             self._mark_interrupted()
             raise
-        self.store.finish_run(self.run.run_id, "done")
+        self.store.finish_run(
+            self.run.run_id, "failed" if self.result.refused or self.result.blocked else "done"
+        )
+
+    def _progress(self, on_progress: ProgressCallback | None, at: Change, total: int) -> None:
+        r = self.result
+        self.result.progress = event = ApplyProgress(
+            at.phase, self.dealt, total, len(r.applied), len(r.refused), len(r.blocked)
+        )
+        if on_progress is not None:
+            on_progress(event)
+
+    def _unblocked(self, batch: list[Change]) -> list[Change]:
+        todo = []
+        for change in batch:
+            blocked = self.blocker.check(change)
+            if blocked is None:
+                todo.append(change)
+            else:
+                self.result.blocked.append(blocked)
+                self.dealt += 1
+        return todo
+
+    def _stop_at_refusal(self) -> None:
+        first = self.result.refused[0]
+        self.result.failed, self.result.error = first.change_id, first.reason
+        self.store.finish_run(self.run.run_id, "failed")
+        raise ChangesRefused(
+            f"change {first.change_id} refused: {first.reason}; stopped there (--fail-fast)"
+        )
 
     def _not_in_effect(
         self, batch: list[Change], state: TenantState, recovered: set[str]
@@ -262,7 +314,10 @@ class _Run:
         run_id = self.run.run_id
         self.store.mark_started(run_id, batch)  # committed: the tenant is touched after this
         try:
-            self.provider.apply(batch)
+            outcome = self.provider.apply_each(batch, keep_going=not self.fail_fast)
+        except BatchStopped as stopped:  # part of the batch took effect: record just that
+            self._settle(batch, stopped.done, stopped)
+            raise stopped.cause from stopped
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             self.result.failed, self.result.error = _culprit(exc, batch), error
@@ -273,10 +328,40 @@ class _Run:
             )
             self.store.finish_run(run_id, "failed")
             raise
-        self.store.complete(
-            run_id, [EntryOutcome(c.id, "done") for c in batch], self._audit(batch, "applied")
-        )
-        self.result.applied.extend(c.id for c in batch)
+        self._settle(batch, outcome)
+
+    def _settle(
+        self, batch: list[Change], outcome: BatchOutcome, stopped: BatchStopped | None = None
+    ) -> None:
+        """Journal and audit each change as it ended: applied, refused (with the tenant's
+        reason), the one a stopped batch failed on, or not attempted (journaled only)."""
+        applied, refused = set(outcome.applied), {r.change_id: r for r in outcome.refused}
+        entries: list[EntryOutcome] = []
+        audit: list[AuditRecord] = []
+        culprit: Change | None = None
+        for change in batch:
+            if change.id in applied:
+                entries.append(EntryOutcome(change.id, "done"))
+                audit += self._audit([change], "applied")
+                self.result.applied.append(change.id)
+            elif change.id in refused:
+                reason = refused[change.id].reason
+                entries.append(EntryOutcome(change.id, "failed", reason))
+                audit += self._audit([change], "failed", reason)
+                self.result.refused.append(refused[change.id])
+                self.blocker.refused(change)
+            elif stopped is not None and culprit is None:
+                culprit = change
+                entries.append(EntryOutcome(change.id, "failed", str(stopped)))
+                audit += self._audit([change], "failed", str(stopped))
+            else:
+                entries.append(EntryOutcome(change.id, "failed", NOT_ATTEMPTED))
+        self.store.complete(self.run.run_id, entries, audit)
+        self.dealt += len(applied) + len(refused)
+        if stopped is not None:
+            self.result.failed = culprit.id if culprit else batch[-1].id
+            self.result.error = str(stopped)
+            self.store.finish_run(self.run.run_id, "failed")
 
     def _audit(
         self, batch: list[Change], result: AuditResult, error: str | None = None
@@ -311,59 +396,3 @@ def _culprit(exc: Exception, batch: list[Change]) -> str:
     """The change a provider error names (ChangeRefused.change_id), else the batch's first."""
     named = getattr(exc, "change_id", None)
     return named if named in {c.id for c in batch} else batch[0].id
-
-
-_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
-
-
-class _StopRequest:
-    """While installed, SIGINT/SIGTERM ask to stop at the next batch boundary.
-
-    A batch in flight then completes and is journaled before KeyboardInterrupt is raised; a
-    second SIGINT raises at once. Only the main thread can install handlers; elsewhere
-    signals act as usual and a kill is recovered by the next run.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        #: Set once the apply is on its way out: the journal and the lock are being settled,
-        #: and another Ctrl-C must not cut that short (it would lose the stop's message).
-        self.stopping = False
-        self._previous: dict[int, _Handler] = {}
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping:
-            return
-        if self.signum == signal.SIGINT and signum == signal.SIGINT:
-            self.stopping = True
-            raise KeyboardInterrupt  # the second Ctrl-C: the user insists
-        self.signum = signum
-
-    def raise_if_requested(self, result: ApplyResult) -> None:
-        """Raise ApplyStopped (with `result` and the signal) when a stop was asked for."""
-        if self.signum is None:
-            return
-        self.stopping = True
-        raise ApplyStopped(
-            result,
-            KeyboardInterrupt(
-                f"apply stopped by {signal.Signals(self.signum).name} between batches "
-                f"(run {result.run_id})"
-            ),
-            self.signum,
-        )

@@ -229,7 +229,7 @@ class ChainCheck:
         if self.unchecked:
             return self._failed(
                 None,
-                f"{self.unchecked} entries are keyed: set {KEY_ENV} (or "
+                f"{_entries(self.unchecked)} keyed: set {KEY_ENV} (or "
                 f"{KEY_FILE_ENV}) to verify them",
             )
         if self.unkeyed:
@@ -237,7 +237,7 @@ class ChainCheck:
             return self._failed(
                 None,
                 (
-                    f"{len(self.unkeyed)} entries are not keyed (seq {first} to {last}) although "
+                    f"{_entries(len(self.unkeyed))} not keyed (seq {first} to {last}) although "
                     f"{KEY_ENV} is set: written before the key was set or by a runner without it, "
                     "or rewritten by someone without the key. Entries from before the key are "
                     "vouched for by the head kept then: `lwr audit --verify --head SEQ:HASH`"
@@ -264,3 +264,8 @@ class ChainCheck:
 
     def _failed(self, seq: int | None, reason: str) -> VerifyResult:
         return VerifyResult(False, self.checked, seq, reason, keyed=self.keyed)
+
+
+def _entries(n: int) -> str:
+    """`1 entry is`, `3 entries are`."""
+    return "1 entry is" if n == 1 else f"{n} entries are"

@@ -22,7 +22,7 @@ from reconciler.desired_schema import (
     more_problems,
     schema_problems,
 )
-from reconciler.errors import InputError, Omitted, Problem, WrongTenant
+from reconciler.errors import InputError, Omitted, Problem, UsageError, WrongTenant
 from reconciler.model import (
     ChannelName,
     DesiredChannel,
@@ -35,19 +35,31 @@ from reconciler.yamlsafe import Locator, Path, format_path
 
 __all__ = ["MAX_PROBLEMS", "check_against_tenant", "explain", "load_desired", "parse_desired"]
 
+#: The path that means "read the desired file from standard input"; its name in messages.
+STDIN, STDIN_NAME = "-", "<stdin>"
 SUGGEST_DIRECTORY_LIMIT = 5000  # difflib against a bigger directory is too slow to be worth it
 MAX_SUGGESTIONS = 10  # each suggestion scans the whole directory
 
 
 def load_desired(path: str | os.PathLike[str]) -> DesiredState:
-    """Read and validate a desired-state file; InputError lists every problem found."""
+    """Read and validate a desired-state file (`-`: standard input); InputError lists every
+    problem found."""
     source = os.fspath(path)
+    if source == STDIN:
+        return parse_desired(yamlsafe.read_stdin_capped(STDIN_NAME), STDIN_NAME)
     return parse_desired(yamlsafe.read_capped(path, source), source)
 
 
 def parse_desired(data: bytes, source: str) -> DesiredState:
     """Validate a desired-state file's bytes (named `source` in messages) into a DesiredState."""
     doc = yamlsafe.load_yaml(data, source)
+    if is_saved_plan_document(doc.data):  # a dozen schema errors would not say what it is
+        shown = "FILE" if source == STDIN_NAME else source  # neither reads a plan from stdin
+        saved = "save it to a FILE and " if source == STDIN_NAME else ""
+        raise UsageError(
+            f"{source} is a saved plan (made by `lwr plan --out`), not a desired-state file: "
+            f"{saved}use `lwr show-plan {shown}` to read it, or `lwr apply {shown}` to apply it"
+        )
     problems = list(doc.problems)
     problems.extend(schema_problems(doc.data, doc.locate, source))
     members, duplicates = _members(doc.data, doc.locate, source)
@@ -58,6 +70,12 @@ def parse_desired(data: bytes, source: str) -> DesiredState:
     return _desired_state(
         doc.data, members, source, hashlib.sha256(data).hexdigest(), Locator.deferred(doc.text)
     )
+
+
+def is_saved_plan_document(data: object) -> bool:
+    """A saved plan's top level has `format_version`; a desired file's has `version`, and
+    its schema allows no `format_version`."""
+    return isinstance(data, dict) and "format_version" in data and "version" not in data
 
 
 def check_against_tenant(desired: DesiredState, domain: str, directory: frozenset[str]) -> None:

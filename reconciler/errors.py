@@ -91,6 +91,11 @@ class TenantRuleError(TenantError):
     """The tenant refused an operation under the console's rules (e.g. list edit while off)."""
 
 
+class ChangesRefused(TenantRuleError):
+    """The tenant refused changes of an apply (exit 1): the rest was applied, except what
+    depends on them; the report says which, why, and what to do."""
+
+
 class Refused(LwrError):
     """A safety rule refused the operation; nothing was changed (exit 3)."""
 

@@ -1,4 +1,5 @@
-"""Tenant state → a desired-state document that plans to zero changes against that tenant.
+"""Tenant state → a desired-state document that plans to zero changes against that tenant;
+and the tenant state as `lwr show --format json` prints it.
 
 Writes UTF-8 YAML with Japanese text as is and multi-line greetings as literal blocks.
 """
@@ -11,9 +12,12 @@ import yaml
 
 from reconciler import settings
 from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.providers.base import Provider
 from reconciler.settings import ENABLED, MEMBERS_MODE
 
-SCHEMA_HINT = "# yaml-language-server: $schema=https://lineworks-reconciler.dev/schemas/desired-state.schema.json\n"
+#: The editor hint's first line; `{}` is where the schema is, relative to the file
+#: (`lwr export --schema-out`, README "Editor support").
+SCHEMA_HINT = "# yaml-language-server: $schema={}\n"
 
 
 def export_document(state: TenantState) -> dict[str, Any]:
@@ -55,8 +59,9 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def dump_yaml(document: dict[str, Any]) -> str:
-    """YAML text for a desired-state document (allow_unicode: no \\u escapes)."""
+def dump_yaml(document: dict[str, Any], schema: str | None = None) -> str:
+    """YAML text for a desired-state document (allow_unicode: no \\u escapes); with `schema`
+    (a path relative to the file, or a URL), an editor hint pointing there first."""
     body = yaml.dump(
         document,
         Dumper=_Dumper,
@@ -65,4 +70,28 @@ def dump_yaml(document: dict[str, Any]) -> str:
         default_flow_style=False,
         width=100,
     )
-    return SCHEMA_HINT + body
+    return (SCHEMA_HINT.format(schema) if schema else "") + body
+
+
+def export_yaml(provider: Provider, schema: str | None = None) -> str:
+    """The tenant as a desired-state file that plans to zero changes; `schema`: where its
+    editor hint points (relative to the file), none without."""
+    return dump_yaml(export_document(provider.read()), schema)
+
+
+def state_json(state: TenantState) -> dict[str, Any]:
+    """`lwr show --format json`: the state with sorted lists."""
+    return {
+        "tenant": state.domain,
+        "directory_size": len(state.directory),
+        "channels": {
+            name.value: {
+                ENABLED.key: ch.enabled,
+                "members_mode": MEMBERS_MODE.current(ch),
+                **settings.values(name, ch, skip=(ENABLED, MEMBERS_MODE)),
+                "members": sorted(ch.members),
+                "open_rooms": ch.open_room_total,
+            }
+            for name, ch in state.channels.items()
+        },
+    }

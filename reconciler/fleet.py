@@ -13,10 +13,11 @@ never prints.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -29,6 +30,7 @@ from reconciler.providers import open_provider
 from reconciler.stopped import ApplyStopped
 from reconciler.store import StateLocation
 from reconciler.uris import file_target, redact, scrub, tenant_key
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -74,6 +76,10 @@ class FleetOptions:
     actor: str = "lwr"
     #: --state: one store for every tenant (default: state.db beside each local tenant).
     state_uri: str | None = None
+    #: --lock-timeout: seconds each tenant's apply waits for a lock another apply holds.
+    lock_timeout: float = 0.0
+    #: Progress of one tenant's apply, given its domain (the CLI's plain lines); None: quiet.
+    progress: Callable[[str], AbstractContextManager[ProgressCallback | None]] | None = None
 
 
 def desired_files(directory: str | Path) -> list[Path]:
@@ -186,7 +192,7 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
 def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
     assert loaded.desired is not None and loaded.uri is not None  # else `failed` is set
     file, tenant, uri = str(loaded.path), loaded.desired.tenant, loaded.uri
-    ui = _SilentUI()
+    ui = _SilentUI(options.progress and partial(options.progress, tenant))
     try:
         if not options.apply:
             return _planned(loaded.desired, uri, options, ui, file)
@@ -200,6 +206,8 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
                 allow_destructive=options.allow_destructive,
                 manual=options.manual,
                 confirmed=True,
+                lock_timeout=options.lock_timeout,
+                fail_fast=options.fail_fast,
             ),
             ui,
         )
@@ -219,7 +227,7 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
         done.policy,
         "applied",
         applied=len(result.applied),
-        message=f"{len(result.applied)} changes applied (run {result.run_id})",
+        message=f"{plural(len(result.applied), 'change')} applied (run {result.run_id})",
     )
 
 
@@ -235,6 +243,7 @@ def _planned(
     ui.plan = plan = planned.plan
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()
+    plan.raise_if_unsafe(allow_destructive=True)  # what apply refuses whatever its flags
     return _done(file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync")
 
 
@@ -244,9 +253,12 @@ class _SilentUI:
 
     can_ask = False
 
-    def __init__(self) -> None:
+    def __init__(
+        self, progress: Callable[[], AbstractContextManager[ProgressCallback | None]] | None = None
+    ) -> None:
         self.plan: Plan | None = None
         self.policy: PolicyReport | None = None
+        self._progress = progress
 
     def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
         """Kept for the summary."""
@@ -259,8 +271,8 @@ class _SilentUI:
         """Never asked: a directory is applied with --auto-approve only."""
 
     def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
-        """No progress bar: tenants may run in parallel."""
-        return nullcontext(None)
+        """No bar (tenants may run in parallel): the caller's per-tenant lines, if any."""
+        return self._progress() if self._progress else nullcontext(None)
 
     def manual_step(self, step: ManualStep) -> bool:
         """Never asked: a directory applies with --manual=attested, skip or stop."""
@@ -268,6 +280,9 @@ class _SilentUI:
 
     def took_over(self, holder: LockHolder) -> None:
         """Not reported per tenant (the audit log has the run)."""
+
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        """Not reported while tenants run; a tenant still locked after it is refused."""
 
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         """The failure is the tenant's result message."""
@@ -279,7 +294,7 @@ def _recovery_note(result: ApplyResult | None) -> str:
     if result is None or not result.recovered:
         return ""
     return (
-        f"recorded {len(result.recovered)} change(s) of the interrupted run "
+        f"recorded {plural(len(result.recovered), 'change')} of the interrupted run "
         f"{result.run_id} as recovered"
     )
 
@@ -336,7 +351,7 @@ def _failed(
         code,
         len(plan.changes) if plan else 0,
         len(plan.destructive) if plan else 0,
-        0,
+        len(error.result.applied) if isinstance(error, ApplyStopped) else 0,
         message,
         plan,
         policy,

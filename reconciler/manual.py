@@ -15,6 +15,7 @@ from reconciler.actions import Change
 from reconciler.errors import Refused
 from reconciler.model import DesiredState
 from reconciler.providers.base import ConfirmChange, Provider
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
@@ -67,9 +68,9 @@ class ManualStepsPending(Refused):
         self.pending = tuple(pending)
         self.reason = reason
         super().__init__(
-            f"refused: {reason}; {len(self.pending)} manual step(s) not done: do them in the "
-            "console, then run apply again with --manual=attested (or --manual=skip to leave "
-            "them, and what depends on them, for later)"
+            f"refused: {reason}; {plural(len(self.pending), 'manual step')} not done: do them "
+            "in the console, then run apply again with --manual=attested (or --manual=skip to "
+            "leave them, and what depends on them, for later)"
         )
 
 
@@ -178,6 +179,20 @@ class ManualRun:
 
 
 def annotate(plan: Plan, desired: DesiredState, provider: Provider) -> Plan:
-    """Add what the provider says a reviewer must know (values not read, API time)."""
-    notes = provider.plan_notes(desired, plan.changes)
-    return replace(plan, warnings=plan.warnings + notes) if notes else plan
+    """Add what the provider says a reviewer must know (values not read, API time), and
+    make manual steps of the changes it refused for good before (Provider.execution_of)."""
+    changes = tuple(
+        c if (how := provider.execution_of(c)) == c.execution else replace(c, execution=how)
+        for c in plan.changes
+    )
+    moved = sum(a is not b for a, b in zip(changes, plan.changes, strict=True))
+    notes = provider.plan_notes(desired, changes)
+    if moved:
+        notes += (
+            f"{plural(moved, 'change')} the tenant refused for good in an earlier apply "
+            "(its API cannot make them) are manual steps now: an admin makes them in the "
+            "console",
+        )
+    if not notes:
+        return plan
+    return replace(plan, changes=changes, warnings=plan.warnings + notes)

@@ -11,22 +11,24 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from reconciler import __version__
-from reconciler.actions import Action, Change
-from reconciler.errors import DestructiveRefused, InputError, Problem
+from reconciler.actions import Change
+from reconciler.errors import InputError, Problem
+from reconciler.gate import Gate
 from reconciler.model import ChannelName, DesiredState, SafetySettings, TenantState
 from reconciler.planner import Diff, ExecutionOf, diff
 from reconciler.settings import SETTINGS
 from reconciler.words import utc_now
 
 # Minor = additive and optional; major = a field became required or changed meaning, and
-# readers refuse other majors. 2.0: the desired document became required (docs/plan-format.md).
-FORMAT_VERSION = "2.0"
+# readers refuse other majors. 2.0: the desired document became required; 2.1 added `gate`
+# (docs/plan-format.md).
+FORMAT_VERSION = "2.1"
 
 
 @dataclass(frozen=True)
@@ -88,62 +90,20 @@ class Plan:
             "by_action": dict(sorted(Counter(c.action.value for c in self.changes).items())),
         }
 
+    @cached_property
+    def gate(self) -> Gate:
+        """The safety gate's verdict on this plan (reconciler.gate): what apply refuses."""
+        return Gate.of(self.changes, self.safety, self.source)
+
     def raise_if_unsafe(self, *, allow_destructive: bool) -> None:
         """Refuse (exit 3) what the safety rules forbid; say the numbers and the way out.
 
         A channel in safety.protect_channels refuses every destructive change (turning it
         off, removals over the thresholds) even with --allow-destructive.
         """
-        protected = [c for c in self.destructive if c.channel in self.safety.protect_channels]
-        if protected:
-            raise DestructiveRefused(
-                "refused: the plan has destructive changes on a channel listed in "
-                "safety.protect_channels, which --allow-destructive cannot override:\n"
-                + "\n".join(f"  - {line}" for line in self._why_destructive(protected))
-                + f"\nA protected channel is changed this way only after removing it from "
-                f"protect_channels in the `safety:` block of {self._where()}, in a reviewed "
-                "change."
-            )
-        if allow_destructive or not self.destructive:
-            return
-        raise DestructiveRefused(
-            "refused: the plan has destructive changes and --allow-destructive was not given:\n"
-            + "\n".join(f"  - {line}" for line in self._why_destructive(self.destructive))
-            + f"\nReview them, then pass --allow-destructive; or change the thresholds "
-            f"(max_member_removals, max_member_removal_percent) in the `safety:` block of "
-            f"{self._where()}."
-        )
-
-    def _where(self) -> str:
-        return self.source or "the desired-state file"
-
-    def _why_destructive(self, changes: Sequence[Change]) -> list[str]:
-        lines = []
-        for c in changes:
-            if c.action is Action.DISABLE_CHANNEL:
-                lines.append(
-                    f"{c.id}: turning {c.channel} off hides its rooms from members "
-                    "and shows them as 'unknown' to external users"
-                )
-        removals = Counter(c.channel for c in changes if c.action is Action.REMOVE_MEMBER)
-        first = {c.channel: c for c in reversed(changes) if c.action is Action.REMOVE_MEMBER}
-        s = self.safety
-        for channel, count in removals.items():
-            over = first[channel].threshold
-            detail = (
-                over.describe()
-                if over
-                else (
-                    f"more than {s.max_member_removals} members (safety.max_member_removals), or "
-                    f"more than {s.max_member_removal_percent:g} % of the list "
-                    f"(safety.max_member_removal_percent) and more than {s.min_member_removals} "
-                    "members"
-                )
-            )
-            lines.append(
-                f"{channel}: removing {count} members exceeds the safety threshold: {detail}"
-            )
-        return lines
+        refusal = self.gate.refusal(allow_destructive=allow_destructive)
+        if refusal is not None:
+            raise refusal
 
     def to_json(self, *, changes: bool = True) -> dict[str, Any]:
         """The saved-plan document (schemas/plan.schema.json).
@@ -181,6 +141,7 @@ class Plan:
             "changes": self._change_documents if changes else [],
             "warnings": list(self.warnings),
             "summary": self.summary(),
+            "gate": self.gate.to_json(),
             # Last: a reviewer reading the file meets the changes first.
             "desired_document": self.desired_document,
         }
@@ -228,7 +189,7 @@ _HEAD = (
     "desired_digest",
     "state_digest",
 )
-_TAIL = ("safety", "changes", "warnings", "summary", "desired_document")
+_TAIL = ("safety", "changes", "warnings", "summary", "gate", "desired_document")
 
 
 def unsupported_version(source: str, version: str) -> Problem:

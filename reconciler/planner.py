@@ -30,7 +30,7 @@ from reconciler.model import (
 )
 from reconciler.settings import AUTO_GRANT, Setting
 from reconciler.side_effects import EffectContext, SideEffect
-from reconciler.words import onoff
+from reconciler.words import onoff, plural
 
 ExecutionOf = Callable[[Action], Execution]
 
@@ -178,7 +178,8 @@ class _ChannelPlanner:
         to_remove = listed - want.include if want.policy == "exact" else frozenset()
         if want.policy == "additive" and (extra := len(listed - want.include)):
             self.warnings.append(
-                f"{self.channel}: {extra} member(s) on the list are not in the file; "
+                f"{self.channel}: {plural(extra, 'member')} on the list "
+                f"{'is' if extra == 1 else 'are'} not in the file; "
                 "policy additive keeps them"
             )
         if to_add or to_remove:

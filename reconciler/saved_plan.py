@@ -21,10 +21,11 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from reconciler.actions import Action
 from reconciler.desired import explain, parse_desired
 from reconciler.errors import InputError, Problem, StalePlan
 from reconciler.files import read_input
-from reconciler.model import DesiredState
+from reconciler.model import ChannelName, DesiredState
 from reconciler.plan import (
     FORMAT_VERSION,
     Plan,
@@ -33,6 +34,7 @@ from reconciler.plan import (
     unsupported_version,
 )
 from reconciler.resources import load_schema
+from reconciler.words import plural
 from reconciler.yamlsafe import Locator, format_path
 
 SCHEMA_FILE = "plan.schema.json"
@@ -209,20 +211,8 @@ _THRESHOLD_CHANGE_KEYS = _CHANGE_KEYS | {"threshold"}
 _THRESHOLD_KEYS = frozenset(
     {"rule", "limit", "count", "list_size", "percent", "min_member_removals"}
 )
-_ACTIONS = frozenset(
-    {
-        "enable_channel",
-        "disable_channel",
-        "add_member",
-        "remove_member",
-        "grant_all_members",
-        "restrict_to_listed_members",
-        "set_greeting",
-        "set_auto_grant",
-        "set_file_restriction",
-    }
-)
-_CHANNELS = frozenset({"line", "lineworks"})
+_ACTIONS = frozenset(a.value for a in Action)  # = the schema's enums (tests/test_saved_plan_*)
+_CHANNELS = frozenset(c.value for c in ChannelName)
 _EXECUTIONS = frozenset({"api", "manual", "local"})
 _EFFECT_KEYS = (frozenset({"kind", "text"}), frozenset({"kind", "text", "count"}))
 
@@ -377,7 +367,7 @@ def _changes_difference(saved: list[Any], fresh: list[Any]) -> str | None:
         extra = saved[len(fresh)] if len(saved) > len(fresh) else fresh[len(saved)]
         name = extra.get("id") if isinstance(extra, dict) else None
         return (
-            f"the plan has {len(saved)} changes, planning now gives {len(fresh)} (first "
+            f"the plan has {plural(len(saved), 'change')}, planning now gives {len(fresh)} (first "
             f"not in both: {_brief(name)})"
         )
     return None

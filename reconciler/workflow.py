@@ -7,22 +7,26 @@ The CLI calls these and only adds printing and prompts; scripts can import them 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from reconciler import settings
+from reconciler import files
 from reconciler.actions import Change
-from reconciler.desired import check_against_tenant, load_desired
+from reconciler.desired import STDIN, check_against_tenant, is_saved_plan_document, load_desired
 from reconciler.errors import (
     AlreadyApplied,
+    LwrError,
     PlanForAnotherTenant,
     StalePlan,
     UsageError,
 )
-from reconciler.export import dump_yaml, export_document
+from reconciler.export import export_yaml as export_yaml  # re-exported: the library's
+from reconciler.export import state_json as state_json  # (reconciler/__init__.py)
+from reconciler.lockwait import LockWait, wait_until_free
 from reconciler.manual import (
     ManualMode,
     ManualRun,
@@ -33,11 +37,11 @@ from reconciler.manual import (
     split,
 )
 from reconciler.model import DesiredState, TenantState
+from reconciler.outcomes import refusals
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
-from reconciler.settings import ENABLED, MEMBERS_MODE
 from reconciler.stopped import ApplyStopped
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
@@ -91,8 +95,28 @@ def load_saved_plan(path: str | Path) -> SavedPlan:
 
 
 def is_saved_plan(path: str | Path) -> bool:
-    """Saved plans are JSON files; desired-state files are YAML."""
-    return str(path).lower().endswith(".json")
+    """Whether `path` holds a saved plan rather than a desired file, told by its content:
+    a JSON object with the plan's `format_version` is a plan, one with the desired file's
+    `version` is not, whatever the name. Anything else (unreadable, not JSON, neither key)
+    goes by the name, `.json` for a plan, so its reader says what is wrong. `-` (stdin) is
+    a desired file."""
+    if str(path) == STDIN:
+        return False
+    named = str(path).lower().endswith(".json")
+    try:
+        with files.open_input(path) as f:
+            head = f.read(_SNIFF).lstrip(b"\xef\xbb\xbf \t\r\n")
+            if not head.startswith(b"{"):  # a saved plan is a JSON object
+                return named
+            data = json.loads(head + f.read())
+    except (LwrError, OSError, ValueError, RecursionError):
+        return named
+    if is_saved_plan_document(data):
+        return True
+    return named and not (isinstance(data, dict) and "version" in data)
+
+
+_SNIFF = 4096
 
 
 def check_saved_plan(
@@ -142,23 +166,6 @@ def check_not_applied(plan: Plan, store: StateStore) -> None:
         )
 
 
-def recover_interrupted(
-    provider: Provider, state: StateLocation, domain: str
-) -> ApplyResult | None:
-    """Nothing to apply: still recover what a killed apply left in doubt (its journal,
-    run and lock), applying nothing.
-
-    None when the store was never created (nothing was ever applied through it) or when
-    nothing was left unsettled.
-    """
-    if not state.exists:
-        return None
-    from reconciler import apply as executor
-
-    with closing(state.open()) as store:
-        return executor.recover_interrupted(provider, store, domain)
-
-
 def apply_plan(
     plan: Plan,
     provider: Provider,
@@ -166,11 +173,13 @@ def apply_plan(
     *,
     actor: str,
     allow_destructive: bool,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     saved: SavedPlan | None = None,
     checked_against: TenantState | None = None,
     manual: ManualMode = "stop",
     on_manual: ManualStepHandler | None = None,
+    waited: bool = True,
+    fail_fast: bool = False,
 ) -> ApplyResult:
     """Apply `plan` in order under the tenant lock, journaled and audited: the flow's
     execute step, also for scripts that plan and check themselves.
@@ -182,7 +191,10 @@ def apply_plan(
     `manual`: what manual steps do (reconciler.manual): `ask` calls `on_manual` for each,
     `attested` records them as done, `skip` leaves them (and what depends on them) for the
     next plan, `stop` applies up to the first one and raises ApplyStopped caused by
-    ManualStepsPending (exit 3). A failure or interrupt raises ApplyStopped with what was done.
+    ManualStepsPending (exit 3). A failure or interrupt raises ApplyStopped with what was done;
+    so do changes the tenant refused (cause ChangesRefused, exit 1), once everything that does
+    not depend on them was applied (`fail_fast`: at the first refusal). `waited`: a prompt
+    stood between planning and now (Provider.reread).
     """
     from reconciler.apply import execute
 
@@ -191,11 +203,11 @@ def apply_plan(
     def unchanged_since_plan() -> None:
         # Checked again under the lock: another apply may have landed since planning.
         if saved is not None:
-            if checked_against is None or provider.read() != checked_against:
+            if checked_against is None or provider.reread(waited=waited) != checked_against:
                 check_saved_plan(saved, provider, store)
             else:  # the same desired state against the same tenant plans the same
                 check_not_applied(saved.plan, store)
-        elif state_digest(provider.read()) != plan.state_digest:
+        elif state_digest(provider.reread(waited=waited)) != plan.state_digest:
             raise StalePlan(
                 f"refused: the tenant {plan.tenant} changed since the plan was "
                 "made; run `lwr plan` again and review the new plan"
@@ -212,9 +224,12 @@ def apply_plan(
             domain=plan.tenant,
             on_progress=on_progress,
             precheck=unchanged_since_plan,
+            fail_fast=fail_fast,
         )
     finally:
         steps.release()
+    if result.refused or result.blocked:
+        raise ApplyStopped(result, refusals(result))
     try:
         steps.finish()
     except ManualStepsPending as pending:  # what ran before them is done and journaled
@@ -229,7 +244,8 @@ class ApplyRequest:
     `source`: a desired file (path or already validated), or a saved plan (a `.json` path or
     one read by `load_saved_plan`). `manual`: what manual steps do (reconciler.manual); None
     lets the UI decide: ask when it can, else stop before them. `confirmed`: apply without
-    asking (--auto-approve).
+    asking (--auto-approve; a saved plan, the reviewed artifact, is never asked about).
+    `lock_timeout`: seconds to wait for a tenant lock another apply holds (0: refuse at once).
     """
 
     tenant_uri: str
@@ -240,6 +256,8 @@ class ApplyRequest:
     allow_destructive: bool = False
     manual: ManualMode | None = None
     confirmed: bool = False
+    lock_timeout: float = 0.0
+    fail_fast: bool = False  # stop at the first change the tenant refuses
 
 
 class ApplyUI(Protocol):
@@ -267,6 +285,9 @@ class ApplyUI(Protocol):
     def took_over(self, holder: LockHolder) -> None:
         """This apply took over a lock left by a dead process."""
 
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        """Another apply holds the tenant: this one waits up to `timeout` s (told once)."""
+
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         """The apply ended before its last change (`total` in the plan); raised after this."""
 
@@ -292,6 +313,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
     Raises the refusal of whichever check fails first; once the executor ran, ApplyStopped
     (after `ui.stopped`) when it ended early.
     """
+    from reconciler import executing
     from reconciler.policy import evaluate
     from reconciler.store import StateLocation
 
@@ -302,21 +324,23 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         # Resolved once, before planning: a --state of no known kind fails before a plan
         # that could not be applied is shown.
         state = StateLocation.resolve(request.state_uri, request.tenant_uri)
+        # A locked tenant is said (or waited out) before anything is planned or shown.
+        wait_until_free(state, provider.key, LockWait(request.lock_timeout, ui.waiting_for_lock))
         planned = _plan_or_check(source, provider, state)
         plan = planned.plan
         policy = evaluate(request.rules, desired=planned.desired, plan=plan)
         ui.show_plan(plan, policy)
         policy.raise_if_denied()
         if not plan.changes:
-            recovered = recover_interrupted(provider, state, plan.tenant)
-            _tell_takeover(recovered, ui)
+            recovered = executing.recover_interrupted(provider, state, plan.tenant)
+            executing.tell_takeover(recovered, ui)
             return Applied(planned, policy, recovered)
         plan.raise_if_unsafe(allow_destructive=request.allow_destructive)
         mode = _manual_mode(request.manual, ui)
         ui.show_checklist(plan)
-        if not request.confirmed:
+        if not (request.confirmed or isinstance(source, SavedPlan)):
             ui.confirm(plan)
-        result = _execute(
+        result = executing.run_confirmed(
             plan,
             provider,
             state,
@@ -326,7 +350,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
             source if isinstance(source, SavedPlan) else None,
             planned.current,
         )
-    _tell_takeover(result, ui)
+    executing.tell_takeover(result, ui)
     held = split(plan.changes, "skip").held if mode == "skip" else ()
     return Applied(planned, policy, result, held)
 
@@ -355,62 +379,3 @@ def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:
             "or --manual=skip in a pipeline"
         )
     return option
-
-
-def _execute(
-    plan: Plan,
-    provider: Provider,
-    state: StateLocation,
-    request: ApplyRequest,
-    ui: ApplyUI,
-    mode: ManualMode,
-    saved: SavedPlan | None,
-    checked_against: TenantState,
-) -> ApplyResult:
-    """Run the confirmed plan; say what a stopped run did before it is raised on."""
-    with closing(state.open()) as store, ui.progress(prompting=mode == "ask") as on_progress:
-        try:
-            return apply_plan(
-                plan,
-                provider,
-                store,
-                actor=request.actor,
-                allow_destructive=request.allow_destructive,
-                on_progress=on_progress,
-                saved=saved,
-                checked_against=checked_against,
-                manual=mode,
-                on_manual=ui.manual_step,
-            )
-        except ApplyStopped as stop:
-            _tell_takeover(stop.result, ui)
-            ui.stopped(stop, len(plan.changes))
-            raise
-
-
-def _tell_takeover(result: ApplyResult | None, ui: ApplyUI) -> None:
-    if result is not None and result.took_over is not None:
-        ui.took_over(result.took_over)
-
-
-def export_yaml(provider: Provider) -> str:
-    """The tenant as a desired-state file that plans to zero changes."""
-    return dump_yaml(export_document(provider.read()))
-
-
-def state_json(state: TenantState) -> dict[str, Any]:
-    """`lwr show --format json`: the state with sorted lists."""
-    return {
-        "tenant": state.domain,
-        "directory_size": len(state.directory),
-        "channels": {
-            name.value: {
-                ENABLED.key: ch.enabled,
-                "members_mode": MEMBERS_MODE.current(ch),
-                **settings.values(name, ch, skip=(ENABLED, MEMBERS_MODE)),
-                "members": sorted(ch.members),
-                "open_rooms": ch.open_room_total,
-            }
-            for name, ch in state.channels.items()
-        },
-    }

@@ -84,6 +84,20 @@ def read_capped(path: str | os.PathLike[str], source: str) -> bytes:
     return data
 
 
+def read_stdin_capped(source: str) -> bytes:
+    """Standard input's bytes (`lwr plan -`), refused past the same cap as a file."""
+    import sys
+
+    cap = max_file_bytes()
+    try:
+        data = sys.stdin.buffer.read(cap + 1)
+    except (OSError, ValueError) as e:  # closed, or not readable
+        raise InputError([Problem(source, 0, 0, "", f"cannot read standard input: {e}")]) from e
+    if len(data) > cap:
+        raise InputError([_too_big(source, cap)])
+    return data
+
+
 def _too_big(source: str, cap: int, size: int | None = None) -> Problem:
     """`size` None: a file that grew past the cap while it was read."""
     amount = f"{size:,} bytes" if size is not None else f"more than {cap:,} bytes"

@@ -43,6 +43,7 @@ from reconciler.providers.local import (
     demo_directory,
     demo_line_list,
 )
+from reconciler.words import plural
 
 LWR = str(Path(sys.executable).parent / "lwr")
 DOMAIN = DEFAULT_DOMAIN
@@ -361,6 +362,16 @@ class Gate:
             self._conn.execute("ROLLBACK")
             self._conn.close()
             self._conn = None
+
+    def commit_then_open(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """Write as the concurrent writer holding the lock (an HR sync, an admin in the
+        console), commit, and so release: the apply waiting on it sees the write."""
+        assert self._conn is not None, "the gate is open"
+        for sql, params in statements:
+            self._conn.execute(sql, params)
+        self._conn.execute("COMMIT")
+        self._conn.close()
+        self._conn = None
 
     @property
     def closed(self) -> bool:
@@ -785,7 +796,9 @@ def check_after_stop(
     if recovered and remaining:
         assert f"{len(recovered)} recovered from an interrupted run" in rerun.out, rerun.out
     elif recovered:  # killed in the last batch: nothing left to apply, only to record
-        assert f"Recorded {len(recovered)} change(s) of the interrupted run" in rerun.out, rerun.out
+        assert f"Recorded {plural(len(recovered), 'change')} of the interrupted run" in rerun.out, (
+            rerun.out
+        )
     check_converged(attempt)
     return KillReport(
         name, where, len(applied), len(in_doubt), len(recovered), rerun.seconds, took_over

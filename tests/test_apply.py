@@ -177,7 +177,7 @@ def test_applies_in_order_in_single_phase_batches_and_audits(
 ) -> None:
     provider = Recording(demo, batch_size=2)
     progress: list[tuple[int, int]] = []
-    result = run(provider, store, on_progress=lambda d, t: progress.append((d, t)))
+    result = run(provider, store, on_progress=lambda e: progress.append((e.done, e.total)))
 
     assert result.applied == IDS and not (result.recovered or result.skipped or result.failed)
     assert [cid for call in provider.calls for cid in call] == IDS
@@ -345,6 +345,7 @@ KILLED_APPLY = """
 import json, os, signal, sys
 from reconciler.actions import Change
 from reconciler.apply import execute
+from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalTenant
 from reconciler.store.sqlite import SqliteStateStore
 
@@ -352,7 +353,7 @@ tenant_path, state_path, plan_path, when = sys.argv[1:]
 changes = [Change.from_json(c) for c in json.loads(open(plan_path).read())]
 tenant = LocalTenant.open(tenant_path)
 
-class DiesInBatch3:
+class DiesInBatch3(Provider):
     key, batch_size, calls = tenant.key, 2, 0
     read, directory, domain = tenant.read, tenant.directory, tenant.domain
     def apply(self, batch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from reconciler.apply import ProgressCallback
 from reconciler.cli import run
 from reconciler.errors import AlreadyApplied, DestructiveRefused, ExitCode
 from reconciler.manual import ManualStep
+from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
 from reconciler.stopped import ApplyStopped
@@ -34,7 +35,7 @@ class Recording:
 
     can_ask = False
 
-    def __init__(self, on_progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(self, on_progress: ProgressCallback | None = None) -> None:
         self.events: list[str] = []
         self.stops: list[ApplyStopped] = []
         self._on_progress = on_progress
@@ -62,6 +63,9 @@ class Recording:
 
     def took_over(self, holder: LockHolder) -> None:
         self.events.append("took_over")
+
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        self.events.append("waiting_for_lock")
 
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         self.events.append(f"stopped {len(stop.result.applied)}/{total}")
@@ -109,7 +113,8 @@ def test_a_saved_plan_is_checked_and_applied_once(demo: Path) -> None:
     assert run(["plan", str(desired(demo, ADD_DAVE)), "--out", "plan.json"]) == ExitCode.OK
     first = Recording()
     workflow.apply(request(demo, demo / "plan.json"), first)
-    assert first.events[0] == "show_plan 1"
+    # The saved plan is the reviewed artifact: applied without asking again.
+    assert first.events == ["show_plan 1", "show_checklist", "progress"]
     replay = Recording()
     with pytest.raises(AlreadyApplied):
         workflow.apply(request(demo, demo / "plan.json"), replay)
@@ -117,8 +122,8 @@ def test_a_saved_plan_is_checked_and_applied_once(demo: Path) -> None:
 
 
 def test_a_stop_is_one_typed_error_with_what_was_done_and_a_rerun_finishes(demo: Path) -> None:
-    def ctrl_c(done: int, total: int) -> None:
-        if done == 0:
+    def ctrl_c(event: ApplyProgress) -> None:
+        if event.done == 0:
             os.kill(os.getpid(), signal.SIGINT)  # the executor stops at the next boundary
 
     ui = Recording(on_progress=ctrl_c)

@@ -124,7 +124,7 @@ def test_invalid_file_reports_every_error_with_position(
 
 
 def test_validate_with_tenant_checks_the_directory(
-    demo: Path, capsys: pytest.CaptureFixture[str]
+    demo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     f = write(
         demo / "m.yaml",
@@ -132,9 +132,11 @@ def test_validate_with_tenant_checks_the_directory(
         "  line:\n    members:\n      include:\n        - alice@example.co.jp\n"
         "        - zed@example.co.jp\n",
     )
+    tenant_uri = os.environ["LWR_TENANT"]
+    monkeypatch.delenv("LWR_TENANT")  # it counts as --tenant (tests/test_habits.py)
     assert run(["validate", f]) == 0
     capsys.readouterr()
-    assert run(["validate", f, "--tenant", os.environ["LWR_TENANT"]]) == 1
+    assert run(["validate", f, "--tenant", tenant_uri]) == 1
     assert f"{f}:8:11" in capsys.readouterr().err
 
 

@@ -302,5 +302,5 @@ def test_a_killed_run_after_its_last_tenant_write_is_settled_by_a_no_op_apply(
     assert rerun.code == 0, rerun.err
     assert "No changes" in rerun.out
     assert "Took over the lock" in rerun.err
-    assert "Recorded 1 change(s) of the interrupted run" in rerun.out
+    assert "Recorded 1 change of the interrupted run" in rerun.out
     check_converged(attempt)

@@ -242,7 +242,7 @@ def test_apply_dir_settles_a_killed_run_even_with_nothing_to_apply(
         )
         == 0
     )
-    assert "recorded 1 change(s) of the interrupted run" in capsys.readouterr().out
+    assert "recorded 1 change of the interrupted run" in capsys.readouterr().out
     with closing(open_store(state_uri, key)) as store:
         (entry,) = store.audit_entries(tenant_key=key)
     assert (entry.change_id, entry.result) == ("line/enable_channel", "recovered")

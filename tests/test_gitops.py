@@ -268,7 +268,8 @@ def test_channel_off_needs_allow_destructive(
     off = write(demo / "off.yaml", LINE_OFF)
     err = refused(demo, ["apply", off, "--auto-approve"], capsys)
     assert "line/disable_channel" in err and "--allow-destructive" in err
-    assert f"safety:` block of {off}" in err
+    # No threshold governs turning a channel off: only the flag is offered, not a file change.
+    assert "max_member_removals" not in err and "without --allow-destructive" not in err
 
 
 def test_removals_over_the_count_threshold_name_numbers_and_where_to_change_them(
@@ -283,7 +284,7 @@ def test_removals_over_the_count_threshold_name_numbers_and_where_to_change_them
     )
     err = refused(demo, ["apply", f, "--auto-approve"], capsys)
     assert "line: removing 2 members exceeds the safety threshold" in err
-    assert "2 of 3 listed (66.7 %) is more than 1 members (safety.max_member_removals)" in err
+    assert "2 of 3 listed (66.7 %) is more than 1 member (safety.max_member_removals)" in err
     assert f"`safety:` block of {f}" in err and "--allow-destructive" in err
 
 

@@ -59,7 +59,7 @@ def test_additive_policy_never_removes_and_says_what_it_keeps() -> None:
     current = tenant(STAFF, line=channel_state(members=emails("alice", "carol")))
     result = diff(desired(line=DesiredChannel(members=listed("bob", policy="additive"))), current)
     assert actions(result) == [("line", "add_member", f"bob@{DOMAIN}")]
-    assert any("2 member(s) on the list are not in the file" in w for w in result.warnings)
+    assert any("2 members on the list are not in the file" in w for w in result.warnings)
 
 
 def test_full_order_tightens_before_loosening_and_disables_last() -> None:

@@ -100,6 +100,6 @@ def test_a_tenant_stopped_before_manual_steps_lists_them_in_every_fleet_view() -
     assert wanted in fleet_view.render_markdown([result])
     assert wanted in json.loads(fleet_view.render_json([result], 3))["tenants"][0]["message"]
     assert (
-        "a.yaml: refused: a non-interactive apply stops before manual steps; 1 manual step(s) "
+        "a.yaml: refused: a non-interactive apply stops before manual steps; 1 manual step "
         "not done:" in fleet_view.summary_text([result])
     )

@@ -28,6 +28,7 @@ from reconciler.cli import run
 from reconciler.errors import StalePlan
 from reconciler.plan import canonical_bytes
 from reconciler.providers import open_provider
+from reconciler.render import renderer_for
 from reconciler.resources import load_schema
 from reconciler.saved_plan import _change_ok
 from reconciler.store import StateLocation
@@ -81,9 +82,20 @@ def refused(root: Path, argv: list[str], capsys: pytest.CaptureFixture[str], cod
 
 
 def saved(root: Path, desired: str, name: str = "plan.json") -> Path:
-    """`lwr plan FILE --out PLAN.json` of `desired`: the file as lwr wrote it."""
+    """`lwr plan FILE --out PLAN.json` of `desired`: the file as lwr wrote it.
+
+    A plan apply refuses whatever its flags (a protected channel) is not saved by `lwr plan`
+    (exit 3): it is written as `--out` would have, the file an older lwr or a hand could make.
+    """
     (root / "desired.yaml").write_text(desired, encoding="utf-8")
-    assert run(["plan", str(root / "desired.yaml"), "--out", str(root / name)]) == 0
+    code = run(["plan", str(root / "desired.yaml"), "--out", str(root / name)])
+    if code == 3:
+        assert not (root / name).exists()
+        with closing(open_provider(f"local:{root}/tenant.db")) as provider:
+            plan = workflow.plan_desired(root / "desired.yaml", provider).plan
+        (root / name).write_text(renderer_for("json").render(plan), encoding="utf-8")
+    else:
+        assert code == 0
     return root / name
 
 
@@ -589,3 +601,11 @@ def test_the_fast_change_check_accepts_only_what_the_schema_accepts() -> None:
     for case in cases:
         if _change_ok(case):
             assert validator.is_valid(case), case
+
+
+def test_the_fast_change_check_knows_the_actions_and_channels_the_schema_lists() -> None:
+    from reconciler.saved_plan import _ACTIONS, _CHANNELS
+
+    defs = load_schema("plan.schema.json")["$defs"]
+    assert set(defs["change"]["properties"]["action"]["enum"]) == _ACTIONS
+    assert set(defs["channel"]["enum"]) == _CHANNELS

@@ -55,7 +55,7 @@ def test_apply_refuses_with_the_numbers_of_the_threshold(
     err = capsys.readouterr().err
     assert (
         "line: removing 3 members exceeds the safety threshold: 3 of 3 listed (100.0 %) "
-        "is more than 1 members (safety.max_member_removals)"
+        "is more than 1 member (safety.max_member_removals)"
     ) in err
 
 

@@ -16,8 +16,7 @@ import sys
 
 import click
 
-from reconciler.cli import applying, plans, state, tenants  # noqa: F401  (registers commands)
-from reconciler.cli.common import cli
+from reconciler.cli.common import cli  # commands register when first used: reconciler.cli.lazy
 from reconciler.errors import ExitCode, LwrError
 from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
@@ -34,6 +33,8 @@ def run(argv: list[str] | None = None) -> int:
             return _interrupted(_signal_of(e.__cause__))
         return _fail("Aborted.", ExitCode.ERROR)
     except click.exceptions.ClickException as e:
+        if isinstance(e, click.exceptions.NoSuchOption):
+            e = _suggest_double_dash(e, sys.argv[1:] if argv is None else argv)
         shown = io.StringIO()  # click quotes the bad value: shown printable like our own
         e.show(file=shown)
         click.echo(printable(shown.getvalue()), err=True, nl=False)
@@ -46,6 +47,22 @@ def run(argv: list[str] | None = None) -> int:
     except BaseException as e:
         return _failure(e, argv)
     return code if isinstance(code, int) else ExitCode.OK
+
+
+def _suggest_double_dash(
+    error: click.exceptions.NoSuchOption, argv: list[str]
+) -> click.exceptions.NoSuchOption:
+    """Terraform's single-dash flags (`-detailed-exitcode`, `-out=x`): click reads `-d`, `-o`
+    as unknown short options; name the long option the user meant instead."""
+    command = error.ctx.command if error.ctx is not None else None
+    known = {o for p in (command.params if command else []) for o in p.opts if o[:2] == "--"}
+    for word in argv:
+        name, eq, value = word.partition("=")
+        single = name[:1] == "-" and name[1:2] != "-" and name.startswith(error.option_name)
+        if single and f"-{name}" in known:
+            meant = f"No such option: {word}: did you mean -{name}{eq}{value}?"
+            return click.exceptions.NoSuchOption(word, meant, ctx=error.ctx)
+    return error
 
 
 def _failure(error: BaseException, argv: list[str] | None) -> int:

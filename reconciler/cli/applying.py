@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from reconciler import workflow
+from reconciler.actions import Change
 from reconciler.cli.common import (
     cli,
     color,
@@ -23,12 +24,21 @@ from reconciler.cli.common import (
     tenant_option,
 )
 from reconciler.cli.plans import emit_fleet
-from reconciler.errors import Cancelled, ExitCode, StateError, UsageError
+from reconciler.errors import (
+    Cancelled,
+    ChangesRefused,
+    ExitCode,
+    StateError,
+    UsageError,
+)
 from reconciler.manual import ManualMode, ManualStep
+from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
 from reconciler.render import checklist, renderer_for
+from reconciler.render.progress import PlainProgress, failure_report
 from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ProgressCallback
@@ -40,7 +50,20 @@ if TYPE_CHECKING:
 @click.argument("file", type=click.Path())
 @tenant_option
 @state_option
-@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option(
+    "--auto-approve",
+    is_flag=True,
+    help="Apply without asking for confirmation. A saved PLAN.json is never asked about (it "
+    "is the reviewed plan), so there the flag changes nothing.",
+)
+@click.option(
+    "--lock-timeout",
+    "lock_timeout",
+    default="0",
+    metavar="DURATION",
+    help="Wait this long (e.g. 30s, 5m) for a tenant lock another apply holds, then refuse "
+    "(exit 3). Default 0: refuse at once. With a directory: per tenant.",
+)
 @click.option(
     "--allow-destructive",
     is_flag=True,
@@ -69,14 +92,24 @@ def apply(
     manual: str | None,
     parallel: int,
     fail_fast: bool,
+    lock_timeout: str,
 ) -> int:
     """Plan FILE (or load a saved PLAN.json), check policies, confirm, and apply in order.
 
-    FILE may be a directory of desired files, one a tenant (needs --auto-approve).
+    A saved PLAN.json is applied without asking: it is the plan that was reviewed. FILE may
+    be a directory of desired files, one a tenant (needs --auto-approve); `-` reads the
+    desired file from stdin (needs --auto-approve).
     """
     from reconciler.apply import default_actor
+    from reconciler.lockwait import parse_duration
 
+    if file == "-" and not auto_approve:  # before reading: the prompt would read the file
+        raise UsageError(
+            "the desired file comes from stdin (-), so stdin cannot answer the confirmation: "
+            "review `lwr plan -` and pass --auto-approve"
+        )
     rules = load_rules(policy_dirs, no_default_policies)
+    wait = parse_duration(lock_timeout)
     if Path(file).is_dir():
         return _apply_dir(
             file,
@@ -88,6 +121,7 @@ def apply(
             manual,
             parallel,
             fail_fast,
+            wait,
         )
     done = workflow.apply(
         workflow.ApplyRequest(
@@ -99,6 +133,8 @@ def apply(
             allow_destructive=allow_destructive,
             manual=_MODES.get(manual or ""),
             confirmed=auto_approve,
+            lock_timeout=wait,
+            fail_fast=fail_fast,
         ),
         TerminalUI(),
     )
@@ -115,7 +151,7 @@ def _echo_done(done: workflow.Applied) -> None:
     if not done.planned.plan.changes:
         if result is not None and result.recovered:
             click.echo(
-                f"Recorded {len(result.recovered)} change(s) of the interrupted run "
+                f"Recorded {plural(len(result.recovered), 'change')} of the interrupted run "
                 f"{result.run_id} as recovered: they were in effect already."
             )
         return
@@ -124,11 +160,12 @@ def _echo_done(done: workflow.Applied) -> None:
         f", {len(result.recovered)} recovered from an interrupted run" if result.recovered else ""
     )
     click.echo(
-        f"Apply complete: {len(result.applied)} changes applied{recovered} (run {result.run_id})."
+        f"Apply complete: {plural(len(result.applied), 'change')} applied{recovered} "
+        f"(run {result.run_id})."
     )
     if done.held:
         click.echo(
-            f"Left for the next plan: {len(done.held)} change(s), manual steps and what "
+            f"Left for the next plan: {plural(len(done.held), 'change')}, manual steps and what "
             "depends on them (tighten before loosen)."
         )
 
@@ -143,6 +180,7 @@ def _apply_dir(
     manual: str | None,
     parallel: int,
     fail_fast: bool,
+    lock_timeout: float,
 ) -> int:
     """`lwr apply DIR`: every tenant of the directory, without prompts (reconciler.fleet)."""
     from reconciler import fleet
@@ -170,14 +208,31 @@ def _apply_dir(
             fail_fast=fail_fast,
             actor=default_actor(),
             state_uri=state_uri,
+            lock_timeout=lock_timeout,
+            progress=_tenant_lines,
         ),
     )
     return emit_fleet(results, "text", False)
 
 
+@contextmanager
+def _tenant_lines(tenant: str) -> Iterator[ProgressCallback]:
+    """`lwr apply DIR`: plain progress lines per tenant (tenants may run in parallel)."""
+    lines = PlainProgress(lambda line: click.echo(printable(line), err=True), prefix=f"{tenant}: ")
+    with lines.heartbeat():
+        try:
+            yield lines
+        finally:
+            lines.close()
+
+
 class TerminalUI:
     """`lwr apply FILE|PLAN` on a terminal or in a pipeline: the plan and checklist on stdout,
     prompts, progress and what a stopped apply did on stderr (stdout may be piped)."""
+
+    def __init__(self) -> None:
+        self._view: _View | None = None
+        self._changes: dict[str, Change] = {}  # the plan's, for the failure report
 
     @property
     def can_ask(self) -> bool:
@@ -186,6 +241,7 @@ class TerminalUI:
 
     def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
         """The plan as `lwr plan` shows it, policy findings included."""
+        self._changes = {c.id: c for c in plan.changes}
         click.echo(renderer_for("text", color=color(), policy=policy).render(plan), nl=False)
 
     def show_checklist(self, plan: Plan) -> None:
@@ -200,7 +256,8 @@ class TerminalUI:
                 "review the plan and pass --auto-approve"
             )
         answer = click.prompt(
-            f"Apply these {len(plan.changes)} changes to {plan.tenant}? "
+            f"Apply {'this' if len(plan.changes) == 1 else 'these'} "
+            f"{plural(len(plan.changes), 'change')} to {plan.tenant}? "
             "Only 'yes' will be accepted",
             default="",
             show_default=False,
@@ -210,8 +267,10 @@ class TerminalUI:
             raise Cancelled("Apply cancelled; nothing was changed.")
 
     def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
-        """A progress bar on a terminal, except while manual steps prompt on it."""
-        return _progress(enabled=not prompting)
+        """A progress bar on a terminal; plain lines in a pipeline, or while manual steps
+        prompt on the terminal (a live bar would draw over the prompt)."""
+        self._view = _View()
+        return _progress(self._view, bar=sys.stderr.isatty() and not prompting, ask=prompting)
 
     def manual_step(self, step: ManualStep) -> bool:
         """Show one manual step and wait until the admin says it is done (or stops)."""
@@ -243,14 +302,36 @@ class TerminalUI:
             err=True,
         )
 
+    def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
+        """Who holds the tenant (as `lwr lock list` shows it), once, and how long we wait."""
+        from reconciler.lockwait import show_duration
+        from reconciler.render.audit import locks_text
+
+        click.echo(
+            f"Waiting up to {show_duration(timeout)} for the tenant's lock (--lock-timeout):\n"
+            + locks_text([holder], "").rstrip("\n"),
+            err=True,
+        )
+
     def stopped(self, stop: ApplyStopped, total: int) -> None:
-        """Why the apply ended early, what it did, and that a re-run finishes it."""
+        """How far the apply got, why it ended early, and what to do; every refused and
+        skipped change when it went on past refusals."""
+        view = self._view
+        how_far = view.how_far() if view is not None else None
+        if view is not None and not view.bar:
+            view.plain.close()  # the last count, if not printed yet
+        elif how_far:
+            click.echo(printable(how_far), err=True)
+        if isinstance(stop.cause, ChangesRefused) and not stop.result.failed:
+            report = failure_report(stop.result, self._changes)
+            click.echo(printable(report), err=True)
+            return
         click.echo(printable(_stopped_message(stop, total)), err=True)
 
 
 def _stopped_message(stop: ApplyStopped, total: int) -> str:
     partial = stop.result
-    done = f"{len(partial.applied)} of {total} changes applied (run {partial.run_id})"
+    done = f"{len(partial.applied)} of {plural(total, 'change')} applied (run {partial.run_id})"
     if stop.interrupted:
         if stop.signal is not None:  # asked to stop: the batch in flight finished first
             return (
@@ -277,25 +358,36 @@ def _stopped_message(stop: ApplyStopped, total: int) -> str:
 
 
 @contextmanager
-def _progress(enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar with ETA on a terminal; nothing when piped (or while prompting)."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
+def _progress(view: _View, bar: bool, ask: bool) -> Iterator[ProgressCallback]:
+    """The rich bar on a terminal (unless manual steps will prompt on it), else plain lines
+    on stderr (reconciler.render.progress); with a heartbeat unless a prompt waits for the
+    admin (a line every 10 s would run over it)."""
+    if bar:
+        from reconciler.render.progress import progress_bar
+
+        with progress_bar(sys.stderr) as update:
+            view.bar = True
+            yield lambda event: view.track(event, update)
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    with nullcontext() if ask else view.plain.heartbeat():
+        try:
+            yield view.plain
+        finally:
+            view.plain.close()
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as progress:
-        task = progress.add_task("applying", total=None)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+class _View:
+    """What the apply showed of its progress, for the words a stop or a report begins with."""
 
-        yield update
+    def __init__(self) -> None:
+        self.plain = PlainProgress(lambda line: click.echo(printable(line), err=True))
+        self.bar = False
+
+    def track(self, event: ApplyProgress, update: ProgressCallback) -> None:
+        """Feed the bar, and keep the count (silently) for the last words."""
+        update(event)
+        self.plain.note(event)
+
+    def how_far(self) -> str | None:
+        """How far the apply got, as the plain lines say it."""
+        return self.plain.summary()

@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import __version__, files
+from reconciler import __version__
+from reconciler.cli.lazy import files
 from reconciler.errors import LwrError
-from reconciler.providers import DEFAULT_TENANT, local_path, open_provider
-from reconciler.providers.base import Provider
-from reconciler.store import StateLocation
 from reconciler.terminal import printable
+from reconciler.uris import DEFAULT_TENANT, local_path
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.policy import PolicyReport, PolicyRule
+    from reconciler.providers.base import Provider
+    from reconciler.store import StateLocation
     from reconciler.store.base import StateStore
 
 
@@ -65,12 +67,34 @@ markdown_dir_option = click.option(
 )
 
 
+def compact_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--compact and --no-compact/--full: member changes counted per kind, or each listed
+    (reconciler.render.compact; default: text compact past 200 changes, markdown always)."""
+    command = click.option(
+        "--no-compact",
+        "--full",
+        "compact",
+        flag_value=False,
+        help="List every change (markdown: every member, in more parts).",
+    )(command)
+    return click.option(
+        "--compact",
+        "compact",
+        flag_value=True,
+        default=None,
+        help="Count member changes per channel and kind, with the first names (the default "
+        "for text past 200 changes, and for markdown).",
+    )(command)
+
+
 def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--parallel and --fail-fast, for a directory of desired files (reconciler.fleet)."""
+    """--parallel (a directory of desired files, reconciler.fleet) and --fail-fast."""
     command = click.option(
         "--fail-fast",
         is_flag=True,
-        help="With a directory: start no further tenant once one fails.",
+        help="Stop at the first change the tenant refuses (default: apply what does not "
+        "depend on it, then report); with a directory, also start no further tenant once "
+        "one fails.",
     )(command)
     return click.option(
         "--parallel",
@@ -116,7 +140,7 @@ def echo_policy(report: PolicyReport) -> None:
 def write_markdown_parts(directory: str, parts: list[str]) -> None:
     """DIR/part-N.md for each part; part files of an earlier, longer rendering are removed."""
     folder = files.write_parts(directory, parts, protected_files())
-    click.echo(f"Wrote {len(parts)} markdown part(s) to {folder}/.", err=True)
+    click.echo(f"Wrote {plural(len(parts), 'markdown part')} to {folder}/.", err=True)
 
 
 def write_output(path: str, text: str) -> None:
@@ -162,6 +186,8 @@ def provider_for(
 ) -> Iterator[Provider]:
     """The tenant at `uri` for a `with` block (its attested state, if any, at `state_uri`);
     `readonly` for the commands that only read it."""
+    from reconciler.providers import open_provider
+
     provider = open_provider(uri, state_uri, readonly=readonly)
     try:
         yield provider
@@ -171,6 +197,8 @@ def provider_for(
 
 def state_for(state_uri: str | None, tenant_uri: str) -> StateLocation:
     """--state as given, else the default store of the tenant."""
+    from reconciler.store import StateLocation
+
     return StateLocation.resolve(state_uri, tenant_uri)
 
 
@@ -187,10 +215,68 @@ def store_for(
         store.close()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(dict[str, click.Command]):
+    """`cli.commands` for code that reads it directly (tests walking every command): loads
+    every command module on first full read, or the one module of a name looked up."""
+
+    def _everything(self) -> None:
+        from reconciler.cli.lazy import load_all
+
+        load_all()
+
+    def __getitem__(self, name: str) -> click.Command:
+        if not dict.__contains__(self, name):
+            from reconciler.cli.lazy import load_command_module
+
+            load_command_module(name)
+        return dict.__getitem__(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._everything()
+        return dict.__iter__(self)
+
+    def keys(self) -> Any:
+        self._everything()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._everything()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._everything()
+        return dict.items(self)
+
+
+class LazyGroup(click.Group):
+    """The `lwr` group: a command's module is imported when the command runs (or help lists
+    it), so `lwr --version` and `lwr validate` load only what they use (reconciler.cli.lazy)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loading = _Commands(self.commands)
+        self.commands = self._loading
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from reconciler.cli.lazy import COMMANDS
+
+        return sorted({*dict.keys(self._loading), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from reconciler.cli.lazy import load_command_module
+
+        if not dict.__contains__(self._loading, cmd_name):
+            load_command_module(cmd_name)  # registers it with @cli.command()
+        return dict.get(self._loading, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lwr")
 def cli() -> None:
-    """lwr: LINE WORKS external messaging as code (validate, plan, apply)."""
+    """lwr: LINE WORKS external messaging as code (validate, plan, apply).
+
+    Shell completion: `eval "$(lwr completion bash)"` (or zsh, fish).
+    """
 
 
 def resolve_tenant_key(tenant_uri: str) -> str:

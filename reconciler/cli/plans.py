@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import workflow
 from reconciler.cli.common import (
     cli,
     color,
+    compact_options,
     echo_policy,
     fleet_options,
     format_option,
@@ -25,12 +25,14 @@ from reconciler.cli.common import (
     write_markdown_parts,
     write_output,
 )
+from reconciler.cli.lazy import workflow
 from reconciler.errors import ExitCode, LwrError, UsageError
-from reconciler.plan import Plan
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
+from reconciler.words import plural
 
 if TYPE_CHECKING:
+    from reconciler.plan import Plan
     from reconciler.policy import PolicyReport
 
 
@@ -39,11 +41,13 @@ if TYPE_CHECKING:
 @click.option(
     "--tenant",
     "tenant_uri",
+    envvar="LWR_TENANT",
     default=None,
-    help="Also check members and `tenant:` against this tenant's directory.",
+    help="Also check members and `tenant:` against this tenant's directory (env LWR_TENANT).",
 )
 def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
-    """Check desired-state FILES: schema, semantics, and the tenant directory if given."""
+    """Check desired-state FILES: schema, semantics, and the tenant directory if given
+    (--tenant or LWR_TENANT). A FILE `-` is read from stdin."""
     from reconciler.desired import check_against_tenant, load_desired
 
     failures: list[LwrError] = []
@@ -53,7 +57,7 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
             if tenant_uri:
                 with provider_for(tenant_uri, readonly=True) as provider:
                     check_against_tenant(desired, provider.domain(), provider.directory())
-            click.echo(f"{file}: valid")
+            click.echo(printable(f"{desired.source}: valid"))
         except LwrError as e:
             failures.append(e)
             click.echo(printable(f"{file}: invalid\n{e}"), err=True)
@@ -68,16 +72,20 @@ def emit_plan(
     out: str | None,
     policy: PolicyReport | None = None,
     markdown_dir: str | None = None,
+    compact: bool | None = None,
 ) -> None:
+    """Print `plan` as `fmt`; save it to `out`, its markdown parts to `markdown_dir`."""
     if out:
         text = renderer_for("json").render(plan)
         write_output(out, text)
-        click.echo(f"Saved plan to {out} ({len(plan.changes)} changes).", err=True)
+        click.echo(f"Saved plan to {out} ({plural(len(plan.changes), 'change')}).", err=True)
     if markdown_dir:
         from reconciler.render.markdown import PlanMarkdown
 
-        write_markdown_parts(markdown_dir, PlanMarkdown(policy=policy).render_parts(plan))
-    click.echo(renderer_for(fmt, color=color(), policy=policy).render(plan), nl=False)
+        parts = PlanMarkdown(policy=policy, compact=compact).render_parts(plan)
+        write_markdown_parts(markdown_dir, parts)
+    shown = renderer_for(fmt, color=color(), policy=policy, compact=compact)
+    click.echo(shown.render(plan), nl=False)
     if fmt == "json" and policy is not None:
         echo_policy(policy)
 
@@ -85,11 +93,16 @@ def emit_plan(
 @cli.command()
 @click.argument("file", type=click.Path())
 @tenant_option
-@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON for apply.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Save the plan as JSON for apply (not when apply would refuse it: exit 3).",
+)
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @policy_options
 @markdown_dir_option
+@compact_options
 @fleet_options
 @state_option
 def plan(
@@ -101,14 +114,16 @@ def plan(
     policy_dirs: tuple[str, ...],
     no_default_policies: bool,
     markdown_dir: str | None,
+    compact: bool | None,
     parallel: int,
     fail_fast: bool,
     state_uri: str | None,
 ) -> int:
     """Read the tenant, diff it with FILE, check policies, and print the ordered changes.
 
-    FILE may be a directory of desired files, one a tenant (see `lwr plan --help`, README
-    "Many tenants"): each goes to its `target:` URI, else to --tenant with {tenant} replaced.
+    FILE may be a directory of desired files, one a tenant (README "Many tenants"): each
+    goes to its `target:` URI, else to --tenant with {tenant} replaced. FILE `-` reads the
+    desired file from stdin.
     """
     from reconciler.policy import evaluate
 
@@ -132,11 +147,17 @@ def plan(
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         planned = workflow.plan_desired(file, provider)
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
-    if out and policy.denied:
-        click.echo(f"Not saving {out}: policy denies this plan.", err=True)
-        out = None  # a denied plan is shown for review, never handed to apply
-    emit_plan(planned.plan, fmt, out, policy, markdown_dir)
+    # What apply would refuse whatever its flags (a protected channel) fails the plan, so a
+    # reviewer sees it in the pull request; the flag apply needs is in the plan's footer.
+    refusal = planned.plan.gate.refusal(allow_destructive=True)
+    if out and (policy.denied or refusal):
+        why = "policy denies" if policy.denied else "apply would refuse"
+        click.echo(f"Not saving {out}: {why} this plan.", err=True)
+        out = None  # a refused plan is shown for review, never handed to apply
+    emit_plan(planned.plan, fmt, out, policy, markdown_dir, compact)
     policy.raise_if_denied()
+    if refusal:
+        raise refusal
     return ExitCode.CHANGES if detailed_exitcode and planned.plan.changes else ExitCode.OK
 
 
@@ -162,31 +183,52 @@ def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
     "--tenant",
     "tenant_uri",
     default=None,
-    help="Also check the plan against this tenant (read only): exit 3 when apply "
-    "would refuse it (stale, another tenant, applied already).",
+    help="Also check the plan against this tenant (read only) as apply would: exit 3 when "
+    "apply would refuse it (stale, another tenant, applied already, a policy deny, the "
+    "safety gate). Not read from LWR_TENANT: show-plan renders offline unless asked.",
 )
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="With --tenant: check as `apply --allow-destructive` would.",
+)
+@policy_options
 @state_option
 @markdown_dir_option
+@compact_options
 def show_plan(
     plan_file: str,
     fmt: str,
     tenant_uri: str | None,
+    allow_destructive: bool,
+    policy_dirs: tuple[str, ...],
+    no_default_policies: bool,
     state_uri: str | None,
     markdown_dir: str | None,
+    compact: bool | None,
 ) -> int:
     """Render a saved PLAN_FILE without touching the tenant (unless --tenant is given)."""
+    from reconciler.policy import evaluate
+
+    rules = load_rules(policy_dirs, no_default_policies)
     saved = workflow.load_saved_plan(plan_file)
     plan = saved.plan
-    emit_plan(plan, fmt, None, None, markdown_dir)
+    emit_plan(plan, fmt, None, None, markdown_dir, compact)
     if tenant_uri is None:
         return 0
-    # The check apply makes (the same code), read only.
+    # The checks apply makes, in its order and with the same code, read only.
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         if state_for(state_uri, tenant_uri).exists:  # none yet: nothing was applied through it
             with store_for(state_uri, tenant_uri, readonly=True) as store:
-                workflow.check_saved_plan(saved, provider, store)
+                planned = workflow.check_saved_plan(saved, provider, store)
         else:
-            workflow.check_saved_plan(saved, provider)
+            planned = workflow.check_saved_plan(saved, provider)
+    policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
+    if fmt == "json":
+        echo_policy(policy)
+    policy.raise_if_denied()
+    if planned.plan.changes:  # as apply: a plan with nothing to do passes the gate
+        planned.plan.raise_if_unsafe(allow_destructive=allow_destructive)
     click.echo(
         printable(
             f"Up to date: {plan.tenant} is as it was when the plan was made "

@@ -42,8 +42,22 @@ if TYPE_CHECKING:
     help="With --verify: also fail when the log lost or changed anything up to this "
     "head, as `lwr audit head` printed it earlier (kept outside the store).",
 )
-@click.option("--limit", type=int, default=50, show_default=True, help="Newest entries shown.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="How many of the newest entries to show (text says how many there are in all); "
+    "0 shows every entry.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line per entry; json: a list of entries, every field.",
+)
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -74,11 +88,14 @@ def audit(
         if verify:
             return _verify(store, kept)
         key = resolve_tenant_key(tenant_uri)
-        entries = store.audit_entries(tenant_key=key, limit=limit)
+        entries = store.audit_entries(tenant_key=key, limit=limit or None)
+        total = store.audit_count(tenant_key=key) if len(entries) == limit else len(entries)
     if fmt == "json":
         click.echo(dump([e.to_json() for e in entries]), nl=False)
+        if total > len(entries):
+            click.echo(f"{len(entries):,} of {total:,} entries shown (--limit).", err=True)
         return 0
-    click.echo(audit_text(entries), nl=False)
+    click.echo(audit_text(entries, total), nl=False)
     return 0
 
 
@@ -92,7 +109,8 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
         click.echo(printable(f"Audit log {where}: {result.reason}"), err=True)
         return 1
     keyed = f" ({result.keyed} keyed with {KEY_ENV})" if result.keyed else ""
-    click.echo(f"Audit log OK: {result.checked} entries, hash chain intact{keyed}.")
+    entries = "1 entry" if result.checked == 1 else f"{result.checked} entries"
+    click.echo(f"Audit log OK: {entries}, hash chain intact{keyed}.")
     if result.anchored is None:
         click.echo(
             "Not checked: truncation of the newest entries is detectable only against "
@@ -107,7 +125,14 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
 @audit.command("head")
 @state_option
 @state_tenant_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help='text: `SEQ HASH`; json: {"seq": …, "hash": …}.',
+)
 @click.pass_context
 def audit_head(ctx: click.Context, state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Print the log's head as `SEQ HASH`, for a pipeline to keep outside the store and
@@ -198,7 +223,14 @@ def lock_group() -> None:
 @lock_group.command("list")
 @state_option
 @state_tenant_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json: a list of holders (tenant, user, host, pid, since, stale).",
+)
 def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Every tenant lock held in the state store: holder, operation, since, and whether the
     holder is still there."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -21,6 +23,7 @@ from reconciler.providers import local_path
 from reconciler.render.json import dump
 from reconciler.render.state import state_text
 from reconciler.terminal import printable
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     pass
@@ -29,11 +32,21 @@ if TYPE_CHECKING:
 @cli.command()
 @tenant_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
+@click.option(
+    "--schema-out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the desired-state JSON Schema to this file, and start the export with "
+    "an editor hint pointing at it (relative to --out, else to the current directory).",
+)
 @state_option
-def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
+def export(tenant_uri: str, out: str | None, schema_out: str | None, state_uri: str | None) -> int:
     """Write the tenant's current state as a valid desired-state file."""
+    hint = schema_hint(schema_out, out) if schema_out else None
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
-        text = workflow.export_yaml(provider)
+        text = workflow.export_yaml(provider, hint)
+    if schema_out:
+        write_output(schema_out, schema_text())
     if out:
         write_output(out, text)
         click.echo(f"Exported to {out}.", err=True)
@@ -42,10 +55,51 @@ def export(tenant_uri: str, out: str | None, state_uri: str | None) -> int:
     return 0
 
 
+def schema_text() -> str:
+    """The shipped desired-state JSON Schema, as shipped (from the wheel or the checkout)."""
+    from reconciler.resources import data_dir
+
+    return (data_dir("schemas") / "desired-state.schema.json").read_text(encoding="utf-8")
+
+
+def schema_hint(schema_out: str, out: str | None) -> str:
+    """Where the schema at `schema_out` is, seen from the directory the export lands in:
+    an editor resolves `$schema` relative to the YAML file."""
+    base = os.path.dirname(os.path.abspath(out)) if out else os.getcwd()
+    return Path(os.path.relpath(os.path.abspath(schema_out), base)).as_posix()
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the schema to this file, not stdout.",
+)
+def schema(out: str | None) -> int:
+    """Print the desired-state JSON Schema, for editors and offline CI checks.
+
+    Point an editor at it with a first line `# yaml-language-server: $schema=PATH` (PATH
+    relative to the YAML file); `lwr export --schema-out` writes both.
+    """
+    text = schema_text()
+    if out:
+        write_output(out, text)
+        click.echo(f"Wrote the desired-state schema to {out}.", err=True)
+    else:
+        click.echo(text, nl=False)
+    return 0
+
+
 @cli.command()
 @tenant_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts (every setting and member).",
 )
 @state_option
 def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
@@ -92,7 +146,9 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
         ):
             raise Cancelled("Attest cancelled; nothing was recorded.")
         recorded = provider.attest(desired, default_actor())
-    click.echo(f"Attested {len(recorded)} value(s) of {state.domain}: {', '.join(recorded)}.")
+    click.echo(
+        f"Attested {plural(len(recorded), 'value')} of {state.domain}: {', '.join(recorded)}."
+    )
     return 0
 
 
@@ -113,8 +169,19 @@ def _local_tenant(tenant_uri: str) -> Any:
 @tenant.command("init")
 @tenant_option
 @click.option("--demo", is_flag=True, required=True, help="Seed the demo company.")
-@click.option("--members", type=click.IntRange(8, 2_000_000), default=8, show_default=True)
-@click.option("--domain", default="example.co.jp", show_default=True)
+@click.option(
+    "--members",
+    type=click.IntRange(8, 2_000_000),
+    default=8,
+    show_default=True,
+    help="How many members the company has (8 named demo members, then member000009@…).",
+)
+@click.option(
+    "--domain",
+    default="example.co.jp",
+    show_default=True,
+    help="The company's domain: the `tenant:` a desired file for it names.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing tenant file.")
 def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: bool) -> int:
     """Create a local tenant seeded with a demo company."""
@@ -150,7 +217,12 @@ def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
 @tenant_option
 @click.argument("member")
 @click.argument("external")
-@click.option("--channel", type=click.Choice([c.value for c in ChannelName]), required=True)
+@click.option(
+    "--channel",
+    type=click.Choice([c.value for c in ChannelName]),
+    required=True,
+    help="Where the external person adds MEMBER: line (LINE) or lineworks (another company).",
+)
 @click.option("--name", default=None, help="The external person's display name.")
 def tenant_contact(
     tenant_uri: str, member: str, external: str, channel: str, name: str | None

@@ -9,16 +9,17 @@ optional methods have defaults that do nothing, so callers need not ask first.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from reconciler.actions import Action, Change, Execution
-from reconciler.errors import UsageError
+from reconciler.errors import TenantError, UsageError
 from reconciler.model import TenantState
 
 if TYPE_CHECKING:
     from reconciler.model import DesiredState
 
-__all__ = ["CONSOLE_PAGE", "ConfirmChange", "Provider"]
+__all__ = ["CONSOLE_PAGE", "BatchOutcome", "BatchStopped", "ConfirmChange", "Provider", "Refusal"]
 
 #: Where the external-messaging settings are in the LINE WORKS admin console.
 CONSOLE_PAGE = "Admin > Service > Message > External messaging"
@@ -26,6 +27,41 @@ CONSOLE_PAGE = "Admin > Service > Message > External messaging"
 #: It may raise to stop the apply there (reconciler.manual's handlers raise
 #: ManualStepsPending, naming the step and what to do).
 ConfirmChange = Callable[[Change], bool]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The tenant refused one change and nothing of it took effect.
+
+    `permanent`: no retry through this provider can succeed (the LINE WORKS API never links
+    a member whose name holds an emoji); an admin must make the change in the console, and
+    the next plan lists it as a manual step. Otherwise fixing the cause and applying again may.
+    """
+
+    change_id: str
+    reason: str
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of each change of one batch: applied (took effect) or refused.
+
+    A change in neither list was not attempted (the provider stopped at a refusal when
+    asked to stop there).
+    """
+
+    applied: tuple[str, ...] = ()
+    refused: tuple[Refusal, ...] = field(default=())
+
+
+class BatchStopped(TenantError):
+    """A batch stopped part-way on an error that is not a refusal of one change (a timeout,
+    a manual step nobody confirmed): `done` says what took effect before it, `cause` why."""
+
+    def __init__(self, done: BatchOutcome, cause: Exception) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.done, self.cause = done, cause
 
 
 class Provider:
@@ -52,6 +88,15 @@ class Provider:
         """
         raise NotImplementedError
 
+    def reread(self, *, waited: bool) -> TenantState:
+        """The tenant read again under the lock, to see what changed since the plan.
+
+        `waited`: something (a confirmation prompt) stood between plan and apply. A provider
+        whose read is costly may keep, when nothing waited, a part only edits outside lwr
+        can change (lwr's own applies take the lock first); by default all is read again.
+        """
+        return self.read()
+
     def directory(self) -> frozenset[str]:
         """Login emails of every member of the tenant (for `validate --tenant`)."""
         raise NotImplementedError
@@ -70,6 +115,23 @@ class Provider:
         Raise TenantRuleError when the tenant's rules refuse a change, TenantError otherwise.
         """
         raise NotImplementedError
+
+    def apply_each(self, changes: Sequence[Change], *, keep_going: bool = True) -> BatchOutcome:
+        """Apply changes in the given order, reporting each: the executor's entry point.
+
+        A change the tenant refuses is reported (`BatchOutcome.refused`), and the others go on
+        (`keep_going`; the executor never puts two phases in one batch, so no change of a
+        batch depends on another) or stop there, unattempted. Any other failure raises:
+        TenantError when nothing of the batch took effect, BatchStopped with what did.
+        This default, for an all-or-nothing provider, applies the batch or raises.
+        """
+        self.apply(changes)
+        return BatchOutcome(applied=tuple(c.id for c in changes))
+
+    def execution_of(self, change: Change) -> Execution:
+        """How this provider carries out this one change: as planned from its action, or
+        `manual` where the tenant refused it permanently before (see Refusal.permanent)."""
+        return change.execution
 
     def close(self) -> None:
         """Release connections and files."""

@@ -29,9 +29,16 @@ class DriftRenderer(Protocol):
         ...
 
 
-def renderer_for(fmt: str, *, color: bool = False, policy: PolicyReport | None = None) -> Renderer:
+def renderer_for(
+    fmt: str,
+    *,
+    color: bool = False,
+    policy: PolicyReport | None = None,
+    compact: bool | None = None,
+) -> Renderer:
     """The plan renderer for `--format` (text, json, markdown); `policy` findings included
-    in text and markdown (the JSON plan is the saved-plan contract and stays as it is)."""
+    in text and markdown (the JSON plan is the saved-plan contract and stays as it is);
+    `compact` None: text compact past a size, markdown always (reconciler.render.compact)."""
     from reconciler.render.json import PlanJson
     from reconciler.render.markdown import PlanMarkdown
     from reconciler.render.text import PlanText
@@ -39,8 +46,8 @@ def renderer_for(fmt: str, *, color: bool = False, policy: PolicyReport | None =
     if fmt == "json":
         return PlanJson()
     if fmt == "markdown":
-        return PlanMarkdown(policy=policy)
-    return PlanText(color=color, policy=policy)
+        return PlanMarkdown(policy=policy, compact=compact)
+    return PlanText(color=color, policy=policy, compact=compact)
 
 
 def drift_renderer_for(

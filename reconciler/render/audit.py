@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 __all__ = ["audit_text", "holder_status", "locks_text"]
 
 
-def audit_text(entries: Sequence[AuditEntry]) -> str:
-    """One line per audit entry: when, who, result, channel, action, target, error."""
+def audit_text(entries: Sequence[AuditEntry], total: int | None = None) -> str:
+    """One line per audit entry: when, who, result, channel, action, target, error; with
+    `total` (entries in the log) over the number shown, a last line saying so."""
     if not entries:
         return "No applied changes recorded for this tenant.\n"
     lines = []
@@ -25,6 +26,11 @@ def audit_text(entries: Sequence[AuditEntry]) -> str:
         error = f" ({e.error})" if e.error else ""
         lines.append(
             printable(f"{e.at}  {e.actor}  {e.result:<9} {e.channel:<9} {e.action}{target}{error}")
+        )
+    if total is not None and total > len(entries):
+        lines.append(
+            f"{len(entries):,} of {total:,} entries shown, the newest; "
+            "`lwr audit --limit N` shows more (0: all)."
         )
     return "\n".join(lines) + "\n"
 

@@ -73,7 +73,7 @@ def pending_message(error: ManualStepsPending) -> str:
     """The refusal of an apply that stopped before manual steps, with their checklist: what
     the CLI prints for ManualStepsPending, alone or in a directory's results."""
     return (
-        f"refused: {error.reason}; {len(error.pending)} manual step(s) not done:\n"
+        f"refused: {error.reason}; {plural(len(error.pending), 'manual step')} not done:\n"
         + checklist(error.pending)
         + "Do them in the console, then run apply again with --manual=attested "
         "(or --manual=skip to leave them, and what depends on them, for later)."

@@ -44,13 +44,23 @@ def summary_text(results: Sequence[TenantResult]) -> str:
         for o in ("in sync", "changes", "applied", "refused", "error", "skipped")
     }
     lines.append("")
-    lines.append(
-        f"{len(results)} tenants: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
-    )
+    lines.append(fleet_line(results, counts))
     for r in results:
         if r.outcome in ("refused", "error"):
             lines.append(f"{Path(r.file).name}: {_first_line(message_of(r))}")
     return "\n".join(lines) + "\n"
+
+
+def fleet_line(results: Sequence[TenantResult], counts: dict[str, int]) -> str:
+    """`4 tenants: 4 with changes; 28 changes in all`: outcomes counted per tenant, changes
+    per change."""
+    from reconciler.words import plural
+
+    outcomes = ", ".join(
+        f"{n} {'with changes' if o == 'changes' else o}" for o, n in counts.items() if n
+    )
+    changes = sum(r.changes for r in results)
+    return f"{plural(len(results), 'tenant')}: {outcomes}; {plural(changes, 'change')} in all"
 
 
 def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:

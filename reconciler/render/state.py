@@ -9,7 +9,7 @@ from reconciler.manual import label
 from reconciler.model import ChannelName, TenantState
 from reconciler.settings import TOGGLES
 from reconciler.terminal import printable
-from reconciler.words import onoff
+from reconciler.words import onoff, plural
 
 __all__ = ["state_text"]
 
@@ -29,7 +29,7 @@ def _show_text(
         labels = {label(origin.get(f"{name.value}.{f}", "")) for f in fields} if origin else {""}
         return f"  ({', '.join(sorted(labels))})" if labels - {""} else ""
 
-    lines = [f"Tenant {state.domain} ({key}): {len(state.directory)} members", ""]
+    lines = [f"Tenant {state.domain} ({key}): {plural(len(state.directory), 'member')}", ""]
     for name in ChannelName:
         ch = state.channels[name]
         lines.append(f"{name.value} — {name.label}: {onoff(ch.enabled)}" + src(name, "enabled"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
+from reconciler.render import compact
 from reconciler.render.ansi import style
 from reconciler.render.values import (
     describe,
@@ -19,6 +20,7 @@ from reconciler.render.values import (
     show_setting,
 )
 from reconciler.terminal import printable
+from reconciler.words import plural
 
 if TYPE_CHECKING:  # only `lwr drift` imports the drift module
     from reconciler.drift import DriftReport, MemberDrift
@@ -53,7 +55,30 @@ class _Styled:
 
 
 class PlanText(_Styled):
-    """The default terminal/pipe rendering."""
+    """The default terminal/pipe rendering; `compact` (None: past a size) counts member
+    changes per kind instead of listing each (reconciler.render.compact)."""
+
+    def __init__(
+        self,
+        *,
+        color: bool = False,
+        policy: PolicyReport | None = None,
+        compact: bool | None = None,
+    ) -> None:
+        super().__init__(color=color, policy=policy)
+        self.compact = compact
+
+    def _group(self, group: compact.MemberGroup) -> list[str]:
+        marker = group.changes[0].spec.marker
+
+        def flags(destructive: int, manual: int) -> str:
+            red = f"  ({destructive:,} destructive)" if destructive else ""
+            return self._style(red, fg="red", bold=True) + (
+                f"  [{manual:,} manual steps]" if manual else ""
+            )
+
+        styled = self._style(marker, fg=MARKER_COLORS[marker], bold=True)
+        return compact.group_lines(group, styled, flags)
 
     def render(self, plan: Plan) -> str:
         """The plan, ordered, with a closing summary line."""
@@ -63,11 +88,17 @@ class PlanText(_Styled):
         lines = [self._style(head, bold=True), ""]
         if not plan.changes:
             lines.append("No changes. The tenant matches the desired state.")
+        short = compact.is_compact(plan, self.compact)
+        groups = compact.member_groups(plan.changes) if short else {}
         phase = None
         for change in plan.changes:
             if change.phase is not phase:
                 phase = change.phase
                 lines.append(self._style(f"Phase {int(phase)} · {phase.title}", bold=True))
+            if change.spec.member_level and short:  # the group, where its first change is
+                group = groups.pop((change.channel, change.action), None)
+                lines += self._group(group) if group else []
+                continue
             marker = change.spec.marker
             flag = self._style("  (destructive)", fg="red", bold=True) if change.destructive else ""
             manual = "  [manual step]" if change.execution == "manual" else ""
@@ -88,14 +119,29 @@ class PlanText(_Styled):
             lines += [
                 "",
                 self._style(
-                    f"Plan: {s['total']} change{'s' if s['total'] != 1 else ''} — "
+                    f"Plan: {plural(s['total'], 'change')} — "
                     f"{s['add']} to add, "
                     f"{s['change']} to change, {s['remove']} to remove; "
                     f"{s['destructive']} destructive",
                     bold=True,
                 ),
             ]
+            lines += [compact.NOTE] if short else []
+        lines += self._gate_lines(plan)
         return "\n".join(lines) + "\n"
+
+    def _gate_lines(self, plan: Plan) -> list[str]:
+        """What apply will need or refuse, as the safety gate says (reconciler.gate)."""
+        advice = plan.gate.advice()
+        if not advice:
+            return []
+        head, *rest = advice
+        fg = "red" if plan.gate.verdict == "refused" else "yellow"
+        return [
+            "",
+            self._style(head[0].upper() + head[1:], fg=fg, bold=True),
+            *map(printable, rest),
+        ]
 
 
 class DriftText(_Styled):
@@ -124,9 +170,10 @@ class DriftText(_Styled):
             lines += [
                 "",
                 self._style(
-                    f"Drift: {s['settings']} setting(s), {s['members_missing']} member(s) missing, "
+                    f"Drift: {plural(s['settings'], 'setting')}, "
+                    f"{plural(s['members_missing'], 'member')} missing, "
                     f"{s['members_unexpected']} not in the file; `lwr plan` fixes it with "
-                    f"{s['changes']} change(s)",
+                    f"{plural(s['changes'], 'change')}",
                     bold=True,
                 ),
             ]

@@ -272,6 +272,10 @@ class StateStore(Protocol):
         """Audit rows oldest first; with `limit`, only the newest `limit` of them."""
         ...
 
+    def audit_count(self, tenant_key: str | None = None) -> int:
+        """How many audit rows there are (of `tenant_key`): `lwr audit` says what it left out."""
+        ...
+
     def verify_audit(self, anchor: AuditHead | None = None) -> VerifyResult:
         """Recompute the whole chain (HMACs with LWR_AUDIT_KEY); report the first row that
         does not match, and, with `anchor` (a head kept elsewhere), anything lost up to it."""

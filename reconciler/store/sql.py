@@ -274,6 +274,13 @@ class SqlStateStore(SqlSession):
                     return failed
         return check.finish(head)
 
+    def audit_count(self, tenant_key: str | None = None) -> int:
+        """How many audit rows there are (of `tenant_key`)."""
+        where, params = _where(tenant_key=tenant_key)
+        with self._errors("read the audit log"):
+            row = self._execute(f"SELECT COUNT(*) FROM audit {where}", params).fetchone()
+        return int(row[0])
+
     def audit_head(self) -> AuditHead:
         """The newest entry's seq and hash (0 and GENESIS_HASH for an empty log).
 

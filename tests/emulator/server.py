@@ -89,7 +89,7 @@ def make_credentials(directory: Path, domain_id: str = "10000001") -> Credential
     )
 
 
-FaultKind = Literal["500", "503", "429", "slow", "drop", "drop_after"]
+FaultKind = Literal["500", "503", "429", "slow", "drop", "drop_after", "refuse"]
 
 
 @dataclass
@@ -97,7 +97,8 @@ class Fault:
     """Injected trouble for requests whose operation contains `match`.
 
     `skip` matching requests pass first, then `times` get the fault. `drop_after` applies
-    the request's effect and closes the connection without an answer (a lost reply).
+    the request's effect and closes the connection without an answer (a lost reply);
+    `refuse` answers `status` with `code` and `description` (a refusal of any kind).
     """
 
     kind: FaultKind
@@ -106,18 +107,32 @@ class Fault:
     skip: int = 0
     retry_after: float = 0.05
     delay: float = 0.5
+    status: int = 400
+    code: str = "INVALID_PARAMETER"
+    description: str = ""
     seen: int = field(default=0, init=False)
 
 
 @dataclass
 class Limits:
-    """The emulator's limits; scaled down so tests take seconds."""
+    """The emulator's limits and scenarios; scaled down so tests take seconds.
+
+    The defaults are what the docs describe. Scenarios: `status_location` (202 answers name
+    a status resource, which the docs never describe), `expired_status` 403 (an expired token
+    gets 403 UNAUTHORIZED instead of 401), `headers` False (no rateLimit-* headers),
+    `neighbour` (another client of the domain spends this many requests per window of
+    every API whose operation contains `neighbour_match`).
+    """
 
     rate: int = 240  # requests per window per API operation (docs: 240/min on paid plans)
     window: float = 60.0
     token_lifetime: float = 86400.0  # docs: access tokens live 1 h or 24 h
     page_max: int = 100  # GET /users count maximum (docs)
-    status_location: bool = True  # 202 answers name a status resource (an assumption)
+    status_location: bool = False
+    expired_status: int = 401
+    headers: bool = True  # rateLimit-limit/-remaining/-reset on every answer (docs)
+    neighbour: float = 0.0
+    neighbour_match: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,8 @@ class Emulator:
         self.log: list[LogEntry] = []
         self.tokens: dict[str, float] = {}
         self._windows: dict[str, deque[float]] = {}
+        self._neighbour_next: dict[str, float] = {}
+        self.neighbour_sent = 0  # requests the other client got through
         self._lock = threading.Lock()
         self._public = _test_key().public_key()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -200,12 +217,43 @@ class Emulator:
         now = time.monotonic()
         with self._lock:
             window = self._windows.setdefault(operation, deque())
+            self._neighbour_spends(operation, window, now)
             while window and window[0] <= now - self.limits.window:
                 window.popleft()
             if len(window) >= self.limits.rate:
                 return window[0] + self.limits.window - now
             window.append(now)
             return None
+
+    def budget(self, operation: str) -> dict[str, str]:
+        """The documented rateLimit-* headers: limit, what is left of the window, and the
+        seconds until a slot frees (the window slides)."""
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows.get(operation, deque())
+            left = max(0, self.limits.rate - len(window))
+            reset = window[0] + self.limits.window - now if window else self.limits.window
+        return {
+            "rateLimit-limit": str(self.limits.rate),
+            "rateLimit-remaining": str(left),
+            "rateLimit-reset": f"{max(reset, 0.001):.3f}",
+        }
+
+    def _neighbour_spends(self, operation: str, window: deque[float], now: float) -> None:
+        """Another client of the domain: its requests land in the same window (lock held)."""
+        limits = self.limits
+        if limits.neighbour <= 0 or limits.neighbour_match not in operation:
+            return
+        at = self._neighbour_next.setdefault(operation, now)
+        step = limits.window / limits.neighbour
+        while at <= now:
+            while window and window[0] <= at - limits.window:
+                window.popleft()
+            if len(window) < limits.rate:  # it gets 429s too when the window is full
+                window.append(at)
+                self.neighbour_sent += 1
+            at += step
+        self._neighbour_next[operation] = at
 
     def record(self, method: str, operation: str, status: int) -> None:
         """Add to the request log."""
@@ -333,8 +381,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 return
             operation = operation_of(method, split.path)
             if not emulator.authorized(self.headers.get("Authorization")):
-                emulator.record(method, operation, 401)
-                self._send(401, {"code": "UNAUTHORIZED", "description": "invalid token"})
+                status = emulator.limits.expired_status
+                emulator.record(method, operation, status)
+                self._send(status, {"code": "UNAUTHORIZED", "description": "invalid token"})
                 return
             wait = emulator.over_limit(operation)
             if wait is not None:
@@ -358,7 +407,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         def _answer(self, method: str, operation: str, split: Any) -> None:
             answer = emulator.route(method, split.path, parse_qs(split.query))
             emulator.record(method, operation, answer.status)
-            headers = {}
+            headers = emulator.budget(operation) if emulator.limits.headers else {}
             if answer.op_id is not None and emulator.limits.status_location:
                 headers["Location"] = f"/v1.0/operations/{answer.op_id}"
             self._send(answer.status, answer.body, headers)
@@ -367,6 +416,10 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             self, fault: Fault, method: str, operation: str, split: Any, body: bytes
         ) -> bool:
             """Deliver `fault`; True when the request is fully handled."""
+            if fault.kind == "refuse":
+                emulator.record(method, operation, fault.status)
+                self._send(fault.status, {"code": fault.code, "description": fault.description})
+                return True
             if fault.kind in ("500", "503", "429"):
                 status = int(fault.kind)
                 emulator.record(method, operation, status)

@@ -5,12 +5,10 @@ Every request goes through `LineWorksClient.call`; nothing here knows about plan
 
 from __future__ import annotations
 
-import email.utils
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,29 +16,32 @@ import jwt
 
 from reconciler.errors import TenantError, TenantRuleError
 from reconciler.providers.lineworks.config import LineWorksConfig
+from reconciler.providers.lineworks.limiter import (
+    Clock,
+    RateLimiter,
+    RetryPolicy,
+    Sleep,
+    retry_after,
+)
+from reconciler.providers.lineworks.refusals import Handling, Refusal, classify
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], None]
+__all__ = ["ApiError", "LineWorksClient", "RateLimiter", "Response", "RetryPolicy"]
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-# Refusal codes meaning "busy with an earlier grant/revoke of this member": worth a retry.
-# ASSUMPTION: the docs say such calls are refused but name no code (docs/lineworks.md).
-BUSY_CODES = frozenset({"ALREADY_IN_PROGRESS", "IN_PROGRESS"})
 _JWT_LIFETIME = 3600  # seconds; the assertion is used once, right away
 
 
 class ApiError(TenantRuleError):
-    """LINE WORKS answered a request with a refusal (4xx other than 401/429)."""
+    """LINE WORKS refused a request (a 4xx other than 401/429); `refusal` says which kind."""
 
-    def __init__(self, operation: str, status: int, code: str, description: str) -> None:
-        self.operation, self.status, self.code, self.description = (
-            operation,
-            status,
-            code,
-            description,
+    def __init__(self, operation: str, refusal: Refusal) -> None:
+        self.operation, self.refusal = operation, refusal
+        self.status, self.code, self.description = (
+            refusal.status,
+            refusal.code,
+            refusal.description,
         )
-        detail = f"{code}: {description}" if description else code
-        super().__init__(f"LINE WORKS refused {operation} (HTTP {status} {detail})")
+        super().__init__(f"LINE WORKS refused {operation} ({refusal.answer})")
 
 
 class RetryBudgetExceeded(TenantError):
@@ -49,70 +50,6 @@ class RetryBudgetExceeded(TenantError):
 
 class PollTimeout(TenantError):
     """An accepted (202) operation did not finish within the poll timeout."""
-
-
-@dataclass
-class RateLimiter:
-    """Keeps one API operation under `rate` requests in any `window` seconds.
-
-    A token bucket refilled at rate/(window·(1+margin)) holding at most `burst` tokens, with
-    burst ≤ rate·margin/(1+margin): then any window of that length sees at most
-    burst + rate/(1+margin) ≤ rate requests, while a request that came back late can be made
-    up for instead of losing its slot. `margin` also absorbs network jitter.
-    """
-
-    rate: float
-    window: float = 60.0
-    margin: float = 0.02
-    clock: Clock = time.monotonic
-    sleep: Sleep = time.sleep
-    _tokens: float = field(default=1.0, init=False)
-    _stamp: float | None = field(default=None, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    @property
-    def interval(self) -> float:
-        """Seconds per request at the sustained pace."""
-        return self.window / self.rate * (1.0 + self.margin)
-
-    @property
-    def burst(self) -> float:
-        """Requests that may be made up for at once (at least one)."""
-        return max(1.0, float(int(self.rate * self.margin / (1.0 + self.margin))))
-
-    def acquire(self) -> None:
-        """Wait for this operation's next slot."""
-        with self._lock:
-            now = self.clock()
-            if self._stamp is None:
-                self._stamp = now
-            if now > self._stamp:
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
-                self._stamp = now
-            # Take the token now (possibly going negative): later callers queue behind it.
-            wait = max(0.0, (1.0 - self._tokens) * self.interval, self._stamp - now)
-            self._tokens -= 1.0
-        if wait > 0:
-            self.sleep(wait)
-
-    def hold_off(self, seconds: float) -> None:
-        """The server said wait (429): no request of this operation before then."""
-        with self._lock:
-            self._tokens = min(self._tokens, 0.0)
-            self._stamp = max(self._stamp or 0.0, self.clock() + seconds)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, bounded in total time per request."""
-
-    base: float = 0.5
-    cap: float = 30.0
-    max_time: float = 120.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
-        return rng.uniform(0.0, min(self.cap, self.base * 2 ** (attempt - 1)))
 
 
 @dataclass(frozen=True)
@@ -186,7 +123,8 @@ class TokenSource:
                 f"LINE WORKS refused the service-account token (HTTP {reply.status_code} "
                 f"{error} {text}".rstrip()
                 + "); check LW_CLIENT_ID, LW_CLIENT_SECRET, "
-                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes"
+                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes (the "
+                "free plan has no `user` scope: docs/lineworks.md)"
             )
         lifetime = _seconds(data.get("expires_in"), default=3600.0)
         # Renew a little early: a request must never start with a token about to lapse.
@@ -218,6 +156,8 @@ class LineWorksClient:
         self.retry = retry or RetryPolicy(max_time=config.max_retry_time)
         self.tokens = TokenSource(config, self._http, clock)
         self._limiters: dict[str, RateLimiter] = {}
+        self._long = False  # this run is planned to last over 30 minutes: half the limit
+        self._limit = float(config.rate)  # the documented limit in force (or rateLimit-limit)
         self.requests = 0  # HTTP requests sent to the API (tokens excluded)
         self.retries = 0
 
@@ -229,9 +169,46 @@ class LineWorksClient:
         """The limiter of one API operation (the docs limit each operation separately)."""
         if operation not in self._limiters:
             self._limiters[operation] = RateLimiter(
-                self.config.rate, self.config.rate_window, clock=self._clock, sleep=self._sleep
+                self.pace, self.config.rate_window, clock=self._clock, sleep=self._sleep
             )
         return self._limiters[operation]
+
+    @property
+    def pace(self) -> float:
+        """Requests per window each API keeps to now: the limit, or half of it for a long run."""
+        return self._limit / 2 if self._long else self._limit
+
+    @property
+    def throttled(self) -> int:
+        """429 answers received so far (every API)."""
+        return sum(limiter.throttled for limiter in self._limiters.values())
+
+    def plan_run(self, long: bool) -> float:
+        """The run about to start lasts over 30 minutes (`long`): keep to half the limit
+        (the ja rate-limits page), else to the limit. Returns the pace in force."""
+        self._long = long
+        self._keep_pace()
+        return self.pace
+
+    @property
+    def limit(self) -> float:
+        """The documented limit per API in force (LW_RATE_LIMIT, or a lower rateLimit-limit)."""
+        return self._limit
+
+    def _keep_pace(self) -> None:
+        for limiter in self._limiters.values():
+            limiter.limit_to(self.pace)
+
+    def _follow(self, limiter: RateLimiter, headers: httpx.Headers) -> None:
+        """The answer's rateLimit-* headers: a lower limit than configured wins."""
+        try:
+            limit = float(headers.get("ratelimit-limit", ""))
+        except ValueError:
+            limit = 0.0
+        if 0 < limit < self._limit:
+            self._limit = limit
+            self._keep_pace()
+        limiter.observe(headers)
 
     def call(
         self,
@@ -250,21 +227,33 @@ class LineWorksClient:
         refreshed = False
         while True:
             attempt += 1
-            self.limiter(operation).acquire()
+            limiter = self.limiter(operation)
+            limiter.acquire()
             try:
                 reply = self._send(method, target, params, json)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 self._pause(operation, started, attempt, f"{type(exc).__name__}", None)
                 continue
-            if reply.status_code == 401 and not refreshed:
+            self._follow(limiter, reply.headers)
+            if _expired_token(reply) and not refreshed:
                 self.tokens.invalidate()  # expired or revoked early: one fresh token, once
                 refreshed = True
                 continue
-            if reply.status_code in _RETRY_STATUS or _busy(reply):
-                wait = _retry_after(reply.headers) if reply.status_code in (429, 503) else None
+            if reply.status_code in _RETRY_STATUS:
+                if reply.status_code == 429:  # another client of the domain may share it
+                    limiter.throttle(0.0)
+                wait = retry_after(reply.headers) if reply.status_code in (429, 503) else None
                 self._pause(operation, started, attempt, f"HTTP {reply.status_code}", wait)
                 continue
-            return self._result(operation, reply)
+            if reply.status_code >= 400:
+                refusal = _refusal(operation, reply)
+                if refusal.handling is Handling.RETRY:  # busy with this member: clears itself
+                    self._pause(operation, started, attempt, refusal.answer, None)
+                    continue
+                raise ApiError(operation, refusal)
+            return Response(
+                reply.status_code, _json(reply), {k.lower(): v for k, v in reply.headers.items()}
+            )
 
     def pages(
         self, path: str, operation: str, item_key: str, params: Mapping[str, str | int]
@@ -308,11 +297,10 @@ class LineWorksClient:
             if reply.status != 202 and state not in ("IN_PROGRESS", "PENDING", "RUNNING"):
                 if state in ("FAILED", "ERROR"):
                     body = reply.body if isinstance(reply.body, dict) else {}
+                    code = str(body.get("code", "FAILED"))
+                    text = str(body.get("description", "the operation failed"))
                     raise ApiError(
-                        operation,
-                        409,
-                        str(body.get("code", "FAILED")),
-                        str(body.get("description", "the operation failed")),
+                        operation, Refusal("failed", Handling.REFUSE, False, 409, code, text)
                     )
                 return reply
             if self._clock() >= deadline:
@@ -321,7 +309,7 @@ class LineWorksClient:
                     f"{self.config.poll_timeout:g} s; it may still finish. Run "
                     "`lwr plan` later to see where the tenant is"
                 )
-            hinted = _retry_after(reply.headers)
+            hinted = retry_after(reply.headers, reset=False)
             self._sleep(
                 min(hinted if hinted is not None else delay, max(0.0, deadline - self._clock()))
             )
@@ -358,18 +346,6 @@ class LineWorksClient:
         else:
             self._sleep(wait)
 
-    def _result(self, operation: str, reply: httpx.Response) -> Response:
-        body = _json(reply)
-        if reply.status_code >= 400:
-            data = body if isinstance(body, dict) else {}
-            raise ApiError(
-                operation,
-                reply.status_code,
-                str(data.get("code", httpx.codes.get_reason_phrase(reply.status_code))),
-                str(data.get("description", data.get("message", ""))),
-            )
-        return Response(reply.status_code, body, {k.lower(): v for k, v in reply.headers.items()})
-
 
 def _json(reply: httpx.Response) -> Any:
     if not reply.content:
@@ -380,11 +356,26 @@ def _json(reply: httpx.Response) -> Any:
         return None
 
 
-def _busy(reply: httpx.Response) -> bool:
-    if reply.status_code not in (400, 409):
+def _expired_token(reply: httpx.Response) -> bool:
+    """401, or 403 with code UNAUTHORIZED: what an expired token gets (the official sample
+    refreshes on both; ASSUMPTION, docs/lineworks.md#2-authentication-service-account-jwt)."""
+    if reply.status_code == 401:
+        return True
+    if reply.status_code != 403:
         return False
     body = _json(reply)
-    return isinstance(body, dict) and str(body.get("code", "")) in BUSY_CODES
+    return isinstance(body, dict) and str(body.get("code", "")) == "UNAUTHORIZED"
+
+
+def _refusal(operation: str, reply: httpx.Response) -> Refusal:
+    body = _json(reply)
+    data = body if isinstance(body, dict) else {}
+    return classify(
+        operation,
+        reply.status_code,
+        str(data.get("code", httpx.codes.get_reason_phrase(reply.status_code))),
+        str(data.get("description", data.get("message", ""))),
+    )
 
 
 def _seconds(value: Any, *, default: float) -> float:
@@ -393,22 +384,6 @@ def _seconds(value: Any, *, default: float) -> float:
     except (TypeError, ValueError):
         return default
     return seconds if seconds > 0 else default
-
-
-def _retry_after(headers: httpx.Headers | Mapping[str, str]) -> float | None:
-    """Seconds from Retry-After (delta or HTTP date), else the documented rateLimit-reset."""
-    raw = headers.get("retry-after") or headers.get("ratelimit-reset")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _join(base: str, location: str) -> str:

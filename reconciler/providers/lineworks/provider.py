@@ -16,10 +16,20 @@ from reconciler.actions import Action, Change, Execution
 from reconciler.console import LINEWORKS_API, effect
 from reconciler.errors import Refused, TenantError, TenantRuleError
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
-from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
+from reconciler.providers.base import (
+    CONSOLE_PAGE,
+    BatchOutcome,
+    BatchStopped,
+    ConfirmChange,
+    Provider,
+    Refusal,
+)
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
-from reconciler.settings import SETTINGS
+from reconciler.providers.lineworks.estimate import directory_pages, estimate
+from reconciler.providers.lineworks.refusals import Handling, classify
+from reconciler.providers.lineworks.refusals import Refusal as ApiRefusal
+from reconciler.settings import SETTINGS, Setting, of
 from reconciler.store.attested import (
     MEMBERS,
     AttestedStore,
@@ -28,25 +38,37 @@ from reconciler.store.attested import (
     open_attested,
 )
 from reconciler.store.base import default_actor
+from reconciler.words import plural
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
 _SUFFIX = {LINE: "line", LW: "works"}
-# Refusal codes that mean "already as wanted" (an earlier answer was lost): done, not failed.
-# ASSUMPTION: the docs say such calls are refused but name no code (docs/lineworks.md).
-_ALREADY = {
-    Action.ADD_MEMBER: frozenset({"ALREADY_LINKED"}),
-    Action.REMOVE_MEMBER: frozenset({"NOT_LINKED"}),
-}
 # The console's defaults, assumed for values never attested.
 _DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
 
 
-class LineWorksRefused(TenantRuleError):
-    """LINE WORKS refused one change of an apply; earlier changes of the batch took effect."""
+#: Attested-state field (per channel) of the members the API refused to link for good:
+#: {email: reason}. Their links are manual steps from then on (execution_of).
+REFUSED_LINKS = "api_refused_links"
 
-    def __init__(self, change_id: str, reason: str) -> None:
-        self.change_id = change_id
+
+class LineWorksRefused(TenantRuleError):
+    """LINE WORKS refused one change of an apply; earlier changes of the batch took effect.
+
+    `permanent`: the API will never make this change (its name rule, all-members mode, a
+    missing scope); an admin can. `refusal`, when the API answered, is its classified answer
+    (reconciler.providers.lineworks.refusals): its `kind`, the API's words and the advice.
+    """
+
+    def __init__(
+        self,
+        change_id: str,
+        reason: str,
+        permanent: bool = False,
+        refusal: ApiRefusal | None = None,
+    ) -> None:
+        self.change_id, self.reason, self.permanent = change_id, reason, permanent
+        self.refusal = refusal
         super().__init__(f"change {change_id} refused: {reason}")
 
 
@@ -81,6 +103,8 @@ class LineWorksTenant(Provider):
         self._confirm: ConfirmChange | None = None
         self._directory: frozenset[str] | None = None
         self._provenance: dict[str, str] = {}
+        #: Per channel, the members whose link the API refused for good, and why.
+        self._refused: dict[ChannelName, dict[str, str]] = {}
 
     @classmethod
     def open(cls, uri: str, state: str | None = None, *, readonly: bool = False) -> LineWorksTenant:
@@ -93,20 +117,32 @@ class LineWorksTenant(Provider):
 
     def read(self) -> TenantState:
         """The directory from the API; every setting and list from the attested state."""
-        directory = self.directory()
+        return self._state(self.directory())
+
+    def reread(self, *, waited: bool) -> TenantState:
+        """Under the lock: the attested state afresh (another lwr apply writes it), the
+        directory again only when a prompt waited: GET /users costs a request per 100
+        members (docs/lineworks.md)."""
+        if waited or self._directory is None:
+            return self.read()
+        return self._state(self._directory)
+
+    def _state(self, directory: frozenset[str]) -> TenantState:
         knowledge = self.store.load(self.key)
+        self._refused = {c: _refused_links(knowledge[c]) for c in ChannelName}
         provenance = {"directory": "read"}
         channels = {c: self._channel(c, knowledge[c], directory, provenance) for c in ChannelName}
         self._provenance = provenance
         return TenantState(domain=self._domain(directory), directory=directory, channels=channels)
 
     def directory(self) -> frozenset[str]:
-        """Login emails of every member not deleted (GET /users, all pages)."""
+        """Login emails of every member, deleted and pending ones left out (GET /users,
+        all pages): neither can hold a permission the console shows (docs/lineworks.md)."""
         emails = set()
         for user in self.client.pages(
             "/users", "GET /users", "users", {"domainId": self.config.domain_id, "count": 100}
         ):
-            if isinstance(user, dict) and not user.get("isDeleted") and user.get("email"):
+            if isinstance(user, dict) and user.get("email") and not _left_out(user):
                 emails.add(str(user["email"]).lower())
         self._directory = frozenset(emails)
         return self._directory
@@ -125,14 +161,62 @@ class LineWorksTenant(Provider):
         Each change is recorded in the attested state as soon as it took effect, so a
         failure mid-batch leaves exactly the done ones known as done.
         """
+        try:
+            outcome = self.apply_each(changes, keep_going=False)
+        except BatchStopped as stopped:
+            raise stopped.cause from stopped
+        if outcome.refused:
+            first = outcome.refused[0]
+            raise LineWorksRefused(first.change_id, first.reason, first.permanent)
+
+    def apply_each(self, changes: Sequence[Change], *, keep_going: bool = True) -> BatchOutcome:
+        """Apply in order, one call (or one confirmed manual step) per change; a refused call
+        is reported and the rest go on (or, without `keep_going`, stay unattempted).
+
+        A refusal the API will never lift (its name rule) is remembered in the attested
+        state, so that the next plan makes that member's link a manual step.
+        """
         actor = self._actor()
+        applied: list[str] = []
+        refused: list[Refusal] = []
         for change in changes:
-            if change.action in self.API_ACTIONS and change.execution != "manual":
-                self._call(change)
-                self._learn(change, "applied", actor)
-            else:
-                self._manual(change)
-                self._learn(change, "attested", actor)
+            try:
+                self._one(change, actor)
+            except LineWorksRefused as exc:
+                refused.append(Refusal(change.id, exc.reason, exc.permanent))
+                if exc.permanent:
+                    self._remember_refusal(change, exc.reason, actor)
+                if not keep_going:
+                    break
+                continue
+            except Exception as exc:
+                if applied or refused:  # part of the batch took effect: say which part
+                    raise BatchStopped(BatchOutcome(tuple(applied), tuple(refused)), exc) from exc
+                raise
+            applied.append(change.id)
+        return BatchOutcome(tuple(applied), tuple(refused))
+
+    def execution_of(self, change: Change) -> Execution:
+        """`manual` for a member link the API refused for good before; else as planned."""
+        if change.action is Action.ADD_MEMBER and change.target in self._refused.get(
+            change.channel, {}
+        ):
+            return "manual"
+        return change.execution
+
+    def _one(self, change: Change, actor: str) -> None:
+        if change.action in self.API_ACTIONS and change.execution != "manual":
+            self._call(change)
+            self._learn(change, "applied", actor)
+        else:
+            self._manual(change)
+            self._learn(change, "attested", actor)
+
+    def _remember_refusal(self, change: Change, reason: str, actor: str) -> None:
+        known = dict(self._refused.get(change.channel, {}))
+        known[str(change.target)] = reason
+        self._refused[change.channel] = known
+        self.store.record(self.key, change.channel, {REFUSED_LINKS: known}, "applied", actor)
 
     def close(self) -> None:
         """Close connections and the attested state."""
@@ -170,22 +254,43 @@ class LineWorksTenant(Provider):
                 f"empty list): {', '.join(sorted(origins['unknown']))}. Check {CONSOLE_PAGE} "
                 "and record what it shows with `lwr attest FILE`"
             )
-        calls = sum(1 for c in changes if c.execution == "api")
-        if calls:
-            seconds = calls * self.config.rate_window / self.config.rate
-            notes.append(
-                f"lineworks: {calls} API call(s) at {self.config.rate:g} requests per "
-                f"{self.config.rate_window:g} s take at least {_duration(seconds)}; "
-                "the apply is journaled and resumes where it stopped"
-            )
+        timing = self._timing(changes)
+        if timing:
+            notes.append(timing)
         manual = sum(1 for c in changes if c.execution == "manual")
         if manual:
             notes.append(
-                f"lineworks: {manual} manual step(s): apply prints a checklist and "
+                f"lineworks: {plural(manual, 'manual step')}: apply prints a checklist and "
                 "waits for an admin to confirm each (non-interactive: --manual="
                 "attested or --manual=skip)"
             )
         return tuple(notes)
+
+    def _timing(self, changes: Sequence[Change]) -> str | None:
+        """Requests per API and how long they take; sets the pace of the apply that follows
+        (half the limit for a run of over 30 minutes)."""
+        est = estimate(changes, self.client.limit, self.config.rate_window)
+        self.client.plan_run(est.halved)
+        if not est.total:
+            return None
+        per_api = ", ".join(f"{api} {n:,}" for api, n in est.requests.items())
+        requests = "request" if est.total == 1 else "requests"
+        text = (
+            f"lineworks: {est.total:,} API {requests} ({per_api}): ≈ {_duration(est.seconds)} "
+            f"at {est.pace()} per API"
+        )
+        if est.halved:
+            text += (
+                f" (half the documented {est.limit:g}: LINE WORKS asks runs of over 30 "
+                "minutes to keep to half the limit)"
+            )
+        pages = directory_pages(len(self._directory or ()))
+        reread = pages * est.window / est.rate * 1.02
+        return text + (
+            f"; an apply that waits for a confirmation reads the directory again first "
+            f"(+{pages:,} GET /users, ≈ {_duration(reread)}); the apply is journaled and "
+            "resumes where it stopped"
+        )
 
     def attest(self, desired: DesiredState, actor: str) -> list[str]:
         """Record the file's managed values as what the console shows now."""
@@ -221,25 +326,24 @@ class LineWorksTenant(Provider):
             provenance[f"{channel.value}.{field}"] = fact.source if fact else "unknown"
             return fact.value if fact else _DEFAULTS[field]
 
-        all_members = bool(value("all_members"))
+        # Every row of the settings table, as the model holds it; None where the channel
+        # has no such setting (the greeting is LINE's only).
+        facts: dict[str, Any] = {
+            row.attr: (_typed(row, value(row.attr)) if channel in row.channels else None)
+            for row in SETTINGS
+        }
         members_fact = known.facts.get(MEMBERS)
-        if all_members:  # the list follows the mode: it is the directory
+        if facts["all_members"]:  # the list follows the mode: it is the directory
             origin = provenance[f"{channel.value}.all_members"]
         else:
             origin = (
                 members_fact.source if members_fact else "applied" if known.members else "unknown"
             )
         provenance[f"{channel.value}.members"] = origin
-        line = channel is LINE
         return ChannelState(
-            enabled=bool(value("enabled")),
-            all_members=all_members,
+            **facts,
             # In "all members" mode the list is the directory, as the console shows it.
-            members=directory if all_members else known.members & directory,
-            auto_grant_new_members=bool(value("auto_grant_new_members")),
-            restrict_file_transfer=bool(value("restrict_file_transfer")),
-            greeting_enabled=bool(value("greeting_enabled")) if line else None,
-            greeting_message=str(value("greeting_message")) if line else None,
+            members=directory if facts["all_members"] else known.members & directory,
             open_rooms={},  # room lists are not readable: side-effect counts show 0
         )
 
@@ -276,9 +380,20 @@ class LineWorksTenant(Provider):
         try:
             self.client.wait(self.client.call("POST", path, operation), operation)
         except ApiError as exc:
-            if exc.code in _ALREADY.get(change.action, frozenset()):
+            refusal = exc.refusal
+            if refusal.kind != "failed":  # fill in who and where for the advice
+                refusal = classify(
+                    operation,
+                    exc.status,
+                    exc.code,
+                    exc.description,
+                    who=change.target or "all members",
+                    channel=change.channel.value,
+                    channel_label=change.channel.label,
+                )
+            if refusal.handling is Handling.DONE:
                 return  # done by an earlier attempt whose answer was lost
-            raise LineWorksRefused(change.id, _explain(change, exc)) from exc
+            raise LineWorksRefused(change.id, refusal.reason(), refusal.permanent, refusal) from exc
 
     def _learn(self, change: Change, source: Source, actor: str) -> None:
         """Record what `change` did, as the console model says (with the API's rule that a
@@ -286,6 +401,11 @@ class LineWorksTenant(Provider):
         what = effect(change, LINEWORKS_API)
         values = dict(what.settings)
         replace = None
+        if change.target in self._refused.get(change.channel, {}) and what.add:
+            known = dict(self._refused[change.channel])  # done after all: manual no more
+            known.pop(str(change.target))
+            self._refused[change.channel] = known
+            values[REFUSED_LINKS] = known
         if what.freeze:
             # The console keeps today's members on the list when leaving "all" mode.
             replace = self._directory if self._directory is not None else self.directory()
@@ -302,26 +422,11 @@ class LineWorksTenant(Provider):
         )
 
 
-def _explain(change: Change, exc: ApiError) -> str:
-    """The documented reasons behind a refusal, and what the admin can do."""
-    who = change.target or "all members"
-    channel = change.channel
-    if exc.status == 404:
-        return f"{who} is not a member of the LINE WORKS directory ({exc})"
-    if exc.status == 403:
-        return (
-            f"{exc}; the API refuses per-member changes while the {channel.value} channel "
-            "grants all members (restrict_to_listed_members first, a manual step), and any "
-            "call when the app lacks the `user` scope"
-        )
-    if channel is LINE and change.action is Action.ADD_MEMBER and exc.status == 400:
-        return (
-            f"{exc}; the API refuses to link a member to LINE when the company name, the "
-            'member\'s login ID or name contains an emoji or the word "line" (documented):'
-            f" add {who} in the console instead ({CONSOLE_PAGE} > {channel.label} > "
-            "Connected-members > Manage)"
-        )
-    return str(exc)
+def _refused_links(known: ChannelKnowledge) -> dict[str, str]:
+    fact = known.facts.get(REFUSED_LINKS)
+    if fact is None or not isinstance(fact.value, dict):
+        return {}
+    return {str(k): str(v) for k, v in fact.value.items()}
 
 
 def _managed_keys(desired: DesiredState) -> list[str]:
@@ -335,26 +440,32 @@ def _managed_keys(desired: DesiredState) -> list[str]:
 
 
 def _attestable(want: DesiredChannel, channel: ChannelName) -> dict[str, Any]:
+    """The file's managed values of `channel`, by model attribute (the settings table's rows)."""
     values: dict[str, Any] = {}
-    if want.enabled is not None:
-        values["enabled"] = want.enabled
-    if want.auto_grant_new_members is not None:
-        values["auto_grant_new_members"] = want.auto_grant_new_members
-    if want.restrict_file_transfer is not None:
-        values["restrict_file_transfer"] = want.restrict_file_transfer
-    if want.greeting is not None and channel is LINE:
-        if want.greeting.enabled is not None:
-            values["greeting_enabled"] = want.greeting.enabled
-        if want.greeting.message is not None:
-            values["greeting_message"] = want.greeting.message
-    if want.members is not None:
-        values["all_members"] = want.members.all_members
+    for setting in of(channel):
+        wanted = setting.wanted(want)
+        if wanted is not None:
+            values[setting.attr] = _unspelled(setting, wanted)
     return values
+
+
+def _unspelled(setting: Setting, value: Any) -> Any:
+    """A row's value as the model holds it (members `all`/`listed` back to True/False)."""
+    return value == setting.words[0] if setting.words is not None else value
+
+
+def _left_out(user: dict[str, Any]) -> bool:
+    """Deleted (isDeleted, documented) or invited and not joined yet (isPending, ASSUMPTION)."""
+    return bool(user.get("isDeleted") or user.get("isPending"))
+
+
+def _typed(row: Setting, value: Any) -> bool | str:
+    return str(value) if row.on is None else bool(value)
 
 
 def _duration(seconds: float) -> str:
     if seconds < 1:
-        return "under a second"
+        return f"{seconds:.1g} s"  # scaled test windows; the real API is never this quick
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

@@ -19,7 +19,7 @@ from reconciler import console
 from reconciler.actions import Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError
 from reconciler.model import ChannelName, ChannelState, TenantState
-from reconciler.providers.base import Provider
+from reconciler.providers.base import BatchOutcome, Provider, Refusal
 from reconciler.providers.local.fileformat import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_DOMAIN,
@@ -176,6 +176,58 @@ class LocalTenant(Provider):
                     raise ChangeRefused(exc.change_id, exc.reason) from exc
                 self._write(conn, state, after)
                 state = after
+
+    def apply_each(self, changes: Sequence[Change], *, keep_going: bool = True) -> BatchOutcome:
+        """Apply in order in one transaction; a change the console refuses is reported and
+        left out, the rest committed (or, without `keep_going`, the rest left unattempted).
+
+        The console refuses what it would refuse an admin clicking through the page: a
+        member not in the directory (one who left while the apply ran), a member listed
+        already or not listed, a list edit while the channel is off or grants all members.
+        """
+        applied: list[str] = []
+        refused: list[Refusal] = []
+        if not changes:
+            return BatchOutcome()
+        with self._transaction("apply", write=True) as conn:
+            self._domain(conn)
+            state = self._scoped_state(conn, changes)
+            for run in console.runs(changes):
+                while run:
+                    try:
+                        after = console.step(state, run)
+                    except console.RuleRefused as exc:
+                        run, done = self._refused(run, exc, refused)
+                        if done:  # what the run did before the refused change stands
+                            after = console.step(state, done)
+                            self._write(conn, state, after)
+                            state = after
+                            applied += [c.id for c in done]
+                        if not keep_going:
+                            return BatchOutcome(tuple(applied), tuple(refused))
+                        continue
+                    self._write(conn, state, after)
+                    state = after
+                    applied += [c.id for c in run]
+                    run = []
+        return BatchOutcome(tuple(applied), tuple(refused))
+
+    @staticmethod
+    def _refused(
+        run: list[Change], exc: console.RuleRefused, refused: list[Refusal]
+    ) -> tuple[list[Change], list[Change]]:
+        """Record a refusal; return (what of the run is left to try, what came before it).
+
+        A rule about the whole list (off, or "grant to all members") refuses every change of
+        the run at once; a rule about one member refuses that change only.
+        """
+        if exc.rule in (console.LIST_FROZEN, console.ALL_MEMBERS_LIST):
+            refused += [Refusal(c.id, exc.reason) for c in run]
+            return [], []
+        at = next((i for i, c in enumerate(run) if c.id == exc.change_id), 0)
+        refused_id = run[at].id
+        refused.append(Refusal(refused_id, exc.reason))
+        return run[at + 1 :], run[:at]
 
     # ------------------------------------------------------------------ simulations
 

@@ -1,0 +1,198 @@
+"""The safety gate: what apply refuses in a plan, and the flag or file change that lifts it.
+
+The one place that decides. `Gate.of` reads a plan's destructive changes and its `safety:`
+block; `lwr plan`, `show-plan --tenant` and `apply` all ask the same gate, and the text,
+markdown and JSON renderers only show its verdict (docs/contract.md#safety-thresholds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from reconciler.actions import Action, Change, Threshold
+from reconciler.errors import DestructiveRefused
+from reconciler.model import ChannelName, SafetySettings
+
+Verdict = Literal["ok", "needs_allow_destructive", "refused"]
+FLAG = "--allow-destructive"
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Destructive changes of one kind on one channel: what apply needs to let them through.
+
+    `protected`: the channel is in safety.protect_channels, so no flag lets them through.
+    `file_change`: for removals over a threshold, the smallest safety values under which they
+    are no longer destructive (the way out without the flag); empty for turning a channel off.
+    """
+
+    channel: ChannelName
+    action: Action
+    changes: int
+    first: str  # id of the first change it covers
+    protected: bool
+    threshold: Threshold | None = None
+    file_change: tuple[tuple[str, int | float], ...] = ()
+
+    def what(self) -> str:
+        """One line: the change and why it is destructive, with the numbers."""
+        if self.action is Action.DISABLE_CHANNEL:
+            return (
+                f"{self.first}: turning {self.channel} off hides its rooms from members "
+                "and shows them as 'unknown' to external users"
+            )
+        over = self.threshold.describe() if self.threshold else "over the safety threshold"
+        return (
+            f"{self.channel}: removing {self.changes} members exceeds the safety threshold: {over}"
+        )
+
+    def file_words(self) -> str:
+        """`max_member_removals: 3` (and the percentage): the file change instead of the flag."""
+        return " and ".join(f"{key}: {value:g}" for key, value in self.file_change)
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form (schemas/plan.schema.json#/$defs/blocker)."""
+        return {
+            "channel": self.channel.value,
+            "action": self.action.value,
+            "changes": self.changes,
+            "first": self.first,
+            "protected": self.protected,
+            # What lets it through: the flag (none on a protected channel), or this file change.
+            "flag": None if self.protected else FLAG,
+            "file_change": dict(self.file_change),
+            "threshold": self.threshold.to_json() if self.threshold else None,
+        }
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The verdict on one plan: every blocker, and where its `safety:` block is."""
+
+    blockers: tuple[Blocker, ...]
+    source: str = ""
+
+    @classmethod
+    def of(cls, changes: Sequence[Change], safety: SafetySettings, source: str = "") -> Gate:
+        """The gate of a plan's `changes` under its `safety` settings."""
+        destructive = [c for c in changes if c.destructive]
+        blockers = [
+            Blocker(c.channel, c.action, 1, c.id, c.channel in safety.protect_channels)
+            for c in destructive
+            if c.action is Action.DISABLE_CHANNEL
+        ]
+        removals: dict[ChannelName, list[Change]] = {}
+        for c in destructive:
+            if c.action is Action.REMOVE_MEMBER:
+                removals.setdefault(c.channel, []).append(c)
+        for channel, mine in removals.items():
+            over = mine[0].threshold
+            blockers.append(
+                Blocker(
+                    channel,
+                    Action.REMOVE_MEMBER,
+                    len(mine),
+                    mine[0].id,
+                    channel in safety.protect_channels,
+                    over,
+                    _file_change(len(mine), over, safety),
+                )
+            )
+        return cls(tuple(blockers), source)
+
+    @property
+    def verdict(self) -> Verdict:
+        """`refused` whatever the flags; `needs_allow_destructive`; or `ok`."""
+        if any(b.protected for b in self.blockers):
+            return "refused"
+        return "needs_allow_destructive" if self.blockers else "ok"
+
+    @property
+    def protected(self) -> tuple[Blocker, ...]:
+        """The blockers no flag lifts."""
+        return tuple(b for b in self.blockers if b.protected)
+
+    @property
+    def unprotected(self) -> tuple[Blocker, ...]:
+        """The blockers --allow-destructive lifts."""
+        return tuple(b for b in self.blockers if not b.protected)
+
+    def where(self) -> str:
+        """The desired-state file, for 'in the `safety:` block of …'."""
+        return self.source or "the desired-state file"
+
+    def advice(self) -> list[str]:
+        """What a reviewer reads at the foot of a plan: the verdict, each blocker, the way out.
+
+        Empty when apply needs nothing; the first line is the verdict.
+        """
+        if self.verdict == "refused":
+            rule = ", ".join(sorted({b.channel.value for b in self.protected}))
+            return [
+                f"Apply will refuse this plan: {rule} is in safety.protect_channels, "
+                f"which {FLAG} cannot override:",
+                *self._protected_body(),
+            ]
+        if not self.blockers:
+            return []
+        count = sum(b.changes for b in self.blockers)
+        head = f"Apply needs {FLAG}: {count} destructive change{'s' if count != 1 else ''}:"
+        return [head, *self._destructive_body()]
+
+    def refusal(self, *, allow_destructive: bool) -> DestructiveRefused | None:
+        """The refusal apply raises with these flags (exit 3), or None when it may go on."""
+        if self.verdict == "refused":
+            head = (
+                "refused: the plan has destructive changes on a channel listed in "
+                f"safety.protect_channels, which {FLAG} cannot override:"
+            )
+            return DestructiveRefused("\n".join([head, *self._protected_body()]))
+        if not self.blockers or allow_destructive:
+            return None
+        head = f"refused: the plan has destructive changes and {FLAG} was not given:"
+        tail = f"Review them, then pass {FLAG} (or make the file change shown)."
+        return DestructiveRefused("\n".join([head, *self._destructive_body(), tail]))
+
+    def _protected_body(self) -> list[str]:
+        lines = [
+            *(f"  - {b.what()}" for b in self.protected),
+            "A protected channel is changed this way only after removing it from "
+            f"protect_channels in the `safety:` block of {self.where()}, in a reviewed change.",
+        ]
+        others = self.unprotected
+        if others:  # said now, not after the protected channel is dealt with
+            lines += [f"Besides, apply needs {FLAG} for:", *self._destructive_body(others)]
+        return lines
+
+    def _destructive_body(self, blockers: Sequence[Blocker] | None = None) -> list[str]:
+        lines = []
+        for b in self.blockers if blockers is None else blockers:
+            lines.append(f"  - {b.what()}")
+            if b.file_change:
+                lines.append(
+                    f"    or, without {FLAG}: set {b.file_words()} in the `safety:` block "
+                    f"of {self.where()}"
+                )
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form (schemas/plan.schema.json#/$defs/gate): what apply needs, as data."""
+        return {"verdict": self.verdict, "blockers": [b.to_json() for b in self.blockers]}
+
+
+def _file_change(
+    removals: int, over: Threshold | None, safety: SafetySettings
+) -> tuple[tuple[str, int | float], ...]:
+    """The least safety values under which `removals` cross no threshold (planner's rule)."""
+    if over is None:
+        return ()
+    needed: list[tuple[str, int | float]] = []
+    if removals > safety.max_member_removals:
+        needed.append(("max_member_removals", removals))
+    if removals > safety.min_member_removals and over.percent > safety.max_member_removal_percent:
+        # Rounded up to one decimal: the rule fires above the value, so this one passes.
+        needed.append(("max_member_removal_percent", math.ceil(over.percent * 10) / 10))
+    return tuple(needed)

@@ -1,0 +1,111 @@
+"""What an apply reports while it runs and when it ends: progress events, and which changes
+the tenant refused or the executor skipped because they depend on a refused one.
+
+Owns the rule of a partial apply (docs/reliability.md#partial-failure): a refused change
+blocks what depends on it (the plan's `depends_on`), and a refused tighten (phase 2 or 3)
+blocks every later add and loosen (phases 4 and 6), which would otherwise open a moment
+looser than both the old and the new state. Everything else goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reconciler.actions import Change, Phase
+from reconciler.errors import ChangesRefused
+from reconciler.words import plural
+
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult
+
+__all__ = ["ApplyProgress", "Blocked", "Blocker", "ProgressCallback", "refusals"]
+
+
+@dataclass(frozen=True)
+class ApplyProgress:
+    """One progress event of the executor, sent after each batch (and once before the first).
+
+    `done`: changes of the plan dealt with so far (applied, in effect already, refused or
+    skipped), out of `total`; `phase`: the phase of the batch just dealt with (of the first
+    batch for the opening event; None for an empty plan).
+    """
+
+    phase: Phase | None
+    done: int
+    total: int
+    applied: int = 0
+    refused: int = 0
+    skipped: int = 0
+
+
+ProgressCallback = Callable[[ApplyProgress], None]
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A change the executor did not send because a refused change it needs was not made."""
+
+    change_id: str
+    #: The refused change at the root (a skipped change blocks what depends on it too).
+    waits_for: str
+    #: Why, in a sentence: `depends on …`, or the tighten-before-loosen rule.
+    reason: str
+
+
+#: A refused change of these phases blocks every later change of the phases below.
+_TIGHTEN = frozenset({Phase.TIGHTEN, Phase.REMOVE})
+_LOOSEN = frozenset({Phase.ADD, Phase.LOOSEN})
+
+
+class Blocker:
+    """Which changes of a run must wait for a refused one: the plan's `depends_on`, and
+    tighten before loosen."""
+
+    def __init__(self) -> None:
+        #: Refused or blocked change id → the refused change at the root.
+        self._root: dict[str, str] = {}
+        self._tighten: str | None = None  # the first refused (or blocked) tighten's root
+
+    def refused(self, change: Change) -> None:
+        """`change` was refused: what needs it waits."""
+        self._fail(change, change.id)
+
+    def check(self, change: Change) -> Blocked | None:
+        """Blocked (and recorded as failed, for what needs it in turn), or None to send it."""
+        for need in change.depends_on:
+            root = self._root.get(need)
+            if root is not None:
+                blocked = Blocked(
+                    change.id, root, f"depends on {need}, which was not made ({root} refused)"
+                )
+                self._fail(change, root)
+                return blocked
+        if self._tighten is not None and change.phase in _LOOSEN:
+            root = self._tighten
+            self._fail(change, root)
+            return Blocked(
+                change.id,
+                root,
+                f"the tighten {root} was refused; adding or loosening before it is made "
+                "would open a moment looser than both the old and the new state",
+            )
+        return None
+
+    def _fail(self, change: Change, root: str) -> None:
+        self._root[change.id] = root
+        if change.phase in _TIGHTEN and self._tighten is None:
+            self._tighten = root
+
+
+def refusals(result: ApplyResult) -> ChangesRefused:
+    """The error an apply that went on past refusals ends with (exit 1); the UI prints the
+    report of each change (reconciler.render.progress.failure_report)."""
+    first = result.refused[0] if result.refused else None
+    named = f", first {first.change_id}: {first.reason}" if first else ""
+    return ChangesRefused(
+        f"{plural(len(result.refused), 'change')} refused by the tenant{named}; "
+        f"{len(result.blocked)} skipped because they need a refused one; "
+        f"{len(result.applied)} applied (run {result.run_id})"
+    )

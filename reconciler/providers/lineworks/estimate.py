@@ -1,0 +1,83 @@
+"""How long a plan's API calls take: requests per API and the duration at the limits in force.
+
+One model for the plan's note and the bench: each API (link-to-line, unlink-to-works, …) has
+its own budget of `rate` requests per `window`; apply sends one request at a time, so its
+duration is the sum over APIs. `bound` is what no client can beat: per phase, the slowest
+API at its full rate (independent APIs of a phase could run side by side).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reconciler.actions import Action, Change
+from reconciler.model import ChannelName
+from reconciler.providers.lineworks.limiter import LONG_RUN_WINDOWS
+
+__all__ = ["Estimate", "api_of", "directory_pages", "estimate"]
+
+_SUFFIX = {ChannelName.LINE: "line", ChannelName.LINEWORKS: "works"}
+_MARGIN = 1.02  # the limiter's pace keeps this much under the limit (limiter.RateLimiter)
+PAGE = 100  # GET /users count maximum (user-list docs)
+
+
+def api_of(change: Change) -> str:
+    """The rate-limited API a change's request goes to, e.g. `link-to-line`."""
+    suffix = _SUFFIX[change.channel]
+    if change.action is Action.GRANT_ALL_MEMBERS:
+        return f"link-to-{suffix} (all members)"
+    verb = "link" if change.action is Action.ADD_MEMBER else "unlink"
+    return f"{verb}-to-{suffix}"
+
+
+def directory_pages(members: int) -> int:
+    """GET /users requests to read a directory of `members` (100 a page, at least one)."""
+    return max(1, math.ceil(members / PAGE))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The API requests of a plan and how long they take."""
+
+    requests: dict[str, int]  # per API, in the order apply first sends to it
+    limit: float  # the documented limit per API per window
+    rate: float  # the pace apply keeps to: the limit, or half of it for a long run
+    window: float  # seconds (60 on the real API)
+    seconds: float  # apply's duration at `rate`, one request at a time
+    bound: float  # per phase the slowest API at the full limit, summed
+
+    @property
+    def total(self) -> int:
+        """Requests of every API."""
+        return sum(self.requests.values())
+
+    @property
+    def halved(self) -> bool:
+        """Planned to run longer than 30 minutes: it keeps to half the limit."""
+        return self.rate < self.limit
+
+    def pace(self) -> str:
+        """The rate in force, as `240 req/min` (or per scaled window)."""
+        unit = "min" if self.window == 60.0 else f"{self.window:g} s"
+        return f"{self.rate:g} req/{unit}"
+
+
+def estimate(changes: Sequence[Change], limit: float, window: float) -> Estimate:
+    """The API requests of `changes` (those run by API) at `limit` per `window` per API,
+    halved when the run would last over 30 windows (the ja rate-limits page)."""
+    api = [c for c in changes if c.execution == "api"]
+    requests = Counter(api_of(c) for c in api)
+    phases: dict[int, Counter[str]] = {}
+    for change in api:
+        phases.setdefault(int(change.phase), Counter())[api_of(change)] += 1
+    bound = sum(max(per.values()) for per in phases.values()) * window / limit
+    full = _sequential(requests, limit, window)
+    rate = limit / 2 if full > LONG_RUN_WINDOWS * window else limit
+    return Estimate(dict(requests), limit, rate, window, _sequential(requests, rate, window), bound)
+
+
+def _sequential(requests: Counter[str], rate: float, window: float) -> float:
+    return sum(requests.values()) * window / rate * _MARGIN

@@ -1,0 +1,71 @@
+"""Compact text plans: member changes counted per channel and kind, with the first names and
+"and N more", so a 10,000-change plan reads in a screenful instead of 20,000 lines.
+
+`lwr plan`, `show-plan` and `apply` print compact text by default past COMPACT_AFTER changes
+(README "The plan"); `--compact` forces it, `--no-compact` / `--full` lists every change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from reconciler.actions import Action, Change
+from reconciler.model import ChannelName
+from reconciler.plan import Plan
+from reconciler.terminal import printable
+
+#: More changes than this and text plans are compact unless --no-compact.
+COMPACT_AFTER = 200
+#: Names shown per kind of member change before "and N more".
+SHOWN_NAMES = 5
+#: Distinct side effects shown per kind before "and N other".
+SHOWN_EFFECTS = 3
+
+
+def is_compact(plan: Plan, compact: bool | None) -> bool:
+    """--compact / --no-compact as given, else compact past COMPACT_AFTER changes."""
+    return len(plan.changes) > COMPACT_AFTER if compact is None else compact
+
+
+@dataclass(frozen=True)
+class MemberGroup:
+    """The member changes of one kind (add, remove) on one channel, in execution order."""
+
+    channel: ChannelName
+    action: Action
+    changes: tuple[Change, ...]
+
+
+def member_groups(changes: Sequence[Change]) -> dict[tuple[ChannelName, Action], MemberGroup]:
+    """Member changes by (channel, kind), in the order each kind first appears."""
+    found: dict[tuple[ChannelName, Action], list[Change]] = {}
+    for c in changes:
+        if c.spec.member_level:
+            found.setdefault((c.channel, c.action), []).append(c)
+    return {key: MemberGroup(key[0], key[1], tuple(cs)) for key, cs in found.items()}
+
+
+def group_lines(group: MemberGroup, marker: str, flags: Callable[[int, int], str]) -> list[str]:
+    """One count line (`marker` styled by the caller; `flags(destructive, manual)` its notes),
+    the first names, and the side effects with how many changes each."""
+    first = group.changes[0]
+    n = len(group.changes)
+    destructive = sum(1 for c in group.changes if c.destructive)
+    manual = sum(1 for c in group.changes if c.execution == "manual")
+    count = f"{n:,} member{'s' if n != 1 else ''}"
+    lines = [f"  {marker} {group.channel.value:<9}  {first.spec.title}: {count}"]
+    lines[0] += flags(destructive, manual)
+    names = ", ".join(c.target or "" for c in group.changes[:SHOWN_NAMES])
+    rest = f", … and {n - SHOWN_NAMES:,} more" if n > SHOWN_NAMES else ""
+    lines.append(printable(f"        {names}{rest}"))
+    effects = Counter(e.text for c in group.changes for e in c.side_effects)
+    for text, times in effects.most_common(SHOWN_EFFECTS):
+        lines.append(printable(f"        · {text}" + (f" ({times:,} of them)" if n > 1 else "")))
+    if len(effects) > SHOWN_EFFECTS:
+        lines.append(f"        · … and {len(effects) - SHOWN_EFFECTS:,} other side effects")
+    return lines
+
+
+NOTE = "Compact view: member changes counted per kind; --no-compact lists every change."
