@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "settings",
             "console",
             "words",
+            "closing",
             "errors",
             "resources",
             "side_effects",

@@ -11,15 +11,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
+from reconciler.closing import Closing
 from reconciler.errors import StateError
 
 __all__ = ["SqlSession"]
 
 
-class SqlSession(ABC):
+class SqlSession(Closing, ABC):
     """A DB-API connection in autocommit mode with explicit transactions, for any backend.
 
     A backend mixin (SqliteSession, PostgresSession) fills in the driver's specifics; the
@@ -55,17 +55,6 @@ class SqlSession(ABC):
     def close(self) -> None:
         """Close the connection; the store object is unusable afterwards."""
         self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _sql(self, statement: str) -> str:
         return statement if self._PARAM == "?" else statement.replace("?", self._PARAM)

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 from reconciler import console
@@ -263,17 +262,6 @@ class LocalTenant(Provider):
     def close(self) -> None:
         """Close the connection; SQLite checkpoints the WAL when the last one closes."""
         self._conn.close()
-
-    def __enter__(self) -> LocalTenant:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"LocalTenant({self.key!r})"
