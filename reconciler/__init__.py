@@ -62,7 +62,7 @@ _HOMES = {
     "AlreadyApplied": "reconciler.errors",
     "PolicyDenied": "reconciler.errors",
     "Cancelled": "reconciler.errors",
-    "ApplyStopped": "reconciler.errors",
+    "ApplyStopped": "reconciler.stopped",
 }
 
 #: The public API; tests/test_public_api.py pins it and checks it matches _HOMES.
@@ -112,7 +112,6 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     from reconciler.desired import load_desired
     from reconciler.errors import (
         AlreadyApplied,
-        ApplyStopped,
         Cancelled,
         DestructiveRefused,
         FileError,
@@ -133,6 +132,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     from reconciler.providers import open_provider
     from reconciler.providers.base import Provider
     from reconciler.saved_plan import SavedPlan
+    from reconciler.stopped import ApplyStopped
     from reconciler.store import open_store
     from reconciler.store.base import default_actor
     from reconciler.workflow import (

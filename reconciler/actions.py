@@ -12,7 +12,7 @@ from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
 from reconciler import settings
-from reconciler import side_effects as fx
+from reconciler import side_effects as effects_of
 from reconciler.model import ChannelName
 from reconciler.settings import Setting
 from reconciler.side_effects import SideEffect
@@ -211,7 +211,7 @@ class ActionSpec:
     # None for switches whose `after` says the direction.
     fixed_after: bool | None = None
     member_level: bool = False  # one change per member (target is an email)
-    effects: Callable[[fx.EffectContext], list[SideEffect]] = fx.none
+    effects: Callable[[effects_of.EffectContext], list[SideEffect]] = effects_of.none
 
     @property
     def phase_title(self) -> str:
@@ -247,7 +247,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         Phase.ENABLE,
         (settings.ENABLED,),
         fixed_after=True,
-        effects=fx.enable_channel,
+        effects=effects_of.enable_channel,
     ),
     ActionSpec(
         Action.RESTRICT_TO_LISTED_MEMBERS,
@@ -258,7 +258,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         Phase.TIGHTEN,
         (settings.MEMBERS_MODE,),
         fixed_after=False,
-        effects=fx.restrict_to_listed_members,
+        effects=effects_of.restrict_to_listed_members,
     ),
     ActionSpec(
         Action.SET_FILE_RESTRICTION,
@@ -269,7 +269,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         Phase.TIGHTEN,
         (settings.FILE_RESTRICTION,),
         shows_values=True,
-        effects=fx.set_file_restriction,
+        effects=effects_of.set_file_restriction,
     ),
     ActionSpec(
         Action.SET_AUTO_GRANT,
@@ -280,7 +280,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         Phase.TIGHTEN,
         (settings.AUTO_GRANT,),
         shows_values=True,
-        effects=fx.set_auto_grant,
+        effects=effects_of.set_auto_grant,
     ),
     ActionSpec(
         Action.REMOVE_MEMBER,
@@ -292,7 +292,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         (),
         member_level=True,
         fixed_after=False,
-        effects=fx.remove_member,
+        effects=effects_of.remove_member,
     ),
     ActionSpec(
         Action.GRANT_ALL_MEMBERS,
@@ -303,7 +303,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         Phase.ADD,
         (settings.MEMBERS_MODE,),
         fixed_after=True,
-        effects=fx.grant_all_members,
+        effects=effects_of.grant_all_members,
     ),
     ActionSpec(
         Action.ADD_MEMBER,
@@ -315,7 +315,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         (),
         member_level=True,
         fixed_after=True,
-        effects=fx.add_member,
+        effects=effects_of.add_member,
     ),
     # Moves both greeting settings; its before/after are {enabled?, message?} dicts.
     ActionSpec(
@@ -327,7 +327,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         Phase.GREETING,
         (settings.GREETING_ENABLED, settings.GREETING_MESSAGE),
         shows_values=True,
-        effects=fx.set_greeting,
+        effects=effects_of.set_greeting,
     ),
     ActionSpec(
         Action.DISABLE_CHANNEL,
@@ -339,7 +339,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
         (settings.ENABLED,),
         always_destructive=True,
         fixed_after=False,
-        effects=fx.disable_channel,
+        effects=effects_of.disable_channel,
     ),
 )
 #: The switches the planner compares value to value: one action each, both directions.

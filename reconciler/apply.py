@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 from reconciler.actions import Change
 from reconciler.console import changes_nothing
-from reconciler.errors import ApplyStopped, ChangesRefused, StateError
+from reconciler.errors import ChangesRefused, StateError
 from reconciler.model import TenantState
 from reconciler.outcomes import ApplyProgress, Blocked, Blocker
 from reconciler.outcomes import ProgressCallback as ProgressCallback
 from reconciler.providers.base import BatchOutcome, BatchStopped, Provider, Refusal
+from reconciler.stopped import ApplyStopped
 from reconciler.stopping import StopRequest
 from reconciler.store.base import (
     AuditRecord,

@@ -31,7 +31,6 @@ from reconciler.store.base import (
     AuditEntry,
     AuditHead,
     AuditRecord,
-    AuditResult,
     HashAlg,
     VerifyResult,
     row_hash,
@@ -82,13 +81,9 @@ def load_audit_key(environ: Mapping[str, str] = os.environ) -> AuditKey | None:
 
 
 def _read_key_file(path: Path) -> bytes:
-    from reconciler.credentials import check_private_file
+    from reconciler.credentials import read_private_file
 
-    check_private_file(path, "audit key file")
-    try:
-        secret = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the audit key file {path}: {exc.strerror}") from None
+    secret = read_private_file(path, "audit key file")
     # A trailing newline is what editors and `echo` add, never part of the key.
     return _checked(secret.rstrip(b"\r\n"), f"the audit key file {path}")
 
@@ -116,20 +111,7 @@ def parse_anchor(text: str) -> AuditHead:
 def stored_record(row: Sequence[Any]) -> AuditRecord:
     """The AuditRecord a row of AUDIT_COLUMNS was hashed from; before/after are left None,
     as they are hashed as the canonical text stored (row[10], row[11]), not re-encoded."""
-    return AuditRecord(
-        tenant_key=row[2],
-        domain=row[3],
-        run_id=row[4],
-        actor=row[5],
-        change_id=row[6],
-        action=row[7],
-        channel=row[8],
-        target=row[9],
-        before=None,
-        after=None,
-        result=row[12],
-        error=row[13],
-    )
+    return AuditRecord(**_record_fields(row), before=None, after=None)
 
 
 def audit_entry(row: Sequence[Any]) -> AuditEntry:
@@ -137,24 +119,32 @@ def audit_entry(row: Sequence[Any]) -> AuditEntry:
     import json
 
     return AuditEntry(
-        seq=row[0],
-        at=row[1],
-        tenant_key=row[2],
-        domain=row[3],
-        run_id=row[4],
-        actor=row[5],
-        change_id=row[6],
-        action=row[7],
-        channel=row[8],
-        target=row[9],
+        **_record_fields(row),
         before=json.loads(row[10]),
         after=json.loads(row[11]),
-        result=cast(AuditResult, row[12]),
-        error=row[13],
+        seq=row[0],
+        at=row[1],
         prev_hash=row[14],
         hash=row[15],
         hash_alg=cast(HashAlg, row[16]),
     )
+
+
+def _record_fields(row: Sequence[Any]) -> dict[str, Any]:
+    """The AuditRecord fields of a row of AUDIT_COLUMNS but before/after (a plain dict: as
+    fast as spelling the fields out, which `lwr audit` does for every entry)."""
+    return {
+        "tenant_key": row[2],
+        "domain": row[3],
+        "run_id": row[4],
+        "actor": row[5],
+        "change_id": row[6],
+        "action": row[7],
+        "channel": row[8],
+        "target": row[9],
+        "result": row[12],
+        "error": row[13],
+    }
 
 
 @dataclass

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-from reconciler.errors import UsageError
+from reconciler.errors import FileError, UsageError
+from reconciler.files import open_input, reason
 from reconciler.uris import DEFAULT_API_BASE, check_endpoint, lineworks_query
 
-__all__ = ["ENV", "check_private_file", "identity", "settings"]
+__all__ = ["ENV", "check_private_file", "identity", "read_private_file", "settings"]
 
 # URI query key → environment variable; the query wins over the environment.
 ENV = {
@@ -58,30 +61,48 @@ def settings(uri: str, env: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
+def read_private_file(path: Path, what: str) -> bytes:
+    """A secret file's bytes (`what`: "audit key file", …), read like any input the user
+    names (files.open_input: a regular file, checked on the open descriptor, so the file
+    checked is the file read) and refused when group or others may read or write it."""
+    with _private(path, what) as file:
+        try:
+            return file.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read the {what} {path}: {reason(exc)}") from None
+
+
 def check_private_file(path: Path, what: str) -> None:
-    """Refuse a secret file that group or others may read (or that is not a regular file)."""
+    """Refuse a secret file that group or others may read (or that is not a regular file),
+    for a caller that reads it its own way."""
+    with _private(path, what):
+        pass
+
+
+@contextmanager
+def _private(path: Path, what: str) -> Iterator[BinaryIO]:
     try:
-        info = path.stat()
-    except OSError as exc:
-        raise UsageError(f"cannot read the {what} {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise UsageError(f"the {what} {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise UsageError(
-            f"refusing to use the {what} {path}: it is readable or writable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
-        )
+        with open_input(path) as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if mode & 0o077:
+                raise UsageError(
+                    f"refusing to use the {what} {path}: it is readable or writable by group "
+                    f"or others (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+                )
+            yield file
+    except FileError as exc:
+        raise UsageError(f"cannot read the {what} {path}: {exc.reason}") from None
 
 
 def _credentials_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines (LW_CLIENT_ID=…, # comments), in a file only its owner can read."""
-    check_private_file(path, "credentials file")
+    data = read_private_file(path, "credentials file")
     by_var = {var: key for key, var in ENV.items()}
     values: dict[str, str] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        raise UsageError(f"cannot read the credentials file {path}") from None
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read the credentials file {path}: not UTF-8 text") from None
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):

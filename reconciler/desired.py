@@ -1,6 +1,7 @@
 """The desired-state file: bytes → safe YAML → JSON Schema → semantic checks → DesiredState.
 
-Owns turning every finding into a located `Problem` and the checks against a tenant's directory.
+Owns loading and the semantic checks (duplicates, members unknown to the directory, the
+tenant's domain); the JSON Schema step and its wording are reconciler.desired_schema.
 """
 
 from __future__ import annotations
@@ -8,18 +9,19 @@ from __future__ import annotations
 import difflib
 import hashlib
 import itertools
-import json
 import os
-import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import Iterator
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
 from reconciler import yamlsafe
+from reconciler.desired_schema import (
+    INCLUDE,
+    MAX_PROBLEMS,
+    explain,
+    include_lists,
+    more_problems,
+    schema_problems,
+)
 from reconciler.errors import InputError, Omitted, Problem, UsageError, WrongTenant
 from reconciler.model import (
     ChannelName,
@@ -29,44 +31,14 @@ from reconciler.model import (
     MembersSpec,
     SafetySettings,
 )
-from reconciler.resources import load_schema
 from reconciler.yamlsafe import Locator, Path, format_path
 
-SCHEMA_FILE = "desired-state.schema.json"
+__all__ = ["MAX_PROBLEMS", "check_against_tenant", "explain", "load_desired", "parse_desired"]
+
 #: The path that means "read the desired file from standard input"; its name in messages.
 STDIN, STDIN_NAME = "-", "<stdin>"
-MAX_PROBLEMS = 1000  # a file with 100k bad members needs the first screenful, not 100k lines
 SUGGEST_DIRECTORY_LIMIT = 5000  # difflib against a bigger directory is too slow to be worth it
 MAX_SUGGESTIONS = 10  # each suggestion scans the whole directory
-
-_INCLUDE = ("members", "include")
-
-# Keywords that only annotate; they never make an instance invalid.
-_ANNOTATIONS = frozenset(
-    {
-        "title",
-        "description",
-        "$comment",
-        "examples",
-        "default",
-        "x-hint",
-        "deprecated",
-        "readOnly",
-        "writeOnly",
-    }
-)
-# Keywords the fast member check below reproduces exactly.
-_FAST_ITEM_KEYWORDS = frozenset({"type", "pattern", "maxLength", "minLength"}) | _ANNOTATIONS
-
-_TYPE_WORDS = {
-    "object": "a mapping",
-    "array": "a list",
-    "string": "text",
-    "boolean": "true or false",
-    "integer": "a whole number",
-    "number": "a number",
-    "null": "nothing",
-}
 
 
 def load_desired(path: str | os.PathLike[str]) -> DesiredState:
@@ -89,7 +61,7 @@ def parse_desired(data: bytes, source: str) -> DesiredState:
             f"{saved}use `lwr show-plan {shown}` to read it, or `lwr apply {shown}` to apply it"
         )
     problems = list(doc.problems)
-    problems.extend(_schema_problems(doc.data, doc.locate, source))
+    problems.extend(schema_problems(doc.data, doc.locate, source))
     members, duplicates = _members(doc.data, doc.locate, source)
     invalid = {p.path for p in problems}  # "duplicate not-an-email" would only add noise
     problems.extend(d for d in duplicates if d.path not in invalid)
@@ -122,21 +94,8 @@ def check_against_tenant(desired: DesiredState, domain: str, directory: frozense
     if problems:
         rest = sum(1 for _ in unknown)  # counted without keeping a million Problems
         if rest:
-            problems.append(_more(problems[0].file, rest, "members not in the directory"))
+            problems.append(more_problems(problems[0].file, rest, "members not in the directory"))
         raise InputError(_capped(sorted(problems, key=lambda p: (p.line, p.column, p.path))))
-
-
-def _more(source: str, count: int, what: str, path: Path = ()) -> Omitted:
-    """Stands for `count` more problems of a kind, found but not listed one by one."""
-    return Omitted(
-        source,
-        0,
-        0,
-        format_path(path),
-        f"{count:,} more {what} not shown",
-        "fix the ones shown and run again",
-        count,
-    )
 
 
 def _capped(problems: list[Problem]) -> list[Problem]:
@@ -160,323 +119,6 @@ def _capped(problems: list[Problem]) -> list[Problem]:
     ]
 
 
-# --- JSON Schema ----------------------------------------------------------------------------
-
-
-@cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema(SCHEMA_FILE))
-
-
-@dataclass(frozen=True)
-class _ItemCheck:
-    """An exact, fast stand-in for validating one member email against its subschema."""
-
-    channels: tuple[str, ...]
-    schema: Mapping[str, Any]
-    pattern: re.Pattern[str] | None
-    min_length: int
-    max_length: int | None
-
-    def failures(self, items: list[Any]) -> list[int]:
-        """Indexes of the items jsonschema would reject (keywords vetted in _item_check)."""
-        lo, hi = self.min_length, self.max_length
-        search = self.pattern.search if self.pattern else None
-        try:  # the common case, all valid strings, in C-speed map()s
-            if (
-                (search is None or None not in map(search, items))
-                and (lo == 0 or not items or lo <= min(map(len, items)))
-                and (hi is None or not items or max(map(len, items)) <= hi)
-            ):
-                return []
-        except TypeError:  # a non-string item: the slow loop below says which
-            pass
-        return [
-            i
-            for i, item in enumerate(items)
-            if type(item) is not str
-            or len(item) < lo
-            or (hi is not None and len(item) > hi)
-            or (search is not None and search(item) is None)
-        ]
-
-
-def _resolve(schema: Any, root: Mapping[str, Any]) -> Any:
-    """Follow local `$ref`s that stand alone (beside annotations only) to their target."""
-    while (
-        isinstance(schema, dict) and "$ref" in schema and not set(schema) - _ANNOTATIONS - {"$ref"}
-    ):
-        ref = schema["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return None
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-        schema = target
-    return schema
-
-
-@cache
-def _item_check() -> _ItemCheck | None:
-    """The fast path for member lists, or None when the schema needs full jsonschema.
-
-    Why: jsonschema spends ~13 µs per array item, 1.3 s for 100k members, more than parsing
-    the YAML. The member items are the only big part of a file, and their subschema is a
-    string with a pattern and a length: a compiled regex checks that exactly in ~1 µs. So the
-    document goes through jsonschema with each channel's `members.include` list swapped for
-    an empty one, and the items are checked here; an item that fails goes through jsonschema
-    with the item subschema, so its message and path are exactly what jsonschema would say.
-    The subschemas are taken from the loaded schema: if the include array or its items use a
-    keyword not reproduced here (uniqueItems, format, enum, ...), we fall back to full
-    jsonschema validation. The route to `include` must be plain `$ref`s; anything fancier
-    also falls back. tests/test_desired.py checks both paths agree on broken files.
-    """
-    root = load_schema(SCHEMA_FILE)
-    try:
-        channels = root["properties"]["external_messaging"]["properties"]
-        include_schemas = []
-        for channel in channels.values():
-            members = _resolve(_resolve(channel, root)["properties"]["members"], root)
-            listed = _resolve(members["else"], root)
-            include_schemas.append(_resolve(listed["properties"]["include"], root))
-    except (KeyError, TypeError):
-        return None
-    include = include_schemas[0]
-    if any(s != include for s in include_schemas) or not isinstance(include, dict):
-        return None
-    if set(include) - _ANNOTATIONS - {"type", "items"} or include.get("type") != "array":
-        return None
-    items = _resolve(include.get("items"), root)
-    if not isinstance(items, dict) or set(items) - _FAST_ITEM_KEYWORDS:
-        return None
-    if items.get("type") != "string":
-        return None
-    pattern = items.get("pattern")
-    try:
-        compiled = re.compile(pattern) if isinstance(pattern, str) else None
-    except re.error:
-        return None
-    return _ItemCheck(
-        tuple(channels), items, compiled, items.get("minLength", 0), items.get("maxLength")
-    )
-
-
-def _include_lists(data: Any, channels: Iterable[str]) -> Iterator[tuple[str, list[Any]]]:
-    """(channel, include list) for each channel whose members.include is a list."""
-    em = data.get("external_messaging") if isinstance(data, dict) else None
-    if not isinstance(em, dict):
-        return
-    for channel in channels:
-        spec = em.get(channel)
-        members = spec.get("members") if isinstance(spec, dict) else None
-        include = members.get("include") if isinstance(members, dict) else None
-        if isinstance(include, list):
-            yield channel, include
-
-
-def _without_includes(data: Any, channels: Iterable[str]) -> Any:
-    """A copy of `data` sharing all but the few dicts on the way to each include list."""
-    swapped = data
-    for channel, _ in list(_include_lists(data, channels)):
-        swapped = dict(swapped)
-        em = swapped["external_messaging"] = dict(swapped["external_messaging"])
-        spec = em[channel] = dict(em[channel])
-        members = spec["members"] = dict(spec["members"])
-        members["include"] = []
-    return swapped
-
-
-_MORE = "x-lwr-more"  # the pseudo-keyword of the error counting item errors not explained
-
-
-def _schema_errors(data: Any, fast: bool = True) -> Iterator[tuple[Path, ValidationError]]:
-    """Every schema violation with its absolute path, via the fast path when it applies."""
-    validator = _validator()
-    check = _item_check() if fast else None
-    if check is None:
-        for error in validator.iter_errors(data):
-            yield tuple(error.absolute_path), error
-        return
-    for error in validator.iter_errors(_without_includes(data, check.channels)):
-        yield tuple(error.absolute_path), error
-    item_validator = validator.evolve(schema=check.schema)
-    for channel, include in _include_lists(data, check.channels):
-        failing = check.failures(include)
-        for i in failing[:MAX_PROBLEMS]:  # jsonschema's ~20 µs each: not for millions
-            base = ("external_messaging", channel, *_INCLUDE, i)
-            for error in item_validator.iter_errors(include[i]):
-                yield (*base, *error.absolute_path), error
-        if len(failing) > MAX_PROBLEMS:  # counted, for _schema_problems to report
-            yield (
-                ("external_messaging", channel, *_INCLUDE),
-                ValidationError(
-                    "more invalid members",
-                    validator=_MORE,
-                    validator_value=len(failing) - MAX_PROBLEMS,
-                    instance=include,
-                    schema={},
-                ),
-            )
-
-
-def _schema_problems(data: Any, locate: Locator, source: str, fast: bool = True) -> list[Problem]:
-    """All schema findings as Problems; a key already reported as unknown is not re-reported."""
-    found: list[tuple[Problem, str]] = []
-    for path, error in _schema_errors(data, fast):
-        if error.validator == _MORE:
-            count = error.validator_value if isinstance(error.validator_value, int) else 0
-            found.append((_more(source, count, "invalid members", path), "value"))
-            continue
-        found.extend(_explain(error, path, locate, source))
-    bad_keys = {p.path for p, kind in found if kind == "key"}
-    # dict.fromkeys: jsonschema says "required" once per missing key; we name all each time.
-    return list(
-        dict.fromkeys(p for p, kind in found if kind != "conditional-key" or p.path not in bad_keys)
-    )
-
-
-# --- messages -------------------------------------------------------------------------------
-
-
-def _hint(schema: Any, keyword: str) -> str:
-    """The schema's `x-hint` for this keyword: a string applies to all, a mapping per keyword."""
-    hint = schema.get("x-hint") if isinstance(schema, dict) else None
-    if isinstance(hint, dict):
-        hint = hint.get(keyword)
-    return hint if isinstance(hint, str) else ""
-
-
-def _show(value: Any) -> str:
-    """A short rendering of a value for a message (never a whole 1 MB string)."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + '…"'
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict | list) or value is None:
-        return _show(value)
-    if isinstance(value, bool):
-        return _show(value)
-    if isinstance(value, int | float):
-        return f"the number {_show(value)}"
-    return f"the text {_show(value)}"
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}? " if close else ""
-
-
-def explain(error: ValidationError, locate: Locator, source: str) -> list[Problem]:
-    """One error of any JSON Schema as located, worded Problems (policy files use it too)."""
-    return [problem for problem, _ in _explain(error, tuple(error.absolute_path), locate, source)]
-
-
-def _explain(
-    error: ValidationError, path: Path, locate: Locator, source: str
-) -> list[tuple[Problem, str]]:
-    """One error → located Problems, tagged "key" (bad key), "conditional-key" or "value"."""
-    schema, keyword, value = error.schema, str(error.validator), error.instance
-    hint = _hint(schema, keyword)
-
-    def problem(at: Path, message: str, hint: str, kind: str = "value") -> tuple[Problem, str]:
-        line, column = locate(at)
-        return Problem(source, line, column, format_path(at), message, hint), kind
-
-    if keyword == "additionalProperties" and isinstance(schema, dict) and isinstance(value, dict):
-        valid = list(schema.get("properties", {}))
-        extras = [k for k in value if k not in schema.get("properties", {})]
-        # A million junk keys: the first screenful, located, and a count of the rest.
-        more = (
-            [(_more(source, len(extras) - MAX_PROBLEMS, "unknown keys", path), "value")]
-            if len(extras) > MAX_PROBLEMS
-            else []
-        )
-        extras = extras[:MAX_PROBLEMS]
-        if hint:  # a rule (the then-branch of "off means nothing else"), not a typo
-            return [
-                problem((*path, k), f"key {k!r} is not allowed here", hint, "conditional-key")
-                for k in extras
-            ] + more
-        return [
-            problem(
-                (*path, k),
-                f"unknown key {k!r}",
-                f"{_did_you_mean(k, valid)}valid keys here: {', '.join(valid)}",
-                "key",
-            )
-            for k in extras
-        ] + more
-    if keyword == "required" and isinstance(schema, dict) and isinstance(value, dict):
-        properties = schema.get("properties", {})
-        required: list[str] = schema.get("required", [])
-        return [
-            problem(
-                path,
-                f"missing required key {key!r}",
-                hint or _add_key_hint(key, properties.get(key)),
-            )
-            for key in required
-            if key not in value
-        ]
-    if keyword == "not" and path and isinstance(path[-1], str):
-        return [problem(path, f"key {path[-1]!r} is not allowed here", hint, "key")]
-    return [problem(path, *_message(error, keyword, value, schema, hint))]
-
-
-def _add_key_hint(key: str, schema: Any) -> str:
-    about = schema.get("description") if isinstance(schema, dict) else None
-    return f"add the key {key} ({about})" if about else f"add the key {key}"
-
-
-def _message(
-    error: ValidationError, keyword: str, value: Any, schema: Any, hint: str
-) -> tuple[str, str]:
-    """(message, hint) for a value-level error."""
-    expected: Any = error.validator_value
-    if keyword == "type":
-        types = expected if isinstance(expected, list) else [expected]
-        words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in types)
-        return f"expected {words}, got {_kind(value)}", hint or f"write {words} here"
-    if keyword == "enum":
-        options = [str(o) for o in expected]
-        near = _did_you_mean(str(value), options) if isinstance(value, str) else ""
-        return (
-            f"{_show(value)} is not one of {', '.join(options)}",
-            hint or f"{near}valid values: {', '.join(options)}",
-        )
-    if keyword == "const":
-        return f"expected {_show(expected)}, got {_kind(value)}", hint or f"write {_show(expected)}"
-    if keyword == "pattern":
-        title = schema.get("title", "value") if isinstance(schema, dict) else "value"
-        return f"{_show(value)} is not a valid {title}", hint or f"must match {expected}"
-    if keyword in ("maxLength", "minLength"):
-        bound = "at most" if keyword == "maxLength" else "at least"
-        size = len(value) if isinstance(value, str) else 0
-        return (
-            f"{'too long' if keyword == 'maxLength' else 'too short'}: {size:,} characters, "
-            f"{bound} {expected}",
-            hint or f"write {bound} {expected} characters",
-        )
-    if keyword in ("minimum", "maximum"):
-        side = "below the minimum" if keyword == "minimum" else "above the maximum"
-        return f"{_show(value)} is {side} {expected}", hint or "write a number from 0 to 100"
-    if keyword == "minProperties":
-        return "empty mapping", hint or "add a key or leave this out"
-    if keyword == "uniqueItems" and isinstance(value, list):
-        dup = next((v for i, v in enumerate(value) if v in value[:i]), None)
-        return f"{_show(dup)} is listed more than once", hint or "list each value once"
-    return error.message[:200], hint
-
-
 # --- semantic checks ------------------------------------------------------------------------
 
 
@@ -486,7 +128,7 @@ def _members(
     """Each channel's members, lowercased; duplicates (ignoring case) as Problems."""
     members: dict[str, frozenset[str]] = {}
     problems: list[Problem] = []
-    for channel, include in _include_lists(data, [c.value for c in ChannelName]):
+    for channel, include in include_lists(data, [c.value for c in ChannelName]):
         try:
             # Lists are usually lowercase already: one check of the joined text then saves
             # lowercasing every item (a third of the time spent here on 100k members).
@@ -506,11 +148,11 @@ def _members(
             rest = sum(isinstance(m, str) for m in include) - len(unique) - len(shown)
             if rest > 0:
                 problems.append(
-                    _more(
+                    more_problems(
                         source,
                         rest,
                         "duplicate members",
-                        ("external_messaging", channel, *_INCLUDE),
+                        ("external_messaging", channel, *INCLUDE),
                     )
                 )
     return members, problems
@@ -525,7 +167,7 @@ def _duplicates(
             continue
         j = first.setdefault(member.lower(), i)
         if j != i:
-            base: Path = ("external_messaging", channel, *_INCLUDE)
+            base: Path = ("external_messaging", channel, *INCLUDE)
             first_line, _ = locate((*base, j))
             line, column = locate((*base, i))
             yield Problem(
@@ -611,7 +253,7 @@ def _unknown_members(
             lowered = frozenset(d.lower() for d in directory)  # only a mixed-case directory
         if lowered is not None:
             unknown -= lowered
-        base: Path = ("external_messaging", channel.value, *_INCLUDE)
+        base: Path = ("external_messaging", channel.value, *INCLUDE)
         for index, member in _ordered(desired.locate, base, unknown):
             path = (*base, index) if index is not None else base
             line, column = desired.locate(path) if desired.locate else (0, 0)

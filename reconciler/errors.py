@@ -1,18 +1,15 @@
 """Every error `lwr` can raise, each carrying the exit code the CLI maps it to.
 
 Exit codes follow docs/contract.md#exit-codes: 1 error (bad input, tenant failure), 3 refused.
-Also the exit codes themselves (`ExitCode`) and `ApplyStopped`, the one error that carries
-what an apply did before it stopped.
+Also the exit codes themselves (`ExitCode`). `ApplyStopped`, the one error that carries what
+an apply did before it stopped, is in reconciler.stopped: it holds the executor's result, so
+it lives at the apply layer and this module depends on nothing above the model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from reconciler.apply import ApplyResult
 
 
 class ExitCode(IntEnum):
@@ -146,28 +143,3 @@ class Cancelled(LwrError):
 
 class StateError(LwrError):
     """The state store (lock, journal, audit log) is unreadable, corrupt or from a newer lwr."""
-
-
-class ApplyStopped(LwrError):
-    """An apply ended before its last change: `cause` says why, `result` what was done.
-
-    Raised by the executor for a provider or store failure and for an interrupt (`signal`:
-    the SIGINT or SIGTERM that asked it to stop between batches; None for a second Ctrl-C or
-    an interrupt from elsewhere), and by the apply flow for manual steps left undone. Its
-    message, exit code and prefix are the cause's.
-    """
-
-    def __init__(
-        self, result: ApplyResult, cause: BaseException, signal: int | None = None
-    ) -> None:
-        super().__init__(str(cause))
-        self.result = result
-        self.cause = cause
-        self.signal = signal
-        if isinstance(cause, LwrError):
-            self.exit_code, self.prefix = cause.exit_code, cause.prefix
-
-    @property
-    def interrupted(self) -> bool:
-        """Whether a signal or Ctrl-C stopped it (rather than an error)."""
-        return isinstance(self.cause, KeyboardInterrupt)

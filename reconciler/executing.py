@@ -9,12 +9,12 @@ from __future__ import annotations
 from contextlib import closing
 from typing import TYPE_CHECKING
 
-from reconciler.errors import ApplyStopped
 from reconciler.manual import ManualMode
 from reconciler.model import TenantState
 from reconciler.plan import Plan
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan
+from reconciler.stopped import ApplyStopped
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from reconciler import workflow
 from reconciler.desired import load_desired
-from reconciler.errors import ApplyStopped, ExitCode, LwrError, UsageError
+from reconciler.errors import ExitCode, LwrError, UsageError
+from reconciler.manual import ManualStepsPending
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
+from reconciler.stopped import ApplyStopped
 from reconciler.store import StateLocation
 from reconciler.uris import file_target, redact, scrub, tenant_key
 from reconciler.words import plural
@@ -65,6 +67,8 @@ class TenantResult:
     plan: Plan | None = None
     policy: PolicyReport | None = None
     report: DriftReport | None = None  # `lwr drift DIR`
+    #: The manual steps it stopped before, for the view to list (render.checklist).
+    pending: ManualStepsPending | None = None
 
 
 @dataclass(frozen=True)
@@ -384,6 +388,7 @@ def _failed(
         message,
         plan,
         policy,
+        pending=cause if isinstance(cause, ManualStepsPending) else None,
     )
 
 

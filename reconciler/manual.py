@@ -1,7 +1,8 @@
 """Manual steps: changes a tenant has no public API for, done by an admin in the console.
 
-Owns the checklist wording (console path and exact value) and the apply modes (ask,
-attested, skip, stop). A provider takes part by declaring `Provider.ATTESTED`.
+Owns the steps of a plan (numbered, in apply order) and the apply modes (ask, attested,
+skip, stop); how a step reads (console path, exact value) is reconciler.render.checklist.
+A provider takes part by declaring `Provider.ATTESTED`.
 """
 
 from __future__ import annotations
@@ -10,18 +11,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from reconciler.actions import Action, Change
+from reconciler.actions import Change
 from reconciler.errors import Refused
 from reconciler.model import DesiredState
-from reconciler.providers.base import CONSOLE_PAGE, ConfirmChange, Provider
-from reconciler.settings import GREETING_ENABLED, MEMBER_LIST_LABEL
+from reconciler.providers.base import ConfirmChange, Provider
 from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
 
 __all__ = [
-    "CONSOLE_PAGE",
     "ConfirmChange",
     "ManualMode",
     "ManualRun",
@@ -29,7 +28,6 @@ __all__ = [
     "ManualStepHandler",
     "ManualStepsPending",
     "annotate",
-    "checklist",
     "label",
     "split",
     "steps",
@@ -40,55 +38,12 @@ ManualMode = Literal["ask", "attested", "skip", "stop"]
 
 @dataclass(frozen=True)
 class ManualStep:
-    """One checklist item: where to click and exactly what to set."""
+    """One checklist item: a manual change and its place in the list (render.checklist
+    words it: where to click and exactly what to set)."""
 
     change: Change
     number: int  # 1-based, in apply order
     total: int
-
-    @property
-    def path(self) -> str:
-        """The console path down to the setting."""
-        return f"{CONSOLE_PAGE} > {self.change.channel.label} > {self._setting()}"
-
-    @property
-    def value(self) -> str:
-        """The exact value to set, as the console shows it."""
-        change = self.change
-        spec = change.spec
-        if change.action is Action.SET_GREETING:
-            parts = []
-            if "enabled" in change.after:
-                parts.append(GREETING_ENABLED.console_word(change.after["enabled"]))
-            if "message" in change.after:
-                parts.append(f"message exactly:\n{_indent(change.after['message'])}")
-            return ", ".join(parts)
-        if change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
-            return f"{'add' if change.action is Action.ADD_MEMBER else 'delete'} {change.target}"
-        after = spec.fixed_after if spec.fixed_after is not None else bool(change.after)
-        return spec.moves[0].console_word(after)
-
-    def _setting(self) -> str:
-        moves = self.change.spec.moves
-        return moves[0].label if moves else MEMBER_LIST_LABEL
-
-    @property
-    def todo(self) -> str:
-        """`set On, then press Save`; a multi-line value ends before the instruction."""
-        value = self.value
-        return (
-            f"set {value}\n      then press Save"
-            if "\n" in value
-            else f"set {value}, then press Save"
-        )
-
-    def text(self) -> str:
-        """`[2/3] Admin > … > Restrict file transfer/attachment: set On, then press Save`."""
-        return f"[{self.number}/{self.total}] {self.path}: {self.todo}  ({self.change.id})"
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"      | {line}" for line in text.splitlines() or [""])
 
 
 def steps(changes: Sequence[Change]) -> list[ManualStep]:
@@ -97,33 +52,25 @@ def steps(changes: Sequence[Change]) -> list[ManualStep]:
     return [ManualStep(c, n, len(manual)) for n, c in enumerate(manual, 1)]
 
 
-def checklist(changes: Sequence[Change]) -> str:
-    """The printable checklist of a plan's manual steps ('' when there are none)."""
-    items = steps(changes)
-    if not items:
-        return ""
-    head = (
-        f"{plural(len(items), 'manual step')} (no public API; "
-        "done by an admin in the console, in this order):"
-    )
-    return "\n".join([head, *(f"  {s.text()}" for s in items)]) + "\n"
-
-
 #: Asked for each manual step while apply runs; True when the admin has done it.
 #: Raise (e.g. ManualStepsPending) to stop the apply at that step.
 ManualStepHandler = Callable[[ManualStep], bool]
 
 
 class ManualStepsPending(Refused):
-    """Apply stopped before manual steps nobody confirmed (exit 3); the journal is consistent."""
+    """Apply stopped before manual steps nobody confirmed (exit 3); the journal is consistent.
+
+    Carries the steps (`pending`) and why (`reason`); reconciler.render.checklist words the
+    refusal with their checklist, which is what the CLI shows.
+    """
 
     def __init__(self, pending: Sequence[Change], reason: str) -> None:
         self.pending = tuple(pending)
+        self.reason = reason
         super().__init__(
-            f"refused: {reason}; {plural(len(self.pending), 'manual step')} not done:\n"
-            + checklist(self.pending)
-            + "Do them in the console, then run apply again with --manual=attested "
-            "(or --manual=skip to leave them, and what depends on them, for later)."
+            f"refused: {reason}; {plural(len(self.pending), 'manual step')} not done: do them "
+            "in the console, then run apply again with --manual=attested (or --manual=skip to "
+            "leave them, and what depends on them, for later)"
         )
 
 

@@ -5,12 +5,13 @@ attribute on the model (ChannelState), its key in the state digest, the console'
 on/off words, the console default, the tight (safe) value and the channels that have it. The
 planner, drift, export, the state digest, `lwr show`, the manual checklist and the lineworks
 provider's defaults all read these rows. Adding a switch is one row here, one property in
-schemas/desired-state.schema.json and one mapping per provider.
+schemas/desired-state.schema.json and one mapping per provider (the local tenant's is the
+row's `local_column`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, MembersSpec
@@ -35,6 +36,8 @@ class Setting:
     channels: frozenset[ChannelName] = BOTH
     # How files and reports spell True and False instead of true/false (members: all).
     words: tuple[str, str] | None = None
+    #: The mapping of the local tenant (providers/local): its column in the `channels` table.
+    local_column: str = field(kw_only=True)
 
     def current(self, state: ChannelState) -> Any:
         """The tenant's value, as files and reports spell it."""
@@ -65,7 +68,15 @@ class Setting:
 
 
 ENABLED = Setting(
-    "enabled", "enabled", "enabled", "Use status", "Use", "Not use", default=False, tight=None
+    "enabled",
+    "enabled",
+    "enabled",
+    "Use status",
+    "Use",
+    "Not use",
+    default=False,
+    tight=None,
+    local_column="enabled",
 )
 AUTO_GRANT = Setting(
     "auto_grant_new_members",
@@ -76,6 +87,7 @@ AUTO_GRANT = Setting(
     "Off",
     default=False,
     tight=False,
+    local_column="auto_grant",
 )
 FILE_RESTRICTION = Setting(
     "restrict_file_transfer",
@@ -86,6 +98,7 @@ FILE_RESTRICTION = Setting(
     "Off",
     default=False,
     tight=True,
+    local_column="restrict_file_transfer",
 )
 GREETING_ENABLED = Setting(
     "greeting.enabled",
@@ -97,6 +110,7 @@ GREETING_ENABLED = Setting(
     default=False,
     tight=None,
     channels=frozenset({ChannelName.LINE}),
+    local_column="greeting_enabled",
 )
 GREETING_MESSAGE = Setting(
     "greeting.message",
@@ -108,6 +122,7 @@ GREETING_MESSAGE = Setting(
     default="",
     tight=None,
     channels=frozenset({ChannelName.LINE}),
+    local_column="greeting_message",
 )
 # The members *mode*; the list itself is ChannelState.members, compared as sets.
 MEMBERS_MODE = Setting(
@@ -120,6 +135,7 @@ MEMBERS_MODE = Setting(
     default=False,
     tight=False,
     words=("all", "listed"),
+    local_column="all_members",
 )
 
 #: In the console's order, which is the order reports list them in.

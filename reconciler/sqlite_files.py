@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
+
+T = TypeVar("T")
 
 #: Files SQLite keeps beside a database: the write-ahead log, its shared-memory index, and
 #: the rollback journal of a database not (yet) in WAL mode.
@@ -70,6 +74,12 @@ class FileStamp:
         return cls(info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
+def changed_since(stamp: FileStamp | None, path: Path) -> bool:
+    """Whether the file at `path` moved since `stamp` was taken (None: SQLite's own locks
+    see writers, so nothing to prove)."""
+    return stamp is not None and FileStamp.of(path) != stamp
+
+
 def connect_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, FileStamp | None]:
     """A connection for read-only commands that writes and creates nothing, in any directory.
 
@@ -89,6 +99,55 @@ def connect_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Fi
         uri += "&immutable=1"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
     return conn, stamp
+
+
+@dataclass(frozen=True)
+class RereadPolicy:
+    """How a lock-free read (connect_readonly's `immutable` mode) answers a writer.
+
+    Such a read cannot see a writer, so it proves afterwards that the file's stamp did not
+    move; when it did, the read is done again on a fresh connection, at most `attempts` reads
+    in all. Bounded, because a writer that keeps writing (a long apply) would otherwise keep
+    a reader reading forever; then the caller's error says so, and what to do.
+    """
+
+    attempts: int
+
+    def read(
+        self,
+        read: Callable[[], T],
+        *,
+        changed: Callable[[], bool],
+        reopen: Callable[[], None],
+        gave_up: Callable[[int], Exception],
+    ) -> T:
+        """`read()` until `changed()` says no writer moved the file meanwhile; `reopen()`
+        before each new try. An error of a read whose file changed is not damage: it is
+        read again too. Raises `gave_up(attempts)` once every try saw a writer."""
+        for attempt in range(self.attempts):
+            if attempt:
+                reopen()
+            try:
+                value = read()
+            except Exception:
+                if changed():
+                    continue
+                raise
+            if not changed():
+                return value
+        raise gave_up(self.attempts)
+
+
+#: The one policy of every lock-free read: the local tenant's and the attested state's.
+REREAD = RereadPolicy(attempts=3)
+
+
+def changed_while_read(what: str, path: Path, attempts: int) -> str:
+    """The message of a read that saw a writer every time (RereadPolicy gave up)."""
+    return (
+        f"{what} {path} was changed by another process each of the {attempts} times it was "
+        "read; run the command again once it is not being written (an apply may be running)"
+    )
 
 
 def damage_advice(path: Path) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import ApplyStopped
+from reconciler.stopped import ApplyStopped
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult

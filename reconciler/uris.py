@@ -10,7 +10,8 @@ are `local:PATH` (SQLite) or `postgresql://…` (also `postgres://`). This modul
 - identity: `tenant_key` (made by `local_key`, `lineworks_key`), the resolved provider key (a
   local path with symlinks, `..` and `./` resolved; a LINE WORKS domain id and API host)
   under which lock, journal and audit live;
-- redaction: `redact` for any URI before it is shown, `scrub` for text that may quote one.
+- redaction: `redact` for any URI before it is shown, `scrub` for text that may quote one
+  (reconciler.redaction, re-exported here).
 
 Nothing heavy is imported here: the lineworks settings are read lazily (reconciler.credentials).
 """
@@ -20,9 +21,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from reconciler.errors import Refused, UsageError
+from reconciler.redaction import POSTGRES_SCHEMES
+from reconciler.redaction import redact as redact  # re-exported: callers import both from here
+from reconciler.redaction import scrub as scrub
 
 LOCAL = "local:"
 LINEWORKS = "lineworks:"
@@ -58,9 +62,7 @@ LINEWORKS_OPTIONS = frozenset(
 FILE_TARGET_OPTIONS = frozenset({"domain_id"})
 #: Never taken from any URI: command lines show in `ps`, shell history and CI logs.
 SECRET_OPTIONS = frozenset({"client_secret"})
-_SECRET_WORDS = ("secret", "password", "passwd", "pwd", "token")
-_POSTGRES = ("postgresql://", "postgres://")
-MASK = "***"
+_POSTGRES = POSTGRES_SCHEMES
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -335,68 +337,3 @@ def _inside_template_directory(uri: str, template: str, refuse: Callable[[Path],
         directory = fixed.parent
     if not path.resolve().is_relative_to(directory.resolve()):
         raise refuse(directory)
-
-
-# ------------------------------------------------------------------------------ redaction
-
-
-def redact(uri: str) -> str:
-    """`uri` fit to print: a password (even with `/`, `#`, `@` or `?` in it) and every secret
-    query value (client_secret, password, …token…) replaced by ***. Never raises."""
-    head, sep, query = uri.partition("?")
-    if sep:  # the query first: an @ in a ?password= must not look like the end of a user
-        parts = []
-        for part in query.split("&"):
-            key, eq, _value = part.partition("=")
-            parts.append(f"{key}={MASK}" if eq and _is_secret(key) else part)
-        uri = head + sep + "&".join(parts)
-    return _redact_userinfo(uri)
-
-
-def _redact_userinfo(uri: str) -> str:
-    scheme, sep, rest = uri.partition("://")
-    if not sep or "@" not in rest:
-        return uri
-    # The last @ ends the user part: a raw @, / or # in a password must not end it early.
-    userinfo, _, host = rest.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    if uri.startswith(_POSTGRES) and colon:
-        return f"{scheme}://{user}:{MASK}@{host}"
-    if uri.startswith(_POSTGRES):
-        return uri if "/" not in userinfo and "?" not in userinfo else f"{scheme}://{MASK}@{host}"
-    return f"{scheme}://{MASK}@{host}"
-
-
-def _is_secret(key: str) -> bool:
-    name = unquote(key).lower()
-    return any(word in name for word in _SECRET_WORDS)
-
-
-def secrets_in(uri: str) -> list[str]:
-    """The secret values of a URI, as written and decoded (longest first), for `scrub`."""
-    found: set[str] = set()
-    _scheme, sep, rest = uri.partition("://")
-    if sep and "@" in rest:
-        userinfo = rest.rpartition("@")[0]
-        if ":" in userinfo:
-            found.add(userinfo.partition(":")[2])
-        elif not uri.startswith(_POSTGRES):
-            found.add(userinfo)
-    query = uri.partition("?")[2]
-    for part in query.split("&"):
-        key, eq, value = part.partition("=")
-        if eq and _is_secret(key):
-            found.add(value)
-    found |= {unquote(s) for s in found}
-    # A parser that splits a password at a raw @ / ? # quotes a piece of it.
-    found |= {piece for s in found for piece in re.split(r"[@/?#:]", s) if len(piece) >= 4}
-    return sorted((s for s in found if s), key=len, reverse=True)
-
-
-def scrub(text: str, uri: str) -> str:
-    """`text` (an error from a library, say) with `uri` and each of its secrets masked."""
-    if uri:
-        text = text.replace(uri, redact(uri))
-    for secret in secrets_in(uri):
-        text = text.replace(secret, MASK)
-    return re.sub(r"(?i)(password\s*=\s*)'?[^\s'&]+'?", rf"\g<1>{MASK}", text)

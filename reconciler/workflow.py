@@ -19,7 +19,6 @@ from reconciler.actions import Change
 from reconciler.desired import STDIN, check_against_tenant, is_saved_plan_document, load_desired
 from reconciler.errors import (
     AlreadyApplied,
-    ApplyStopped,
     LwrError,
     PlanForAnotherTenant,
     StalePlan,
@@ -43,6 +42,7 @@ from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
+from reconciler.stopped import ApplyStopped
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback

@@ -10,6 +10,9 @@ tests fail until the row and the schema agree.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from builders import DOMAIN, LINE, LW, channel_state, desired, emails, listed, tenant
@@ -140,3 +143,25 @@ def test_a_settings_row_reads_the_file_and_the_tenant_alike() -> None:
     assert row.current(channel_state(LINE, all_members=True)) == "all"
     assert row.wanted(DesiredChannel(members=listed())) == "listed"
     assert settings.GREETING_MESSAGE.wanted(DesiredChannel()) is None  # unmanaged
+
+
+def test_the_local_tenant_maps_exactly_the_settings_rows(tmp_path: Path) -> None:
+    """The local tenant's one mapping is each row's `local_column`: its file has a column for
+    every setting row and no other, and a new tenant starts at the rows' console defaults, so
+    a new row needs no edit of the local tenant's code (only its column in the file)."""
+    from reconciler.providers.local import LocalTenant
+    from reconciler.providers.local.fileformat import COLUMNS, SWITCHES
+
+    assert all(s.local_column for s in SETTINGS)
+    assert {s.attr: s.local_column for s in SETTINGS} == COLUMNS
+    assert {s.attr for s in SETTINGS if s.on is not None} == SWITCHES
+    path = tmp_path / "tenant.db"
+    with LocalTenant.open(path, create=True, domain=DOMAIN) as local:
+        state = local.read()
+    with closing(sqlite3.connect(path)) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(channels)")}
+    assert columns - {"name"} == {s.local_column for s in SETTINGS}
+    for channel, ch in state.channels.items():
+        for setting in SETTINGS:
+            expected = setting.default if channel in setting.channels else None
+            assert getattr(ch, setting.attr) == expected, (channel, setting.key)

@@ -25,10 +25,11 @@ from reconciler.apply import (
     default_actor,
     execute,
 )
-from reconciler.errors import ApplyStopped, LockHeld, TenantRuleError
+from reconciler.errors import LockHeld, TenantRuleError
 from reconciler.model import ChannelName, TenantState
 from reconciler.providers.base import Provider
 from reconciler.providers.local import LocalTenant, init_demo
+from reconciler.stopped import ApplyStopped
 from reconciler.store.sqlite import SqliteStateStore
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS

@@ -14,11 +14,12 @@ import pytest
 from reconciler import workflow
 from reconciler.apply import ProgressCallback
 from reconciler.cli import run
-from reconciler.errors import AlreadyApplied, ApplyStopped, DestructiveRefused, ExitCode
+from reconciler.errors import AlreadyApplied, DestructiveRefused, ExitCode
 from reconciler.manual import ManualStep
 from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
+from reconciler.stopped import ApplyStopped
 from reconciler.store.base import LockHolder
 
 HEAD = "version: 1\ntenant: example.co.jp\n"

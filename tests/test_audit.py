@@ -8,6 +8,7 @@ through a plain connection (test_store.raw), as someone with write access to the
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 from contextlib import closing
@@ -320,6 +321,25 @@ def test_entries_from_before_the_key_are_vouched_for_by_the_head_kept_then(
     assert code == 0 and "4 entries, hash chain intact" in out
 
 
+def test_a_key_file_is_read_as_any_input_named_by_the_user(
+    state_uri: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key file is opened like a desired file (files.open_input): a FIFO is refused at
+    once, named as what it is, and a missing file gets the system's reason."""
+    append(state_uri, 1, 1)
+    fifo = tmp_path / "audit.key"
+    os.mkfifo(fifo, 0o600)
+    monkeypatch.setenv("LWR_AUDIT_KEY_FILE", str(fifo))
+    code, _, err = lwr(capsys, "audit", "--verify", "--state", state_uri)
+    assert code == 1 and f"the audit key file {fifo}: it is a FIFO (named pipe)" in err
+    monkeypatch.setenv("LWR_AUDIT_KEY_FILE", str(tmp_path / "missing.key"))
+    code, _, err = lwr(capsys, "audit", "--verify", "--state", state_uri)
+    assert code == 1 and "missing.key: No such file or directory" in err
+
+
 def test_the_key_from_a_private_file(
     state_uri: str,
     tmp_path: Path,
@@ -432,14 +452,14 @@ def test_a_version_2_store_is_upgraded_keeping_its_chain(
 def version_2_store(state_uri: str, tmp_path: Path) -> str:
     """An empty store as an lwr with state schema 2 left it (before keyed entries)."""
     if state_uri.startswith("local:"):
-        from reconciler.store.sqlite import _MIGRATIONS, APPLICATION_ID, _statements
+        from reconciler.store.sqlite_schema import APPLICATION_ID, MIGRATIONS, statements
 
         path = tmp_path / "v2" / "state.db"
         path.parent.mkdir()
         with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            for number, script in _MIGRATIONS:
+            for number, script in MIGRATIONS:
                 if number <= 2:
-                    for statement in _statements(script):
+                    for statement in statements(script):
                         conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("PRAGMA user_version = 2")

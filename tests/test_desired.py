@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from reconciler import desired as desired_mod
-from reconciler import yamlsafe
+from reconciler import desired_schema, yamlload, yamlpaths, yamlsafe
 from reconciler.desired import check_against_tenant, load_desired, parse_desired
 from reconciler.errors import InputError, Problem, UsageError, WrongTenant
 from reconciler.model import (
@@ -395,10 +395,17 @@ SCALARS_AS_SAFELOADER_READS_THEM = [
 ]
 
 
+def _use_python_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Load and locate with the pure-Python parser, the fallback when libyaml is missing."""
+    python = yamlload.fast_loader(yaml.SafeLoader)
+    monkeypatch.setattr(yamlsafe, "LOADER", python)
+    monkeypatch.setattr(yamlpaths, "LOADER", python)
+
+
 @pytest.mark.parametrize("loader", ["libyaml", "python"])
 def test_scalars_resolve_as_safeloader_does(loader: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if loader == "python":
-        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
+        _use_python_parser(monkeypatch)
     text = "".join(f"k{i}: {v}\n" for i, v in enumerate(SCALARS_AS_SAFELOADER_READS_THEM))
     assert yamlsafe.load_yaml(text.encode(), "s.yaml").data == yaml.safe_load(text)
 
@@ -465,14 +472,14 @@ def test_deep_nesting_is_a_clean_error(
     data: bytes, loader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if loader == "python":  # the fallback when libyaml is missing recurses in Python
-        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
+        _use_python_parser(monkeypatch)
     (problem,) = parse_problems(data, "deep.yaml")
     assert "nesting" in problem.message or "nesting" in problem.hint
 
 
 def test_python_fallback_reports_like_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
     with_libyaml = [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")]
-    monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._fast_loader(yaml.SafeLoader))
+    _use_python_parser(monkeypatch)
     assert [problems_of(CORPUS / n) for n in ("typo_key.yaml", "alias.yaml")] == with_libyaml
     assert load_desired(CORPUS / "japanese_greeting.yaml").channels[LINE].greeting == GreetingSpec(
         True, GREETING
@@ -590,7 +597,7 @@ def test_schema_is_valid_2020_12_with_help_on_every_property() -> None:
 
 def test_fast_member_check_is_in_use_for_the_shipped_schema() -> None:
     """Without it a 100k-member file validates ~2x slower than it parses."""
-    check = desired_mod._item_check()
+    check = desired_schema._item_check()
     assert check is not None and check.channels == ("line", "lineworks")
 
 
@@ -600,8 +607,8 @@ def test_fast_and_full_schema_paths_agree(name: str) -> None:
         doc = yamlsafe.load_yaml((CORPUS / name).read_bytes(), name)
     except InputError:
         return  # never reaches the schema
-    fast = desired_mod._schema_problems(doc.data, doc.locate, name, fast=True)
-    full = desired_mod._schema_problems(doc.data, doc.locate, name, fast=False)
+    fast = desired_schema.schema_problems(doc.data, doc.locate, name, fast=True)
+    full = desired_schema.schema_problems(doc.data, doc.locate, name, fast=False)
     assert sorted(fast, key=str) == sorted(full, key=str)
 
 
@@ -716,8 +723,8 @@ def test_near_valid_documents_give_a_state_or_located_problems(doc: dict[str, An
 @given(near_valid())
 def test_fast_path_agrees_with_full_jsonschema(doc: dict[str, Any]) -> None:
     parsed = yamlsafe.load_yaml(yaml.safe_dump(doc, allow_unicode=True).encode(), "f.yaml")
-    fast = desired_mod._schema_problems(parsed.data, parsed.locate, "f.yaml", fast=True)
-    full = desired_mod._schema_problems(parsed.data, parsed.locate, "f.yaml", fast=False)
+    fast = desired_schema.schema_problems(parsed.data, parsed.locate, "f.yaml", fast=True)
+    full = desired_schema.schema_problems(parsed.data, parsed.locate, "f.yaml", fast=False)
     assert sorted(fast, key=str) == sorted(full, key=str)
 
 

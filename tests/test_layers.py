@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "settings",
             "console",
             "words",
+            "closing",
             "errors",
             "resources",
             "side_effects",
@@ -37,10 +38,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "files",
             "sqlite_files",
             "yamlsafe",
+            "yamlload",
+            "yamlnodes",
+            "yamlpaths",
             "desired",
+            "desired_schema",
         ),
     ),
-    ("uris", ("uris", "credentials")),
+    ("uris", ("uris", "redaction", "credentials")),
     ("store", ("store", "audit")),
     ("providers", ("providers",)),
     (
@@ -56,6 +61,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "export",
             "manual",
             "apply",
+            "stopped",
             "outcomes",
             "stopping",
             "workflow",
@@ -72,12 +78,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 
 #: Upward imports made for type annotations only (under `if TYPE_CHECKING:`), each with why;
 #: nothing of the higher layer runs. Keep this empty where you can.
-TYPE_ONLY = {
-    (
-        "reconciler.errors",
-        "reconciler.apply",
-    ): "ApplyStopped carries the ApplyResult of the run it stopped",
-}
+TYPE_ONLY: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:
@@ -160,6 +161,18 @@ def test_imports_point_down_only(module: str) -> None:
     assert not upward, f"{module} ({LAYERS[mine][0]}) imports a higher layer:\n  " + "\n  ".join(
         upward
     )
+
+
+def test_errors_depend_on_nothing_above_the_model() -> None:
+    """Every layer raises reconciler.errors, so it may not lean on any of them, not even for
+    a type: the error that carries an apply's result (ApplyStopped) lives at the apply layer."""
+    above = sorted(
+        f"line {line}: {target}"
+        for target, line in imports_of(MODULES["reconciler.errors"])
+        if target.startswith("reconciler.") and layer_of(target) > 0
+    )
+    assert not above, "reconciler.errors imports:\n  " + "\n  ".join(above)
+    assert not [pair for pair in TYPE_ONLY if pair[0] == "reconciler.errors"]
 
 
 def test_the_type_only_exceptions_are_type_only() -> None:

@@ -15,13 +15,15 @@ from emulator.harness import POLLED, emulated
 
 from reconciler import workflow
 from reconciler.actions import Action, Change, change_id
-from reconciler.errors import ApplyStopped, TenantError, TenantRuleError
-from reconciler.manual import ManualStep, ManualStepsPending, checklist, split
+from reconciler.errors import TenantError, TenantRuleError
+from reconciler.manual import ManualStep, ManualStepsPending, split
 from reconciler.model import ChannelName, TenantState
 from reconciler.plan import Plan
 from reconciler.providers.base import Provider
 from reconciler.providers.lineworks import LineWorksTenant
 from reconciler.providers.local import LocalTenant, extra_member, init_demo
+from reconciler.render.checklist import checklist, message_of
+from reconciler.stopped import ApplyStopped
 from reconciler.store.sqlite import SqliteStateStore
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
@@ -246,7 +248,10 @@ def test_non_interactive_apply_stops_before_the_first_manual_step(
             pending = caught.value.cause
             assert isinstance(pending, ManualStepsPending) and caught.value.exit_code == 3
             assert pending.pending == plan.changes[first_manual:]
-            assert "Automatic greeting message" in str(caught.value)
+            # The error carries the steps; the checklist is the CLI's view of them.
+            assert "\n" not in str(caught.value) and "--manual=attested" in str(caught.value)
+            assert "Automatic greeting message" in message_of(pending)
+            assert message_of(pending).splitlines()[1:-1] == checklist(pending.pending).splitlines()
             assert len(caught.value.result.applied) == first_manual  # what ran before it
             # What came before ran; nothing after it did, and the journal says so.
             again = workflow.plan_file(desired, api)

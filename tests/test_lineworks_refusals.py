@@ -15,11 +15,12 @@ from emulator.harness import Harness, emulated
 
 from reconciler import workflow
 from reconciler.desired import load_desired
-from reconciler.errors import ApplyStopped, ChangesRefused
+from reconciler.errors import ChangesRefused
 from reconciler.model import ChannelName
 from reconciler.providers.lineworks import LineWorksConfig
 from reconciler.providers.lineworks.client import LineWorksClient, RetryPolicy
 from reconciler.providers.lineworks.refusals import Handling, classify
+from reconciler.stopped import ApplyStopped
 from reconciler.store.sqlite import SqliteStateStore
 
 D = "example.co.jp"

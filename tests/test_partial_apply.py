@@ -20,11 +20,12 @@ from emulator.harness import Harness, emulated
 
 from reconciler import workflow
 from reconciler.cli import run
-from reconciler.errors import ApplyStopped, ExitCode
+from reconciler.errors import ExitCode
 from reconciler.export import dump_yaml, export_document
 from reconciler.manual import ManualStep, ManualStepsPending
 from reconciler.model import ChannelName
 from reconciler.providers import open_provider
+from reconciler.stopped import ApplyStopped
 from reconciler.store import StateLocation
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS

@@ -63,3 +63,43 @@ def test_lock_lines_name_the_holder_and_escape_it() -> None:
         locks_text([], "/x\x1b.db", exists=False)
         == "No locks held: there is no state store at /x\\x1b.db.\n"
     )
+
+
+def test_a_tenant_stopped_before_manual_steps_lists_them_in_every_fleet_view() -> None:
+    """ManualStepsPending carries the steps; the fleet views word them (render.checklist),
+    as `lwr apply FILE` does: the error's own message is one line."""
+    import json
+
+    from reconciler.actions import Action, Change, change_id
+    from reconciler.errors import ExitCode
+    from reconciler.fleet import TenantResult
+    from reconciler.manual import ManualStepsPending
+    from reconciler.model import ChannelName
+    from reconciler.render import fleet as fleet_view
+
+    action, channel = Action.SET_FILE_RESTRICTION, ChannelName.LINE
+    step = Change(
+        change_id(action, channel), action, channel, None, False, True, execution="manual"
+    )
+    pending = ManualStepsPending([step], "a non-interactive apply stops before manual steps")
+    result = TenantResult(
+        "a.yaml",
+        "example.co.jp",
+        "lineworks:",
+        "refused",
+        ExitCode.REFUSED,
+        1,
+        0,
+        0,
+        str(pending),
+        pending=pending,
+    )
+    wanted = "Restrict file transfer/attachment: set On, then press Save"
+    assert "\n" not in str(pending) and wanted not in str(pending)
+    assert wanted in fleet_view.render_text([result])
+    assert wanted in fleet_view.render_markdown([result])
+    assert wanted in json.loads(fleet_view.render_json([result], 3))["tenants"][0]["message"]
+    assert (
+        "a.yaml: refused: a non-interactive apply stops before manual steps; 1 manual step "
+        "not done:" in fleet_view.summary_text([result])
+    )

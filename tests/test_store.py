@@ -530,12 +530,12 @@ def test_row_hash_is_sha256_of_canonical_json(
 def old_state(state_uri: str, tmp_path: Path) -> str:
     """An empty store as an lwr with state schema 1 left it (before `attested` results)."""
     if state_uri.startswith("local:"):
-        from reconciler.store.sqlite import _SCHEMA, APPLICATION_ID, _statements
+        from reconciler.store.sqlite_schema import APPLICATION_ID, SCHEMA, statements
 
         path = tmp_path / "v1" / "state.db"
         path.parent.mkdir()
         with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            for statement in _statements(_SCHEMA):
+            for statement in statements(SCHEMA):
                 conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("PRAGMA user_version = 1")

@@ -18,7 +18,8 @@ import sys
 import click
 
 from reconciler.cli.common import cli  # commands register when first used: reconciler.cli.lazy
-from reconciler.errors import ApplyStopped, ExitCode, LwrError
+from reconciler.errors import ExitCode, LwrError
+from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
 
 __all__ = ["cli", "main", "run"]
@@ -68,7 +69,9 @@ def _suggest_double_dash(
 def _failure(error: BaseException, argv: list[str] | None) -> int:
     """The message and exit code of an error that left the command run with `argv`."""
     if isinstance(error, LwrError):
-        return _fail(f"{error.prefix}{error}", error.exit_code)
+        from reconciler.render.checklist import message_of  # on failure only: start-up stays light
+
+        return _fail(f"{error.prefix}{message_of(error)}", error.exit_code)
     if isinstance(error, KeyboardInterrupt):
         return _interrupted(_signal_of(error))
     if isinstance(error, BrokenPipeError):

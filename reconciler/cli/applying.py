@@ -25,18 +25,18 @@ from reconciler.cli.common import (
 )
 from reconciler.cli.plans import emit_fleet
 from reconciler.errors import (
-    ApplyStopped,
     Cancelled,
     ChangesRefused,
     ExitCode,
     StateError,
     UsageError,
 )
-from reconciler.manual import ManualMode, ManualStep, checklist
+from reconciler.manual import ManualMode, ManualStep
 from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
-from reconciler.render import renderer_for
+from reconciler.render import checklist, renderer_for
 from reconciler.render.progress import PlainProgress, failure_report
+from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
 from reconciler.words import plural
 
@@ -250,7 +250,7 @@ class TerminalUI:
 
     def show_checklist(self, plan: Plan) -> None:
         """The manual steps of the plan, in the order they come."""
-        click.echo(printable(checklist(plan.changes)), nl=False)
+        click.echo(printable(checklist.checklist(plan.changes)), nl=False)
 
     def confirm(self, plan: Plan) -> None:
         """Only 'yes' applies; without a terminal, refuse to guess."""
@@ -281,7 +281,7 @@ class TerminalUI:
         click.echo(
             printable(
                 f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
-                f"  In {step.path}\n  {step.todo}."
+                f"  In {checklist.path(step)}\n  {checklist.todo(step)}."
             ),
             err=True,
         )

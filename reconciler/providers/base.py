@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from reconciler.actions import Action, Change, Execution
+from reconciler.closing import Closing
 from reconciler.errors import TenantError, UsageError
 from reconciler.model import TenantState
 
@@ -64,7 +65,7 @@ class BatchStopped(TenantError):
         self.done, self.cause = done, cause
 
 
-class Provider:
+class Provider(Closing):
     """A tenant the reconciler can read and write."""
 
     #: Stable identity of the tenant for locks, journal and audit (e.g. "local:/abs/tenant.db").
@@ -134,7 +135,7 @@ class Provider:
         return change.execution
 
     def close(self) -> None:
-        """Release connections and files."""
+        """Release connections and files (also at the end of a `with` block)."""
 
     # -- optional (ATTESTED providers override them) ------------------------------------------
 

@@ -20,6 +20,13 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
+def message_of(result: TenantResult) -> str:
+    """The tenant's message as shown: a stop before manual steps lists them."""
+    from reconciler.render.checklist import pending_message
+
+    return pending_message(result.pending) if result.pending else result.message
+
+
 def summary_text(results: Sequence[TenantResult]) -> str:
     """The summary table: tenant, file, changes, destructive, result."""
     rows = [("tenant", "file", "changes", "destructive", "result")]
@@ -40,7 +47,7 @@ def summary_text(results: Sequence[TenantResult]) -> str:
     lines.append(fleet_line(results, counts))
     for r in results:
         if r.outcome in ("refused", "error"):
-            lines.append(f"{Path(r.file).name}: {_first_line(r.message)}")
+            lines.append(f"{Path(r.file).name}: {_first_line(message_of(r))}")
     return "\n".join(lines) + "\n"
 
 
@@ -76,7 +83,7 @@ def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
         elif r.plan is not None:
             parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
         if r.message:
-            parts.append(printable(r.message.rstrip("\n")) + "\n")
+            parts.append(printable(message_of(r).rstrip("\n")) + "\n")
         parts.append("\n")
     parts.append(printable(summary_text(results)))
     return "".join(parts)
@@ -130,7 +137,7 @@ def _message(r: TenantResult) -> list[str]:
 
     if not r.message:
         return []
-    text = r.message.rstrip("\n")[:MESSAGE_LIMIT]
+    text = message_of(r).rstrip("\n")[:MESSAGE_LIMIT]
     return [*(f"> {md_escape(line)}" for line in text.splitlines()), ""]
 
 
@@ -182,7 +189,7 @@ def render_json(results: Sequence[TenantResult], code: int) -> str:
             "exit_code": r.exit_code,
             "changes": r.changes,
             "destructive": r.destructive,
-            "message": r.message,
+            "message": message_of(r),
         }
         if r.report is not None:
             entry["drift"] = json.loads(DriftJson(policy=r.policy).render(r.report))

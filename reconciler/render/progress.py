@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from reconciler.actions import Change
 from reconciler.manual import ManualStep
 from reconciler.outcomes import ApplyProgress, ProgressCallback
+from reconciler.render import checklist
 from reconciler.words import plural
 
 if TYPE_CHECKING:
@@ -195,8 +196,9 @@ def failure_report(result: ApplyResult, changes: Mapping[str, Change]) -> str:
         change = changes.get(refusal.change_id)
         if refusal.permanent and change is not None:
             step = ManualStep(change, numbers[change.id], len(manual))
+            where, value = checklist.path(step), checklist.value(step)
             lines.append(
-                f"    to do: a manual step now, in the console: {step.path}: {step.value}, "
+                f"    to do: a manual step now, in the console: {where}: {value}, "
                 "then press Save. The next plan lists it as a manual step (confirm it with "
                 "--manual=ask, or --manual=attested once done)."
             )

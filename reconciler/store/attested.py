@@ -23,7 +23,13 @@ from typing import Any, ClassVar, Literal
 
 from reconciler.errors import StateError
 from reconciler.model import ChannelName
-from reconciler.sqlite_files import FileStamp, connect_readonly
+from reconciler.sqlite_files import (
+    REREAD,
+    FileStamp,
+    changed_since,
+    changed_while_read,
+    connect_readonly,
+)
 from reconciler.store.postgres import PostgresSession
 from reconciler.store.sql import SqlSession
 from reconciler.store.sqlite import SqliteSession
@@ -83,6 +89,9 @@ class AttestedStore(SqlSession):
     _SETTINGS: ClassVar[str]
     _MEMBERS: ClassVar[str]
 
+    def _check_writable(self) -> None:
+        """Raise StateError when this store may not be written; any store may by default."""
+
     def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
         """Everything known about `tenant`, per channel."""
         with self._snapshot("read the attested state"):
@@ -109,6 +118,7 @@ class AttestedStore(SqlSession):
         replace: Iterable[str] | None = None,
     ) -> None:
         """Record settings and list changes of one channel in one transaction."""
+        self._check_writable()
         now = utc_now("seconds")
         with self._write("write the attested state"):
             self._executemany(
@@ -177,35 +187,30 @@ class SqliteAttestedStore(SqliteSession, AttestedStore):
             raise StateError(f"cannot open the attested state {path}: {exc}") from exc
 
     def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
-        """Everything known about `tenant`; read again when a writer changed the file
-        while it was read without locks (sqlite_files.connect_readonly)."""
+        """Everything known about `tenant`; read again (sqlite_files.REREAD) when a writer
+        changed the file while it was read without locks (sqlite_files.connect_readonly)."""
         if self._conn is None:
             return _knowledge([], [])
-        while True:
-            known = super().load(tenant)
-            if self._stamp is None or FileStamp.of(self.path) == self._stamp:
-                return known
-            self._conn.close()
-            self._conn, self._stamp = connect_readonly(self.path, 10.0)
+        read = super().load
+        return REREAD.read(
+            lambda: read(tenant),
+            changed=lambda: changed_since(self._stamp, self.path),
+            reopen=self._reopen,
+            gave_up=lambda n: StateError(changed_while_read("the attested state", self.path, n)),
+        )
 
-    def record(
-        self,
-        tenant: str,
-        channel: ChannelName,
-        values: dict[str, Any],
-        source: Source,
-        actor: str,
-        *,
-        add: Iterable[str] = (),
-        remove: Iterable[str] = (),
-        replace: Iterable[str] | None = None,
-    ) -> None:
-        """See AttestedStore.record; a store opened read-only refuses (a bug if reached)."""
+    def _reopen(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        try:
+            self._conn, self._stamp = connect_readonly(self.path, 10.0)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the attested state {self.path}: {exc}") from exc
+
+    def _check_writable(self) -> None:
+        """A store opened read-only refuses to record (a bug if reached)."""
         if self._readonly or self._conn is None:
             raise StateError(f"the attested state {self.path} was opened read-only")
-        super().record(
-            tenant, channel, values, source, actor, add=add, remove=remove, replace=replace
-        )
 
     def close(self) -> None:
         """Close the file, if it was opened."""

@@ -5,267 +5,45 @@ schema (`lwr` unless the URL says `?schema=NAME`), created and upgraded only by
 `lwr state migrate`. A tenant's lock is a session-level advisory lock plus a row naming its
 holder: the server drops the advisory lock the moment the holder's session ends (killed,
 crashed, host gone: TCP keepalives notice within about a minute), so a row whose advisory
-lock is free is provably stale from any host, and is taken over.
+lock is free is provably stale from any host, and is taken over. The connection is
+reconciler.store.postgres_connect, the schema and its migrations reconciler.store.postgres_schema.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 import secrets
 import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
-from reconciler import __version__
 from reconciler.errors import LockHeld, StateError
-from reconciler.store.base import GENESIS_HASH, EntryOutcome, LockHolder, current_user, utc_now
+from reconciler.store.base import EntryOutcome, LockHolder
+from reconciler.store.postgres_connect import DEFAULT_SCHEMA, PostgresTarget, connect
+from reconciler.store.postgres_schema import SCHEMA_VERSION, migrate, refuse_newer, version_of
 from reconciler.store.sql import SqlSession, SqlStateStore
-from reconciler.uris import redact, scrub, split_postgres_url
 
-if TYPE_CHECKING:
-    import psycopg
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "SCHEMA_VERSION",
+    "PostgresSession",
+    "PostgresStateStore",
+    "PostgresTarget",
+    "lock_key",
+    "migrate",
+]
 
-#: Bumped with every entry of MIGRATIONS.
-SCHEMA_VERSION = 3
-DEFAULT_SCHEMA = "lwr"
-#: Advisory lock key taken (per transaction) while migrating, so two migrations never overlap.
-_MIGRATE_LOCK = 0x4C57_5253_0000_0001
 #: How long a loser of a lock race waits for the winner's row to be readable (to name it).
 _NAME_THE_HOLDER_S = 2.0
-
-#: (version, statements): applied in order, each version once, in one transaction.
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (
-        1,
-        (
-            """CREATE TABLE locks (
-        tenant_key text PRIMARY KEY,
-        username text NOT NULL,
-        host text NOT NULL,
-        pid integer NOT NULL,
-        operation text NOT NULL,
-        since text NOT NULL,
-        token text NOT NULL,
-        lock_key bigint NOT NULL,
-        backend_pid integer NOT NULL)""",
-            """CREATE TABLE runs (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        run_id text NOT NULL UNIQUE,
-        tenant_key text NOT NULL,
-        plan_digest text NOT NULL,
-        actor text NOT NULL,
-        started_at text NOT NULL,
-        finished_at text,
-        status text NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')))""",
-            "CREATE INDEX runs_by_tenant ON runs (tenant_key, seq)",
-            """CREATE TABLE entries (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        run_id text NOT NULL REFERENCES runs (run_id),
-        change_id text NOT NULL,
-        change text NOT NULL,
-        state text NOT NULL CHECK (state IN ('started', 'done', 'failed')),
-        error text,
-        at text NOT NULL,
-        UNIQUE (run_id, change_id))""",
-            """CREATE TABLE audit (
-        seq bigint PRIMARY KEY,
-        at text NOT NULL,
-        tenant_key text NOT NULL,
-        domain text NOT NULL,
-        run_id text NOT NULL,
-        actor text NOT NULL,
-        change_id text NOT NULL,
-        action text NOT NULL,
-        channel text NOT NULL,
-        target text,
-        before text NOT NULL,
-        after text NOT NULL,
-        result text NOT NULL CHECK (result IN ('applied', 'recovered', 'failed')),
-        error text,
-        prev_hash text NOT NULL,
-        hash text NOT NULL)""",
-            "CREATE INDEX audit_by_tenant ON audit (tenant_key, seq)",
-            # The chain's head exists from the start: appenders lock it (FOR UPDATE) to take turns.
-            """CREATE TABLE audit_head (
-        id integer PRIMARY KEY CHECK (id = 1),
-        seq bigint NOT NULL,
-        hash text NOT NULL)""",
-            f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
-            # Append-only by construction; the hash chain catches whoever drops these triggers.
-            """CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$""",
-            """CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
-        FOR EACH ROW EXECUTE FUNCTION audit_append_only()""",
-            """CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
-        FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()""",
-            # What lwr knows of a lineworks: tenant but cannot read (store/attested.py).
-            """CREATE TABLE attested_settings (
-        tenant text NOT NULL, channel text NOT NULL, field text NOT NULL,
-        value text NOT NULL, source text NOT NULL, actor text NOT NULL, at text NOT NULL,
-        PRIMARY KEY (tenant, channel, field))""",
-            """CREATE TABLE attested_members (
-        tenant text NOT NULL, channel text NOT NULL, email text NOT NULL,
-        source text NOT NULL, at text NOT NULL,
-        PRIMARY KEY (tenant, channel, email))""",
-        ),
-    ),
-    (
-        2,
-        (
-            # Audit results may be `attested`: a manual step an admin confirmed doing in the
-            # console.
-            "ALTER TABLE audit DROP CONSTRAINT audit_result_check",
-            """ALTER TABLE audit ADD CONSTRAINT audit_result_check
-        CHECK (result IN ('applied', 'attested', 'recovered', 'failed'))""",
-        ),
-    ),
-    (
-        3,
-        (
-            # An entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older entries
-            # are plain sha256, their hashes unchanged. ALTER TABLE fires no row trigger.
-            """ALTER TABLE audit ADD COLUMN hash_alg text NOT NULL DEFAULT 'sha256'
-        CHECK (hash_alg IN ('sha256', 'hmac-sha256'))""",
-        ),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class PostgresTarget:
-    """A state URL taken apart: what libpq connects to, and lwr's own `schema` parameter."""
-
-    conninfo: str
-    schema: str
-    display: str  # the URL without its password, for messages
-
-    def scrub(self, text: str) -> str:
-        """A driver's message fit to print: libpq may quote a piece of the URL it rejects."""
-        return scrub(text, self.conninfo)
-
-    @classmethod
-    def parse(cls, url: str) -> PostgresTarget:
-        """Split `postgresql://user:pw@host:port/db?schema=NAME&sslmode=…` (reconciler.uris):
-        UsageError for a URL that cannot be read unambiguously, StateError naming the rule for
-        a bad schema name."""
-        conninfo, schema = split_postgres_url(url)
-        schema = DEFAULT_SCHEMA if schema is None else schema
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise StateError(
-                f"state URL {redact(url)}: schema {schema!r} must be lower-case "
-                "letters, digits and _ (at most 63), not starting with a digit"
-            )
-        return cls(conninfo, schema, redact(url))
 
 
 def lock_key(tenant_key: str) -> int:
     """The tenant's advisory lock key: 64 bits of a hash (other apps' keys do not collide)."""
     digest = hashlib.sha256(b"lwr tenant lock\0" + tenant_key.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _connect(target: PostgresTarget) -> psycopg.Connection[Any]:
-    """An autocommit session (transactions are explicit) whose death the server notices."""
-    try:
-        import psycopg
-    except ImportError as exc:
-        raise StateError(
-            "a postgresql:// state needs psycopg 3: pip install 'lineworks-reconciler[postgresql]'"
-        ) from exc
-    try:
-        conn = psycopg.connect(
-            target.conninfo,
-            autocommit=True,
-            connect_timeout=10,
-            application_name="lwr",
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
-        )
-    except psycopg.Error as exc:
-        raise StateError(
-            f"cannot connect to the state database {target.display}: "
-            f"{target.scrub(str(exc).strip())}"
-        ) from exc
-    try:
-        # The server side of the keepalives: a runner whose host vanished loses its session,
-        # and so its lock, within about a minute instead of the kernel's two hours.
-        for setting, value in (
-            ("tcp_keepalives_idle", 30),
-            ("tcp_keepalives_interval", 10),
-            ("tcp_keepalives_count", 3),
-        ):
-            conn.execute(f"SET {setting} = {value}")
-        conn.execute(f'SET search_path TO "{target.schema}"')
-    except psycopg.Error as exc:
-        conn.close()
-        raise StateError(
-            f"state database {target.display}: {target.scrub(str(exc).strip())}"
-        ) from exc
-    return conn
-
-
-def migrate(url: str, up_to: int = SCHEMA_VERSION) -> tuple[int, int]:
-    """Create or upgrade the state schema at `url` (up to version `up_to`: older ones are for
-    testing upgrades); returns (version before, version after).
-
-    Idempotent, and safe to run from several runners at once: an advisory lock makes them take
-    turns and each migration commits with its version row.
-    """
-    target = PostgresTarget.parse(url)
-    conn = _connect(target)
-    try:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"')
-            conn.execute("""CREATE TABLE IF NOT EXISTS schema_version (
-                version integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now(),
-                lwr_version text NOT NULL)""")
-            before = _version(conn)
-            _refuse_newer(before, target)
-            for version, statements in MIGRATIONS:
-                if before < version <= up_to:
-                    for statement in statements:
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version (version, lwr_version) VALUES (%s, %s)",
-                        (version, __version__),
-                    )
-        return before, _version(conn)
-    except Exception as exc:
-        _raise_state_error(exc, target, "migrate")
-        raise
-    finally:
-        conn.close()
-
-
-def _version(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    return int(row[0]) if row else 0
-
-
-def _refuse_newer(version: int, target: PostgresTarget) -> None:
-    if version > SCHEMA_VERSION:
-        raise StateError(
-            f"the state schema in {target.display} is version {version}, written "
-            f"by a newer lwr (this one knows up to {SCHEMA_VERSION}); upgrade lwr"
-        )
-
-
-def _raise_state_error(exc: BaseException, target: PostgresTarget, doing: str) -> None:
-    import psycopg
-
-    if isinstance(exc, psycopg.Error):
-        raise StateError(
-            f"state database {target.display}: cannot {doing}: {target.scrub(str(exc).strip())}"
-        ) from exc
 
 
 class PostgresSession(SqlSession):
@@ -278,7 +56,7 @@ class PostgresSession(SqlSession):
     def __init__(self, url: str) -> None:
         """Connect; raise StateError when unreachable or when the schema is missing or old."""
         self.target = PostgresTarget.parse(url)
-        self._conn = _connect(self.target)
+        self._conn = connect(self.target)
         try:
             self._check_schema()
         except BaseException:
@@ -314,7 +92,7 @@ class PostgresSession(SqlSession):
         with self._errors("read the schema version"):
             exists = self._conn.execute("SELECT to_regclass('schema_version')").fetchone()[0]
             version = self.schema_version() if exists else 0
-        _refuse_newer(version, self.target)
+        refuse_newer(version, self.target)
         if version < SCHEMA_VERSION:
             state = f"is at version {version}" if version else "does not exist yet"
             raise StateError(
@@ -326,7 +104,7 @@ class PostgresSession(SqlSession):
     def schema_version(self) -> int:
         """The newest migration applied to this database."""
         with self._errors("read the schema version"):
-            return _version(self._conn)
+            return version_of(self._conn)
 
 
 class PostgresStateStore(PostgresSession, SqlStateStore):
@@ -365,15 +143,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
         A lock whose holder's session has ended is taken over: the yielded holder's `replaced`
         names it. Released on any exit, KeyboardInterrupt included.
         """
-        holder = LockHolder(
-            tenant_key=tenant_key,
-            user=current_user(),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            operation=operation,
-            since=utc_now(),
-            alive=True,
-        )
+        holder = LockHolder.of_this_process(tenant_key, operation, alive=True)
         token, key = secrets.token_hex(16), lock_key(tenant_key)
         holder = self._acquire(holder, token, key)
         try:
@@ -426,16 +196,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
                     "INSERT INTO locks (tenant_key, username, host, pid, operation, since, "
                     "token, lock_key, backend_pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                     "pg_backend_pid())",
-                    (
-                        holder.tenant_key,
-                        holder.user,
-                        holder.host,
-                        holder.pid,
-                        holder.operation,
-                        holder.since,
-                        token,
-                        key,
-                    ),
+                    (*holder.values(), token, key),
                 )
         except BaseException:
             self._release_advisory(key)
@@ -493,15 +254,7 @@ _ALIVE = """EXISTS (SELECT 1 FROM pg_locks p
 
 
 def _holder(row: Any) -> LockHolder:
-    return LockHolder(
-        tenant_key=row[0],
-        user=row[1],
-        host=row[2],
-        pid=row[3],
-        operation=row[4],
-        since=row[5],
-        alive=bool(row[6]),
-    )
+    return LockHolder.from_row(row, alive=bool(row[6]))
 
 
 def _held_message(holder: LockHolder) -> str:

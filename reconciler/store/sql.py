@@ -1,22 +1,20 @@
 """SqlStateStore: the journal, run records and audit chain over any DB-API connection.
 
 Everything but the connection, the schema and the tenant lock is the same SQL in SQLite and
-PostgreSQL, so it lives here once; a backend (sqlite.py, postgres.py) supplies the connection,
-how a transaction begins, its error type and its lock. Statements are written with `?`
-placeholders; a backend whose driver wants `%s` sets `_PARAM`.
+PostgreSQL, so it lives here once, on a SqlSession (store/session.py); a backend (sqlite.py,
+postgres.py) supplies the connection, how a transaction begins, its error type and its lock.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from abc import abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import cached_property
-from types import TracebackType
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, cast
 
 from reconciler.actions import Change
 from reconciler.audit import AUDIT_COLUMNS, AuditKey, ChainCheck, audit_entry, load_audit_key
@@ -37,6 +35,7 @@ from reconciler.store.base import (
     row_hash,
     utc_now,
 )
+from reconciler.store.session import SqlSession
 
 __all__ = ["AUDIT_COLUMNS", "SqlSession", "SqlStateStore", "new_run_id"]
 
@@ -46,106 +45,6 @@ RUN_COLUMNS = "run_id, tenant_key, plan_digest, actor, started_at, finished_at, 
 def new_run_id() -> str:
     """Sortable by time, unique by chance: 20240501T120000Z-1a2b3c4d."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
-
-
-class SqlSession(ABC):
-    """A DB-API connection in autocommit mode with explicit transactions, for any backend.
-
-    A backend mixin (SqliteSession, PostgresSession) fills in the driver's specifics; the
-    stores on top (SqlStateStore here, the attested state) write plain SQL with `?`.
-    """
-
-    #: The driver's placeholder; statements here are written with `?`.
-    _PARAM: ClassVar[str] = "?"
-    #: Starts a write transaction that cannot deadlock with another writer.
-    _BEGIN_WRITE: ClassVar[str] = "BEGIN"
-    #: Starts a read-only transaction that sees one consistent snapshot.
-    _BEGIN_READ: ClassVar[str] = "BEGIN"
-
-    _conn: Any  # a DB-API connection in autocommit mode: transactions are explicit here
-
-    # -- what a backend supplies ---------------------------------------------------------------
-
-    @property
-    @abstractmethod
-    def location(self) -> str:
-        """Where the store is, for messages (never with a password)."""
-
-    @abstractmethod
-    def _is_db_error(self, exc: BaseException) -> bool:
-        """Whether `exc` is the driver's error (turned into StateError)."""
-
-    @abstractmethod
-    def _in_transaction(self) -> bool:
-        """Whether the connection has a transaction open (to roll back after a failure)."""
-
-    # -- connection helpers --------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection; the store object is unusable afterwards."""
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _sql(self, statement: str) -> str:
-        return statement if self._PARAM == "?" else statement.replace("?", self._PARAM)
-
-    def _execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement; returns the driver's cursor."""
-        return self._conn.execute(self._sql(statement), params)
-
-    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
-        """Run one statement per row; returns how many rows it changed in all."""
-        cursor = self._conn.cursor()
-        try:
-            cursor.executemany(self._sql(statement), rows)
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
-
-    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert many rows into `table`; a backend may use a faster bulk path (COPY)."""
-        marks = ", ".join("?" * len(columns))
-        self._executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Turn driver failures into StateError naming the store (never a traceback)."""
-        try:
-            yield
-        except Exception as exc:
-            if self._is_db_error(exc):
-                raise StateError(f"state store {self.location}: cannot {doing}: {exc}") from exc
-            raise
-
-    @contextmanager
-    def _transaction(self, doing: str, begin: str) -> Iterator[None]:
-        with self._errors(doing):
-            self._conn.execute(begin)
-            try:
-                yield
-            except BaseException:
-                if self._in_transaction():
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _write(self, doing: str) -> AbstractContextManager[None]:
-        """One write transaction; committed when the block ends, rolled back on any error."""
-        return self._transaction(doing, self._BEGIN_WRITE)
-
-    def _snapshot(self, doing: str) -> AbstractContextManager[None]:
-        """One read transaction: every read in it sees the same moment."""
-        return self._transaction(doing, self._BEGIN_READ)
 
 
 class SqlStateStore(SqlSession):
@@ -405,15 +304,8 @@ class SqlStateStore(SqlSession):
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        tenant_key=row[1],
-        plan_digest=row[2],
-        actor=row[3],
-        started_at=row[4],
-        finished_at=row[5],
-        status=cast(RunStatus, row[6]),
-    )
+    """A RunRecord from a row of RUN_COLUMNS (the dataclass's fields, in order)."""
+    return RunRecord(*row)
 
 
 def _where(**filters: str | None) -> tuple[str, tuple[str, ...]]:

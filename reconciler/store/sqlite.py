@@ -1,26 +1,21 @@
 """SqliteStateStore: the StateStore in one SQLite file (WAL), serving any number of tenants.
 
-Owns the schema and its version, the atomic tenant lock, the journal and the audit chain rows.
+Owns opening, checking and setting up the file; its schema is reconciler.store.sqlite_schema,
+its tenant lock reconciler.store.sqlite_lock, the journal and audit SQL reconciler.store.sql.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
-import socket
 import sqlite3
-import sys
 from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
-from dataclasses import replace
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
 
-from reconciler.errors import LockHeld, StateError
+from reconciler.errors import StateError
 from reconciler.sqlite_files import (
-    PRIVATE_FILE,
     FileStamp,
+    changed_since,
     connect_readonly,
     create_private,
     damage_advice,
@@ -28,202 +23,17 @@ from reconciler.sqlite_files import (
     schema_gaps,
     tables_of,
 )
-from reconciler.store.base import LockHolder, current_user, utc_now
 from reconciler.store.sql import SqlSession, SqlStateStore
+from reconciler.store.sqlite_lock import LockFile, SqliteLocking
+from reconciler.store.sqlite_schema import (
+    APPLICATION_ID,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    expected_tables,
+    statements,
+)
 
-#: Bumped on every schema change; a file with a higher number was written by a newer lwr.
-SCHEMA_VERSION = 3
-#: "LWRS": marks the file as ours, so a tenant database given by mistake is refused untouched.
-APPLICATION_ID = 0x4C575253
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS locks (
-    tenant_key TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    since TEXT NOT NULL,
-    token TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL UNIQUE,
-    tenant_key TEXT NOT NULL,
-    plan_digest TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted'))
-);
-CREATE INDEX IF NOT EXISTS runs_by_tenant ON runs (tenant_key, seq);
-CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs (run_id),
-    change_id TEXT NOT NULL,
-    change TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('started', 'done', 'failed')),
-    error TEXT,
-    at TEXT NOT NULL,
-    UNIQUE (run_id, change_id)
-);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    tenant_key TEXT NOT NULL,
-    domain TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    change_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    target TEXT,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    result TEXT NOT NULL CHECK (result IN ('applied', 'recovered', 'failed')),
-    error TEXT,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant_key, seq);
--- The chain's head, so that deleting the newest rows is detected too.
-CREATE TABLE IF NOT EXISTS audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL
-);
--- Append-only by construction; the hash chain catches whoever drops these triggers.
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
-
-#: Version 2: audit results may be `attested` (a manual step an admin confirmed doing in the
-#: console). SQLite cannot change a CHECK in place, so the table is rebuilt; rows, and so
-#: their hashes, are copied unchanged.
-_V2 = """
-CREATE TABLE audit_v2 (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    tenant_key TEXT NOT NULL,
-    domain TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    change_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    target TEXT,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    result TEXT NOT NULL CHECK (result IN ('applied', 'attested', 'recovered', 'failed')),
-    error TEXT,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-INSERT INTO audit_v2 SELECT * FROM audit;
-DROP TABLE audit;
-ALTER TABLE audit_v2 RENAME TO audit;
-CREATE INDEX audit_by_tenant ON audit (tenant_key, seq);
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
-
-#: Version 3: an entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older
-#: entries are plain sha256, their hashes unchanged. ADD COLUMN fires no UPDATE trigger.
-_V3 = """
-ALTER TABLE audit ADD COLUMN hash_alg TEXT NOT NULL DEFAULT 'sha256'
-    CHECK (hash_alg IN ('sha256', 'hmac-sha256'));
-"""
-
-#: (version, script): each applied once, in order, in the transaction that sets user_version.
-_MIGRATIONS = ((1, _SCHEMA), (2, _V2), (3, _V3))
-
-
-def _holder(row: tuple[Any, ...]) -> LockHolder:
-    return LockHolder(
-        tenant_key=row[0], user=row[1], host=row[2], pid=row[3], operation=row[4], since=row[5]
-    )
-
-
-def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> str:
-    """The LockHeld text: who holds the tenant, and whether `lwr unlock` is the way out.
-
-    `alive`: what the tenant's lock file says (True: a live process holds it; False: nobody
-    does); None when it cannot tell, and the holder's pid decides alone.
-    """
-    text = f"tenant {holder.tenant_key} is locked by {holder.describe()}"
-    if alive is False and holder.host == socket.gethostname() and not holder.stale:
-        return (
-            text + f"; process {holder.pid} exists but does not hold the tenant's lock "
-            "file, so it is not that apply (its pid was reused): `lwr unlock` clears the "
-            "lock"
-        )
-    if holder.stale and alive is not True:
-        return (
-            text + f"; process {holder.pid} is no longer running on this host, so the lock "
-            "is stale: check the tenant with `lwr plan`, then `lwr unlock` clears it"
-        )
-    if holder.host != socket.gethostname():
-        return (
-            text + "; wait for it to finish and try again (if that run died with its "
-            "host, `lwr unlock` clears the lock)"
-        )
-    return text + "; wait for it to finish and try again"
-
-
-def _lock_cleared_message(tenant_key: str) -> str:
-    return (
-        f"tenant {tenant_key} is locked by a running lwr process on this host (its lock "
-        "record was cleared with `lwr unlock` while it ran, or it is just taking or "
-        "releasing the lock); wait for it to finish and try again"
-    )
-
-
-class _LockFile:
-    """A kernel-held lock (flock) on a per-tenant file beside the store, held with the lock row.
-
-    The row says who holds a tenant; the lock file proves whether they still do. The kernel
-    drops a flock when its process dies, whatever pid namespace (container) it ran in and
-    however its pid is reused later, so a row whose holder ran on this host and whose lock
-    file is free was left by a dead process and may be taken over. Taken and released only
-    inside the store's write transaction, so other lockers never see the two disagree.
-    `state`: "held" (ours now), "busy" (a live process holds it), "unavailable" (no flock
-    here: then nothing is taken over automatically).
-    """
-
-    def __init__(self, fd: int | None, state: str) -> None:
-        self._fd, self.state = fd, state
-
-    @classmethod
-    def take(cls, path: Path, *, wait: bool = False) -> _LockFile:
-        """Try once, without waiting; with `wait`, block until no other process holds it."""
-        if sys.platform == "win32":
-            return cls(None, "unavailable")
-        import fcntl
-
-        try:
-            make_private_dir(path.parent)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
-        except OSError:
-            return cls(None, "unavailable")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return cls(None, "busy")
-        except OSError:  # e.g. ENOLCK on a network file system
-            os.close(fd)
-            return cls(None, "unavailable")
-        return cls(fd, "held")
-
-    def release(self) -> None:
-        """Drop the flock (closing its descriptor does); safe to call twice."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+__all__ = ["SCHEMA_VERSION", "SqliteSession", "SqliteStateStore"]
 
 
 class SqliteSession(SqlSession):
@@ -245,7 +55,7 @@ class SqliteSession(SqlSession):
         return bool(self._conn.in_transaction)
 
 
-class SqliteStateStore(SqliteSession, SqlStateStore):
+class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
     """StateStore backed by one SQLite file; safe to share between processes on one host."""
 
     def __init__(
@@ -271,7 +81,7 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
             raise StateError(f"cannot open the state store {self.path}: {exc}") from exc
         try:
             # Openers of a store take turns on this lock while they check and create it.
-            setup_lock = _LockFile.take(self._lock_dir / "setup.lock", wait=True)
+            setup_lock = LockFile.take(self._lock_dir / "setup.lock", wait=True)
             try:
                 self._setup(busy_timeout_ms)
             finally:
@@ -335,7 +145,7 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         """
         with self._errors("read the schema"):
             have = tables_of(self._conn)
-        missing = schema_gaps(_expected_tables(), have)
+        missing = schema_gaps(expected_tables(), have)
         if missing:
             raise StateError(
                 f"state store {self.path} is incomplete: {'; '.join(missing)} (damaged or "
@@ -363,9 +173,9 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
                 # have migrated meanwhile.
                 current = self._conn.execute("PRAGMA user_version").fetchone()[0]
                 # Not executescript: it COMMITs first, which would end our transaction.
-                for number, script in _MIGRATIONS:
+                for number, script in MIGRATIONS:
                     if number > current:
-                        for statement in _statements(script):
+                        for statement in statements(script):
                             self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -387,7 +197,7 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         self._check_unchanged()
 
     def _check_unchanged(self) -> None:
-        if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
+        if changed_since(self._stamp, self.path):
             raise StateError(
                 f"state store {self.path} was changed by another process while "
                 "it was read; run the command again"
@@ -408,143 +218,6 @@ class SqliteStateStore(SqliteSession, SqlStateStore):
         """The schema version of the file (SCHEMA_VERSION once opened)."""
         with self._errors("read the schema version"):
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-
-    # -- lock --------------------------------------------------------------------------------
-
-    @contextmanager
-    def lock(self, tenant_key: str, operation: str) -> Iterator[LockHolder]:
-        """Hold the tenant's lock for the `with` block; raise LockHeld naming the holder.
-
-        A lock left by a dead process of this host (its lock file free, its pid gone) is
-        taken over: the yielded holder's `replaced` names it. Released on any exit,
-        KeyboardInterrupt included; only our own lock row is removed.
-        """
-        holder = LockHolder(
-            tenant_key=tenant_key,
-            user=current_user(),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            operation=operation,
-            since=utc_now(),
-        )
-        token = secrets.token_hex(16)
-        holder, lock_file = self._acquire(holder, token)
-        try:
-            yield holder
-        except BaseException:
-            # What stopped the run is the error to show. On a full disk deleting our row
-            # fails too; the row it leaves is provably stale once we exit (our lock file is
-            # free, our pid gone), so the next apply takes it over.
-            with suppress(StateError):
-                self._release(tenant_key, token, lock_file)
-            raise
-        self._release(tenant_key, token, lock_file)
-
-    def _release(self, tenant_key: str, token: str, lock_file: _LockFile) -> None:
-        """Delete our lock row and drop the lock file, the latter whatever happens."""
-        try:
-            with self._write("release the lock"):
-                self._conn.execute(
-                    "DELETE FROM locks WHERE tenant_key = ? AND token = ?", (tenant_key, token)
-                )
-                # Before COMMIT: a locker waiting on our transaction sees both gone.
-                lock_file.release()
-        finally:
-            lock_file.release()
-
-    @property
-    def _lock_dir(self) -> Path:
-        return self.path.parent / f"{self.path.name}.locks"
-
-    def _lock_file(self, tenant_key: str) -> Path:
-        name = hashlib.sha256(tenant_key.encode("utf-8")).hexdigest()[:32]
-        return self._lock_dir / f"{name}.lock"
-
-    def _acquire(self, holder: LockHolder, token: str) -> tuple[LockHolder, _LockFile]:
-        """Insert our row, or take over a provably stale one, in one write transaction."""
-        lock_file = _LockFile(None, "unavailable")
-        try:
-            with self._write("take the lock"):
-                lock_file = _LockFile.take(self._lock_file(holder.tenant_key))
-                row = self._conn.execute(
-                    "SELECT tenant_key, user, host, pid, operation, since FROM locks "
-                    "WHERE tenant_key = ?",
-                    (holder.tenant_key,),
-                ).fetchone()
-                current = _holder(row) if row else None
-                if lock_file.state == "busy":
-                    raise LockHeld(
-                        lock_held_message(current, alive=True)
-                        if current
-                        else _lock_cleared_message(holder.tenant_key)
-                    )
-                if current is not None:
-                    if not (lock_file.state == "held" and current.stale):
-                        alive = None if lock_file.state == "unavailable" else False
-                        raise LockHeld(lock_held_message(current, alive=alive))
-                    self._conn.execute(
-                        "DELETE FROM locks WHERE tenant_key = ?", (holder.tenant_key,)
-                    )
-                    holder = replace(holder, replaced=current)
-                self._conn.execute(
-                    "INSERT INTO locks (tenant_key, user, host, pid, operation, since, token) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        holder.tenant_key,
-                        holder.user,
-                        holder.host,
-                        holder.pid,
-                        holder.operation,
-                        holder.since,
-                        token,
-                    ),
-                )
-        except BaseException:
-            lock_file.release()  # also when COMMIT itself failed
-            raise
-        return holder, lock_file
-
-    def list_locks(self) -> list[LockHolder]:
-        """Every lock currently held, stale or not."""
-        with self._errors("list locks"):
-            rows = self._conn.execute(
-                "SELECT tenant_key, user, host, pid, operation, since FROM locks "
-                "ORDER BY tenant_key"
-            ).fetchall()
-        return [_holder(row) for row in rows]
-
-    def unlock(self, tenant_key: str) -> LockHolder | None:
-        """Remove the tenant's lock whoever holds it; return the holder removed, if any."""
-        with self._write("remove the lock"):
-            row = self._conn.execute(
-                "SELECT tenant_key, user, host, pid, operation, since FROM locks "
-                "WHERE tenant_key = ?",
-                (tenant_key,),
-            ).fetchone()
-            self._conn.execute("DELETE FROM locks WHERE tenant_key = ?", (tenant_key,))
-        return _holder(row) if row else None
-
-
-def _statements(script: str) -> list[str]:
-    """Split the schema script; triggers contain ';' so split on complete statements only."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        if line.startswith("--") and not current:
-            continue
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return [s for s in statements if s]
-
-
-def _expected_tables() -> dict[str, tuple[str, ...]]:
-    """The tables and columns of a store this lwr made: its migrations run on an empty one."""
-    with closing(sqlite3.connect(":memory:")) as conn:
-        for _, script in _MIGRATIONS:
-            for statement in _statements(script):
-                conn.execute(statement)
-        return tables_of(conn)
 
 
 def _advice(exc: StateError, path: Path) -> str:

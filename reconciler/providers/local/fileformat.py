@@ -18,6 +18,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from reconciler.errors import TenantError, UsageError
+from reconciler.model import ChannelName
+from reconciler.settings import SETTINGS
 from reconciler.sqlite_files import (
     SIDECARS,
     FileStamp,
@@ -33,19 +35,12 @@ from reconciler.words import utc_now
 SCHEMA_VERSION = 1
 DEFAULT_DOMAIN = "example.co.jp"
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a writer waits for another writer before giving up
-#: The SQL column of each setting, by ChannelState attribute: the one mapping a new console
-#: setting needs here (plus its column in SCHEMA). Keyed by the model's attribute names so
-#: it can later be keyed by the settings table's rows.
-COLUMNS: dict[str, str] = {
-    "enabled": "enabled",
-    "all_members": "all_members",
-    "auto_grant_new_members": "auto_grant",
-    "restrict_file_transfer": "restrict_file_transfer",
-    "greeting_enabled": "greeting_enabled",
-    "greeting_message": "greeting_message",
-}
+#: The SQL column of each setting, by ChannelState attribute, read from the settings table
+#: (`Setting.local_column`): a new console setting needs its row there and its column in
+#: SCHEMA, nothing else here.
+COLUMNS: dict[str, str] = {s.attr: s.local_column for s in SETTINGS}
 #: Settings that are on/off switches (0/1 in SQL); the others are text.
-SWITCHES = frozenset(COLUMNS) - {"greeting_message"}
+SWITCHES = frozenset(s.attr for s in SETTINGS if s.on is not None)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
@@ -254,6 +249,12 @@ def build(
             leftover.unlink(missing_ok=True)
 
 
+def _defaults(channel: ChannelName) -> list[bool | str | None]:
+    """A new tenant's settings row of `channel`, in COLUMNS order: the console defaults, and
+    NULL for a setting the channel does not have (lineworks has no greeting)."""
+    return [s.default if channel in s.channels else None for s in SETTINGS]
+
+
 def _write_new(
     tmp: Path, domain: str, seed: Callable[[sqlite3.Connection, str], None] | None
 ) -> None:
@@ -268,8 +269,8 @@ def _write_new(
         conn.execute("INSERT INTO meta (id, domain, created_at) VALUES (1, ?, ?)", (domain, now()))
         conn.executemany(
             f"INSERT INTO channels (name, {', '.join(COLUMNS.values())})"
-            " VALUES (?, 0, 0, 0, 0, ?, ?)",
-            [("line", 0, ""), ("lineworks", None, None)],
+            f" VALUES (?, {', '.join('?' * len(COLUMNS))})",
+            [(channel.value, *_defaults(channel)) for channel in ChannelName],
         )
         if seed is not None:
             seed(conn, domain)

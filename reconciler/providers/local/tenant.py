@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
+from typing import TypeVar
 
 from reconciler import console
 from reconciler.actions import Action, Change, Execution
@@ -47,8 +47,10 @@ from reconciler.providers.local.simulator import (
     join,
     messages,
 )
-from reconciler.sqlite_files import FileStamp
+from reconciler.sqlite_files import REREAD, FileStamp, changed_since, changed_while_read
 from reconciler.uris import local_key
+
+T = TypeVar("T")
 
 #: Changes per journal batch of the executor.
 BATCH_SIZE = 500
@@ -78,6 +80,7 @@ class LocalTenant(Provider):
         self._legacy = False
         #: Set when opened `immutable` (read-only, no -wal): what the file looked like then.
         self._stamp: FileStamp | None = None
+        self._busy_timeout = DEFAULT_BUSY_TIMEOUT
         #: The file's spelling of each member email the current apply names.
         self._spelled: dict[str, str] = {}
 
@@ -119,32 +122,36 @@ class LocalTenant(Provider):
             conn.close()
             raise
         tenant = cls(file.resolve(), conn)
-        tenant._stamp = stamp
+        tenant._stamp, tenant._busy_timeout = stamp, busy_timeout
         return tenant
 
     # ------------------------------------------------------------------ Provider protocol
 
     def read(self) -> TenantState:
         """The whole page and directory from one consistent snapshot."""
-        with self._transaction("read", write=False) as conn:
-            domain = self._domain(conn)
-            directory = self._directory(conn)
-            channels = {
-                name: with_lists(conn, name, ch, directory, self._legacy)
-                for name, ch in load_settings(conn).items()
-            }
+        return self._read("read", self._state)
+
+    def _state(self, conn: sqlite3.Connection) -> TenantState:
+        domain = self._domain(conn)
+        directory = self._directory(conn)
+        channels = {
+            name: with_lists(conn, name, ch, directory, self._legacy)
+            for name, ch in load_settings(conn).items()
+        }
         return TenantState(domain=domain, directory=directory, channels=channels)
 
     def directory(self) -> frozenset[str]:
         """Login emails of every member."""
-        with self._transaction("read the directory", write=False) as conn:
+
+        def read(conn: sqlite3.Connection) -> frozenset[str]:
             self._domain(conn)
             return self._directory(conn)
 
+        return self._read("read the directory", read)
+
     def domain(self) -> str:
         """The tenant's domain, e.g. example.co.jp."""
-        with self._transaction("read the domain", write=False) as conn:
-            return self._domain(conn)
+        return self._read("read the domain", self._domain)
 
     def execution(self, action: Action) -> Execution:
         """The local tenant carries out every action itself."""
@@ -250,23 +257,11 @@ class LocalTenant(Provider):
     ) -> list[MessageRow]:
         """Conversation history as Admin Audit shows it, hidden rooms included, oldest first."""
         name = None if channel is None else channel_name(channel)
-        with self._transaction("search messages", write=False) as conn:
-            return messages(conn, search, name)
+        return self._read("search messages", lambda conn: messages(conn, search, name))
 
     def close(self) -> None:
         """Close the connection; SQLite checkpoints the WAL when the last one closes."""
         self._conn.close()
-
-    def __enter__(self) -> LocalTenant:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"LocalTenant({self.key!r})"
@@ -367,16 +362,25 @@ class LocalTenant(Provider):
             with suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            self._check_unchanged()  # a file changed under an immutable read is not damaged
             raise TenantError(
                 f"local tenant {self.path}: {what} failed: {explain(exc, self.path)}"
             ) from exc
-        self._check_unchanged()
 
-    def _check_unchanged(self) -> None:
-        """An immutable read sees no writer: prove none wrote the file while it read."""
-        if self._stamp is not None and FileStamp.of(self.path) != self._stamp:
-            raise TenantError(
-                f"local tenant {self.path} was changed by another process while "
-                "it was read; run the command again"
-            )
+    def _read(self, what: str, read: Callable[[sqlite3.Connection], T]) -> T:
+        """`read` in one read transaction; an immutable read (which sees no writer) is done
+        again when a writer changed the file meanwhile (sqlite_files.REREAD)."""
+
+        def once() -> T:
+            with self._transaction(what, write=False) as conn:
+                return read(conn)
+
+        return REREAD.read(
+            once,
+            changed=lambda: changed_since(self._stamp, self.path),
+            reopen=self._reopen,
+            gave_up=lambda n: TenantError(changed_while_read("local tenant", self.path, n)),
+        )
+
+    def _reopen(self) -> None:
+        self._conn.close()
+        self._conn, self._stamp = connect(self.path, self._busy_timeout, readonly=True)
