@@ -5,11 +5,12 @@ Owns batching, the write-ahead journal protocol, recovery of interrupted runs an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 from reconciler.actions import Change
+from reconciler.batching import batches as batches  # where callers have always found it
 from reconciler.console import changes_nothing
 from reconciler.errors import ApplyStopped, ChangesRefused, StateError
 from reconciler.model import TenantState
@@ -65,19 +66,6 @@ def change_holds(change: Change, state: TenantState) -> bool:
     """Whether the tenant already has what `change` sets: applying it would change nothing
     (the console model's answer, so recovery agrees with every provider's apply)."""
     return changes_nothing(state, change)
-
-
-def batches(changes: Sequence[Change], size: int) -> Iterator[list[Change]]:
-    """Consecutive changes, at most `size` per batch, never two phases in one batch."""
-    size = max(1, size)
-    batch: list[Change] = []
-    for change in changes:
-        if batch and (len(batch) >= size or change.phase != batch[0].phase):
-            yield batch
-            batch = []
-        batch.append(change)
-    if batch:
-        yield batch
 
 
 def execute(
@@ -239,7 +227,7 @@ class _Run:
         try:
             if at is not None:
                 self._progress(on_progress, at, total)
-            for batch in batches(changes, self.provider.batch_size):
+            for batch in batches(changes, self.provider.batch_size, self.provider.lane):
                 self.stop.raise_if_requested(self.result)
                 at = batch[0]
                 # Only after an unsettled run (state read for recovery): skip what is in
@@ -349,7 +337,7 @@ class _Run:
                 audit += self._audit([change], "failed", reason)
                 self.result.refused.append(refused[change.id])
                 self.blocker.refused(change)
-            elif stopped is not None and culprit is None:
+            elif stopped is not None and culprit is None and stopped.change_id in (None, change.id):
                 culprit = change
                 entries.append(EntryOutcome(change.id, "failed", str(stopped)))
                 audit += self._audit([change], "failed", str(stopped))

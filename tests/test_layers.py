@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "export",
             "manual",
             "apply",
+            "batching",
             "outcomes",
             "stopping",
             "workflow",
