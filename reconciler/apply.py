@@ -14,7 +14,7 @@ from reconciler.batching import batches as batches  # where callers have always 
 from reconciler.console import changes_nothing
 from reconciler.errors import ApplyStopped, ChangesRefused, StateError
 from reconciler.model import TenantState
-from reconciler.outcomes import ApplyProgress, Blocked, Blocker
+from reconciler.outcomes import ApplyProgress, Blocked, Blocker, Eta
 from reconciler.outcomes import ProgressCallback as ProgressCallback
 from reconciler.providers.base import BatchOutcome, BatchStopped, Provider, Refusal
 from reconciler.stopping import StopRequest
@@ -222,6 +222,7 @@ class _Run:
     ) -> None:
         """Run every batch; finish the run done, failed or interrupted (and re-raise)."""
         total = len(changes)
+        self.eta = Eta(changes, self.provider.estimate)
         recovered = set(self.result.recovered)
         at = changes[0] if changes else None
         try:
@@ -262,7 +263,13 @@ class _Run:
     def _progress(self, on_progress: ProgressCallback | None, at: Change, total: int) -> None:
         r = self.result
         self.result.progress = event = ApplyProgress(
-            at.phase, self.dealt, total, len(r.applied), len(r.refused), len(r.blocked)
+            at.phase,
+            self.dealt,
+            total,
+            len(r.applied),
+            len(r.refused),
+            len(r.blocked),
+            self.eta.left(self.dealt),
         )
         if on_progress is not None:
             on_progress(event)

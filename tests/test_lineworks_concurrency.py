@@ -129,3 +129,17 @@ def test_one_api_failing_stops_the_other_between_requests_and_every_record_agree
     h.emulator.faults.clear()  # the API is back: the next apply finishes the rest
     assert run(["apply", str(desired), "--auto-approve"]) == 0
     assert _linked(h) == {c: frozenset(LEAVING[c] + JOINING[c]) for c in (LINE, LW)}
+
+
+def test_apply_eta_is_the_plan_estimate(
+    h: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """16 unlink-to-works, then 16 link-to-line at 20 a second: ≈ 2 s by the plan's model,
+    and the apply's first progress line says so before a request is sent."""
+    desired = _file(tmp_path / "d.yaml", {LINE: LEAVING[LINE] + JOINING[LINE], LW: []})
+    assert run(["apply", str(desired), "--auto-approve", "--allow-destructive"]) == 0
+    out, err = capsys.readouterr()
+    assert "≈ 2 s at 20 req/1 s per API" in out + err
+    lines = [line for line in err.splitlines() if line.startswith("applied ")]
+    assert lines[0] == "applied 0/32 (0 %) · phase 3 remove members · ETA 2 s", lines
+    assert any("phase 3" in line and "ETA <1 s" in line for line in lines[1:]), lines

@@ -191,8 +191,10 @@ class LineWorksTenant(Provider):
         return lane_of(change) if self._by_api(change) else "manual"
 
     def estimate(self, changes: Sequence[Change]) -> float | None:
-        """Seconds the API calls of `changes` take at the pace in force (estimate.py)."""
-        return estimate(changes, self.client.limit, self.config.rate_window).seconds
+        """Seconds the API calls of `changes` take at the pace in force (estimate.py; the
+        plan set it, half the limit for a long run)."""
+        est = estimate(changes, self.client.limit, self.config.rate_window)
+        return est.seconds * est.rate / self.client.pace
 
     def _by_api(self, change: Change) -> bool:
         return change.action in self.API_ACTIONS and change.execution != "manual"
