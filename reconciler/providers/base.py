@@ -163,6 +163,12 @@ class Provider:
         """What a reviewer must know about a plan for this tenant (not read, API time)."""
         return ()
 
+    def contradicted(self, state: TenantState) -> tuple[str, ...]:
+        """Where the tenant's own reads contradict the attested part of `state` (last read),
+        one line each; () where nothing can be checked. May cost a request per member:
+        `lwr drift --verify-links` asks for it."""
+        return ()
+
     def attest(self, desired: DesiredState, actor: str) -> list[str]:
         """Record the file's managed values as what the console shows now; return them."""
         raise UsageError(f"{self.key} is read directly; there is nothing to attest")

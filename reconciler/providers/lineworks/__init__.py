@@ -3,8 +3,8 @@
 config.py (credentials), token.py (service-account tokens), client.py (retries, pagination,
 polling), limiter.py (pacing per API), lanes.py (the APIs of a batch side by side),
 refusals.py (what a refusal means), refused.py (refusals remembered), estimate.py (requests
-and time of a plan), notes.py (what a plan says), provider.py (the Provider; what it knows
-but cannot read is kept by reconciler.store.attested).
+and time of a plan), notes.py (what a plan says), reads.py (the directory, link-url),
+provider.py (the Provider; what it knows but cannot read is kept by reconciler.store.attested).
 """
 
 from __future__ import annotations

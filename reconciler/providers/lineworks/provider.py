@@ -19,7 +19,7 @@ from reconciler.console import LINEWORKS_API, effect
 from reconciler.errors import Refused, TenantError
 from reconciler.model import ChannelName, ChannelState, DesiredState, TenantState
 from reconciler.providers.base import BatchOutcome, BatchStopped, ConfirmChange, Provider, Refusal
-from reconciler.providers.lineworks import notes
+from reconciler.providers.lineworks import notes, reads
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
 from reconciler.providers.lineworks.estimate import estimate, lane_of
@@ -115,13 +115,7 @@ class LineWorksTenant(Provider):
     def directory(self) -> frozenset[str]:
         """Login emails of every member, deleted and pending ones left out (GET /users,
         all pages): neither can hold a permission the console shows (docs/lineworks.md)."""
-        emails = set()
-        for user in self.client.pages(
-            "/users", "GET /users", "users", {"domainId": self.config.domain_id, "count": 100}
-        ):
-            if isinstance(user, dict) and user.get("email") and not _left_out(user):
-                emails.add(str(user["email"]).lower())
-        self._directory = frozenset(emails)
+        self._directory = reads.directory(self.client, self.config.domain_id)
         return self._directory
 
     def domain(self) -> str:
@@ -256,6 +250,10 @@ class LineWorksTenant(Provider):
         self.client.plan_run(est.halved)
         return notes.plan_notes(self._provenance, desired, changes, est, len(self._directory or ()))
 
+    def contradicted(self, state: TenantState) -> tuple[str, ...]:
+        """Attested members link-url says have no external permission (reads.py)."""
+        return reads.contradicted(self.client, state)
+
     def attest(self, desired: DesiredState, actor: str) -> list[str]:
         """Record the file's managed values as what the console shows now."""
         recorded: list[str] = []
@@ -385,11 +383,6 @@ class LineWorksTenant(Provider):
             add=sorted(what.add),
             remove=sorted(what.remove),
         )
-
-
-def _left_out(user: dict[str, Any]) -> bool:
-    """Deleted (isDeleted, documented) or invited and not joined yet (isPending, ASSUMPTION)."""
-    return bool(user.get("isDeleted") or user.get("isPending"))
 
 
 def _typed(row: Setting, value: Any) -> bool | str:
