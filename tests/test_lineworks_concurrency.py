@@ -10,6 +10,8 @@ state and the tenant agree on exactly what took effect.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +19,15 @@ import pytest
 from emulator import Fault, Limits
 from emulator.harness import Harness, emulated
 
+from reconciler import workflow
 from reconciler.cli import run
+from reconciler.desired import load_desired
+from reconciler.errors import ApplyStopped
 from reconciler.model import ChannelName
+from reconciler.outcomes import ApplyProgress
 from reconciler.providers import open_provider
 from reconciler.store import StateLocation
+from reconciler.store.sqlite import SqliteStateStore
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 D = "example.co.jp"
@@ -143,3 +150,56 @@ def test_apply_eta_is_the_plan_estimate(
     lines = [line for line in err.splitlines() if line.startswith("applied ")]
     assert lines[0] == "applied 0/32 (0 %) · phase 3 remove members · ETA 2 s", lines
     assert any("phase 3" in line and "ETA <1 s" in line for line in lines[1:]), lines
+
+
+def test_ctrl_c_stops_at_the_batch_boundary_with_both_workers_settled(tmp_path: Path) -> None:
+    """60 links per API: a batch holds 50 of each. Ctrl-C during the first one: both APIs'
+    50 are made and journaled done, nothing of the second batch is sent; a re-run finishes."""
+    joining = {c: [f"{p}{i:02d}@{D}" for i in range(60)] for c, p in ((LINE, "p"), (LW, "q"))}
+    with emulated(tmp_path, limits=Limits(rate=40, window=1.0)) as h:  # a batch: ~1.25 s
+        for group in joining.values():
+            for email in group:
+                h.tenant.add_user(email)
+        for channel in (LINE, LW):
+            h.tenant.channels[channel].enabled = True
+        provider = h.provider()
+        try:
+            provider.read()
+            provider.attest(load_desired(_file(tmp_path / "now.yaml", {LINE: [], LW: []})), "a")
+            plan = workflow.plan_file(_file(tmp_path / "d.yaml", joining), provider)
+
+            def ctrl_c(event: ApplyProgress) -> None:
+                if event.done == 0:  # Ctrl-C while the first batch runs
+                    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+            with SqliteStateStore(tmp_path / "s.db") as store:
+                with pytest.raises(ApplyStopped) as raised:
+                    workflow.apply_plan(
+                        plan,
+                        provider,
+                        store,
+                        actor="ci",
+                        allow_destructive=True,
+                        on_progress=ctrl_c,
+                        waited=False,
+                    )
+                stop = raised.value
+                assert stop.interrupted and stop.signal == signal.SIGINT
+                first = {c: set(joining[c][:50]) for c in (LINE, LW)}
+                assert {c: set(m) for c, m in _linked(h).items()} == first
+                assert len(stop.result.applied) == 100
+                [run_record] = store.runs()
+                states = {e.change_id: e.state for e in store.entries(run_record.run_id)}
+                assert (
+                    list(states.values()).count("done") == 100 and "started" not in states.values()
+                )
+                assert provider.read().channels[LINE].members == frozenset(first[LINE])
+
+                again = workflow.plan_file(tmp_path / "d.yaml", provider)
+                rest = workflow.apply_plan(
+                    again, provider, store, actor="ci", allow_destructive=True, waited=False
+                )
+                assert len(rest.applied) == 20
+        finally:
+            provider.close()
+        assert _linked(h) == {c: frozenset(joining[c]) for c in (LINE, LW)}
