@@ -5,15 +5,16 @@ Owns batching, the write-ahead journal protocol, recovery of interrupted runs an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 from reconciler.actions import Change
+from reconciler.batching import batches as batches  # where callers have always found it
 from reconciler.console import changes_nothing
 from reconciler.errors import ChangesRefused, StateError
 from reconciler.model import TenantState
-from reconciler.outcomes import ApplyProgress, Blocked, Blocker
+from reconciler.outcomes import ApplyProgress, Blocked, Blocker, Eta
 from reconciler.outcomes import ProgressCallback as ProgressCallback
 from reconciler.providers.base import BatchOutcome, BatchStopped, Provider, Refusal
 from reconciler.stopped import ApplyStopped
@@ -66,19 +67,6 @@ def change_holds(change: Change, state: TenantState) -> bool:
     """Whether the tenant already has what `change` sets: applying it would change nothing
     (the console model's answer, so recovery agrees with every provider's apply)."""
     return changes_nothing(state, change)
-
-
-def batches(changes: Sequence[Change], size: int) -> Iterator[list[Change]]:
-    """Consecutive changes, at most `size` per batch, never two phases in one batch."""
-    size = max(1, size)
-    batch: list[Change] = []
-    for change in changes:
-        if batch and (len(batch) >= size or change.phase != batch[0].phase):
-            yield batch
-            batch = []
-        batch.append(change)
-    if batch:
-        yield batch
 
 
 def execute(
@@ -235,12 +223,13 @@ class _Run:
     ) -> None:
         """Run every batch; finish the run done, failed or interrupted (and re-raise)."""
         total = len(changes)
+        self.eta = Eta(changes, self.provider.estimate)
         recovered = set(self.result.recovered)
         at = changes[0] if changes else None
         try:
             if at is not None:
                 self._progress(on_progress, at, total)
-            for batch in batches(changes, self.provider.batch_size):
+            for batch in batches(changes, self.provider.batch_size, self.provider.lane):
                 self.stop.raise_if_requested(self.result)
                 at = batch[0]
                 # Only after an unsettled run (state read for recovery): skip what is in
@@ -275,7 +264,13 @@ class _Run:
     def _progress(self, on_progress: ProgressCallback | None, at: Change, total: int) -> None:
         r = self.result
         self.result.progress = event = ApplyProgress(
-            at.phase, self.dealt, total, len(r.applied), len(r.refused), len(r.blocked)
+            at.phase,
+            self.dealt,
+            total,
+            len(r.applied),
+            len(r.refused),
+            len(r.blocked),
+            self.eta.left(self.dealt),
         )
         if on_progress is not None:
             on_progress(event)
@@ -350,7 +345,7 @@ class _Run:
                 audit += self._audit([change], "failed", reason)
                 self.result.refused.append(refused[change.id])
                 self.blocker.refused(change)
-            elif stopped is not None and culprit is None:
+            elif stopped is not None and culprit is None and stopped.change_id in (None, change.id):
                 culprit = change
                 entries.append(EntryOutcome(change.id, "failed", str(stopped)))
                 audit += self._audit([change], "failed", str(stopped))

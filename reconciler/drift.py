@@ -84,11 +84,15 @@ class DriftReport:
     members: tuple[MemberDrift, ...]
     changes: int  # the changes a plan would make to bring the tenant back
     warnings: tuple[str, ...] = ()
+    #: Where the tenant's API contradicts lwr's attested state (`--verify-links`); each is
+    #: among the warnings too.
+    contradicted: tuple[str, ...] = ()
 
     @property
     def in_sync(self) -> bool:
-        """True when the tenant has every managed setting and list as the file says."""
-        return not self.settings and not self.members
+        """True when the tenant has every managed setting and list as the file says (and no
+        read contradicts what lwr holds as attested)."""
+        return not self.settings and not self.members and not self.contradicted
 
     def channels(self) -> tuple[ChannelName, ...]:
         """The channels with drift, in console order."""
@@ -124,8 +128,14 @@ class DriftReport:
         }
 
 
-def drift_report(desired: DesiredState, current: TenantState, plan: Plan) -> DriftReport:
-    """What `desired` manages that `current` has otherwise; `plan` is the plan made from both."""
+def drift_report(
+    desired: DesiredState,
+    current: TenantState,
+    plan: Plan,
+    contradicted: tuple[str, ...] = (),
+) -> DriftReport:
+    """What `desired` manages that `current` has otherwise; `plan` is the plan made from both;
+    `contradicted`: what the tenant's reads contradict of the attested state."""
     members = []
     for channel in ChannelName:
         want = desired.channels.get(channel)
@@ -152,7 +162,8 @@ def drift_report(desired: DesiredState, current: TenantState, plan: Plan) -> Dri
         settings=setting_drift(plan.changes),
         members=tuple(members),
         changes=len(plan.changes),
-        warnings=plan.warnings,
+        warnings=plan.warnings + contradicted,
+        contradicted=contradicted,
     )
 
 

@@ -9,7 +9,7 @@ looser than both the old and the new state. Everything else goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from reconciler.words import plural
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
 
-__all__ = ["ApplyProgress", "Blocked", "Blocker", "ProgressCallback", "refusals"]
+__all__ = ["ApplyProgress", "Blocked", "Blocker", "Eta", "ProgressCallback", "refusals"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,43 @@ class ApplyProgress:
     applied: int = 0
     refused: int = 0
     skipped: int = 0
+    #: Seconds left by the provider's model (Provider.estimate, the plan's estimate), None
+    #: when it has none: the ETA then follows the observed rate.
+    eta: float | None = None
 
 
 ProgressCallback = Callable[[ApplyProgress], None]
+
+
+class Eta:
+    """Seconds left of an apply by its provider's model: each phase's estimate (the plan's
+    note: per phase its slowest API), the current phase in proportion to what is left of it."""
+
+    def __init__(
+        self, changes: Sequence[Change], estimate: Callable[[Sequence[Change]], float | None]
+    ) -> None:
+        groups: dict[Phase, list[Change]] = {}
+        for change in changes:
+            groups.setdefault(change.phase, []).append(change)
+        #: (first change's index, changes, seconds) per phase, in plan order.
+        self._phases: list[tuple[int, int, float]] | None = []
+        start = 0
+        for group in groups.values():
+            seconds = estimate(group)
+            if seconds is None:
+                self._phases = None
+                return
+            self._phases.append((start, len(group), seconds))
+            start += len(group)
+
+    def left(self, done: int) -> float | None:
+        """Seconds left once `done` changes (in plan order) are dealt with; None: no model."""
+        if self._phases is None:
+            return None
+        return sum(
+            seconds * min(1.0, max(0.0, (start + size - done) / size))
+            for start, size, seconds in self._phases
+        )
 
 
 @dataclass(frozen=True)

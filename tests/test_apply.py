@@ -214,6 +214,29 @@ def test_batches_are_consecutive_bounded_and_single_phase(phases: list[Change], 
         assert len(left) == size or left[-1].phase != right[0].phase
 
 
+@given(
+    phases=st.lists(st.sampled_from(PLAN), max_size=30, unique_by=lambda c: c.id),
+    size=st.integers(1, 5),
+)
+def test_batches_by_lane_hold_up_to_size_of_each_lane_in_order(
+    phases: list[Change], size: int
+) -> None:
+    changes = sorted(phases, key=lambda c: int(c.phase))
+
+    def lane(change: Change) -> str:
+        return change.channel.value
+
+    split = list(batches(changes, size, lane))
+    assert sorted(c.id for b in split for c in b) == sorted(c.id for c in changes)
+    assert all(len({c.phase for c in b}) == 1 for b in split)
+    # Phases in order; within each lane, plan order; at most `size` of a lane per batch.
+    flat = [c for b in split for c in b]
+    assert [int(c.phase) for c in flat] == sorted(int(c.phase) for c in flat)
+    for name in {lane(c) for c in changes}:
+        assert [c for c in flat if lane(c) == name] == [c for c in changes if lane(c) == name]
+        assert all(sum(1 for c in b if lane(c) == name) <= size for b in split)
+
+
 def test_a_held_lock_refuses_without_touching_the_tenant(
     demo: LocalTenant, store: SqliteStateStore
 ) -> None:

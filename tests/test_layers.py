@@ -62,6 +62,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "manual",
             "apply",
             "stopped",
+            "batching",
             "outcomes",
             "stopping",
             "workflow",

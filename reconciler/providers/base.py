@@ -58,11 +58,12 @@ class BatchOutcome:
 
 class BatchStopped(TenantError):
     """A batch stopped part-way on an error that is not a refusal of one change (a timeout,
-    a manual step nobody confirmed): `done` says what took effect before it, `cause` why."""
+    a manual step nobody confirmed): `done` says what took effect before it, `cause` why,
+    `change_id` (when known) the change it failed on."""
 
-    def __init__(self, done: BatchOutcome, cause: Exception) -> None:
+    def __init__(self, done: BatchOutcome, cause: Exception, change_id: str | None = None) -> None:
         super().__init__(str(cause) or type(cause).__name__)
-        self.done, self.cause = done, cause
+        self.done, self.cause, self.change_id = done, cause, change_id
 
 
 class Provider(Closing):
@@ -129,6 +130,17 @@ class Provider(Closing):
         self.apply(changes)
         return BatchOutcome(applied=tuple(c.id for c in changes))
 
+    def lane(self, change: Change) -> str | None:
+        """The queue `change` runs in: changes of different lanes of one phase are
+        independent and may run side by side (the executor then batches up to batch_size of
+        each lane together). None, the default: one queue, strictly in order."""
+        return None
+
+    def estimate(self, changes: Sequence[Change]) -> float | None:
+        """Seconds applying `changes` takes by this provider's model (a rate-limited API),
+        for apply's ETA; None, the default: unknown, the ETA follows the observed rate."""
+        return None
+
     def execution_of(self, change: Change) -> Execution:
         """How this provider carries out this one change: as planned from its action, or
         `manual` where the tenant refused it permanently before (see Refusal.permanent)."""
@@ -150,6 +162,12 @@ class Provider(Closing):
 
     def plan_notes(self, desired: DesiredState, changes: Sequence[Change]) -> tuple[str, ...]:
         """What a reviewer must know about a plan for this tenant (not read, API time)."""
+        return ()
+
+    def contradicted(self, state: TenantState) -> tuple[str, ...]:
+        """Where the tenant's own reads contradict the attested part of `state` (last read),
+        one line each; () where nothing can be checked. May cost a request per member:
+        `lwr drift --verify-links` asks for it."""
         return ()
 
     def attest(self, desired: DesiredState, actor: str) -> list[str]:

@@ -52,9 +52,19 @@ def progress_line(event: ApplyProgress, elapsed: float | None = None) -> str:
     if elapsed and elapsed > 0 and event.done:
         rate = event.done / elapsed
         parts.append(f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.1f}/s")
-        if event.done < event.total:
-            parts.append(f"ETA {_duration((event.total - event.done) / rate)}")
+    eta = _eta(event, elapsed)
+    if eta is not None and event.done < event.total:
+        parts.append(f"ETA {_duration(eta)}")
     return " · ".join(parts)
+
+
+def _eta(event: ApplyProgress, elapsed: float | None) -> float | None:
+    """The provider's model (the plan's estimate) when it has one, else the observed rate."""
+    if event.eta is not None:
+        return event.eta
+    if elapsed and elapsed > 0 and event.done:
+        return (event.total - event.done) * elapsed / event.done
+    return None
 
 
 class PlainProgress:
@@ -156,7 +166,6 @@ def progress_bar(stream: object) -> Iterator[ProgressCallback]:
         Progress,
         TaskProgressColumn,
         TextColumn,
-        TimeRemainingColumn,
     )
 
     console = Console(file=stream)  # type: ignore[arg-type]
@@ -166,18 +175,27 @@ def progress_bar(stream: object) -> Iterator[ProgressCallback]:
         MofNCompleteColumn(),
         TaskProgressColumn(),
         TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[eta]}"),
         console=console,
         transient=False,
     ) as bar:
-        task = bar.add_task("applying", total=None, rate="")
+        task = bar.add_task("applying", total=None, rate="", eta="")
         started = time.monotonic()
 
         def update(event: ApplyProgress) -> None:
             phase = f"phase {int(event.phase)} {event.phase.title}" if event.phase else "applying"
             elapsed = time.monotonic() - started
             rate = f"{event.done / elapsed:,.0f}/s" if elapsed > 0 and event.done else ""
-            bar.update(task, completed=event.done, total=event.total, description=phase, rate=rate)
+            eta = _eta(event, elapsed)
+            left = f"ETA {_duration(eta)}" if eta is not None and event.done < event.total else ""
+            bar.update(
+                task,
+                completed=event.done,
+                total=event.total,
+                description=phase,
+                rate=rate,
+                eta=left,
+            )
 
         yield update
 

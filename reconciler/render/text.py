@@ -165,7 +165,7 @@ class DriftText(_Styled):
             lines.append("")
             lines.extend(self._style(f"Warning: {w}", fg="yellow") for w in report.warnings)
         lines += self._policy_lines()
-        if not report.in_sync:
+        if report.settings or report.members:
             s = report.summary()
             lines += [
                 "",
@@ -177,6 +177,11 @@ class DriftText(_Styled):
                     bold=True,
                 ),
             ]
+        if report.contradicted:
+            lines.append(
+                f"LINE WORKS contradicts lwr's attested state for "
+                f"{plural(len(report.contradicted), 'member')} (the warnings above)"
+            )
         return "\n".join(lines) + "\n"
 
     def _channel(self, report: DriftReport, channel: ChannelName) -> list[str]:

@@ -6,13 +6,13 @@ Every request goes through `LineWorksClient.call`; nothing here knows about plan
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt
 
 from reconciler.errors import TenantError, TenantRuleError
 from reconciler.providers.lineworks.config import LineWorksConfig
@@ -24,11 +24,11 @@ from reconciler.providers.lineworks.limiter import (
     retry_after,
 )
 from reconciler.providers.lineworks.refusals import Handling, Refusal, classify
+from reconciler.providers.lineworks.token import TokenSource, json_of
 
 __all__ = ["ApiError", "LineWorksClient", "RateLimiter", "Response", "RetryPolicy"]
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_JWT_LIFETIME = 3600  # seconds; the assertion is used once, right away
 
 
 class ApiError(TenantRuleError):
@@ -48,6 +48,11 @@ class RetryBudgetExceeded(TenantError):
     """Retries of one request ran out of their time budget."""
 
 
+class NotSent(TenantError):
+    """A batch was stopping (a refusal under --fail-fast, an error, Ctrl-C), so this request
+    was not sent: the change was not attempted."""
+
+
 class PollTimeout(TenantError):
     """An accepted (202) operation did not finish within the poll timeout."""
 
@@ -59,78 +64,6 @@ class Response:
     status: int
     body: Any
     headers: Mapping[str, str]
-
-
-class TokenSource:
-    """Service-account access tokens (RFC 7523 JWT bearer), cached until shortly before expiry."""
-
-    def __init__(self, config: LineWorksConfig, http: httpx.Client, clock: Clock) -> None:
-        self._config, self._http, self._clock = config, http, clock
-        self._token: str | None = None
-        self._expires = 0.0
-        self.issued = 0  # tokens fetched so far (observable in tests)
-
-    def get(self) -> str:
-        """A valid access token; fetches one when none is cached or it is about to expire."""
-        if self._token is None or self._clock() >= self._expires:
-            self._fetch()
-        assert self._token is not None
-        return self._token
-
-    def invalidate(self) -> None:
-        """Forget the cached token (the API answered 401)."""
-        self._token = None
-
-    def assertion(self) -> str:
-        """The signed JWT: iss = client id, sub = service account, iat/exp (auth-jwt docs)."""
-        now = int(time.time())
-        claims = {
-            "iss": self._config.client_id,
-            "sub": self._config.service_account,
-            "iat": now,
-            "exp": now + _JWT_LIFETIME,
-        }
-        try:
-            return jwt.encode(claims, self._config.private_key, algorithm="RS256")
-        except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            raise TenantError(
-                "cannot sign the service-account assertion with the private key "
-                f"file ({type(exc).__name__}); is it the key issued for "
-                "this app?"
-            ) from None
-
-    def _fetch(self) -> None:
-        form = {
-            "assertion": self.assertion(),
-            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-            "client_id": self._config.client_id,
-            "client_secret": self._config.client_secret,
-            "scope": self._config.scope,
-        }
-        try:
-            reply = self._http.post(self._config.auth_url, data=form)
-        except httpx.HTTPError as exc:
-            raise TenantError(
-                f"cannot reach the LINE WORKS token endpoint "
-                f"{self._config.auth_url}: {type(exc).__name__}"
-            ) from None
-        data = _json(reply)
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if reply.status_code != 200 or not isinstance(token, str):
-            error = data.get("error", "") if isinstance(data, dict) else ""
-            text = data.get("error_description", "") if isinstance(data, dict) else ""
-            raise TenantError(
-                f"LINE WORKS refused the service-account token (HTTP {reply.status_code} "
-                f"{error} {text}".rstrip()
-                + "); check LW_CLIENT_ID, LW_CLIENT_SECRET, "
-                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes (the "
-                "free plan has no `user` scope: docs/lineworks.md)"
-            )
-        lifetime = _seconds(data.get("expires_in"), default=3600.0)
-        # Renew a little early: a request must never start with a token about to lapse.
-        self._expires = self._clock() + lifetime - min(60.0, lifetime * 0.1)
-        self._token = token
-        self.issued += 1
 
 
 class LineWorksClient:
@@ -156,6 +89,7 @@ class LineWorksClient:
         self.retry = retry or RetryPolicy(max_time=config.max_retry_time)
         self.tokens = TokenSource(config, self._http, clock)
         self._limiters: dict[str, RateLimiter] = {}
+        self._lock = threading.Lock()  # workers of several APIs share this client
         self._long = False  # this run is planned to last over 30 minutes: half the limit
         self._limit = float(config.rate)  # the documented limit in force (or rateLimit-limit)
         self.requests = 0  # HTTP requests sent to the API (tokens excluded)
@@ -167,11 +101,12 @@ class LineWorksClient:
 
     def limiter(self, operation: str) -> RateLimiter:
         """The limiter of one API operation (the docs limit each operation separately)."""
-        if operation not in self._limiters:
-            self._limiters[operation] = RateLimiter(
-                self.pace, self.config.rate_window, clock=self._clock, sleep=self._sleep
-            )
-        return self._limiters[operation]
+        with self._lock:
+            if operation not in self._limiters:
+                self._limiters[operation] = RateLimiter(
+                    self.pace, self.config.rate_window, clock=self._clock, sleep=self._sleep
+                )
+            return self._limiters[operation]
 
     @property
     def pace(self) -> float:
@@ -219,8 +154,11 @@ class LineWorksClient:
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
         url: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Response:
-        """One API request with limiter, token, retries; 4xx refusals raise ApiError."""
+        """One API request with limiter, token, retries; 4xx refusals raise ApiError.
+        Once `stop` is set, raises NotSent instead of sending (a first try or a retry of a
+        request the API did not take: the caller's batch is stopping)."""
         target = url or f"{self.config.api_base}{path}"
         started = self._clock()
         attempt = 0
@@ -229,6 +167,8 @@ class LineWorksClient:
             attempt += 1
             limiter = self.limiter(operation)
             limiter.acquire()
+            if stop is not None and stop.is_set():
+                raise NotSent(f"{operation} not sent: the batch was stopping")
             try:
                 reply = self._send(method, target, params, json)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -252,7 +192,7 @@ class LineWorksClient:
                     continue
                 raise ApiError(operation, refusal)
             return Response(
-                reply.status_code, _json(reply), {k.lower(): v for k, v in reply.headers.items()}
+                reply.status_code, json_of(reply), {k.lower(): v for k, v in reply.headers.items()}
             )
 
     def pages(
@@ -321,7 +261,8 @@ class LineWorksClient:
         self, method: str, url: str, params: Mapping[str, str | int] | None, json: Any
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens.get()}"}
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         return self._http.request(method, url, params=params, json=json, headers=headers)
 
     def _pause(
@@ -347,15 +288,6 @@ class LineWorksClient:
             self._sleep(wait)
 
 
-def _json(reply: httpx.Response) -> Any:
-    if not reply.content:
-        return None
-    try:
-        return reply.json()
-    except ValueError:
-        return None
-
-
 def _expired_token(reply: httpx.Response) -> bool:
     """401, or 403 with code UNAUTHORIZED: what an expired token gets (the official sample
     refreshes on both; ASSUMPTION, docs/lineworks.md#2-authentication-service-account-jwt)."""
@@ -363,12 +295,12 @@ def _expired_token(reply: httpx.Response) -> bool:
         return True
     if reply.status_code != 403:
         return False
-    body = _json(reply)
+    body = json_of(reply)
     return isinstance(body, dict) and str(body.get("code", "")) == "UNAUTHORIZED"
 
 
 def _refusal(operation: str, reply: httpx.Response) -> Refusal:
-    body = _json(reply)
+    body = json_of(reply)
     data = body if isinstance(body, dict) else {}
     return classify(
         operation,
@@ -376,14 +308,6 @@ def _refusal(operation: str, reply: httpx.Response) -> Refusal:
         str(data.get("code", httpx.codes.get_reason_phrase(reply.status_code))),
         str(data.get("description", data.get("message", ""))),
     )
-
-
-def _seconds(value: Any, *, default: float) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return default
-    return seconds if seconds > 0 else default
 
 
 def _join(base: str, location: str) -> str:

@@ -1,9 +1,10 @@
 """How long a plan's API calls take: requests per API and the duration at the limits in force.
 
-One model for the plan's note and the bench: each API (link-to-line, unlink-to-works, …) has
-its own budget of `rate` requests per `window`; apply sends one request at a time, so its
-duration is the sum over APIs. `bound` is what no client can beat: per phase, the slowest
-API at its full rate (independent APIs of a phase could run side by side).
+One model for the plan's note, apply's ETA and the bench: each API (link-to-line,
+unlink-to-works, …) has its own budget of `rate` requests per `window`, and apply runs the
+APIs of one phase side by side (lanes.py), one phase after the other; so a phase lasts as
+long as its slowest API, and the duration is the sum of that over the phases. `bound` is the
+same at the full documented limit with no margin: what no client can beat.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from reconciler.actions import Action, Change
 from reconciler.model import ChannelName
 from reconciler.providers.lineworks.limiter import LONG_RUN_WINDOWS
 
-__all__ = ["Estimate", "api_of", "directory_pages", "estimate"]
+__all__ = ["Estimate", "api_of", "directory_pages", "estimate", "lane_of"]
 
 _SUFFIX = {ChannelName.LINE: "line", ChannelName.LINEWORKS: "works"}
 _MARGIN = 1.02  # the limiter's pace keeps this much under the limit (limiter.RateLimiter)
@@ -46,8 +47,9 @@ class Estimate:
     limit: float  # the documented limit per API per window
     rate: float  # the pace apply keeps to: the limit, or half of it for a long run
     window: float  # seconds (60 on the real API)
-    seconds: float  # apply's duration at `rate`, one request at a time
-    bound: float  # per phase the slowest API at the full limit, summed
+    seconds: float  # apply's duration at `rate`: per phase its slowest API, summed
+    bound: float  # the same at the full limit without the limiter's margin
+    side_by_side: bool = False  # some phase has requests to more than one API
 
     @property
     def total(self) -> int:
@@ -72,12 +74,16 @@ def estimate(changes: Sequence[Change], limit: float, window: float) -> Estimate
     requests = Counter(api_of(c) for c in api)
     phases: dict[int, Counter[str]] = {}
     for change in api:
-        phases.setdefault(int(change.phase), Counter())[api_of(change)] += 1
-    bound = sum(max(per.values()) for per in phases.values()) * window / limit
-    full = _sequential(requests, limit, window)
-    rate = limit / 2 if full > LONG_RUN_WINDOWS * window else limit
-    return Estimate(dict(requests), limit, rate, window, _sequential(requests, rate, window), bound)
+        phases.setdefault(int(change.phase), Counter())[lane_of(change)] += 1
+    slowest = sum(max(per.values()) for per in phases.values())
+    bound = slowest * window / limit
+    rate = limit / 2 if bound * _MARGIN > LONG_RUN_WINDOWS * window else limit
+    seconds = slowest * window / rate * _MARGIN
+    several = any(len(per) > 1 for per in phases.values())
+    return Estimate(dict(requests), limit, rate, window, seconds, bound, several)
 
 
-def _sequential(requests: Counter[str], rate: float, window: float) -> float:
-    return sum(requests.values()) * window / rate * _MARGIN
+def lane_of(change: Change) -> str:
+    """The API a change's request spends the budget of, all-members grants with the
+    member links of their channel: the lane it runs in (lanes.py)."""
+    return api_of(change).removesuffix(" (all members)")

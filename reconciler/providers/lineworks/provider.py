@@ -6,30 +6,31 @@ state (what admins confirmed and what lwr applied), and plans and `show` say so.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from reconciler.actions import Action, Change, Execution
 from reconciler.console import LINEWORKS_API, effect
-from reconciler.errors import Refused, TenantError, TenantRuleError
-from reconciler.model import ChannelName, ChannelState, DesiredChannel, DesiredState, TenantState
-from reconciler.providers.base import (
-    CONSOLE_PAGE,
-    BatchOutcome,
-    BatchStopped,
-    ConfirmChange,
-    Provider,
-    Refusal,
-)
+from reconciler.errors import Refused, TenantError
+from reconciler.model import ChannelName, ChannelState, DesiredState, TenantState
+from reconciler.providers.base import BatchOutcome, BatchStopped, ConfirmChange, Provider, Refusal
+from reconciler.providers.lineworks import notes, reads
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
-from reconciler.providers.lineworks.estimate import directory_pages, estimate
+from reconciler.providers.lineworks.estimate import estimate, lane_of
+from reconciler.providers.lineworks.lanes import BatchRun, Lanes
 from reconciler.providers.lineworks.refusals import Handling, classify
-from reconciler.providers.lineworks.refusals import Refusal as ApiRefusal
-from reconciler.settings import SETTINGS, Setting, of
+from reconciler.providers.lineworks.refused import (
+    REFUSED_LINKS,
+    LineWorksRefused,
+    refused_links,
+)
+from reconciler.settings import SETTINGS, Setting
 from reconciler.store.attested import (
     MEMBERS,
     AttestedStore,
@@ -38,38 +39,14 @@ from reconciler.store.attested import (
     open_attested,
 )
 from reconciler.store.base import default_actor
-from reconciler.words import plural
+
+__all__ = ["REFUSED_LINKS", "LineWorksRefused", "LineWorksTenant"]
 
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
 _SUFFIX = {LINE: "line", LW: "works"}
 # The console's defaults, assumed for values never attested.
 _DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
-
-
-#: Attested-state field (per channel) of the members the API refused to link for good:
-#: {email: reason}. Their links are manual steps from then on (execution_of).
-REFUSED_LINKS = "api_refused_links"
-
-
-class LineWorksRefused(TenantRuleError):
-    """LINE WORKS refused one change of an apply; earlier changes of the batch took effect.
-
-    `permanent`: the API will never make this change (its name rule, all-members mode, a
-    missing scope); an admin can. `refusal`, when the API answered, is its classified answer
-    (reconciler.providers.lineworks.refusals): its `kind`, the API's words and the advice.
-    """
-
-    def __init__(
-        self,
-        change_id: str,
-        reason: str,
-        permanent: bool = False,
-        refusal: ApiRefusal | None = None,
-    ) -> None:
-        self.change_id, self.reason, self.permanent = change_id, reason, permanent
-        self.refusal = refusal
-        super().__init__(f"change {change_id} refused: {reason}")
 
 
 class LineWorksTenant(Provider):
@@ -129,7 +106,7 @@ class LineWorksTenant(Provider):
 
     def _state(self, directory: frozenset[str]) -> TenantState:
         knowledge = self.store.load(self.key)
-        self._refused = {c: _refused_links(knowledge[c]) for c in ChannelName}
+        self._refused = {c: refused_links(knowledge[c]) for c in ChannelName}
         provenance = {"directory": "read"}
         channels = {c: self._channel(c, knowledge[c], directory, provenance) for c in ChannelName}
         self._provenance = provenance
@@ -138,13 +115,7 @@ class LineWorksTenant(Provider):
     def directory(self) -> frozenset[str]:
         """Login emails of every member, deleted and pending ones left out (GET /users,
         all pages): neither can hold a permission the console shows (docs/lineworks.md)."""
-        emails = set()
-        for user in self.client.pages(
-            "/users", "GET /users", "users", {"domainId": self.config.domain_id, "count": 100}
-        ):
-            if isinstance(user, dict) and user.get("email") and not _left_out(user):
-                emails.add(str(user["email"]).lower())
-        self._directory = frozenset(emails)
+        self._directory = reads.directory(self.client, self.config.domain_id)
         return self._directory
 
     def domain(self) -> str:
@@ -170,31 +141,75 @@ class LineWorksTenant(Provider):
             raise LineWorksRefused(first.change_id, first.reason, first.permanent)
 
     def apply_each(self, changes: Sequence[Change], *, keep_going: bool = True) -> BatchOutcome:
-        """Apply in order, one call (or one confirmed manual step) per change; a refused call
-        is reported and the rest go on (or, without `keep_going`, stay unattempted).
+        """Apply a batch, reporting each change: API calls side by side, one worker per API
+        (lanes.py), each API in order; a manual step waits for the calls before it and then
+        for its admin. A refused call is reported and the rest go on; without `keep_going`
+        (--fail-fast) the calls go one at a time and nothing is sent after a refusal.
 
         A refusal the API will never lift (its name rule) is remembered in the attested
         state, so that the next plan makes that member's link a manual step.
         """
-        actor = self._actor()
-        applied: list[str] = []
-        refused: list[Refusal] = []
-        for change in changes:
-            try:
-                self._one(change, actor)
-            except LineWorksRefused as exc:
-                refused.append(Refusal(change.id, exc.reason, exc.permanent))
-                if exc.permanent:
-                    self._remember_refusal(change, exc.reason, actor)
-                if not keep_going:
+        run = BatchRun(self._actor(), keep_going)
+        lanes = Lanes(
+            self._call, lambda exc: not keep_going or not isinstance(exc, LineWorksRefused)
+        )
+        try:
+            for change in changes:
+                if self._by_api(change):
+                    # Stopping at the first refusal (--fail-fast) is exact one at a time only.
+                    lanes.submit(lane_of(change) if keep_going else "api", change)
+                    continue
+                self._settle(lanes, run)  # a manual step comes after the calls before it
+                if lanes.stopping:
                     break
+                try:
+                    self._manual(change)
+                    self._learn(change, "attested", run.actor)
+                except Exception as exc:
+                    run.fail(change, exc, lanes)
+                    break
+                run.applied.append(change.id)
+            self._settle(lanes, run)
+        except BaseException:  # Ctrl-C twice, a store error: record what was answered
+            lanes.stop()
+            with suppress(Exception):
+                self._settle(lanes, run)
+            raise
+        finally:
+            lanes.close()
+        return run.outcome()
+
+    def lane(self, change: Change) -> str | None:
+        """The API a change's request goes to (manual steps: their own lane): each API has
+        its own budget, so the executor batches the APIs of a phase together."""
+        return lane_of(change) if self._by_api(change) else "manual"
+
+    def estimate(self, changes: Sequence[Change]) -> float | None:
+        """Seconds the API calls of `changes` take at the pace in force (estimate.py; the
+        plan set it, half the limit for a long run)."""
+        est = estimate(changes, self.client.limit, self.config.rate_window)
+        return est.seconds * est.rate / self.client.pace
+
+    def _by_api(self, change: Change) -> bool:
+        return change.action in self.API_ACTIONS and change.execution != "manual"
+
+    def _settle(self, lanes: Lanes, run: BatchRun) -> None:
+        """Record each answer as it comes, on this thread (the store's)."""
+        for answer in lanes.answers():
+            change, error = answer.change, answer.error
+            if not answer.sent:
                 continue
-            except Exception as exc:
-                if applied or refused:  # part of the batch took effect: say which part
-                    raise BatchStopped(BatchOutcome(tuple(applied), tuple(refused)), exc) from exc
-                raise
-            applied.append(change.id)
-        return BatchOutcome(tuple(applied), tuple(refused))
+            if error is None:
+                self._learn(change, "applied", run.actor)
+                run.applied.append(change.id)
+            elif isinstance(error, LineWorksRefused):
+                run.refused.append(Refusal(change.id, error.reason, error.permanent))
+                if error.permanent:
+                    self._remember_refusal(change, error.reason, run.actor)
+                if not run.keep_going:
+                    lanes.stop()
+            else:
+                run.fail(change, error, lanes)
 
     def execution_of(self, change: Change) -> Execution:
         """`manual` for a member link the API refused for good before; else as planned."""
@@ -203,14 +218,6 @@ class LineWorksTenant(Provider):
         ):
             return "manual"
         return change.execution
-
-    def _one(self, change: Change, actor: str) -> None:
-        if change.action in self.API_ACTIONS and change.execution != "manual":
-            self._call(change)
-            self._learn(change, "applied", actor)
-        else:
-            self._manual(change)
-            self._learn(change, "attested", actor)
 
     def _remember_refusal(self, change: Change, reason: str, actor: str) -> None:
         known = dict(self._refused.get(change.channel, {}))
@@ -237,66 +244,21 @@ class LineWorksTenant(Provider):
         return dict(self._provenance)
 
     def plan_notes(self, desired: DesiredState, changes: Sequence[Change]) -> tuple[str, ...]:
-        """Which compared values were not read, what is assumed, and how long the API takes."""
-        notes: list[str] = []
-        origins: dict[str, list[str]] = {}
-        for key in _managed_keys(desired):
-            origins.setdefault(self._provenance.get(key, "unknown"), []).append(key)
-        if origins.get("attested") or origins.get("applied"):
-            keys = sorted(origins.get("attested", []) + origins.get("applied", []))
-            notes.append(
-                "lineworks: no public API reads these, so the plan compares the file "
-                "with lwr's attested state (attested, not read): " + ", ".join(keys)
-            )
-        if origins.get("unknown"):
-            notes.append(
-                "lineworks: never read nor attested, the console default is assumed (off, "
-                f"empty list): {', '.join(sorted(origins['unknown']))}. Check {CONSOLE_PAGE} "
-                "and record what it shows with `lwr attest FILE`"
-            )
-        timing = self._timing(changes)
-        if timing:
-            notes.append(timing)
-        manual = sum(1 for c in changes if c.execution == "manual")
-        if manual:
-            notes.append(
-                f"lineworks: {plural(manual, 'manual step')}: apply prints a checklist and "
-                "waits for an admin to confirm each (non-interactive: --manual="
-                "attested or --manual=skip)"
-            )
-        return tuple(notes)
-
-    def _timing(self, changes: Sequence[Change]) -> str | None:
-        """Requests per API and how long they take; sets the pace of the apply that follows
-        (half the limit for a run of over 30 minutes)."""
+        """Which compared values were not read, what is assumed, and how long the API takes;
+        sets the pace of the apply that follows (half the limit for a run of over 30 min)."""
         est = estimate(changes, self.client.limit, self.config.rate_window)
         self.client.plan_run(est.halved)
-        if not est.total:
-            return None
-        per_api = ", ".join(f"{api} {n:,}" for api, n in est.requests.items())
-        requests = "request" if est.total == 1 else "requests"
-        text = (
-            f"lineworks: {est.total:,} API {requests} ({per_api}): ≈ {_duration(est.seconds)} "
-            f"at {est.pace()} per API"
-        )
-        if est.halved:
-            text += (
-                f" (half the documented {est.limit:g}: LINE WORKS asks runs of over 30 "
-                "minutes to keep to half the limit)"
-            )
-        pages = directory_pages(len(self._directory or ()))
-        reread = pages * est.window / est.rate * 1.02
-        return text + (
-            f"; an apply that waits for a confirmation reads the directory again first "
-            f"(+{pages:,} GET /users, ≈ {_duration(reread)}); the apply is journaled and "
-            "resumes where it stopped"
-        )
+        return notes.plan_notes(self._provenance, desired, changes, est, len(self._directory or ()))
+
+    def contradicted(self, state: TenantState) -> tuple[str, ...]:
+        """Attested members link-url says have no external permission (reads.py)."""
+        return reads.contradicted(self.client, state)
 
     def attest(self, desired: DesiredState, actor: str) -> list[str]:
         """Record the file's managed values as what the console shows now."""
         recorded: list[str] = []
         for channel, want in desired.channels.items():
-            values = _attestable(want, channel)
+            values = notes.attestable(want, channel)
             replace = add = None
             if want.members is not None and not want.members.all_members:
                 if want.members.policy == "exact":
@@ -368,7 +330,8 @@ class LineWorksTenant(Provider):
                 "confirmed: apply it through reconciler.workflow, which asks"
             )
 
-    def _call(self, change: Change) -> None:
+    def _call(self, change: Change, stop: threading.Event | None = None) -> None:
+        """One change's request (on a lane's worker thread: it writes nothing)."""
         suffix = _SUFFIX[change.channel]
         if change.action is Action.GRANT_ALL_MEMBERS:
             path, operation = f"/users/link-to-{suffix}", f"POST /users/link-to-{suffix}"
@@ -378,7 +341,7 @@ class LineWorksTenant(Provider):
             path = f"/users/{user}/{verb}-to-{suffix}"
             operation = f"POST /users/{{userId}}/{verb}-to-{suffix}"
         try:
-            self.client.wait(self.client.call("POST", path, operation), operation)
+            self.client.wait(self.client.call("POST", path, operation, stop=stop), operation)
         except ApiError as exc:
             refusal = exc.refusal
             if refusal.kind != "failed":  # fill in who and where for the advice
@@ -422,56 +385,8 @@ class LineWorksTenant(Provider):
         )
 
 
-def _refused_links(known: ChannelKnowledge) -> dict[str, str]:
-    fact = known.facts.get(REFUSED_LINKS)
-    if fact is None or not isinstance(fact.value, dict):
-        return {}
-    return {str(k): str(v) for k, v in fact.value.items()}
-
-
-def _managed_keys(desired: DesiredState) -> list[str]:
-    keys: list[str] = []
-    for channel, want in desired.channels.items():
-        names = list(_attestable(want, channel))
-        if want.members is not None:
-            names += ["all_members", "members"]
-        keys += [f"{channel.value}.{n}" for n in dict.fromkeys(names)]
-    return keys
-
-
-def _attestable(want: DesiredChannel, channel: ChannelName) -> dict[str, Any]:
-    """The file's managed values of `channel`, by model attribute (the settings table's rows)."""
-    values: dict[str, Any] = {}
-    for setting in of(channel):
-        wanted = setting.wanted(want)
-        if wanted is not None:
-            values[setting.attr] = _unspelled(setting, wanted)
-    return values
-
-
-def _unspelled(setting: Setting, value: Any) -> Any:
-    """A row's value as the model holds it (members `all`/`listed` back to True/False)."""
-    return value == setting.words[0] if setting.words is not None else value
-
-
-def _left_out(user: dict[str, Any]) -> bool:
-    """Deleted (isDeleted, documented) or invited and not joined yet (isPending, ASSUMPTION)."""
-    return bool(user.get("isDeleted") or user.get("isPending"))
-
-
 def _typed(row: Setting, value: Any) -> bool | str:
     return str(value) if row.on is None else bool(value)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds:.1g} s"  # scaled test windows; the real API is never this quick
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def _default_actor() -> str:

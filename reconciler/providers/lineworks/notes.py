@@ -1,0 +1,117 @@
+"""What a `lineworks:` plan tells its reviewer: values not read, defaults assumed, API time.
+
+The time note uses estimate.py's model, the one apply's ETA uses too: the APIs of a phase run
+side by side, so a phase lasts as long as its slowest API at the pace in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reconciler.actions import Change
+from reconciler.model import ChannelName, DesiredChannel, DesiredState
+from reconciler.providers.base import CONSOLE_PAGE
+from reconciler.providers.lineworks.estimate import Estimate, directory_pages
+from reconciler.settings import Setting, of
+from reconciler.words import plural
+
+__all__ = ["attestable", "duration", "plan_notes"]
+
+
+def plan_notes(
+    provenance: Mapping[str, str],
+    desired: DesiredState,
+    changes: Sequence[Change],
+    est: Estimate,
+    members: int,
+) -> tuple[str, ...]:
+    """Which compared values were not read, what is assumed, and how long the API takes;
+    `members`: the directory's size (what re-reading it costs)."""
+    notes: list[str] = []
+    origins: dict[str, list[str]] = {}
+    for key in _managed_keys(desired):
+        origins.setdefault(provenance.get(key, "unknown"), []).append(key)
+    if origins.get("attested") or origins.get("applied"):
+        keys = sorted(origins.get("attested", []) + origins.get("applied", []))
+        notes.append(
+            "lineworks: no public API reads these, so the plan compares the file "
+            "with lwr's attested state (attested, not read): " + ", ".join(keys)
+        )
+    if origins.get("unknown"):
+        notes.append(
+            "lineworks: never read nor attested, the console default is assumed (off, "
+            f"empty list): {', '.join(sorted(origins['unknown']))}. Check {CONSOLE_PAGE} "
+            "and record what it shows with `lwr attest FILE`"
+        )
+    if est.total:
+        notes.append(_timing(est, members))
+    manual = sum(1 for c in changes if c.execution == "manual")
+    if manual:
+        notes.append(
+            f"lineworks: {plural(manual, 'manual step')}: apply prints a checklist and "
+            "waits for an admin to confirm each (non-interactive: --manual="
+            "attested or --manual=skip)"
+        )
+    return tuple(notes)
+
+
+def _timing(est: Estimate, members: int) -> str:
+    """Requests per API and how long they take."""
+    per_api = ", ".join(f"{api} {n:,}" for api, n in est.requests.items())
+    requests = "request" if est.total == 1 else "requests"
+    text = (
+        f"lineworks: {est.total:,} API {requests} ({per_api}): ≈ {duration(est.seconds)} "
+        f"at {est.pace()} per API"
+    )
+    if est.side_by_side:
+        text += ", the APIs of a phase side by side (each phase as long as its slowest API)"
+    if est.halved:
+        text += (
+            f" (half the documented {est.limit:g}: LINE WORKS asks runs of over 30 "
+            "minutes to keep to half the limit)"
+        )
+    pages = directory_pages(members)
+    reread = pages * est.window / est.rate * 1.02
+    return text + (
+        f"; an apply that waits for a confirmation reads the directory again first "
+        f"(+{pages:,} GET /users, ≈ {duration(reread)}); the apply is journaled and "
+        "resumes where it stopped"
+    )
+
+
+def _managed_keys(desired: DesiredState) -> list[str]:
+    keys: list[str] = []
+    for channel, want in desired.channels.items():
+        names = list(attestable(want, channel))
+        if want.members is not None:
+            names += ["all_members", "members"]
+        keys += [f"{channel.value}.{n}" for n in dict.fromkeys(names)]
+    return keys
+
+
+def attestable(want: DesiredChannel, channel: ChannelName) -> dict[str, Any]:
+    """The file's managed values of `channel`, by model attribute (the settings table's rows)."""
+    values: dict[str, Any] = {}
+    for setting in of(channel):
+        wanted = setting.wanted(want)
+        if wanted is not None:
+            values[setting.attr] = _unspelled(setting, wanted)
+    return values
+
+
+def _unspelled(setting: Setting, value: Any) -> Any:
+    """A row's value as the model holds it (members `all`/`listed` back to True/False)."""
+    return value == setting.words[0] if setting.words is not None else value
+
+
+def duration(seconds: float) -> str:
+    """`1 h 5 min`, `3 min 20 s`, `42 s` (or a fraction of a second at scaled windows)."""
+    if seconds < 1:
+        return f"{seconds:.1g} s"  # scaled test windows; the real API is never this quick
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
