@@ -21,54 +21,43 @@ from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
 
 from reconciler import workflow
 from reconciler.desired import load_desired
-from reconciler.errors import ExitCode, LwrError, UsageError
-from reconciler.manual import ManualStepsPending
+from reconciler.errors import ExitCode, UsageError
+from reconciler.fleet_results import (
+    OUTCOMES as OUTCOMES,
+)
+from reconciler.fleet_results import (
+    TenantOutcome as TenantOutcome,
+)
+from reconciler.fleet_results import (
+    TenantResult as TenantResult,
+)
+from reconciler.fleet_results import (
+    exit_code as exit_code,
+)
+from reconciler.fleet_results import (
+    failed as failed,
+)
+from reconciler.fleet_results import (
+    succeeded as succeeded,
+)
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.stopped import ApplyStopped
 from reconciler.store import StateLocation
-from reconciler.uris import file_target, redact, scrub, tenant_key
+from reconciler.uris import file_target, redact, tenant_key
 from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ProgressCallback
-    from reconciler.drift import DriftReport
     from reconciler.manual import ManualMode, ManualStep
     from reconciler.model import DesiredState
     from reconciler.policy import PolicyReport, PolicyRule
     from reconciler.saved_plan import SavedPlan
     from reconciler.store.base import LockHolder
-
-#: What became of one tenant of the directory, as the summary table says it.
-TenantOutcome = Literal[
-    "in sync", "changes", "drifted", "valid", "exported", "applied", "refused", "error", "skipped"
-]
-#: Every outcome, in the order the summary line counts them.
-OUTCOMES: tuple[TenantOutcome, ...] = get_args(TenantOutcome)
-
-
-@dataclass(frozen=True)
-class TenantResult:
-    """What happened to one desired file of the directory."""
-
-    file: str
-    tenant: str  # the file's `tenant:`; "?" when the file could not be read
-    uri: str | None  # the tenant URI it went to, redacted; None when none could be chosen
-    outcome: TenantOutcome
-    exit_code: ExitCode  # OK, ERROR or REFUSED (CHANGES is decided for the whole run)
-    changes: int = 0
-    destructive: int = 0
-    applied: int = 0
-    message: str = ""
-    plan: Plan | None = None
-    policy: PolicyReport | None = None
-    report: DriftReport | None = None  # `lwr drift DIR`
-    #: The manual steps it stopped before, for the view to list (render.checklist).
-    pending: ManualStepsPending | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +149,7 @@ def run_loaded(
                 result = run(loaded, options)
             except Exception as e:  # one tenant's failure, bug or outage must not stop others
                 tenant = loaded.desired.tenant if loaded.desired else "?"
-                result = _failed(str(loaded.path), tenant, loaded.uri, None, None, e)
+                result = failed(str(loaded.path), tenant, loaded.uri, None, None, e)
         if options.fail_fast and result.exit_code:
             stop.set()
         return result
@@ -181,7 +170,7 @@ def _load(path: Path, options: FleetOptions) -> _Loaded:
         )
         key = tenant_key(uri)
     except Exception as e:  # one file's mistake, or bug, must not stop the others
-        return _Loaded(path, failed=_failed(str(path), tenant, uri, None, None, e))
+        return _Loaded(path, failed=failed(str(path), tenant, uri, None, None, e))
     return _Loaded(path, desired, uri, key)
 
 
@@ -216,7 +205,7 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
             )
             item = replace(
                 item,
-                failed=_failed(str(item.path), item.desired.tenant, item.uri, None, None, message),
+                failed=failed(str(item.path), item.desired.tenant, item.uri, None, None, message),
             )
         result.append(item)
     return result
@@ -245,14 +234,14 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
             ui,
         )
     except Exception as e:  # one tenant's failure, bug or outage must not stop the others
-        return _failed(file, tenant, uri, ui.plan, ui.policy, e)
+        return failed(file, tenant, uri, ui.plan, ui.policy, e)
     result, plan = done.result, done.planned.plan
     if not plan.changes:
-        return _done(
+        return succeeded(
             file, tenant, uri, plan, done.policy, "in sync", message=_recovery_note(result)
         )
     assert result is not None  # the executor ran
-    return _done(
+    return succeeded(
         file,
         tenant,
         uri,
@@ -277,7 +266,9 @@ def _planned(
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()
     plan.raise_if_unsafe(allow_destructive=True)  # what apply refuses whatever its flags
-    return _done(file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync")
+    return succeeded(
+        file, desired.tenant, uri, plan, policy, "changes" if plan.changes else "in sync"
+    )
 
 
 class _SilentUI:
@@ -332,82 +323,7 @@ def _recovery_note(result: ApplyResult | None) -> str:
     )
 
 
-def _done(
-    file: str,
-    tenant: str,
-    uri: str,
-    plan: Plan,
-    policy: PolicyReport,
-    outcome: TenantOutcome,
-    applied: int = 0,
-    message: str = "",
-) -> TenantResult:
-    return TenantResult(
-        file,
-        tenant,
-        redact(uri),
-        outcome,
-        ExitCode.OK,
-        len(plan.changes),
-        len(plan.destructive),
-        applied,
-        scrub(message, uri),
-        plan,
-        policy,
-    )
-
-
-def _failed(
-    file: str,
-    tenant: str,
-    uri: str | None,
-    plan: Plan | None,
-    policy: PolicyReport | None,
-    error: Exception | str,
-) -> TenantResult:
-    """A result that says why (an error, or a message: exit 1); the URI and the message never
-    show a secret of the URI."""
-    cause = error.cause if isinstance(error, ApplyStopped) else error
-    if isinstance(cause, LwrError):
-        code, message = cause.exit_code, str(cause)
-    elif isinstance(cause, BaseException):
-        code, message = ExitCode.ERROR, f"Internal error: {type(cause).__name__}: {cause}"
-    else:
-        code, message = ExitCode.ERROR, cause
-    if uri is not None:
-        message = scrub(message, uri)
-    return TenantResult(
-        file,
-        tenant,
-        redact(uri) if uri is not None else None,
-        "refused" if code == ExitCode.REFUSED else "error",
-        code,
-        len(plan.changes) if plan else 0,
-        len(plan.destructive) if plan else 0,
-        len(error.result.applied) if isinstance(error, ApplyStopped) else 0,
-        message,
-        plan,
-        policy,
-        pending=cause if isinstance(cause, ManualStepsPending) else None,
-    )
-
-
-def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> ExitCode:
-    """ERROR if any errored, else REFUSED if any was refused, else CHANGES (with `detailed`)
-    if any has changes, else OK. Skipped tenants count for nothing."""
-    codes = {r.exit_code for r in results}
-    if codes - {ExitCode.OK, ExitCode.REFUSED}:
-        return ExitCode.ERROR
-    if ExitCode.REFUSED in codes:
-        return ExitCode.REFUSED
-    if detailed and any(r.outcome in ("changes", "drifted") for r in results):
-        return ExitCode.CHANGES
-    return ExitCode.OK
-
-
 # The other fleet commands (reconciler.plandir, reconciler.fleet_runs) load, run and report
 # their tenants with the same pieces.
 Loaded = _Loaded
 SilentUI = _SilentUI
-failed = _failed
-succeeded = _done

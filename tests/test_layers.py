@@ -67,6 +67,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "stopping",
             "workflow",
             "executing",
+            "fleet_results",
             "fleet",
             "fleet_runs",
             "plandir",
