@@ -25,3 +25,16 @@ def utc_now(timespec: Literal["seconds", "milliseconds"] = "milliseconds") -> st
     """
     now = datetime.now(UTC).isoformat(timespec=timespec)
     return now.replace("+00:00", "Z") if timespec == "milliseconds" else now
+
+
+def duration(seconds: float, *, fractions: bool = False) -> str:
+    """`1 h 5 min`, `3 min 20 s`, `42 s`; under a second `<1 s`, or with `fractions` the
+    fraction itself (`0.4 s`: the emulator's scaled windows in plans made in tests)."""
+    if seconds < 1:
+        return f"{seconds:.1g} s" if fractions else "<1 s"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"

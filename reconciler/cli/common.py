@@ -50,6 +50,20 @@ state_tenant_option = click.option(
     show_default=True,
     help="Only used to find the default state store (state.db beside a local tenant).",
 )
+
+
+def text_or_json(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--format text|json` (text by default) for a command whose json is `help`'s."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=help,
+    )
+
+
 format_option = click.option(
     "--format",
     "fmt",

@@ -19,10 +19,11 @@ from reconciler.cli.common import (
     state_tenant_option,
     store_for,
     tenant_option,
+    text_or_json,
 )
 from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
-from reconciler.render.audit import audit_text, holder_status, locks_text
+from reconciler.render.audit import audit_text, holder_status, locks_json, locks_text
 from reconciler.render.json import dump
 from reconciler.terminal import printable
 
@@ -50,14 +51,7 @@ if TYPE_CHECKING:
     help="How many of the newest entries to show (text says how many there are in all); "
     "0 shows every entry.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: one line per entry; json: a list of entries, every field.",
-)
+@text_or_json("text: one line per entry; json: a list of entries, every field.")
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -125,14 +119,7 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
 @audit.command("head")
 @state_option
 @state_tenant_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help='text: `SEQ HASH`; json: {"seq": …, "hash": …}.',
-)
+@text_or_json('text: `SEQ HASH`; json: {"seq": …, "hash": …}.')
 @click.pass_context
 def audit_head(ctx: click.Context, state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Print the log's head as `SEQ HASH`, for a pipeline to keep outside the store and
@@ -223,14 +210,7 @@ def lock_group() -> None:
 @lock_group.command("list")
 @state_option
 @state_tenant_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people; json: a list of holders (tenant, user, host, pid, since, stale).",
-)
+@text_or_json("text for people; json: a list of holders (tenant, user, host, pid, since, stale).")
 def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Every tenant lock held in the state store: holder, operation, since, and whether the
     holder is still there."""
@@ -242,23 +222,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
         with store_for(state_uri, tenant_uri, readonly=True) as store:
             holders = store.list_locks()
     if fmt == "json":
-        click.echo(
-            dump(
-                [
-                    {
-                        "tenant": h.tenant_key,
-                        "user": h.user,
-                        "host": h.host,
-                        "pid": h.pid,
-                        "operation": h.operation,
-                        "since": h.since,
-                        "stale": h.stale,
-                    }
-                    for h in holders
-                ]
-            ),
-            nl=False,
-        )
+        click.echo(dump(locks_json(holders)), nl=False)
         return 0
     click.echo(locks_text(holders, str(location), exists=exists), nl=False)
     return 0

@@ -15,6 +15,7 @@ from reconciler.cli.common import (
     provider_for,
     state_option,
     tenant_option,
+    text_or_json,
     write_output,
 )
 from reconciler.errors import Cancelled, UsageError
@@ -121,14 +122,7 @@ def schema(out: str | None) -> int:
 
 @cli.command()
 @tenant_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for scripts (every setting and member).",
-)
+@text_or_json("text for people, json for scripts (every setting and member).")
 @state_option
 def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""

@@ -48,6 +48,22 @@ def locks_text(holders: Sequence[LockHolder], location: str, *, exists: bool = T
     )
 
 
+def locks_json(holders: Sequence[LockHolder]) -> list[dict[str, object]]:
+    """`lwr lock list --format json`: each holder, every field."""
+    return [
+        {
+            "tenant": h.tenant_key,
+            "user": h.user,
+            "host": h.host,
+            "pid": h.pid,
+            "operation": h.operation,
+            "since": h.since,
+            "stale": h.stale,
+        }
+        for h in holders
+    ]
+
+
 def holder_status(held: LockHolder) -> str:
     """Whether a lock's holder is gone, still running, or cannot be told from here."""
     if held.stale:

@@ -23,7 +23,7 @@ from reconciler.actions import Change
 from reconciler.manual import ManualStep
 from reconciler.outcomes import ApplyProgress, ProgressCallback
 from reconciler.render import checklist
-from reconciler.words import plural
+from reconciler.words import duration, plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
@@ -54,7 +54,7 @@ def progress_line(event: ApplyProgress, elapsed: float | None = None) -> str:
         parts.append(f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.1f}/s")
     eta = _eta(event, elapsed)
     if eta is not None and event.done < event.total:
-        parts.append(f"ETA {_duration(eta)}")
+        parts.append(f"ETA {duration(eta)}")
     return " · ".join(parts)
 
 
@@ -187,7 +187,7 @@ def progress_bar(stream: object) -> Iterator[ProgressCallback]:
             elapsed = time.monotonic() - started
             rate = f"{event.done / elapsed:,.0f}/s" if elapsed > 0 and event.done else ""
             eta = _eta(event, elapsed)
-            left = f"ETA {_duration(eta)}" if eta is not None and event.done < event.total else ""
+            left = f"ETA {duration(eta)}" if eta is not None and event.done < event.total else ""
             bar.update(
                 task,
                 completed=event.done,
@@ -232,14 +232,3 @@ def failure_report(result: ApplyResult, changes: Mapping[str, Change]) -> str:
             "    to do: the next apply makes the skipped changes once what they need is made."
         )
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return "<1 s"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"

@@ -14,6 +14,7 @@ from reconciler.model import ChannelName, DesiredChannel, DesiredState
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.providers.lineworks.estimate import Estimate, directory_pages
 from reconciler.settings import Setting, of
+from reconciler.words import duration as words_duration
 from reconciler.words import plural
 
 __all__ = ["attestable", "duration", "plan_notes"]
@@ -106,12 +107,5 @@ def _unspelled(setting: Setting, value: Any) -> Any:
 
 
 def duration(seconds: float) -> str:
-    """`1 h 5 min`, `3 min 20 s`, `42 s` (or a fraction of a second at scaled windows)."""
-    if seconds < 1:
-        return f"{seconds:.1g} s"  # scaled test windows; the real API is never this quick
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    """A plan note's duration (words.duration; fractions at the tests' scaled windows)."""
+    return words_duration(seconds, fractions=True)
