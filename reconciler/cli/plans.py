@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     format_option,
     load_rules,
     markdown_dir_option,
+    messages,
     policy_options,
     provider_for,
     state_for,
@@ -93,7 +94,7 @@ def emit_plan(
 
         parts = PlanMarkdown(policy=policy, compact=compact).render_parts(plan)
         write_markdown_parts(markdown_dir, parts)
-    shown = renderer_for(fmt, color=color(), policy=policy, compact=compact)
+    shown = renderer_for(fmt, color=color(), policy=policy, compact=compact, messages=messages())
     click.echo(shown.render(plan), nl=False)
     if fmt == "json" and policy is not None:
         echo_policy(policy)

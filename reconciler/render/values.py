@@ -7,6 +7,7 @@ import unicodedata
 from typing import Any
 
 from reconciler.actions import Action, Change
+from reconciler.i18n import N_, Messages
 from reconciler.settings import MEMBERS_MODE
 from reconciler.terminal import printable
 from reconciler.words import onoff
@@ -51,6 +52,54 @@ def describe(change: Change) -> str:
         ]
         return f"{spec.title} " + "; ".join(parts)
     return f"{spec.title}: {show(change.before)} → {show(change.after)}"
+
+
+def say_change(t: Messages, change: Change) -> str:
+    """`describe` in `t`'s language: the console's label, on/off in its words."""
+    spec = change.spec
+    title = t._(spec.title)
+    if spec.member_level:
+        return t._("{title} {member}", title=title, member=printable(change.target or ""))
+    if not spec.shows_values:
+        return title
+    if change.action is Action.SET_GREETING:
+        parts = [
+            t._(
+                "{key}: {before} → {after}",
+                key=t._(_GREETING_KEYS.get(key, key)),
+                before=say(t, change.before.get(key)),
+                after=say(t, change.after[key]),
+            )
+            for key in change.after
+        ]
+        return t._("{title} {values}", title=title, values=t._("; ").join(parts))
+    return t._(
+        "{title}: {before} → {after}",
+        title=title,
+        before=say(t, change.before),
+        after=say(t, change.after),
+    )
+
+
+#: The greeting's two keys as human output names them (their YAML keys in English).
+_GREETING_KEYS = {"enabled": N_("enabled"), "message": N_("message")}
+
+
+def say(t: Messages, value: Any) -> str:
+    """`show` in `t`'s language: switches in the words of the glossary (docs/ja/glossary.md)."""
+    if isinstance(value, bool):
+        return t._("on") if value else t._("off")
+    if value is None:
+        return t._("(unset)")
+    return show(value)
+
+
+def pad(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal cells: a full-width character takes two."""
+    from wcwidth import wcswidth  # only text output aligns columns
+
+    cells = wcswidth(text)
+    return text + " " * max(0, width - (cells if cells >= 0 else len(text)))
 
 
 def text_changes(change: Change) -> list[tuple[str, str, str]]:
