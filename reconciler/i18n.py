@@ -106,3 +106,24 @@ class Msg:
         if self.plural is not None and self.n is not None:
             return t.n_(self.singular, self.plural, self.n, **fields)
         return t._(self.singular, **fields)
+
+
+class Said(str):
+    """English text that keeps the message it was said from: a plan's warnings are strings
+    in JSON and saved plans, and a renderer says them again in its reader's language. Read
+    back from a file, a warning is a plain str (English)."""
+
+    msg: Msg
+
+    def __new__(cls, msg: Msg) -> Said:
+        said = super().__new__(cls, msg.say(ENGLISH))
+        said.msg = msg
+        return said
+
+    def __reduce__(self) -> tuple[type[Said], tuple[Msg]]:
+        return (Said, (self.msg,))
+
+
+def say(text: str, t: Messages) -> str:
+    """`text` in `t`'s language when it is a Said, else as it is."""
+    return text.msg.say(t) if isinstance(text, Said) and t.lang != "en" else text

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reconciler.actions import Change
-from reconciler.i18n import ENGLISH, Messages
+from reconciler.i18n import ENGLISH, Messages, say
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
@@ -119,7 +119,7 @@ class PlanText(_Styled):
         if plan.warnings:
             lines.append("")
             lines.extend(
-                self._style(t._("Warning: {warning}", warning=w), fg="yellow")
+                self._style(t._("Warning: {warning}", warning=say(w, t)), fg="yellow")
                 for w in plan.warnings
             )
         lines += self._policy_lines()
