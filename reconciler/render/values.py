@@ -96,7 +96,9 @@ def say(t: Messages, value: Any) -> str:
 
 def pad(text: str, width: int) -> str:
     """`text` left-aligned in `width` terminal cells: a full-width character takes two."""
-    from wcwidth import wcswidth  # only text output aligns columns
+    if text.isascii():  # one cell a character; wcwidth's tables cost ~25 ms to load
+        return f"{text:<{width}}"
+    from wcwidth import wcswidth
 
     cells = wcswidth(text)
     return text + " " * max(0, width - (cells if cells >= 0 else len(text)))
