@@ -40,7 +40,7 @@ BABEL_KEYWORDS := -k _ -k n_:1,2 -k N_ -k of -k counted:1,2
 messages: install
 	$(BIN)/pybabel extract -F babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
 		-o .lwr-messages.pot .
-	$(BIN)/pybabel update -D lwr -i .lwr-messages.pot -d reconciler/locale --no-location \
+	$(BIN)/pybabel update -D lwr -i .lwr-messages.pot -d reconciler/locale -w 100 \
 		--no-fuzzy-matching
 	rm -f .lwr-messages.pot
 	$(BIN)/pybabel compile -D lwr -d reconciler/locale
