@@ -198,3 +198,49 @@ def test_japanese_member_names_pass_through_unescaped_in_both_languages() -> Non
         text = PlanText(messages=Messages(lang)).render(plan)  # type: ignore[arg-type]
         assert "山田太郎@example.co.jp" in text
         assert "友だち追加ありがとうございます。" in text
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str], answer: bytes) -> tuple[int, str]:
+    """`lwr argv` with a real terminal on stdin, stdout and stderr; `answer` typed at the
+    prompt. Its exit code and everything it wrote."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    lwr = str(Path(sys.executable).parent / "lwr")
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [lwr, *argv], env=env, stdin=follower, stdout=follower, stderr=follower
+        )
+        os.close(follower)
+        os.write(leader, answer)  # the terminal buffers it until lwr reads its answer
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other side is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return proc.wait(timeout=60), b"".join(chunks).decode("utf-8")
+    finally:
+        os.close(leader)
+
+
+def test_apply_asks_in_japanese_and_declining_changes_nothing(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in {"LWR_STATE", "LC_ALL"}}
+    env.update(LWR_TENANT=f"local:{tmp_path}/tenant.db", LWR_LANG="ja", NO_COLOR="1")
+    assert run(["tenant", "init", "--demo", "--tenant", env["LWR_TENANT"]]) == 0
+    code, out = _on_a_terminal(["apply", str(EXAMPLE)], env, b"no\n")
+    assert "example.co.jp に変更 7 件を適用しますか？ 「yes」と入力した場合のみ適用します" in out
+    assert "適用を中止しました。何も変更していません。" in out
+    assert code == 1
+    code, out = _on_a_terminal(["--lang", "en", "apply", str(EXAMPLE)], env, b"no\n")
+    assert "Apply these 7 changes to example.co.jp? Only 'yes' will be accepted" in out
+    assert code == 1
+    assert run(["plan", str(EXAMPLE), "--detailed-exitcode", "--tenant", env["LWR_TENANT"]]) == 2
