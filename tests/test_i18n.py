@@ -244,3 +244,19 @@ def test_apply_asks_in_japanese_and_declining_changes_nothing(tmp_path: Path) ->
     assert "Apply these 7 changes to example.co.jp? Only 'yes' will be accepted" in out
     assert code == 1
     assert run(["plan", str(EXAMPLE), "--detailed-exitcode", "--tenant", env["LWR_TENANT"]]) == 2
+
+
+def test_a_change_nobody_could_see_is_named_in_japanese(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import unicodedata
+
+    from test_escaping import greeting_file
+
+    nfc = "ガイド"
+    assert run(["apply", greeting_file(demo / "now.yaml", nfc), "--auto-approve"]) == 0
+    capsys.readouterr()
+    wanted = greeting_file(demo / "wanted.yaml", unicodedata.normalize("NFD", nfc))
+    assert run(["--lang", "ja", "plan", wanted]) == 0
+    out = capsys.readouterr().out
+    assert "! メッセージ: Unicode の正規化だけが異なります: NFC → NFD" in out, out

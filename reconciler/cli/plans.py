@@ -31,7 +31,6 @@ from reconciler.cli.lazy import workflow
 from reconciler.errors import ExitCode, LwrError
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
@@ -88,7 +87,13 @@ def emit_plan(
     if out:
         text = renderer_for("json").render(plan)
         write_output(out, text)
-        click.echo(f"Saved plan to {out} ({plural(len(plan.changes), 'change')}).", err=True)
+        saved = messages().n_(
+            "Saved plan to {out} ({n} change).",
+            "Saved plan to {out} ({n} changes).",
+            len(plan.changes),
+            out=out,
+        )
+        click.echo(saved, err=True)
     if markdown_dir:
         from reconciler.render.markdown import PlanMarkdown
 
@@ -165,8 +170,11 @@ def plan(
     # reviewer sees it in the pull request; the flag apply needs is in the plan's footer.
     refusal = planned.plan.gate.refusal(allow_destructive=True)
     if out and (policy.denied or refusal):
-        why = "policy denies" if policy.denied else "apply would refuse"
-        click.echo(f"Not saving {out}: {why} this plan.", err=True)
+        t = messages()
+        if policy.denied:
+            click.echo(t._("Not saving {out}: policy denies this plan.", out=out), err=True)
+        else:
+            click.echo(t._("Not saving {out}: apply would refuse this plan.", out=out), err=True)
         out = None  # a refused plan is shown for review, never handed to apply
     emit_plan(planned.plan, fmt, out, policy, markdown_dir, compact)
     policy.raise_if_denied()

@@ -144,7 +144,7 @@ class PlanText(_Styled):
         ]
         lines.extend(printable(f"        · {effect.say(t)}") for effect in change.side_effects)
         lines.extend(
-            self._style(f"        ! {note}", fg="yellow") for note in hidden_differences(change)
+            self._style(f"        ! {note}", fg="yellow") for note in hidden_differences(change, t)
         )
         return lines
 
