@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from reconciler.errors import FileError
+
 Lang = Literal["en", "ja"]
 LANGS: tuple[Lang, ...] = ("en", "ja")
 DOMAIN = "lwr"
@@ -61,8 +63,16 @@ class Messages:
     def _catalog(self) -> gettext.NullTranslations:
         if self.lang == "en":
             return gettext.NullTranslations()
-        # fallback=False: a Japanese run without its catalog is a broken install, not English
-        return gettext.translation(DOMAIN, self.locale_dir, languages=[self.lang])
+        # Not gettext's fallback: a Japanese run without its catalog is a broken install,
+        # and quietly answering in English would hide it.
+        try:
+            return gettext.translation(DOMAIN, self.locale_dir, languages=[self.lang])
+        except OSError as e:
+            mo = self.locale_dir / self.lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
+            raise FileError(
+                f"cannot read the {self.lang} messages {mo}: {e.strerror or e}; reinstall lwr "
+                "(`pip install .` or `make install` compiles them), or pass --lang en"
+            ) from e
 
     def _(self, message: str, **fields: Any) -> str:
         """`message` in this language, its `{placeholders}` filled from `fields`."""

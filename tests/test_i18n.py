@@ -260,3 +260,18 @@ def test_a_change_nobody_could_see_is_named_in_japanese(
     assert run(["--lang", "ja", "plan", wanted]) == 0
     out = capsys.readouterr().out
     assert "! メッセージ: Unicode の正規化だけが異なります: NFC → NFD" in out, out
+
+
+def test_a_missing_catalog_is_an_error_that_says_what_to_do(tmp_path: Path) -> None:
+    from reconciler.errors import FileError
+
+    with pytest.raises(FileError, match=r"cannot read the ja messages .*lwr\.mo.*--lang en"):
+        Messages("ja", locale_dir=tmp_path)._("on")
+    assert Messages("en", locale_dir=tmp_path)._("on") == "on"  # English needs no catalog
+
+
+def test_the_compact_plan_counts_members_in_japanese() -> None:
+    text = PlanText(messages=Messages("ja"), compact=True).render(golden_plan())
+    assert "  + line       利用メンバーに追加: 12 人" in text
+    assert "m10@example.co.jp、m11@example.co.jp、" in text and "…ほか 7 人" in text
+    assert "簡略表示: 利用メンバーの変更は種類ごとの件数です。" in text
