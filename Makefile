@@ -41,7 +41,7 @@ messages: install
 	$(BIN)/pybabel extract -F babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
 		-o .lwr-messages.pot .
 	$(BIN)/pybabel update -D lwr -i .lwr-messages.pot -d reconciler/locale -w 100 \
-		--no-fuzzy-matching
+		--ignore-pot-creation-date --no-fuzzy-matching
 	rm -f .lwr-messages.pot
 	$(BIN)/pybabel compile -D lwr -d reconciler/locale
 

@@ -98,12 +98,13 @@ class Threshold:
                 numbers=numbers,
                 rule=self.rule,
             )
+        share = f"{self.limit:g} %"  # a field: "% o" in a message id reads as %-format
         return t.n_(
             "{numbers} is more than {share} of the list (safety.{rule}) and more than {n} member",
             "{numbers} is more than {share} of the list (safety.{rule}) and more than {n} members",
             self.min_member_removals,
             numbers=numbers,
-            share=f"{self.limit:g} %",  # a field: "% o" in a message id reads as %-format
+            share=share,
             rule=self.rule,
         )
 
