@@ -22,7 +22,6 @@ from typing import Any, Literal
 from reconciler.errors import FileError
 
 Lang = Literal["en", "ja"]
-LANGS: tuple[Lang, ...] = ("en", "ja")
 DOMAIN = "lwr"
 LOCALE_DIR = Path(__file__).with_name("locale")
 
