@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from reconciler import settings
 from reconciler import side_effects as effects_of
+from reconciler.i18n import ENGLISH, N_, Messages
 from reconciler.model import ChannelName
 from reconciler.settings import Setting
 from reconciler.side_effects import SideEffect
-from reconciler.words import plural
 
 Execution = Literal["api", "manual", "local"]
 Value = Any  # JSON-compatible: bool, str, None or a small dict
@@ -54,13 +54,13 @@ class Phase(IntEnum):
 
 
 PHASE_TITLES = {
-    Phase.ENABLE: "enable channels",
-    Phase.TIGHTEN: "tighten (restrictions on, auto-grant off, list mode)",
-    Phase.REMOVE: "remove members",
-    Phase.ADD: "add members",
-    Phase.GREETING: "greeting",
-    Phase.LOOSEN: "loosen (restrictions off, auto-grant on)",
-    Phase.DISABLE: "disable channels",
+    Phase.ENABLE: N_("enable channels"),
+    Phase.TIGHTEN: N_("tighten (restrictions on, auto-grant off, list mode)"),
+    Phase.REMOVE: N_("remove members"),
+    Phase.ADD: N_("add members"),
+    Phase.GREETING: N_("greeting"),
+    Phase.LOOSEN: N_("loosen (restrictions off, auto-grant on)"),
+    Phase.DISABLE: N_("disable channels"),
 }
 
 
@@ -82,15 +82,30 @@ class Threshold:
     percent: float  # count as a percentage of list_size
     min_member_removals: int  # at or below this count the percentage rule never fires
 
-    def describe(self) -> str:
+    def describe(self, t: Messages = ENGLISH) -> str:
         """`60 of 100 listed (60.0 %) is more than 50 members (safety.max_member_removals)`."""
-        numbers = f"{self.count} of {self.list_size} listed ({self.percent:.1f} %)"
+        numbers = t._(
+            "{count} of {size} listed ({percent:.1f} %)",
+            count=self.count,
+            size=self.list_size,
+            percent=self.percent,
+        )
         if self.rule == "max_member_removals":
-            members = plural(int(self.limit), "member")
-            return f"{numbers} is more than {members} (safety.{self.rule})"
-        return (
-            f"{numbers} is more than {self.limit:g} % of the list (safety.{self.rule}) "
-            f"and more than {plural(self.min_member_removals, 'member')}"
+            return t.n_(
+                "{numbers} is more than {n} member (safety.{rule})",
+                "{numbers} is more than {n} members (safety.{rule})",
+                int(self.limit),
+                numbers=numbers,
+                rule=self.rule,
+            )
+        share = f"{self.limit:g} %"  # a field: "% o" in a message id reads as %-format
+        return t.n_(
+            "{numbers} is more than {share} of the list (safety.{rule}) and more than {n} member",
+            "{numbers} is more than {share} of the list (safety.{rule}) and more than {n} members",
+            self.min_member_removals,
+            numbers=numbers,
+            share=share,
+            rule=self.rule,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -241,7 +256,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.ENABLE_CHANNEL,
         1,
-        "turn channel on",
+        N_("turn channel on"),
         "+",
         "add",
         Phase.ENABLE,
@@ -252,7 +267,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.RESTRICT_TO_LISTED_MEMBERS,
         2,
-        "restrict to listed members",
+        N_("restrict to listed members"),
         "~",
         "change",
         Phase.TIGHTEN,
@@ -263,7 +278,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.SET_FILE_RESTRICTION,
         3,
-        "restrict file transfer",
+        N_("restrict file transfer"),
         "~",
         "change",
         Phase.TIGHTEN,
@@ -274,7 +289,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.SET_AUTO_GRANT,
         4,
-        "auto-grant new members",
+        N_("auto-grant new members"),
         "~",
         "change",
         Phase.TIGHTEN,
@@ -285,7 +300,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.REMOVE_MEMBER,
         5,
-        "remove member",
+        N_("remove member"),
         "-",
         "remove",
         Phase.REMOVE,
@@ -297,7 +312,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.GRANT_ALL_MEMBERS,
         6,
-        "grant to all members",
+        N_("grant to all members"),
         "+",
         "add",
         Phase.ADD,
@@ -308,7 +323,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.ADD_MEMBER,
         7,
-        "add member",
+        N_("add member"),
         "+",
         "add",
         Phase.ADD,
@@ -321,7 +336,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.SET_GREETING,
         8,
-        "automatic greeting",
+        N_("automatic greeting"),
         "~",
         "change",
         Phase.GREETING,
@@ -332,7 +347,7 @@ ACTIONS: dict[Action, ActionSpec] = _spec(
     ActionSpec(
         Action.DISABLE_CHANNEL,
         9,
-        "turn channel off",
+        N_("turn channel off"),
         "-",
         "remove",
         Phase.DISABLE,

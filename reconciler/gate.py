@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from reconciler.actions import Action, Change, Threshold
 from reconciler.errors import DestructiveRefused
+from reconciler.i18n import ENGLISH, Messages
 from reconciler.model import ChannelName, SafetySettings
 
 Verdict = Literal["ok", "needs_allow_destructive", "refused"]
@@ -37,16 +38,21 @@ class Blocker:
     threshold: Threshold | None = None
     file_change: tuple[tuple[str, int | float], ...] = ()
 
-    def what(self) -> str:
+    def what(self, t: Messages = ENGLISH) -> str:
         """One line: the change and why it is destructive, with the numbers."""
         if self.action is Action.DISABLE_CHANNEL:
-            return (
-                f"{self.first}: turning {self.channel} off hides its rooms from members "
-                "and shows them as 'unknown' to external users"
+            return t._(
+                "{first}: turning {channel} off hides its rooms from members "
+                "and shows them as 'unknown' to external users",
+                first=self.first,
+                channel=self.channel,
             )
-        over = self.threshold.describe() if self.threshold else "over the safety threshold"
-        return (
-            f"{self.channel}: removing {self.changes} members exceeds the safety threshold: {over}"
+        over = self.threshold.describe(t) if self.threshold else t._("over the safety threshold")
+        return t._(
+            "{channel}: removing {count} members exceeds the safety threshold: {over}",
+            channel=self.channel,
+            count=self.changes,
+            over=over,
         )
 
     def file_words(self) -> str:
@@ -120,27 +126,36 @@ class Gate:
         """The blockers --allow-destructive lifts."""
         return tuple(b for b in self.blockers if not b.protected)
 
-    def where(self) -> str:
+    def where(self, t: Messages = ENGLISH) -> str:
         """The desired-state file, for 'in the `safety:` block of …'."""
-        return self.source or "the desired-state file"
+        return self.source or t._("the desired-state file")
 
-    def advice(self) -> list[str]:
+    def advice(self, t: Messages = ENGLISH) -> list[str]:
         """What a reviewer reads at the foot of a plan: the verdict, each blocker, the way out.
 
-        Empty when apply needs nothing; the first line is the verdict.
+        Empty when apply needs nothing; the first line is the verdict. In `t`'s language.
         """
         if self.verdict == "refused":
             rule = ", ".join(sorted({b.channel.value for b in self.protected}))
             return [
-                f"Apply will refuse this plan: {rule} is in safety.protect_channels, "
-                f"which {FLAG} cannot override:",
-                *self._protected_body(),
+                t._(
+                    "Apply will refuse this plan: {channels} is in safety.protect_channels, "
+                    "which {flag} cannot override:",
+                    channels=rule,
+                    flag=FLAG,
+                ),
+                *self._protected_body(t),
             ]
         if not self.blockers:
             return []
         count = sum(b.changes for b in self.blockers)
-        head = f"Apply needs {FLAG}: {count} destructive change{'s' if count != 1 else ''}:"
-        return [head, *self._destructive_body()]
+        head = t.n_(
+            "Apply needs {flag}: {n} destructive change:",
+            "Apply needs {flag}: {n} destructive changes:",
+            count,
+            flag=FLAG,
+        )
+        return [head, *self._destructive_body(t)]
 
     def refusal(self, *, allow_destructive: bool) -> DestructiveRefused | None:
         """The refusal apply raises with these flags (exit 3), or None when it may go on."""
@@ -156,25 +171,37 @@ class Gate:
         tail = f"Review them, then pass {FLAG} (or make the file change shown)."
         return DestructiveRefused("\n".join([head, *self._destructive_body(), tail]))
 
-    def _protected_body(self) -> list[str]:
+    def _protected_body(self, t: Messages = ENGLISH) -> list[str]:
         lines = [
-            *(f"  - {b.what()}" for b in self.protected),
-            "A protected channel is changed this way only after removing it from "
-            f"protect_channels in the `safety:` block of {self.where()}, in a reviewed change.",
+            *(f"  - {b.what(t)}" for b in self.protected),
+            t._(
+                "A protected channel is changed this way only after removing it from "
+                "protect_channels in the `safety:` block of {where}, in a reviewed change.",
+                where=self.where(t),
+            ),
         ]
         others = self.unprotected
         if others:  # said now, not after the protected channel is dealt with
-            lines += [f"Besides, apply needs {FLAG} for:", *self._destructive_body(others)]
+            lines += [
+                t._("Besides, apply needs {flag} for:", flag=FLAG),
+                *self._destructive_body(t, others),
+            ]
         return lines
 
-    def _destructive_body(self, blockers: Sequence[Blocker] | None = None) -> list[str]:
+    def _destructive_body(
+        self, t: Messages = ENGLISH, blockers: Sequence[Blocker] | None = None
+    ) -> list[str]:
         lines = []
         for b in self.blockers if blockers is None else blockers:
-            lines.append(f"  - {b.what()}")
+            lines.append(f"  - {b.what(t)}")
             if b.file_change:
                 lines.append(
-                    f"    or, without {FLAG}: set {b.file_words()} in the `safety:` block "
-                    f"of {self.where()}"
+                    t._(
+                        "    or, without {flag}: set {settings} in the `safety:` block of {where}",
+                        flag=FLAG,
+                        settings=b.file_words(),
+                        where=self.where(t),
+                    )
                 )
         return lines
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.actions import Change
 from reconciler.errors import Refused
+from reconciler.i18n import Msg, Said
 from reconciler.model import DesiredState
 from reconciler.providers.base import ConfirmChange, Provider
 from reconciler.words import plural
@@ -189,9 +190,15 @@ def annotate(plan: Plan, desired: DesiredState, provider: Provider) -> Plan:
     notes = provider.plan_notes(desired, changes)
     if moved:
         notes += (
-            f"{plural(moved, 'change')} the tenant refused for good in an earlier apply "
-            "(its API cannot make them) are manual steps now: an admin makes them in the "
-            "console",
+            Said(
+                Msg.counted(
+                    "{n} change the tenant refused for good in an earlier apply (its API "
+                    "cannot make them) are manual steps now: an admin makes them in the console",
+                    "{n} changes the tenant refused for good in an earlier apply (its API "
+                    "cannot make them) are manual steps now: an admin makes them in the console",
+                    moved,
+                )
+            ),
         )
     if not notes:
         return plan

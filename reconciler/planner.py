@@ -20,6 +20,7 @@ from reconciler.actions import (
     order_key,
 )
 from reconciler.errors import InputError, Problem
+from reconciler.i18n import Msg, Said
 from reconciler.model import (
     ChannelName,
     ChannelState,
@@ -30,7 +31,7 @@ from reconciler.model import (
 )
 from reconciler.settings import AUTO_GRANT, Setting
 from reconciler.side_effects import EffectContext, SideEffect
-from reconciler.words import onoff, plural
+from reconciler.words import onoff
 
 ExecutionOf = Callable[[Action], Execution]
 
@@ -178,9 +179,16 @@ class _ChannelPlanner:
         to_remove = listed - want.include if want.policy == "exact" else frozenset()
         if want.policy == "additive" and (extra := len(listed - want.include)):
             self.warnings.append(
-                f"{self.channel}: {plural(extra, 'member')} on the list "
-                f"{'is' if extra == 1 else 'are'} not in the file; "
-                "policy additive keeps them"
+                Said(
+                    Msg.counted(
+                        "{channel}: {n} member on the list is not in the file; "
+                        "policy additive keeps them",
+                        "{channel}: {n} members on the list are not in the file; "
+                        "policy additive keeps them",
+                        extra,
+                        channel=self.channel.value,
+                    )
+                )
             )
         if to_add or to_remove:
             self._require_on("change the connected-members list")
@@ -256,9 +264,15 @@ class _ChannelPlanner:
             and members.policy == "exact"
         ):
             self.warnings.append(
-                f"{self.channel}: {AUTO_GRANT.key} is on with an exact member list: every new "
-                "hire is added automatically and will drift from the list (the next plan "
-                "proposes removing them); turn auto-grant off or use policy: additive"
+                Said(
+                    Msg.of(
+                        "{channel}: {key} is on with an exact member list: every new hire is "
+                        "added automatically and will drift from the list (the next plan "
+                        "proposes removing them); turn auto-grant off or use policy: additive",
+                        channel=self.channel.value,
+                        key=AUTO_GRANT.key,
+                    )
+                )
             )
 
 

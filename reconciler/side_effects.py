@@ -1,17 +1,19 @@
 """Side effects of each change kind, worded from docs/domain.md and counted from tenant data.
 
 Each function takes an EffectContext and returns plain-words effects with counts; the
-table in `actions.py` binds them to their action.
+table in `actions.py` binds them to their action. Each effect keeps its message unsaid
+(`msg`, reconciler.i18n.Msg) beside the English `text` that JSON and saved plans carry, so
+a renderer says it in its reader's language.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.i18n import ENGLISH, N_, Messages, Msg
 from reconciler.model import ChannelName, ChannelState
 from reconciler.terminal import printable
-from reconciler.words import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,9 @@ class SideEffect:
     kind: str
     text: str
     count: int | None = None
+    # The message behind `text`, for other languages; None for an effect read back from a
+    # saved plan, which carries the English text only.
+    msg: Msg | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form; `count` only where it means something."""
@@ -28,6 +33,10 @@ class SideEffect:
         if self.count is not None:
             data["count"] = self.count
         return data
+
+    def say(self, t: Messages) -> str:
+        """The effect in `t`'s language (the recorded English text when it has no msg)."""
+        return self.text if self.msg is None or t.lang == "en" else self.msg.say(t)
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,15 @@ class EffectContext:
     directory_size: int
 
 
-def _fx(kind: str, text: str, count: int | None = None) -> SideEffect:
-    return SideEffect(kind, text, count)
+def _fx(kind: str, msg: Msg, count: int | None = None) -> SideEffect:
+    return SideEffect(kind, msg.say(ENGLISH), count, msg)
+
+
+def _external(channel: ChannelName) -> Msg:
+    """Who is on the other side (ChannelName.external), to be said in the reader's words."""
+    if channel is ChannelName.LINE:
+        return Msg.of(N_("LINE users"))
+    return Msg.of(N_("external LINE WORKS users"))
 
 
 def none(ctx: EffectContext) -> list[SideEffect]:
@@ -54,19 +70,29 @@ def none(ctx: EffectContext) -> list[SideEffect]:
 def enable_channel(ctx: EffectContext) -> list[SideEffect]:
     """Turning on lets only listed members chat externally."""
     s = ctx.state
-    who = (
-        f"all {plural(ctx.directory_size, 'member')}"
-        if s.all_members
-        else f"members on the connected-members list ({len(s.members)} now)"
-    )
-    return [
-        _fx(
-            "external_chat_enabled",
-            f"{who} can exchange messages with {ctx.channel.external} "
+    ext = _external(ctx.channel)
+    if s.all_members:
+        who = Msg.counted(
+            "all {n} member can exchange messages with {external} "
             "(once the external person adds them)",
-            ctx.directory_size if s.all_members else len(s.members),
+            "all {n} members can exchange messages with {external} "
+            "(once the external person adds them)",
+            ctx.directory_size,
+            external=ext,
+        )
+    else:
+        who = Msg.of(
+            "members on the connected-members list ({listed} now) can exchange messages "
+            "with {external} (once the external person adds them)",
+            listed=len(s.members),
+            external=ext,
+        )
+    return [
+        _fx("external_chat_enabled", who, ctx.directory_size if s.all_members else len(s.members)),
+        _fx(
+            "members_list_editable",
+            Msg.of("the connected-members list becomes viewable and editable"),
         ),
-        _fx("members_list_editable", "the connected-members list becomes viewable and editable"),
     ]
 
 
@@ -76,24 +102,42 @@ def disable_channel(ctx: EffectContext) -> list[SideEffect]:
     rooms = s.open_room_total
     shown_unknown = sum(1 for n in s.open_rooms.values() if n)
     connected = ctx.directory_size if s.all_members else len(s.members)
+    ext = _external(ctx.channel)
     return [
         _fx(
             "rooms_hidden",
-            f"{plural(rooms, 'open room')} with {ctx.channel.external} disappear from "
-            "members' room lists",
+            Msg.counted(
+                "{n} open room with {external} disappear from members' room lists",
+                "{n} open rooms with {external} disappear from members' room lists",
+                rooms,
+                external=ext,
+            ),
             rooms,
         ),
         _fx(
             "members_unknown",
-            f"{plural(shown_unknown, 'member')} shown as 'unknown' to {ctx.channel.external}",
+            Msg.counted(
+                "{n} member shown as 'unknown' to {external}",
+                "{n} members shown as 'unknown' to {external}",
+                shown_unknown,
+                external=ext,
+            ),
             shown_unknown,
         ),
         _fx(
             "external_chat_disabled",
-            f"{plural(connected, 'member')} lose external chat with {ctx.channel.external}",
+            Msg.counted(
+                "{n} member lose external chat with {external}",
+                "{n} members lose external chat with {external}",
+                connected,
+                external=ext,
+            ),
             connected,
         ),
-        _fx("history_kept", "conversation history is kept and searchable in Admin Audit"),
+        _fx(
+            "history_kept",
+            Msg.of("conversation history is kept and searchable in Admin Audit"),
+        ),
     ]
 
 
@@ -107,7 +151,12 @@ def remove_member(ctx: EffectContext) -> list[SideEffect]:
     return [
         _fx(
             "loses_external_chat",
-            f"loses external chat with {ctx.channel.external}; {plural(rooms, 'open room')}",
+            Msg.counted(
+                "loses external chat with {external}; {n} open room",
+                "loses external chat with {external}; {n} open rooms",
+                rooms,
+                external=_external(ctx.channel),
+            ),
             rooms,
         )
     ]
@@ -115,13 +164,11 @@ def remove_member(ctx: EffectContext) -> list[SideEffect]:
 
 def add_member(ctx: EffectContext) -> list[SideEffect]:
     """Adding a member grants authority; the external person must still add them."""
-    how = "adds them as a friend" if ctx.channel is ChannelName.LINE else "adds them"
-    return [
-        _fx(
-            "gains_external_chat",
-            f"may chat with {ctx.channel.external} once the external person {how}",
-        )
-    ]
+    if ctx.channel is ChannelName.LINE:
+        msg = Msg.of("may chat with LINE users once the external person adds them as a friend")
+    else:
+        msg = Msg.of("may chat with external LINE WORKS users once the external person adds them")
+    return [_fx("gains_external_chat", msg)]
 
 
 def grant_all_members(ctx: EffectContext) -> list[SideEffect]:
@@ -130,11 +177,19 @@ def grant_all_members(ctx: EffectContext) -> list[SideEffect]:
     return [
         _fx(
             "gains_external_chat",
-            f"all {plural(ctx.directory_size, 'member')} may chat with {ctx.channel.external}; "
-            f"{gaining} gain it now",
+            Msg.counted(
+                "all {n} member may chat with {external}; {gaining} gain it now",
+                "all {n} members may chat with {external}; {gaining} gain it now",
+                ctx.directory_size,
+                external=_external(ctx.channel),
+                gaining=gaining,
+            ),
             gaining,
         ),
-        _fx("new_members_granted", "members who join later get access automatically"),
+        _fx(
+            "new_members_granted",
+            Msg.of("members who join later get access automatically"),
+        ),
     ]
 
 
@@ -143,13 +198,16 @@ def restrict_to_listed_members(ctx: EffectContext) -> list[SideEffect]:
     return [
         _fx(
             "list_frozen",
-            f"the {plural(ctx.directory_size, 'member')} of today stay on the "
-            "connected-members list until removed",
+            Msg.counted(
+                "the {n} member of today stay on the connected-members list until removed",
+                "the {n} members of today stay on the connected-members list until removed",
+                ctx.directory_size,
+            ),
             ctx.directory_size,
         ),
         _fx(
             "new_members_not_granted",
-            "members who join later no longer get access unless auto-grant is on",
+            Msg.of("members who join later no longer get access unless auto-grant is on"),
         ),
     ]
 
@@ -158,14 +216,22 @@ def set_greeting(ctx: EffectContext) -> list[SideEffect]:
     """The greeting a LINE user receives on adding a member as a friend."""
     after = ctx.after or {}
     if after.get("enabled") is False:
-        return [_fx("greeting_off", "LINE users who add a member as a friend get no greeting")]
+        return [
+            _fx(
+                "greeting_off",
+                Msg.of("LINE users who add a member as a friend get no greeting"),
+            )
+        ]
     message = after.get("message")
     if message is None:
         message = (ctx.before or {}).get("message") or ""
     return [
         _fx(
             "greeting_sent",
-            "LINE users who add a member as a friend automatically receive: " + _quote(message),
+            Msg.of(
+                "LINE users who add a member as a friend automatically receive: {greeting}",
+                greeting=_quote(message),
+            ),
         )
     ]
 
@@ -182,13 +248,16 @@ def set_auto_grant(ctx: EffectContext) -> list[SideEffect]:
         return [
             _fx(
                 "new_members_granted",
-                "every member who joins later is added to the connected-members list automatically",
+                Msg.of(
+                    "every member who joins later is added to the connected-members list "
+                    "automatically"
+                ),
             )
         ]
     return [
         _fx(
             "new_members_not_granted",
-            "members who join later get no access until an admin adds them",
+            Msg.of("members who join later get no access until an admin adds them"),
         )
     ]
 
@@ -197,21 +266,32 @@ def set_file_restriction(ctx: EffectContext) -> list[SideEffect]:
     """Attachment buttons that go away or come back (docs/domain.md#restrict-file-transfer)."""
     rooms = ctx.state.open_room_total
     on = bool(ctx.after)
-    buttons = "unavailable" if on else "available again"
-    effects = [
-        _fx(
-            "buttons_disabled" if on else "buttons_enabled",
-            f"Camera, Contacts and Drive (Folder) buttons {buttons} in rooms with "
-            f"{ctx.channel.external} ({plural(rooms, 'open room')})",
+    ext = _external(ctx.channel)
+    if on:
+        buttons = Msg.counted(
+            "Camera, Contacts and Drive (Folder) buttons unavailable in rooms with "
+            "{external} ({n} open room)",
+            "Camera, Contacts and Drive (Folder) buttons unavailable in rooms with "
+            "{external} ({n} open rooms)",
             rooms,
+            external=ext,
         )
-    ]
+    else:
+        buttons = Msg.counted(
+            "Camera, Contacts and Drive (Folder) buttons available again in rooms with "
+            "{external} ({n} open room)",
+            "Camera, Contacts and Drive (Folder) buttons available again in rooms with "
+            "{external} ({n} open rooms)",
+            rooms,
+            external=ext,
+        )
+    effects = [_fx("buttons_disabled" if on else "buttons_enabled", buttons, rooms)]
     if ctx.channel is ChannelName.LINEWORKS:  # external groups exist on LINE WORKS only
-        effects.append(
-            _fx(
-                "attachments_blocked" if on else "attachments_allowed",
-                f"in external groups, files {'cannot' if on else 'can'} be attached "
-                "to notes, events and folders",
+        if on:
+            files = Msg.of(
+                "in external groups, files cannot be attached to notes, events and folders"
             )
-        )
+        else:
+            files = Msg.of("in external groups, files can be attached to notes, events and folders")
+        effects.append(_fx("attachments_blocked" if on else "attachments_allowed", files))
     return effects

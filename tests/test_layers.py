@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "console",
             "words",
             "closing",
+            "i18n",
             "errors",
             "resources",
             "side_effects",

@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     color,
     fleet_options,
     load_rules,
+    messages,
     policy_options,
     state_option,
     tenant_option,
@@ -246,7 +247,8 @@ class TerminalUI:
     def show_plan(self, plan: Plan, policy: PolicyReport) -> None:
         """The plan as `lwr plan` shows it, policy findings included."""
         self._changes = {c.id: c for c in plan.changes}
-        click.echo(renderer_for("text", color=color(), policy=policy).render(plan), nl=False)
+        view = renderer_for("text", color=color(), policy=policy, messages=messages())
+        click.echo(view.render(plan), nl=False)
 
     def show_checklist(self, plan: Plan) -> None:
         """The manual steps of the plan, in the order they come."""
@@ -259,16 +261,21 @@ class TerminalUI:
                 "refusing to apply without confirmation: stdin is not a terminal; "
                 "review the plan and pass --auto-approve"
             )
+        t = messages()
+        question = t.n_(
+            "Apply this {n} change to {tenant}? Only 'yes' will be accepted",
+            "Apply these {n} changes to {tenant}? Only 'yes' will be accepted",
+            len(plan.changes),
+            tenant=plan.tenant,
+        )
         answer = click.prompt(
-            f"Apply {'this' if len(plan.changes) == 1 else 'these'} "
-            f"{plural(len(plan.changes), 'change')} to {plan.tenant}? "
-            "Only 'yes' will be accepted",
+            question,
             default="",
             show_default=False,
             err=True,
         )  # on stderr: stdout may be piped into a file or `tail`
         if answer.strip() != "yes":
-            raise Cancelled("Apply cancelled; nothing was changed.")
+            raise Cancelled(t._("Apply cancelled; nothing was changed."))
 
     def progress(self, *, prompting: bool) -> AbstractContextManager[ProgressCallback | None]:
         """A progress bar on a terminal; plain lines in a pipeline, or while manual steps

@@ -19,6 +19,7 @@ from reconciler.uris import DEFAULT_TENANT, local_path
 from reconciler.words import plural
 
 if TYPE_CHECKING:
+    from reconciler.i18n import Messages
     from reconciler.policy import PolicyReport, PolicyRule
     from reconciler.providers.base import Provider
     from reconciler.store import StateLocation
@@ -286,11 +287,33 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lwr")
-def cli() -> None:
+@click.option(
+    "--lang",
+    type=click.Choice(["ja", "en"]),
+    default=None,
+    help="Language of what a person reads (ja, en); default: LWR_LANG, then LC_ALL, "
+    "LC_MESSAGES, LANG (ja_JP.UTF-8 is Japanese), else English. JSON output, saved plans "
+    "and the audit log are the same in every language.",
+)
+@click.pass_context
+def cli(ctx: click.Context, lang: str | None) -> None:
     """lwr: LINE WORKS external messaging as code (validate, plan, apply).
 
     Shell completion: `eval "$(lwr completion bash)"` (or zsh, fish).
     """
+    from reconciler.i18n import Messages, choose_lang
+
+    # The reader's language for this one run, on the root context (no global state).
+    ctx.obj = Messages(choose_lang(lang, os.environ))
+
+
+def messages() -> Messages:
+    """The reader's language of the running command (`--lang`, LWR_LANG, the locale)."""
+    from reconciler.i18n import ENGLISH, Messages
+
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, Messages) else ENGLISH
 
 
 def resolve_tenant_key(tenant_uri: str) -> str:

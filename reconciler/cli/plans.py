@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     format_option,
     load_rules,
     markdown_dir_option,
+    messages,
     policy_options,
     provider_for,
     state_for,
@@ -30,7 +31,6 @@ from reconciler.cli.lazy import workflow
 from reconciler.errors import ExitCode, LwrError, UsageError
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
@@ -87,13 +87,19 @@ def emit_plan(
     if out:
         text = renderer_for("json").render(plan)
         write_output(out, text)
-        click.echo(f"Saved plan to {out} ({plural(len(plan.changes), 'change')}).", err=True)
+        saved = messages().n_(
+            "Saved plan to {out} ({n} change).",
+            "Saved plan to {out} ({n} changes).",
+            len(plan.changes),
+            out=out,
+        )
+        click.echo(saved, err=True)
     if markdown_dir:
         from reconciler.render.markdown import PlanMarkdown
 
         parts = PlanMarkdown(policy=policy, compact=compact).render_parts(plan)
         write_markdown_parts(markdown_dir, parts)
-    shown = renderer_for(fmt, color=color(), policy=policy, compact=compact)
+    shown = renderer_for(fmt, color=color(), policy=policy, compact=compact, messages=messages())
     click.echo(shown.render(plan), nl=False)
     if fmt == "json" and policy is not None:
         echo_policy(policy)
@@ -164,8 +170,11 @@ def plan(
     # reviewer sees it in the pull request; the flag apply needs is in the plan's footer.
     refusal = planned.plan.gate.refusal(allow_destructive=True)
     if out and (policy.denied or refusal):
-        why = "policy denies" if policy.denied else "apply would refuse"
-        click.echo(f"Not saving {out}: {why} this plan.", err=True)
+        t = messages()
+        if policy.denied:
+            click.echo(t._("Not saving {out}: policy denies this plan.", out=out), err=True)
+        else:
+            click.echo(t._("Not saving {out}: apply would refuse this plan.", out=out), err=True)
         out = None  # a refused plan is shown for review, never handed to apply
     emit_plan(planned.plan, fmt, out, policy, markdown_dir, compact)
     policy.raise_if_denied()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftReport
+    from reconciler.i18n import Messages
     from reconciler.plan import Plan
     from reconciler.policy import PolicyReport
 
@@ -35,6 +36,7 @@ def renderer_for(
     color: bool = False,
     policy: PolicyReport | None = None,
     compact: bool | None = None,
+    messages: Messages | None = None,
 ) -> Renderer:
     """The plan renderer for `--format` (text, json, markdown); `policy` findings included
     in text and markdown (the JSON plan is the saved-plan contract and stays as it is);
@@ -47,7 +49,9 @@ def renderer_for(
         return PlanJson()
     if fmt == "markdown":
         return PlanMarkdown(policy=policy, compact=compact)
-    return PlanText(color=color, policy=policy, compact=compact)
+    if messages is None:
+        return PlanText(color=color, policy=policy, compact=compact)
+    return PlanText(color=color, policy=policy, compact=compact, messages=messages)
 
 
 def drift_renderer_for(

@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reconciler.actions import Action, Change
+from reconciler.i18n import ENGLISH, N_, Messages
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
+from reconciler.render.values import pad
 from reconciler.terminal import printable
 
 #: More changes than this and text plans are compact unless --no-compact.
@@ -47,25 +49,32 @@ def member_groups(changes: Sequence[Change]) -> dict[tuple[ChannelName, Action],
     return {key: MemberGroup(key[0], key[1], tuple(cs)) for key, cs in found.items()}
 
 
-def group_lines(group: MemberGroup, marker: str, flags: Callable[[int, int], str]) -> list[str]:
+def group_lines(
+    group: MemberGroup,
+    marker: str,
+    flags: Callable[[int, int], str],
+    t: Messages = ENGLISH,
+) -> list[str]:
     """One count line (`marker` styled by the caller; `flags(destructive, manual)` its notes),
-    the first names, and the side effects with how many changes each."""
+    the first names, and the side effects with how many changes each, in `t`'s language."""
     first = group.changes[0]
     n = len(group.changes)
     destructive = sum(1 for c in group.changes if c.destructive)
     manual = sum(1 for c in group.changes if c.execution == "manual")
-    count = f"{n:,} member{'s' if n != 1 else ''}"
-    lines = [f"  {marker} {group.channel.value:<9}  {first.spec.title}: {count}"]
+    count = t.n_("{title}: {n:,} member", "{title}: {n:,} members", n, title=t._(first.spec.title))
+    lines = [f"  {marker} {pad(group.channel.value, 9)}  {count}"]
     lines[0] += flags(destructive, manual)
-    names = ", ".join(c.target or "" for c in group.changes[:SHOWN_NAMES])
-    rest = f", … and {n - SHOWN_NAMES:,} more" if n > SHOWN_NAMES else ""
+    names = t._(", ").join(c.target or "" for c in group.changes[:SHOWN_NAMES])
+    rest = t._(", … and {n:,} more", n=n - SHOWN_NAMES) if n > SHOWN_NAMES else ""
     lines.append(printable(f"        {names}{rest}"))
-    effects = Counter(e.text for c in group.changes for e in c.side_effects)
+    effects = Counter(e.say(t) for c in group.changes for e in c.side_effects)
     for text, times in effects.most_common(SHOWN_EFFECTS):
-        lines.append(printable(f"        · {text}" + (f" ({times:,} of them)" if n > 1 else "")))
+        of_them = t._(" ({n:,} of them)", n=times) if n > 1 else ""
+        lines.append(printable(f"        · {text}{of_them}"))
     if len(effects) > SHOWN_EFFECTS:
-        lines.append(f"        · … and {len(effects) - SHOWN_EFFECTS:,} other side effects")
+        other = t._("        · … and {n:,} other side effects", n=len(effects) - SHOWN_EFFECTS)
+        lines.append(other)
     return lines
 
 
-NOTE = "Compact view: member changes counted per kind; --no-compact lists every change."
+NOTE = N_("Compact view: member changes counted per kind; --no-compact lists every change.")

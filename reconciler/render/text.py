@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reconciler.actions import Change
+from reconciler.i18n import ENGLISH, Messages, say
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
@@ -16,6 +18,8 @@ from reconciler.render.ansi import style
 from reconciler.render.values import (
     describe,
     hidden_differences,
+    pad,
+    say_change,
     setting_difference,
     show_setting,
 )
@@ -56,7 +60,8 @@ class _Styled:
 
 class PlanText(_Styled):
     """The default terminal/pipe rendering; `compact` (None: past a size) counts member
-    changes per kind instead of listing each (reconciler.render.compact)."""
+    changes per kind instead of listing each (reconciler.render.compact); `messages` is
+    the reader's language (reconciler.i18n)."""
 
     def __init__(
         self,
@@ -64,75 +69,102 @@ class PlanText(_Styled):
         color: bool = False,
         policy: PolicyReport | None = None,
         compact: bool | None = None,
+        messages: Messages = ENGLISH,
     ) -> None:
         super().__init__(color=color, policy=policy)
         self.compact = compact
+        self.t = messages
 
     def _group(self, group: compact.MemberGroup) -> list[str]:
         marker = group.changes[0].spec.marker
+        t = self.t
 
         def flags(destructive: int, manual: int) -> str:
-            red = f"  ({destructive:,} destructive)" if destructive else ""
+            red = t._("  ({n:,} destructive)", n=destructive) if destructive else ""
             return self._style(red, fg="red", bold=True) + (
-                f"  [{manual:,} manual steps]" if manual else ""
+                t._("  [{n:,} manual steps]", n=manual) if manual else ""
             )
 
         styled = self._style(marker, fg=MARKER_COLORS[marker], bold=True)
-        return compact.group_lines(group, styled, flags)
+        return compact.group_lines(group, styled, flags, t)
 
     def render(self, plan: Plan) -> str:
         """The plan, ordered, with a closing summary line."""
-        head = f"Tenant {plan.tenant} ({plan.tenant_uri})"
+        t = self.t
         if plan.source:
-            head += f", desired state {plan.source}"
+            head = t._(
+                "Tenant {tenant} ({uri}), desired state {source}",
+                tenant=plan.tenant,
+                uri=plan.tenant_uri,
+                source=plan.source,
+            )
+        else:
+            head = t._("Tenant {tenant} ({uri})", tenant=plan.tenant, uri=plan.tenant_uri)
         lines = [self._style(head, bold=True), ""]
         if not plan.changes:
-            lines.append("No changes. The tenant matches the desired state.")
+            lines.append(t._("No changes. The tenant matches the desired state."))
         short = compact.is_compact(plan, self.compact)
         groups = compact.member_groups(plan.changes) if short else {}
         phase = None
         for change in plan.changes:
             if change.phase is not phase:
                 phase = change.phase
-                lines.append(self._style(f"Phase {int(phase)} · {phase.title}", bold=True))
+                title = t._("Phase {n} · {title}", n=int(phase), title=t._(phase.title))
+                lines.append(self._style(title, bold=True))
             if change.spec.member_level and short:  # the group, where its first change is
                 group = groups.pop((change.channel, change.action), None)
                 lines += self._group(group) if group else []
                 continue
-            marker = change.spec.marker
-            flag = self._style("  (destructive)", fg="red", bold=True) if change.destructive else ""
-            manual = "  [manual step]" if change.execution == "manual" else ""
-            lines.append(
-                f"  {self._style(marker, fg=MARKER_COLORS[marker], bold=True)} "
-                f"{change.channel.value:<9}  {describe(change)}{flag}{manual}"
-            )
-            lines.extend(printable(f"        · {effect.text}") for effect in change.side_effects)
-            lines.extend(
-                self._style(f"        ! {note}", fg="yellow") for note in hidden_differences(change)
-            )
+            lines += self._change(change)
         if plan.warnings:
             lines.append("")
-            lines.extend(self._style(f"Warning: {w}", fg="yellow") for w in plan.warnings)
+            lines.extend(
+                self._style(t._("Warning: {warning}", warning=say(w, t)), fg="yellow")
+                for w in plan.warnings
+            )
         lines += self._policy_lines()
-        s = plan.summary()
         if plan.changes:
-            lines += [
-                "",
-                self._style(
-                    f"Plan: {plural(s['total'], 'change')} — "
-                    f"{s['add']} to add, "
-                    f"{s['change']} to change, {s['remove']} to remove; "
-                    f"{s['destructive']} destructive",
-                    bold=True,
-                ),
-            ]
-            lines += [compact.NOTE] if short else []
+            lines += ["", self._style(self._summary(plan), bold=True)]
+            lines += [t._(compact.NOTE)] if short else []
         lines += self._gate_lines(plan)
         return "\n".join(lines) + "\n"
 
+    def _change(self, change: Change) -> list[str]:
+        """One change line, then its side effects and what its values hide."""
+        t = self.t
+        marker = change.spec.marker
+        flag = (
+            self._style(t._("  (destructive)"), fg="red", bold=True) if change.destructive else ""
+        )
+        manual = t._("  [manual step]") if change.execution == "manual" else ""
+        what = describe(change) if t.lang == "en" else say_change(t, change)
+        lines = [
+            f"  {self._style(marker, fg=MARKER_COLORS[marker], bold=True)} "
+            f"{pad(change.channel.value, 9)}  {what}{flag}{manual}"
+        ]
+        lines.extend(printable(f"        · {effect.say(t)}") for effect in change.side_effects)
+        lines.extend(
+            self._style(f"        ! {note}", fg="yellow") for note in hidden_differences(change, t)
+        )
+        return lines
+
+    def _summary(self, plan: Plan) -> str:
+        s = plan.summary()
+        return self.t.n_(
+            "Plan: {n} change — {add} to add, {change} to change, {remove} to remove; "
+            "{destructive} destructive",
+            "Plan: {n} changes — {add} to add, {change} to change, {remove} to remove; "
+            "{destructive} destructive",
+            s["total"],
+            add=s["add"],
+            change=s["change"],
+            remove=s["remove"],
+            destructive=s["destructive"],
+        )
+
     def _gate_lines(self, plan: Plan) -> list[str]:
         """What apply will need or refuse, as the safety gate says (reconciler.gate)."""
-        advice = plan.gate.advice()
+        advice = plan.gate.advice(self.t)
         if not advice:
             return []
         head, *rest = advice

@@ -7,6 +7,7 @@ import unicodedata
 from typing import Any
 
 from reconciler.actions import Action, Change
+from reconciler.i18n import ENGLISH, N_, Messages
 from reconciler.settings import MEMBERS_MODE
 from reconciler.terminal import printable
 from reconciler.words import onoff
@@ -53,6 +54,56 @@ def describe(change: Change) -> str:
     return f"{spec.title}: {show(change.before)} → {show(change.after)}"
 
 
+def say_change(t: Messages, change: Change) -> str:
+    """`describe` in `t`'s language: the console's label, on/off in its words."""
+    spec = change.spec
+    title = t._(spec.title)
+    if spec.member_level:
+        return t._("{title} {member}", title=title, member=printable(change.target or ""))
+    if not spec.shows_values:
+        return title
+    if change.action is Action.SET_GREETING:
+        parts = [
+            t._(
+                "{key}: {before} → {after}",
+                key=t._(_GREETING_KEYS.get(key, key)),
+                before=say(t, change.before.get(key)),
+                after=say(t, change.after[key]),
+            )
+            for key in change.after
+        ]
+        return t._("{title} {values}", title=title, values=t._("; ").join(parts))
+    return t._(
+        "{title}: {before} → {after}",
+        title=title,
+        before=say(t, change.before),
+        after=say(t, change.after),
+    )
+
+
+#: The greeting's two keys as human output names them (their YAML keys in English).
+_GREETING_KEYS = {"enabled": N_("enabled"), "message": N_("message")}
+
+
+def say(t: Messages, value: Any) -> str:
+    """`show` in `t`'s language: switches in the words of the glossary (docs/ja/glossary.md)."""
+    if isinstance(value, bool):
+        return t._("on") if value else t._("off")
+    if value is None:
+        return t._("(unset)")
+    return show(value)
+
+
+def pad(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal cells: a full-width character takes two."""
+    if text.isascii():  # one cell a character; wcwidth's tables cost ~25 ms to load
+        return f"{text:<{width}}"
+    from wcwidth import wcswidth
+
+    cells = wcswidth(text)
+    return text + " " * max(0, width - (cells if cells >= 0 else len(text)))
+
+
 def text_changes(change: Change) -> list[tuple[str, str, str]]:
     """(name, before, after) of each text value `change` sets: the greeting message."""
     if change.action is not Action.SET_GREETING or not isinstance(change.after, dict):
@@ -64,18 +115,20 @@ def text_changes(change: Change) -> list[tuple[str, str, str]]:
     return []
 
 
-def hidden_differences(change: Change) -> list[str]:
+def hidden_differences(change: Change, t: Messages = ENGLISH) -> list[str]:
     """A note for each text value of `change` whose change a reader of the rendered
     values would not see, e.g. "message differs only in Unicode normalisation: NFD → NFC"."""
     notes = []
     for name, old, new in text_changes(change):
-        note = invisible_difference(old, new) or clipped_difference(old, new)
+        note = invisible_difference(old, new, t) or clipped_difference(old, new, t=t)
         if note:
-            notes.append(f"{name} {note}")
+            notes.append(t._("{name} {note}", name=t._(_GREETING_KEYS.get(name, name)), note=note))
     return notes
 
 
-def clipped_difference(before: str, after: str, limit: int = 80) -> str | None:
+def clipped_difference(
+    before: str, after: str, limit: int = 80, t: Messages = ENGLISH
+) -> str | None:
     """Where `before` and `after` differ when both read the same clipped at `limit`
     (a long greeting changed near its end), with a little of each side around it."""
     if before == after or show(before, limit) != show(after, limit):
@@ -85,9 +138,11 @@ def clipped_difference(before: str, after: str, limit: int = 80) -> str | None:
         min(len(before), len(after)),
     )
     lo = max(0, start - 10)
-    return (
-        f"differs after what is shown, at character {start + 1}: "
-        f"{show(before[lo : start + 30], None)} → {show(after[lo : start + 30], None)}"
+    return t._(
+        "differs after what is shown, at character {at}: {before} → {after}",
+        at=start + 1,
+        before=show(before[lo : start + 30], None),
+        after=show(after[lo : start + 30], None),
     )
 
 
@@ -119,7 +174,7 @@ def _form(text: str) -> str:
     return "NFD" if unicodedata.is_normalized("NFD", text) else "mixed"
 
 
-def invisible_difference(before: str, after: str) -> str | None:
+def invisible_difference(before: str, after: str, t: Messages = ENGLISH) -> str | None:
     """How `before` and `after` differ when they look the same, else None.
 
     A difference only in normalisation is named ("differs only in Unicode normalisation:
@@ -129,23 +184,28 @@ def invisible_difference(before: str, after: str) -> str | None:
     if before == after or _looks(before) != _looks(after):
         return None
     if unicodedata.normalize("NFC", before) == unicodedata.normalize("NFC", after):
-        return f"differs only in Unicode normalisation: {_form(before)} → {_form(after)}"
+        return t._(
+            "differs only in Unicode normalisation: {before} → {after}",
+            before=_form(before),
+            after=_form(after),
+        )
     start = 0
     while start < min(len(before), len(after)) and before[start] == after[start]:
         start += 1
     end = 0
     while end < min(len(before), len(after)) - start and before[-1 - end] == after[-1 - end]:
         end += 1
-    return (
-        f"differs only in characters that do not show, at character {start + 1}: "
-        f"{_code_points(before[start : len(before) - end])} → "
-        f"{_code_points(after[start : len(after) - end])}"
+    return t._(
+        "differs only in characters that do not show, at character {at}: {before} → {after}",
+        at=start + 1,
+        before=_code_points(before[start : len(before) - end], t),
+        after=_code_points(after[start : len(after) - end], t),
     )
 
 
-def _code_points(text: str) -> str:
+def _code_points(text: str, t: Messages = ENGLISH) -> str:
     if not text:
-        return "(nothing)"
+        return t._("(nothing)")
     shown = [f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')}" for ch in text[:_CODE_POINTS]]
     more = len(text) - _CODE_POINTS
-    return " ".join(shown) + (f" … and {more} more" if more > 0 else "")
+    return " ".join(shown) + (t._(" … and {n} more", n=more) if more > 0 else "")
