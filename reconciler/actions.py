@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 from reconciler import settings
@@ -233,7 +234,7 @@ class ActionSpec:
         """The heading this action's changes are listed under (of its fixed phase)."""
         return self.phase.title
 
-    @property
+    @cached_property  # asked for every change's phase: 800,000 times in a 100k-change apply
     def tight_value(self) -> bool | None:
         """For a switch that can tighten or loosen, the `after` value that tightens."""
         if len(self.moves) != 1 or self.fixed_after is not None:
