@@ -93,3 +93,10 @@ __all__ = [
     "listed",
     "tenant",
 ]
+
+
+def seed_demo(tenant_uri: str, domain: str = DOMAIN) -> None:
+    """`lwr tenant init --demo --domain DOMAIN --tenant URI`, through the real CLI."""
+    from reconciler.cli import run
+
+    assert run(["tenant", "init", "--demo", "--domain", domain, "--tenant", tenant_uri]) == 0

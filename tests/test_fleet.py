@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from builders import seed_demo
 
 from reconciler.cli import run
 
@@ -31,20 +32,7 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("LWR_TENANT", raising=False)
     monkeypatch.delenv("LWR_STATE", raising=False)
     for domain in DOMAINS:
-        assert (
-            run(
-                [
-                    "tenant",
-                    "init",
-                    "--demo",
-                    "--domain",
-                    domain,
-                    "--tenant",
-                    tenant_uri(tmp_path, domain),
-                ]
-            )
-            == 0
-        )
+        seed_demo(tenant_uri(tmp_path, domain), domain)
     desired = tmp_path / "desired"
     desired.mkdir()
     (desired / "a-d1.yaml").write_text(export(tmp_path, "d1.example"), encoding="utf-8")

@@ -14,6 +14,7 @@ import click
 import jsonschema
 import pytest
 import yaml
+from builders import seed_demo
 
 from reconciler.cli import cli, run
 from reconciler.resources import load_schema
@@ -215,20 +216,7 @@ def test_the_fleet_summary_counts_changes_not_tenants(
     (tmp_path / "desired").mkdir()
     for i in range(2):
         domain = f"c{i}.example.co.jp"
-        assert (
-            run(
-                [
-                    "tenant",
-                    "init",
-                    "--demo",
-                    "--domain",
-                    domain,
-                    "--tenant",
-                    monkey_env["LWR_TENANT"].replace("{tenant}", domain),
-                ]
-            )
-            == 0
-        )
+        seed_demo(monkey_env["LWR_TENANT"].replace("{tenant}", domain), domain)
         text = EXAMPLE.read_text(encoding="utf-8").replace("example.co.jp", domain)
         (tmp_path / "desired" / f"{domain}.yaml").write_text(text, encoding="utf-8")
     capsys.readouterr()

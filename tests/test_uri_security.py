@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import click
 import pytest
+from builders import seed_demo
 from emulator.harness import emulated
 from emulator.server import make_credentials
 
@@ -258,20 +259,7 @@ def test_one_tenant_spelled_two_ways_is_refused_for_both(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LWR_STATE", raising=False)
     tenant_file = tmp_path / "tenants" / "d1.example.db"
-    assert (
-        run(
-            [
-                "tenant",
-                "init",
-                "--demo",
-                "--domain",
-                "d1.example",
-                "--tenant",
-                f"local:{tenant_file}",
-            ]
-        )
-        == 0
-    )
+    seed_demo(f"local:{tenant_file}", "d1.example")
     (tmp_path / "tenants" / "link.db").symlink_to(tenant_file)
     other = spelling.format(root=tmp_path) if spelling else None  # None: the --tenant template
     folder = desired_dir(
