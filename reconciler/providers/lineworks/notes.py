@@ -14,10 +14,9 @@ from reconciler.model import ChannelName, DesiredChannel, DesiredState
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.providers.lineworks.estimate import Estimate, directory_pages
 from reconciler.settings import Setting, of
-from reconciler.words import duration as words_duration
-from reconciler.words import plural
+from reconciler.words import duration, plural
 
-__all__ = ["attestable", "duration", "plan_notes"]
+__all__ = ["attestable", "plan_notes"]
 
 
 def plan_notes(
@@ -62,8 +61,8 @@ def _timing(est: Estimate, members: int) -> str:
     per_api = ", ".join(f"{api} {n:,}" for api, n in est.requests.items())
     requests = "request" if est.total == 1 else "requests"
     text = (
-        f"lineworks: {est.total:,} API {requests} ({per_api}): ≈ {duration(est.seconds)} "
-        f"at {est.pace()} per API"
+        f"lineworks: {est.total:,} API {requests} ({per_api}): "
+        f"≈ {duration(est.seconds, fractions=True)} at {est.pace()} per API"
     )
     if est.side_by_side:
         text += ", the APIs of a phase side by side (each phase as long as its slowest API)"
@@ -76,8 +75,8 @@ def _timing(est: Estimate, members: int) -> str:
     reread = pages * est.window / est.rate * 1.02
     return text + (
         f"; an apply that waits for a confirmation reads the directory again first "
-        f"(+{pages:,} GET /users, ≈ {duration(reread)}); the apply is journaled and "
-        "resumes where it stopped"
+        f"(+{pages:,} GET /users, ≈ {duration(reread, fractions=True)}); the apply is "
+        "journaled and resumes where it stopped"
     )
 
 
@@ -104,8 +103,3 @@ def attestable(want: DesiredChannel, channel: ChannelName) -> dict[str, Any]:
 def _unspelled(setting: Setting, value: Any) -> Any:
     """A row's value as the model holds it (members `all`/`listed` back to True/False)."""
     return value == setting.words[0] if setting.words is not None else value
-
-
-def duration(seconds: float) -> str:
-    """A plan note's duration (words.duration; fractions at the tests' scaled windows)."""
-    return words_duration(seconds, fractions=True)
