@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "model",
         (
             "model",
+            "orgchart",
             "actions",
             "settings",
             "console",

@@ -16,6 +16,7 @@ from reconciler.actions import Action, Change, Execution
 from reconciler.closing import Closing
 from reconciler.errors import TenantError, UsageError
 from reconciler.model import TenantState
+from reconciler.orgchart import OrgChart
 
 if TYPE_CHECKING:
     from reconciler.model import DesiredState
@@ -80,6 +81,9 @@ class Provider(Closing):
     #: confirms (set_manual_handler), values come from lwr's attested state (provenance,
     #: attest) and plans carry notes saying so (plan_notes).
     ATTESTED: ClassVar[bool] = False
+    #: The tenant can say how its directory is structured (org units, groups: org_chart),
+    #: which member selectors in a desired file need.
+    READS_ORG_CHART: ClassVar[bool] = False
 
     # -- what every provider does -------------------------------------------------------------
 
@@ -102,6 +106,11 @@ class Provider(Closing):
     def directory(self) -> frozenset[str]:
         """Login emails of every member of the tenant (for `validate --tenant`)."""
         raise NotImplementedError
+
+    def org_chart(self) -> OrgChart:
+        """Org units and groups with their members (READS_ORG_CHART providers); read only
+        when a desired file uses a member selector. Raise TenantError on any failure."""
+        raise UsageError(f"{self.key} cannot read org units or groups")
 
     def domain(self) -> str:
         """The tenant's domain, compared with the file's `tenant:`."""
