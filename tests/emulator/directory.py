@@ -107,7 +107,9 @@ class OrgData:
 
     def organizations(self, email: str, domain_id: str) -> list[dict[str, object]]:
         """A user's `organizations[]` (one domain here) with its `orgUnits[]`."""
-        units = [self.units[u] for u in self.placed.get(email, ()) if u in self.units]
+        # A unit gone since the user was placed stays named: the directory changed between
+        # two reads, as a real one can.
+        units = [self.units.get(u, Unit(u, "", None, 0)) for u in self.placed.get(email, ())]
         return [
             {
                 "domainId": int(domain_id),
