@@ -159,6 +159,16 @@ def test_a_unit_a_user_names_but_the_list_lacks_refuses(h: Harness) -> None:
         provider.close()
 
 
+def test_a_post_in_another_domain_of_the_group_company_is_not_a_unit_here(h: Harness) -> None:
+    h.tenant.org.elsewhere[f"erin@{D}"] = ("10000002", ["orgunit-of-the-sister-company"])
+    provider = h.provider(scope=CHART_SCOPE)
+    try:
+        chart = provider.org_chart()
+    finally:
+        provider.close()
+    assert chart.units_of(f"erin@{D}") == ("開発部",)
+
+
 def test_deleted_and_pending_users_are_in_no_unit_and_no_group(h: Harness) -> None:
     h.tenant.users[f"erin@{D}"].deleted = True
     h.tenant.users[f"grace@{D}"].pending = True

@@ -69,6 +69,9 @@ class OrgData:
         self.units: dict[str, Unit] = {}
         self.groups: dict[str, DirGroup] = {}
         self.placed: dict[str, list[str]] = {}  # login email → unit ids, primary first
+        #: login email → (domain id, unit ids): a concurrent post in another domain of the
+        #: group company (兼職), listed in the user's organizations[] but not by our /orgunits.
+        self.elsewhere: dict[str, tuple[str, list[str]]] = {}
         self._ids = itertools.count(1)
 
     def add_unit(self, name: str, parent: str | None = None) -> Unit:
@@ -110,23 +113,11 @@ class OrgData:
         # A unit gone since the user was placed stays named: the directory changed between
         # two reads, as a real one can.
         units = [self.units.get(u, Unit(u, "", None, 0)) for u in self.placed.get(email, ())]
-        return [
-            {
-                "domainId": int(domain_id),
-                "primary": True,
-                "orgUnits": [
-                    {
-                        "orgUnitId": u.unit_id,
-                        "orgUnitName": u.name,
-                        "primary": i == 0,
-                        "isManager": False,
-                        "visible": True,
-                        "useTeamFeature": True,
-                    }
-                    for i, u in enumerate(units)
-                ],
-            }
-        ]
+        found = [_organization(domain_id, True, units)]
+        if email in self.elsewhere:
+            other, ids = self.elsewhere[email]
+            found.append(_organization(other, False, [Unit(u, "", None, 0) for u in ids]))
+        return found
 
     def unit_rows(self, domain_id: str) -> list[dict[str, object]]:
         """Every unit as GET /orgunits lists it (parents before children, by order)."""
@@ -160,6 +151,24 @@ class OrgData:
             }
             for g in self.groups.values()
         ]
+
+
+def _organization(domain_id: str, primary: bool, units: list[Unit]) -> dict[str, object]:
+    return {
+        "domainId": int(domain_id),
+        "primary": primary,
+        "orgUnits": [
+            {
+                "orgUnitId": u.unit_id,
+                "orgUnitName": u.name,
+                "primary": i == 0,
+                "isManager": False,
+                "visible": True,
+                "useTeamFeature": True,
+            }
+            for i, u in enumerate(units)
+        ],
+    }
 
 
 def _member(kind: str, member_id: str) -> dict[str, object]:
