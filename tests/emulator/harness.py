@@ -21,6 +21,8 @@ from reconciler.providers.lineworks import LineWorksConfig, LineWorksTenant
 from reconciler.providers.lineworks.client import LineWorksClient, RetryPolicy
 
 FAST = Limits(rate=200, window=1.0)
+#: The scope a tenant URI needs to read org units and groups besides the member links.
+CHART_SCOPE = "user,orgunit.read,group.read"
 #: FAST with the status resource the docs never describe (202 answers name a `Location`).
 POLLED = Limits(rate=200, window=1.0, status_location=True)
 
@@ -89,11 +91,15 @@ def emulated(
     pending: float = 0.0,
     bulk_pending: float = 0.02,
     attest: bool = True,
+    departments: bool = False,
 ) -> Iterator[Harness]:
-    """An emulator seeded with `state` (attested as the starting point unless told not to)."""
+    """An emulator seeded with `state` (attested as the starting point unless told not to);
+    `departments`: with the demo company's org units and groups over its members."""
     tenant = EmulatedTenant(pending=pending, bulk_pending=bulk_pending)
     if state is not None:
         tenant.seed(state)
+    if departments:
+        tenant.seed_departments()
     credentials = make_credentials(directory / "app")
     with Emulator(tenant, credentials, limits or FAST) as emulator:
         harness = Harness(emulator, credentials, directory / "lwr-state")

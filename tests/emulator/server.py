@@ -5,7 +5,6 @@ A stdlib ThreadingHTTPServer bound to 127.0.0.1 on a free port; nothing leaves t
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
@@ -25,6 +24,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from emulator import directory
+from emulator.directory import decode_cursor, encode_cursor
 from emulator.tenant import Answer, EmulatedTenant
 from reconciler.model import ChannelName
 
@@ -33,6 +34,12 @@ _MEMBER_ROUTE = re.compile(r"^/v1\.0/users/([^/]+)/(link|unlink)-to-(line|works)
 _BULK_ROUTE = re.compile(r"^/v1\.0/users/link-to-(line|works)$")
 _URL_ROUTE = re.compile(r"^/v1\.0/users/([^/]+)/link-url$")
 _OP_ROUTE = re.compile(r"^/v1\.0/operations/([^/]+)$")
+_GROUP_MEMBERS_ROUTE = re.compile(r"^/v1\.0/groups/([^/]+)/members$")
+#: What the test app may ask for (the scopes ticked in its Developer Console).
+APP_SCOPES = frozenset(
+    {"user", "user.read", "directory", "directory.read", "orgunit", "orgunit.read"}
+    | {"group", "group.read"}
+)
 _KEY: rsa.RSAPrivateKey | None = None
 _KEY_LOCK = threading.Lock()
 
@@ -55,6 +62,7 @@ class Credentials:
     service_account: str
     domain_id: str
     key_file: Path
+    scopes: frozenset[str] = APP_SCOPES  # ticked for the app in the Developer Console
 
     def env(self, emulator: Emulator, **extra: str) -> dict[str, str]:
         """The LW_* environment that points lwr at `emulator`."""
@@ -156,6 +164,7 @@ class Emulator:
         self.faults: list[Fault] = []
         self.log: list[LogEntry] = []
         self.tokens: dict[str, float] = {}
+        self.token_scopes: dict[str, frozenset[str]] = {}
         self._windows: dict[str, deque[float]] = {}
         self._neighbour_next: dict[str, float] = {}
         self.neighbour_sent = 0  # requests the other client got through
@@ -281,11 +290,13 @@ class Emulator:
             return 400, {"error": "invalid_grant", "error_description": type(exc).__name__}
         if claims["iss"] != creds.client_id or claims["sub"] != creds.service_account:
             return 400, {"error": "invalid_grant", "error_description": "iss/sub mismatch"}
-        if "user" not in form.get("scope", "").replace(",", " ").split():
+        asked = frozenset(form.get("scope", "").replace(",", " ").split())
+        if "user" not in asked or not asked <= creds.scopes:
             return 400, {"error": "invalid_scope"}
         token = secrets.token_urlsafe(24)
         with self._lock:
             self.tokens[token] = time.monotonic() + self.limits.token_lifetime
+            self.token_scopes[token] = asked
         return 200, {
             "access_token": token,
             "refresh_token": secrets.token_urlsafe(24),
@@ -301,11 +312,29 @@ class Emulator:
             expires = self.tokens.get(token)
         return expires is not None and expires > time.monotonic()
 
-    def route(self, method: str, path: str, query: dict[str, list[str]]) -> Answer:
+    def granted(self, header: str | None) -> frozenset[str]:
+        """The scopes the request's token was issued with."""
+        with self._lock:
+            return self.token_scopes.get((header or "").removeprefix("Bearer "), frozenset())
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        scopes: frozenset[str] = APP_SCOPES,
+    ) -> Answer:
         """The API routes."""
         tenant = self.tenant
         if method == "GET" and path == "/v1.0/users":
             return self._users(query)
+        if method == "GET":
+            with tenant.lock:
+                listed = directory.route(
+                    tenant.org, tenant.domain_id, path, query, self.limits.page_max, scopes
+                )
+            if listed is not None:
+                return Answer(*listed)
         if method == "POST" and (m := _BULK_ROUTE.match(path)):
             return tenant.link_all(_CHANNEL[m.group(1)])
         if method == "POST" and (m := _MEMBER_ROUTE.match(path)):
@@ -322,27 +351,14 @@ class Emulator:
         try:
             count = int(query.get("count", ["100"])[0])
             cursor = query.get("cursor", [None])[0]
-            offset = _decode_cursor(cursor) if cursor is not None else 0
+            offset = decode_cursor(cursor) if cursor is not None else 0
         except ValueError:
             return Answer(400, {"code": "INVALID_PARAMETER", "description": "bad count/cursor"})
         if not 1 <= count <= self.limits.page_max:
             return Answer(400, {"code": "INVALID_PARAMETER", "description": "count 1..100"})
         rows, following = self.tenant.users_page(offset, count)
-        meta = {"nextCursor": _encode_cursor(following)} if following is not None else {}
+        meta = {"nextCursor": encode_cursor(following)} if following is not None else {}
         return Answer(200, {"users": rows, "responseMetaData": meta})
-
-
-def _encode_cursor(offset: int) -> str:
-    # Real cursors are base64 with + / = in them: a client that forgets to percent-encode
-    # them sends spaces instead of pluses, and the emulator refuses that cursor.
-    return base64.b64encode(b"\xfb\xff\xbe" + str(offset).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> int:
-    raw = base64.b64decode(cursor, validate=True)
-    if not raw.startswith(b"\xfb\xff\xbe"):
-        raise ValueError("foreign cursor")
-    return int(raw[3:].decode())
 
 
 def operation_of(method: str, path: str) -> str:
@@ -350,6 +366,7 @@ def operation_of(method: str, path: str) -> str:
     path = _MEMBER_ROUTE.sub(lambda m: f"/v1.0/users/{{userId}}/{m.group(2)}-to-{m.group(3)}", path)
     path = _URL_ROUTE.sub("/v1.0/users/{userId}/link-url", path)
     path = _OP_ROUTE.sub("/v1.0/operations/{operationId}", path)
+    path = _GROUP_MEMBERS_ROUTE.sub("/v1.0/groups/{groupId}/members", path)
     return f"{method} {path.removeprefix('/v1.0')}"
 
 
@@ -405,7 +422,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             self._answer(method, operation, split)
 
         def _answer(self, method: str, operation: str, split: Any) -> None:
-            answer = emulator.route(method, split.path, parse_qs(split.query))
+            scopes = emulator.granted(self.headers.get("Authorization"))
+            answer = emulator.route(method, split.path, parse_qs(split.query), scopes)
             emulator.record(method, operation, answer.status)
             headers = emulator.budget(operation) if emulator.limits.headers else {}
             if answer.op_id is not None and emulator.limits.status_location:

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from emulator.directory import OrgData, seed_departments
 from reconciler import console
 from reconciler.actions import Change
 from reconciler.model import ChannelName, ChannelState, TenantState
@@ -103,6 +104,7 @@ class EmulatedTenant:
         self._busy: dict[tuple[str, ChannelName], str] = {}
         self._ids = itertools.count(1)
         self.lock = threading.RLock()
+        self.org = OrgData()  # org units and groups (directory.py)
 
     # ------------------------------------------------------------------ seeding, console
 
@@ -137,6 +139,12 @@ class EmulatedTenant:
                 ch = self.channels[name]
                 ch.take(cs)
                 ch.linked = set() if cs.all_members else set(cs.members)
+
+    def seed_departments(self) -> None:
+        """The demo company's departments and groups over today's members (directory.py)."""
+        with self.lock:
+            users = sorted(self.users.values(), key=lambda u: u.user_id)
+            seed_departments(self.org, [u.email for u in users], lambda e: self.users[e].user_id)
 
     def console_apply(self, change: Change) -> None:
         """The admin does a manual step in the console, as the console model says.
@@ -315,6 +323,7 @@ class EmulatedTenant:
                     "isDeleted": u.deleted,
                     "isPending": u.pending,
                     "userName": {"lastName": u.name, "firstName": ""},
+                    "organizations": self.org.organizations(u.email, self.domain_id),
                 }
                 for u in page
             ]

@@ -99,6 +99,10 @@ class LineWorksClient:
         """Close the connection pool."""
         self._http.close()
 
+    def now(self) -> float:
+        """The client's clock (monotonic seconds; a test's own clock when it gave one)."""
+        return self._clock()
+
     def limiter(self, operation: str) -> RateLimiter:
         """The limiter of one API operation (the docs limit each operation separately)."""
         with self._lock:

@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.actions import Change
+from reconciler.i18n import Msg, Said
 from reconciler.model import ChannelName, DesiredChannel, DesiredState
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.providers.lineworks.estimate import Estimate, directory_pages
+from reconciler.providers.lineworks.orgunits import ChartCost
 from reconciler.settings import Setting, of
 from reconciler.words import duration, plural
 
@@ -25,9 +27,12 @@ def plan_notes(
     changes: Sequence[Change],
     est: Estimate,
     members: int,
+    *,
+    chart: ChartCost | None = None,
 ) -> tuple[str, ...]:
     """Which compared values were not read, what is assumed, and how long the API takes;
-    `members`: the directory's size (what re-reading it costs)."""
+    `members`: the directory's size (what re-reading it costs); `chart`: what reading the
+    org chart cost, when the file's member selectors needed it."""
     notes: list[str] = []
     origins: dict[str, list[str]] = {}
     for key in _managed_keys(desired):
@@ -43,6 +48,19 @@ def plan_notes(
             "lineworks: never read nor attested, the console default is assumed (off, "
             f"empty list): {', '.join(sorted(origins['unknown']))}. Check {CONSOLE_PAGE} "
             "and record what it shows with `lwr attest FILE`"
+        )
+    if chart is not None:
+        notes.append(
+            Said(
+                Msg.counted(
+                    "lineworks: org units and groups (for the member selectors): "
+                    "{n:,} request, ≈ {took}",
+                    "lineworks: org units and groups (for the member selectors): "
+                    "{n:,} requests, ≈ {took}",
+                    chart.requests,
+                    took=duration(chart.seconds, fractions=True),
+                )
+            )
         )
     if est.total:
         notes.append(_timing(est, members))

@@ -11,30 +11,25 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from reconciler.actions import Action, Change, Execution
 from reconciler.console import LINEWORKS_API, effect
 from reconciler.errors import Refused, TenantError
-from reconciler.model import ChannelName, ChannelState, DesiredState, TenantState
+from reconciler.model import ChannelName, DesiredState, TenantState
+from reconciler.orgchart import OrgChart
 from reconciler.providers.base import BatchOutcome, BatchStopped, ConfirmChange, Provider, Refusal
-from reconciler.providers.lineworks import notes, reads
+from reconciler.providers.lineworks import notes, orgunits, reads
+from reconciler.providers.lineworks.channels import channel_state
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 from reconciler.providers.lineworks.config import LineWorksConfig
 from reconciler.providers.lineworks.estimate import estimate, lane_of
 from reconciler.providers.lineworks.lanes import BatchRun, Lanes
 from reconciler.providers.lineworks.refusals import Handling, classify
-from reconciler.providers.lineworks.refused import (
-    REFUSED_LINKS,
-    LineWorksRefused,
-    refused_links,
-)
-from reconciler.settings import SETTINGS, Setting
+from reconciler.providers.lineworks.refused import REFUSED_LINKS, LineWorksRefused, refused_links
 from reconciler.store.attested import (
     MEMBERS,
     AttestedStore,
-    ChannelKnowledge,
     Source,
     open_attested,
 )
@@ -45,8 +40,6 @@ __all__ = ["REFUSED_LINKS", "LineWorksRefused", "LineWorksTenant"]
 LINE, LW = ChannelName.LINE, ChannelName.LINEWORKS
 # Path segment of each channel in the link APIs (…/link-to-line, …/link-to-works).
 _SUFFIX = {LINE: "line", LW: "works"}
-# The console's defaults, assumed for values never attested.
-_DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
 
 
 class LineWorksTenant(Provider):
@@ -54,6 +47,8 @@ class LineWorksTenant(Provider):
 
     #: The page's settings and lists cannot be read: manual steps and attested values.
     ATTESTED = True
+    #: Org units and groups come from the Directory API (orgunits.py).
+    READS_ORG_CHART = True
     #: What LINE WORKS API 2.0 does (docs/lineworks.md); every other action is a manual step.
     API_ACTIONS = frozenset({Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.GRANT_ALL_MEMBERS})
     #: Changes per journal batch: about 12 s of calls at 240/min, so a kill loses little.
@@ -79,6 +74,8 @@ class LineWorksTenant(Provider):
         self._actor = actor or _default_actor
         self._confirm: ConfirmChange | None = None
         self._directory: frozenset[str] | None = None
+        self._people: orgunits.People | None = None  # the last GET /users, units and ids too
+        self._chart_cost: orgunits.ChartCost | None = None
         self._provenance: dict[str, str] = {}
         #: Per channel, the members whose link the API refused for good, and why.
         self._refused: dict[ChannelName, dict[str, str]] = {}
@@ -108,15 +105,30 @@ class LineWorksTenant(Provider):
         knowledge = self.store.load(self.key)
         self._refused = {c: refused_links(knowledge[c]) for c in ChannelName}
         provenance = {"directory": "read"}
-        channels = {c: self._channel(c, knowledge[c], directory, provenance) for c in ChannelName}
+        channels = {c: channel_state(c, knowledge[c], directory, provenance) for c in ChannelName}
         self._provenance = provenance
         return TenantState(domain=self._domain(directory), directory=directory, channels=channels)
 
     def directory(self) -> frozenset[str]:
         """Login emails of every member, deleted and pending ones left out (GET /users,
         all pages): neither can hold a permission the console shows (docs/lineworks.md)."""
-        self._directory = reads.directory(self.client, self.config.domain_id)
+        self._people = orgunits.read_people(self.client, self.config.domain_id)
+        self._directory = self._people.emails
         return self._directory
+
+    def org_chart(self) -> OrgChart:
+        """Org units and groups from the Directory API, on the same limiters and budget
+        (orgunits.py); who is in which unit comes with GET /users, read only if no read
+        did. What it cost is said in the plan's notes."""
+        orgunits.check_scopes(self.config.scope)
+        started, sent = self.client.now(), self.client.requests
+        if self._people is None:
+            self.directory()
+        assert self._people is not None
+        chart = orgunits.read_chart(self.client, self.config.domain_id, self._people)
+        took = self.client.now() - started
+        self._chart_cost = orgunits.ChartCost(self.client.requests - sent, took)
+        return chart
 
     def domain(self) -> str:
         """LW_DOMAIN when set, else the one login domain of the directory."""
@@ -248,7 +260,10 @@ class LineWorksTenant(Provider):
         sets the pace of the apply that follows (half the limit for a run of over 30 min)."""
         est = estimate(changes, self.client.limit, self.config.rate_window)
         self.client.plan_run(est.halved)
-        return notes.plan_notes(self._provenance, desired, changes, est, len(self._directory or ()))
+        members = len(self._directory or ())
+        return notes.plan_notes(
+            self._provenance, desired, changes, est, members, chart=self._chart_cost
+        )
 
     def contradicted(self, state: TenantState) -> tuple[str, ...]:
         """Attested members link-url says have no external permission (reads.py)."""
@@ -275,39 +290,6 @@ class LineWorksTenant(Provider):
         return recorded
 
     # ------------------------------------------------------------------ plumbing
-
-    def _channel(
-        self,
-        channel: ChannelName,
-        known: ChannelKnowledge,
-        directory: frozenset[str],
-        provenance: dict[str, str],
-    ) -> ChannelState:
-        def value(field: str) -> Any:
-            fact = known.facts.get(field)
-            provenance[f"{channel.value}.{field}"] = fact.source if fact else "unknown"
-            return fact.value if fact else _DEFAULTS[field]
-
-        # Every row of the settings table, as the model holds it; None where the channel
-        # has no such setting (the greeting is LINE's only).
-        facts: dict[str, Any] = {
-            row.attr: (_typed(row, value(row.attr)) if channel in row.channels else None)
-            for row in SETTINGS
-        }
-        members_fact = known.facts.get(MEMBERS)
-        if facts["all_members"]:  # the list follows the mode: it is the directory
-            origin = provenance[f"{channel.value}.all_members"]
-        else:
-            origin = (
-                members_fact.source if members_fact else "applied" if known.members else "unknown"
-            )
-        provenance[f"{channel.value}.members"] = origin
-        return ChannelState(
-            **facts,
-            # In "all members" mode the list is the directory, as the console shows it.
-            members=directory if facts["all_members"] else known.members & directory,
-            open_rooms={},  # room lists are not readable: side-effect counts show 0
-        )
 
     def _domain(self, directory: frozenset[str]) -> str:
         if self.config.domain:
@@ -383,10 +365,6 @@ class LineWorksTenant(Provider):
             add=sorted(what.add),
             remove=sorted(what.remove),
         )
-
-
-def _typed(row: Setting, value: Any) -> bool | str:
-    return str(value) if row.on is None else bool(value)
 
 
 def _default_actor() -> str:

@@ -1,6 +1,6 @@
-"""What LINE WORKS API 2.0 can read: the directory, and link-url against attested lists.
+"""What LINE WORKS API 2.0 can read near the lists: link-url, against attested lists.
 
-The directory is `GET /users` (all pages), deleted and pending users left out. The only read
+The directory (`GET /users`) and the org chart are read in orgunits.py. The only read
 near the member lists is `GET /users/{userId}/link-url`: it answers 200 (the member's
 invitation link) for a member with an external permission on *some* channel, and 403/404
 otherwise (user-link-url-get, ja and en, verified; which of 403 or 404 a member without
@@ -12,34 +12,16 @@ take 8 min 20 s at 240/min, 100,000 about 7 h; so `lwr drift` asks only with --v
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 from reconciler.model import TenantState
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
 
-__all__ = ["OPERATION", "contradicted", "directory"]
+__all__ = ["OPERATION", "contradicted"]
 
 OPERATION = "GET /users/{userId}/link-url"
 _NO_PERMISSION = frozenset({403, 404})
-
-
-def directory(client: LineWorksClient, domain_id: str) -> frozenset[str]:
-    """Login emails of every member, deleted and pending ones left out: neither can hold a
-    permission the console shows (docs/lineworks.md)."""
-    emails = set()
-    for user in client.pages(
-        "/users", "GET /users", "users", {"domainId": domain_id, "count": 100}
-    ):
-        if isinstance(user, dict) and user.get("email") and not _left_out(user):
-            emails.add(str(user["email"]).lower())
-    return frozenset(emails)
-
-
-def _left_out(user: dict[str, Any]) -> bool:
-    """Deleted (isDeleted, documented) or invited and not joined yet (isPending, ASSUMPTION)."""
-    return bool(user.get("isDeleted") or user.get("isPending"))
 
 
 def contradicted(client: LineWorksClient, state: TenantState) -> tuple[str, ...]:
