@@ -1,7 +1,8 @@
 """Japanese: the language is chosen the usual way, every message has its translation, the
 Japanese text plan is pinned by a golden file, and machine output never changes with it.
 
-Regenerate tests/golden/plan.ja.txt like the other golden files (tests/test_render.py).
+Regenerate tests/golden/plan.ja.txt and plan.ja.md like the other golden files
+(tests/test_render.py).
 """
 
 from __future__ import annotations
@@ -101,6 +102,21 @@ def test_language_order_option_then_lwr_lang_then_locale(
 def test_japanese_text_plan_golden() -> None:
     text = PlanText(messages=Messages("ja")).render(golden_plan())
     check_golden("plan.ja.txt", text)
+
+
+def test_japanese_markdown_plan_golden_has_the_markup_of_the_english_one() -> None:
+    from test_escaping import structure
+
+    from reconciler.render.markdown import PlanMarkdown
+
+    text = PlanMarkdown(policy=golden_policy(), messages=Messages("ja")).render(golden_plan())
+    check_golden("plan.ja.md", text)
+    english = PlanMarkdown(policy=golden_policy()).render(golden_plan())
+    # the same document: a translation adds no emphasis, code, link or list and drops none
+    assert structure(text) == structure(english)
+    assert "**破壊的な変更 9 件**: 適用には `--allow-destructive` が必要です" in text
+    assert "<summary>line · 利用メンバーから削除: 8 人（うち破壊的 8 件）</summary>" in text
+    assert "友だち追加ありがとうございます。" in text and "\\u" not in text
 
 
 def test_english_is_unchanged_by_the_catalog() -> None:

@@ -97,7 +97,7 @@ def emit_plan(
     if markdown_dir:
         from reconciler.render.markdown import PlanMarkdown
 
-        parts = PlanMarkdown(policy=policy, compact=compact).render_parts(plan)
+        parts = PlanMarkdown(policy=policy, compact=compact, messages=messages()).render_parts(plan)
         write_markdown_parts(markdown_dir, parts)
     shown = renderer_for(fmt, color=color(), policy=policy, compact=compact, messages=messages())
     click.echo(shown.render(plan), nl=False)
