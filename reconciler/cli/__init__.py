@@ -14,7 +14,6 @@ import io
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
@@ -22,9 +21,6 @@ from reconciler.cli.common import cli  # commands register when first used: reco
 from reconciler.errors import ExitCode, LwrError
 from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
-
-if TYPE_CHECKING:
-    from reconciler.i18n import Messages
 
 __all__ = ["cli", "main", "run"]
 
@@ -35,7 +31,7 @@ def run(argv: list[str] | None = None) -> int:
         code = cli.main(args=argv, prog_name="lwr", standalone_mode=False)
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, KeyboardInterrupt):  # click wraps Ctrl-C (and SIGTERM)
-            return _interrupted(_signal_of(e.__cause__), argv)
+            return _interrupted(_signal_of(e.__cause__))
         return _fail("Aborted.", ExitCode.ERROR)
     except click.exceptions.ClickException as e:
         if isinstance(e, click.exceptions.NoSuchOption):
@@ -47,7 +43,7 @@ def run(argv: list[str] | None = None) -> int:
     except ApplyStopped as e:  # what it did is said already (cli.applying): now why
         if e.interrupted:
             click.echo(err=True)  # as click does after a Ctrl-C it sees itself
-            return _interrupted(e.signal or signal.SIGINT, argv)
+            return _interrupted(e.signal or signal.SIGINT)
         return _failure(e.cause, argv)
     except BaseException as e:
         return _failure(e, argv)
@@ -77,7 +73,7 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
 
         return _fail(f"{error.prefix}{message_of(error)}", error.exit_code)
     if isinstance(error, KeyboardInterrupt):
-        return _interrupted(_signal_of(error), argv)
+        return _interrupted(_signal_of(error))
     if isinstance(error, BrokenPipeError):
         return ExitCode.ERROR  # a closed pipe (`| head`) is not worth a traceback
     if not isinstance(error, Exception) or os.environ.get("LWR_DEBUG"):
@@ -91,32 +87,11 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
     )
 
 
-def _interrupted(signum: int, argv: list[str] | None) -> int:
+def _interrupted(signum: int) -> int:
     """Exit 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM."""
-    t = _reader(sys.argv[1:] if argv is None else argv)
     if signum == signal.SIGINT:
-        return _fail(t._("Interrupted."), 128 + signum)
-    return _fail(t._("Stopped by {signal}.", signal=signal.Signals(signum).name), 128 + signum)
-
-
-def _reader(argv: list[str]) -> Messages:
-    """The reader's language once the command's context is gone (`--lang`, LWR_LANG, the
-    locale); English when its catalog cannot be read (this is already a way out)."""
-    from reconciler.i18n import ENGLISH, Messages, choose_lang
-
-    option = None
-    for word, after in zip(argv, [*argv[1:], ""], strict=True):
-        if word == "--":
-            break
-        if word == "--lang" or word.startswith("--lang="):
-            option = after if word == "--lang" else word.partition("=")[2]
-            break
-    t = Messages(choose_lang(option, os.environ))
-    try:
-        t._("Interrupted.")
-    except LwrError:
-        return ENGLISH
-    return t
+        return _fail("Interrupted.", 128 + signum)
+    return _fail(f"Stopped by {signal.Signals(signum).name}.", 128 + signum)
 
 
 def _scrubbed(text: str, argv: list[str]) -> str:
