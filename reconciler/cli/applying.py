@@ -23,6 +23,7 @@ from reconciler.cli.common import (
     state_option,
     tenant_option,
 )
+from reconciler.cli.helptext import N_
 from reconciler.cli.plans import emit_fleet
 from reconciler.errors import (
     Cancelled,
@@ -52,21 +53,25 @@ if TYPE_CHECKING:
 @click.option(
     "--auto-approve",
     is_flag=True,
-    help="Apply without asking for confirmation. A saved PLAN.json is never asked about (it "
-    "is the reviewed plan), so there the flag changes nothing.",
+    help=N_(
+        "Apply without asking for confirmation. A saved PLAN.json is never asked about (it "
+        "is the reviewed plan), so there the flag changes nothing."
+    ),
 )
 @click.option(
     "--lock-timeout",
     "lock_timeout",
     default="0",
     metavar="DURATION",
-    help="Wait this long (e.g. 30s, 5m) for a tenant lock another apply holds, then refuse "
-    "(exit 3). Default 0: refuse at once. With a directory: per tenant.",
+    help=N_(
+        "Wait this long (e.g. 30s, 5m) for a tenant lock another apply holds, then refuse "
+        "(exit 3). Default 0: refuse at once. With a directory: per tenant."
+    ),
 )
 @click.option(
     "--allow-destructive",
     is_flag=True,
-    help="Allow turning channels off and large member removals.",
+    help=N_("Allow turning channels off and large member removals."),
 )
 @policy_options
 @click.option(
@@ -74,10 +79,12 @@ if TYPE_CHECKING:
     "manual",
     type=click.Choice(["ask", "attested", "skip"]),
     default=None,
-    help="Manual steps (settings with no public API): ask = wait for the admin to "
-    "confirm each (default on a terminal); attested = they are done already; "
-    "skip = leave them, and what depends on them, for the next plan. Without "
-    "a terminal and without this option, apply stops before them (exit 3).",
+    help=N_(
+        "Manual steps (settings with no public API): ask = wait for the admin to "
+        "confirm each (default on a terminal); attested = they are done already; "
+        "skip = leave them, and what depends on them, for the next plan. Without "
+        "a terminal and without this option, apply stops before them (exit 3)."
+    ),
 )
 @fleet_options
 def apply(
