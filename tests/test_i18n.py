@@ -213,7 +213,8 @@ def test_machine_output_and_exit_codes_do_not_change_with_the_language(
         runs[lang] = code, document, index
     (code_en, doc_en, index_en), (code_ja, doc_ja, index_ja) = runs["en"], runs["ja"]
     assert code_en == code_ja == 2
-    plans = [(a.pop("plan"), b.pop("plan")) for a, b in zip(doc_en["tenants"], doc_ja["tenants"])]
+    pairs = zip(doc_en["tenants"], doc_ja["tenants"], strict=True)
+    plans = [(a.pop("plan"), b.pop("plan")) for a, b in pairs]
     assert doc_en == doc_ja and all(same_but_the_clock(a, b) for a, b in plans)
     assert doc_ja["tenants"][0]["result"] == "changes"  # the outcome's English word
     assert index_en.keys() == index_ja.keys()
