@@ -13,7 +13,7 @@ from reconciler.gate import Blocker
 from reconciler.i18n import ENGLISH, Messages, say
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
-from reconciler.policy import Finding, PolicyReport
+from reconciler.policy import PolicyReport
 from reconciler.render.mdparts import (
     NAMES_BUDGET,
     PART_BREAK,
@@ -28,6 +28,7 @@ from reconciler.render.mdparts import (
     md_html,
     member_details,
     paginate,
+    policy_blocks,
 )
 from reconciler.render.values import (
     describe,
@@ -58,36 +59,6 @@ __all__ = [
 
 #: Member changes shown inline up to this many per channel; more are collapsed (mdparts).
 INLINE_MEMBERS = 10
-
-
-def policy_blocks(policy: PolicyReport | None, t: Messages = ENGLISH) -> list[Block]:
-    """Failed deny rules as a CAUTION, failed warn rules as a WARNING, with their places."""
-    if policy is None:
-        return []
-    blocks: list[Block] = []
-    for kind, findings in (("CAUTION", policy.denied), ("WARNING", policy.warnings)):
-        if findings:
-            blocks.append("\n".join([f"> [!{kind}]", *_finding_lines(findings, t)]) + "\n")
-    if policy.notes:
-        notes = [t._("_policy note: {note}_", note=md_escape(n)) + "  " for n in policy.notes]
-        blocks.append("\n".join(notes) + "\n")
-    return blocks
-
-
-def _finding_lines(findings: Sequence[Finding], t: Messages) -> list[str]:
-    deny = findings[0].rule.severity == "deny"
-    lines = []
-    for f in findings:
-        rule, text = md_code(f.rule.id), md_escape(f.rule.message)
-        if deny:
-            head = t._("**Policy denied by {rule}**: {text}", rule=rule, text=text)
-        else:
-            head = t._("**Policy warning from {rule}**: {text}", rule=rule, text=text)
-        lines.append(f"> {head}")
-        lines += [f"> - {md_escape(place)}" for place in f.places]
-        if f.more:
-            lines.append("> - " + t._("… and {n} more", n=f.more))
-    return lines
 
 
 class PlanMarkdown:

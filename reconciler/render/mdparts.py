@@ -1,5 +1,6 @@
 """Markdown building blocks: inert user text, collapsible blocks, and parts a pull-request
-comment can hold; plus the collapsed member lists of big plans and drift reports.
+comment can hold; plus the collapsed member lists of big plans and drift reports, and the
+policy findings both documents open with.
 
 Split from render/markdown.py (the plan and drift documents), which re-exports the escaping
 helpers. A member list is one `<details>` per channel and change kind, its counts in the
@@ -18,6 +19,7 @@ from functools import lru_cache
 
 from reconciler.actions import Change
 from reconciler.i18n import ENGLISH, Messages
+from reconciler.policy import Finding, PolicyReport
 from reconciler.terminal import printable
 
 #: GitHub refuses comments over 65,536 characters; parts stay under this.
@@ -272,3 +274,33 @@ def _kind_details(channel: str, changes: Sequence[Change], budget: int, t: Messa
 
 def _effects(change: Change, t: Messages) -> str:
     return t._("; ").join(e.say(t) for e in change.side_effects)
+
+
+def policy_blocks(policy: PolicyReport | None, t: Messages = ENGLISH) -> list[Block]:
+    """Failed deny rules as a CAUTION, failed warn rules as a WARNING, with their places."""
+    if policy is None:
+        return []
+    blocks: list[Block] = []
+    for kind, findings in (("CAUTION", policy.denied), ("WARNING", policy.warnings)):
+        if findings:
+            blocks.append("\n".join([f"> [!{kind}]", *_finding_lines(findings, t)]) + "\n")
+    if policy.notes:
+        notes = [t._("_policy note: {note}_", note=md_escape(n)) + "  " for n in policy.notes]
+        blocks.append("\n".join(notes) + "\n")
+    return blocks
+
+
+def _finding_lines(findings: Sequence[Finding], t: Messages) -> list[str]:
+    deny = findings[0].rule.severity == "deny"
+    lines = []
+    for f in findings:
+        rule, text = md_code(f.rule.id), md_escape(f.rule.message)
+        if deny:
+            head = t._("**Policy denied by {rule}**: {text}", rule=rule, text=text)
+        else:
+            head = t._("**Policy warning from {rule}**: {text}", rule=rule, text=text)
+        lines.append(f"> {head}")
+        lines += [f"> - {md_escape(place)}" for place in f.places]
+        if f.more:
+            lines.append("> - " + t._("… and {n} more", n=f.more))
+    return lines
