@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from reconciler.i18n import N_
+
 
 class ChannelName(StrEnum):
     """The two channels of the External messaging page, in console order."""
@@ -28,9 +30,9 @@ class ChannelName(StrEnum):
         return "LINE users" if self is ChannelName.LINE else "external LINE WORKS users"
 
 
-CHANNEL_LABELS = {
-    ChannelName.LINE: "Chat with LINE users",
-    ChannelName.LINEWORKS: "Chat with LINE WORKS users from other companies",
+CHANNEL_LABELS = {  # N_: in English here, in the reader's language where shown
+    ChannelName.LINE: N_("Chat with LINE users"),
+    ChannelName.LINEWORKS: N_("Chat with LINE WORKS users from other companies"),
 }
 
 MemberPolicy = Literal["exact", "additive"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.actions import Change, Phase
 from reconciler.errors import ChangesRefused
-from reconciler.words import plural
+from reconciler.i18n import Msg, Said
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
@@ -84,7 +84,8 @@ class Blocked:
     change_id: str
     #: The refused change at the root (a skipped change blocks what depends on it too).
     waits_for: str
-    #: Why, in a sentence: `depends on …`, or the tighten-before-loosen rule.
+    #: Why, in a sentence: `depends on …`, or the tighten-before-loosen rule (a Said: the
+    #: journal and JSON keep the English, the report says it in its reader's language).
     reason: str
 
 
@@ -111,20 +112,21 @@ class Blocker:
         for need in change.depends_on:
             root = self._root.get(need)
             if root is not None:
-                blocked = Blocked(
-                    change.id, root, f"depends on {need}, which was not made ({root} refused)"
+                why = Msg.of(
+                    "depends on {need}, which was not made ({root} refused)", need=need, root=root
                 )
+                blocked = Blocked(change.id, root, Said(why))
                 self._fail(change, root)
                 return blocked
         if self._tighten is not None and change.phase in _LOOSEN:
             root = self._tighten
             self._fail(change, root)
-            return Blocked(
-                change.id,
-                root,
-                f"the tighten {root} was refused; adding or loosening before it is made "
+            why = Msg.of(
+                "the tighten {root} was refused; adding or loosening before it is made "
                 "would open a moment looser than both the old and the new state",
+                root=root,
             )
+            return Blocked(change.id, root, Said(why))
         return None
 
     def _fail(self, change: Change, root: str) -> None:
@@ -137,9 +139,29 @@ def refusals(result: ApplyResult) -> ChangesRefused:
     """The error an apply that went on past refusals ends with (exit 1); the UI prints the
     report of each change (reconciler.render.progress.failure_report)."""
     first = result.refused[0] if result.refused else None
-    named = f", first {first.change_id}: {first.reason}" if first else ""
-    return ChangesRefused(
-        f"{plural(len(result.refused), 'change')} refused by the tenant{named}; "
-        f"{len(result.blocked)} skipped because they need a refused one; "
-        f"{len(result.applied)} applied (run {result.run_id})"
-    )
+    counts = {
+        "skipped": len(result.blocked),
+        "applied": len(result.applied),
+        "run": result.run_id,
+    }
+    if first is None:
+        msg = Msg.counted(
+            "{n} change refused by the tenant; {skipped} skipped because they need a "
+            "refused one; {applied} applied (run {run})",
+            "{n} changes refused by the tenant; {skipped} skipped because they need a "
+            "refused one; {applied} applied (run {run})",
+            0,
+            **counts,
+        )
+    else:
+        msg = Msg.counted(
+            "{n} change refused by the tenant, first {change}: {reason}; {skipped} skipped "
+            "because they need a refused one; {applied} applied (run {run})",
+            "{n} changes refused by the tenant, first {change}: {reason}; {skipped} skipped "
+            "because they need a refused one; {applied} applied (run {run})",
+            len(result.refused),
+            change=first.change_id,
+            reason=first.reason,
+            **counts,
+        )
+    return ChangesRefused(Said(msg))

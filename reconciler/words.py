@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # imported when first used: `lwr --version` imports words, not i18n
+    from reconciler.i18n import Messages, Msg
 
 
 def onoff(value: bool | None) -> str:
@@ -27,14 +30,24 @@ def utc_now(timespec: Literal["seconds", "milliseconds"] = "milliseconds") -> st
     return now.replace("+00:00", "Z") if timespec == "milliseconds" else now
 
 
-def duration(seconds: float, *, fractions: bool = False) -> str:
+def duration(seconds: float, *, fractions: bool = False, t: Messages | None = None) -> str:
     """`1 h 5 min`, `3 min 20 s`, `42 s`; under a second `<1 s`, or with `fractions` the
-    fraction itself (`0.4 s`: the emulator's scaled windows in plans made in tests)."""
+    fraction itself (`0.4 s`: the emulator's scaled windows in plans made in tests); in
+    `t`'s language (`1 時間 5 分`; None: English)."""
+    from reconciler.i18n import ENGLISH
+
+    return duration_msg(seconds, fractions=fractions).say(t or ENGLISH)
+
+
+def duration_msg(seconds: float, *, fractions: bool = False) -> Msg:
+    """`duration` not yet in a language: for a message said later in its reader's."""
+    from reconciler.i18n import Msg
+
     if seconds < 1:
-        return f"{seconds:.1g} s" if fractions else "<1 s"
+        return Msg.of("{s:.1g} s", s=seconds) if fractions else Msg.of("<1 s")
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+        return Msg.of("{h} h {m} min", h=hours, m=minutes)
+    return Msg.of("{m} min {s} s", m=minutes, s=secs) if minutes else Msg.of("{s} s", s=secs)

@@ -286,21 +286,22 @@ def _has_greeting(name: str) -> bool:
 GREETING_CASES = sorted(p.name for p in CORPUS.glob("escape_*.yaml") if _has_greeting(p.name))
 
 
+@pytest.mark.parametrize("lang", ["en", "ja"])
 @pytest.mark.parametrize("case", GREETING_CASES)
 def test_plan_markdown_of_a_hostile_greeting_and_members_has_only_lwrs_own_markup(
-    case: str, demo: Path, capsys: pytest.CaptureFixture[str]
+    case: str, lang: str, demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for email in MD_MEMBERS + PLAIN_MEMBERS:
         assert run(["tenant", "join", email]) == 0
     capsys.readouterr()
     hostile = greeting_file(demo / "hostile.yaml", corpus_greeting(case), MD_MEMBERS)
-    if run(["plan", hostile, "--format", "markdown"]) == 1:  # the schema refuses it
+    if run(["--lang", lang, "plan", hostile, "--format", "markdown"]) == 1:  # schema refuses
         failed = capsys.readouterr()
         assert "problem" in failed.err and raw_controls(failed.err) == [], failed.err
         return
     plain = greeting_file(demo / "plain.yaml", "hello\nworld", PLAIN_MEMBERS)
     got = capsys.readouterr().out
-    assert run(["plan", plain, "--format", "markdown"]) == 0
+    assert run(["--lang", lang, "plan", plain, "--format", "markdown"]) == 0
     expected = capsys.readouterr().out.replace("plain.yaml", "hostile.yaml")
     assert structure(got) == structure(expected), got
     assert not {"link_open", "image", "html_inline"} & set(structure(got)), got
@@ -330,8 +331,9 @@ def test_drift_markdown_of_a_hostile_tenant_greeting_has_only_lwrs_own_markup(
     assert unpinged(got) == []
 
 
+@pytest.mark.parametrize("lang", ["en", "ja"])
 def test_fleet_markdown_of_a_hostile_file_name_and_error_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lang: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def fleet(name: str, email: str) -> str:
         folder = tmp_path / name
@@ -343,6 +345,8 @@ def test_fleet_markdown_of_a_hostile_file_name_and_error_message(
         )
         run(
             [
+                "--lang",
+                lang,
                 "plan",
                 str(folder),
                 "--format",

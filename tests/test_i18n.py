@@ -1,7 +1,8 @@
 """Japanese: the language is chosen the usual way, every message has its translation, the
 Japanese text plan is pinned by a golden file, and machine output never changes with it.
 
-Regenerate tests/golden/plan.ja.txt like the other golden files (tests/test_render.py).
+Regenerate tests/golden/plan.ja.txt and plan.ja.md like the other golden files
+(tests/test_render.py).
 """
 
 from __future__ import annotations
@@ -31,10 +32,18 @@ EXAMPLE = ROOT / "examples" / "company.yaml"
 
 
 def extracted() -> dict[str, tuple[str, ...]]:
-    """Every message id in reconciler/, as Babel's extractor finds it (id → all its forms)."""
+    """Every message id in reconciler/, as Babel's extractors find it (id → all its forms):
+    the command-line modules' docstrings (their --help) too, as babel.cfg says."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("babel_help", ROOT / "babel_help.py")
+    assert spec is not None and spec.loader is not None
+    babel_help = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(babel_help)
+    method_map = [("cli/**.py", babel_help.extract_command_help), ("**.py", "python")]
     found: dict[str, tuple[str, ...]] = {}
     for _file, _line, message, _comments, _context in extract_from_dir(
-        str(ROOT / "reconciler"), method_map=[("**.py", "python")], keywords=KEYWORDS
+        str(ROOT / "reconciler"), method_map=method_map, keywords=KEYWORDS
     ):
         forms = message if isinstance(message, tuple) else (message,)
         found[forms[0]] = tuple(forms)
@@ -101,6 +110,21 @@ def test_language_order_option_then_lwr_lang_then_locale(
 def test_japanese_text_plan_golden() -> None:
     text = PlanText(messages=Messages("ja")).render(golden_plan())
     check_golden("plan.ja.txt", text)
+
+
+def test_japanese_markdown_plan_golden_has_the_markup_of_the_english_one() -> None:
+    from test_escaping import structure
+
+    from reconciler.render.markdown import PlanMarkdown
+
+    text = PlanMarkdown(policy=golden_policy(), messages=Messages("ja")).render(golden_plan())
+    check_golden("plan.ja.md", text)
+    english = PlanMarkdown(policy=golden_policy()).render(golden_plan())
+    # the same document: a translation adds no emphasis, code, link or list and drops none
+    assert structure(text) == structure(english)
+    assert "**破壊的な変更 9 件**: 適用には `--allow-destructive` が必要です" in text
+    assert "<summary>line · 利用メンバーから削除: 8 人（うち破壊的 8 件）</summary>" in text
+    assert "友だち追加ありがとうございます。" in text and "\\u" not in text
 
 
 def test_english_is_unchanged_by_the_catalog() -> None:
@@ -171,6 +195,29 @@ def test_machine_output_and_exit_codes_do_not_change_with_the_language(
     }
     assert same_but_the_clock(saved["en"], saved["ja"])
     assert "text" in json.dumps(saved["ja"]) and "退会" not in json.dumps(saved["ja"])
+    # A directory of tenants (fleet): its JSON, its saved PLANDIR and its exit codes.
+    fleet = demo / "fleet"
+    fleet.mkdir()
+    (fleet / "example.co.jp.yaml").write_text(EXAMPLE.read_text(encoding="utf-8"), "utf-8")
+    tenant = f"local:{demo}/{{tenant}}.db"
+    assert run(["tenant", "init", "--demo", "--tenant", f"local:{demo}/example.co.jp.db"]) == 0
+    capsys.readouterr()
+    runs = {}
+    for lang in ("en", "ja"):
+        args = ["--lang", lang, "plan", str(fleet), "--tenant", tenant]
+        code = run([*args, "--format", "json", "--detailed-exitcode"])
+        document = json.loads(capsys.readouterr().out)
+        assert run([*args, "--out", str(demo / f"plandir-{lang}")]) == 0
+        capsys.readouterr()
+        index = json.loads((demo / f"plandir-{lang}" / "index.json").read_text("utf-8"))
+        runs[lang] = code, document, index
+    (code_en, doc_en, index_en), (code_ja, doc_ja, index_ja) = runs["en"], runs["ja"]
+    assert code_en == code_ja == 2
+    pairs = zip(doc_en["tenants"], doc_ja["tenants"], strict=True)
+    plans = [(a.pop("plan"), b.pop("plan")) for a, b in pairs]
+    assert doc_en == doc_ja and all(same_but_the_clock(a, b) for a, b in plans)
+    assert doc_ja["tenants"][0]["result"] == "changes"  # the outcome's English word
+    assert index_en.keys() == index_ja.keys()
 
 
 def test_audit_log_is_the_same_in_both_languages(

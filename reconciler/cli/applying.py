@@ -3,7 +3,6 @@ manual steps, progress, and what a stopped apply says."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -24,22 +23,22 @@ from reconciler.cli.common import (
     state_option,
     tenant_option,
 )
+from reconciler.cli.helptext import N_
 from reconciler.cli.plans import emit_fleet
 from reconciler.errors import (
     Cancelled,
     ChangesRefused,
     ExitCode,
-    StateError,
     UsageError,
 )
 from reconciler.manual import ManualMode, ManualStep
 from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
 from reconciler.render import checklist, renderer_for
+from reconciler.render.applied import stopped_message
 from reconciler.render.progress import PlainProgress, failure_report
 from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ProgressCallback
@@ -54,21 +53,25 @@ if TYPE_CHECKING:
 @click.option(
     "--auto-approve",
     is_flag=True,
-    help="Apply without asking for confirmation. A saved PLAN.json is never asked about (it "
-    "is the reviewed plan), so there the flag changes nothing.",
+    help=N_(
+        "Apply without asking for confirmation. A saved PLAN.json is never asked about (it "
+        "is the reviewed plan), so there the flag changes nothing."
+    ),
 )
 @click.option(
     "--lock-timeout",
     "lock_timeout",
     default="0",
     metavar="DURATION",
-    help="Wait this long (e.g. 30s, 5m) for a tenant lock another apply holds, then refuse "
-    "(exit 3). Default 0: refuse at once. With a directory: per tenant.",
+    help=N_(
+        "Wait this long (e.g. 30s, 5m) for a tenant lock another apply holds, then refuse "
+        "(exit 3). Default 0: refuse at once. With a directory: per tenant."
+    ),
 )
 @click.option(
     "--allow-destructive",
     is_flag=True,
-    help="Allow turning channels off and large member removals.",
+    help=N_("Allow turning channels off and large member removals."),
 )
 @policy_options
 @click.option(
@@ -76,10 +79,12 @@ if TYPE_CHECKING:
     "manual",
     type=click.Choice(["ask", "attested", "skip"]),
     default=None,
-    help="Manual steps (settings with no public API): ask = wait for the admin to "
-    "confirm each (default on a terminal); attested = they are done already; "
-    "skip = leave them, and what depends on them, for the next plan. Without "
-    "a terminal and without this option, apply stops before them (exit 3).",
+    help=N_(
+        "Manual steps (settings with no public API): ask = wait for the admin to "
+        "confirm each (default on a terminal); attested = they are done already; "
+        "skip = leave them, and what depends on them, for the next plan. Without "
+        "a terminal and without this option, apply stops before them (exit 3)."
+    ),
 )
 @fleet_options
 def apply(
@@ -149,27 +154,10 @@ _MODES: dict[str, ManualMode] = {"ask": "ask", "attested": "attested", "skip": "
 
 def _echo_done(done: workflow.Applied) -> None:
     """The last lines: what was applied (or recovered, when there was nothing to apply)."""
-    result = done.result
-    if not done.planned.plan.changes:
-        if result is not None and result.recovered:
-            click.echo(
-                f"Recorded {plural(len(result.recovered), 'change')} of the interrupted run "
-                f"{result.run_id} as recovered: they were in effect already."
-            )
-        return
-    assert result is not None  # the executor ran
-    recovered = (
-        f", {len(result.recovered)} recovered from an interrupted run" if result.recovered else ""
-    )
-    click.echo(
-        f"Apply complete: {plural(len(result.applied), 'change')} applied{recovered} "
-        f"(run {result.run_id})."
-    )
-    if done.held:
-        click.echo(
-            f"Left for the next plan: {plural(len(done.held), 'change')}, manual steps and what "
-            "depends on them (tighten before loosen)."
-        )
+    from reconciler.render.applied import done_lines
+
+    for line in done_lines(done, messages()):
+        click.echo(line)
 
 
 def _apply_dir(
@@ -223,7 +211,11 @@ def _apply_dir(
 @contextmanager
 def _tenant_lines(tenant: str) -> Iterator[ProgressCallback]:
     """`lwr apply DIR`: plain progress lines per tenant (tenants may run in parallel)."""
-    lines = PlainProgress(lambda line: click.echo(printable(line), err=True), prefix=f"{tenant}: ")
+    lines = PlainProgress(
+        lambda line: click.echo(printable(line), err=True),
+        prefix=f"{tenant}: ",
+        messages=messages(),
+    )
     with lines.heartbeat():
         try:
             yield lines
@@ -285,16 +277,18 @@ class TerminalUI:
 
     def manual_step(self, step: ManualStep) -> bool:
         """Show one manual step and wait until the admin says it is done (or stops)."""
-        click.echo(
-            printable(
-                f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
-                f"  In {checklist.path(step)}\n  {checklist.todo(step)}."
-            ),
-            err=True,
+        t = messages()
+        head = t._(
+            "Manual step {number}/{total} ({change})",
+            number=step.number,
+            total=step.total,
+            change=step.change.id,
         )
+        where = t._("In {path}", path=checklist.path(step))
+        click.echo(printable(f"\n{head}\n  {where}\n  {checklist.todo(step)}."), err=True)
         while True:
             answer = click.prompt(
-                "Type 'done' once saved in the console, or 'stop' to stop here",
+                t._("Type 'done' once saved in the console, or 'stop' to stop here"),
                 default="",
                 show_default=False,
                 err=True,
@@ -304,25 +298,25 @@ class TerminalUI:
 
     def took_over(self, holder: LockHolder) -> None:
         """Say so when this apply took over a lock left by a dead process."""
-        click.echo(
-            printable(
-                f"Took over the lock of {holder.tenant_key} left by "
-                f"{holder.describe()}: {holder.gone_because}. Its unfinished "
-                "changes were checked against the tenant first."
-            ),
-            err=True,
+        took = messages()._(
+            "Took over the lock of {tenant} left by {holder}: {why}. Its unfinished changes "
+            "were checked against the tenant first.",
+            tenant=holder.tenant_key,
+            holder=holder.describe(),
+            why=holder.gone_because,
         )
+        click.echo(printable(took), err=True)
 
     def waiting_for_lock(self, holder: LockHolder, timeout: float) -> None:
         """Who holds the tenant (as `lwr lock list` shows it), once, and how long we wait."""
         from reconciler.lockwait import show_duration
         from reconciler.render.audit import locks_text
 
-        click.echo(
-            f"Waiting up to {show_duration(timeout)} for the tenant's lock (--lock-timeout):\n"
-            + locks_text([holder], "").rstrip("\n"),
-            err=True,
+        waiting = messages()._(
+            "Waiting up to {duration} for the tenant's lock (--lock-timeout):",
+            duration=show_duration(timeout),
         )
+        click.echo(waiting + "\n" + locks_text([holder], "").rstrip("\n"), err=True)
 
     def stopped(self, stop: ApplyStopped, total: int) -> None:
         """How far the apply got, why it ended early, and what to do; every refused and
@@ -334,38 +328,10 @@ class TerminalUI:
         elif how_far:
             click.echo(printable(how_far), err=True)
         if isinstance(stop.cause, ChangesRefused) and not stop.result.failed:
-            report = failure_report(stop.result, self._changes)
+            report = failure_report(stop.result, self._changes, messages())
             click.echo(printable(report), err=True)
             return
-        click.echo(printable(_stopped_message(stop, total)), err=True)
-
-
-def _stopped_message(stop: ApplyStopped, total: int) -> str:
-    partial = stop.result
-    done = f"{len(partial.applied)} of {plural(total, 'change')} applied (run {partial.run_id})"
-    if stop.interrupted:
-        if stop.signal is not None:  # asked to stop: the batch in flight finished first
-            return (
-                f"Apply stopped by {signal.Signals(stop.signal).name} between batches: "
-                f"{done}. The journal is consistent and the lock is released: run apply "
-                "again to finish the rest."
-            )
-        return (
-            f"Apply interrupted: {done}. The lock is released; run apply again: it checks "
-            "the batch that was in flight against the tenant and finishes the rest."
-        )
-    if isinstance(stop.cause, StateError):
-        return (
-            f"Apply stopped because the state store failed: {done}. The batch in flight "
-            "may have reached the tenant without being journaled: once the store is "
-            "reachable, run apply again; it checks that batch against the tenant and "
-            "finishes the rest."
-        )
-    failed = f"; stopped at {partial.failed}" if partial.failed else ""
-    return (
-        f"Apply stopped: {done}{failed}. The journal is consistent: fix the cause and run "
-        "apply again to finish."
-    )
+        click.echo(printable(stopped_message(stop, total, messages())), err=True)
 
 
 @contextmanager
@@ -376,7 +342,7 @@ def _progress(view: _View, bar: bool, ask: bool) -> Iterator[ProgressCallback]:
     if bar:
         from reconciler.render.progress import progress_bar
 
-        with progress_bar(sys.stderr) as update:
+        with progress_bar(sys.stderr, messages()) as update:
             view.bar = True
             yield lambda event: view.track(event, update)
         return
@@ -391,7 +357,9 @@ class _View:
     """What the apply showed of its progress, for the words a stop or a report begins with."""
 
     def __init__(self) -> None:
-        self.plain = PlainProgress(lambda line: click.echo(printable(line), err=True))
+        self.plain = PlainProgress(
+            lambda line: click.echo(printable(line), err=True), messages=messages()
+        )
         self.bar = False
 
     def track(self, event: ApplyProgress, update: ProgressCallback) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler import __version__
+from reconciler.cli.helptext import N_, HelpGroup
 from reconciler.cli.lazy import files
 from reconciler.errors import LwrError
 from reconciler.terminal import printable
@@ -32,16 +33,18 @@ tenant_option = click.option(
     envvar="LWR_TENANT",
     default=DEFAULT_TENANT,
     show_default=True,
-    help="Tenant URI: local:PATH (embedded tenant) or lineworks: (env LWR_TENANT).",
+    help=N_("Tenant URI: local:PATH (embedded tenant) or lineworks: (env LWR_TENANT)."),
 )
 state_option = click.option(
     "--state",
     "state_uri",
     envvar="LWR_STATE",
     default=None,
-    help="Where lock, journal, audit log and attested state live (env LWR_STATE): "
-    "local:PATH (SQLite) or postgresql://USER@HOST/DB[?schema=NAME] (shared by every "
-    "runner); default: state.db beside a local tenant, else .lwr/state.db.",
+    help=N_(
+        "Where lock, journal, audit log and attested state live (env LWR_STATE): "
+        "local:PATH (SQLite) or postgresql://USER@HOST/DB[?schema=NAME] (shared by every "
+        "runner); default: state.db beside a local tenant, else .lwr/state.db."
+    ),
 )
 state_tenant_option = click.option(
     "--tenant",
@@ -49,7 +52,7 @@ state_tenant_option = click.option(
     envvar="LWR_TENANT",
     default=DEFAULT_TENANT,
     show_default=True,
-    help="Only used to find the default state store (state.db beside a local tenant).",
+    help=N_("Only used to find the default state store (state.db beside a local tenant)."),
 )
 
 
@@ -71,14 +74,16 @@ format_option = click.option(
     type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="Output format.",
+    help=N_("Output format."),
 )
 markdown_dir_option = click.option(
     "--markdown-dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Also write the markdown rendering to DIR/part-1.md, part-2.md, … (each under "
-    "65,000 characters: one pull-request comment each).",
+    help=N_(
+        "Also write the markdown rendering to DIR/part-1.md, part-2.md, … (each under "
+        "65,000 characters: one pull-request comment each)."
+    ),
 )
 
 
@@ -90,15 +95,17 @@ def compact_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--full",
         "compact",
         flag_value=False,
-        help="List every change (markdown: every member, in more parts).",
+        help=N_("List every change (markdown: every member, in more parts)."),
     )(command)
     return click.option(
         "--compact",
         "compact",
         flag_value=True,
         default=None,
-        help="Count member changes per channel and kind, with the first names (the default "
-        "for text past 200 changes, and for markdown).",
+        help=N_(
+            "Count member changes per channel and kind, with the first names (the default "
+            "for text past 200 changes, and for markdown)."
+        ),
     )(command)
 
 
@@ -107,16 +114,18 @@ def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--fail-fast",
         is_flag=True,
-        help="Stop at the first change the tenant refuses (default: apply what does not "
-        "depend on it, then report); with a directory, also start no further tenant once "
-        "one fails.",
+        help=N_(
+            "Stop at the first change the tenant refuses (default: apply what does not "
+            "depend on it, then report); with a directory, also start no further tenant once "
+            "one fails."
+        ),
     )(command)
     return click.option(
         "--parallel",
         type=click.IntRange(1, 64),
         default=1,
         show_default=True,
-        help="With a directory: how many tenants run at once.",
+        help=N_("With a directory: how many tenants run at once."),
     )(command)
 
 
@@ -125,15 +134,17 @@ def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--no-default-policies",
         is_flag=True,
-        help="Do not check the policies shipped with lwr (policies/defaults.yaml).",
+        help=N_("Do not check the policies shipped with lwr (policies/defaults.yaml)."),
     )(command)
     return click.option(
         "--policy-dir",
         "policy_dirs",
         multiple=True,
         type=click.Path(file_okay=False),
-        help="Also check the rules in DIR/*.yaml (repeatable); a rule with the id of a shipped "
-        "one replaces it.",
+        help=N_(
+            "Also check the rules in DIR/*.yaml (repeatable); a rule with the id of a shipped "
+            "one replaces it."
+        ),
     )(command)
 
 
@@ -263,9 +274,12 @@ class _Commands(dict[str, click.Command]):
         return dict.items(self)
 
 
-class LazyGroup(click.Group):
+class LazyGroup(HelpGroup):
     """The `lwr` group: a command's module is imported when the command runs (or help lists
-    it), so `lwr --version` and `lwr validate` load only what they use (reconciler.cli.lazy)."""
+    it), so `lwr --version` and `lwr validate` load only what they use (reconciler.cli.lazy).
+    Its help pages are in the run's language (reconciler.cli.helptext)."""
+
+    group_class = HelpGroup  # `tenant`, `lock`, `state`, `audit`: not lazy themselves
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -291,9 +305,12 @@ class LazyGroup(click.Group):
     "--lang",
     type=click.Choice(["ja", "en"]),
     default=None,
-    help="Language of what a person reads (ja, en); default: LWR_LANG, then LC_ALL, "
-    "LC_MESSAGES, LANG (ja_JP.UTF-8 is Japanese), else English. JSON output, saved plans "
-    "and the audit log are the same in every language.",
+    is_eager=True,  # before --help: `lwr --lang ja --help` is in Japanese
+    help=N_(
+        "Language of what a person reads (ja, en); default: LWR_LANG, then LC_ALL, "
+        "LC_MESSAGES, LANG (ja_JP.UTF-8 is Japanese), else English. JSON output, saved plans "
+        "and the audit log are the same in every language."
+    ),
 )
 @click.pass_context
 def cli(ctx: click.Context, lang: str | None) -> None:

@@ -11,12 +11,11 @@ from pathlib import Path
 import click
 
 from reconciler import files
-from reconciler.cli.common import color, protected_files
+from reconciler.cli.common import color, messages, protected_files
 from reconciler.errors import FileError, UsageError
 from reconciler.fleet import FleetOptions, TenantResult, exit_code
 from reconciler.providers import local_path
 from reconciler.store import StateLocation
-from reconciler.words import plural
 
 
 def emit(results: Sequence[TenantResult], fmt: str, detailed: bool, command: str = "plan") -> int:
@@ -27,9 +26,9 @@ def emit(results: Sequence[TenantResult], fmt: str, detailed: bool, command: str
     if fmt == "json":
         click.echo(fleet_view.render_json(results, code), nl=False)
     elif fmt == "markdown":
-        click.echo(fleet_view.render_markdown(results, command), nl=False)
+        click.echo(fleet_view.render_markdown(results, command, messages()), nl=False)
     else:
-        click.echo(fleet_view.render_text(results, color=color()), nl=False)
+        click.echo(fleet_view.render_text(results, color=color(), messages=messages()), nl=False)
     return code
 
 
@@ -86,11 +85,16 @@ def save_plan_dir(
         if stale.name not in kept:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-    click.echo(
-        f"Saved {plural(len(saved), 'plan')} and {plandir.INDEX} to {out} "
-        f"(the tenants with changes; apply them with `lwr apply {out}`).",
-        err=True,
+    said = messages().n_(
+        "Saved {n} plan and {index} to {out} (the tenants with changes; apply them with "
+        "`lwr apply {out}`).",
+        "Saved {n} plans and {index} to {out} (the tenants with changes; apply them with "
+        "`lwr apply {out}`).",
+        len(saved),
+        index=plandir.INDEX,
+        out=out,
     )
+    click.echo(said, err=True)
 
 
 def write_markdown_dir(
@@ -104,22 +108,27 @@ def write_markdown_dir(
 
     protected = protected_files()
     folder = _folder(directory)
-    files.write_parts(folder / "summary", summary_parts(results, command), protected)
+    t = messages()
+    files.write_parts(folder / "summary", summary_parts(results, command, t), protected)
     tenants = folder / "tenants"
     written = set()
     for name, r in zip(file_names(results), results, strict=True):
         if r.outcome in ("in sync", "valid", "exported", "skipped"):
             continue
-        files.write_parts(tenants / name, tenant_parts(r, command), protected)
+        files.write_parts(tenants / name, tenant_parts(r, command, t), protected)
         written.add(name)
     for old in tenants.iterdir() if tenants.is_dir() else ():
         if old.is_dir() and old.name not in written:
             files.write_parts(old, [], protected)  # removes its parts
             with contextlib.suppress(OSError):
                 old.rmdir()
-    click.echo(
-        f"Wrote the summary and {plural(len(written), 'tenant section')} to {folder}/.", err=True
+    wrote = t.n_(
+        "Wrote the summary and {n} tenant section to {folder}/.",
+        "Wrote the summary and {n} tenant sections to {folder}/.",
+        len(written),
+        folder=folder,
     )
+    click.echo(wrote, err=True)
 
 
 def apply_plan_dir(plandir_path: str, options: FleetOptions) -> list[TenantResult]:
@@ -128,10 +137,12 @@ def apply_plan_dir(plandir_path: str, options: FleetOptions) -> list[TenantResul
 
     loaded = plandir.load_entries(plandir_path, options)
     if not loaded:
-        click.echo(
-            f"Nothing to apply: {Path(plandir_path) / plandir.INDEX} lists no plans "
-            "(every tenant was in sync, or refused, when it was planned)."
+        nothing = messages()._(
+            "Nothing to apply: {index} lists no plans (every tenant was in sync, or refused, "
+            "when it was planned).",
+            index=Path(plandir_path) / plandir.INDEX,
         )
+        click.echo(nothing)
         return []
     return fleet.run_loaded(loaded, options)
 
@@ -147,7 +158,7 @@ def export_dir(template: str, names: Sequence[str], out: str, state_uri: str | N
         if item.name is not None and item.text is not None:
             files.write_output(folder / item.name, item.text, protected)
     code = emit([item.result for item in done], "text", False, "export")
-    click.echo(f"Exported to {out}/.", err=True)
+    click.echo(messages()._("Exported to {out}/.", out=out), err=True)
     return code
 
 

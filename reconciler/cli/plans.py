@@ -27,6 +27,7 @@ from reconciler.cli.common import (
     write_markdown_parts,
     write_output,
 )
+from reconciler.cli.helptext import N_
 from reconciler.cli.lazy import workflow
 from reconciler.errors import ExitCode, LwrError, UsageError
 from reconciler.render import renderer_for
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     "tenant_uri",
     envvar="LWR_TENANT",
     default=None,
-    help="Also check members and `tenant:` against this tenant's directory (env LWR_TENANT).",
+    help=N_("Also check members and `tenant:` against this tenant's directory (env LWR_TENANT)."),
 )
 def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
     """Check desired-state FILES: schema, semantics, and the tenant directory if given
@@ -97,7 +98,7 @@ def emit_plan(
     if markdown_dir:
         from reconciler.render.markdown import PlanMarkdown
 
-        parts = PlanMarkdown(policy=policy, compact=compact).render_parts(plan)
+        parts = PlanMarkdown(policy=policy, compact=compact, messages=messages()).render_parts(plan)
         write_markdown_parts(markdown_dir, parts)
     shown = renderer_for(fmt, color=color(), policy=policy, compact=compact, messages=messages())
     click.echo(shown.render(plan), nl=False)
@@ -111,11 +112,13 @@ def emit_plan(
 @click.option(
     "--out",
     type=click.Path(),
-    help="Save the plan as JSON for apply (not when apply would refuse it: exit 3); with a "
-    "directory of files: PLANDIR, one plan a tenant and index.json.",
+    help=N_(
+        "Save the plan as JSON for apply (not when apply would refuse it: exit 3); with a "
+        "directory of files: PLANDIR, one plan a tenant and index.json."
+    ),
 )
 @format_option
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--detailed-exitcode", is_flag=True, help=N_("Exit 2 when there are changes."))
 @policy_options
 @markdown_dir_option
 @compact_options
@@ -197,14 +200,16 @@ def emit_fleet(results: Any, fmt: str, detailed_exitcode: bool) -> int:
     "--tenant",
     "tenant_uri",
     default=None,
-    help="Also check the plan against this tenant (read only) as apply would: exit 3 when "
-    "apply would refuse it (stale, another tenant, applied already, a policy deny, the "
-    "safety gate). Not read from LWR_TENANT: show-plan renders offline unless asked.",
+    help=N_(
+        "Also check the plan against this tenant (read only) as apply would: exit 3 when "
+        "apply would refuse it (stale, another tenant, applied already, a policy deny, the "
+        "safety gate). Not read from LWR_TENANT: show-plan renders offline unless asked."
+    ),
 )
 @click.option(
     "--allow-destructive",
     is_flag=True,
-    help="With --tenant: check as `apply --allow-destructive` would.",
+    help=N_("With --tenant: check as `apply --allow-destructive` would."),
 )
 @policy_options
 @state_option
@@ -264,8 +269,10 @@ def show_plan(
 @click.option(
     "--verify-links",
     is_flag=True,
-    help="lineworks: ask the API about each attested member (one request each: 2,000 "
-    "members ≈ 8 min at 240/min) and flag those it says have no external permission.",
+    help=N_(
+        "lineworks: ask the API about each attested member (one request each: 2,000 "
+        "members ≈ 8 min at 240/min) and flag those it says have no external permission."
+    ),
 )
 def drift(
     file: str,

@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     tenant_option,
     text_or_json,
 )
+from reconciler.cli.helptext import N_
 from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
 from reconciler.render.audit import audit_text, holder_status, locks_json, locks_text
@@ -34,24 +35,28 @@ if TYPE_CHECKING:
 @cli.group(invoke_without_command=True)
 @tenant_option
 @state_option
-@click.option("--verify", is_flag=True, help="Check the log's hash chain; exit 1 if broken.")
+@click.option("--verify", is_flag=True, help=N_("Check the log's hash chain; exit 1 if broken."))
 @click.option(
     "--head",
     "anchor",
     metavar="SEQ:HASH",
     default=None,
-    help="With --verify: also fail when the log lost or changed anything up to this "
-    "head, as `lwr audit head` printed it earlier (kept outside the store).",
+    help=N_(
+        "With --verify: also fail when the log lost or changed anything up to this "
+        "head, as `lwr audit head` printed it earlier (kept outside the store)."
+    ),
 )
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
     default=50,
     show_default=True,
-    help="How many of the newest entries to show (text says how many there are in all); "
-    "0 shows every entry.",
+    help=N_(
+        "How many of the newest entries to show (text says how many there are in all); "
+        "0 shows every entry."
+    ),
 )
-@text_or_json("text: one line per entry; json: a list of entries, every field.")
+@text_or_json(N_("text: one line per entry; json: a list of entries, every field."))
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -119,7 +124,7 @@ def _verify(store: StateStore, anchor: AuditHead | None) -> int:
 @audit.command("head")
 @state_option
 @state_tenant_option
-@text_or_json('text: `SEQ HASH`; json: {"seq": …, "hash": …}.')
+@text_or_json(N_('text: `SEQ HASH`; json: {"seq": …, "hash": …}.'))
 @click.pass_context
 def audit_head(ctx: click.Context, state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Print the log's head as `SEQ HASH`, for a pipeline to keep outside the store and
@@ -163,7 +168,7 @@ def existing_store(state_uri: str | None, tenant_uri: str) -> Iterator[StateStor
 @click.argument("tenant", required=False)
 @tenant_option
 @state_option
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool) -> int:
     """Clear a tenant's apply lock left by a crashed or killed run (asks first).
 
@@ -210,7 +215,9 @@ def lock_group() -> None:
 @lock_group.command("list")
 @state_option
 @state_tenant_option
-@text_or_json("text for people; json: a list of holders (tenant, user, host, pid, since, stale).")
+@text_or_json(
+    N_("text for people; json: a list of holders (tenant, user, host, pid, since, stale).")
+)
 def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     """Every tenant lock held in the state store: holder, operation, since, and whether the
     holder is still there."""

@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     text_or_json,
     write_output,
 )
+from reconciler.cli.helptext import N_
 from reconciler.errors import Cancelled, UsageError
 from reconciler.model import ChannelName
 from reconciler.providers import local_path
@@ -35,22 +36,28 @@ if TYPE_CHECKING:
 @click.option(
     "--out",
     type=click.Path(),
-    help="Write to this file, not stdout; with a {tenant} template or --tenants: to this "
-    "directory, DOMAIN.yaml for each tenant.",
+    help=N_(
+        "Write to this file, not stdout; with a {tenant} template or --tenants: to this "
+        "directory, DOMAIN.yaml for each tenant."
+    ),
 )
 @click.option(
     "--tenants",
     "tenant_names",
     multiple=True,
-    help="With --out DIR: the {tenant} values of the --tenant template, comma-separated "
-    "(repeatable); default: every local tenant file the template matches.",
+    help=N_(
+        "With --out DIR: the {tenant} values of the --tenant template, comma-separated "
+        "(repeatable); default: every local tenant file the template matches."
+    ),
 )
 @click.option(
     "--schema-out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also write the desired-state JSON Schema to this file, and start the export with "
-    "an editor hint pointing at it (relative to --out, else to the current directory).",
+    help=N_(
+        "Also write the desired-state JSON Schema to this file, and start the export with "
+        "an editor hint pointing at it (relative to --out, else to the current directory)."
+    ),
 )
 @state_option
 def export(
@@ -103,7 +110,7 @@ def schema_hint(schema_out: str, out: str | None) -> str:
     "--out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write the schema to this file, not stdout.",
+    help=N_("Write the schema to this file, not stdout."),
 )
 def schema(out: str | None) -> int:
     """Print the desired-state JSON Schema, for editors and offline CI checks.
@@ -122,7 +129,7 @@ def schema(out: str | None) -> int:
 
 @cli.command()
 @tenant_option
-@text_or_json("text for people, json for scripts (every setting and member).")
+@text_or_json(N_("text for people, json for scripts (every setting and member)."))
 @state_option
 def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""
@@ -143,7 +150,7 @@ def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @tenant_option
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @state_option
 def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
     """Record that the console shows what FILE says, for settings no API can read.
@@ -190,21 +197,21 @@ def _local_tenant(tenant_uri: str) -> Any:
 
 @tenant.command("init")
 @tenant_option
-@click.option("--demo", is_flag=True, required=True, help="Seed the demo company.")
+@click.option("--demo", is_flag=True, required=True, help=N_("Seed the demo company."))
 @click.option(
     "--members",
     type=click.IntRange(8, 2_000_000),
     default=8,
     show_default=True,
-    help="How many members the company has (8 named demo members, then member000009@…).",
+    help=N_("How many members the company has (8 named demo members, then member000009@…)."),
 )
 @click.option(
     "--domain",
     default="example.co.jp",
     show_default=True,
-    help="The company's domain: the `tenant:` a desired file for it names.",
+    help=N_("The company's domain: the `tenant:` a desired file for it names."),
 )
-@click.option("--force", is_flag=True, help="Replace an existing tenant file.")
+@click.option("--force", is_flag=True, help=N_("Replace an existing tenant file."))
 def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: bool) -> int:
     """Create a local tenant seeded with a demo company."""
     from reconciler.providers.local import init_demo
@@ -222,7 +229,7 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
 @tenant.command("join")
 @tenant_option
 @click.argument("email")
-@click.option("--name", default=None, help="Display name (UTF-8, e.g. 山田 太郎).")
+@click.option("--name", default=None, help=N_("Display name (UTF-8, e.g. 山田 太郎)."))
 def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
     """Simulate a new hire joining the company (auto-grant applies)."""
     cls, path = _local_tenant(tenant_uri)
@@ -243,9 +250,9 @@ def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
     "--channel",
     type=click.Choice([c.value for c in ChannelName]),
     required=True,
-    help="Where the external person adds MEMBER: line (LINE) or lineworks (another company).",
+    help=N_("Where the external person adds MEMBER: line (LINE) or lineworks (another company)."),
 )
-@click.option("--name", default=None, help="The external person's display name.")
+@click.option("--name", default=None, help=N_("The external person's display name."))
 def tenant_contact(
     tenant_uri: str, member: str, external: str, channel: str, name: str | None
 ) -> int:
@@ -265,7 +272,7 @@ def tenant_contact(
 
 @tenant.command("messages")
 @tenant_option
-@click.option("--search", default=None, help="Only messages containing this text.")
+@click.option("--search", default=None, help=N_("Only messages containing this text."))
 def tenant_messages(tenant_uri: str, search: str | None) -> int:
     """Search message history, hidden rooms included (as Admin Audit does)."""
     cls, path = _local_tenant(tenant_uri)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from reconciler.actions import Action, Change, Execution
 from reconciler.closing import Closing
 from reconciler.errors import TenantError, UsageError
+from reconciler.i18n import N_
 from reconciler.model import TenantState
 from reconciler.orgchart import OrgChart
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["CONSOLE_PAGE", "BatchOutcome", "BatchStopped", "ConfirmChange", "Provider", "Refusal"]
 
 #: Where the external-messaging settings are in the LINE WORKS admin console.
-CONSOLE_PAGE = "Admin > Service > Message > External messaging"
+#: N_: English here; said in the reader's language where a message names it.
+CONSOLE_PAGE = N_("Admin > Service > Message > External messaging")
 #: What a provider calls for one manual change during apply: True once an admin has done it.
 #: It may raise to stop the apply there (reconciler.manual's handlers raise
 #: ManualStepsPending, naming the step and what to do).

@@ -41,6 +41,7 @@ def renderer_for(
     """The plan renderer for `--format` (text, json, markdown); `policy` findings included
     in text and markdown (the JSON plan is the saved-plan contract and stays as it is);
     `compact` None: text compact past a size, markdown always (reconciler.render.compact)."""
+    from reconciler.i18n import ENGLISH
     from reconciler.render.json import PlanJson
     from reconciler.render.markdown import PlanMarkdown
     from reconciler.render.text import PlanText
@@ -48,10 +49,8 @@ def renderer_for(
     if fmt == "json":
         return PlanJson()
     if fmt == "markdown":
-        return PlanMarkdown(policy=policy, compact=compact)
-    if messages is None:
-        return PlanText(color=color, policy=policy, compact=compact)
-    return PlanText(color=color, policy=policy, compact=compact, messages=messages)
+        return PlanMarkdown(policy=policy, compact=compact, messages=messages or ENGLISH)
+    return PlanText(color=color, policy=policy, compact=compact, messages=messages or ENGLISH)
 
 
 def drift_renderer_for(

@@ -12,8 +12,38 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.i18n import ENGLISH, N_, Messages
+
 if TYPE_CHECKING:
     from reconciler.fleet import TenantResult
+
+#: Each outcome as a person reads it (the JSON's `result` keeps the English word).
+OUTCOME_WORDS = {
+    "in sync": N_("in sync"),
+    "changes": N_("changes"),
+    "drifted": N_("drifted"),
+    "valid": N_("valid"),
+    "exported": N_("exported"),
+    "applied": N_("applied"),
+    "refused": N_("refused"),
+    "error": N_("error"),
+    "skipped": N_("skipped"),
+}
+#: How many tenants had each outcome, for the summary line.
+OUTCOME_COUNTS = {
+    "in sync": N_("{n} in sync"),
+    "changes": N_("{n} with changes"),
+    "drifted": N_("{n} drifted"),
+    "valid": N_("{n} valid"),
+    "exported": N_("{n} exported"),
+    "applied": N_("{n} applied"),
+    "refused": N_("{n} refused"),
+    "error": N_("{n} error"),
+    "skipped": N_("{n} skipped"),
+}
+#: The summary table's five column headers, one message split at "|" (a word alone, like
+#: "changes", would be one id with the outcome of that name).
+HEADERS = N_("tenant|file|changes|destructive|result")
 
 
 def _first_line(text: str) -> str:
@@ -27,16 +57,24 @@ def message_of(result: TenantResult) -> str:
     return pending_message(result.pending) if result.pending else result.message
 
 
-def summary_text(results: Sequence[TenantResult]) -> str:
-    """The summary table: tenant, file, changes, destructive, result."""
-    rows = [("tenant", "file", "changes", "destructive", "result")]
+def outcome(r: TenantResult, t: Messages = ENGLISH) -> str:
+    """The tenant's outcome in `t`'s language."""
+    return t._(OUTCOME_WORDS.get(r.outcome, r.outcome))
+
+
+def summary_text(results: Sequence[TenantResult], t: Messages = ENGLISH) -> str:
+    """The summary table: tenant, file, changes, destructive, result; columns aligned by
+    display width (a full-width character takes two cells)."""
+    from reconciler.render.values import cells, pad
+
+    rows = [tuple(t._(HEADERS).split("|"))]
     rows += [
-        (r.tenant, Path(r.file).name, str(r.changes), str(r.destructive), r.outcome)
+        (r.tenant, Path(r.file).name, str(r.changes), str(r.destructive), outcome(r, t))
         for r in results
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    widths = [max(cells(row[i]) for row in rows) for i in range(5)]
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        "  ".join(pad(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -44,91 +82,114 @@ def summary_text(results: Sequence[TenantResult]) -> str:
 
     counts: dict[str, int] = {o: sum(1 for r in results if r.outcome == o) for o in OUTCOMES}
     lines.append("")
-    lines.append(fleet_line(results, counts))
+    lines.append(fleet_line(results, counts, t))
     for r in results:
         if r.outcome in ("refused", "error"):
             lines.append(f"{Path(r.file).name}: {_first_line(message_of(r))}")
     return "\n".join(lines) + "\n"
 
 
-def fleet_line(results: Sequence[TenantResult], counts: dict[str, int]) -> str:
+def fleet_line(
+    results: Sequence[TenantResult], counts: dict[str, int], t: Messages = ENGLISH
+) -> str:
     """`4 tenants: 4 with changes; 28 changes in all`: outcomes counted per tenant, changes
     per change."""
-    from reconciler.words import plural
-
-    outcomes = ", ".join(
-        f"{n} {'with changes' if o == 'changes' else o}" for o, n in counts.items() if n
-    )
+    outcomes = t._(", ").join(t._(OUTCOME_COUNTS[o], n=n) for o, n in counts.items() if n)
     changes = sum(r.changes for r in results)
-    return f"{plural(len(results), 'tenant')}: {outcomes}; {plural(changes, 'change')} in all"
+    total = t.n_("{n} change in all", "{n} changes in all", changes)
+    return t.n_(
+        "{n} tenant: {outcomes}; {total}",
+        "{n} tenants: {outcomes}; {total}",
+        len(results),
+        outcomes=outcomes,
+        total=total,
+    )
 
 
-def render_text(results: Sequence[TenantResult], *, color: bool = False) -> str:
+def render_text(
+    results: Sequence[TenantResult], *, color: bool = False, messages: Messages = ENGLISH
+) -> str:
     """Each tenant's plan (or failure) under a header, then the summary table; every name
-    and message printable (the plans escape their own values)."""
+    and message printable (the plans escape their own values); in `messages`' language."""
     from reconciler.render import drift_renderer_for, renderer_for
     from reconciler.terminal import printable
 
+    t = messages
     parts: list[str] = []
     for r in results:
-        parts.append(
-            printable(
-                f"=== {r.tenant} ({Path(r.file).name}"
-                + (f" → {r.uri}" if r.uri else "")
-                + f"): {r.outcome} ===\n"
-            )
-        )
+        fields = {"tenant": r.tenant, "file": Path(r.file).name, "outcome": outcome(r, t)}
+        if r.uri:
+            head = t._("=== {tenant} ({file} → {uri}): {outcome} ===", uri=r.uri, **fields)
+        else:
+            head = t._("=== {tenant} ({file}): {outcome} ===", **fields)
+        parts.append(printable(head) + "\n")
         if r.report is not None:
             parts.append(drift_renderer_for("text", color=color, policy=r.policy).render(r.report))
         elif r.plan is not None:
-            parts.append(renderer_for("text", color=color, policy=r.policy).render(r.plan))
+            view = renderer_for("text", color=color, policy=r.policy, messages=t)
+            parts.append(view.render(r.plan))
         if r.message:
             parts.append(printable(message_of(r).rstrip("\n")) + "\n")
         parts.append("\n")
-    parts.append(printable(summary_text(results)))
+    parts.append(printable(summary_text(results, t)))
     return "".join(parts)
 
 
-def _summary_rows(results: Sequence[TenantResult]) -> list[str]:
+def _summary_rows(results: Sequence[TenantResult], t: Messages) -> list[str]:
     from reconciler.render.markdown import md_code
 
     return [
-        "| tenant | file | changes | destructive | result |",
+        t._("| tenant | file | changes | destructive | result |"),
         "|---|---|--:|--:|---|",
         *(
             f"| {md_code(r.tenant, table=True)} | {md_code(Path(r.file).name, table=True)} | "
-            f"{r.changes} | {r.destructive} | {r.outcome} |"
+            f"{r.changes} | {r.destructive} | {outcome(r, t)} |"
             for r in results
         ),
     ]
 
 
-def render_markdown(results: Sequence[TenantResult], command: str = "plan") -> str:
+def _title(command: str, n: int, t: Messages) -> str:
+    return "### " + t.n_(
+        "lwr {command} for {n} tenant", "lwr {command} for {n} tenants", n, command=command
+    )
+
+
+def render_markdown(
+    results: Sequence[TenantResult], command: str = "plan", messages: Messages = ENGLISH
+) -> str:
     """A summary table, then one collapsed <details> section per tenant; names and messages
     inert (reconciler.render.markdown: code in the table, HTML-escaped in <summary>)."""
     from reconciler.render.markdown import md_html
 
-    lines = [f"### lwr {command} for {len(results)} tenants", "", *_summary_rows(results), ""]
+    t = messages
+    lines = [_title(command, len(results), t), "", *_summary_rows(results, t), ""]
     for r in results:
+        summary = t._(
+            "{tenant} ({file}): {outcome}",
+            tenant=md_html(r.tenant),
+            file=md_html(Path(r.file).name),
+            outcome=md_html(outcome(r, t)),
+        )
         lines += [
             "<details>",
-            f"<summary>{md_html(r.tenant)} ({md_html(Path(r.file).name)}): {r.outcome}</summary>",
+            f"<summary>{summary}</summary>",
             "",
-            *_tenant_body(r),
+            *_tenant_body(r, t),
             "</details>",
             "",
         ]
     return "\n".join(lines)
 
 
-def _tenant_body(r: TenantResult) -> list[str]:
+def _tenant_body(r: TenantResult, t: Messages) -> list[str]:
     from reconciler.render.markdown import DriftMarkdown, PlanMarkdown
 
     lines = []
     if r.report is not None:
         lines += [DriftMarkdown(policy=r.policy).render(r.report).rstrip("\n"), ""]
     elif r.plan is not None:
-        lines += [PlanMarkdown(policy=r.policy).render(r.plan).rstrip("\n"), ""]
+        lines += [PlanMarkdown(policy=r.policy, messages=t).render(r.plan).rstrip("\n"), ""]
     return lines + _message(r)
 
 
@@ -145,31 +206,39 @@ def _message(r: TenantResult) -> list[str]:
 MESSAGE_LIMIT = 400
 
 
-def summary_parts(results: Sequence[TenantResult], command: str = "plan") -> list[str]:
+def summary_parts(
+    results: Sequence[TenantResult], command: str = "plan", messages: Messages = ENGLISH
+) -> list[str]:
     """`--markdown-dir` of a directory: the summary table alone, as comment-sized parts (each
     repeats the table's header)."""
     from reconciler.render.markdown import paginate
 
-    header, rule, *rows = _summary_rows(results)
-    title = f"### lwr {command} for {len(results)} tenants"
+    t = messages
+    header, rule, *rows = _summary_rows(results, t)
     step = 400  # rows per block: a block is never split, and 400 short rows fit a part
     blocks = ["\n".join([header, rule, *rows[i : i + step]]) for i in range(0, len(rows), step)]
-    return paginate(title, blocks or ["\n".join([header, rule])])
+    return paginate(_title(command, len(results), t), blocks or ["\n".join([header, rule])], t=t)
 
 
-def tenant_parts(r: TenantResult, command: str = "plan") -> list[str]:
+def tenant_parts(r: TenantResult, command: str = "plan", messages: Messages = ENGLISH) -> list[str]:
     """`--markdown-dir` of a directory: one tenant's comment(s), its plan or drift report as
     a single file shows it, with why it was refused or failed."""
     from reconciler.render.markdown import DriftMarkdown, PlanMarkdown, md_code
 
+    t = messages
     if r.report is not None:
         parts = DriftMarkdown(policy=r.policy).render_parts(r.report)
     elif r.plan is not None:
-        parts = PlanMarkdown(policy=r.policy).render_parts(r.plan)
+        parts = PlanMarkdown(policy=r.policy, messages=t).render_parts(r.plan)
     else:
-        title = f"### lwr {command} for {md_code(r.tenant)} ({md_code(Path(r.file).name)})"
+        title = "### " + t._(
+            "lwr {command} for {tenant} ({file})",
+            command=command,
+            tenant=md_code(r.tenant),
+            file=md_code(Path(r.file).name),
+        )
         parts = [f"{title}\n"]
-    note = [f"**{r.outcome}**", "", *_message(r)]
+    note = [f"**{outcome(r, t)}**", "", *_message(r)]
     return [*parts[:-1], parts[-1].rstrip("\n") + "\n\n" + "\n".join(note).rstrip("\n") + "\n"]
 
 

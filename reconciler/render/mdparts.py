@@ -1,5 +1,6 @@
 """Markdown building blocks: inert user text, collapsible blocks, and parts a pull-request
-comment can hold; plus the collapsed member lists of big plans and drift reports.
+comment can hold; plus the collapsed member lists of big plans and drift reports, and the
+policy findings both documents open with.
 
 Split from render/markdown.py (the plan and drift documents), which re-exports the escaping
 helpers. A member list is one `<details>` per channel and change kind, its counts in the
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from reconciler.actions import Change
+from reconciler.i18n import ENGLISH, Messages
+from reconciler.policy import Finding, PolicyReport
 from reconciler.terminal import printable
 
 #: GitHub refuses comments over 65,536 characters; parts stay under this.
@@ -121,13 +124,15 @@ class Details:
 Block = str | Details
 
 
-def paginate(title: str, blocks: Iterable[Block], limit: int = PART_LIMIT) -> list[str]:
+def paginate(
+    title: str, blocks: Iterable[Block], limit: int = PART_LIMIT, t: Messages = ENGLISH
+) -> list[str]:
     """Lay `blocks` out in parts of fewer than `limit` characters, each opening with `title`.
 
     A string block is never split. A Details block that does not fit is closed at the end
     of a part and reopened ("continued") in the next, so every part has balanced tags.
     """
-    pager = _Pager(limit - len(title) - _HEADER_ROOM)
+    pager = _Pager(limit - len(title) - _HEADER_ROOM, t)
     for block in blocks:
         if isinstance(block, Details):
             pager.details(block)
@@ -136,15 +141,20 @@ def paginate(title: str, blocks: Iterable[Block], limit: int = PART_LIMIT) -> li
     parts = pager.finish()
     total = len(parts)
     return [
-        f"{title}{f' (part {i} of {total})' if total > 1 else ''}\n\n{body}".rstrip("\n") + "\n"
+        f"{_part_title(title, i, total, t)}\n\n{body}".rstrip("\n") + "\n"
         for i, body in enumerate(parts, 1)
     ]
+
+
+def _part_title(title: str, i: int, total: int, t: Messages) -> str:
+    return title + t._(" (part {i} of {total})", i=i, total=total) if total > 1 else title
 
 
 class _Pager:
     """Fills parts up to a character budget."""
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, t: Messages = ENGLISH) -> None:
+        self.t = t
         self.budget = max(budget, 1000)
         self.parts: list[str] = []
         self.current: list[str] = []
@@ -174,7 +184,8 @@ class _Pager:
             if not self._fits(len(chunk) + len(close) + (0 if is_open else len(opening))):
                 if is_open:  # split here: close it in this part, reopen it in the next
                     self.current.append(close)
-                    opening = f"<details><summary>{block.summary} (continued)</summary>\n\n"
+                    more = self.t._("{summary} (continued)", summary=block.summary)
+                    opening = f"<details><summary>{more}</summary>\n\n"
                 self._flush()
                 is_open = False
             if not is_open:
@@ -190,7 +201,7 @@ class _Pager:
     def _clip(self, chunk: str, overhead: int) -> str:
         """No single block may exceed a part; our blocks never do, but input is input."""
         room = self.budget - overhead
-        return chunk if len(chunk) <= room else chunk[: room - 20] + " … (clipped)\n"
+        return chunk if len(chunk) <= room else chunk[: room - 20] + self.t._(" … (clipped)") + "\n"
 
     def finish(self) -> list[str]:
         self._flush()
@@ -204,7 +215,7 @@ NAMES_BUDGET = 90_000
 MIN_NAMES = 50
 
 
-def capped(items: Sequence[str], budget: int, more: str) -> tuple[str, ...]:
+def capped(items: Sequence[str], budget: int, more: str, t: Messages = ENGLISH) -> tuple[str, ...]:
     """`items` while they fit in `budget` characters (at least MIN_NAMES of them), then one
     line counting the rest: `- … and 8,000 more` + `more`."""
     shown: list[str] = []
@@ -215,41 +226,81 @@ def capped(items: Sequence[str], budget: int, more: str) -> tuple[str, ...]:
             break
         shown.append(item)
     if len(shown) < len(items):
-        shown.append(f"- … and {len(items) - len(shown):,} more{more}")
+        shown.append("- " + t._("… and {n:,} more", n=len(items) - len(shown)) + more)
     return tuple(shown)
 
 
-def member_details(channel: str, groups: Sequence[Sequence[Change]], budget: int) -> list[Details]:
+def member_details(
+    channel: str, groups: Sequence[Sequence[Change]], budget: int, t: Messages = ENGLISH
+) -> list[Details]:
     """One collapsed block per kind of member change (add, remove) on `channel`: the count,
     destructive and manual ones in the summary line, the side effect they share once, then
-    the names (with their own side effect where it differs), within `budget` characters."""
-    return [_kind_details(channel, changes, budget // max(len(groups), 1)) for changes in groups]
+    the names (with their own side effect where it differs), within `budget` characters;
+    in `t`'s language."""
+    share = budget // max(len(groups), 1)
+    return [_kind_details(channel, changes, share, t) for changes in groups]
 
 
-def _kind_details(channel: str, changes: Sequence[Change], budget: int) -> Details:
+def _kind_details(channel: str, changes: Sequence[Change], budget: int, t: Messages) -> Details:
     spec = changes[0].spec
     destructive = sum(1 for c in changes if c.destructive)
     manual = sum(1 for c in changes if c.execution == "manual")
     flags = [
-        f"{destructive:,} destructive" * bool(destructive),
-        f"{manual:,} manual" * bool(manual),
+        t._("{n:,} destructive", n=destructive) if destructive else "",
+        t._("{n:,} manual", n=manual) if manual else "",
     ]
-    notes = ", ".join(f for f in flags if f)
-    count = f"{len(changes):,} member{'s' if len(changes) != 1 else ''}"
-    summary = f"{html.escape(channel)} · {html.escape(spec.title)}: {count}" + (
-        f" ({notes})" if notes else ""
+    notes = t._(", ").join(f for f in flags if f)
+    title = html.escape(t._(spec.title))
+    count = t.n_(
+        "{channel} · {title}: {n:,} member",
+        "{channel} · {title}: {n:,} members",
+        len(changes),
+        channel=html.escape(channel),
+        title=title,
     )
-    effects = Counter(_effects(c) for c in changes)
+    summary = t._("{count} ({notes})", count=count, notes=notes) if notes else count
+    effects = Counter(_effects(c, t) for c in changes)
     common = effects.most_common(1)[0][0]
-    head = (f"Side effect of each, unless noted: {md_escape(common)}\n",) if common else ()
+    each = t._("Side effect of each, unless noted: {effect}", effect=md_escape(common))
+    head = (each + "\n",) if common else ()
     items = [
         f"- {md_code(c.target or '')}"
-        + (f" — {md_escape(own)}" if (own := _effects(c)) != common else "")
+        + (f" — {md_escape(own)}" if (own := _effects(c, t)) != common else "")
         for c in changes
     ]
-    more = " (every name: `lwr show-plan PLAN.json --no-compact`, or `--format json`)"
-    return Details(summary, head + capped(items, budget, more))
+    more = t._(" (every name: `lwr show-plan PLAN.json --no-compact`, or `--format json`)")
+    return Details(summary, head + capped(items, budget, more, t))
 
 
-def _effects(change: Change) -> str:
-    return "; ".join(e.text for e in change.side_effects)
+def _effects(change: Change, t: Messages) -> str:
+    return t._("; ").join(e.say(t) for e in change.side_effects)
+
+
+def policy_blocks(policy: PolicyReport | None, t: Messages = ENGLISH) -> list[Block]:
+    """Failed deny rules as a CAUTION, failed warn rules as a WARNING, with their places."""
+    if policy is None:
+        return []
+    blocks: list[Block] = []
+    for kind, findings in (("CAUTION", policy.denied), ("WARNING", policy.warnings)):
+        if findings:
+            blocks.append("\n".join([f"> [!{kind}]", *_finding_lines(findings, t)]) + "\n")
+    if policy.notes:
+        notes = [t._("_policy note: {note}_", note=md_escape(n)) + "  " for n in policy.notes]
+        blocks.append("\n".join(notes) + "\n")
+    return blocks
+
+
+def _finding_lines(findings: Sequence[Finding], t: Messages) -> list[str]:
+    deny = findings[0].rule.severity == "deny"
+    lines = []
+    for f in findings:
+        rule, text = md_code(f.rule.id), md_escape(f.rule.message)
+        if deny:
+            head = t._("**Policy denied by {rule}**: {text}", rule=rule, text=text)
+        else:
+            head = t._("**Policy warning from {rule}**: {text}", rule=rule, text=text)
+        lines.append(f"> {head}")
+        lines += [f"> - {md_escape(place)}" for place in f.places]
+        if f.more:
+            lines.append("> - " + t._("… and {n} more", n=f.more))
+    return lines

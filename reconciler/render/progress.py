@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from reconciler.actions import Change
+from reconciler.i18n import ENGLISH, Messages, say
 from reconciler.manual import ManualStep
 from reconciler.outcomes import ApplyProgress, ProgressCallback
 from reconciler.render import checklist
-from reconciler.words import duration, plural
+from reconciler.words import duration
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
@@ -34,28 +35,43 @@ __all__ = ["PlainProgress", "failure_report", "progress_bar", "progress_line"]
 INTERVAL = 10.0
 
 
-def progress_line(event: ApplyProgress, elapsed: float | None = None) -> str:
-    """`applied 12,500/82,003 (15 %) · phase 4 add members · 1,250/s · ETA 56 s`.
+def progress_line(event: ApplyProgress, elapsed: float | None = None, t: Messages = ENGLISH) -> str:
+    """`applied 12,500/82,003 (15 %) · phase 4 add members · 1,250/s · ETA 56 s`, in `t`'s
+    language.
 
     The count is what is in effect now (applied, or found so already); refused and skipped
     changes are counted apart. Rate and ETA need `elapsed` seconds since the first event.
     """
     settled = event.done - event.refused - event.skipped
     percent = settled * 100 // event.total if event.total else 100
-    parts = [f"applied {settled:,}/{event.total:,} ({percent} %)"]
+    parts = [
+        t._(
+            "applied {settled:,}/{total:,} ({percent} %)",
+            settled=settled,
+            total=event.total,
+            percent=percent,
+        )
+    ]
     if event.refused:
-        parts.append(f"{event.refused:,} refused")
+        parts.append(t._("{n:,} refused", n=event.refused))
     if event.skipped:
-        parts.append(f"{event.skipped:,} skipped")
+        parts.append(t._("{n:,} skipped", n=event.skipped))
     if event.phase is not None:
-        parts.append(f"phase {int(event.phase)} {event.phase.title}")
+        parts.append(_phase(event, t))
     if elapsed and elapsed > 0 and event.done:
         rate = event.done / elapsed
         parts.append(f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.1f}/s")
     eta = _eta(event, elapsed)
     if eta is not None and event.done < event.total:
-        parts.append(f"ETA {duration(eta)}")
+        parts.append(t._("ETA {duration}", duration=duration(eta, t=t)))
     return " · ".join(parts)
+
+
+def _phase(event: ApplyProgress, t: Messages) -> str:
+    """`phase 4 add members`, or `applying` before a phase is known."""
+    if event.phase is None:
+        return t._("applying")
+    return t._("phase {n} {title}", n=int(event.phase), title=t._(event.phase.title))
 
 
 def _eta(event: ApplyProgress, elapsed: float | None) -> float | None:
@@ -79,8 +95,10 @@ class PlainProgress:
         clock: Callable[[], float] = time.monotonic,
         interval: float = INTERVAL,
         prefix: str = "",
+        messages: Messages = ENGLISH,
     ) -> None:
         self._emit, self._clock, self._interval, self._prefix = emit, clock, interval, prefix
+        self._t = messages
         self._start: float | None = None
         self._last_at = 0.0
         self._last: ApplyProgress | None = None
@@ -140,7 +158,7 @@ class PlainProgress:
         with self._lock:
             if self._last is None:
                 return None
-            return self._prefix + progress_line(self._last, self._elapsed(self._clock()))
+            return self._prefix + progress_line(self._last, self._elapsed(self._clock()), self._t)
 
     def close(self) -> None:
         """Print the last state if it was not printed yet."""
@@ -150,15 +168,16 @@ class PlainProgress:
 
     def _show(self, event: ApplyProgress, now: float) -> None:
         self._shown, self._last_at = event, now
-        self._emit(self._prefix + progress_line(event, self._elapsed(now)))
+        self._emit(self._prefix + progress_line(event, self._elapsed(now), self._t))
 
     def _elapsed(self, now: float) -> float | None:
         return None if self._start is None else now - self._start
 
 
 @contextmanager
-def progress_bar(stream: object) -> Iterator[ProgressCallback]:
-    """A rich progress bar on `stream` (a terminal): phase, count, percent, rate and ETA."""
+def progress_bar(stream: object, t: Messages = ENGLISH) -> Iterator[ProgressCallback]:
+    """A rich progress bar on `stream` (a terminal): phase, count, percent, rate and ETA, in
+    `t`'s language."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -179,15 +198,17 @@ def progress_bar(stream: object) -> Iterator[ProgressCallback]:
         console=console,
         transient=False,
     ) as bar:
-        task = bar.add_task("applying", total=None, rate="", eta="")
+        task = bar.add_task(t._("applying"), total=None, rate="", eta="")
         started = time.monotonic()
 
         def update(event: ApplyProgress) -> None:
-            phase = f"phase {int(event.phase)} {event.phase.title}" if event.phase else "applying"
+            phase = _phase(event, t)
             elapsed = time.monotonic() - started
             rate = f"{event.done / elapsed:,.0f}/s" if elapsed > 0 and event.done else ""
             eta = _eta(event, elapsed)
-            left = f"ETA {duration(eta)}" if eta is not None and event.done < event.total else ""
+            left = ""
+            if eta is not None and event.done < event.total:
+                left = t._("ETA {duration}", duration=duration(eta, t=t))
             bar.update(
                 task,
                 completed=event.done,
@@ -200,35 +221,54 @@ def progress_bar(stream: object) -> Iterator[ProgressCallback]:
         yield update
 
 
-def failure_report(result: ApplyResult, changes: Mapping[str, Change]) -> str:
-    """Every change the tenant refused or the executor skipped, why, and what to do."""
+def failure_report(
+    result: ApplyResult, changes: Mapping[str, Change], t: Messages = ENGLISH
+) -> str:
+    """Every change the tenant refused or the executor skipped, why, and what to do, in
+    `t`'s language (the tenant's own reasons as it gave them)."""
     lines = [
-        f"Not applied: {plural(len(result.refused), 'change')} refused by the tenant, "
-        f"{len(result.blocked)} skipped because they need a refused one; "
-        f"{len(result.applied)} applied (run {result.run_id}).",
+        t.n_(
+            "Not applied: {n} change refused by the tenant, {skipped} skipped because they "
+            "need a refused one; {applied} applied (run {run}).",
+            "Not applied: {n} changes refused by the tenant, {skipped} skipped because they "
+            "need a refused one; {applied} applied (run {run}).",
+            len(result.refused),
+            skipped=len(result.blocked),
+            applied=len(result.applied),
+            run=result.run_id,
+        )
     ]
     manual = [changes[r.change_id] for r in result.refused if r.permanent]
     numbers = {c.id: n for n, c in enumerate(manual, 1)}
     for refusal in result.refused:
-        lines.append(f"  refused  {refusal.change_id}: {refusal.reason}")
+        lines.append(
+            t._("  refused  {change}: {reason}", change=refusal.change_id, reason=refusal.reason)
+        )
         change = changes.get(refusal.change_id)
         if refusal.permanent and change is not None:
             step = ManualStep(change, numbers[change.id], len(manual))
             where, value = checklist.path(step), checklist.value(step)
             lines.append(
-                f"    to do: a manual step now, in the console: {where}: {value}, "
-                "then press Save. The next plan lists it as a manual step (confirm it with "
-                "--manual=ask, or --manual=attested once done)."
+                t._(
+                    "    to do: a manual step now, in the console: {where}: {value}, then "
+                    "press Save. The next plan lists it as a manual step (confirm it with "
+                    "--manual=ask, or --manual=attested once done).",
+                    where=where,
+                    value=value,
+                )
             )
         else:
             lines.append(
-                "    to do: fix the cause, then run `lwr plan` and apply again (what was "
-                "applied is not repeated)."
+                t._(
+                    "    to do: fix the cause, then run `lwr plan` and apply again (what was "
+                    "applied is not repeated)."
+                )
             )
     for blocked in result.blocked:
-        lines.append(f"  skipped  {blocked.change_id}: {blocked.reason}")
+        reason = say(blocked.reason, t)
+        lines.append(t._("  skipped  {change}: {reason}", change=blocked.change_id, reason=reason))
     if result.blocked:
         lines.append(
-            "    to do: the next apply makes the skipped changes once what they need is made."
+            t._("    to do: the next apply makes the skipped changes once what they need is made.")
         )
     return "\n".join(lines)

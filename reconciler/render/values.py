@@ -98,10 +98,17 @@ def pad(text: str, width: int) -> str:
     """`text` left-aligned in `width` terminal cells: a full-width character takes two."""
     if text.isascii():  # one cell a character; wcwidth's tables cost ~25 ms to load
         return f"{text:<{width}}"
+    return text + " " * max(0, width - cells(text))
+
+
+def cells(text: str) -> int:
+    """How many terminal cells `text` takes (its length where it has no width)."""
+    if text.isascii():
+        return len(text)
     from wcwidth import wcswidth
 
-    cells = wcswidth(text)
-    return text + " " * max(0, width - (cells if cells >= 0 else len(text)))
+    width = wcswidth(text)
+    return width if width >= 0 else len(text)
 
 
 def text_changes(change: Change) -> list[tuple[str, str, str]]:

@@ -16,7 +16,7 @@ from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.providers.lineworks.estimate import Estimate, directory_pages
 from reconciler.providers.lineworks.orgunits import ChartCost
 from reconciler.settings import Setting, of
-from reconciler.words import duration, plural
+from reconciler.words import duration_msg
 
 __all__ = ["attestable", "plan_notes"]
 
@@ -32,34 +32,40 @@ def plan_notes(
 ) -> tuple[str, ...]:
     """Which compared values were not read, what is assumed, and how long the API takes;
     `members`: the directory's size (what re-reading it costs); `chart`: what reading the
-    org chart cost, when the file's member selectors needed it."""
-    notes: list[str] = []
+    org chart cost, when the file's member selectors needed it. Each note is a Said: the
+    plan's JSON keeps the English, a renderer says it in its reader's language."""
+    notes: list[Msg] = []
     origins: dict[str, list[str]] = {}
     for key in _managed_keys(desired):
         origins.setdefault(provenance.get(key, "unknown"), []).append(key)
     if origins.get("attested") or origins.get("applied"):
         keys = sorted(origins.get("attested", []) + origins.get("applied", []))
         notes.append(
-            "lineworks: no public API reads these, so the plan compares the file "
-            "with lwr's attested state (attested, not read): " + ", ".join(keys)
+            Msg.of(
+                "lineworks: no public API reads these, so the plan compares the file with "
+                "lwr's attested state (attested, not read): {keys}",
+                keys=", ".join(keys),
+            )
         )
     if origins.get("unknown"):
         notes.append(
-            "lineworks: never read nor attested, the console default is assumed (off, "
-            f"empty list): {', '.join(sorted(origins['unknown']))}. Check {CONSOLE_PAGE} "
-            "and record what it shows with `lwr attest FILE`"
+            Msg.of(
+                "lineworks: never read nor attested, the console default is assumed (off, "
+                "empty list): {keys}. Check {page} and record what it shows with "
+                "`lwr attest FILE`",
+                keys=", ".join(sorted(origins["unknown"])),
+                page=Msg.of(CONSOLE_PAGE),
+            )
         )
     if chart is not None:
         notes.append(
-            Said(
-                Msg.counted(
-                    "lineworks: org units and groups (for the member selectors): "
-                    "{n:,} request, ≈ {took}",
-                    "lineworks: org units and groups (for the member selectors): "
-                    "{n:,} requests, ≈ {took}",
-                    chart.requests,
-                    took=duration(chart.seconds, fractions=True),
-                )
+            Msg.counted(
+                "lineworks: org units and groups (for the member selectors): "
+                "{n:,} request, ≈ {took}",
+                "lineworks: org units and groups (for the member selectors): "
+                "{n:,} requests, ≈ {took}",
+                chart.requests,
+                took=duration_msg(chart.seconds, fractions=True),
             )
         )
     if est.total:
@@ -67,34 +73,52 @@ def plan_notes(
     manual = sum(1 for c in changes if c.execution == "manual")
     if manual:
         notes.append(
-            f"lineworks: {plural(manual, 'manual step')}: apply prints a checklist and "
-            "waits for an admin to confirm each (non-interactive: --manual="
-            "attested or --manual=skip)"
+            Msg.counted(
+                "lineworks: {n} manual step: apply prints a checklist and waits for an admin "
+                "to confirm each (non-interactive: --manual=attested or --manual=skip)",
+                "lineworks: {n} manual steps: apply prints a checklist and waits for an admin "
+                "to confirm each (non-interactive: --manual=attested or --manual=skip)",
+                manual,
+            )
         )
-    return tuple(notes)
+    return tuple(Said(note) for note in notes)
 
 
-def _timing(est: Estimate, members: int) -> str:
+def _timing(est: Estimate, members: int) -> Msg:
     """Requests per API and how long they take."""
-    per_api = ", ".join(f"{api} {n:,}" for api, n in est.requests.items())
-    requests = "request" if est.total == 1 else "requests"
-    text = (
-        f"lineworks: {est.total:,} API {requests} ({per_api}): "
-        f"≈ {duration(est.seconds, fractions=True)} at {est.pace()} per API"
+    side = (
+        Msg.of(", the APIs of a phase side by side (each phase as long as its slowest API)")
+        if est.side_by_side
+        else ""
     )
-    if est.side_by_side:
-        text += ", the APIs of a phase side by side (each phase as long as its slowest API)"
-    if est.halved:
-        text += (
-            f" (half the documented {est.limit:g}: LINE WORKS asks runs of over 30 "
-            "minutes to keep to half the limit)"
+    halved = (
+        Msg.of(
+            " (half the documented {limit:g}: LINE WORKS asks runs of over 30 minutes to keep "
+            "to half the limit)",
+            limit=est.limit,
         )
+        if est.halved
+        else ""
+    )
     pages = directory_pages(members)
     reread = pages * est.window / est.rate * 1.02
-    return text + (
-        f"; an apply that waits for a confirmation reads the directory again first "
-        f"(+{pages:,} GET /users, ≈ {duration(reread, fractions=True)}); the apply is "
-        "journaled and resumes where it stopped"
+    return Msg.counted(
+        "lineworks: {n:,} API request ({per_api}): ≈ {duration} at {pace} per API{side}"
+        "{halved}; an apply that waits for a confirmation reads the directory again first "
+        "(+{pages:,} GET /users, ≈ {reread}); the apply is journaled and resumes where it "
+        "stopped",
+        "lineworks: {n:,} API requests ({per_api}): ≈ {duration} at {pace} per API{side}"
+        "{halved}; an apply that waits for a confirmation reads the directory again first "
+        "(+{pages:,} GET /users, ≈ {reread}); the apply is journaled and resumes where it "
+        "stopped",
+        est.total,
+        per_api=", ".join(f"{api} {n:,}" for api, n in est.requests.items()),
+        duration=duration_msg(est.seconds, fractions=True),
+        pace=est.pace(),
+        side=side,
+        halved=halved,
+        pages=pages,
+        reread=duration_msg(reread, fractions=True),
     )
 
 
