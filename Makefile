@@ -38,7 +38,7 @@ demo: install
 # fails until they are translated), and compile the .mo files lwr reads.
 BABEL_KEYWORDS := -k _ -k n_:1,2 -k N_ -k of -k counted:1,2
 messages: install
-	$(BIN)/pybabel extract -F babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
+	PYTHONPATH=. $(BIN)/pybabel extract -F babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
 		-o .lwr-messages.pot .
 	$(BIN)/pybabel update -D lwr -i .lwr-messages.pot -d reconciler/locale -w 100 \
 		--ignore-pot-creation-date --no-fuzzy-matching

@@ -252,7 +252,7 @@ class TerminalUI:
 
     def show_checklist(self, plan: Plan) -> None:
         """The manual steps of the plan, in the order they come."""
-        click.echo(printable(checklist.checklist(plan.changes)), nl=False)
+        click.echo(printable(checklist.checklist(plan.changes, messages())), nl=False)
 
     def confirm(self, plan: Plan) -> None:
         """Only 'yes' applies; without a terminal, refuse to guess."""

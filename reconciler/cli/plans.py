@@ -307,7 +307,8 @@ def drift(
         from reconciler.render.markdown import DriftMarkdown
 
         write_markdown_parts(markdown_dir, DriftMarkdown(policy=policy).render_parts(report))
-    click.echo(drift_renderer_for(fmt, color=color(), policy=policy).render(report), nl=False)
+    view = drift_renderer_for(fmt, color=color(), policy=policy, messages=messages())
+    click.echo(view.render(report), nl=False)
     if fmt == "json":
         echo_policy(policy)
     policy.raise_if_denied()

@@ -13,6 +13,7 @@ from click.core import ParameterSource
 from reconciler.audit import KEY_ENV, parse_anchor
 from reconciler.cli.common import (
     cli,
+    messages,
     resolve_tenant_key,
     state_for,
     state_option,
@@ -89,7 +90,7 @@ def audit(
         if total > len(entries):
             click.echo(f"{len(entries):,} of {total:,} entries shown (--limit).", err=True)
         return 0
-    click.echo(audit_text(entries, total), nl=False)
+    click.echo(audit_text(entries, total, messages()), nl=False)
     return 0
 
 
@@ -224,7 +225,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     if fmt == "json":
         click.echo(dump(locks_json(holders)), nl=False)
         return 0
-    click.echo(locks_text(holders, str(location), exists=exists), nl=False)
+    click.echo(locks_text(holders, str(location), exists=exists, t=messages()), nl=False)
     return 0
 
 

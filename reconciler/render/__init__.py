@@ -55,9 +55,14 @@ def renderer_for(
 
 
 def drift_renderer_for(
-    fmt: str, *, color: bool = False, policy: PolicyReport | None = None
+    fmt: str,
+    *,
+    color: bool = False,
+    policy: PolicyReport | None = None,
+    messages: Messages | None = None,
 ) -> DriftRenderer:
-    """The drift renderer for `--format` (text, json, markdown)."""
+    """The drift renderer for `--format` (text, json, markdown); `messages` the reader's
+    language of the text (JSON is the same in every language)."""
     from reconciler.render.json import DriftJson
     from reconciler.render.markdown import DriftMarkdown
     from reconciler.render.text import DriftText
@@ -66,4 +71,6 @@ def drift_renderer_for(
         return DriftJson(policy=policy)
     if fmt == "markdown":
         return DriftMarkdown(policy=policy)
-    return DriftText(color=color, policy=policy)
+    if messages is None:
+        return DriftText(color=color, policy=policy)
+    return DriftText(color=color, policy=policy, messages=messages)
