@@ -68,10 +68,14 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
             if tenant_uri:
                 with provider_for(tenant_uri, readonly=True) as provider:
                     check_against_tenant(desired, provider.domain(), provider.directory())
-            click.echo(printable(f"{desired.source}: valid"))
+            click.echo(printable(messages()._("{file}: valid", file=desired.source)))
         except LwrError as e:
+            from reconciler.render.checklist import message_of
+
             failures.append(e)
-            click.echo(printable(f"{file}: invalid\n{e}"), err=True)
+            t = messages()
+            shown = t._("{file}: invalid\n{problems}", file=file, problems=message_of(e, t))
+            click.echo(printable(shown), err=True)
     return max([*codes, *(e.exit_code for e in failures)])
 
 
