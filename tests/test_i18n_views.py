@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from builders import DOMAIN, LINE, LW, channel_state, desired, tenant
 from test_cli import write
+from test_render import check_golden, golden_drift
 
 from reconciler.actions import Action
 from reconciler.cli import run
@@ -295,3 +296,7 @@ def test_policy_findings_in_japanese_name_their_places(demo: Path) -> None:
     assert finding.lines(JA)[-1].startswith("    ルール: ") and finding.lines()[-1].startswith(
         "    rule: "
     )
+
+
+def test_japanese_drift_text_golden() -> None:
+    check_golden("drift.ja.txt", DriftText(messages=JA).render(golden_drift()))
