@@ -225,7 +225,7 @@ def test_japanese_greeting_and_names_pass_unescaped_through_drift_show_and_check
             "管理者画面 > サービス > トーク > 外部ユーザーとのトーク > LINEユーザーとのトーク"
             in steps
         )
-        assert f"「{NAMES[0]} を追加」に設定して、[保存] を押します" in steps
+        assert f"{NAMES[0]} を追加して、[保存] を押します" in steps
         assert "テナント example.co.jp（lineworks:1）: メンバー 2 人" in shown
         assert "lineworks — 外部のLINE WORKSユーザーとのトーク: 許可" in shown
         assert "定義ファイルにあり、利用メンバーにない 1 人: 山田太郎@example.co.jp" in drift
@@ -236,10 +236,11 @@ def test_the_checklist_says_the_file_switch_by_what_it_does_in_japanese() -> Non
     current = tenant(frozenset())
     plan = make_plan(want, current, "lineworks:1", lambda a: "manual")
     ja, en = checklist(plan.changes, JA), checklist(plan.changes)
-    assert (
-        "LINEユーザーとのトーク > ファイル送信・添付可否: 「制限する」に設定して、[保存] を押します"
-        in ja
+    wanted = (
+        "ファイル送信・添付可否: 「制限する（送信・添付を許可しない）」に設定して、"
+        "[保存] を押します"
     )
+    assert f"LINEユーザーとのトーク > {wanted}" in ja
     assert ja.startswith(
         "手動作業 1 件（公開 API がないため、管理者が管理者画面で次の順に行います）:"
     )

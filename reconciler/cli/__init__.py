@@ -76,8 +76,11 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
         from reconciler.render.checklist import message_of  # on failure only: start-up stays light
 
         t = _reader(argv)
-        prefix = t._("Error: ") if error.prefix else ""
-        return _fail(f"{prefix}{message_of(error, t)}", error.exit_code)
+        said = message_of(error, t)
+        # An error not translated yet keeps its English prefix: one language per line.
+        english = t.lang == "en" or said == message_of(error)
+        prefix = error.prefix if english or not error.prefix else t._("Error: ")
+        return _fail(f"{prefix}{said}", error.exit_code)
     if isinstance(error, KeyboardInterrupt):
         return _interrupted(_signal_of(error))
     if isinstance(error, BrokenPipeError):

@@ -285,16 +285,19 @@ class TerminalUI:
 
     def manual_step(self, step: ManualStep) -> bool:
         """Show one manual step and wait until the admin says it is done (or stops)."""
-        click.echo(
-            printable(
-                f"\nManual step {step.number}/{step.total} ({step.change.id})\n"
-                f"  In {checklist.path(step)}\n  {checklist.todo(step)}."
-            ),
-            err=True,
+        t = messages()
+        shown = t._(
+            "Manual step {n}/{total} ({id})\n  In {path}\n  {todo}.",
+            n=step.number,
+            total=step.total,
+            id=step.change.id,
+            path=checklist.path(step, t),
+            todo=checklist.todo(step, t),
         )
+        click.echo(printable(f"\n{shown}"), err=True)
         while True:
             answer = click.prompt(
-                "Type 'done' once saved in the console, or 'stop' to stop here",
+                t._("Type 'done' once saved in the console, or 'stop' to stop here"),
                 default="",
                 show_default=False,
                 err=True,

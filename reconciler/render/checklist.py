@@ -76,6 +76,10 @@ def value(step: ManualStep, t: Messages = ENGLISH) -> str:
 
 def todo(step: ManualStep, t: Messages = ENGLISH) -> str:
     """`set On, then press Save`; a multi-line value ends before the instruction."""
+    change = step.change
+    if change.action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):  # a verb, not a value
+        verb = t._("add") if change.action is Action.ADD_MEMBER else t._("delete")
+        return t._("set {verb} {member}, then press Save", verb=verb, member=change.target)
     text = value(step, t)
     if "\n" in text:
         return t._("set {value}\n      then press Save", value=text)
