@@ -28,6 +28,7 @@ from reconciler.plan import make_plan
 from reconciler.policy import evaluate
 from reconciler.policy_files import load_policy_file
 from reconciler.render.checklist import checklist
+from reconciler.render.drift_markdown import DriftMarkdown
 from reconciler.render.state import state_text
 from reconciler.render.text import DriftText
 from reconciler.resources import load_schema
@@ -211,13 +212,16 @@ def test_japanese_greeting_and_names_pass_unescaped_through_drift_show_and_check
         "lineworks:1",
         lambda a: "manual" if a in (Action.SET_GREETING, Action.ADD_MEMBER) else "api",
     )
-    drift = DriftText(messages=t).render(drift_report(want, current, plan))  # type: ignore[arg-type]
+    report = drift_report(want, current, plan)  # type: ignore[arg-type]
+    drift = DriftText(messages=t).render(report)
+    markdown = DriftMarkdown(messages=t).render(report)
     shown = state_text(current, "lineworks:1", t=t)  # type: ignore[arg-type]
     steps = checklist(plan.changes, t)
-    for text in (drift, shown, steps):
+    for text in (drift, markdown, shown, steps):
         assert NAMES[0] in text or NAMES[1] in text, text
         assert "\\u" not in text
     assert "友だち追加ありがとうございます。⏎営業時間は 9:00〜18:00 です。" in drift
+    assert "友だち追加ありがとうございます。⏎営業時間は 9:00〜18:00 です。" in markdown
     assert "友だち追加ありがとうございます。" in steps and NAMES[0] in steps
     assert "会社.yaml" in drift
     if lang == "ja":
@@ -229,6 +233,10 @@ def test_japanese_greeting_and_names_pass_unescaped_through_drift_show_and_check
         assert "テナント example.co.jp（lineworks:1）: メンバー 2 人" in shown
         assert "lineworks — 外部のLINE WORKSユーザーとのトーク: 許可" in shown
         assert "定義ファイルにあり、利用メンバーにない 1 人: 山田太郎@example.co.jp" in drift
+        assert "| 設定 | 定義ファイル | 現在 |" in markdown
+        assert (
+            "定義ファイルにあり、利用メンバーにない 1 人:\n\n- `山田太郎@example.co.jp`" in markdown
+        )
 
 
 def test_the_checklist_says_the_file_switch_by_what_it_does_in_japanese() -> None:

@@ -308,9 +308,10 @@ def drift(
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     report = drift_report(planned.desired, planned.current, planned.plan, found)
     if markdown_dir:
-        from reconciler.render.markdown import DriftMarkdown
+        from reconciler.render.drift_markdown import DriftMarkdown
 
-        write_markdown_parts(markdown_dir, DriftMarkdown(policy=policy).render_parts(report))
+        parts = DriftMarkdown(policy=policy, messages=messages()).render_parts(report)
+        write_markdown_parts(markdown_dir, parts)
     view = drift_renderer_for(fmt, color=color(), policy=policy, messages=messages())
     click.echo(view.render(report), nl=False)
     if fmt == "json":

@@ -63,14 +63,13 @@ def drift_renderer_for(
 ) -> DriftRenderer:
     """The drift renderer for `--format` (text, json, markdown); `messages` the reader's
     language of the text (JSON is the same in every language)."""
+    from reconciler.i18n import ENGLISH
+    from reconciler.render.drift_markdown import DriftMarkdown
     from reconciler.render.json import DriftJson
-    from reconciler.render.markdown import DriftMarkdown
     from reconciler.render.text import DriftText
 
     if fmt == "json":
         return DriftJson(policy=policy)
     if fmt == "markdown":
-        return DriftMarkdown(policy=policy)
-    if messages is None:
-        return DriftText(color=color, policy=policy)
-    return DriftText(color=color, policy=policy, messages=messages)
+        return DriftMarkdown(policy=policy, messages=messages or ENGLISH)
+    return DriftText(color=color, policy=policy, messages=messages or ENGLISH)

@@ -122,7 +122,8 @@ def render_markdown(results: Sequence[TenantResult], command: str = "plan") -> s
 
 
 def _tenant_body(r: TenantResult) -> list[str]:
-    from reconciler.render.markdown import DriftMarkdown, PlanMarkdown
+    from reconciler.render.drift_markdown import DriftMarkdown
+    from reconciler.render.markdown import PlanMarkdown
 
     lines = []
     if r.report is not None:
@@ -160,7 +161,8 @@ def summary_parts(results: Sequence[TenantResult], command: str = "plan") -> lis
 def tenant_parts(r: TenantResult, command: str = "plan") -> list[str]:
     """`--markdown-dir` of a directory: one tenant's comment(s), its plan or drift report as
     a single file shows it, with why it was refused or failed."""
-    from reconciler.render.markdown import DriftMarkdown, PlanMarkdown, md_code
+    from reconciler.render.drift_markdown import DriftMarkdown
+    from reconciler.render.markdown import PlanMarkdown, md_code
 
     if r.report is not None:
         parts = DriftMarkdown(policy=r.policy).render_parts(r.report)
