@@ -309,3 +309,20 @@ def test_policy_findings_in_japanese_name_their_places(demo: Path) -> None:
 
 def test_japanese_drift_text_golden() -> None:
     check_golden("drift.ja.txt", DriftText(messages=JA).render(golden_drift()))
+
+
+def test_a_stale_saved_plan_is_refused_in_japanese_with_the_same_exit_code(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["plan", str(EXAMPLE), "--out", "saved.json"]) == 0
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        "auto_grant_new_members: false", "auto_grant_new_members: true"
+    )
+    other = write(demo / "other.yaml", text)
+    assert run(["apply", other, "--auto-approve"]) == 0  # the tenant changes under the plan
+    capsys.readouterr()
+    results = _both(capsys, "apply", "saved.json")
+    assert results["en"][0] == results["ja"][0] == 3
+    assert "refused: the tenant example.co.jp changed since the plan was made" in results["en"][2]
+    assert "拒否しました: 実行計画の作成後（" in results["ja"][2]
+    assert "テナント example.co.jp が変わりました" in results["ja"][2]
