@@ -270,6 +270,10 @@ def test_audit_and_lock_list_in_japanese_with_json_unchanged(
     assert lines == [len(line.split()) for line in audit["en"][1].splitlines()]
     machine = _both(capsys, "audit", "--format", "json")
     assert machine["en"] == machine["ja"]
+    verified = _both(capsys, "audit", "--verify")
+    assert verified["en"][0] == verified["ja"][0] == 0
+    assert verified["en"][1].startswith("Audit log OK: ")
+    assert verified["ja"][1].startswith("監査ログは正常です: ")
     assert _both(capsys, "lock", "list")["ja"][1].endswith("にロックはありません。\n")
     key = f"local:{(demo / 'tenant.db').resolve()}"
     state = f"local:{demo / 'state.db'}"

@@ -13,8 +13,9 @@ from reconciler.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.store.base import AuditEntry, LockHolder
+    from reconciler.store.chain import VerifyResult
 
-__all__ = ["audit_text", "holder_status", "locks_text"]
+__all__ = ["audit_text", "holder_status", "locks_text", "verify_text"]
 
 
 #: The audit log's results (store.chain.AuditResult), as a reader's language says them.
@@ -113,3 +114,39 @@ def holder_status(held: LockHolder, t: Messages = ENGLISH) -> str:
             pid=held.pid,
         )
     return t._("it was taken on {host}: make sure that run is over", host=held.host)
+
+
+def verify_text(result: VerifyResult, key_env: str, t: Messages = ENGLISH) -> str:
+    """`lwr audit --verify`: the verdict and what it could not check (the reason of a broken
+    log is the store's own words)."""
+    if not result.ok:
+        if result.first_bad_seq:
+            text = t._(
+                "Audit log BROKEN at entry {seq}: {reason}",
+                seq=result.first_bad_seq,
+                reason=result.reason,
+            )
+        else:
+            text = t._("Audit log NOT VERIFIED: {reason}", reason=result.reason)
+        return printable(text) + "\n"
+    entries = t.n_("{n} entry", "{n} entries", result.checked)
+    if result.keyed:
+        head = t._(
+            "Audit log OK: {entries}, hash chain intact ({keyed} keyed with {env}).",
+            entries=entries,
+            keyed=result.keyed,
+            env=key_env,
+        )
+    else:
+        head = t._("Audit log OK: {entries}, hash chain intact.", entries=entries)
+    if result.anchored is None:
+        tail = t._(
+            "Not checked: truncation of the newest entries is detectable only against "
+            "a head kept elsewhere: `lwr audit --verify --head SEQ:HASH` (from "
+            "`lwr audit head`)."
+        )
+    else:
+        tail = t._(
+            "Nothing lost or changed up to the kept head (entry {seq}).", seq=result.anchored
+        )
+    return f"{head}\n{tail}\n"
