@@ -80,7 +80,7 @@ def test_the_same_errors_in_japanese_keep_their_locations(
     assert ja.startswith(f"{bad}: 正しくありません\n問題が 3 件あります:")
     assert "不明なキー 'restrict_file_transfr'" in ja
     assert "ヒント: 'restrict_file_transfer' のことですか？ ここで使えるキー:" in ja
-    assert 'true または false を書く場所に 文字列 "yes-please" があります' in ja
+    assert '「true または false」を書く場所に、文字列 "yes-please" が書かれています' in ja
     assert "メンバー Alice@example.co.jp が重複しています（最初は 9 行目の" in ja
 
 
