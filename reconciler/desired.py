@@ -23,6 +23,7 @@ from reconciler.desired_schema import (
     schema_problems,
 )
 from reconciler.errors import InputError, Omitted, Problem, UsageError, WrongTenant
+from reconciler.i18n import Said
 from reconciler.model import (
     ChannelName,
     DesiredChannel,
@@ -54,11 +55,21 @@ def parse_desired(data: bytes, source: str) -> DesiredState:
     """Validate a desired-state file's bytes (named `source` in messages) into a DesiredState."""
     doc = yamlsafe.load_yaml(data, source)
     if is_saved_plan_document(doc.data):  # a dozen schema errors would not say what it is
-        shown = "FILE" if source == STDIN_NAME else source  # neither reads a plan from stdin
-        saved = "save it to a FILE and " if source == STDIN_NAME else ""
+        if source == STDIN_NAME:  # neither command reads a saved plan from stdin
+            raise UsageError(
+                Said.of(
+                    "{source} is a saved plan (made by `lwr plan --out`), not a desired-state "
+                    "file: save it to a FILE and use `lwr show-plan FILE` to read it, or "
+                    "`lwr apply FILE` to apply it",
+                    source=source,
+                )
+            )
         raise UsageError(
-            f"{source} is a saved plan (made by `lwr plan --out`), not a desired-state file: "
-            f"{saved}use `lwr show-plan {shown}` to read it, or `lwr apply {shown}` to apply it"
+            Said.of(
+                "{source} is a saved plan (made by `lwr plan --out`), not a desired-state file: "
+                "use `lwr show-plan {source}` to read it, or `lwr apply {source}` to apply it",
+                source=source,
+            )
         )
     problems = list(doc.problems)
     problems.extend(schema_problems(doc.data, doc.locate, source))
@@ -85,16 +96,31 @@ def check_against_tenant(desired: DesiredState, domain: str, directory: frozense
         line, column = locate(("tenant",))
         where = f"{desired.source}:{line}:{column}: " if line else f"{desired.source}: "
         raise WrongTenant(
-            f"{where}tenant: the file is for {desired.tenant!r} but the target tenant is "
-            f"{domain!r}; point --tenant (or LWR_TENANT) at {desired.tenant}, or fix tenant: "
-            "in the file"
+            Said.of(
+                "{where}tenant: the file is for {wanted} but the target tenant is {domain}; "
+                "point --tenant (or LWR_TENANT) at {tenant}, or fix tenant: in the file",
+                where=where,
+                wanted=repr(desired.tenant),
+                domain=repr(domain),
+                tenant=desired.tenant,
+            )
         )
     unknown = _unknown_members(desired, domain, directory)
     problems = list(itertools.islice(unknown, MAX_PROBLEMS))
     if problems:
         rest = sum(1 for _ in unknown)  # counted without keeping a million Problems
         if rest:
-            problems.append(more_problems(problems[0].file, rest, "members not in the directory"))
+            problems.append(
+                more_problems(
+                    problems[0].file,
+                    rest,
+                    Said.counted(
+                        "{n:,} more member not in the directory not shown",
+                        "{n:,} more members not in the directory not shown",
+                        rest,
+                    ),
+                )
+            )
         raise InputError(_capped(sorted(problems, key=lambda p: (p.line, p.column, p.path))))
 
 
@@ -113,8 +139,8 @@ def _capped(problems: list[Problem]) -> list[Problem]:
             0,
             0,
             "",
-            f"{rest:,} more problems not shown",
-            "fix the ones above and run again",
+            Said.of("{rest:,} more problems not shown", rest=rest),
+            Said.of("fix the ones above and run again"),
         ),
     ]
 
@@ -151,7 +177,11 @@ def _members(
                     more_problems(
                         source,
                         rest,
-                        "duplicate members",
+                        Said.counted(
+                            "{n:,} more duplicate member not shown",
+                            "{n:,} more duplicate members not shown",
+                            rest,
+                        ),
                         ("external_messaging", channel, *INCLUDE),
                     )
                 )
@@ -175,9 +205,13 @@ def _duplicates(
                 line,
                 column,
                 format_path((*base, i)),
-                f"duplicate member {member} (first listed on line {first_line}, "
-                f"as {format_path((*base, j))})",
-                "list each member once; case does not matter",
+                Said.of(
+                    "duplicate member {member} (first listed on line {line}, as {first})",
+                    member=member,
+                    line=first_line,
+                    first=format_path((*base, j)),
+                ),
+                Said.of("list each member once; case does not matter"),
             )
 
 
@@ -257,17 +291,24 @@ def _unknown_members(
         for index, member in _ordered(desired.locate, base, unknown):
             path = (*base, index) if index is not None else base
             line, column = desired.locate(path) if desired.locate else (0, 0)
-            hint = f"not a member of {domain}"
+            hint = Said.of("not a member of {domain}", domain=domain)
             if suggestions > 0:
                 suggestions -= 1
                 close = difflib.get_close_matches(member, candidates, n=1, cutoff=0.8)
-                hint = f"did you mean {close[0]}? " + hint if close else hint
+                if close:
+                    hint = Said.of(
+                        "did you mean {close}? not a member of {domain}",
+                        close=close[0],
+                        domain=domain,
+                    )
             yield Problem(
                 desired.source,
                 line,
                 column,
                 format_path(path),
-                f"{member} is not a member of tenant {domain}",
+                Said.of(
+                    "{member} is not a member of tenant {domain}", member=member, domain=domain
+                ),
                 hint,
             )
 

@@ -8,8 +8,6 @@ file (saved plans and policy files use it too).
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +18,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from reconciler.errors import Omitted, Problem
+from reconciler.i18n import Said
 from reconciler.resources import load_schema
+from reconciler.schema_words import add_key_hint, hint, keys_hint, message, not_allowed
 from reconciler.yamlsafe import Locator, Path, format_path
 
 SCHEMA_FILE = "desired-state.schema.json"
@@ -45,26 +45,17 @@ _ANNOTATIONS = frozenset(
 # Keywords the fast member check below reproduces exactly.
 _FAST_ITEM_KEYWORDS = frozenset({"type", "pattern", "maxLength", "minLength"}) | _ANNOTATIONS
 
-_TYPE_WORDS = {
-    "object": "a mapping",
-    "array": "a list",
-    "string": "text",
-    "boolean": "true or false",
-    "integer": "a whole number",
-    "number": "a number",
-    "null": "nothing",
-}
 
-
-def more_problems(source: str, count: int, what: str, path: Path = ()) -> Omitted:
-    """Stands for `count` more problems of a kind, found but not listed one by one."""
+def more_problems(source: str, count: int, message: Said, path: Path = ()) -> Omitted:
+    """Stands for `count` more problems of a kind, found but not listed one by one;
+    `message` says so (`Said.counted("{n:,} more … not shown", …, count)`)."""
     return Omitted(
         source,
         0,
         0,
         format_path(path),
-        f"{count:,} more {what} not shown",
-        "fix the ones shown and run again",
+        message,
+        Said.of("fix the ones shown and run again"),
         count,
     )
 
@@ -234,7 +225,10 @@ def schema_problems(data: Any, locate: Locator, source: str, fast: bool = True) 
     for path, error in _schema_errors(data, fast):
         if error.validator == _MORE:
             count = error.validator_value if isinstance(error.validator_value, int) else 0
-            found.append((more_problems(source, count, "invalid members", path), "value"))
+            more = Said.counted(
+                "{n:,} more invalid member not shown", "{n:,} more invalid members not shown", count
+            )
+            found.append((more_problems(source, count, more, path), "value"))
             continue
         found.extend(_explain(error, path, locate, source))
     bad_keys = {p.path for p, kind in found if kind == "key"}
@@ -244,44 +238,7 @@ def schema_problems(data: Any, locate: Locator, source: str, fast: bool = True) 
     )
 
 
-# --- messages -------------------------------------------------------------------------------
-
-
-def _hint(schema: Any, keyword: str) -> str:
-    """The schema's `x-hint` for this keyword: a string applies to all, a mapping per keyword."""
-    hint = schema.get("x-hint") if isinstance(schema, dict) else None
-    if isinstance(hint, dict):
-        hint = hint.get(keyword)
-    return hint if isinstance(hint, str) else ""
-
-
-def _show(value: Any) -> str:
-    """A short rendering of a value for a message (never a whole 1 MB string)."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + '…"'
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict | list) or value is None:
-        return _show(value)
-    if isinstance(value, bool):
-        return _show(value)
-    if isinstance(value, int | float):
-        return f"the number {_show(value)}"
-    return f"the text {_show(value)}"
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}? " if close else ""
+# --- messages: reconciler.schema_words --------------------------------------------------------
 
 
 def explain(error: ValidationError, locate: Locator, source: str) -> list[Problem]:
@@ -294,33 +251,29 @@ def _explain(
 ) -> list[tuple[Problem, str]]:
     """One error → located Problems, tagged "key" (bad key), "conditional-key" or "value"."""
     schema, keyword, value = error.schema, str(error.validator), error.instance
-    hint = _hint(schema, keyword)
+    rule = hint(schema, keyword)
 
-    def problem(at: Path, message: str, hint: str, kind: str = "value") -> tuple[Problem, str]:
+    def problem(at: Path, text: str, advice: str, kind: str = "value") -> tuple[Problem, str]:
         line, column = locate(at)
-        return Problem(source, line, column, format_path(at), message, hint), kind
+        return Problem(source, line, column, format_path(at), text, advice), kind
 
     if keyword == "additionalProperties" and isinstance(schema, dict) and isinstance(value, dict):
         valid = list(schema.get("properties", {}))
         extras = [k for k in value if k not in schema.get("properties", {})]
         # A million junk keys: the first screenful, located, and a count of the rest.
-        more = (
-            [(more_problems(source, len(extras) - MAX_PROBLEMS, "unknown keys", path), "value")]
-            if len(extras) > MAX_PROBLEMS
-            else []
+        rest = len(extras) - MAX_PROBLEMS
+        said = Said.counted(
+            "{n:,} more unknown key not shown", "{n:,} more unknown keys not shown", rest
         )
+        more = [(more_problems(source, rest, said, path), "value")] if rest > 0 else []
         extras = extras[:MAX_PROBLEMS]
-        if hint:  # a rule (the then-branch of "off means nothing else"), not a typo
+        if rule:  # a rule (the then-branch of "off means nothing else"), not a typo
             return [
-                problem((*path, k), f"key {k!r} is not allowed here", hint, "conditional-key")
-                for k in extras
+                problem((*path, k), not_allowed(k), rule, "conditional-key") for k in extras
             ] + more
         return [
             problem(
-                (*path, k),
-                f"unknown key {k!r}",
-                f"{_did_you_mean(k, valid)}valid keys here: {', '.join(valid)}",
-                "key",
+                (*path, k), Said.of("unknown key {key}", key=repr(k)), keys_hint(k, valid), "key"
             )
             for k in extras
         ] + more
@@ -330,57 +283,13 @@ def _explain(
         return [
             problem(
                 path,
-                f"missing required key {key!r}",
-                hint or _add_key_hint(key, properties.get(key)),
+                Said.of("missing required key {key}", key=repr(key)),
+                rule or add_key_hint(key, properties.get(key)),
             )
             for key in required
             if key not in value
         ]
     if keyword == "not" and path and isinstance(path[-1], str):
-        return [problem(path, f"key {path[-1]!r} is not allowed here", hint, "key")]
-    return [problem(path, *_message(error, keyword, value, schema, hint))]
-
-
-def _add_key_hint(key: str, schema: Any) -> str:
-    about = schema.get("description") if isinstance(schema, dict) else None
-    return f"add the key {key} ({about})" if about else f"add the key {key}"
-
-
-def _message(
-    error: ValidationError, keyword: str, value: Any, schema: Any, hint: str
-) -> tuple[str, str]:
-    """(message, hint) for a value-level error."""
-    expected: Any = error.validator_value
-    if keyword == "type":
-        types = expected if isinstance(expected, list) else [expected]
-        words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in types)
-        return f"expected {words}, got {_kind(value)}", hint or f"write {words} here"
-    if keyword == "enum":
-        options = [str(o) for o in expected]
-        near = _did_you_mean(str(value), options) if isinstance(value, str) else ""
-        return (
-            f"{_show(value)} is not one of {', '.join(options)}",
-            hint or f"{near}valid values: {', '.join(options)}",
-        )
-    if keyword == "const":
-        return f"expected {_show(expected)}, got {_kind(value)}", hint or f"write {_show(expected)}"
-    if keyword == "pattern":
-        title = schema.get("title", "value") if isinstance(schema, dict) else "value"
-        return f"{_show(value)} is not a valid {title}", hint or f"must match {expected}"
-    if keyword in ("maxLength", "minLength"):
-        bound = "at most" if keyword == "maxLength" else "at least"
-        size = len(value) if isinstance(value, str) else 0
-        return (
-            f"{'too long' if keyword == 'maxLength' else 'too short'}: {size:,} characters, "
-            f"{bound} {expected}",
-            hint or f"write {bound} {expected} characters",
-        )
-    if keyword in ("minimum", "maximum"):
-        side = "below the minimum" if keyword == "minimum" else "above the maximum"
-        return f"{_show(value)} is {side} {expected}", hint or "write a number from 0 to 100"
-    if keyword == "minProperties":
-        return "empty mapping", hint or "add a key or leave this out"
-    if keyword == "uniqueItems" and isinstance(value, list):
-        dup = next((v for i, v in enumerate(value) if v in value[:i]), None)
-        return f"{_show(dup)} is listed more than once", hint or "list each value once"
-    return error.message[:200], hint
+        return [problem(path, not_allowed(path[-1]), rule or "", "key")]
+    text, default = message(error, keyword, value, schema)
+    return [problem(path, text, rule or default)]

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.i18n import Messages
 
 
 class ExitCode(IntEnum):
@@ -28,6 +32,14 @@ class LwrError(Exception):
     #: What the CLI prints before the message. A refusal's message says `refused: …` itself.
     prefix = "Error: "
 
+    def said(self, t: Messages) -> str:
+        """The message in `t`'s language: one raised as an `i18n.Said` (or `Told`) is said
+        again; any other is shown as raised (English)."""
+        from reconciler.i18n import say  # i18n imports this module
+
+        text = self.args[0] if len(self.args) == 1 else None
+        return say(text, t) if isinstance(text, str) else str(self)
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -40,10 +52,25 @@ class Problem:
     message: str
     hint: str = ""
 
+    @property
+    def where(self) -> str:
+        """`FILE:LINE:COL: path`, the same in every language (editors and CI jump to it)."""
+        place = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        return f"{place}: {self.path or '<document>'}"
+
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
-        text = f"{where}: {self.path or '<document>'}: {self.message}"
+        text = f"{self.where}: {self.message}"
         return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+    def said(self, t: Messages) -> str:
+        """The problem in `t`'s language (its message and hint said again when they are
+        `i18n.Said`); the location is never translated."""
+        from reconciler.i18n import say
+
+        text = f"{self.where}: {say(self.message, t)}"
+        if not self.hint:
+            return text
+        return text + "\n    " + t._("hint: {hint}", hint=say(self.hint, t))
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,11 @@ class InputError(LwrError):
         count = len(problems)
         head = f"{count} problem{'s' if count != 1 else ''} found"
         super().__init__(head + ":\n" + "\n".join(str(p) for p in problems))
+
+    def said(self, t: Messages) -> str:
+        """Every problem in `t`'s language, under a counted head."""
+        head = t.n_("{n} problem found:", "{n} problems found:", len(self.problems))
+        return "\n".join([head, *(p.said(t) for p in self.problems)])
 
 
 class UsageError(LwrError):

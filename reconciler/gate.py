@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from reconciler.actions import Action, Change, Threshold
 from reconciler.errors import DestructiveRefused
-from reconciler.i18n import ENGLISH, Messages
+from reconciler.i18n import ENGLISH, Messages, Told
 from reconciler.model import ChannelName, SafetySettings
 
 Verdict = Literal["ok", "needs_allow_destructive", "refused"]
@@ -55,9 +55,9 @@ class Blocker:
             over=over,
         )
 
-    def file_words(self) -> str:
+    def file_words(self, t: Messages = ENGLISH) -> str:
         """`max_member_removals: 3` (and the percentage): the file change instead of the flag."""
-        return " and ".join(f"{key}: {value:g}" for key, value in self.file_change)
+        return t._(" and ").join(f"{key}: {value:g}" for key, value in self.file_change)
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (schemas/plan.schema.json#/$defs/blocker)."""
@@ -158,18 +158,26 @@ class Gate:
         return [head, *self._destructive_body(t)]
 
     def refusal(self, *, allow_destructive: bool) -> DestructiveRefused | None:
-        """The refusal apply raises with these flags (exit 3), or None when it may go on."""
+        """The refusal apply raises with these flags (exit 3), or None when it may go on;
+        its message is said again in the reader's language (i18n.Told)."""
         if self.verdict == "refused":
-            head = (
-                "refused: the plan has destructive changes on a channel listed in "
-                f"safety.protect_channels, which {FLAG} cannot override:"
-            )
-            return DestructiveRefused("\n".join([head, *self._protected_body()]))
+            return DestructiveRefused(Told(self._protected_refusal))
         if not self.blockers or allow_destructive:
             return None
-        head = f"refused: the plan has destructive changes and {FLAG} was not given:"
-        tail = f"Review them, then pass {FLAG} (or make the file change shown)."
-        return DestructiveRefused("\n".join([head, *self._destructive_body(), tail]))
+        return DestructiveRefused(Told(self._destructive_refusal))
+
+    def _protected_refusal(self, t: Messages) -> str:
+        head = t._(
+            "refused: the plan has destructive changes on a channel listed in "
+            "safety.protect_channels, which {flag} cannot override:",
+            flag=FLAG,
+        )
+        return "\n".join([head, *self._protected_body(t)])
+
+    def _destructive_refusal(self, t: Messages) -> str:
+        head = t._("refused: the plan has destructive changes and {flag} was not given:", flag=FLAG)
+        tail = t._("Review them, then pass {flag} (or make the file change shown).", flag=FLAG)
+        return "\n".join([head, *self._destructive_body(t), tail])
 
     def _protected_body(self, t: Messages = ENGLISH) -> list[str]:
         lines = [
@@ -199,7 +207,7 @@ class Gate:
                     t._(
                         "    or, without {flag}: set {settings} in the `safety:` block of {where}",
                         flag=FLAG,
-                        settings=b.file_words(),
+                        settings=b.file_words(t),
                         where=self.where(t),
                     )
                 )

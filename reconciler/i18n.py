@@ -13,7 +13,7 @@ through `n_` (gettext's ngettext), so no sentence is assembled from translated p
 from __future__ import annotations
 
 import gettext
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -132,7 +132,34 @@ class Said(str):
     def __reduce__(self) -> tuple[type[Said], tuple[Msg]]:
         return (Said, (self.msg,))
 
+    @classmethod
+    def of(cls, message: str, **fields: Any) -> Said:
+        """`Said.of("… {who} …", who=…)`: English now, and again in any language."""
+        return cls(Msg.of(message, **fields))
+
+    @classmethod
+    def counted(cls, singular: str, plural: str, n: int, **fields: Any) -> Said:
+        """`Said.counted("{n} member", "{n} members", n)`."""
+        return cls(Msg.counted(singular, plural, n, **fields))
+
+
+class Told(str):
+    """English text written by `write`, which writes it again in any language: for a
+    message of several lines or parts (a refusal with its list), where one Msg would not do.
+    The text of an error's `str()`, so logs and tracebacks stay English."""
+
+    write: Callable[[Messages], str]
+
+    def __new__(cls, write: Callable[[Messages], str]) -> Told:
+        told = super().__new__(cls, write(ENGLISH))
+        told.write = write
+        return told
+
 
 def say(text: str, t: Messages) -> str:
-    """`text` in `t`'s language when it is a Said, else as it is."""
-    return text.msg.say(t) if isinstance(text, Said) and t.lang != "en" else text
+    """`text` in `t`'s language when it is a Said or Told, else as it is."""
+    if t.lang == "en":
+        return text
+    if isinstance(text, Said):
+        return text.msg.say(t)
+    return text.write(t) if isinstance(text, Told) else text

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.actions import Change
 from reconciler.errors import Refused
-from reconciler.i18n import Msg, Said
+from reconciler.i18n import N_, Msg, Said
 from reconciler.model import DesiredState
 from reconciler.providers.base import ConfirmChange, Provider
 from reconciler.words import plural
@@ -122,20 +122,22 @@ def numbered(handler: ManualStepHandler | None, changes: Sequence[Change]) -> Co
 
     def confirm(change: Change) -> bool:
         if handler is None:
-            raise ManualStepsPending([change], "nobody can confirm manual steps in this apply")
+            raise ManualStepsPending(
+                [change], Said.of("nobody can confirm manual steps in this apply")
+            )
         if not handler(by_id.get(change.id) or ManualStep(change, 1, 1)):
-            raise ManualStepsPending([change], "the admin did not confirm the manual step")
+            raise ManualStepsPending([change], Said.of("the admin did not confirm the manual step"))
         return True
 
     return confirm
 
 
 def label(source: str) -> str:
-    """How a value's origin reads next to it in `show` and plans."""
+    """How a value's origin reads next to it in `show` and plans (English; a message id)."""
     return {
-        "attested": "attested, not read",
-        "applied": "applied by lwr, not read",
-        "unknown": "unknown: never read nor attested",
+        "attested": N_("attested, not read"),
+        "applied": N_("applied by lwr, not read"),
+        "unknown": N_("unknown: never read nor attested"),
     }.get(source, "")
 
 
@@ -170,7 +172,7 @@ class ManualRun:
         self.release()
         if self.mode == "stop" and self.split.held:
             raise ManualStepsPending(
-                self.split.held, "a non-interactive apply stops before manual steps"
+                self.split.held, Said.of("a non-interactive apply stops before manual steps")
             )
 
     def release(self) -> None:

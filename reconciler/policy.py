@@ -6,23 +6,18 @@ A rule is a JSON Schema its target (the desired file as written, or the plan JSO
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
 
 from reconciler import yamlsafe
-from reconciler.desired import explain
 from reconciler.errors import InputError, PolicyDenied, Problem
+from reconciler.i18n import ENGLISH, Messages, Said, Told
 from reconciler.model import DesiredState
 from reconciler.plan import Plan
-from reconciler.resources import data_dir, load_schema
 
 Severity = Literal["deny", "warn"]
 Target = Literal["desired", "plan"]
@@ -39,10 +34,16 @@ class PolicyRule:
     id: str
     severity: Severity
     target: Target
-    message: str
+    message: str  # English (or the one text written): what JSON and the audit trail carry
     rule: Mapping[str, Any] | bool
     source: str  # FILE:LINE where the rule is written
     description: str = ""
+    #: The message per language, as written (`message: {en: …, ja: …}`); empty for one text.
+    messages: tuple[tuple[str, str], ...] = ()
+
+    def message_in(self, t: Messages) -> str:
+        """The message in `t`'s language when the rule has it, else `message`."""
+        return dict(self.messages).get(t.lang, self.message)
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,15 @@ class Finding:
     places: tuple[str, ...]
     more: int = 0  # further places not listed
 
-    def lines(self) -> list[str]:
-        """The finding as indented lines: rule, message, places, where the rule lives."""
-        out = [f"[{self.rule.severity}] {self.rule.id}: {self.rule.message}"]
-        out += [f"    at {place}" for place in self.places]
+    def lines(self, t: Messages = ENGLISH) -> list[str]:
+        """The finding as indented lines: rule, message, places, where the rule lives; the
+        message in `t`'s language when the rule has one in it."""
+        rule = self.rule
+        out = [f"[{rule.severity}] {rule.id}: {rule.message_in(t)}"]
+        out += [t._("    at {place}", place=place) for place in self.places]
         if self.more:
-            out.append(f"    … and {self.more} more")
-        out.append(f"    rule: {self.rule.source}")
+            out.append(t._("    … and {n:,} more", n=self.more))
+        out.append(t._("    rule: {source}", source=rule.source))
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -98,12 +101,20 @@ class PolicyReport:
         denied = self.denied
         if not denied:
             return
-        count = len(denied)
-        lines = [f"refused: {count} policy rule{'s' if count != 1 else ''} denied this:"]
-        for finding in denied:
-            lines.append("  - " + "\n    ".join(finding.lines()))
-        lines.append("Fix the file (or the rule, in a reviewed change) and run again.")
-        raise PolicyDenied("\n".join(lines))
+
+        def write(t: Messages) -> str:
+            lines = [
+                t.n_(
+                    "refused: {n} policy rule denied this:",
+                    "refused: {n} policy rules denied this:",
+                    len(denied),
+                )
+            ]
+            lines += ["  - " + "\n    ".join(finding.lines(t)) for finding in denied]
+            lines.append(t._("Fix the file (or the rule, in a reviewed change) and run again."))
+            return "\n".join(lines)
+
+        raise PolicyDenied(Told(write))
 
     def to_json(self) -> dict[str, Any]:
         """Machine form."""
@@ -117,154 +128,6 @@ class PolicyReport:
 
 
 # --- loading ----------------------------------------------------------------------------------
-
-
-def default_policy_dir() -> Path:
-    """The shipped `policies/` folder."""
-    return data_dir("policies")
-
-
-def load_policies(
-    dirs: Sequence[str | os.PathLike[str]] = (), *, defaults: bool = True
-) -> tuple[PolicyRule, ...]:
-    """The shipped rules (unless `defaults` is False) and every `*.yaml` rule in `dirs`.
-
-    A rule in `dirs` with the id of a shipped rule replaces it; two rules with one id in
-    `dirs` are an error. Every problem of every file is reported at once (InputError).
-    """
-    shipped = _load_dir(default_policy_dir()) if defaults else []
-    own: list[PolicyRule] = []
-    problems: list[Problem] = []
-    for folder in dirs:
-        try:
-            own += _load_dir(Path(folder))
-        except InputError as e:
-            problems += e.problems
-    problems += _duplicates(own)
-    if problems:
-        raise InputError(problems)
-    replaced = {rule.id for rule in own}
-    return tuple([r for r in shipped if r.id not in replaced] + own)
-
-
-def _load_dir(folder: Path) -> list[PolicyRule]:
-    if not folder.is_dir():
-        raise InputError(
-            [
-                Problem(
-                    str(folder),
-                    0,
-                    0,
-                    "",
-                    "not a folder of policy files",
-                    "give --policy-dir a folder holding *.yaml rule files",
-                )
-            ]
-        )
-    rules: list[PolicyRule] = []
-    problems: list[Problem] = []
-    for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        try:
-            rules += load_policy_file(file)
-        except InputError as e:
-            problems += e.problems
-    if problems:
-        raise InputError(problems)
-    return rules
-
-
-def load_policy_file(path: str | os.PathLike[str]) -> list[PolicyRule]:
-    """The rules of one policy file, checked against schemas/policy.schema.json."""
-    source = os.fspath(path)
-    data = yamlsafe.read_capped(path, source)
-    if not data.strip() or all(
-        line.lstrip().startswith(b"#") for line in data.splitlines() if line.strip()
-    ):
-        raise InputError(
-            [
-                Problem(
-                    source,
-                    1,
-                    1,
-                    "",
-                    "empty policy file: expected rules: [...]",
-                    "see policies/defaults.yaml, or delete the file",
-                )
-            ]
-        )
-    doc = yamlsafe.load_yaml(data, source)
-    problems = list(doc.problems)
-    for error in _policy_validator().iter_errors(doc.data):
-        problems += explain(error, doc.locate, source)
-    if not problems:
-        problems += _rule_schema_problems(doc, source)
-    if problems:
-        raise InputError(sorted(problems, key=lambda p: (p.line, p.column, p.path)))
-    rules = []
-    for i, raw in enumerate(doc.data["rules"]):
-        line, _ = doc.locate(("rules", i))
-        rules.append(
-            PolicyRule(
-                id=raw["id"],
-                severity=raw["severity"],
-                target=raw["target"],
-                message=raw["message"].strip(),
-                rule=raw["rule"],
-                source=f"{source}:{line}",
-                description=raw.get("description", ""),
-            )
-        )
-    return rules
-
-
-def _rule_schema_problems(doc: yamlsafe.YamlDocument, source: str) -> list[Problem]:
-    """Each `rule` must itself be a valid JSON Schema."""
-    problems = []
-    for i, raw in enumerate(doc.data["rules"]):
-        try:
-            Draft202012Validator.check_schema(raw["rule"])
-        except SchemaError as e:
-            at: yamlsafe.Path = ("rules", i, "rule", *e.absolute_path)
-            line, column = doc.locate(at)
-            problems.append(
-                Problem(
-                    source,
-                    line,
-                    column,
-                    yamlsafe.format_path(at),
-                    f"not a valid JSON Schema: {_clip(e.message)}",
-                    "a rule is a JSON Schema, draft 2020-12",
-                )
-            )
-    return problems
-
-
-def _duplicates(rules: Iterable[PolicyRule]) -> list[Problem]:
-    seen: dict[str, PolicyRule] = {}
-    problems = []
-    for rule in rules:
-        first = seen.setdefault(rule.id, rule)
-        if first is not rule:
-            file, _, line = rule.source.rpartition(":")
-            problems.append(
-                Problem(
-                    file,
-                    int(line),
-                    0,
-                    "rules",
-                    f"duplicate rule id {rule.id!r} (first defined at {first.source})",
-                    "give every rule its own id",
-                )
-            )
-    return problems
-
-
-@cache
-def _policy_validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema(POLICY_SCHEMA))
-
-
-# --- evaluation -------------------------------------------------------------------------------
 
 
 def evaluate(
@@ -281,12 +144,16 @@ def evaluate(
     for rule in rules:
         if rule.target == "desired":
             if desired is None or desired.document is None:
-                notes.append(f"{rule.id}: not evaluated, the desired-state file is not at hand")
+                notes.append(
+                    Said.of(
+                        "{id}: not evaluated, the desired-state file is not at hand", id=rule.id
+                    )
+                )
                 continue
             finding = _check(rule, desired.document, _DesiredPlaces(desired))
         else:
             if plan is None or plan_docs is None:
-                notes.append(f"{rule.id}: not evaluated, there is no plan")
+                notes.append(Said.of("{id}: not evaluated, there is no plan", id=rule.id))
                 continue
             finding = _check(rule, plan_docs.for_rule(rule), _PlanPlaces(plan))
         evaluated += 1
@@ -371,7 +238,7 @@ def _check(rule: PolicyRule, target: Any, place: _DesiredPlaces | _PlanPlaces) -
         for error in validator.iter_errors(target):
             total += 1
             if len(places) < MAX_PLACES:
-                places.append(f"{place(tuple(error.absolute_path))} ({_clip(error.message)})")
+                places.append(f"{place(tuple(error.absolute_path))} ({clip(error.message)})")
     except Unresolvable as e:
         file, _, line = rule.source.rpartition(":")
         raise InputError(
@@ -381,8 +248,12 @@ def _check(rule: PolicyRule, target: Any, place: _DesiredPlaces | _PlanPlaces) -
                     int(line),
                     0,
                     "rule",
-                    f"policy rule {rule.id!r} has a $ref that cannot be resolved: {_clip(str(e))}",
-                    "use local references only (#/$defs/...)",
+                    Said.of(
+                        "policy rule {id} has a $ref that cannot be resolved: {why}",
+                        id=repr(rule.id),
+                        why=clip(str(e)),
+                    ),
+                    Said.of("use local references only (#/$defs/...)"),
                 )
             ]
         ) from e
@@ -391,6 +262,7 @@ def _check(rule: PolicyRule, target: Any, place: _DesiredPlaces | _PlanPlaces) -
     return Finding(rule, tuple(places), total - len(places))
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
+    """`text` on one line, at most MAX_REASON characters (jsonschema's words can be long)."""
     one_line = " ".join(text.split())
     return one_line if len(one_line) <= MAX_REASON else one_line[: MAX_REASON - 1] + "…"

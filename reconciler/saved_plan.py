@@ -25,6 +25,7 @@ from reconciler.actions import Action
 from reconciler.desired import explain, parse_desired
 from reconciler.errors import InputError, Problem, StalePlan
 from reconciler.files import read_input
+from reconciler.i18n import N_, Msg, Said
 from reconciler.model import ChannelName, DesiredState
 from reconciler.plan import (
     FORMAT_VERSION,
@@ -39,7 +40,7 @@ from reconciler.yamlsafe import Locator, format_path
 
 SCHEMA_FILE = "plan.schema.json"
 MAX_PROBLEMS = 20  # a plan is written by lwr: the first few problems say it was damaged
-REPLAN_HINT = "make a new plan with `lwr plan FILE --out PLAN.json` and review it"
+REPLAN_HINT = N_("make a new plan with `lwr plan FILE --out PLAN.json` and review it")
 # Left out of the comparison with a fresh plan: they describe when and by what the plan was
 # made, not what it does (and a fresh plan takes them from the saved one).
 METADATA = ("format_version", "tool_version", "source", "created_at")
@@ -188,7 +189,7 @@ def _explain(error: Any, base: tuple[str | int, ...], source: str) -> Iterator[P
     for problem in explain(error, Locator(), source):
         at = format_path((*base, *error.absolute_path))
         # The hint is always the way out: lwr writes plans, so a malformed one was damaged.
-        yield Problem(problem.file, 0, 0, at, problem.message[:300], REPLAN_HINT)
+        yield Problem(problem.file, 0, 0, at, problem.message[:300], Said.of(REPLAN_HINT))
 
 
 _CHANGE_KEYS = frozenset(
@@ -274,15 +275,16 @@ def _check_digests(data: dict[str, Any], source: str) -> None:
     """Refuse (exit 3) a plan whose content does not match its digests: it was edited."""
     body = {key: value for key, value in data.items() if key != "plan_digest"}
     if data["desired_digest"] != document_digest(data["desired_document"]):
-        raise StalePlan(
-            f"refused: {source} was edited after it was made (its "
-            f"desired_document no longer matches its desired_digest); {REPLAN_HINT}"
+        raise _edited(
+            source, Msg.of(N_("its desired_document no longer matches its desired_digest"))
         )
     if data["plan_digest"] != hashlib.sha256(canonical_bytes(body)).hexdigest():
-        raise StalePlan(
-            f"refused: {source} was edited after it was made (its content no "
-            f"longer matches its plan_digest); {REPLAN_HINT}"
-        )
+        raise _edited(source, Msg.of(N_("its content no longer matches its plan_digest")))
+
+
+def _edited(source: str, why: Msg) -> StalePlan:
+    text = N_("refused: {source} was edited after it was made ({why}); {hint}")
+    return StalePlan(Said.of(text, source=source, why=why, hint=Msg.of(REPLAN_HINT)))
 
 
 def _rebuild_desired(document: Mapping[str, Any], source: str) -> DesiredState:
@@ -301,8 +303,8 @@ def _rebuild_desired(document: Mapping[str, Any], source: str) -> DesiredState:
                     0,
                     0,
                     "desired_document",
-                    "the desired document does not read back as written",
-                    REPLAN_HINT,
+                    Said.of("the desired document does not read back as written"),
+                    Said.of(REPLAN_HINT),
                 )
             ]
         )

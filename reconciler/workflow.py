@@ -26,6 +26,7 @@ from reconciler.errors import (
 )
 from reconciler.export import export_yaml as export_yaml  # re-exported: the library's
 from reconciler.export import state_json as state_json  # (reconciler/__init__.py)
+from reconciler.i18n import N_, Msg, Said
 from reconciler.lockwait import LockWait, wait_until_free
 from reconciler.manual import (
     ManualMode,
@@ -132,16 +133,19 @@ def check_saved_plan(
     """
     plan = saved.plan
     if plan.tenant_uri != provider.key:
-        raise PlanForAnotherTenant(
-            f"refused: the plan was made for {plan.tenant_uri}, not {provider.key}"
-        )
+        text = N_("refused: the plan was made for {uri}, not {target}")
+        raise PlanForAnotherTenant(Said.of(text, uri=plan.tenant_uri, target=provider.key))
     if store is not None:
         check_not_applied(plan, store)
     current = provider.read()
     if state_digest(current) != plan.state_digest:  # first: a left member is staleness too
         raise StalePlan(
-            f"refused: the tenant {plan.tenant} changed since the plan was made "
-            f"({plan.created_at or 'unknown time'}); run `lwr plan` again and review the new plan"
+            Said.of(
+                "refused: the tenant {tenant} changed since the plan was made ({at}); run "
+                "`lwr plan` again and review the new plan",
+                tenant=plan.tenant,
+                at=plan.created_at or Msg.of(N_("unknown time")),
+            )
         )
     fresh = _plan_read(saved.desired, current, provider)
     pinned = saved.pin(fresh.plan)
@@ -149,9 +153,12 @@ def check_saved_plan(
         return Planned(fresh.desired, fresh.current, pinned)
     where = first_difference(saved.document, pinned.to_json()) or "its plan_digest"
     raise StalePlan(
-        f"refused: the plan was edited or the tenant changed since it was made "
-        f"({plan.created_at or 'unknown time'}): {where}; run `lwr plan FILE "
-        "--out PLAN.json` again and review the new plan"
+        Said.of(
+            "refused: the plan was edited or the tenant changed since it was made ({at}): "
+            "{where}; run `lwr plan FILE --out PLAN.json` again and review the new plan",
+            at=plan.created_at or Msg.of(N_("unknown time")),
+            where=where,
+        )
     )
 
 
@@ -160,9 +167,15 @@ def check_not_applied(plan: Plan, store: StateStore) -> None:
     run = store.applied_run(plan.tenant_uri, plan.digest)
     if run is not None:
         raise AlreadyApplied(
-            f"refused: this plan was applied to {plan.tenant} already, on "
-            f"{run.finished_at or run.started_at} by {run.actor} (run {run.run_id}); a saved "
-            "plan is applied once: run `lwr plan FILE --out PLAN.json` again for a new one"
+            Said.of(
+                "refused: this plan was applied to {tenant} already, on {at} by {actor} "
+                "(run {run}); a saved plan is applied once: run `lwr plan FILE --out PLAN.json` "
+                "again for a new one",
+                tenant=plan.tenant,
+                at=run.finished_at or run.started_at,
+                actor=run.actor,
+                run=run.run_id,
+            )
         )
 
 
@@ -209,8 +222,11 @@ def apply_plan(
                 check_not_applied(saved.plan, store)
         elif state_digest(provider.reread(waited=waited)) != plan.state_digest:
             raise StalePlan(
-                f"refused: the tenant {plan.tenant} changed since the plan was "
-                "made; run `lwr plan` again and review the new plan"
+                Said.of(
+                    "refused: the tenant {tenant} changed since the plan was made; run "
+                    "`lwr plan` again and review the new plan",
+                    tenant=plan.tenant,
+                )
             )
 
     steps = ManualRun(plan.changes, provider, manual, on_manual)

@@ -14,6 +14,7 @@ import yaml
 from yaml.nodes import Node, ScalarNode
 
 from reconciler.errors import UsageError
+from reconciler.i18n import Said
 
 SIZE_ENV = "LWR_MAX_FILE_BYTES"
 DEFAULT_MAX_FILE_BYTES = 40 * 1024 * 1024  # room for a 1M-member list (~35 MB)
@@ -92,5 +93,9 @@ def max_file_bytes() -> int:
     except ValueError:
         value = -1
     if value <= 0:
-        raise UsageError(f"{SIZE_ENV}={raw!r}: expected a positive number of bytes")
+        raise UsageError(
+            Said.of(
+                "{env}={value}: expected a positive number of bytes", env=SIZE_ENV, value=repr(raw)
+            )
+        )
     return value

@@ -15,6 +15,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import InputError, Omitted, Problem
+from reconciler.i18n import Said
 from reconciler.yamlload import STR_TAG, YAML_TAG
 from reconciler.yamlpaths import Path, format_path
 
@@ -44,8 +45,8 @@ def nesting_problem(source: str, line: int, column: int, path: Path) -> Problem:
         line,
         column,
         format_path(path),
-        f"nesting deeper than {MAX_DEPTH} levels",
-        "a desired-state file nests a few levels; this is not a desired-state file",
+        Said.of("nesting deeper than {n} levels", n=MAX_DEPTH),
+        Said.of("a desired-state file nests a few levels; this is not a desired-state file"),
     )
 
 
@@ -103,8 +104,8 @@ class NodeBuilder:
                 0,
                 0,
                 "",
-                f"{self.omitted:,} more problems of the same kinds not shown",
-                "fix the ones shown and run again",
+                Said.of("{n:,} more problems of the same kinds not shown", n=self.omitted),
+                Said.of("fix the ones shown and run again"),
                 self.omitted,
             )
         ]
@@ -132,9 +133,13 @@ class NodeBuilder:
                     mark.line + 1,
                     mark.column + 1,
                     format_path(path),
-                    "anchors and aliases (&name, *name) are not supported: this repeats the value "
-                    f"at line {anchor.line + 1}, column {anchor.column + 1}",
-                    "write the value out in full",
+                    Said.of(
+                        "anchors and aliases (&name, *name) are not supported: this repeats the "
+                        "value at line {line}, column {column}",
+                        line=anchor.line + 1,
+                        column=anchor.column + 1,
+                    ),
+                    Said.of("write the value out in full"),
                 )
             )
 
@@ -149,8 +154,8 @@ class NodeBuilder:
                 0,
                 0,
                 "",
-                f"{extra} more aliases not shown",
-                "anchors and aliases are not supported anywhere in the file",
+                Said.of("{n} more aliases not shown", n=extra),
+                Said.of("anchors and aliases are not supported anywhere in the file"),
             )
         ]
 
@@ -224,12 +229,16 @@ class NodeBuilder:
                 continue
             if key in out:
                 first = firsts[key]
-                where = f"line {first.start_mark.line + 1}, column {first.start_mark.column + 1}"
                 self._problem(
                     key_node,
                     value_path,
-                    f"duplicate key {key!r} (first at {where})",
-                    "keep one of them: YAML keys must be unique in a mapping",
+                    Said.of(
+                        "duplicate key {key} (first at line {line}, column {column})",
+                        key=repr(key),
+                        line=first.start_mark.line + 1,
+                        column=first.start_mark.column + 1,
+                    ),
+                    Said.of("keep one of them: YAML keys must be unique in a mapping"),
                     fatal=False,
                 )
                 continue
@@ -247,8 +256,8 @@ class NodeBuilder:
             self._problem(
                 node,
                 path,
-                "a mapping key must be a plain word, not a list or mapping",
-                "write keys like enabled: or members:",
+                Said.of("a mapping key must be a plain word, not a list or mapping"),
+                Said.of("write keys like enabled: or members:"),
                 fatal=True,
             )
             return None
@@ -256,8 +265,8 @@ class NodeBuilder:
             self._problem(
                 node,
                 path,
-                "merge keys (<<) are not supported",
-                "write the keys out in full",
+                Said.of("merge keys (<<) are not supported"),
+                Said.of("write the keys out in full"),
                 fatal=True,
             )
             return None
@@ -279,8 +288,8 @@ class NodeBuilder:
                 self._problem(
                     node,
                     path,
-                    f"{node.value!r} is not true or false",
-                    "write true or false",
+                    Said.of("{value} is not true or false", value=repr(node.value)),
+                    Said.of("write true or false"),
                     fatal=True,
                 )
             return flag
@@ -290,14 +299,20 @@ class NodeBuilder:
             if tag == _FLOAT:
                 number = self._constructor.construct_yaml_float(node)
                 if math.isnan(number):
-                    self._problem(node, path, "not a number (.nan)", "write a number", fatal=False)
+                    self._problem(
+                        node,
+                        path,
+                        Said.of("not a number (.nan)"),
+                        Said.of("write a number"),
+                        fatal=False,
+                    )
                 return number
         except ValueError:  # `!!int x`, or more digits than Python converts (4300)
             self._problem(
                 node,
                 path,
-                f"not a valid number: {_clip(node.value)}",
-                "write a plain number",
+                Said.of("not a valid number: {value}", value=_clip(node.value)),
+                Said.of("write a plain number"),
                 fatal=True,
             )
             return None
@@ -308,8 +323,10 @@ class NodeBuilder:
         self._problem(
             node,
             path,
-            f"the tag {_yaml_tag(node.tag)} is not allowed",
-            "lwr reads plain YAML: text, numbers, true/false, lists and mappings, without !tags",
+            Said.of("the tag {tag} is not allowed", tag=_yaml_tag(node.tag)),
+            Said.of(
+                "lwr reads plain YAML: text, numbers, true/false, lists and mappings, without !tags"
+            ),
             fatal=True,
         )
 

@@ -18,6 +18,7 @@ import yaml
 
 from reconciler import files
 from reconciler.errors import FileError, InputError, Problem
+from reconciler.i18n import N_, Said
 from reconciler.yamlload import (
     BYTES_PER_VALUE,
     LOADER,
@@ -51,13 +52,16 @@ _ASCII_OK = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F)])
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
 
 _SYNTAX_HINTS = (
-    ("tab", "indent with spaces: YAML does not allow tabs for indentation"),
-    ("mapping values are not allowed", "quote a value that contains ': ', or fix the indentation"),
-    ("expected a single document", "one desired state per file: remove the second '---' part"),
-    ("maximum nesting depth", f"a desired-state file nests a few levels, never {MAX_DEPTH}+"),
-    ("undefined alias", "aliases (*name) are not supported: write the value out in full"),
-    ("quoted scalar", "close the quote"),
-    ("flow", "close every '[' with ']' and every '{' with '}'"),
+    ("tab", N_("indent with spaces: YAML does not allow tabs for indentation")),
+    (
+        "mapping values are not allowed",
+        N_("quote a value that contains ': ', or fix the indentation"),
+    ),
+    ("expected a single document", N_("one desired state per file: remove the second '---' part")),
+    ("maximum nesting depth", N_("a desired-state file nests a few levels, never {depth}+")),
+    ("undefined alias", N_("aliases (*name) are not supported: write the value out in full")),
+    ("quoted scalar", N_("close the quote")),
+    ("flow", N_("close every '[' with ']' and every '{{' with '}}'")),
 )
 
 
@@ -74,11 +78,12 @@ def read_capped(path: str | os.PathLike[str], source: str) -> bytes:
     except (OSError, FileError) as e:
         why = e.reason if isinstance(e, FileError) else files.reason(e)
         hint = (
-            "give the path of a regular file"
+            Said.of("give the path of a regular file")
             if why.endswith(files.NOT_REGULAR)
-            else "check the path and its permissions"
+            else Said.of("check the path and its permissions")
         )
-        raise InputError([Problem(source, 0, 0, "", f"cannot read the file: {why}", hint)]) from e
+        said = Said.of("cannot read the file: {why}", why=why)
+        raise InputError([Problem(source, 0, 0, "", said, hint)]) from e
     if len(data) > cap:
         raise InputError([_too_big(source, cap)])
     return data
@@ -92,7 +97,8 @@ def read_stdin_capped(source: str) -> bytes:
     try:
         data = sys.stdin.buffer.read(cap + 1)
     except (OSError, ValueError) as e:  # closed, or not readable
-        raise InputError([Problem(source, 0, 0, "", f"cannot read standard input: {e}")]) from e
+        said = Said.of("cannot read standard input: {why}", why=str(e))
+        raise InputError([Problem(source, 0, 0, "", said)]) from e
     if len(data) > cap:
         raise InputError([_too_big(source, cap)])
     return data
@@ -100,15 +106,15 @@ def read_stdin_capped(source: str) -> bytes:
 
 def _too_big(source: str, cap: int, size: int | None = None) -> Problem:
     """`size` None: a file that grew past the cap while it was read."""
-    amount = f"{size:,} bytes" if size is not None else f"more than {cap:,} bytes"
-    return Problem(
-        source,
-        0,
-        0,
-        "",
-        f"file too large: {amount}, the limit is {cap:,}",
-        f"a desired-state file is far smaller; set {SIZE_ENV} to raise the limit",
+    message = (
+        Said.of("file too large: {size:,} bytes, the limit is {cap:,}", size=size, cap=cap)
+        if size is not None
+        else Said.of("file too large: more than {cap:,} bytes, the limit is {cap:,}", cap=cap)
     )
+    hint = Said.of(
+        "a desired-state file is far smaller; set {env} to raise the limit", env=SIZE_ENV
+    )
+    return Problem(source, 0, 0, "", message, hint)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,8 @@ def load_yaml(data: bytes, source: str) -> YamlDocument:
     except yaml.MarkedYAMLError as e:
         raise InputError([_syntax_problem(e, text, source)]) from e
     except yaml.YAMLError as e:  # ReaderError and friends carry no line/column
-        raise InputError([Problem(source, 0, 0, "", f"invalid YAML: {e}")]) from e
+        said = Said.of("invalid YAML: {why}", why=str(e))
+        raise InputError([Problem(source, 0, 0, "", said)]) from e
     except RecursionError as e:  # only the pure-Python parser recurses per nesting level
         raise InputError([nesting_problem(source, 0, 0, ())]) from e
     except TooManyValues as e:
@@ -148,10 +155,18 @@ def load_yaml(data: bytes, source: str) -> YamlDocument:
                     0,
                     0,
                     "",
-                    f"too many values: more than {max_values():,} (one per "
-                    f"{BYTES_PER_VALUE} bytes of the {cap:,}-byte size limit)",
-                    f"a desired-state file lists members, one per line; set {SIZE_ENV} to raise "
-                    "the limit",
+                    Said.of(
+                        "too many values: more than {n:,} (one per {per} bytes of the "
+                        "{cap:,}-byte size limit)",
+                        n=max_values(),
+                        per=BYTES_PER_VALUE,
+                        cap=cap,
+                    ),
+                    Said.of(
+                        "a desired-state file lists members, one per line; set {env} to raise "
+                        "the limit",
+                        env=SIZE_ENV,
+                    ),
                 )
             ]
         ) from e
@@ -163,8 +178,10 @@ def load_yaml(data: bytes, source: str) -> YamlDocument:
                     1,
                     1,
                     "",
-                    "empty file: expected a mapping with version, tenant, external_messaging",
-                    "start from examples/company.yaml or `lwr export`",
+                    Said.of(
+                        "empty file: expected a mapping with version, tenant, external_messaging"
+                    ),
+                    Said.of("start from examples/company.yaml or `lwr export`"),
                 )
             ]
         )
@@ -192,7 +209,8 @@ def load_yaml(data: bytes, source: str) -> YamlDocument:
 def _decode(data: bytes, source: str) -> str:
     """UTF-8 (a BOM is fine) with no control characters, or a located InputError."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise InputError([Problem(source, 1, 1, "", "the file is UTF-16 text", "save it as UTF-8")])
+        said, hint = Said.of("the file is UTF-16 text"), Said.of("save it as UTF-8")
+        raise InputError([Problem(source, 1, 1, "", said, hint)])
     if data.isascii():
         junk = data.translate(None, _ASCII_OK)
         if junk:  # translate() keeps order: junk[0] is the first offending byte
@@ -212,9 +230,13 @@ def _decode(data: bytes, source: str) -> str:
                     line,
                     column,
                     "",
-                    f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
-                    "save the file as UTF-8 (not Shift_JIS or another encoding); "
-                    "is it a binary file?",
+                    Said.of(
+                        "not UTF-8 text: byte 0x{byte:02x} cannot be decoded", byte=data[e.start]
+                    ),
+                    Said.of(
+                        "save the file as UTF-8 (not Shift_JIS or another encoding); "
+                        "is it a binary file?"
+                    ),
                 )
             ]
         ) from None
@@ -233,16 +255,16 @@ def _control_problem(source: str, before: str, code: int) -> Problem:
             line,
             column,
             "",
-            "NUL byte: this looks like a binary file, not YAML",
-            "give lwr the desired-state YAML file",
+            Said.of("NUL byte: this looks like a binary file, not YAML"),
+            Said.of("give lwr the desired-state YAML file"),
         )
     return Problem(
         source,
         line,
         column,
         "",
-        f"control character U+{code:04X} is not allowed in YAML",
-        "remove it; inside double quotes it can be written as an escape like \\x01",
+        Said.of("control character U+{code:04X} is not allowed in YAML", code=code),
+        Said.of("remove it; inside double quotes it can be written as an escape like \\x01"),
     )
 
 
@@ -253,12 +275,15 @@ def _syntax_problem(e: yaml.MarkedYAMLError, text: str, source: str) -> Problem:
     parts = [part for part in (e.context, e.problem) if part]
     if e.context and e.context_mark and mark and e.context_mark.line != mark.line:
         parts[0] += f" at line {e.context_mark.line + 1}"
-    message = "invalid YAML: " + (", ".join(parts) or "syntax error")
+    message = Said.of("invalid YAML: {why}", why=", ".join(parts) or "syntax error")
     problem = f"{e.problem} {e.context}".lower()
     if mark and mark.index < len(text) and text[mark.index] == "\t":
         problem += " tab"
-    hint = next(
-        (h for key, h in _SYNTAX_HINTS if key in problem),
-        "check the indentation and quoting at this position",
+    hint = Said.of(  # each hint is formatted (`{{` for a brace): one of them names the depth
+        next(
+            (h for key, h in _SYNTAX_HINTS if key in problem),
+            N_("check the indentation and quoting at this position"),
+        ),
+        depth=MAX_DEPTH,
     )
     return Problem(source, line, column, "", message, hint)

@@ -15,12 +15,8 @@ from reconciler.desired import parse_desired
 from reconciler.errors import InputError, PolicyDenied
 from reconciler.model import MembersSpec
 from reconciler.plan import make_plan
-from reconciler.policy import (
-    default_policy_dir,
-    evaluate,
-    load_policies,
-    load_policy_file,
-)
+from reconciler.policy import evaluate
+from reconciler.policy_files import default_policy_dir, load_policies, load_policy_file
 from reconciler.resources import load_schema
 
 HEAD = "version: 1\ntenant: example.co.jp\nexternal_messaging:\n"

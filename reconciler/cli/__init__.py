@@ -14,6 +14,7 @@ import io
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,9 @@ from reconciler.cli.common import cli  # commands register when first used: reco
 from reconciler.errors import ExitCode, LwrError
 from reconciler.stopped import ApplyStopped
 from reconciler.terminal import printable
+
+if TYPE_CHECKING:
+    from reconciler.i18n import Messages
 
 __all__ = ["cli", "main", "run"]
 
@@ -71,7 +75,12 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
     if isinstance(error, LwrError):
         from reconciler.render.checklist import message_of  # on failure only: start-up stays light
 
-        return _fail(f"{error.prefix}{message_of(error)}", error.exit_code)
+        t = _reader(argv)
+        said = message_of(error, t)
+        # An error not translated yet keeps its English prefix: one language per line.
+        english = t.lang == "en" or said == message_of(error)
+        prefix = error.prefix if english or not error.prefix else t._("Error: ")
+        return _fail(f"{prefix}{said}", error.exit_code)
     if isinstance(error, KeyboardInterrupt):
         return _interrupted(_signal_of(error))
     if isinstance(error, BrokenPipeError):
@@ -85,6 +94,21 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
         f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please report it)",
         ExitCode.ERROR,
     )
+
+
+def _reader(argv: list[str] | None) -> Messages:
+    """The language the command was run in: the `lwr` group's context is gone once an error
+    has left it, so its `--lang` is read again from `argv` (the group's options only)."""
+    from reconciler.i18n import Messages, choose_lang
+
+    try:
+        ctx = cli.make_context(
+            "lwr", list(sys.argv[1:] if argv is None else argv), resilient_parsing=True
+        )
+        lang = ctx.params.get("lang")
+    except (click.exceptions.ClickException, click.exceptions.Exit):
+        lang = None
+    return Messages(choose_lang(lang if isinstance(lang, str) else None, os.environ))
 
 
 def _interrupted(signum: int) -> int:

@@ -244,7 +244,7 @@ class TerminalUI:
 
     def show_checklist(self, plan: Plan) -> None:
         """The manual steps of the plan, in the order they come."""
-        click.echo(printable(checklist.checklist(plan.changes)), nl=False)
+        click.echo(printable(checklist.checklist(plan.changes, messages())), nl=False)
 
     def confirm(self, plan: Plan) -> None:
         """Only 'yes' applies; without a terminal, refuse to guess."""
@@ -278,14 +278,15 @@ class TerminalUI:
     def manual_step(self, step: ManualStep) -> bool:
         """Show one manual step and wait until the admin says it is done (or stops)."""
         t = messages()
-        head = t._(
-            "Manual step {number}/{total} ({change})",
-            number=step.number,
+        shown = t._(
+            "Manual step {n}/{total} ({id})\n  In {path}\n  {todo}.",
+            n=step.number,
             total=step.total,
-            change=step.change.id,
+            id=step.change.id,
+            path=checklist.path(step, t),
+            todo=checklist.todo(step, t),
         )
-        where = t._("In {path}", path=checklist.path(step))
-        click.echo(printable(f"\n{head}\n  {where}\n  {checklist.todo(step)}."), err=True)
+        click.echo(printable(f"\n{shown}"), err=True)
         while True:
             answer = click.prompt(
                 t._("Type 'done' once saved in the console, or 'stop' to stop here"),

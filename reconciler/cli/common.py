@@ -150,17 +150,22 @@ def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def load_rules(policy_dirs: tuple[str, ...], no_defaults: bool) -> tuple[PolicyRule, ...]:
     """Load the rules first: a broken policy file fails before the tenant is read."""
-    from reconciler.policy import load_policies
+    from reconciler.policy_files import load_policies
 
     return load_policies(policy_dirs, defaults=not no_defaults)
 
 
 def echo_policy(report: PolicyReport) -> None:
-    """Findings on stderr, for formats whose stdout is a document (JSON)."""
+    """Findings on stderr, for formats whose stdout is a document (JSON), in the reader's
+    language (the document itself carries each rule's English message)."""
+    from reconciler.i18n import say
+
+    t = messages()
     for finding in report.findings:
-        click.echo(printable("Policy " + "\n".join(finding.lines())), err=True)
+        text = t._("Policy {finding}", finding="\n".join(finding.lines(t)))
+        click.echo(printable(text), err=True)
     for note in report.notes:
-        click.echo(printable(f"Policy note: {note}"), err=True)
+        click.echo(printable(t._("Policy note: {note}", note=say(note, t))), err=True)
 
 
 def write_markdown_parts(directory: str, parts: list[str]) -> None:

@@ -69,10 +69,14 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
             if tenant_uri:
                 with provider_for(tenant_uri, readonly=True) as provider:
                     check_against_tenant(desired, provider.domain(), provider.directory())
-            click.echo(printable(f"{desired.source}: valid"))
+            click.echo(printable(messages()._("{file}: valid", file=desired.source)))
         except LwrError as e:
+            from reconciler.render.checklist import message_of
+
             failures.append(e)
-            click.echo(printable(f"{file}: invalid\n{e}"), err=True)
+            t = messages()
+            shown = t._("{file}: invalid\n{problems}", file=file, problems=message_of(e, t))
+            click.echo(printable(shown), err=True)
     return max([*codes, *(e.exit_code for e in failures)])
 
 
@@ -311,10 +315,12 @@ def drift(
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     report = drift_report(planned.desired, planned.current, planned.plan, found)
     if markdown_dir:
-        from reconciler.render.markdown import DriftMarkdown
+        from reconciler.render.drift_markdown import DriftMarkdown
 
-        write_markdown_parts(markdown_dir, DriftMarkdown(policy=policy).render_parts(report))
-    click.echo(drift_renderer_for(fmt, color=color(), policy=policy).render(report), nl=False)
+        parts = DriftMarkdown(policy=policy, messages=messages()).render_parts(report)
+        write_markdown_parts(markdown_dir, parts)
+    view = drift_renderer_for(fmt, color=color(), policy=policy, messages=messages())
+    click.echo(view.render(report), nl=False)
     if fmt == "json":
         echo_policy(policy)
     policy.raise_if_denied()

@@ -13,6 +13,7 @@ from click.core import ParameterSource
 from reconciler.audit import KEY_ENV, parse_anchor
 from reconciler.cli.common import (
     cli,
+    messages,
     resolve_tenant_key,
     state_for,
     state_option,
@@ -24,7 +25,13 @@ from reconciler.cli.common import (
 from reconciler.cli.helptext import N_
 from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
-from reconciler.render.audit import audit_text, holder_status, locks_json, locks_text
+from reconciler.render.audit import (
+    audit_text,
+    holder_status,
+    locks_json,
+    locks_text,
+    verify_text,
+)
 from reconciler.render.json import dump
 from reconciler.terminal import printable
 
@@ -92,33 +99,21 @@ def audit(
     if fmt == "json":
         click.echo(dump([e.to_json() for e in entries]), nl=False)
         if total > len(entries):
-            click.echo(f"{len(entries):,} of {total:,} entries shown (--limit).", err=True)
+            shown = messages()._(
+                "{shown:,} of {total:,} entries shown (--limit).", shown=len(entries), total=total
+            )
+            click.echo(shown, err=True)
         return 0
-    click.echo(audit_text(entries, total), nl=False)
+    click.echo(audit_text(entries, total, messages()), nl=False)
     return 0
 
 
 def _verify(store: StateStore, anchor: AuditHead | None) -> int:
     """`lwr audit --verify`: the verdict, and what it could not check."""
     result = store.verify_audit(anchor)
-    if not result.ok:
-        where = (
-            f"BROKEN at entry {result.first_bad_seq}" if result.first_bad_seq else "NOT VERIFIED"
-        )
-        click.echo(printable(f"Audit log {where}: {result.reason}"), err=True)
-        return 1
-    keyed = f" ({result.keyed} keyed with {KEY_ENV})" if result.keyed else ""
-    entries = "1 entry" if result.checked == 1 else f"{result.checked} entries"
-    click.echo(f"Audit log OK: {entries}, hash chain intact{keyed}.")
-    if result.anchored is None:
-        click.echo(
-            "Not checked: truncation of the newest entries is detectable only against "
-            "a head kept elsewhere: `lwr audit --verify --head SEQ:HASH` (from "
-            "`lwr audit head`)."
-        )
-    else:
-        click.echo(f"Nothing lost or changed up to the kept head (entry {result.anchored}).")
-    return 0
+    text = verify_text(result, KEY_ENV, messages())
+    click.echo(text, nl=False, err=not result.ok)
+    return 0 if result.ok else 1
 
 
 @audit.command("head")
@@ -231,7 +226,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     if fmt == "json":
         click.echo(dump(locks_json(holders)), nl=False)
         return 0
-    click.echo(locks_text(holders, str(location), exists=exists), nl=False)
+    click.echo(locks_text(holders, str(location), exists=exists, t=messages()), nl=False)
     return 0
 
 

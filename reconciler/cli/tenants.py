@@ -11,6 +11,7 @@ import click
 from reconciler import workflow
 from reconciler.cli.common import (
     cli,
+    messages,
     protected_files,
     provider_for,
     state_option,
@@ -143,7 +144,7 @@ def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
             data["provenance"] = origin
         click.echo(dump(data), nl=False)
     else:
-        click.echo(state_text(state, provider.key, origin=origin), nl=False)
+        click.echo(state_text(state, provider.key, origin=origin, t=messages()), nl=False)
     return 0
 
 

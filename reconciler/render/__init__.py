@@ -54,15 +54,21 @@ def renderer_for(
 
 
 def drift_renderer_for(
-    fmt: str, *, color: bool = False, policy: PolicyReport | None = None
+    fmt: str,
+    *,
+    color: bool = False,
+    policy: PolicyReport | None = None,
+    messages: Messages | None = None,
 ) -> DriftRenderer:
-    """The drift renderer for `--format` (text, json, markdown)."""
+    """The drift renderer for `--format` (text, json, markdown); `messages` the reader's
+    language of the text (JSON is the same in every language)."""
+    from reconciler.i18n import ENGLISH
+    from reconciler.render.drift_markdown import DriftMarkdown
     from reconciler.render.json import DriftJson
-    from reconciler.render.markdown import DriftMarkdown
     from reconciler.render.text import DriftText
 
     if fmt == "json":
         return DriftJson(policy=policy)
     if fmt == "markdown":
-        return DriftMarkdown(policy=policy)
-    return DriftText(color=color, policy=policy)
+        return DriftMarkdown(policy=policy, messages=messages or ENGLISH)
+    return DriftText(color=color, policy=policy, messages=messages or ENGLISH)

@@ -183,11 +183,12 @@ def render_markdown(
 
 
 def _tenant_body(r: TenantResult, t: Messages) -> list[str]:
-    from reconciler.render.markdown import DriftMarkdown, PlanMarkdown
+    from reconciler.render.drift_markdown import DriftMarkdown
+    from reconciler.render.markdown import PlanMarkdown
 
     lines = []
     if r.report is not None:
-        lines += [DriftMarkdown(policy=r.policy).render(r.report).rstrip("\n"), ""]
+        lines += [DriftMarkdown(policy=r.policy, messages=t).render(r.report).rstrip("\n"), ""]
     elif r.plan is not None:
         lines += [PlanMarkdown(policy=r.policy, messages=t).render(r.plan).rstrip("\n"), ""]
     return lines + _message(r)
@@ -223,11 +224,12 @@ def summary_parts(
 def tenant_parts(r: TenantResult, command: str = "plan", messages: Messages = ENGLISH) -> list[str]:
     """`--markdown-dir` of a directory: one tenant's comment(s), its plan or drift report as
     a single file shows it, with why it was refused or failed."""
-    from reconciler.render.markdown import DriftMarkdown, PlanMarkdown, md_code
+    from reconciler.render.drift_markdown import DriftMarkdown
+    from reconciler.render.markdown import PlanMarkdown, md_code
 
     t = messages
     if r.report is not None:
-        parts = DriftMarkdown(policy=r.policy).render_parts(r.report)
+        parts = DriftMarkdown(policy=r.policy, messages=t).render_parts(r.report)
     elif r.plan is not None:
         parts = PlanMarkdown(policy=r.policy, messages=t).render_parts(r.plan)
     else:

@@ -1,4 +1,5 @@
-"""Pull-request comment output for plans and drift reports, split into parts a comment can hold.
+"""Pull-request comment output for plans, split into parts a comment can hold (drift reports:
+reconciler.render.drift_markdown).
 
 Summary table first, destructive changes called out next, then one section per channel.
 """
@@ -6,7 +7,6 @@ Summary table first, destructive changes called out next, then one section per c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from reconciler.actions import Action, Change
 from reconciler.gate import Blocker
@@ -21,7 +21,6 @@ from reconciler.render.mdparts import (
     WORD_JOINER,
     Block,
     Details,
-    capped,
     md_code,
     md_escape,
     md_fenced,
@@ -34,21 +33,14 @@ from reconciler.render.values import (
     describe,
     hidden_differences,
     say_change,
-    setting_difference,
-    show_setting,
     text_changes,
 )
-from reconciler.words import plural
-
-if TYPE_CHECKING:  # only `lwr drift` imports the drift module
-    from reconciler.drift import DriftReport, MemberDrift
 
 __all__ = [
     "PART_BREAK",
     "PART_LIMIT",
     "WORD_JOINER",
     "Details",
-    "DriftMarkdown",
     "PlanMarkdown",
     "md_code",
     "md_escape",
@@ -289,90 +281,3 @@ def _channel_section(
         Details(summary, tuple(_bullet(c, t) for c in members)),
         "",
     ]
-
-
-class DriftMarkdown:
-    """`lwr drift --format markdown`."""
-
-    def __init__(self, *, policy: PolicyReport | None = None, limit: int = PART_LIMIT) -> None:
-        self.policy = policy
-        self.limit = limit
-
-    def render(self, report: DriftReport) -> str:
-        """All parts, separated by PART_BREAK lines."""
-        return f"\n{PART_BREAK}\n\n".join(self.render_parts(report))
-
-    def render_parts(self, report: DriftReport) -> list[str]:
-        """The comment(s) for `report`, each under the part limit."""
-        title = f"### lwr drift for {md_code(report.tenant)}"
-        return paginate(title, self._blocks(report), self.limit)
-
-    def _blocks(self, report: DriftReport) -> list[Block]:
-        blocks: list[Block] = [
-            f"{md_code(report.source)} against {md_code(report.tenant_uri)} · "
-            f"checked {report.checked_at}\n"
-        ]
-        if report.in_sync:
-            return [
-                *blocks,
-                *policy_blocks(self.policy),
-                "In sync: the tenant matches the desired state.\n",
-            ]
-        s = report.summary()
-        blocks.append(
-            "| drifted settings | members missing | members not in the file | "
-            "changes to fix |\n|--:|--:|--:|--:|\n"
-            f"| {s['settings']} | {s['members_missing']} | "
-            f"{s['members_unexpected']} | {s['changes']} |\n"
-        )
-        blocks += policy_blocks(self.policy)
-        blocks += [f"> [!WARNING]\n> {md_escape(w)}\n" for w in report.warnings]
-        for channel in report.channels():
-            blocks += _drift_section(report, channel)
-        return blocks
-
-
-def _drift_section(report: DriftReport, channel: ChannelName) -> list[Block]:
-    blocks: list[Block] = [f"#### {channel.value} — {md_escape(channel.label)}\n"]
-    settings = [d for d in report.settings if d.channel is channel]
-    if settings:
-        rows = ["| setting | desired | current |", "|---|---|---|"]
-        rows += [
-            f"| {d.setting} | {md_escape(show_setting(d.setting, d.desired))} | "
-            f"{md_escape(show_setting(d.setting, d.current))} |"
-            for d in settings
-        ]
-        notes = [
-            f"- :warning: {md_escape(d.setting)} {md_escape(note)}"
-            for d in settings
-            if (note := setting_difference(d.desired, d.current))
-        ]
-        blocks.append(
-            "\n".join(rows) + "\n" + "".join(f"\n{n}" for n in notes) + ("\n" if notes else "")
-        )
-    for members in (m for m in report.members if m.channel is channel):
-        blocks += _member_blocks(members, NAMES_BUDGET // max(2 * len(report.members), 1))
-    return blocks
-
-
-def _member_blocks(m: MemberDrift, budget: int) -> list[Block]:
-    """The members missing and unexpected, collapsed past INLINE_MEMBERS; each list within
-    `budget` characters of names (the rest counted)."""
-    blocks: list[Block] = [
-        f"Members (policy {m.policy}): {m.desired_count} in the file, "
-        f"{m.current_count} on the tenant's list.\n"
-    ]
-    for who, title in (
-        (m.missing, "in the file, not on the list"),
-        (m.unexpected, "on the list, not in the file"),
-    ):
-        if not who:
-            continue
-        more = " (every name: `lwr drift FILE --format json`)"
-        items = capped([f"- {md_code(email)}" for email in who], budget, more)
-        label = f"{plural(len(who), 'member')} {title}"
-        if len(who) <= INLINE_MEMBERS:
-            blocks.append(f"{label}:\n\n" + "\n".join(items) + "\n")
-        else:
-            blocks += [Details(label, items), ""]
-    return blocks

@@ -294,7 +294,7 @@ def _finding_lines(findings: Sequence[Finding], t: Messages) -> list[str]:
     deny = findings[0].rule.severity == "deny"
     lines = []
     for f in findings:
-        rule, text = md_code(f.rule.id), md_escape(f.rule.message)
+        rule, text = md_code(f.rule.id), md_escape(f.rule.message_in(t))
         if deny:
             head = t._("**Policy denied by {rule}**: {text}", rule=rule, text=text)
         else:

@@ -1,57 +1,89 @@
 """The view of a tenant's state (`lwr show`, text): each channel's settings and members, with
-where a value came from when it was not read (a lineworks: tenant's attested state)."""
+where a value came from when it was not read (a lineworks: tenant's attested state). In the
+reader's language; keys stay the desired file's keys, values and names are never translated."""
 
 from __future__ import annotations
 
 import json
 
+from reconciler.i18n import ENGLISH, Messages
 from reconciler.manual import label
-from reconciler.model import ChannelName, TenantState
+from reconciler.model import ChannelName, ChannelState, TenantState
 from reconciler.settings import TOGGLES
 from reconciler.terminal import printable
-from reconciler.words import onoff, plural
 
-__all__ = ["state_text"]
+__all__ = ["origin_label", "state_text"]
 
 
 def state_text(
-    state: TenantState, key: str, shown: int = 20, origin: dict[str, str] | None = None
+    state: TenantState,
+    key: str,
+    shown: int = 20,
+    origin: dict[str, str] | None = None,
+    t: Messages = ENGLISH,
 ) -> str:
     """`lwr show`: the tenant `key`, its channels and (up to `shown` of) each list; `origin`
     is the provider's provenance; every value made printable."""
-    return printable(_show_text(state, key, shown, origin))
+    return printable(_show_text(state, key, shown, origin, t))
+
+
+def origin_label(source: str, t: Messages = ENGLISH) -> str:
+    """How a value's origin reads next to it in `show`, in `t`'s language ('' for read)."""
+    words = label(source)
+    return t._(words) if words else ""
+
+
+def _onoff(value: bool | None, t: Messages) -> str:
+    return t._("on") if value else t._("off")
 
 
 def _show_text(
-    state: TenantState, key: str, shown: int = 20, origin: dict[str, str] | None = None
+    state: TenantState, key: str, shown: int, origin: dict[str, str] | None, t: Messages
 ) -> str:
     def src(name: ChannelName, *fields: str) -> str:
-        labels = {label(origin.get(f"{name.value}.{f}", "")) for f in fields} if origin else {""}
-        return f"  ({', '.join(sorted(labels))})" if labels - {""} else ""
+        if not origin:
+            return ""
+        labels = {origin_label(origin.get(f"{name.value}.{f}", ""), t) for f in fields} - {""}
+        return t._("  ({origins})", origins=t._(", ").join(sorted(labels))) if labels else ""
 
-    lines = [f"Tenant {state.domain} ({key}): {plural(len(state.directory), 'member')}", ""]
+    members = t.n_("{n} member", "{n} members", len(state.directory))
+    lines = [
+        t._("Tenant {tenant} ({uri}): {members}", tenant=state.domain, uri=key, members=members)
+    ]
+    lines.append("")
     for name in ChannelName:
         ch = state.channels[name]
-        lines.append(f"{name.value} — {name.label}: {onoff(ch.enabled)}" + src(name, "enabled"))
-        lines += [f"  {s.key}: {onoff(s.current(ch))}" + src(name, s.attr) for s in TOGGLES]
+        fields = {"channel": name.value, "label": t._(name.label)}
+        head = (
+            t._("{channel} — {label}: on", **fields)
+            if ch.enabled
+            else t._("{channel} — {label}: off", **fields)
+        )
+        lines.append(head + src(name, "enabled"))
+        lines += [f"  {s.key}: {_onoff(s.current(ch), t)}" + src(name, s.attr) for s in TOGGLES]
         if ch.greeting_enabled is not None:
+            message = json.dumps(ch.greeting_message or "", ensure_ascii=False)
             lines.append(
-                f"  greeting: {onoff(ch.greeting_enabled)} "
-                f"{json.dumps(ch.greeting_message or '', ensure_ascii=False)}"
+                f"  greeting: {_onoff(ch.greeting_enabled, t)} {message}"
                 + src(name, "greeting_enabled", "greeting_message")
             )
-        if ch.all_members:
-            lines.append(f"  members: all ({len(ch.members)})" + src(name, "all_members"))
-        else:
-            listed = sorted(ch.members)
-            more = f", … and {len(listed) - shown} more" if len(listed) > shown else ""
-            lines.append(
-                f"  members: {len(listed)} listed"
-                + (f" ({', '.join(listed[:shown])}{more})" if listed else "")
-                + src(name, "members")
-            )
         lines.append(
-            f"  open rooms with {name.external}: {ch.open_room_total}"
-            + ("  (not readable)" if origin else "")
+            _members(ch, shown, t) + src(name, "members" if not ch.all_members else "all_members")
         )
+        rooms = t._(
+            "  open rooms with {external}: {n}", external=t._(name.external), n=ch.open_room_total
+        )
+        lines.append(rooms + (t._("  (not readable)") if origin else ""))
     return "\n".join(lines) + "\n"
+
+
+def _members(ch: ChannelState, shown: int, t: Messages) -> str:
+    if ch.all_members:
+        return t._("  members: all ({n})", n=len(ch.members))
+    listed = sorted(ch.members)
+    if not listed:
+        return t._("  members: {n} listed", n=0)
+    names = t._(", ").join(listed[:shown])
+    if len(listed) > shown:
+        names += t._(", … and {n:,} more", n=len(listed) - shown)
+    return t._("  members: {n} listed ({names})", n=len(listed), names=names)

@@ -6,10 +6,10 @@ Plain strings with optional ANSI colour: rich's markup engine costs seconds on a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.actions import Change
-from reconciler.i18n import ENGLISH, Messages, say
+from reconciler.i18n import ENGLISH, N_, Messages, say
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
 from reconciler.policy import PolicyReport
@@ -23,8 +23,8 @@ from reconciler.render.values import (
     setting_difference,
     show_setting,
 )
+from reconciler.render.values import say as say_value
 from reconciler.terminal import printable
-from reconciler.words import plural
 
 if TYPE_CHECKING:  # only `lwr drift` imports the drift module
     from reconciler.drift import DriftReport, MemberDrift
@@ -35,9 +35,16 @@ MARKER_COLORS = {"+": "green", "-": "red", "~": "yellow"}
 class _Styled:
     """Optional ANSI colour: on a terminal only (the CLI decides, NO_COLOR included)."""
 
-    def __init__(self, *, color: bool = False, policy: PolicyReport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        color: bool = False,
+        policy: PolicyReport | None = None,
+        messages: Messages = ENGLISH,
+    ) -> None:
         self.color = color
         self.policy = policy
+        self.t = messages
 
     def _style(self, text: str, fg: str | None = None, bold: bool | None = None) -> str:
         """`text` made printable, then coloured: our own escapes are the only ones left."""
@@ -48,13 +55,14 @@ class _Styled:
         """Failed rules, deny in red and warn in yellow, each with its places."""
         if self.policy is None or not (self.policy.findings or self.policy.notes):
             return []
+        t = self.t
         lines = [""]
         for finding in self.policy.findings:
-            head, *rest = finding.lines()
+            head, *rest = finding.lines(t)
             fg = "red" if finding.rule.severity == "deny" else "yellow"
-            lines.append(self._style(f"Policy {head}", fg=fg, bold=True))
+            lines.append(self._style(t._("Policy {finding}", finding=head), fg=fg, bold=True))
             lines += map(printable, rest)
-        lines += [printable(f"Policy note: {note}") for note in self.policy.notes]
+        lines += [printable(t._("Policy note: {note}", note=say(n, t))) for n in self.policy.notes]
         return lines
 
 
@@ -71,9 +79,8 @@ class PlanText(_Styled):
         compact: bool | None = None,
         messages: Messages = ENGLISH,
     ) -> None:
-        super().__init__(color=color, policy=policy)
+        super().__init__(color=color, policy=policy, messages=messages)
         self.compact = compact
-        self.t = messages
 
     def _group(self, group: compact.MemberGroup) -> list[str]:
         marker = group.changes[0].spec.marker
@@ -177,54 +184,85 @@ class PlanText(_Styled):
 
 
 class DriftText(_Styled):
-    """`lwr drift` on a terminal or a pipe: each drifted setting with both values."""
+    """`lwr drift` on a terminal or a pipe: each drifted setting with both values, in the
+    reader's language (`messages`); keys, names and values are never translated."""
 
     def __init__(
-        self, *, color: bool = False, policy: PolicyReport | None = None, shown: int = 20
+        self,
+        *,
+        color: bool = False,
+        policy: PolicyReport | None = None,
+        shown: int = 20,
+        messages: Messages = ENGLISH,
     ) -> None:
-        super().__init__(color=color, policy=policy)
+        super().__init__(color=color, policy=policy, messages=messages)
         self.shown = shown  # members listed per list before "… and N more"
 
     def render(self, report: DriftReport) -> str:
         """In sync in one line; otherwise channel by channel, then a summary line."""
-        head = f"Tenant {report.tenant} ({report.tenant_uri}), desired state {report.source}"
+        t = self.t
+        head = t._(
+            "Tenant {tenant} ({uri}), desired state {source}",
+            tenant=report.tenant,
+            uri=report.tenant_uri,
+            source=report.source,
+        )
         lines = [self._style(head, bold=True), ""]
         if report.in_sync:
-            lines.append(printable(f"In sync: {report.tenant} matches {report.source}."))
+            text = t._(
+                "In sync: {tenant} matches {source}.", tenant=report.tenant, source=report.source
+            )
+            lines.append(printable(text))
         for channel in report.channels():
             lines += self._channel(report, channel)
         if report.warnings:
             lines.append("")
-            lines.extend(self._style(f"Warning: {w}", fg="yellow") for w in report.warnings)
+            lines.extend(
+                self._style(t._("Warning: {warning}", warning=say(w, t)), fg="yellow")
+                for w in report.warnings
+            )
         lines += self._policy_lines()
         if report.settings or report.members:
-            s = report.summary()
-            lines += [
-                "",
-                self._style(
-                    f"Drift: {plural(s['settings'], 'setting')}, "
-                    f"{plural(s['members_missing'], 'member')} missing, "
-                    f"{s['members_unexpected']} not in the file; `lwr plan` fixes it with "
-                    f"{plural(s['changes'], 'change')}",
-                    bold=True,
-                ),
-            ]
+            lines += ["", self._style(self._summary(report), bold=True)]
         if report.contradicted:
             lines.append(
-                f"LINE WORKS contradicts lwr's attested state for "
-                f"{plural(len(report.contradicted), 'member')} (the warnings above)"
+                t.n_(
+                    "LINE WORKS contradicts lwr's attested state for {n} member (the warnings "
+                    "above)",
+                    "LINE WORKS contradicts lwr's attested state for {n} members (the warnings "
+                    "above)",
+                    len(report.contradicted),
+                )
             )
         return "\n".join(lines) + "\n"
 
+    def _summary(self, report: DriftReport) -> str:
+        s, t = report.summary(), self.t
+        return t._(
+            "Drift: {settings}, {missing} missing, {unexpected} not in the file; "
+            "`lwr plan` fixes it with {changes}",
+            settings=t.n_("{n} setting", "{n} settings", s["settings"]),
+            missing=t.n_("{n} member", "{n} members", s["members_missing"]),
+            unexpected=s["members_unexpected"],
+            changes=t.n_("{n} change", "{n} changes", s["changes"]),
+        )
+
+    def _value(self, setting: str, value: Any) -> str:
+        if self.t.lang != "en" and isinstance(value, bool):
+            return say_value(self.t, value)
+        return show_setting(setting, value)
+
     def _channel(self, report: DriftReport, channel: ChannelName) -> list[str]:
-        lines = [self._style(f"{channel.value} — {channel.label}", bold=True)]
+        t = self.t
+        lines = [self._style(f"{channel.value} — {t._(channel.label)}", bold=True)]
         for d in (d for d in report.settings if d.channel is channel):
-            lines.append(
-                f"  {self._style('~', fg='yellow', bold=True)} {d.setting:<24} "
-                f"desired {show_setting(d.setting, d.desired)}, "
-                f"current {show_setting(d.setting, d.current)}"
+            values = t._(
+                "desired {desired}, current {current}",
+                desired=self._value(d.setting, d.desired),
+                current=self._value(d.setting, d.current),
             )
-            note = setting_difference(d.desired, d.current)
+            lines.append(f"  {self._style('~', fg='yellow', bold=True)} {d.setting:<24} {values}")
+            note = setting_difference(d.desired, d.current, t)
             if note:
                 lines.append(self._style(f"    ! {d.setting} {note}", fg="yellow"))
         for m in (m for m in report.members if m.channel is channel):
@@ -232,19 +270,24 @@ class DriftText(_Styled):
         return lines
 
     def _members(self, m: MemberDrift) -> list[str]:
+        t = self.t
         lines = [
-            f"  members (policy {m.policy}): {m.desired_count} in the file, "
-            f"{m.current_count} on the list"
+            t._(
+                "  members (policy {policy}): {desired} in the file, {current} on the list",
+                policy=m.policy,
+                desired=m.desired_count,
+                current=m.current_count,
+            )
         ]
         for marker, fg, who, what in (
-            ("+", "green", m.missing, "in the file, not on the list"),
-            ("-", "red", m.unexpected, "on the list, not in the file"),
+            ("+", "green", m.missing, N_("{n} in the file, not on the list: {names}")),
+            ("-", "red", m.unexpected, N_("{n} on the list, not in the file: {names}")),
         ):
             if not who:
                 continue
-            lines.append(
-                f"    {self._style(marker, fg=fg, bold=True)} {len(who)} {what}: "
-                + printable(", ".join(who[: self.shown]))
-                + (f", … and {len(who) - self.shown} more" if len(who) > self.shown else "")
-            )
+            names = printable(t._(", ").join(who[: self.shown]))
+            if len(who) > self.shown:
+                names += t._(", … and {n:,} more", n=len(who) - self.shown)
+            styled = self._style(marker, fg=fg, bold=True)
+            lines.append(f"    {styled} " + t._(what, n=len(who), names=names))
         return lines

@@ -153,11 +153,11 @@ def clipped_difference(
     )
 
 
-def setting_difference(desired: Any, current: Any) -> str | None:
+def setting_difference(desired: Any, current: Any, t: Messages = ENGLISH) -> str | None:
     """The invisible difference between a drifted setting's two values, if it has one."""
     if isinstance(desired, str) and isinstance(current, str):
-        note = invisible_difference(current, desired)
-        return f"{note} (current → desired)" if note else None
+        note = invisible_difference(current, desired, t)
+        return t._("{note} (current → desired)", note=note) if note else None
     return None
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from reconciler.actions import Change
+from reconciler.i18n import Said
 from reconciler.store.chain import (
     GENESIS_HASH,
     AuditEntry,
@@ -138,22 +139,29 @@ class LockHolder:
 
     @property
     def gone_because(self) -> str:
-        """Why a stale holder is known to be gone, for messages."""
+        """Why a stale holder is known to be gone, for messages (an i18n.Said)."""
         if self.alive is False:
-            return (
-                f"its database session has ended (process {self.pid} on {self.host} "
-                "exited, was killed or lost its connection)"
+            return Said.of(
+                "its database session has ended (process {pid} on {host} "
+                "exited, was killed or lost its connection)",
+                pid=self.pid,
+                host=self.host,
             )
-        return f"process {self.pid} is no longer running on this host"
+        return Said.of("process {pid} is no longer running on this host", pid=self.pid)
 
     def __str__(self) -> str:
         return self.describe()
 
     def describe(self) -> str:
-        """One line naming the holder, e.g. for `lwr unlock` output and LockHeld messages."""
-        return (
-            f"{self.user}@{self.host} (pid {self.pid}) running '{self.operation}' "
-            f"since {self.since}"
+        """One line naming the holder, e.g. for `lwr unlock` output and LockHeld messages
+        (an i18n.Said)."""
+        return Said.of(
+            "{user}@{host} (pid {pid}) running '{operation}' since {since}",
+            user=self.user,
+            host=self.host,
+            pid=self.pid,
+            operation=self.operation,
+            since=self.since,
         )
 
 
