@@ -265,7 +265,7 @@ def test_audit_and_lock_list_in_japanese_with_json_unchanged(
     audit = _both(capsys, "audit")
     assert audit["en"][0] == audit["ja"][0] == 0
     assert "  applied   line      enable_channel" not in audit["ja"][1]
-    assert re.search(r"  適用\s+line\s+", audit["ja"][1])
+    assert re.search(r"  適用済み\s+line\s+", audit["ja"][1])
     lines = [len(line.split()) for line in audit["ja"][1].splitlines()]
     assert lines == [len(line.split()) for line in audit["en"][1].splitlines()]
     machine = _both(capsys, "audit", "--format", "json")
