@@ -176,10 +176,10 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
 
 @cli.group()
 def tenant() -> None:
-    """Manage the embedded local tenant: seed a demo, simulate hires and contacts."""
+    """Manage the embedded local tenant: seed a demo, simulate HR changes and contacts."""
 
 
-def _local_tenant(tenant_uri: str) -> Any:
+def local_tenant(tenant_uri: str) -> Any:
     from reconciler.providers.local import LocalTenant
 
     path = local_path(tenant_uri)
@@ -209,29 +209,13 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
     """Create a local tenant seeded with a demo company."""
     from reconciler.providers.local import init_demo
 
-    _, path = _local_tenant(tenant_uri)
+    _, path = local_tenant(tenant_uri)
     owner = protected_files(with_tenants=False).owner_of(path.resolve())
     if owner is not None:  # --force would replace the journal and audit log with a tenant
         raise UsageError(f"refusing to create a tenant at {path}: it is {owner}")
     domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
     click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
-    return 0
-
-
-@tenant.command("join")
-@tenant_option
-@click.argument("email")
-@click.option("--name", default=None, help="Display name (UTF-8, e.g. 山田 太郎).")
-def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
-    """Simulate a new hire joining the company (auto-grant applies)."""
-    cls, path = _local_tenant(tenant_uri)
-    t = cls.open(path)
-    try:
-        t.join(email, name)
-    finally:
-        t.close()
-    click.echo(printable(f"{email} joined."))
     return 0
 
 
@@ -250,7 +234,7 @@ def tenant_contact(
     tenant_uri: str, member: str, external: str, channel: str, name: str | None
 ) -> int:
     """Simulate an external user adding MEMBER (LINE friend / LINE WORKS contact)."""
-    cls, path = _local_tenant(tenant_uri)
+    cls, path = local_tenant(tenant_uri)
     t = cls.open(path)
     try:
         result = t.contact(member, external, ChannelName(channel), name)
@@ -268,7 +252,7 @@ def tenant_contact(
 @click.option("--search", default=None, help="Only messages containing this text.")
 def tenant_messages(tenant_uri: str, search: str | None) -> int:
     """Search message history, hidden rooms included (as Admin Audit does)."""
-    cls, path = _local_tenant(tenant_uri)
+    cls, path = local_tenant(tenant_uri)
     t = cls.open(path, readonly=True)
     try:
         rows = t.messages(search=search)

@@ -1,26 +1,28 @@
 """The `local:` provider: a tenant in one SQLite file that behaves like the LINE WORKS console.
 
-tenant: read and apply (on the console model); fileformat: the schema and the file's
-lifecycle; rows: rows as model values; simulator: `lwr tenant join/contact/messages`;
-demo: the demo company of `lwr tenant init --demo`.
+tenant: read and apply (on the console model); schema: the file's tables and upgrades;
+fileformat: the file's lifecycle; rows: rows as model values; orgunits: the org chart;
+hr: `lwr tenant join/move/leave/group`; simulator: `lwr tenant contact/messages`; demo: the
+demo company of `lwr tenant init --demo`.
 """
 
 from reconciler.providers.local.demo import (
+    DEMO_GROUPS,
     DEMO_LINE_MEMBERS,
     DEMO_MIN_MEMBERS,
     DEMO_PEOPLE,
+    DEMO_UNITS,
     demo_directory,
+    demo_groups,
     demo_line_list,
+    demo_units,
     extra_member,
     init_demo,
 )
-from reconciler.providers.local.fileformat import (
-    COLUMNS,
-    DEFAULT_BUSY_TIMEOUT,
-    DEFAULT_DOMAIN,
-    SCHEMA_VERSION,
-)
-from reconciler.providers.local.simulator import ContactResult, JoinResult, MessageRow
+from reconciler.providers.local.fileformat import COLUMNS, DEFAULT_BUSY_TIMEOUT, DEFAULT_DOMAIN
+from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
+from reconciler.providers.local.schema import SCHEMA_VERSION
+from reconciler.providers.local.simulator import ContactResult, MessageRow
 from reconciler.providers.local.tenant import BATCH_SIZE, ChangeRefused, LocalTenant
 
 __all__ = [
@@ -28,17 +30,24 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_DOMAIN",
+    "DEMO_GROUPS",
     "DEMO_LINE_MEMBERS",
     "DEMO_MIN_MEMBERS",
     "DEMO_PEOPLE",
+    "DEMO_UNITS",
     "SCHEMA_VERSION",
     "ChangeRefused",
     "ContactResult",
+    "GroupResult",
     "JoinResult",
+    "LeaveResult",
     "LocalTenant",
     "MessageRow",
+    "MoveResult",
     "demo_directory",
+    "demo_groups",
     "demo_line_list",
+    "demo_units",
     "extra_member",
     "init_demo",
 ]
