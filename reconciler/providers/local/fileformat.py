@@ -193,15 +193,16 @@ def upgrade(conn: sqlite3.Connection, path: Path) -> int:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in UPGRADES[number]:
-                    conn.execute(statement)
-            if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
-                raise TenantError(
-                    f"cannot upgrade local tenant {path}: it breaks its own references "
-                    f"(PRAGMA foreign_key_check); {damage_advice(path)}"
-                )
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:
+                for number in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in UPGRADES[number]:
+                        conn.execute(statement)
+                if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise TenantError(
+                        f"cannot upgrade local tenant {path}: it breaks its own references "
+                        f"(PRAGMA foreign_key_check); the file was left as it was"
+                    )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

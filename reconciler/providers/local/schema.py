@@ -26,7 +26,8 @@ _ROOM_INDEXES = (
 )
 # Org units (部署) and directory groups with their members. A unit's name is unique among
 # its siblings only (東日本 may sit under two departments), and holds no "/": paths join
-# names with it. The *_by_email indexes serve a leaving member's cascade and `move`.
+# names with it. No index by email: only `lwr tenant leave/move` look a member up there,
+# and a scan costs them milliseconds where an index would cost every seed and file.
 _ORG_CHART = (
     """CREATE TABLE orgunits (
         id INTEGER PRIMARY KEY,
@@ -38,7 +39,6 @@ _ORG_CHART = (
         unit_id INTEGER NOT NULL REFERENCES orgunits(id),
         email TEXT NOT NULL REFERENCES members(email) ON DELETE CASCADE,
         PRIMARY KEY (unit_id, email)) WITHOUT ROWID""",
-    "CREATE INDEX orgunit_members_by_email ON orgunit_members (email)",
     """CREATE TABLE directory_groups (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE CHECK (name <> ''))""",
@@ -46,7 +46,6 @@ _ORG_CHART = (
         group_id INTEGER NOT NULL REFERENCES directory_groups(id),
         email TEXT NOT NULL REFERENCES members(email) ON DELETE CASCADE,
         PRIMARY KEY (group_id, email)) WITHOUT ROWID""",
-    "CREATE INDEX group_members_by_email ON group_members (email)",
 )
 
 SCHEMA: tuple[str, ...] = (
