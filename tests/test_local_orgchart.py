@@ -15,6 +15,7 @@ import pytest
 from localdb import room_lists
 
 from reconciler.cli import run
+from reconciler.errors import TenantError
 from reconciler.model import ChannelName
 from reconciler.orgchart import OrgChart
 from reconciler.providers.local import (
@@ -140,6 +141,23 @@ def test_a_tenant_file_of_the_previous_version_opens_and_keeps_everything(
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_an_upgrade_that_would_break_references_leaves_the_file_as_it_was(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "old.db"
+    shutil.copy(V1_TENANT, old)
+    with closing(sqlite3.connect(old)) as conn:  # foreign keys off: SQLite lets it in
+        conn.execute("INSERT INTO connected (channel, email) VALUES ('line', 'ghost@x.jp')")
+        conn.commit()
+    with pytest.raises(TenantError, match="cannot upgrade local tenant .* the file was left as"):
+        LocalTenant.open(old)
+    with closing(sqlite3.connect(old)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM rooms").fetchone()[0] == 4
+    with LocalTenant.open(old, readonly=True) as tenant:
+        assert len(tenant.read().directory) == 13
 
 
 def test_an_upgraded_tenant_takes_hr_changes_and_plans(

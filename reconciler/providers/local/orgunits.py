@@ -7,7 +7,6 @@ members come back as one JSON array, as the directory does (rows.emails).
 
 from __future__ import annotations
 
-import difflib
 import json
 import sqlite3
 from collections import Counter
@@ -118,6 +117,8 @@ def find_group(chart: OrgChart, name: str) -> Group:
 
 def _nearest(word: str, choices: Iterable[str]) -> str:
     """'; did you mean …?' with the closest choices, or what there is when few are."""
+    import difflib  # only an HR command's refusal needs it
+
     options = sorted(set(choices))
     close = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
     if close:
