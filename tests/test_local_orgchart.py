@@ -4,6 +4,7 @@ group` through the real CLI."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -151,7 +152,7 @@ def test_an_upgrade_that_would_break_references_leaves_the_file_as_it_was(
     with closing(sqlite3.connect(old)) as conn:  # foreign keys off: SQLite lets it in
         conn.execute("INSERT INTO connected (channel, email) VALUES ('line', 'ghost@x.jp')")
         conn.commit()
-    with pytest.raises(TenantError, match="cannot upgrade local tenant .* the file was left as"):
+    with pytest.raises(TenantError, match=r"cannot upgrade local tenant .* the file was left as"):
         LocalTenant.open(old)
     with closing(sqlite3.connect(old)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
@@ -316,3 +317,30 @@ def test_hr_messages_are_said_in_japanese(demo: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "new@example.co.jp" in out and "joined" not in out and "moved" not in out
     assert "left the company" not in out and "総務部" in out
+
+
+def test_show_summarises_the_org_chart_when_asked(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["show"]) == 0
+    assert "Org chart" not in capsys.readouterr().out  # not read unless asked
+    assert run(["show", "--org-chart"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Org chart: 6 org units, 2 groups\n"
+        "  営業部: 5 members (1 directly)\n    東日本: 2 members\n" in out
+    )
+    assert "  開発部: 2 members (1 directly)\n    東日本: 1 member\n" in out
+    assert "  group partner-support: 3 members\n" in out
+    assert run(["show", "--org-chart", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)["org_chart"]
+    assert [u["path"] for u in data["org_units"]][:3] == [
+        "営業部",
+        "営業部/東日本",
+        "営業部/西日本",
+    ]
+    assert {u["path"]: u["members"] for u in data["org_units"]}["営業部"] == 5
+    assert data["groups"] == [
+        {"name": "managers", "members": 3},
+        {"name": "partner-support", "members": 3},
+    ]

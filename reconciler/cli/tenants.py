@@ -123,20 +123,33 @@ def schema(out: str | None) -> int:
 @cli.command()
 @tenant_option
 @text_or_json("text for people, json for scripts (every setting and member).")
+@click.option(
+    "--org-chart",
+    "with_chart",
+    is_flag=True,
+    help="Also the org units and groups, with how many members each has.",
+)
 @state_option
-def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
+def show(tenant_uri: str, fmt: str, with_chart: bool, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""
+    from reconciler.render.state import org_chart_json, org_chart_text
+
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         state = provider.read()
         # Values no API reads (lineworks:) are labelled with where they came from.
         origin = provider.provenance()
+        chart = provider.org_chart() if with_chart else None
     if fmt == "json":
         data = workflow.state_json(state)
         if origin:
             data["provenance"] = origin
+        if chart is not None:
+            data["org_chart"] = org_chart_json(chart)
         click.echo(dump(data), nl=False)
     else:
         click.echo(state_text(state, provider.key, origin=origin), nl=False)
+        if chart is not None:
+            click.echo(org_chart_text(chart), nl=False)
     return 0
 
 
