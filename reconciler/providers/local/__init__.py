@@ -6,6 +6,8 @@ hr: `lwr tenant join/move/leave/group`; simulator: `lwr tenant contact/messages`
 demo company of `lwr tenant init --demo`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from reconciler.providers.local.demo import (
     DEMO_GROUPS,
     DEMO_LINE_MEMBERS,
@@ -20,10 +22,15 @@ from reconciler.providers.local.demo import (
     init_demo,
 )
 from reconciler.providers.local.fileformat import COLUMNS, DEFAULT_BUSY_TIMEOUT, DEFAULT_DOMAIN
-from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
 from reconciler.providers.local.schema import SCHEMA_VERSION
 from reconciler.providers.local.simulator import ContactResult, MessageRow
 from reconciler.providers.local.tenant import BATCH_SIZE, ChangeRefused, LocalTenant
+
+if TYPE_CHECKING:
+    from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
+
+#: Loaded on first use: `lwr plan` never simulates HR changes.
+_HR = frozenset({"GroupResult", "JoinResult", "LeaveResult", "MoveResult"})
 
 __all__ = [
     "BATCH_SIZE",
@@ -51,3 +58,11 @@ __all__ = [
     "extra_member",
     "init_demo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HR:
+        from reconciler.providers.local import hr
+
+        return getattr(hr, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

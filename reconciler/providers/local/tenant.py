@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler import console
 from reconciler.actions import Action, Change, Execution
@@ -30,17 +30,6 @@ from reconciler.providers.local.fileformat import (
     explain,
     verify,
 )
-from reconciler.providers.local.hr import (
-    GroupResult,
-    JoinResult,
-    LeaveResult,
-    MoveResult,
-    edit_group,
-    join,
-    leave,
-    move,
-)
-from reconciler.providers.local.orgunits import read_chart
 from reconciler.providers.local.rows import (
     emails,
     load_settings,
@@ -59,6 +48,9 @@ from reconciler.providers.local.simulator import (
 )
 from reconciler.sqlite_files import REREAD, FileStamp, changed_since, changed_while_read
 from reconciler.uris import local_key
+
+if TYPE_CHECKING:  # the HR changes and the org chart are imported by what uses them
+    from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
 
 T = TypeVar("T")
 
@@ -168,6 +160,8 @@ class LocalTenant(Provider):
         if self._version < SCHEMA_VERSION:
             return OrgChart()
 
+        from reconciler.providers.local.orgunits import read_chart
+
         def read(conn: sqlite3.Connection) -> OrgChart:
             self._domain(conn)
             return read_chart(conn, self._legacy)
@@ -258,22 +252,30 @@ class LocalTenant(Provider):
     def join(self, email: str, name: str | None = None, orgunits: Sequence[str] = ()) -> JoinResult:
         """A new hire joins the directory (and `orgunits`, by name or path); auto-grant adds
         them to the lists it applies to."""
-        return self._hr("join", lambda conn: join(conn, email, name, self._legacy, orgunits))
+        from reconciler.providers.local import hr
+
+        return self._hr("join", lambda conn: hr.join(conn, email, name, self._legacy, orgunits))
 
     def move(self, email: str, orgunits: Sequence[str]) -> MoveResult:
         """The member moves to `orgunits` (names or paths), out of every other unit."""
-        return self._hr("move", lambda conn: move(conn, email, orgunits, self._legacy))
+        from reconciler.providers.local import hr
+
+        return self._hr("move", lambda conn: hr.move(conn, email, orgunits, self._legacy))
 
     def leave(self, email: str) -> LeaveResult:
         """The member leaves the company: out of the directory, lists, units and groups."""
-        return self._hr("leave", lambda conn: leave(conn, email, self._legacy))
+        from reconciler.providers.local import hr
+
+        return self._hr("leave", lambda conn: hr.leave(conn, email, self._legacy))
 
     def edit_group(
         self, name: str, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> GroupResult:
         """Members join (`add`) or leave (`remove`) the directory group `name`."""
+        from reconciler.providers.local import hr
+
         return self._hr(
-            "edit a group", lambda conn: edit_group(conn, name, add, remove, self._legacy)
+            "edit a group", lambda conn: hr.edit_group(conn, name, add, remove, self._legacy)
         )
 
     def _hr(self, what: str, change: Callable[[sqlite3.Connection], T]) -> T:
