@@ -244,7 +244,7 @@ def _bulk(
     conn: sqlite3.Connection, insert: str, select: str, head: tuple[Any, ...], values: list[str]
 ) -> None:
     """`insert` the rows `select` makes of each of `values` (`value` in it), its other
-    parameters `head`: one statement over a JSON array, three times faster at 100k rows
+    parameters `head`: one statement over a JSON array, about 40 % less CPU at 100k rows
     than a row at a time, which an SQLite built without JSON falls back to."""
     try:
         conn.execute(f"{insert} SELECT {select} FROM json_each(?)", (*head, json.dumps(values)))
