@@ -53,7 +53,7 @@ COMMANDS = {
     "export": "reconciler.cli.tenants",
     "show": "reconciler.cli.tenants",
     "attest": "reconciler.cli.tenants",
-    "tenant": "reconciler.cli.tenants",
+    "tenant": "reconciler.cli.people",  # which imports cli.tenants, the group's own module
     "schema": "reconciler.cli.tenants",
     "audit": "reconciler.cli.state",
     "unlock": "reconciler.cli.state",

@@ -131,20 +131,33 @@ def schema(out: str | None) -> int:
 @cli.command()
 @tenant_option
 @text_or_json(N_("text for people, json for scripts (every setting and member)."))
+@click.option(
+    "--org-chart",
+    "with_chart",
+    is_flag=True,
+    help=N_("Also the org units and groups, with how many members each has."),
+)
 @state_option
-def show(tenant_uri: str, fmt: str, state_uri: str | None) -> int:
+def show(tenant_uri: str, fmt: str, with_chart: bool, state_uri: str | None) -> int:
     """Print the tenant's current external-messaging state."""
+    from reconciler.render.state import org_chart_json, org_chart_text
+
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
         state = provider.read()
         # Values no API reads (lineworks:) are labelled with where they came from.
         origin = provider.provenance()
+        chart = provider.org_chart() if with_chart else None
     if fmt == "json":
         data = workflow.state_json(state)
         if origin:
             data["provenance"] = origin
+        if chart is not None:
+            data["org_chart"] = org_chart_json(chart)
         click.echo(dump(data), nl=False)
     else:
         click.echo(state_text(state, provider.key, origin=origin, t=messages()), nl=False)
+        if chart is not None:
+            click.echo(org_chart_text(chart, messages()), nl=False)
     return 0
 
 
@@ -184,10 +197,10 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
 
 @cli.group()
 def tenant() -> None:
-    """Manage the embedded local tenant: seed a demo, simulate hires and contacts."""
+    """Manage the embedded local tenant: seed a demo, simulate HR changes and contacts."""
 
 
-def _local_tenant(tenant_uri: str) -> Any:
+def local_tenant(tenant_uri: str) -> Any:
     from reconciler.providers.local import LocalTenant
 
     path = local_path(tenant_uri)
@@ -217,29 +230,13 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
     """Create a local tenant seeded with a demo company."""
     from reconciler.providers.local import init_demo
 
-    _, path = _local_tenant(tenant_uri)
+    _, path = local_tenant(tenant_uri)
     owner = protected_files(with_tenants=False).owner_of(path.resolve())
     if owner is not None:  # --force would replace the journal and audit log with a tenant
         raise UsageError(f"refusing to create a tenant at {path}: it is {owner}")
     domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
     click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
-    return 0
-
-
-@tenant.command("join")
-@tenant_option
-@click.argument("email")
-@click.option("--name", default=None, help=N_("Display name (UTF-8, e.g. 山田 太郎)."))
-def tenant_join(tenant_uri: str, email: str, name: str | None) -> int:
-    """Simulate a new hire joining the company (auto-grant applies)."""
-    cls, path = _local_tenant(tenant_uri)
-    t = cls.open(path)
-    try:
-        t.join(email, name)
-    finally:
-        t.close()
-    click.echo(printable(f"{email} joined."))
     return 0
 
 
@@ -258,7 +255,7 @@ def tenant_contact(
     tenant_uri: str, member: str, external: str, channel: str, name: str | None
 ) -> int:
     """Simulate an external user adding MEMBER (LINE friend / LINE WORKS contact)."""
-    cls, path = _local_tenant(tenant_uri)
+    cls, path = local_tenant(tenant_uri)
     t = cls.open(path)
     try:
         result = t.contact(member, external, ChannelName(channel), name)
@@ -276,7 +273,7 @@ def tenant_contact(
 @click.option("--search", default=None, help=N_("Only messages containing this text."))
 def tenant_messages(tenant_uri: str, search: str | None) -> int:
     """Search message history, hidden rooms included (as Admin Audit does)."""
-    cls, path = _local_tenant(tenant_uri)
+    cls, path = local_tenant(tenant_uri)
     t = cls.open(path, readonly=True)
     try:
         rows = t.messages(search=search)

@@ -19,6 +19,13 @@ from urllib.parse import quote
 
 from reconciler.errors import TenantError, UsageError
 from reconciler.model import ChannelName
+from reconciler.providers.local.schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+    TABLES_V1,
+    UPGRADES,
+)
 from reconciler.settings import SETTINGS
 from reconciler.sqlite_files import (
     SIDECARS,
@@ -31,8 +38,6 @@ from reconciler.sqlite_files import (
 )
 from reconciler.words import utc_now
 
-#: `PRAGMA user_version` of the files this code writes; a higher one is from a newer lwr.
-SCHEMA_VERSION = 1
 DEFAULT_DOMAIN = "example.co.jp"
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a writer waits for another writer before giving up
 #: The SQL column of each setting, by ChannelState attribute, read from the settings table
@@ -45,54 +50,6 @@ SWITCHES = frozenset(s.attr for s in SETTINGS if s.on is not None)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
 _DOMAIN = re.compile(r"[^@\s]+\.[^@\s]+")
-
-SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE meta (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        domain TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
-    """CREATE TABLE members (
-        email TEXT PRIMARY KEY,
-        name TEXT,
-        joined_at TEXT NOT NULL) WITHOUT ROWID""",
-    # greeting_* are NULL exactly on lineworks: that channel has no greeting at all.
-    """CREATE TABLE channels (
-        name TEXT PRIMARY KEY CHECK (name IN ('line', 'lineworks')),
-        enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
-        all_members INTEGER NOT NULL CHECK (all_members IN (0, 1)),
-        auto_grant INTEGER NOT NULL CHECK (auto_grant IN (0, 1)),
-        restrict_file_transfer INTEGER NOT NULL CHECK (restrict_file_transfer IN (0, 1)),
-        greeting_enabled INTEGER CHECK (greeting_enabled IN (0, 1)),
-        greeting_message TEXT,
-        CHECK ((name = 'line') = (greeting_enabled IS NOT NULL AND greeting_message IS NOT NULL))
-    ) WITHOUT ROWID""",
-    """CREATE TABLE connected (
-        channel TEXT NOT NULL REFERENCES channels(name),
-        email TEXT NOT NULL REFERENCES members(email) ON DELETE CASCADE,
-        PRIMARY KEY (channel, email)) WITHOUT ROWID""",
-    """CREATE TABLE rooms (
-        id INTEGER PRIMARY KEY,
-        channel TEXT NOT NULL REFERENCES channels(name),
-        member TEXT NOT NULL REFERENCES members(email),
-        external_id TEXT NOT NULL,
-        external_name TEXT,
-        created_at TEXT NOT NULL,
-        hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)),
-        member_unknown INTEGER NOT NULL DEFAULT 0 CHECK (member_unknown IN (0, 1)))""",
-    """CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
-        room_id INTEGER NOT NULL REFERENCES rooms(id),
-        sender_kind TEXT NOT NULL CHECK (sender_kind IN ('member', 'external', 'greeting')),
-        text TEXT NOT NULL,
-        sent_at TEXT NOT NULL)""",
-    # One visible room per (channel, member, external user); it also serves the open-room
-    # counts of read() and the hiding of disable_channel, both filtered on hidden = 0.
-    """CREATE UNIQUE INDEX rooms_visible_pair ON rooms (channel, member, external_id)
-        WHERE hidden = 0""",
-    "CREATE INDEX rooms_by_member ON rooms (member)",
-    "CREATE INDEX messages_by_room ON messages (room_id, sent_at)",
-)
-TABLES = frozenset({"meta", "members", "channels", "connected", "rooms", "messages"})
 
 
 def connect(
@@ -200,23 +157,60 @@ def check_with_wal(path: Path, damaged: str, busy_timeout: float) -> None:
         )
 
 
-def verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
-    """Check the schema before anything writes: only then switch the file to WAL."""
+def verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> int:
+    """Check the schema before anything writes: only then switch the file to WAL, and
+    upgrade a file of an older lwr in place. The file's schema version after that.
+
+    Read-only, an older file is read as it is (it has no org chart yet).
+    """
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         check_version(path, version)
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        missing = sorted(TABLES - names)
+        missing = sorted((TABLES if version >= SCHEMA_VERSION else TABLES_V1) - names)
         if version < 1 or missing:
             raise TenantError(
                 f"{path} is a SQLite database but not an lwr tenant "
                 f"(missing: {', '.join(missing) or 'schema version'}); "
                 "the file was left untouched"
             )
-        if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        if readonly:
+            return version
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
+        return upgrade(conn, path) if version < SCHEMA_VERSION else version
     except sqlite3.Error as exc:
         raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
+
+
+def upgrade(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring a file of an older lwr to SCHEMA_VERSION in one transaction, keeping all it
+    holds; another process may have done it first (the version is read under the lock)."""
+    # Only outside a transaction can foreign keys be switched off, as rebuilding a table
+    # that others reference needs (SQLite's documented ALTER TABLE procedure).
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version < SCHEMA_VERSION:
+                for number in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in UPGRADES[number]:
+                        conn.execute(statement)
+                if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise TenantError(
+                        f"cannot upgrade local tenant {path}: it breaks its own references "
+                        f"(PRAGMA foreign_key_check); the file was left as it was"
+                    )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+    return SCHEMA_VERSION
 
 
 def build(

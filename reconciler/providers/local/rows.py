@@ -1,4 +1,4 @@
-"""Rows of the local tenant's file read as model values, and settings written back.
+"""Rows of the local tenant's file read as model values, and settings and lists written back.
 
 Emails are compared as the console does, case-insensitively: this lwr stores them
 lower-cased, and a file of an older lwr (a mixed-case domain) reads as if it had.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from reconciler.actions import Change
 from reconciler.errors import TenantError
-from reconciler.model import ChannelName, ChannelState
+from reconciler.model import ChannelName, ChannelState, TenantState
 from reconciler.providers.local.fileformat import COLUMNS, SWITCHES
 
 _IN_CHUNK = 500  # bound-parameter count per `IN (...)` query, far below SQLite's limit
@@ -132,3 +134,64 @@ def one(conn: sqlite3.Connection, sql: str) -> Any:
 def exists(conn: sqlite3.Connection, sql: str, *params: str) -> bool:
     """Whether `sql` finds a row."""
     return conn.execute(sql, params).fetchone() is not None
+
+
+def scoped_state(
+    conn: sqlite3.Connection, changes: Sequence[Change], legacy: bool
+) -> tuple[TenantState, dict[str, str]]:
+    """The tenant as far as `changes` can see it: the settings, and the directory and
+    lists restricted to the members the changes name (the console's member rules look
+    at nothing else), so a batch costs its own size, not the directory's."""
+    named = {c.target.lower() for c in changes if c.spec.member_level and isinstance(c.target, str)}
+    spelled = stored(conn, "SELECT email FROM members WHERE", (), named, legacy)
+    directory = frozenset(spelled)
+    channels: dict[ChannelName, ChannelState] = {}
+    for name, ch in load_settings(conn).items():
+        members = (
+            directory
+            if ch.all_members
+            else frozenset(
+                stored(
+                    conn,
+                    "SELECT email FROM connected WHERE channel = ? AND",
+                    (name.value,),
+                    set(directory),
+                    legacy,
+                )
+            )
+        )
+        channels[name] = replace(ch, members=members)
+    return TenantState(domain="", directory=directory, channels=channels), spelled
+
+
+def write_changes(
+    conn: sqlite3.Connection, before: TenantState, after: TenantState, spell: dict[str, str]
+) -> None:
+    """Write what one run changed: settings, lists, and the rooms a channel off hides."""
+    for name, new in after.channels.items():
+        old = before.channels[name]
+        if new is old:
+            continue
+        store_settings(conn, name, new)
+        if old.enabled and not new.enabled:
+            conn.execute(
+                "UPDATE rooms SET hidden = 1, member_unknown = 1 WHERE channel = ? AND hidden = 0",
+                (name.value,),
+            )
+        if old.all_members != new.all_members:
+            # Either way the list becomes today's directory: in "all" mode it mirrors
+            # it, and leaving "all" mode takes nobody's access away at that step.
+            conn.execute("DELETE FROM connected WHERE channel = ?", (name.value,))
+            conn.execute(
+                "INSERT INTO connected (channel, email) SELECT ?, email FROM members",
+                (name.value,),
+            )
+            continue
+        conn.executemany(
+            "INSERT INTO connected (channel, email) VALUES (?, ?)",
+            [(name.value, spell[e]) for e in sorted(new.members - old.members)],
+        )
+        conn.executemany(
+            "DELETE FROM connected WHERE channel = ? AND email = ?",
+            [(name.value, spell[e]) for e in sorted(old.members - new.members)],
+        )

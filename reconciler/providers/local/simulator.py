@@ -1,5 +1,5 @@
-"""The console simulator behind `lwr tenant`: hires joining, external users adding members,
-and Admin Audit's message search, on an open local tenant's connection.
+"""The console simulator behind `lwr tenant`: external users adding members, and Admin
+Audit's message search, on an open local tenant's connection (HR changes are in hr.py).
 
 Each function runs inside the caller's transaction (LocalTenant's methods open it).
 """
@@ -17,15 +17,6 @@ from reconciler.providers.local.fileformat import now
 from reconciler.providers.local.rows import exists, load_settings, stored
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-@dataclass(frozen=True)
-class JoinResult:
-    """What a new hire got on joining."""
-
-    email: str
-    added_to: tuple[ChannelName, ...]  # lists the member was added to by auto-grant
-    granted_by_all_members: tuple[ChannelName, ...]  # channels on in "all members" mode
 
 
 @dataclass(frozen=True)
@@ -52,32 +43,6 @@ class MessageRow:
     automatic: bool  # the automatic greeting, sent on the member's behalf
     text: str
     sent_at: str
-
-
-def join(conn: sqlite3.Connection, email: str, name: str | None, legacy: bool) -> JoinResult:
-    """A new hire joins the directory; auto-grant adds them to the lists it applies to.
-
-    Auto-grant acts only on a channel that is on and in listed mode. While a channel is
-    off its list is frozen (the console cannot edit it then), so auto-grant does nothing
-    there; in "all members" mode the new hire is granted implicitly, with no list entry.
-    """
-    email = login_email(email)
-    if _spelling(conn, email, legacy) is not None:
-        raise TenantRuleError(f"{email} is already in the directory")
-    conn.execute(
-        "INSERT INTO members (email, name, joined_at) VALUES (?, ?, ?)", (email, name, now())
-    )
-    added: list[ChannelName] = []
-    implicit: list[ChannelName] = []
-    for channel, ch in load_settings(conn).items():
-        if ch.enabled and ch.all_members:
-            implicit.append(channel)
-        elif ch.enabled and ch.auto_grant_new_members:
-            conn.execute(
-                "INSERT INTO connected (channel, email) VALUES (?, ?)", (channel.value, email)
-            )
-            added.append(channel)
-    return JoinResult(email, tuple(added), tuple(implicit))
 
 
 def contact(
@@ -181,7 +146,7 @@ def login_email(email: str) -> str:
     return email
 
 
-def _spelling(conn: sqlite3.Connection, email: str, legacy: bool) -> str | None:
+def spelling(conn: sqlite3.Connection, email: str, legacy: bool) -> str | None:
     """How the file spells the member `email` (lower-cased), or None if not a member."""
     return stored(conn, "SELECT email FROM members WHERE", (), {email}, legacy).get(email)
 
@@ -190,7 +155,7 @@ def _check_contact(
     conn: sqlite3.Connection, name: ChannelName, ch: ChannelState, member: str, legacy: bool
 ) -> str:
     """The console's conditions for an external user reaching a member; their spelling."""
-    spelled = _spelling(conn, member, legacy)
+    spelled = spelling(conn, member, legacy)
     if spelled is None:
         raise TenantRuleError(f"{member} is not in the tenant directory")
     if not ch.enabled:

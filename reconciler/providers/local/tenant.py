@@ -10,14 +10,14 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler import console
 from reconciler.actions import Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError
-from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.model import ChannelName, TenantState
+from reconciler.orgchart import OrgChart
 from reconciler.providers.base import BatchOutcome, Provider, Refusal
 from reconciler.providers.local.fileformat import (
     DEFAULT_BUSY_TIMEOUT,
@@ -34,21 +34,23 @@ from reconciler.providers.local.rows import (
     emails,
     load_settings,
     one,
-    store_settings,
-    stored,
+    scoped_state,
     with_lists,
+    write_changes,
 )
+from reconciler.providers.local.schema import SCHEMA_VERSION
 from reconciler.providers.local.simulator import (
     ContactResult,
-    JoinResult,
     MessageRow,
     channel_name,
     contact,
-    join,
     messages,
 )
 from reconciler.sqlite_files import REREAD, FileStamp, changed_since, changed_while_read
 from reconciler.uris import local_key
+
+if TYPE_CHECKING:  # the HR changes and the org chart are imported by what uses them
+    from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
 
 T = TypeVar("T")
 
@@ -69,6 +71,7 @@ class LocalTenant(Provider):
     """A `local:` tenant: implements the Provider protocol and the console's simulations."""
 
     batch_size: int = BATCH_SIZE
+    READS_ORG_CHART = True
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         """Wrap an open, verified connection; use `LocalTenant.open` or `init_demo` instead."""
@@ -83,6 +86,8 @@ class LocalTenant(Provider):
         self._busy_timeout = DEFAULT_BUSY_TIMEOUT
         #: The file's spelling of each member email the current apply names.
         self._spelled: dict[str, str] = {}
+        #: The file's schema version: one of an older lwr opened read-only has no org chart.
+        self._version = SCHEMA_VERSION
 
     @classmethod
     def open(
@@ -117,12 +122,12 @@ class LocalTenant(Provider):
             check_with_wal(file, damaged, busy_timeout)
         conn, stamp = connect(file, busy_timeout, readonly=readonly)
         try:
-            verify(conn, file, readonly=readonly)
+            version = verify(conn, file, readonly=readonly)
         except BaseException:
             conn.close()
             raise
         tenant = cls(file.resolve(), conn)
-        tenant._stamp, tenant._busy_timeout = stamp, busy_timeout
+        tenant._stamp, tenant._busy_timeout, tenant._version = stamp, busy_timeout, version
         return tenant
 
     # ------------------------------------------------------------------ Provider protocol
@@ -149,6 +154,20 @@ class LocalTenant(Provider):
 
         return self._read("read the directory", read)
 
+    def org_chart(self) -> OrgChart:
+        """Org units and groups with their members, from one consistent snapshot; a file of
+        an older lwr opened read-only has none yet (it gains the tables when next written)."""
+        if self._version < SCHEMA_VERSION:
+            return OrgChart()
+
+        from reconciler.providers.local.orgunits import read_chart
+
+        def read(conn: sqlite3.Connection) -> OrgChart:
+            self._domain(conn)
+            return read_chart(conn, self._legacy)
+
+        return self._read("read the org chart", read)
+
     def domain(self) -> str:
         """The tenant's domain, e.g. example.co.jp."""
         return self._read("read the domain", self._domain)
@@ -167,13 +186,13 @@ class LocalTenant(Provider):
             return
         with self._transaction("apply", write=True) as conn:
             self._domain(conn)
-            state = self._scoped_state(conn, changes)
+            state, self._spelled = scoped_state(conn, changes, self._legacy)
             for run in console.runs(changes):
                 try:
                     after = console.step(state, run)
                 except console.RuleRefused as exc:
                     raise ChangeRefused(exc.change_id, exc.reason) from exc
-                self._write(conn, state, after)
+                write_changes(conn, state, after, self._spelled)
                 state = after
 
     def apply_each(self, changes: Sequence[Change], *, keep_going: bool = True) -> BatchOutcome:
@@ -190,7 +209,7 @@ class LocalTenant(Provider):
             return BatchOutcome()
         with self._transaction("apply", write=True) as conn:
             self._domain(conn)
-            state = self._scoped_state(conn, changes)
+            state, self._spelled = scoped_state(conn, changes, self._legacy)
             for run in console.runs(changes):
                 while run:
                     try:
@@ -199,13 +218,13 @@ class LocalTenant(Provider):
                         run, done = self._refused(run, exc, refused)
                         if done:  # what the run did before the refused change stands
                             after = console.step(state, done)
-                            self._write(conn, state, after)
+                            write_changes(conn, state, after, self._spelled)
                             state = after
                             applied += [c.id for c in done]
                         if not keep_going:
                             return BatchOutcome(tuple(applied), tuple(refused))
                         continue
-                    self._write(conn, state, after)
+                    write_changes(conn, state, after, self._spelled)
                     state = after
                     applied += [c.id for c in run]
                     run = []
@@ -230,11 +249,39 @@ class LocalTenant(Provider):
 
     # ------------------------------------------------------------------ simulations
 
-    def join(self, email: str, name: str | None = None) -> JoinResult:
-        """A new hire joins the directory; auto-grant adds them to the lists it applies to."""
-        with self._transaction("join", write=True) as conn:
+    def join(self, email: str, name: str | None = None, orgunits: Sequence[str] = ()) -> JoinResult:
+        """A new hire joins the directory (and `orgunits`, by name or path); auto-grant adds
+        them to the lists it applies to."""
+        from reconciler.providers.local import hr
+
+        return self._hr("join", lambda conn: hr.join(conn, email, name, self._legacy, orgunits))
+
+    def move(self, email: str, orgunits: Sequence[str]) -> MoveResult:
+        """The member moves to `orgunits` (names or paths), out of every other unit."""
+        from reconciler.providers.local import hr
+
+        return self._hr("move", lambda conn: hr.move(conn, email, orgunits, self._legacy))
+
+    def leave(self, email: str) -> LeaveResult:
+        """The member leaves the company: out of the directory, lists, units and groups."""
+        from reconciler.providers.local import hr
+
+        return self._hr("leave", lambda conn: hr.leave(conn, email, self._legacy))
+
+    def edit_group(
+        self, name: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> GroupResult:
+        """Members join (`add`) or leave (`remove`) the directory group `name`."""
+        from reconciler.providers.local import hr
+
+        return self._hr(
+            "edit a group", lambda conn: hr.edit_group(conn, name, add, remove, self._legacy)
+        )
+
+    def _hr(self, what: str, change: Callable[[sqlite3.Connection], T]) -> T:
+        with self._transaction(what, write=True) as conn:
             self._domain(conn)
-            return join(conn, email, name, self._legacy)
+            return change(conn)
 
     def contact(
         self,
@@ -265,67 +312,6 @@ class LocalTenant(Provider):
 
     def __repr__(self) -> str:
         return f"LocalTenant({self.key!r})"
-
-    # ------------------------------------------------------------------ apply
-
-    def _scoped_state(self, conn: sqlite3.Connection, changes: Sequence[Change]) -> TenantState:
-        """The tenant as far as `changes` can see it: the settings, and the directory and
-        lists restricted to the members the changes name (the console's member rules look
-        at nothing else), so a batch costs its own size, not the directory's."""
-        named = {
-            c.target.lower() for c in changes if c.spec.member_level and isinstance(c.target, str)
-        }
-        self._spelled = stored(conn, "SELECT email FROM members WHERE", (), named, self._legacy)
-        directory = frozenset(self._spelled)
-        channels: dict[ChannelName, ChannelState] = {}
-        for name, ch in load_settings(conn).items():
-            members = (
-                directory
-                if ch.all_members
-                else frozenset(
-                    stored(
-                        conn,
-                        "SELECT email FROM connected WHERE channel = ? AND",
-                        (name.value,),
-                        set(directory),
-                        self._legacy,
-                    )
-                )
-            )
-            channels[name] = replace(ch, members=members)
-        return TenantState(domain="", directory=directory, channels=channels)
-
-    def _write(self, conn: sqlite3.Connection, before: TenantState, after: TenantState) -> None:
-        """Write what one run changed: settings, lists, and the rooms a channel off hides."""
-        for name, new in after.channels.items():
-            old = before.channels[name]
-            if new is old:
-                continue
-            store_settings(conn, name, new)
-            if old.enabled and not new.enabled:
-                conn.execute(
-                    "UPDATE rooms SET hidden = 1, member_unknown = 1"
-                    " WHERE channel = ? AND hidden = 0",
-                    (name.value,),
-                )
-            if old.all_members != new.all_members:
-                # Either way the list becomes today's directory: in "all" mode it mirrors
-                # it, and leaving "all" mode takes nobody's access away at that step.
-                conn.execute("DELETE FROM connected WHERE channel = ?", (name.value,))
-                conn.execute(
-                    "INSERT INTO connected (channel, email) SELECT ?, email FROM members",
-                    (name.value,),
-                )
-                continue
-            spell = self._spelled
-            conn.executemany(
-                "INSERT INTO connected (channel, email) VALUES (?, ?)",
-                [(name.value, spell[e]) for e in sorted(new.members - old.members)],
-            )
-            conn.executemany(
-                "DELETE FROM connected WHERE channel = ? AND email = ?",
-                [(name.value, spell[e]) for e in sorted(old.members - new.members)],
-            )
 
     # ------------------------------------------------------------------ plumbing
 
