@@ -41,14 +41,17 @@ def renderer_for(
     """The plan renderer for `--format` (text, json, markdown); `policy` findings included
     in text and markdown (the JSON plan is the saved-plan contract and stays as it is);
     `compact` None: text compact past a size, markdown always (reconciler.render.compact)."""
-    from reconciler.render.json import PlanJson
-    from reconciler.render.markdown import PlanMarkdown
-    from reconciler.render.text import PlanText
-
+    # Only the renderer asked for is imported: a text plan loads no markdown.
     if fmt == "json":
+        from reconciler.render.json import PlanJson
+
         return PlanJson()
     if fmt == "markdown":
+        from reconciler.render.markdown import PlanMarkdown
+
         return PlanMarkdown(policy=policy, compact=compact)
+    from reconciler.render.text import PlanText
+
     if messages is None:
         return PlanText(color=color, policy=policy, compact=compact)
     return PlanText(color=color, policy=policy, compact=compact, messages=messages)

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from reconciler import console
 from reconciler.actions import Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError
 from reconciler.model import ChannelName, ChannelState, TenantState
@@ -38,17 +37,12 @@ from reconciler.providers.local.rows import (
     stored,
     with_lists,
 )
-from reconciler.providers.local.simulator import (
-    ContactResult,
-    JoinResult,
-    MessageRow,
-    channel_name,
-    contact,
-    join,
-    messages,
-)
 from reconciler.sqlite_files import REREAD, FileStamp, changed_since, changed_while_read
 from reconciler.uris import local_key
+
+if TYPE_CHECKING:  # applying and the simulations import these when used: `plan` only reads
+    from reconciler import console
+    from reconciler.providers.local.simulator import ContactResult, JoinResult, MessageRow
 
 T = TypeVar("T")
 
@@ -165,6 +159,8 @@ class LocalTenant(Provider):
         """
         if not changes:
             return
+        from reconciler import console
+
         with self._transaction("apply", write=True) as conn:
             self._domain(conn)
             state = self._scoped_state(conn, changes)
@@ -188,6 +184,8 @@ class LocalTenant(Provider):
         refused: list[Refusal] = []
         if not changes:
             return BatchOutcome()
+        from reconciler import console
+
         with self._transaction("apply", write=True) as conn:
             self._domain(conn)
             state = self._scoped_state(conn, changes)
@@ -220,6 +218,8 @@ class LocalTenant(Provider):
         A rule about the whole list (off, or "grant to all members") refuses every change of
         the run at once; a rule about one member refuses that change only.
         """
+        from reconciler import console
+
         if exc.rule in (console.LIST_FROZEN, console.ALL_MEMBERS_LIST):
             refused += [Refusal(c.id, exc.reason) for c in run]
             return [], []
@@ -232,6 +232,8 @@ class LocalTenant(Provider):
 
     def join(self, email: str, name: str | None = None) -> JoinResult:
         """A new hire joins the directory; auto-grant adds them to the lists it applies to."""
+        from reconciler.providers.local.simulator import join
+
         with self._transaction("join", write=True) as conn:
             self._domain(conn)
             return join(conn, email, name, self._legacy)
@@ -244,6 +246,8 @@ class LocalTenant(Provider):
         external_name: str | None = None,
     ) -> ContactResult:
         """An external user adds `member`; refused unless the console would let them."""
+        from reconciler.providers.local.simulator import channel_name, contact
+
         name = channel_name(channel)
         external_id = external_id.strip()
         if not external_id:
@@ -256,6 +260,8 @@ class LocalTenant(Provider):
         self, search: str | None = None, channel: ChannelName | str | None = None
     ) -> list[MessageRow]:
         """Conversation history as Admin Audit shows it, hidden rooms included, oldest first."""
+        from reconciler.providers.local.simulator import channel_name, messages
+
         name = None if channel is None else channel_name(channel)
         return self._read("search messages", lambda conn: messages(conn, search, name))
 
