@@ -20,6 +20,7 @@ from reconciler.render.mdparts import (
     WORD_JOINER,
     Block,
     Details,
+    Parts,
     capped,
     md_code,
     md_escape,
@@ -82,7 +83,7 @@ def _finding_lines(findings: Sequence[Finding]) -> list[str]:
     return lines
 
 
-class PlanMarkdown:
+class PlanMarkdown(Parts[Plan]):
     """`--format markdown` for a plan; `compact` False lists every member change in full
     (more parts) instead of the capped name lists (mdparts.member_details)."""
 
@@ -97,14 +98,8 @@ class PlanMarkdown:
         self.limit = limit
         self.compact = compact is not False
 
-    def render(self, plan: Plan) -> str:
-        """All parts, separated by PART_BREAK lines."""
-        return f"\n{PART_BREAK}\n\n".join(self.render_parts(plan))
-
-    def render_parts(self, plan: Plan) -> list[str]:
-        """The comment(s) for `plan`, each under the part limit."""
-        title = f"### lwr plan for {md_code(plan.tenant)}"
-        return paginate(title, self._blocks(plan), self.limit)
+    def _title(self, plan: Plan) -> str:
+        return f"### lwr plan for {md_code(plan.tenant)}"
 
     def _blocks(self, plan: Plan) -> list[Block]:
         origin = f"{md_code(plan.source)} against " if plan.source else ""
@@ -268,21 +263,15 @@ def _channel_section(
     ]
 
 
-class DriftMarkdown:
+class DriftMarkdown(Parts["DriftReport"]):
     """`lwr drift --format markdown`."""
 
     def __init__(self, *, policy: PolicyReport | None = None, limit: int = PART_LIMIT) -> None:
         self.policy = policy
         self.limit = limit
 
-    def render(self, report: DriftReport) -> str:
-        """All parts, separated by PART_BREAK lines."""
-        return f"\n{PART_BREAK}\n\n".join(self.render_parts(report))
-
-    def render_parts(self, report: DriftReport) -> list[str]:
-        """The comment(s) for `report`, each under the part limit."""
-        title = f"### lwr drift for {md_code(report.tenant)}"
-        return paginate(title, self._blocks(report), self.limit)
+    def _title(self, report: DriftReport) -> str:
+        return f"### lwr drift for {md_code(report.tenant)}"
 
     def _blocks(self, report: DriftReport) -> list[Block]:
         blocks: list[Block] = [

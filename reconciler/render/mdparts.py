@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 from reconciler.actions import Change
 from reconciler.terminal import printable
@@ -139,6 +140,30 @@ def paginate(title: str, blocks: Iterable[Block], limit: int = PART_LIMIT) -> li
         f"{title}{f' (part {i} of {total})' if total > 1 else ''}\n\n{body}".rstrip("\n") + "\n"
         for i, body in enumerate(parts, 1)
     ]
+
+
+T = TypeVar("T")
+
+
+class Parts(Generic[T]):
+    """A markdown document of `T` (a plan, a drift report) in parts under `limit`
+    characters: a title and its blocks, laid out by `paginate`."""
+
+    limit: int = PART_LIMIT
+
+    def render(self, subject: T) -> str:
+        """All parts, separated by PART_BREAK lines."""
+        return f"\n{PART_BREAK}\n\n".join(self.render_parts(subject))
+
+    def render_parts(self, subject: T) -> list[str]:
+        """The comment(s) for `subject`, each under the part limit."""
+        return paginate(self._title(subject), self._blocks(subject), self.limit)
+
+    def _title(self, subject: T) -> str:
+        raise NotImplementedError
+
+    def _blocks(self, subject: T) -> list[Block]:
+        raise NotImplementedError
 
 
 class _Pager:
