@@ -231,16 +231,42 @@ def test_on_a_full_disk_the_error_that_stopped_apply_is_shown_not_the_lock_relea
     ok(["state", "migrate", "--tenant", uri], tmp_path)
     apply = ["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri]
     # From its Nth write on, the state store's -wal gets ENOSPC. The first N that lets the lock
-    # row be written fails the next step, and deleting the lock row then fails too.
-    for first_failing in range(2, 40):
+    # row be written fails the next step, and deleting the lock row then fails too. Every N
+    # up to the lock's last write fails taking the lock and every later one does not, so
+    # the first N is found by bisection (a handful of runs instead of one per write).
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for file in tmp_path.glob("*.db*"):
+        if file.is_file():  # the state's lock directory holds only lock files: it stays
+            shutil.copy2(file, clean / file.name)
+
+    def full_from(first_failing: int) -> subprocess.CompletedProcess[str]:
+        # Each try from the migrated store: a later N leaves a lock row behind for the next.
+        for file in tmp_path.glob("*.db*"):
+            if file.is_file():
+                file.unlink()
+        for file in clean.iterdir():
+            shutil.copy2(file, tmp_path / file.name)
         proc = lwr(
             apply,
             tmp_path,
             prefix=strace(tmp_path / "state.db-wal", f"error=ENOSPC:when={first_failing}+"),
         )
         assert proc.returncode == 1 and "database or disk is full" in proc.stderr, proc.stderr
-        if "cannot take the lock" not in proc.stderr:
-            break
+        return proc
+
+    low, high = 2, 40  # the lock fails from `low` writes on; `high` is past the lock
+    past: dict[int, subprocess.CompletedProcess[str]] = {}
+    while low < high:
+        middle = (low + high) // 2
+        tried = full_from(middle)
+        if "cannot take the lock" in tried.stderr:
+            low = middle + 1
+        else:
+            high, past[middle] = middle, tried
+    proc = past.get(low) or full_from(low)
+    assert "cannot take the lock" not in proc.stderr, proc.stderr
     assert "release the lock" not in proc.stderr, proc.stderr
     assert "cannot begin a run" in proc.stderr or "journal" in proc.stderr, proc.stderr
     # With space again, the lock left behind is taken over: its holder is gone.
