@@ -46,12 +46,14 @@ messages: install
 	$(BIN)/pybabel compile -D lwr -d reconciler/locale
 
 # The crash, concurrency and hostile-input tests at full size (10,000-change plan, 24 SIGKILL
-# points, 40 MiB inputs); `make test` runs them reduced. Prints the kill-point report.
+# points, 40 MiB inputs, a 100,000-row audit log); `make test` runs them reduced. Prints the
+# kill-point report.
 STRESS_REPORT := bench/out/crash-report.txt
 stress: install
 	mkdir -p bench/out && rm -f $(STRESS_REPORT)
 	LWR_STRESS=1 LWR_CRASH_REPORT=$(STRESS_REPORT) $(BIN)/pytest -q \
-		tests/test_crash.py tests/test_concurrency.py tests/test_shared_state.py tests/test_fuzz.py
+		tests/test_crash.py tests/test_concurrency.py tests/test_shared_state.py tests/test_fuzz.py \
+		tests/test_store.py
 	cat $(STRESS_REPORT)
 
 # Benchmarks (scripts, not tests): tables on stdout, results in bench/out/, and the plot in

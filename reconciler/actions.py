@@ -10,13 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from reconciler import settings
 from reconciler import side_effects as effects_of
 from reconciler.i18n import ENGLISH, N_, Messages
 from reconciler.model import ChannelName
-from reconciler.settings import Setting
+from reconciler.settings import (
+    AUTO_GRANT,
+    ENABLED,
+    FILE_RESTRICTION,
+    GREETING_ENABLED,
+    GREETING_MESSAGE,
+    MEMBERS_MODE,
+    Setting,
+)
 from reconciler.side_effects import SideEffect
 
 Execution = Literal["api", "manual", "local"]
@@ -208,26 +215,50 @@ SummaryBucket = Literal["add", "change", "remove"]
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """Everything about one kind of change, in one place."""
+    """Everything about one kind of change, in one place.
+
+    What follows from the row is derived, not spelled again: the summary's bucket from the
+    marker, whether values are shown from `fixed_after`, member-level from `moves`, and the
+    side effects are the function of reconciler.side_effects named as the action.
+    """
 
     action: Action
     # Order within a phase (after channel-level before member-level): data, not row position.
     rank: int
     title: str
-    marker: Marker
-    bucket: SummaryBucket
+    marker: Marker  # + adds, - removes, ~ changes: the summary's bucket too
     phase: Phase
     # The settings the action moves, in console order; () for member changes (they move
     # the list, ChannelState.members).
     moves: tuple[Setting, ...]
-    # Whether human output shows `before → after` (a one-way action's title says it all).
-    shows_values: bool = False
-    always_destructive: bool = False
     # The value a one-way action always moves its setting to (enable → True, remove → False);
-    # None for switches whose `after` says the direction.
-    fixed_after: bool | None = None
-    member_level: bool = False  # one change per member (target is an email)
-    effects: Callable[[effects_of.EffectContext], list[SideEffect]] = effects_of.none
+    # None for switches, whose `after` says the direction.
+    fixed_after: bool | None
+    always_destructive: bool = False
+
+    @cached_property
+    def bucket(self) -> SummaryBucket:
+        """Which count of the plan's summary a change of this kind is in (by its marker)."""
+        return _BUCKETS[self.marker]
+
+    @cached_property
+    def shows_values(self) -> bool:
+        """Whether human output shows `before → after`: a switch's; a one-way action's title
+        says it all."""
+        return self.fixed_after is None
+
+    @cached_property
+    def member_level(self) -> bool:
+        """One change per member (its target is an email): the actions that move the list."""
+        return not self.moves
+
+    @cached_property
+    def effects(self) -> Callable[[effects_of.EffectContext], list[SideEffect]]:
+        """What a change of this kind does besides its setting (reconciler.side_effects)."""
+        return cast(
+            Callable[[effects_of.EffectContext], list[SideEffect]],
+            getattr(effects_of, self.action.value),
+        )
 
     @property
     def phase_title(self) -> str:
@@ -249,113 +280,78 @@ class ActionSpec:
         return Phase.TIGHTEN if after == self.tight_value else Phase.LOOSEN
 
 
+_BUCKETS: dict[Marker, SummaryBucket] = {"+": "add", "-": "remove", "~": "change"}
+
+
 def _spec(*rows: ActionSpec) -> dict[Action, ActionSpec]:
+    missing = [r.action.value for r in rows if not callable(getattr(effects_of, r.action.value, 0))]
+    if missing:  # a programming error: fail at import, not at the first plan that needs it
+        raise TypeError(f"reconciler.side_effects has no function for {missing}")
     return {row.action: row for row in sorted(rows, key=lambda row: row.rank)}
 
 
 ACTIONS: dict[Action, ActionSpec] = _spec(
+    # action, rank, title, marker, phase, the settings it moves, fixed_after
     ActionSpec(
-        Action.ENABLE_CHANNEL,
-        1,
-        N_("turn channel on"),
-        "+",
-        "add",
-        Phase.ENABLE,
-        (settings.ENABLED,),
-        fixed_after=True,
-        effects=effects_of.enable_channel,
+        Action.ENABLE_CHANNEL, 1, N_("turn channel on"), "+", Phase.ENABLE, (ENABLED,), True
     ),
     ActionSpec(
         Action.RESTRICT_TO_LISTED_MEMBERS,
         2,
         N_("restrict to listed members"),
         "~",
-        "change",
         Phase.TIGHTEN,
-        (settings.MEMBERS_MODE,),
-        fixed_after=False,
-        effects=effects_of.restrict_to_listed_members,
+        (MEMBERS_MODE,),
+        False,
     ),
     ActionSpec(
         Action.SET_FILE_RESTRICTION,
         3,
         N_("restrict file transfer"),
         "~",
-        "change",
         Phase.TIGHTEN,
-        (settings.FILE_RESTRICTION,),
-        shows_values=True,
-        effects=effects_of.set_file_restriction,
+        (FILE_RESTRICTION,),
+        None,
     ),
     ActionSpec(
         Action.SET_AUTO_GRANT,
         4,
         N_("auto-grant new members"),
         "~",
-        "change",
         Phase.TIGHTEN,
-        (settings.AUTO_GRANT,),
-        shows_values=True,
-        effects=effects_of.set_auto_grant,
+        (AUTO_GRANT,),
+        None,
     ),
-    ActionSpec(
-        Action.REMOVE_MEMBER,
-        5,
-        N_("remove member"),
-        "-",
-        "remove",
-        Phase.REMOVE,
-        (),
-        member_level=True,
-        fixed_after=False,
-        effects=effects_of.remove_member,
-    ),
+    ActionSpec(Action.REMOVE_MEMBER, 5, N_("remove member"), "-", Phase.REMOVE, (), False),
     ActionSpec(
         Action.GRANT_ALL_MEMBERS,
         6,
         N_("grant to all members"),
         "+",
-        "add",
         Phase.ADD,
-        (settings.MEMBERS_MODE,),
-        fixed_after=True,
-        effects=effects_of.grant_all_members,
+        (MEMBERS_MODE,),
+        True,
     ),
-    ActionSpec(
-        Action.ADD_MEMBER,
-        7,
-        N_("add member"),
-        "+",
-        "add",
-        Phase.ADD,
-        (),
-        member_level=True,
-        fixed_after=True,
-        effects=effects_of.add_member,
-    ),
+    ActionSpec(Action.ADD_MEMBER, 7, N_("add member"), "+", Phase.ADD, (), True),
     # Moves both greeting settings; its before/after are {enabled?, message?} dicts.
     ActionSpec(
         Action.SET_GREETING,
         8,
         N_("automatic greeting"),
         "~",
-        "change",
         Phase.GREETING,
-        (settings.GREETING_ENABLED, settings.GREETING_MESSAGE),
-        shows_values=True,
-        effects=effects_of.set_greeting,
+        (GREETING_ENABLED, GREETING_MESSAGE),
+        None,
     ),
     ActionSpec(
         Action.DISABLE_CHANNEL,
         9,
         N_("turn channel off"),
         "-",
-        "remove",
         Phase.DISABLE,
-        (settings.ENABLED,),
+        (ENABLED,),
+        False,
         always_destructive=True,
-        fixed_after=False,
-        effects=effects_of.disable_channel,
     ),
 )
 #: The switches the planner compares value to value: one action each, both directions.

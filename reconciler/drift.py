@@ -10,7 +10,7 @@ generic differ would only re-derive, more slowly, what the plan's changes alread
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from reconciler import __version__
@@ -39,12 +39,7 @@ class SettingDrift:
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (schemas/drift.schema.json#/$defs/setting)."""
-        return {
-            "channel": self.channel.value,
-            "setting": self.setting,
-            "desired": self.desired,
-            "current": self.current,
-        }
+        return _fields_json(self)
 
 
 @dataclass(frozen=True)
@@ -60,14 +55,18 @@ class MemberDrift:
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (schemas/drift.schema.json#/$defs/members)."""
-        return {
-            "channel": self.channel.value,
-            "policy": self.policy,
-            "desired_count": self.desired_count,
-            "current_count": self.current_count,
-            "missing": list(self.missing),
-            "unexpected": list(self.unexpected),
-        }
+        return _fields_json(self)
+
+
+def _fields_json(record: SettingDrift | MemberDrift) -> dict[str, Any]:
+    """A drift record's fields in their order, the channel by name and tuples as lists."""
+    return {f.name: _plain(getattr(record, f.name)) for f in fields(record)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ChannelName):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)

@@ -163,20 +163,22 @@ def evaluate(
 
 
 class _PlanDocuments:
-    """The plan document for a rule, built once; without its change list (and plan_digest,
-    the digest of that list) when the rule cannot see them: most of a 100k-change plan's cost.
+    """The plan document for a rule, built once; without its change list and digests
+    (plan_digest of the whole plan, desired_digest of the desired document) when the rule
+    cannot see them: most of a 100k-change plan's cost.
 
     Exact, not a heuristic: with only local $refs, a rule reaches the `changes` value (or
-    `plan_digest`) only through a schema text that names it, or by keywords that apply to
+    a digest) only through a schema text that names it, or by keywords that apply to
     every or unnamed keys (additionalProperties, patternProperties, unevaluatedProperties)
     or compare whole values (const, enum). A rule with none of those words sees the same
-    document either way: the `changes` and `plan_digest` keys stay, so `required` and key
+    document either way: the `changes` and digest keys stay, so `required` and key
     counts do not change.
     """
 
     _SEES_CHANGES = (
         "changes",
         "plan_digest",
+        "desired_digest",
         "additionalProperties",
         "patternProperties",
         "unevaluatedProperties",

@@ -11,7 +11,7 @@ row's `local_column`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import ChannelName, ChannelState, DesiredChannel, MembersSpec
@@ -24,9 +24,6 @@ class Setting:
     """One console setting of one channel."""
 
     key: str  # in the desired-state file, under external_messaging.<channel>; dotted if nested
-    attr: str  # the ChannelState field
-    # Its key in state_digest: saved plans carry the digest, so these never change spelling.
-    digest_key: str
     label: str  # the console's name for it (English console)
     on: str | None  # the console's word for True; None for a text setting
     off: str | None
@@ -36,8 +33,19 @@ class Setting:
     channels: frozenset[ChannelName] = BOTH
     # How files and reports spell True and False instead of true/false (members: all).
     words: tuple[str, str] | None = None
+    # The names below are the key with "_" for "." unless a row spells them otherwise.
+    attr: str = ""  # the ChannelState field
+    # Its key in state_digest: saved plans carry the digest, so these never change spelling.
+    digest_key: str = ""  # the attr unless spelled
     #: The mapping of the local tenant (providers/local): its column in the `channels` table.
-    local_column: str = field(kw_only=True)
+    local_column: str = ""  # the attr unless spelled
+
+    def __post_init__(self) -> None:
+        # Frozen: the derived names are set once, here, and read like any other field.
+        attr = self.attr or self.key.replace(".", "_")
+        object.__setattr__(self, "attr", attr)
+        object.__setattr__(self, "digest_key", self.digest_key or attr)
+        object.__setattr__(self, "local_column", self.local_column or attr)
 
     def current(self, state: ChannelState) -> Any:
         """The tenant's value, as files and reports spell it."""
@@ -67,75 +75,45 @@ class Setting:
         return self.on if value else self.off
 
 
-ENABLED = Setting(
-    "enabled",
-    "enabled",
-    "enabled",
-    "Use status",
-    "Use",
-    "Not use",
-    default=False,
-    tight=None,
-    local_column="enabled",
-)
+LINE_ONLY = frozenset({ChannelName.LINE})
+
+ENABLED = Setting("enabled", "Use status", "Use", "Not use", default=False, tight=None)
 AUTO_GRANT = Setting(
     "auto_grant_new_members",
-    "auto_grant_new_members",
-    "auto_grant",
     "Automatically grant link authority to new members",
     "On",
     "Off",
     default=False,
     tight=False,
+    digest_key="auto_grant",
     local_column="auto_grant",
 )
 FILE_RESTRICTION = Setting(
     "restrict_file_transfer",
-    "restrict_file_transfer",
-    "restrict",
     "Restrict file transfer/attachment",
     "On",
     "Off",
     default=False,
     tight=True,
-    local_column="restrict_file_transfer",
+    digest_key="restrict",
 )
+GREETING = "Automatic greeting message"  # the console's one label for both greeting settings
 GREETING_ENABLED = Setting(
-    "greeting.enabled",
-    "greeting_enabled",
-    "greeting_enabled",
-    "Automatic greeting message",
-    "On",
-    "Off",
-    default=False,
-    tight=None,
-    channels=frozenset({ChannelName.LINE}),
-    local_column="greeting_enabled",
+    "greeting.enabled", GREETING, "On", "Off", default=False, tight=None, channels=LINE_ONLY
 )
 GREETING_MESSAGE = Setting(
-    "greeting.message",
-    "greeting_message",
-    "greeting_message",
-    "Automatic greeting message",
-    None,
-    None,
-    default="",
-    tight=None,
-    channels=frozenset({ChannelName.LINE}),
-    local_column="greeting_message",
+    "greeting.message", GREETING, None, None, default="", tight=None, channels=LINE_ONLY
 )
 # The members *mode*; the list itself is ChannelState.members, compared as sets.
 MEMBERS_MODE = Setting(
     "members",
-    "all_members",
-    "all_members",
     "Permissions",
     "Grant to all members",
     "Grant by member",
     default=False,
     tight=False,
     words=("all", "listed"),
-    local_column="all_members",
+    attr="all_members",
 )
 
 #: In the console's order, which is the order reports list them in.

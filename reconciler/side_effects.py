@@ -52,7 +52,8 @@ class EffectContext:
 
 
 def _fx(kind: str, msg: Msg, count: int | None = None) -> SideEffect:
-    return SideEffect(kind, msg.say(ENGLISH), count, msg)
+    """A side effect said by `msg`; it counts `count`, else what a counted message counts."""
+    return SideEffect(kind, msg.say(ENGLISH), msg.n if count is None else count, msg)
 
 
 def _external(channel: ChannelName) -> Msg:
@@ -60,11 +61,6 @@ def _external(channel: ChannelName) -> Msg:
     if channel is ChannelName.LINE:
         return Msg.of(N_("LINE users"))
     return Msg.of(N_("external LINE WORKS users"))
-
-
-def none(ctx: EffectContext) -> list[SideEffect]:
-    """No side effect worth a line."""
-    return []
 
 
 def enable_channel(ctx: EffectContext) -> list[SideEffect]:
@@ -112,7 +108,6 @@ def disable_channel(ctx: EffectContext) -> list[SideEffect]:
                 rooms,
                 external=ext,
             ),
-            rooms,
         ),
         _fx(
             "members_unknown",
@@ -122,7 +117,6 @@ def disable_channel(ctx: EffectContext) -> list[SideEffect]:
                 shown_unknown,
                 external=ext,
             ),
-            shown_unknown,
         ),
         _fx(
             "external_chat_disabled",
@@ -132,7 +126,6 @@ def disable_channel(ctx: EffectContext) -> list[SideEffect]:
                 connected,
                 external=ext,
             ),
-            connected,
         ),
         _fx(
             "history_kept",
@@ -157,7 +150,6 @@ def remove_member(ctx: EffectContext) -> list[SideEffect]:
                 rooms,
                 external=_external(ctx.channel),
             ),
-            rooms,
         )
     ]
 
@@ -203,7 +195,6 @@ def restrict_to_listed_members(ctx: EffectContext) -> list[SideEffect]:
                 "the {n} members of today stay on the connected-members list until removed",
                 ctx.directory_size,
             ),
-            ctx.directory_size,
         ),
         _fx(
             "new_members_not_granted",
@@ -285,7 +276,7 @@ def set_file_restriction(ctx: EffectContext) -> list[SideEffect]:
             rooms,
             external=ext,
         )
-    effects = [_fx("buttons_disabled" if on else "buttons_enabled", buttons, rooms)]
+    effects = [_fx("buttons_disabled" if on else "buttons_enabled", buttons)]
     if ctx.channel is ChannelName.LINEWORKS:  # external groups exist on LINE WORKS only
         if on:
             files = Msg.of(

@@ -27,7 +27,6 @@ from reconciler.errors import (
 from reconciler.export import export_yaml as export_yaml  # re-exported: the library's
 from reconciler.export import state_json as state_json  # (reconciler/__init__.py)
 from reconciler.i18n import N_, Msg, Said
-from reconciler.lockwait import LockWait, wait_until_free
 from reconciler.manual import (
     ManualMode,
     ManualRun,
@@ -38,16 +37,15 @@ from reconciler.manual import (
     split,
 )
 from reconciler.model import DesiredState, TenantState
-from reconciler.outcomes import refusals
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
-from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
-from reconciler.stopped import ApplyStopped
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback
     from reconciler.policy import PolicyReport, PolicyRule
+    from reconciler.saved_plan import SavedPlan
+    from reconciler.stopped import ApplyStopped
     from reconciler.store import StateLocation
     from reconciler.store.base import LockHolder, StateStore
 
@@ -92,6 +90,8 @@ def load_saved_plan(path: str | Path) -> SavedPlan:
     A malformed file is an InputError (exit 1); one whose digests do not match its content
     is refused (StalePlan, exit 3). Nothing is checked against a tenant yet.
     """
+    from reconciler.saved_plan import read_saved_plan
+
     return read_saved_plan(path)
 
 
@@ -151,6 +151,8 @@ def check_saved_plan(
     pinned = saved.pin(fresh.plan)
     if pinned.digest == saved.document["plan_digest"]:  # the file's digest matches its content
         return Planned(fresh.desired, fresh.current, pinned)
+    from reconciler.saved_plan import first_difference
+
     where = first_difference(saved.document, pinned.to_json()) or "its plan_digest"
     raise StalePlan(
         Said.of(
@@ -210,6 +212,8 @@ def apply_plan(
     stood between planning and now (Provider.reread).
     """
     from reconciler.apply import execute
+    from reconciler.outcomes import refusals
+    from reconciler.stopped import ApplyStopped
 
     plan.raise_if_unsafe(allow_destructive=allow_destructive)
 
@@ -330,7 +334,9 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
     (after `ui.stopped`) when it ended early.
     """
     from reconciler import executing
+    from reconciler.lockwait import LockWait, wait_until_free
     from reconciler.policy import evaluate
+    from reconciler.saved_plan import SavedPlan
     from reconciler.store import StateLocation
 
     source = request.source
@@ -375,6 +381,8 @@ def _plan_or_check(
     source: str | Path | DesiredState | SavedPlan, provider: Provider, state: StateLocation
 ) -> Planned:
     """Plan a desired file; or check a saved plan (not applied yet, still reproduced)."""
+    from reconciler.saved_plan import SavedPlan
+
     if isinstance(source, SavedPlan):
         # What is shown, checked and applied is the saved plan's desired state planned
         # again, once it reproduces the file; never the file's own change list.

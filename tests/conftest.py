@@ -10,15 +10,28 @@ import pytest
 from pgserver import PgServer, find_bindir
 
 
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A seeded demo tenant in tmp_path, the default for every command (LWR_TENANT)."""
+@pytest.fixture(scope="session")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The demo tenant's file as `lwr tenant init --demo` (the real command) makes it, once
+    per session: a file names no path of its own, so each test gets a copy."""
     from reconciler.cli import run
 
+    path = tmp_path_factory.mktemp("demo") / "tenant.db"
+    assert run(["tenant", "init", "--demo", "--tenant", f"local:{path}"]) == 0
+    assert not path.with_name("tenant.db-wal").exists()  # closed: the file holds it all
+    return path.read_bytes()
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_file: bytes) -> Path:
+    """A seeded demo tenant in tmp_path, the default for every command (LWR_TENANT)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LWR_TENANT", f"local:{tmp_path}/tenant.db")
     monkeypatch.delenv("LWR_STATE", raising=False)
-    assert run(["tenant", "init", "--demo"]) == 0
+    # Owner-only from its first byte, as lwr creates it (tests/test_sqlite_files.py).
+    fd = os.open(tmp_path / "tenant.db", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(demo_file)
     return tmp_path
 
 

@@ -70,13 +70,14 @@ def digest(path: Path) -> str:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Path:
-    """A demo tenant and its state store (one apply made it) in tmp_path."""
-    assert lwr(tmp_path, "tenant", "init", "--demo").returncode == 0
-    applied = lwr(tmp_path, "apply", str(EXAMPLE), "--auto-approve")
-    assert applied.returncode == 0, applied.stderr
-    assert (tmp_path / "state.db").is_file()
-    return tmp_path
+def site(demo: Path) -> Path:
+    """A demo tenant and its state store (one apply made it) in tmp_path: made in process
+    (what is tested is what `lwr` does with them next, through the real executable)."""
+    from reconciler.cli import run
+
+    assert run(["apply", str(EXAMPLE), "--auto-approve"]) == 0
+    assert (demo / "state.db").is_file()
+    return demo
 
 
 # --------------------------------------------------------------------------- never onto ours

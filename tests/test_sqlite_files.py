@@ -57,6 +57,28 @@ def ok(args: Sequence[str], cwd: Path, *, prefix: Sequence[str] = (), umask: int
     return proc.stdout
 
 
+def in_process(
+    args: Sequence[str],
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:
+    """`lwr ARGS` in this process (reconciler.cli.run, what the entry point calls) with the
+    environment `lwr` gives the real one: its exit code and its stderr, stripped."""
+    from reconciler.cli import run
+
+    for name in [k for k in os.environ if k.startswith("LWR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("LWR_ACTOR", "files-test")
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = run(list(args))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Internal error" not in err, err
+    return code, err.strip()
+
+
 def needs_strace() -> None:
     if STRACE is None:
         pytest.skip("strace is not installed")
@@ -231,16 +253,42 @@ def test_on_a_full_disk_the_error_that_stopped_apply_is_shown_not_the_lock_relea
     ok(["state", "migrate", "--tenant", uri], tmp_path)
     apply = ["apply", str(COMPANY), "--auto-approve", "--allow-destructive", "--tenant", uri]
     # From its Nth write on, the state store's -wal gets ENOSPC. The first N that lets the lock
-    # row be written fails the next step, and deleting the lock row then fails too.
-    for first_failing in range(2, 40):
+    # row be written fails the next step, and deleting the lock row then fails too. Every N
+    # up to the lock's last write fails taking the lock and every later one does not, so
+    # the first N is found by bisection (a handful of runs instead of one per write).
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for file in tmp_path.glob("*.db*"):
+        if file.is_file():  # the state's lock directory holds only lock files: it stays
+            shutil.copy2(file, clean / file.name)
+
+    def full_from(first_failing: int) -> subprocess.CompletedProcess[str]:
+        # Each try from the migrated store: a later N leaves a lock row behind for the next.
+        for file in tmp_path.glob("*.db*"):
+            if file.is_file():
+                file.unlink()
+        for file in clean.iterdir():
+            shutil.copy2(file, tmp_path / file.name)
         proc = lwr(
             apply,
             tmp_path,
             prefix=strace(tmp_path / "state.db-wal", f"error=ENOSPC:when={first_failing}+"),
         )
         assert proc.returncode == 1 and "database or disk is full" in proc.stderr, proc.stderr
-        if "cannot take the lock" not in proc.stderr:
-            break
+        return proc
+
+    low, high = 2, 40  # the lock fails from `low` writes on; `high` is past the lock
+    past: dict[int, subprocess.CompletedProcess[str]] = {}
+    while low < high:
+        middle = (low + high) // 2
+        tried = full_from(middle)
+        if "cannot take the lock" in tried.stderr:
+            low = middle + 1
+        else:
+            high, past[middle] = middle, tried
+    proc = past.get(low) or full_from(low)
+    assert "cannot take the lock" not in proc.stderr, proc.stderr
     assert "release the lock" not in proc.stderr, proc.stderr
     assert "cannot begin a run" in proc.stderr or "journal" in proc.stderr, proc.stderr
     # With space again, the lock left behind is taken over: its holder is gone.
@@ -443,11 +491,6 @@ def test_a_mistyped_path_is_an_error_and_creates_nothing(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- malformed header
 
 
-def _demo_bytes(root: Path) -> bytes:
-    ok(["tenant", "init", "--demo", "--tenant", f"local:{root}/seed.db"], root)
-    return (root / "seed.db").read_bytes()
-
-
 def _patched(content: bytes, offset: int, value: bytes) -> bytes:
     return content[:offset] + value + content[offset + len(value) :]
 
@@ -465,18 +508,28 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("shape", sorted(MALFORMED))
-def test_a_malformed_tenant_file_is_a_one_line_error_naming_it(tmp_path: Path, shape: str) -> None:
+def test_a_malformed_tenant_file_is_a_one_line_error_naming_it(
+    tmp_path: Path,
+    shape: str,
+    demo_file: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     tenant = tmp_path / "tenant.db"
-    content = MALFORMED[shape](_demo_bytes(tmp_path))
+    content = MALFORMED[shape](demo_file)
     tenant.write_bytes(content)
     for args in (
         ["show"],
         ["plan", str(COMPANY)],
         ["apply", str(COMPANY), "--auto-approve", "--allow-destructive"],
     ):
-        proc = lwr([*args, "--tenant", f"local:{tenant}"], tmp_path)
-        assert proc.returncode == 1, (args, proc.stdout)
-        message = proc.stderr.strip()
+        argv = [*args, "--tenant", f"local:{tenant}"]
+        if args == ["show"]:  # the real entry point once a shape; the others in process
+            proc = lwr(argv, tmp_path)
+            code, message = proc.returncode, proc.stderr.strip()
+        else:
+            code, message = in_process(argv, tmp_path, monkeypatch, capsys)
+        assert code == 1, args
         assert message.startswith("Error: ") and "\n" not in message, message
         assert str(tenant) in message
     assert tenant.read_bytes() == content

@@ -179,6 +179,15 @@ def write_output(path: str, text: str) -> None:
     files.write_output(path, text, protected_files())
 
 
+def write_or_echo(text: str, out: str | None, written: str) -> None:
+    """`text` into the file --out names, then `written` on stderr; without --out, to stdout."""
+    if out:
+        write_output(out, text)
+        click.echo(written, err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 def protected_files(*, with_tenants: bool = True) -> files.Protected:
     """The tenant and state files of the running command (its --tenant and --state, and the
     defaults they fall back to): no output file may replace them. `with_tenants` False: the state

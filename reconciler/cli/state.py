@@ -202,9 +202,14 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
     return 0
 
 
-@cli.group("lock")
-def lock_group() -> None:
-    """Tenant apply locks in the state store."""
+def _command_group(name: str, doc: str) -> click.Group:
+    """A group of `lwr` that only holds its commands (`lwr lock list`, `lwr state migrate`)."""
+    group = click.Group(name, help=doc)
+    cli.add_command(group)
+    return group
+
+
+lock_group = _command_group("lock", "Tenant apply locks in the state store.")
 
 
 @lock_group.command("list")
@@ -230,9 +235,9 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
     return 0
 
 
-@cli.group("state")
-def state_group() -> None:
-    """The state store itself (lock, journal, audit log, attested state)."""
+state_group = _command_group(
+    "state", "The state store itself (lock, journal, audit log, attested state)."
+)
 
 
 @state_group.command("migrate")

@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     state_option,
     tenant_option,
     text_or_json,
+    write_or_echo,
     write_output,
 )
 from reconciler.cli.helptext import N_
@@ -84,11 +85,7 @@ def export(
         text = workflow.export_yaml(provider, hint)
     if schema_out:
         write_output(schema_out, schema_text())
-    if out:
-        write_output(out, text)
-        click.echo(f"Exported to {out}.", err=True)
-    else:
-        click.echo(text, nl=False)
+    write_or_echo(text, out, f"Exported to {out}.")
     return 0
 
 
@@ -119,12 +116,7 @@ def schema(out: str | None) -> int:
     Point an editor at it with a first line `# yaml-language-server: $schema=PATH` (PATH
     relative to the YAML file); `lwr export --schema-out` writes both.
     """
-    text = schema_text()
-    if out:
-        write_output(out, text)
-        click.echo(f"Wrote the desired-state schema to {out}.", err=True)
-    else:
-        click.echo(text, nl=False)
+    write_or_echo(schema_text(), out, f"Wrote the desired-state schema to {out}.")
     return 0
 
 

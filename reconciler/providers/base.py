@@ -17,10 +17,10 @@ from reconciler.closing import Closing
 from reconciler.errors import TenantError, UsageError
 from reconciler.i18n import N_
 from reconciler.model import TenantState
-from reconciler.orgchart import OrgChart
 
 if TYPE_CHECKING:
     from reconciler.model import DesiredState
+    from reconciler.orgchart import OrgChart
 
 __all__ = ["CONSOLE_PAGE", "BatchOutcome", "BatchStopped", "ConfirmChange", "Provider", "Refusal"]
 

@@ -42,14 +42,18 @@ def renderer_for(
     in text and markdown (the JSON plan is the saved-plan contract and stays as it is);
     `compact` None: text compact past a size, markdown always (reconciler.render.compact)."""
     from reconciler.i18n import ENGLISH
-    from reconciler.render.json import PlanJson
-    from reconciler.render.markdown import PlanMarkdown
-    from reconciler.render.text import PlanText
 
+    # Only the renderer asked for is imported: a text plan loads no markdown.
     if fmt == "json":
+        from reconciler.render.json import PlanJson
+
         return PlanJson()
     if fmt == "markdown":
+        from reconciler.render.markdown import PlanMarkdown
+
         return PlanMarkdown(policy=policy, compact=compact, messages=messages or ENGLISH)
+    from reconciler.render.text import PlanText
+
     return PlanText(color=color, policy=policy, compact=compact, messages=messages or ENGLISH)
 
 

@@ -12,14 +12,13 @@ from reconciler.policy import PolicyReport
 from reconciler.render.markdown import INLINE_MEMBERS
 from reconciler.render.mdparts import (
     NAMES_BUDGET,
-    PART_BREAK,
     PART_LIMIT,
     Block,
     Details,
+    Parts,
     capped,
     md_code,
     md_escape,
-    paginate,
     policy_blocks,
 )
 from reconciler.render.values import say as say_value
@@ -31,7 +30,7 @@ if TYPE_CHECKING:  # only `lwr drift` imports the drift module
 __all__ = ["DriftMarkdown"]
 
 
-class DriftMarkdown:
+class DriftMarkdown(Parts["DriftReport"]):
     """`lwr drift --format markdown`; `messages` is the reader's language."""
 
     def __init__(
@@ -45,14 +44,8 @@ class DriftMarkdown:
         self.limit = limit
         self.t = messages
 
-    def render(self, report: DriftReport) -> str:
-        """All parts, separated by PART_BREAK lines."""
-        return f"\n{PART_BREAK}\n\n".join(self.render_parts(report))
-
-    def render_parts(self, report: DriftReport) -> list[str]:
-        """The comment(s) for `report`, each under the part limit."""
-        title = self.t._("### lwr drift for {tenant}", tenant=md_code(report.tenant))
-        return paginate(title, self._blocks(report), self.limit)
+    def _title(self, report: DriftReport) -> str:
+        return self.t._("### lwr drift for {tenant}", tenant=md_code(report.tenant))
 
     def _blocks(self, report: DriftReport) -> list[Block]:
         t = self.t

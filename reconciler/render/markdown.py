@@ -21,6 +21,7 @@ from reconciler.render.mdparts import (
     WORD_JOINER,
     Block,
     Details,
+    Parts,
     md_code,
     md_escape,
     md_fenced,
@@ -53,7 +54,7 @@ __all__ = [
 INLINE_MEMBERS = 10
 
 
-class PlanMarkdown:
+class PlanMarkdown(Parts[Plan]):
     """`--format markdown` for a plan; `compact` False lists every member change in full
     (more parts) instead of the capped name lists (mdparts.member_details); `messages` is
     the reader's language (reconciler.i18n)."""
@@ -71,15 +72,8 @@ class PlanMarkdown:
         self.compact = compact is not False
         self.t = messages
 
-    def render(self, plan: Plan) -> str:
-        """All parts, separated by PART_BREAK lines."""
-        return f"\n{PART_BREAK}\n\n".join(self.render_parts(plan))
-
-    def render_parts(self, plan: Plan) -> list[str]:
-        """The comment(s) for `plan`, each under the part limit."""
-        t = self.t
-        title = "### " + t._("lwr plan for {tenant}", tenant=md_code(plan.tenant))
-        return paginate(title, self._blocks(plan), self.limit, t)
+    def _title(self, plan: Plan) -> str:
+        return "### " + self.t._("lwr plan for {tenant}", tenant=md_code(plan.tenant))
 
     def _blocks(self, plan: Plan) -> list[Block]:
         t = self.t

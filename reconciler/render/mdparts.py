@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 from reconciler.actions import Change
 from reconciler.i18n import ENGLISH, Messages
@@ -148,6 +149,31 @@ def paginate(
 
 def _part_title(title: str, i: int, total: int, t: Messages) -> str:
     return title + t._(" (part {i} of {total})", i=i, total=total) if total > 1 else title
+
+
+T = TypeVar("T")
+
+
+class Parts(Generic[T]):
+    """A markdown document of `T` (a plan, a drift report) in parts under `limit`
+    characters: a title and its blocks, laid out by `paginate`."""
+
+    limit: int = PART_LIMIT
+    t: Messages = ENGLISH  # the reader's language
+
+    def render(self, subject: T) -> str:
+        """All parts, separated by PART_BREAK lines."""
+        return f"\n{PART_BREAK}\n\n".join(self.render_parts(subject))
+
+    def render_parts(self, subject: T) -> list[str]:
+        """The comment(s) for `subject`, each under the part limit."""
+        return paginate(self._title(subject), self._blocks(subject), self.limit, self.t)
+
+    def _title(self, subject: T) -> str:
+        raise NotImplementedError
+
+    def _blocks(self, subject: T) -> list[Block]:
+        raise NotImplementedError
 
 
 class _Pager:

@@ -216,12 +216,12 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
             self._execute("SELECT pg_advisory_unlock(?)", (key,))
 
     def _holder_of(self, tenant_key: str) -> LockHolder | None:
-        with self._errors("read the lock"):
-            row = self._execute(
-                f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l WHERE tenant_key = ?",
-                (tenant_key,),
-            ).fetchone()
-        return _holder(row) if row else None
+        return self._one(
+            "read the lock",
+            f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l WHERE tenant_key = ?",
+            (tenant_key,),
+            _holder,
+        )
 
     def list_locks(self) -> list[LockHolder]:
         """Every lock currently held, each marked alive or not by its session's advisory lock."""

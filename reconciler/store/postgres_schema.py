@@ -12,6 +12,7 @@ from reconciler import __version__
 from reconciler.errors import StateError
 from reconciler.store.base import GENESIS_HASH
 from reconciler.store.postgres_connect import PostgresTarget, connect, raise_state_error
+from reconciler.store.tables import RESULTS_V1, Types
 
 if TYPE_CHECKING:
     import psycopg
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 3
 #: Advisory lock key taken (per transaction) while migrating, so two migrations never overlap.
 _MIGRATE_LOCK = 0x4C57_5253_0000_0001
+
+_TYPES = Types("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "bigint PRIMARY KEY", "text")
 
 #: (version, statements): applied in order, each version once, in one transaction.
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
@@ -36,42 +39,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         token text NOT NULL,
         lock_key bigint NOT NULL,
         backend_pid integer NOT NULL)""",
-            """CREATE TABLE runs (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        run_id text NOT NULL UNIQUE,
-        tenant_key text NOT NULL,
-        plan_digest text NOT NULL,
-        actor text NOT NULL,
-        started_at text NOT NULL,
-        finished_at text,
-        status text NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')))""",
-            "CREATE INDEX runs_by_tenant ON runs (tenant_key, seq)",
-            """CREATE TABLE entries (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        run_id text NOT NULL REFERENCES runs (run_id),
-        change_id text NOT NULL,
-        change text NOT NULL,
-        state text NOT NULL CHECK (state IN ('started', 'done', 'failed')),
-        error text,
-        at text NOT NULL,
-        UNIQUE (run_id, change_id))""",
-            """CREATE TABLE audit (
-        seq bigint PRIMARY KEY,
-        at text NOT NULL,
-        tenant_key text NOT NULL,
-        domain text NOT NULL,
-        run_id text NOT NULL,
-        actor text NOT NULL,
-        change_id text NOT NULL,
-        action text NOT NULL,
-        channel text NOT NULL,
-        target text,
-        before text NOT NULL,
-        after text NOT NULL,
-        result text NOT NULL CHECK (result IN ('applied', 'recovered', 'failed')),
-        error text,
-        prev_hash text NOT NULL,
-        hash text NOT NULL)""",
+            *_TYPES.journal(),
+            _TYPES.audit("audit", RESULTS_V1),
             "CREATE INDEX audit_by_tenant ON audit (tenant_key, seq)",
             # The chain's head exists from the start: appenders lock it (FOR UPDATE) to take turns.
             """CREATE TABLE audit_head (

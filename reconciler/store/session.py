@@ -9,14 +9,17 @@ attested state) write plain SQL with `?` placeholders, and a driver that wants `
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from reconciler.closing import Closing
 from reconciler.errors import StateError
 
 __all__ = ["SqlSession"]
+
+
+T = TypeVar("T")
 
 
 class SqlSession(Closing, ABC):
@@ -62,6 +65,14 @@ class SqlSession(Closing, ABC):
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; returns the driver's cursor."""
         return self._conn.execute(self._sql(statement), params)
+
+    def _one(
+        self, doing: str, statement: str, params: Sequence[Any], record: Callable[[Any], T]
+    ) -> T | None:
+        """The first row `statement` selects, as `record(row)`; None when there is none."""
+        with self._errors(doing):
+            row = self._execute(statement, params).fetchone()
+        return record(row) if row else None
 
     def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
         """Run one statement per row; returns how many rows it changed in all."""

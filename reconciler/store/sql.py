@@ -125,22 +125,16 @@ class SqlStateStore(SqlSession):
 
     def last_run(self, tenant_key: str) -> RunRecord | None:
         """The tenant's most recently begun run."""
-        with self._errors("read runs"):
-            row = self._execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE tenant_key = ? ORDER BY seq DESC LIMIT 1",
-                (tenant_key,),
-            ).fetchone()
-        return _run(row) if row else None
+        return self._latest_run("tenant_key = ?", (tenant_key,))
 
     def applied_run(self, tenant_key: str, plan_digest: str) -> RunRecord | None:
         """The tenant's latest run of this plan that finished `done`, if any (replay guard)."""
-        with self._errors("read runs"):
-            row = self._execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE tenant_key = ? AND plan_digest = ? "
-                "AND status = 'done' ORDER BY seq DESC LIMIT 1",
-                (tenant_key, plan_digest),
-            ).fetchone()
-        return _run(row) if row else None
+        where = "tenant_key = ? AND plan_digest = ? AND status = 'done'"
+        return self._latest_run(where, (tenant_key, plan_digest))
+
+    def _latest_run(self, where: str, params: Sequence[Any]) -> RunRecord | None:
+        query = f"SELECT {RUN_COLUMNS} FROM runs WHERE {where} ORDER BY seq DESC LIMIT 1"
+        return self._one("read runs", query, params, _run)
 
     def entries(self, run_id: str) -> list[JournalEntry]:
         """A run's journal entries in the order they were started."""

@@ -9,9 +9,8 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from reconciler.sqlite_files import (
-    tables_of,
-)
+from reconciler.sqlite_files import tables_of
+from reconciler.store.tables import RESULTS_V1, RESULTS_V2, Types
 
 #: Bumped on every schema change; a file with a higher number was written by a newer lwr.
 SCHEMA_VERSION = 3
@@ -19,27 +18,7 @@ SCHEMA_VERSION = 3
 APPLICATION_ID = 0x4C575253
 
 
-def _audit_table(name: str, results: tuple[str, ...]) -> str:
-    """The audit table's CREATE statement, whose allowed `result`s grew with version 2."""
-    allowed = ", ".join(f"'{r}'" for r in results)
-    return f"""CREATE TABLE {name} (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    tenant_key TEXT NOT NULL,
-    domain TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    change_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    target TEXT,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    result TEXT NOT NULL CHECK (result IN ({allowed})),
-    error TEXT,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);"""
+_TYPES = Types("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY", "TEXT", " IF NOT EXISTS")
 
 
 SCHEMA = """
@@ -52,28 +31,7 @@ CREATE TABLE IF NOT EXISTS locks (
     since TEXT NOT NULL,
     token TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL UNIQUE,
-    tenant_key TEXT NOT NULL,
-    plan_digest TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted'))
-);
-CREATE INDEX IF NOT EXISTS runs_by_tenant ON runs (tenant_key, seq);
-CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs (run_id),
-    change_id TEXT NOT NULL,
-    change TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('started', 'done', 'failed')),
-    error TEXT,
-    at TEXT NOT NULL,
-    UNIQUE (run_id, change_id)
-);
-{audit_v1}
+{journal}{audit_v1}
 CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant_key, seq);
 -- The chain's head, so that deleting the newest rows is detected too.
 CREATE TABLE IF NOT EXISTS audit_head (
@@ -86,7 +44,9 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-""".replace("{audit_v1}", _audit_table("IF NOT EXISTS audit", ("applied", "recovered", "failed")))
+""".replace("{journal}", "".join(f"{s};\n" for s in _TYPES.journal())).replace(
+    "{audit_v1}", _TYPES.audit("IF NOT EXISTS audit", RESULTS_V1) + ";"
+)
 
 #: Version 2: audit results may be `attested` (a manual step an admin confirmed doing in the
 #: console). SQLite cannot change a CHECK in place, so the table is rebuilt; rows, and so
@@ -101,7 +61,7 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-""".replace("{audit_v2}", _audit_table("audit_v2", ("applied", "attested", "recovered", "failed")))
+""".replace("{audit_v2}", _TYPES.audit("audit_v2", RESULTS_V2) + ";")
 
 #: Version 3: an entry's hash may be an HMAC with LWR_AUDIT_KEY (reconciler/audit.py); older
 #: entries are plain sha256, their hashes unchanged. ADD COLUMN fires no UPDATE trigger.

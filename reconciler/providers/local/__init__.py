@@ -4,33 +4,44 @@ tenant: read and apply (on the console model); schema: the file's tables and upg
 fileformat: the file's lifecycle; rows: rows as model values; orgunits: the org chart;
 hr: `lwr tenant join/move/leave/group`; simulator: `lwr tenant contact/messages`; demo: the
 demo company of `lwr tenant init --demo`.
+
+Each name is imported from its module when first used: `lwr plan` opens a tenant and reads
+it, and loads neither the demo company, the HR changes nor the simulator
+(docs/performance.md).
 """
 
+from __future__ import annotations
+
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from reconciler.providers.local.demo import (
-    DEMO_GROUPS,
-    DEMO_LINE_MEMBERS,
-    DEMO_MIN_MEMBERS,
-    DEMO_PEOPLE,
-    DEMO_UNITS,
-    demo_directory,
-    demo_groups,
-    demo_line_list,
-    demo_units,
-    extra_member,
-    init_demo,
-)
-from reconciler.providers.local.fileformat import COLUMNS, DEFAULT_BUSY_TIMEOUT, DEFAULT_DOMAIN
-from reconciler.providers.local.schema import SCHEMA_VERSION
-from reconciler.providers.local.simulator import ContactResult, MessageRow
-from reconciler.providers.local.tenant import BATCH_SIZE, ChangeRefused, LocalTenant
-
-if TYPE_CHECKING:
-    from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
-
-#: Loaded on first use: `lwr plan` never simulates HR changes.
-_HR = frozenset({"GroupResult", "JoinResult", "LeaveResult", "MoveResult"})
+#: Name → the submodule that defines it.
+_HOMES = {
+    "DEMO_GROUPS": "demo",
+    "DEMO_LINE_MEMBERS": "demo",
+    "DEMO_MIN_MEMBERS": "demo",
+    "DEMO_PEOPLE": "demo",
+    "DEMO_UNITS": "demo",
+    "demo_directory": "demo",
+    "demo_groups": "demo",
+    "demo_line_list": "demo",
+    "demo_units": "demo",
+    "extra_member": "demo",
+    "init_demo": "demo",
+    "COLUMNS": "fileformat",
+    "DEFAULT_BUSY_TIMEOUT": "fileformat",
+    "DEFAULT_DOMAIN": "fileformat",
+    "SCHEMA_VERSION": "schema",
+    "ContactResult": "simulator",
+    "MessageRow": "simulator",
+    "GroupResult": "hr",
+    "JoinResult": "hr",
+    "LeaveResult": "hr",
+    "MoveResult": "hr",
+    "BATCH_SIZE": "tenant",
+    "ChangeRefused": "tenant",
+    "LocalTenant": "tenant",
+}
 
 __all__ = [
     "BATCH_SIZE",
@@ -59,10 +70,31 @@ __all__ = [
     "init_demo",
 ]
 
+if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports on first use
+    from reconciler.providers.local.demo import (
+        DEMO_GROUPS,
+        DEMO_LINE_MEMBERS,
+        DEMO_MIN_MEMBERS,
+        DEMO_PEOPLE,
+        DEMO_UNITS,
+        demo_directory,
+        demo_groups,
+        demo_line_list,
+        demo_units,
+        extra_member,
+        init_demo,
+    )
+    from reconciler.providers.local.fileformat import COLUMNS, DEFAULT_BUSY_TIMEOUT, DEFAULT_DOMAIN
+    from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
+    from reconciler.providers.local.schema import SCHEMA_VERSION
+    from reconciler.providers.local.simulator import ContactResult, MessageRow
+    from reconciler.providers.local.tenant import BATCH_SIZE, ChangeRefused, LocalTenant
+
 
 def __getattr__(name: str) -> Any:
-    if name in _HR:
-        from reconciler.providers.local import hr
-
-        return getattr(hr, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """Import a name on first use (PEP 562); AttributeError for anything else."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value  # once: later lookups do not come back here
+    return value

@@ -13,7 +13,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from reconciler import console
 from reconciler.actions import Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError
 from reconciler.model import ChannelName, TenantState
@@ -39,18 +38,14 @@ from reconciler.providers.local.rows import (
     write_changes,
 )
 from reconciler.providers.local.schema import SCHEMA_VERSION
-from reconciler.providers.local.simulator import (
-    ContactResult,
-    MessageRow,
-    channel_name,
-    contact,
-    messages,
-)
 from reconciler.sqlite_files import REREAD, FileStamp, changed_since, changed_while_read
 from reconciler.uris import local_key
 
-if TYPE_CHECKING:  # the HR changes and the org chart are imported by what uses them
+if TYPE_CHECKING:  # applying, the HR changes and the simulations import these when used:
+    # `plan` only reads
+    from reconciler import console
     from reconciler.providers.local.hr import GroupResult, JoinResult, LeaveResult, MoveResult
+    from reconciler.providers.local.simulator import ContactResult, MessageRow
 
 T = TypeVar("T")
 
@@ -184,6 +179,8 @@ class LocalTenant(Provider):
         """
         if not changes:
             return
+        from reconciler import console
+
         with self._transaction("apply", write=True) as conn:
             self._domain(conn)
             state, self._spelled = scoped_state(conn, changes, self._legacy)
@@ -207,6 +204,8 @@ class LocalTenant(Provider):
         refused: list[Refusal] = []
         if not changes:
             return BatchOutcome()
+        from reconciler import console
+
         with self._transaction("apply", write=True) as conn:
             self._domain(conn)
             state, self._spelled = scoped_state(conn, changes, self._legacy)
@@ -239,6 +238,8 @@ class LocalTenant(Provider):
         A rule about the whole list (off, or "grant to all members") refuses every change of
         the run at once; a rule about one member refuses that change only.
         """
+        from reconciler import console
+
         if exc.rule in (console.LIST_FROZEN, console.ALL_MEMBERS_LIST):
             refused += [Refusal(c.id, exc.reason) for c in run]
             return [], []
@@ -291,6 +292,8 @@ class LocalTenant(Provider):
         external_name: str | None = None,
     ) -> ContactResult:
         """An external user adds `member`; refused unless the console would let them."""
+        from reconciler.providers.local.simulator import channel_name, contact
+
         name = channel_name(channel)
         external_id = external_id.strip()
         if not external_id:
@@ -303,6 +306,8 @@ class LocalTenant(Provider):
         self, search: str | None = None, channel: ChannelName | str | None = None
     ) -> list[MessageRow]:
         """Conversation history as Admin Audit shows it, hidden rooms included, oldest first."""
+        from reconciler.providers.local.simulator import channel_name, messages
+
         name = None if channel is None else channel_name(channel)
         return self._read("search messages", lambda conn: messages(conn, search, name))
 
