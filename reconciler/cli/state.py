@@ -22,7 +22,7 @@ from reconciler.cli.common import (
     tenant_option,
     text_or_json,
 )
-from reconciler.cli.helptext import N_
+from reconciler.cli.helptext import N_, HelpGroup
 from reconciler.errors import Cancelled, StateError, UsageError
 from reconciler.providers import local_path
 from reconciler.render.audit import (
@@ -204,12 +204,12 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
 
 def _command_group(name: str, doc: str) -> click.Group:
     """A group of `lwr` that only holds its commands (`lwr lock list`, `lwr state migrate`)."""
-    group = click.Group(name, help=doc)
+    group = HelpGroup(name, help=doc)
     cli.add_command(group)
     return group
 
 
-lock_group = _command_group("lock", "Tenant apply locks in the state store.")
+lock_group = _command_group("lock", N_("Tenant apply locks in the state store."))
 
 
 @lock_group.command("list")
@@ -236,7 +236,7 @@ def lock_list(state_uri: str | None, tenant_uri: str, fmt: str) -> int:
 
 
 state_group = _command_group(
-    "state", "The state store itself (lock, journal, audit log, attested state)."
+    "state", N_("The state store itself (lock, journal, audit log, attested state).")
 )
 
 
