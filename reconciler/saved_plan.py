@@ -35,6 +35,7 @@ from reconciler.plan import (
     unsupported_version,
 )
 from reconciler.resources import load_schema
+from reconciler.sourcelines import SavedLines
 from reconciler.words import plural
 from reconciler.yamlsafe import Locator, format_path
 
@@ -91,7 +92,10 @@ def read_saved_plan(path: str | Path) -> SavedPlan:
             ]
         )
     _check_digests(data, source)
-    desired = _rebuild_desired(data["desired_document"], source)
+    # The document's JSON has no lines worth quoting: a fresh plan quotes the plan's own.
+    desired = replace(
+        _rebuild_desired(data["desired_document"], source), lines=SavedLines.of(data["changes"])
+    )
     plan = Plan.from_json(data, source)
     # Its identity is the file's plan_digest, just checked against the file's content; a
     # digest of the Plan read back (~0.25 s at 10k changes) could only differ for a file
@@ -208,7 +212,10 @@ _CHANGE_KEYS = frozenset(
         "phase",
     }
 )
-_THRESHOLD_CHANGE_KEYS = _CHANGE_KEYS | {"threshold"}
+_CHANGE_KEYS_BECAUSE = _CHANGE_KEYS | {"because"}
+_THRESHOLD_CHANGE_KEYS = _CHANGE_KEYS_BECAUSE | {"threshold"}
+_BECAUSE_KEYS = frozenset({"rule", "name", "line"})
+_RULES = frozenset({"include", "orgunit", "group", "exclude", "not_selected", "setting"})
 _THRESHOLD_KEYS = frozenset(
     {"rule", "limit", "count", "list_size", "percent", "min_member_removals"}
 )
@@ -222,10 +229,15 @@ def _change_ok(c: Any) -> bool:
     """True only for a change the schema's $defs/change accepts (tests/test_saved_plan_*)."""
     if type(c) is not dict:
         return False
-    if c.keys() != _CHANGE_KEYS and not (
-        c.keys() == _THRESHOLD_CHANGE_KEYS and _threshold_ok(c["threshold"])
+    keys = c.keys()
+    if keys != _CHANGE_KEYS_BECAUSE and not (
+        keys == _THRESHOLD_CHANGE_KEYS and _threshold_ok(c["threshold"])
     ):
-        return False
+        return keys == _CHANGE_KEYS and _fields_ok(c)  # a plan built in memory: no because
+    return _because_ok(c["because"]) and _fields_ok(c)
+
+
+def _fields_ok(c: dict[str, Any]) -> bool:
     action, channel, execution, target = c["action"], c["channel"], c["execution"], c["target"]
     depends, effects, phase = c["depends_on"], c["side_effects"], c["phase"]
     return (
@@ -248,6 +260,18 @@ def _change_ok(c: Any) -> bool:
     )
 
 
+def _because_ok(b: Any) -> bool:
+    if type(b) is not dict or b.keys() != _BECAUSE_KEYS:
+        return False
+    name, line = b["name"], b["line"]
+    return (
+        type(b["rule"]) is str
+        and b["rule"] in _RULES
+        and (name is None or type(name) is str)
+        and (line is None or (type(line) is int and line >= 1))
+    )
+
+
 def _threshold_ok(t: Any) -> bool:
     if type(t) is not dict or t.keys() != _THRESHOLD_KEYS:
         return False
@@ -255,7 +279,7 @@ def _threshold_ok(t: Any) -> bool:
     numbers = (t["limit"], t["percent"])
     return (
         type(t["rule"]) is str
-        and t["rule"] in ("max_member_removals", "max_member_removal_percent")
+        and t["rule"] in ("max_member_removals", "max_member_removal_percent", "empties_list")
         and all(type(n) is int and n >= 0 for n in counts)
         and all(type(n) in (int, float) and n >= 0 for n in numbers)
     )

@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "model",
             "orgchart",
+            "selectors",
+            "sourcelines",
             "actions",
             "settings",
             "console",

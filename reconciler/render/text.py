@@ -16,6 +16,7 @@ from reconciler.policy import PolicyReport
 from reconciler.render import compact
 from reconciler.render.ansi import style
 from reconciler.render.values import (
+    because_words,
     describe,
     hidden_differences,
     pad,
@@ -122,7 +123,7 @@ class PlanText(_Styled):
                 group = groups.pop((change.channel, change.action), None)
                 lines += self._group(group) if group else []
                 continue
-            lines += self._change(change)
+            lines += self._change(change, plan.source)
         if plan.warnings:
             lines.append("")
             lines.extend(
@@ -136,8 +137,9 @@ class PlanText(_Styled):
         lines += self._gate_lines(plan)
         return "\n".join(lines) + "\n"
 
-    def _change(self, change: Change) -> list[str]:
-        """One change line, then its side effects and what its values hide."""
+    def _change(self, change: Change, source: str = "") -> list[str]:
+        """One change line with why (`source`: the plan's file), then its side effects and
+        what its values hide."""
         t = self.t
         marker = change.spec.marker
         flag = (
@@ -145,9 +147,11 @@ class PlanText(_Styled):
         )
         manual = t._("  [manual step]") if change.execution == "manual" else ""
         what = describe(change) if t.lang == "en" else say_change(t, change)
+        why = because_words(change, source, t)
+        said = t._(" ({why})", why=why) if why else ""
         lines = [
             f"  {self._style(marker, fg=MARKER_COLORS[marker], bold=True)} "
-            f"{pad(change.channel.value, 9)}  {what}{flag}{manual}"
+            f"{pad(change.channel.value, 9)}  {what}{said}{flag}{manual}"
         ]
         lines.extend(printable(f"        · {effect.say(t)}") for effect in change.side_effects)
         lines.extend(
