@@ -175,6 +175,7 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
     """
     from reconciler.apply import default_actor
     from reconciler.desired import check_against_tenant, load_desired
+    from reconciler.workflow import with_selectors
 
     desired = load_desired(file)
     with provider_for(tenant_uri, state_uri) as provider:
@@ -182,6 +183,7 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
             raise UsageError(f"{provider.key} is read directly; there is nothing to attest")
         state = provider.read()
         check_against_tenant(desired, state.domain, state.directory)
+        desired = with_selectors(desired, provider, state.directory)  # the list they select
         if not yes and not click.confirm(
             f"Record {file} as what the console of {state.domain} shows now?",
             default=False,
