@@ -321,3 +321,10 @@ def test_a_tenant_that_cannot_read_its_org_chart_says_so(demo: Path) -> None:
         workflow.plan_desired(demo / "sales.yaml", provider)
     assert "a local: tenant" in str(e.value) and "cannot read its org chart" in str(e.value)
     assert "sales.yaml selects members by org unit or group" in str(e.value)
+
+
+def test_the_compact_plan_counts_why() -> None:
+    text = PlanText(compact=True).render(planned(listed=emails("yamada")))
+    assert "        ← via org unit 営業部, desired.yaml:11 (3 of them)" in text
+    assert "        ← via group partner-support, desired.yaml:12 (2 of them)" in text
+    assert "        ← not selected; desired.yaml:7\n" in text

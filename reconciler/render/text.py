@@ -83,7 +83,7 @@ class PlanText(_Styled):
         super().__init__(color=color, policy=policy, messages=messages)
         self.compact = compact
 
-    def _group(self, group: compact.MemberGroup) -> list[str]:
+    def _group(self, group: compact.MemberGroup, source: str = "") -> list[str]:
         marker = group.changes[0].spec.marker
         t = self.t
 
@@ -94,7 +94,7 @@ class PlanText(_Styled):
             )
 
         styled = self._style(marker, fg=MARKER_COLORS[marker], bold=True)
-        return compact.group_lines(group, styled, flags, t)
+        return compact.group_lines(group, styled, flags, t, source)
 
     def render(self, plan: Plan) -> str:
         """The plan, ordered, with a closing summary line."""
@@ -121,7 +121,7 @@ class PlanText(_Styled):
                 lines.append(self._style(title, bold=True))
             if change.spec.member_level and short:  # the group, where its first change is
                 group = groups.pop((change.channel, change.action), None)
-                lines += self._group(group) if group else []
+                lines += self._group(group, plan.source) if group else []
                 continue
             lines += self._change(change, plan.source)
         if plan.warnings:
