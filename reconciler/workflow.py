@@ -43,6 +43,7 @@ from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan, first_difference, read_saved_plan
+from reconciler.selecting import with_selectors
 from reconciler.stopped import ApplyStopped
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
@@ -80,31 +81,6 @@ def _plan_read(desired: DesiredState, current: TenantState, provider: Provider) 
         current,
         annotate(make_plan(desired, current, provider.key, provider.execution), desired, provider),
     )
-
-
-def with_selectors(
-    desired: DesiredState, provider: Provider, directory: frozenset[str]
-) -> DesiredState:
-    """`desired` with its org-unit and group selectors resolved against the tenant's org
-    chart, read only when the file uses one; InputError for a name the directory lacks."""
-    if not desired.uses_selectors:
-        return desired
-    if not provider.READS_ORG_CHART:
-        kind = provider.key.partition(":")[0]
-        raise UsageError(
-            f"{desired.source} selects members by org unit or group, but a {kind}: tenant "
-            f"({provider.key}) cannot read its org chart; list the members in include"
-        )
-    from reconciler.selectors import resolve  # only for files that use selectors
-
-    return resolve(desired, provider.org_chart(), directory)
-
-
-def check_desired(desired: DesiredState, provider: Provider) -> DesiredState:
-    """`validate --tenant`: the domain, the members and the selectors against the tenant."""
-    directory = provider.directory()
-    check_against_tenant(desired, provider.domain(), directory)
-    return with_selectors(desired, provider, directory)
 
 
 def plan_file(path: str | Path, provider: Provider) -> Plan:

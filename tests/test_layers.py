@@ -57,10 +57,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "planner",
         (
             "planner",
+            "selecting",
             "gate",
             "lockwait",
             "plan",
             "saved_plan",
+            "change_shape",
             "policy",
             "policy_files",
             "drift",

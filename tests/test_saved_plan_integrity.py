@@ -24,13 +24,13 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from reconciler import workflow
+from reconciler.change_shape import change_ok
 from reconciler.cli import run
 from reconciler.errors import StalePlan
 from reconciler.plan import canonical_bytes
 from reconciler.providers import open_provider
 from reconciler.render import renderer_for
 from reconciler.resources import load_schema
-from reconciler.saved_plan import _change_ok
 from reconciler.store import StateLocation
 
 CORPUS = Path(__file__).parent / "corpus" / "plans"
@@ -627,18 +627,18 @@ def test_the_fast_change_check_accepts_only_what_the_schema_accepts() -> None:
         "phase": 4,
         "because": {"rule": "include", "name": "a@example.co.jp", "line": 9},
     }
-    assert _change_ok(good) and validator.is_valid(good)
+    assert change_ok(good) and validator.is_valid(good)
     cases = [{**good, field: value} for field in good for value in VALUES]
     cases += [{k: v for k, v in good.items() if k != field} for field in good]
     cases += [{**good, "extra": 1}, [good], None, "change"]
     for case in cases:
-        if _change_ok(case):
+        if change_ok(case):
             assert validator.is_valid(case), case
 
 
 def test_the_fast_change_check_knows_the_actions_and_channels_the_schema_lists() -> None:
-    from reconciler.saved_plan import _ACTIONS, _CHANNELS
+    from reconciler.change_shape import ACTION_NAMES, CHANNEL_NAMES
 
     defs = load_schema("plan.schema.json")["$defs"]
-    assert set(defs["change"]["properties"]["action"]["enum"]) == _ACTIONS
-    assert set(defs["channel"]["enum"]) == _CHANNELS
+    assert set(defs["change"]["properties"]["action"]["enum"]) == ACTION_NAMES
+    assert set(defs["channel"]["enum"]) == CHANNEL_NAMES

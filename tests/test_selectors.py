@@ -21,6 +21,7 @@ from reconciler.plan import Plan, make_plan
 from reconciler.providers.local import LocalTenant
 from reconciler.render.markdown import PlanMarkdown
 from reconciler.render.text import PlanText
+from reconciler.selecting import check_desired
 from reconciler.selectors import explain, resolve
 
 STAFF = emails("ceo", "sato", "suzuki", "tanaka", "yamada", "ito", "intern01", "kato", "abe")
@@ -298,7 +299,7 @@ def test_a_plain_list_never_reads_the_org_chart(demo: Path) -> None:
     Charted.reads = 0
     with Charted.open(demo / "tenant.db") as provider:
         plan = workflow.plan_desired(demo / "plain.yaml", provider).plan
-        workflow.check_desired(load((demo / "plain.yaml").read_text()), provider)
+        check_desired(load((demo / "plain.yaml").read_text()), provider)
     assert Charted.reads == 0 and plan.changes
 
 

@@ -67,7 +67,7 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
         try:
             desired = load_desired(file)
             if tenant_uri:
-                from reconciler.workflow import check_desired  # the tenant's checks only
+                from reconciler.selecting import check_desired  # the tenant's checks only
 
                 with provider_for(tenant_uri, readonly=True) as provider:
                     check_desired(desired, provider)

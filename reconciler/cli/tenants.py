@@ -175,7 +175,7 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
     """
     from reconciler.apply import default_actor
     from reconciler.desired import check_against_tenant, load_desired
-    from reconciler.workflow import with_selectors
+    from reconciler.selecting import with_selectors
 
     desired = load_desired(file)
     with provider_for(tenant_uri, state_uri) as provider:
