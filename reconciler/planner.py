@@ -94,6 +94,7 @@ class _ChannelPlanner:
             self._switch(action, setting)
         self._greeting()
         self._members()
+        self._warn_empty_selectors()
         self._warn_auto_grant_drift()
 
     def _because(self, rule: Rule, name: str | None) -> Because:
@@ -274,6 +275,26 @@ class _ChannelPlanner:
                         hint=f"add `enabled: true` under external_messaging.{self.channel}",
                     )
                 ]
+            )
+
+    def _warn_empty_selectors(self) -> None:
+        """A unit or group that selects nobody: most often a reorganisation the file missed."""
+        members = self.want.members
+        for rule, name, chosen in members.selected if members is not None else ():
+            if chosen:
+                continue
+            line = self.desired.lines.line(self.channel.value, rule, name)
+            self.warnings.append(
+                Said(
+                    Msg.of(
+                        "{channel}: {key} {name} ({where}) selects nobody in the directory; "
+                        "if it was reorganised, name the units or groups that replace it",
+                        channel=self.channel.value,
+                        key="include_orgunits" if rule == "orgunit" else "include_groups",
+                        name=name,
+                        where=f"{self.desired.source}:{line}" if line else self.desired.source,
+                    )
+                )
             )
 
     def _warn_auto_grant_drift(self) -> None:

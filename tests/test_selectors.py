@@ -329,3 +329,12 @@ def test_the_compact_plan_counts_why() -> None:
     assert "        ← via org unit 営業部, desired.yaml:11 (3 of them)" in text
     assert "        ← via group partner-support, desired.yaml:12 (2 of them)" in text
     assert "        ← not selected; desired.yaml:7\n" in text
+
+
+def test_a_selector_that_selects_nobody_is_a_warning_with_its_line() -> None:
+    emptied = org_chart({"営業部": (None, frozenset())}, {"partner-support": emails("abe")})
+    (warning,) = planned(chart=emptied).warnings
+    assert warning == (
+        "line: include_orgunits 営業部 (desired.yaml:11) selects nobody in the directory; if it "
+        "was reorganised, name the units or groups that replace it"
+    )
