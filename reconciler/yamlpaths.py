@@ -106,13 +106,12 @@ class Locator:
         mark = steps[-1][1].start_mark
         return (mark.line + 1, mark.column + 1)
 
-    def items(self, path: Path) -> list[Node]:
-        """The item nodes of the list at `path` ([] when there is none there)."""
+    def sequence(self, path: Path) -> SequenceNode | None:
+        """The node of the list at `path` (None when there is none there)."""
         steps = self._walk(path)
         if len(steps) == len(path) + 1 and isinstance(steps[-1][0], SequenceNode):
-            found: list[Node] = steps[-1][0].value
-            return found
-        return []
+            return steps[-1][0]
+        return None
 
     def find_item(self, path: Path, value: str) -> int | None:
         """Index of the first item of the list at `path` equal to `value`, ignoring case.

@@ -338,3 +338,28 @@ def test_a_selector_that_selects_nobody_is_a_warning_with_its_line() -> None:
         "line: include_orgunits 営業部 (desired.yaml:11) selects nobody in the directory; if it "
         "was reorganised, name the units or groups that replace it"
     )
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "      include:\n        - a@example.co.jp\n        - b@example.co.jp\n"
+        "        - c@example.co.jp\n        - d@example.co.jp\n",
+        "      include:\n        - a@example.co.jp\n        # b joined in May\n"
+        "        - b@example.co.jp\n\n        - c@example.co.jp\n        - d@example.co.jp\n",
+        "      include: [a@example.co.jp, b@example.co.jp, c@example.co.jp, d@example.co.jp]\n",
+        "      include: [a@example.co.jp,\n        b@example.co.jp, c@example.co.jp,\n"
+        "        d@example.co.jp]\n",
+    ],
+    ids=["one-a-line", "comments-and-blank-lines", "flow", "flow-over-lines"],
+)
+def test_every_layout_of_a_list_gives_each_entry_its_own_line(written: str) -> None:
+    text = "version: 1\ntenant: example.co.jp\nexternal_messaging:\n  line:\n    members:\n"
+    desired = load(text + written)
+    found = {m: desired.lines.line("line", "include", f"{m}@example.co.jp") for m in "abcd"}
+    lines = text.count("\n") + 1 + written.count("\n")
+    expected = {
+        m: next(i for i, t in enumerate((text + written).splitlines(), 1) if f"{m}@" in t)
+        for m in "abcd"
+    }
+    assert found == expected and all(1 <= n <= lines for n in found.values())
