@@ -23,7 +23,7 @@ from reconciler.model import DesiredChannel, DesiredState, MembersSpec, Selector
 from reconciler.orgchart import PATH_SEPARATOR, OrgChart
 from reconciler.yamlpaths import format_path
 
-__all__ = ["Why", "explain", "resolve"]
+__all__ = ["Why", "covering_units", "explain", "resolve"]
 
 _SHOWN_PATHS = 5  # an ambiguous name lists this many of its paths
 
@@ -80,6 +80,35 @@ def explain(desired: DesiredState, channel: str, members: MembersSpec) -> Iterat
         yield Why(email, rule, name, desired.lines.line(channel, rule, name))
 
 
+def covering_units(
+    listed: frozenset[str], chart: OrgChart, directory: frozenset[str]
+) -> tuple[list[str], frozenset[str]]:
+    """`lwr export --selectors`: the units wholly on `listed` (the highest of them, as a
+    selector would be written: the name, or the path when the name repeats) and the members
+    no such unit covers. Resolved again, they select exactly `listed`."""
+    index = _UnitIndex(chart)
+    children: dict[str | None, list[str]] = {}
+    for unit_id in sorted(chart.units, key=chart.path):  # top-down, in path order
+        parent = chart.units[unit_id].parent_id
+        children.setdefault(parent if parent in chart.units else None, []).append(unit_id)
+    chosen: list[str] = []
+    covered: set[str] = set()
+    stack = list(reversed(children.get(None, [])))
+    seen: set[str] = set()
+    while stack:
+        unit_id = stack.pop()
+        if unit_id in seen:  # a cycle in a broken directory: visit each unit once
+            continue
+        seen.add(unit_id)
+        members = chart.members_under(unit_id) & directory
+        if members and members <= listed:
+            chosen.append(index.written(unit_id))
+            covered |= members
+            continue  # its sub-units are in it
+        stack.extend(reversed(children.get(unit_id, [])))
+    return chosen, listed - covered
+
+
 class _UnitIndex:
     """Org units by path and by name, built once per plan."""
 
@@ -90,6 +119,13 @@ class _UnitIndex:
         for unit_id, unit in chart.units.items():
             self.by_path[chart.path(unit_id)] = unit_id
             self.by_name.setdefault(unit.name, []).append(unit_id)
+
+    def written(self, unit_id: str) -> str:
+        """How a selector names the unit: its name when no other unit has it, else its path."""
+        name = self.chart.units[unit_id].name
+        if len(self.by_name.get(name, ())) == 1:
+            return name
+        return _absolute(self.chart.path(unit_id))
 
     def find(self, written: str) -> frozenset[str] | tuple[str, str]:
         """The members under the unit `written` names, or why it names none."""

@@ -363,3 +363,23 @@ def test_every_layout_of_a_list_gives_each_entry_its_own_line(written: str) -> N
         for m in "abcd"
     }
     assert found == expected and all(1 <= n <= lines for n in found.values())
+
+
+# --- export --selectors ----------------------------------------------------------------------
+
+
+def test_export_writes_a_selector_for_each_whole_unit_and_plans_no_changes() -> None:
+    from reconciler.export import dump_yaml, export_document
+
+    listed = emails("sato", "suzuki", "intern01", "tanaka", "kato", "ceo")  # all of 営業部
+    current = tenant(STAFF, line=channel_state(members=listed))
+    document = export_document(current, CHART)
+    members = document["external_messaging"]["line"]["members"]
+    # 開発部/東日本 (kato) is a name two units share: written as its path.
+    assert members == {
+        "policy": "exact",
+        "include": ["ceo@example.co.jp"],
+        "include_orgunits": ["営業部", "開発部/東日本"],
+    }
+    exported = parse_desired(dump_yaml(document).encode(), "exported.yaml")
+    assert make_plan(resolve(exported, CHART, STAFF), current, "t").changes == ()
