@@ -232,7 +232,7 @@ def _bullet(change: Change, t: Messages) -> str:
         if change.spec.member_level
         else md_escape(_describe(change, t))
     )
-    why = because_words(change, "")
+    why = because_words(change, "", t)
     what += f" _({md_escape(why)})_" if why else ""
     lines = [f"- {md_code(change.spec.marker)} {what}{flag}{manual}"]
     lines += [f"  - {md_escape(e.say(t))}" for e in change.side_effects]
