@@ -4,17 +4,22 @@ groups, minus exclude, computed here from the chart's paths without reconciler.o
 walk, and one apply of the plan leaves nothing to plan, before and after the directory
 changes.
 
-The tenant is the console model (reconciler.console.step), the same rules the local tenant
-and crash recovery apply.
+The tenant is the console model (reconciler.console.step, the rules the local tenant and
+crash recovery apply) over random charts, then the local tenant itself: the demo company's
+org chart, members moved with LocalTenant.move, each plan applied for real.
 """
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import closing
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.apply import execute
 from reconciler.console import step
 from reconciler.model import (
     ChannelName,
@@ -27,7 +32,9 @@ from reconciler.model import (
 )
 from reconciler.orgchart import Group, OrgChart, OrgUnit
 from reconciler.plan import make_plan
+from reconciler.providers.local import LocalTenant, init_demo
 from reconciler.selectors import resolve
+from reconciler.store.sqlite import SqliteStateStore
 
 DOMAIN = "example.co.jp"
 PEOPLE = [f"p{i:02d}@{DOMAIN}" for i in range(16)]
@@ -162,3 +169,72 @@ def test_every_added_member_is_explained_by_an_entry_that_selects_them(
             assert change.target in start.under((why.name or "").lstrip("/"))
         else:
             assert why.rule == "group" and change.target in start.groups[why.name or ""]
+
+
+# --- on the local tenant: its own org chart, HR moves, a real apply ---------------------------
+
+DEMO = [
+    f"{u}@{DOMAIN}" for u in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+]
+DEMO_UNITS = ("営業部", "営業部/東日本", "営業部/西日本", "開発部", "開発部/東日本", "総務部")
+DEMO_GROUPS = ("partner-support", "managers")
+
+
+def local_expected(spec: MembersSpec, chart: OrgChart) -> frozenset[str]:
+    """The set formula from each member's unit paths (OrgChart.units_of), not the tree walk."""
+    chosen = set(spec.include)
+    for unit in spec.include_orgunits:
+        path = unit.lstrip("/")
+        chosen |= {
+            m for m in DEMO if any(u == path or u.startswith(path + "/") for u in chart.units_of(m))
+        }
+    for group in spec.include_groups:
+        chosen |= chart.groups[group].members
+    return frozenset(chosen) - spec.exclude
+
+
+local_selection = st.builds(
+    MembersSpec,
+    st.just(False),
+    st.just("exact"),
+    st.frozensets(st.sampled_from(DEMO), max_size=2),
+    st.lists(st.sampled_from(DEMO_UNITS), unique=True, max_size=3).map(
+        lambda units: tuple("/" + u for u in units)
+    ),
+    st.lists(st.sampled_from(DEMO_GROUPS), unique=True, max_size=2).map(tuple),
+    st.frozensets(st.sampled_from(DEMO), max_size=2),
+)
+moves = st.lists(
+    st.tuples(
+        st.sampled_from(DEMO),
+        st.lists(st.sampled_from(DEMO_UNITS), min_size=1, max_size=2, unique=True),
+    ),
+    max_size=4,
+)
+
+
+def local_apply(tenant: LocalTenant, store: SqliteStateStore, spec: MembersSpec) -> None:
+    desired = DesiredState(1, DOMAIN, {LINE: DesiredChannel(members=spec)}, SafetySettings())
+    current = tenant.read()
+    resolved = resolve(desired, tenant.org_chart(), current.directory)
+    plan = make_plan(resolved, current, tenant.key)
+    execute(plan.changes, tenant, store, actor="hypothesis", plan_digest=plan.digest, domain=DOMAIN)
+    after = tenant.read()
+    assert after.channels[LINE].members == local_expected(spec, tenant.org_chart())
+    assert make_plan(resolved, after, tenant.key).changes == ()  # one apply converged
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=local_selection, hr=moves)
+def test_on_the_local_tenant_the_list_follows_moves_in_one_apply(
+    spec: MembersSpec, hr: list[tuple[str, list[str]]]
+) -> None:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        closing(init_demo(Path(tmp) / "tenant.db")) as tenant,
+        closing(SqliteStateStore(Path(tmp) / "state.db")) as store,
+    ):
+        local_apply(tenant, store, spec)
+        for email, units in hr:
+            tenant.move(email, units)
+        local_apply(tenant, store, spec)
