@@ -14,7 +14,7 @@ from typing import Any, Literal, cast
 
 from reconciler import side_effects as effects_of
 from reconciler.i18n import ENGLISH, N_, Messages
-from reconciler.model import ChannelName
+from reconciler.model import Because, ChannelName
 from reconciler.settings import (
     AUTO_GRANT,
     ENABLED,
@@ -72,7 +72,9 @@ PHASE_TITLES = {
 }
 
 
-ThresholdRule = Literal["max_member_removals", "max_member_removal_percent"]
+#: The two safety keys, and `empties_list`: selectors that select nobody would empty a list
+#: that has members (a reorganisation, a renamed unit), which only --allow-destructive lifts.
+ThresholdRule = Literal["max_member_removals", "max_member_removal_percent", "empties_list"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,11 @@ class Threshold:
             size=self.list_size,
             percent=self.percent,
         )
+        if self.rule == "empties_list":
+            return t._(
+                "{numbers}: the file's selectors select nobody now, which would empty the list",
+                numbers=numbers,
+            )
         if self.rule == "max_member_removals":
             return t.n_(
                 "{numbers} is more than {n} member (safety.{rule})",
@@ -157,6 +164,8 @@ class Change:
     reason: str = ""
     # Set on a removal over the safety threshold (it is then destructive), else None.
     threshold: Threshold | None = None
+    # Why: the file's entry or setting behind the change and its line (None: built in memory).
+    because: Because | None = None
 
     @property
     def spec(self) -> ActionSpec:
@@ -186,6 +195,8 @@ class Change:
         }
         if self.threshold is not None:  # only on removals over it: other changes read as before
             document["threshold"] = self.threshold.to_json()
+        if self.because is not None:
+            document["because"] = self.because.to_json()
         return document
 
     @classmethod
@@ -206,6 +217,7 @@ class Change:
             ),
             reason=data.get("reason", ""),
             threshold=Threshold.from_json(data["threshold"]) if "threshold" in data else None,
+            because=Because(**data["because"]) if "because" in data else None,
         )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from reconciler import yamlsafe
@@ -32,6 +33,7 @@ from reconciler.model import (
     MembersSpec,
     SafetySettings,
 )
+from reconciler.sourcelines import FileLines
 from reconciler.yamlsafe import Locator, Path, format_path
 
 __all__ = ["MAX_PROBLEMS", "check_against_tenant", "explain", "load_desired", "parse_desired"]
@@ -78,9 +80,10 @@ def parse_desired(data: bytes, source: str) -> DesiredState:
     problems.extend(d for d in duplicates if d.path not in invalid)
     if problems:
         raise InputError(_capped(sorted(problems, key=lambda p: (p.line, p.column, p.path))))
-    return _desired_state(
+    state = _desired_state(
         doc.data, members, source, hashlib.sha256(data).hexdigest(), Locator.deferred(doc.text)
     )
+    return replace(state, lines=FileLines.read(doc.data, doc.locate))
 
 
 def is_saved_plan_document(data: object) -> bool:
@@ -254,7 +257,14 @@ def _channel(spec: dict[str, Any], include: frozenset[str]) -> DesiredChannel:
             if members is None
             else MembersSpec(True)
             if members == "all"
-            else MembersSpec(False, members.get("policy", "exact"), include)
+            else MembersSpec(
+                False,
+                members.get("policy", "exact"),
+                include,
+                tuple(members.get("include_orgunits", ())),
+                tuple(members.get("include_groups", ())),
+                frozenset(m.lower() for m in members.get("exclude", ())),
+            )
         ),
     )
 
@@ -282,35 +292,38 @@ def _unknown_members(
     for channel, spec in desired.channels.items():
         if spec.members is None or spec.members.all_members:
             continue
-        unknown = spec.members.include - directory
-        if unknown and lowered is None:
-            lowered = frozenset(d.lower() for d in directory)  # only a mixed-case directory
-        if lowered is not None:
-            unknown -= lowered
-        base: Path = ("external_messaging", channel.value, *INCLUDE)
-        for index, member in _ordered(desired.locate, base, unknown):
-            path = (*base, index) if index is not None else base
-            line, column = desired.locate(path) if desired.locate else (0, 0)
-            hint = Said.of("not a member of {domain}", domain=domain)
-            if suggestions > 0:
-                suggestions -= 1
-                close = difflib.get_close_matches(member, candidates, n=1, cutoff=0.8)
-                if close:
-                    hint = Said.of(
-                        "did you mean {close}? not a member of {domain}",
-                        close=close[0],
+        for key, listed in (("include", spec.members.include), ("exclude", spec.members.exclude)):
+            unknown = listed - directory
+            if unknown and lowered is None:
+                lowered = frozenset(d.lower() for d in directory)  # only a mixed-case directory
+            if lowered is not None:
+                unknown -= lowered
+            base: Path = ("external_messaging", channel.value, "members", key)
+            for index, member in _ordered(desired.locate, base, unknown):
+                path = (*base, index) if index is not None else base
+                line, column = desired.locate(path) if desired.locate else (0, 0)
+                hint = Said.of("not a member of {domain}", domain=domain)
+                if suggestions > 0:
+                    suggestions -= 1
+                    close = difflib.get_close_matches(member, candidates, n=1, cutoff=0.8)
+                    if close:
+                        hint = Said.of(
+                            "did you mean {close}? not a member of {domain}",
+                            close=close[0],
+                            domain=domain,
+                        )
+                yield Problem(
+                    desired.source,
+                    line,
+                    column,
+                    format_path(path),
+                    Said.of(
+                        "{member} is not a member of tenant {domain}",
+                        member=member,
                         domain=domain,
-                    )
-            yield Problem(
-                desired.source,
-                line,
-                column,
-                format_path(path),
-                Said.of(
-                    "{member} is not a member of tenant {domain}", member=member, domain=domain
-                ),
-                hint,
-            )
+                    ),
+                    hint,
+                )
 
 
 def _ordered(locate: object, base: Path, members: frozenset[str]) -> list[tuple[int | None, str]]:

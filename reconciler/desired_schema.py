@@ -289,7 +289,19 @@ def _explain(
             for key in required
             if key not in value
         ]
+    branches: Any = error.validator_value
+    if keyword == "anyOf" and isinstance(value, dict) and _all_required(branches):
+        keys = [key for branch in branches for key in branch["required"]]
+        missing = Said.of("missing one of the keys {keys}", keys=", ".join(keys))
+        return [problem(path, missing, rule or "")]
     if keyword == "not" and path and isinstance(path[-1], str):
         return [problem(path, not_allowed(path[-1]), rule or "", "key")]
     text, default = message(error, keyword, value, schema)
     return [problem(path, text, rule or default)]
+
+
+def _all_required(branches: Any) -> bool:
+    """An anyOf of `required` keywords only: "one of these keys" (members' lists)."""
+    return isinstance(branches, list) and all(
+        isinstance(b, dict) and set(b) == {"required"} for b in branches
+    )

@@ -148,7 +148,7 @@ def drift_report(
             listed = current.directory if have.all_members else have.members
             members.append(
                 _member_drift(
-                    channel, want.members.policy, len(want.members.include), len(listed), changes
+                    channel, want.members.policy, len(want.members.wanted), len(listed), changes
                 )
             )
     return DriftReport(

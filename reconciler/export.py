@@ -11,7 +11,9 @@ from typing import Any
 import yaml
 
 from reconciler import settings
+from reconciler.errors import UsageError
 from reconciler.model import ChannelName, ChannelState, TenantState
+from reconciler.orgchart import OrgChart
 from reconciler.providers.base import Provider
 from reconciler.settings import ENABLED, MEMBERS_MODE
 
@@ -20,27 +22,42 @@ from reconciler.settings import ENABLED, MEMBERS_MODE
 SCHEMA_HINT = "# yaml-language-server: $schema={}\n"
 
 
-def export_document(state: TenantState) -> dict[str, Any]:
-    """Every managed key of the tenant, as the file format says it."""
+def export_document(state: TenantState, chart: OrgChart | None = None) -> dict[str, Any]:
+    """Every managed key of the tenant, as the file format says it; with the tenant's org
+    `chart`, an org-unit selector wherever a whole unit is on a list (`--selectors`)."""
     return {
         "version": 1,
         "tenant": state.domain,
         "external_messaging": {
-            channel.value: _channel(channel, state.channels[channel]) for channel in ChannelName
+            channel.value: _channel(channel, state.channels[channel], state.directory, chart)
+            for channel in ChannelName
         },
     }
 
 
-def _channel(channel: ChannelName, ch: ChannelState) -> dict[str, Any]:
+def _channel(
+    channel: ChannelName, ch: ChannelState, directory: frozenset[str], chart: OrgChart | None
+) -> dict[str, Any]:
     if not ch.enabled:
         # Off: the console keeps the list and settings but none can be managed (docs/domain.md).
         return {ENABLED.key: False}
     doc = settings.values(channel, ch, skip=(MEMBERS_MODE,), defaults=True)
     # The mode and the list are one key in the file.
-    doc[MEMBERS_MODE.key] = (
-        "all" if ch.all_members else {"policy": "exact", "include": sorted(ch.members)}
-    )
+    doc[MEMBERS_MODE.key] = "all" if ch.all_members else _listed(ch.members, directory, chart)
     return doc
+
+
+def _listed(
+    members: frozenset[str], directory: frozenset[str], chart: OrgChart | None
+) -> dict[str, Any]:
+    if chart is None:
+        return {"policy": "exact", "include": sorted(members)}
+    from reconciler.selectors import covering_units  # only for --selectors
+
+    units, rest = covering_units(members, chart, directory)
+    if not units:
+        return {"policy": "exact", "include": sorted(members)}
+    return {"policy": "exact", "include": sorted(rest), "include_orgunits": units}
 
 
 # libyaml's emitter when present: a 1M-member list dumps several times faster.
@@ -73,10 +90,17 @@ def dump_yaml(document: dict[str, Any], schema: str | None = None) -> str:
     return (SCHEMA_HINT.format(schema) if schema else "") + body
 
 
-def export_yaml(provider: Provider, schema: str | None = None) -> str:
+def export_yaml(provider: Provider, schema: str | None = None, *, selectors: bool = False) -> str:
     """The tenant as a desired-state file that plans to zero changes; `schema`: where its
-    editor hint points (relative to the file), none without."""
-    return dump_yaml(export_document(provider.read()), schema)
+    editor hint points (relative to the file), none without; `selectors`: org units wholly
+    on a list written as `include_orgunits`, the rest as emails."""
+    state = provider.read()
+    if not selectors:
+        return dump_yaml(export_document(state), schema)
+    if not provider.READS_ORG_CHART:
+        kind = provider.key.partition(":")[0]
+        raise UsageError(f"a {kind}: tenant ({provider.key}) cannot read its org chart")
+    return dump_yaml(export_document(state, provider.org_chart()), schema)
 
 
 def state_json(state: TenantState) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler import workflow
-from reconciler.desired import check_against_tenant, load_desired
+from reconciler.desired import load_desired
 from reconciler.errors import ExitCode, LwrError, UsageError
 from reconciler.export import dump_yaml, export_document
 from reconciler.fleet import (
@@ -30,6 +30,7 @@ from reconciler.fleet import (
     succeeded,
 )
 from reconciler.providers import open_provider
+from reconciler.selecting import check_desired
 from reconciler.store import StateLocation
 from reconciler.uris import LOCAL, TENANT_PLACEHOLDER, local_path, redact
 
@@ -59,7 +60,7 @@ def validate_one(loaded: Loaded, options: FleetOptions) -> TenantResult:
     """`lwr validate FILE --tenant URI` for one tenant: the domain and the directory."""
     assert loaded.desired is not None and loaded.uri is not None
     with closing(open_provider(loaded.uri, options.state_uri, readonly=True)) as provider:
-        check_against_tenant(loaded.desired, provider.domain(), provider.directory())
+        check_desired(loaded.desired, provider)
     return _valid(str(loaded.path), loaded.desired.tenant, loaded.uri)
 
 

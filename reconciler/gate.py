@@ -218,11 +218,45 @@ class Gate:
         return {"verdict": self.verdict, "blockers": [b.to_json() for b in self.blockers]}
 
 
+def removal_threshold(
+    removals: int, list_size: int, safety: SafetySettings, *, emptied_by_selectors: bool = False
+) -> Threshold | None:
+    """The rule that makes `removals` of a `list_size` list destructive, with numbers; or None.
+
+    `emptied_by_selectors`: the file's selectors select nobody and every member would go.
+    That is destructive whatever the thresholds say (a reorganisation or a renamed org unit
+    is rarely meant to cut a channel off), so no `safety:` value lifts it, only the flag.
+    """
+    s = safety
+    percent = 100.0 * removals / list_size if list_size else 0.0
+    if emptied_by_selectors and removals and removals == list_size:
+        return Threshold("empties_list", 0, removals, list_size, percent, s.min_member_removals)
+    if removals > s.max_member_removals:
+        return Threshold(
+            "max_member_removals",
+            s.max_member_removals,
+            removals,
+            list_size,
+            percent,
+            s.min_member_removals,
+        )
+    if removals > s.min_member_removals and percent > s.max_member_removal_percent:
+        return Threshold(
+            "max_member_removal_percent",
+            s.max_member_removal_percent,
+            removals,
+            list_size,
+            percent,
+            s.min_member_removals,
+        )
+    return None
+
+
 def _file_change(
     removals: int, over: Threshold | None, safety: SafetySettings
 ) -> tuple[tuple[str, int | float], ...]:
     """The least safety values under which `removals` cross no threshold (planner's rule)."""
-    if over is None:
+    if over is None or over.rule == "empties_list":  # no safety value lifts that one
         return ()
     needed: list[tuple[str, int | float]] = []
     if removals > safety.max_member_removals:

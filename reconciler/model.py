@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, Protocol
 
 from reconciler.i18n import N_
 
@@ -38,13 +39,90 @@ CHANNEL_LABELS = {  # N_: in English here, in the reader's language where shown
 MemberPolicy = Literal["exact", "additive"]
 
 
+#: What put a change into a plan: a member entry of the file (`include`, `exclude`), a
+#: selector (`orgunit`, `group`), a member no entry selects (`not_selected`), or a setting.
+Rule = Literal["include", "orgunit", "group", "exclude", "not_selected", "setting"]
+SelectorRule = Literal["orgunit", "group"]
+
+
+@dataclass(frozen=True, slots=True)
+class Because:
+    """Why a change is in the plan: the rule, the entry as written (a member, an org unit, a
+    group, a setting's key; None for `not_selected`) and its line in the plan's source file
+    (None when the desired state was not read from a file)."""
+
+    rule: Rule
+    name: str | None = None
+    line: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form (schemas/plan.schema.json#/$defs/because)."""
+        return {"rule": self.rule, "name": self.name, "line": self.line}
+
+
+class SourceLines(Protocol):
+    """Where the file writes what a change can be traced to (reconciler.sourcelines)."""
+
+    def line(self, channel: str, rule: Rule, name: str | None) -> int | None:
+        """The line of an entry (`include` … `exclude`: the entry as `Because.name` has it),
+        of a setting's key (`setting`: its key under the channel, e.g. `greeting.message`),
+        or of the channel's `members` key (`not_selected`); None when unknown."""
+        ...
+
+
+class NoLines:
+    """A desired state built in memory: no file, no lines."""
+
+    def line(self, channel: str, rule: Rule, name: str | None) -> int | None:
+        """Always None."""
+        return None
+
+
+NO_LINES = NoLines()
+
+
 @dataclass(frozen=True)
 class MembersSpec:
-    """Desired connected members: `all`, or a list that is exact or additive."""
+    """Desired connected members: `all`, or a list that is exact or additive.
+
+    A list is `include` plus the members of the org units and groups it selects, minus
+    `exclude` (docs/departments.md). Selectors are names as written; `selected` holds what
+    each selected once resolved against the tenant's org chart (reconciler.selectors), in
+    the file's order; until then it is empty.
+    """
 
     all_members: bool
     policy: MemberPolicy = "exact"
     include: frozenset[str] = frozenset()
+    include_orgunits: tuple[str, ...] = ()
+    include_groups: tuple[str, ...] = ()
+    exclude: frozenset[str] = frozenset()
+    selected: tuple[tuple[SelectorRule, str, frozenset[str]], ...] = ()
+
+    @property
+    def uses_selectors(self) -> bool:
+        """Whether the list names org units or groups (the org chart must then be read)."""
+        return bool(self.include_orgunits or self.include_groups)
+
+    @cached_property
+    def wanted(self) -> frozenset[str]:
+        """The effective list: include, plus every selected member, minus exclude."""
+        if not self.selected and not self.exclude:
+            return self.include  # a plain list: no copy of 100k members
+        return self.include.union(*(members for _, _, members in self.selected)) - self.exclude
+
+    def why_listed(self, email: str) -> tuple[Rule, str]:
+        """The first entry that puts `email` on the list: include, then selectors in order."""
+        if email in self.include:
+            return "include", email
+        for rule, name, members in self.selected:
+            if email in members:
+                return rule, name
+        return "include", email  # not reached for a member of `wanted`
+
+    def why_not(self, email: str) -> tuple[Rule, str | None]:
+        """Why `email` is not on the list: excluded, or selected by no entry."""
+        return ("exclude", email) if email in self.exclude else ("not_selected", None)
 
 
 @dataclass(frozen=True)
@@ -94,6 +172,16 @@ class DesiredState:
     # The file as parsed (YAML data, before any normalising): what `target: desired` policy
     # rules are evaluated against. None when the state was not read from a file.
     document: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    # Where each entry and setting key is written, for the plan's `because` (found in one
+    # pass when the file is read; a saved plan's rebuilt state takes them from its changes).
+    lines: SourceLines = field(default=NO_LINES, compare=False, repr=False)
+
+    @property
+    def uses_selectors(self) -> bool:
+        """Whether any channel's list names org units or groups."""
+        return any(
+            c.members is not None and c.members.uses_selectors for c in self.channels.values()
+        )
 
 
 @dataclass(frozen=True)

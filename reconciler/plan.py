@@ -26,9 +26,9 @@ from reconciler.settings import SETTINGS
 from reconciler.words import utc_now
 
 # Minor = additive and optional; major = a field became required or changed meaning, and
-# readers refuse other majors. 2.0: the desired document became required; 2.1 added `gate`
-# (docs/plan-format.md).
-FORMAT_VERSION = "2.1"
+# readers refuse other majors. 2.0: the desired document became required; 2.1 added `gate`;
+# 2.2 each change's `because` and the `empties_list` threshold (docs/plan-format.md).
+FORMAT_VERSION = "2.2"
 
 
 @dataclass(frozen=True)

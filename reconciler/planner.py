@@ -20,12 +20,15 @@ from reconciler.actions import (
     order_key,
 )
 from reconciler.errors import InputError, Problem
+from reconciler.gate import removal_threshold
 from reconciler.i18n import Msg, Said
 from reconciler.model import (
+    Because,
     ChannelName,
     ChannelState,
     DesiredChannel,
     DesiredState,
+    Rule,
     SafetySettings,
     TenantState,
 )
@@ -75,16 +78,31 @@ class _ChannelPlanner:
                     True,
                     False,
                     "the file turns the channel off",
+                    self._setting("enabled"),
                     destructive=True,
                 )
             return  # a channel that is off has nothing else to manage
         if self.want.enabled is True and not self.have.enabled:
-            self._change(Action.ENABLE_CHANNEL, False, True, "the file turns the channel on")
+            self._change(
+                Action.ENABLE_CHANNEL,
+                False,
+                True,
+                "the file turns the channel on",
+                self._setting("enabled"),
+            )
         for setting, action in SWITCHES:
             self._switch(action, setting)
         self._greeting()
         self._members()
+        self._warn_empty_selectors()
         self._warn_auto_grant_drift()
+
+    def _because(self, rule: Rule, name: str | None) -> Because:
+        return Because(rule, name, self.desired.lines.line(self.channel.value, rule, name))
+
+    def _setting(self, key: str) -> Because:
+        """Why a channel-level change: the setting's key and the line it is written on."""
+        return self._because("setting", key)
 
     @property
     def _will_be_on(self) -> bool:
@@ -96,6 +114,7 @@ class _ChannelPlanner:
         before: object,
         after: object,
         reason: str,
+        because: Because,
         *,
         target: str | None = None,
         destructive: bool = False,
@@ -118,6 +137,7 @@ class _ChannelPlanner:
             side_effects=self._effects(spec, target, before, after),
             reason=reason,
             threshold=threshold,
+            because=because,
         )
         self.changes.append(change)
         if not spec.member_level:
@@ -140,7 +160,11 @@ class _ChannelPlanner:
         want, have = setting.wanted(self.want), setting.current(self.have)
         if want is not None and want != have:
             self._change(
-                action, have, want, f"{setting.key} is {onoff(have)}, the file says {onoff(want)}"
+                action,
+                have,
+                want,
+                f"{setting.key} is {onoff(have)}, the file says {onoff(want)}",
+                self._setting(setting.key),
             )
 
     def _greeting(self) -> None:
@@ -153,7 +177,11 @@ class _ChannelPlanner:
                 before[name], after[name] = have, want
         if after:
             self._change(
-                Action.SET_GREETING, before, after, "the greeting differs in " + " and ".join(after)
+                Action.SET_GREETING,
+                before,
+                after,
+                "the greeting differs in " + " and ".join(after),
+                self._setting("greeting." + next(iter(after))),
             )
 
     def _members(self) -> None:
@@ -163,7 +191,13 @@ class _ChannelPlanner:
         if want.all_members:
             if not self.have.all_members:
                 self._require_on("grant to all members")
-                self._change(Action.GRANT_ALL_MEMBERS, False, True, "the file says members: all")
+                self._change(
+                    Action.GRANT_ALL_MEMBERS,
+                    False,
+                    True,
+                    "the file says members: all",
+                    self._setting("members"),
+                )
             return
         listed = self.have.members
         if self.have.all_members:
@@ -173,11 +207,13 @@ class _ChannelPlanner:
                 True,
                 False,
                 "the file lists members; the channel grants all members",
+                self._setting("members"),
             )
             listed = self.directory  # the console freezes today's members into the list
-        to_add = want.include - listed
-        to_remove = listed - want.include if want.policy == "exact" else frozenset()
-        if want.policy == "additive" and (extra := len(listed - want.include)):
+        wanted = want.wanted
+        to_add = wanted - listed
+        to_remove = listed - wanted if want.policy == "exact" else frozenset()
+        if want.policy == "additive" and (extra := len(listed - wanted)):
             self.warnings.append(
                 Said(
                     Msg.counted(
@@ -192,48 +228,36 @@ class _ChannelPlanner:
             )
         if to_add or to_remove:
             self._require_on("change the connected-members list")
-        over = self._removals_over_threshold(len(to_remove), len(listed))
+        over = removal_threshold(
+            len(to_remove),
+            len(listed),
+            self.safety,
+            emptied_by_selectors=want.uses_selectors and not wanted,
+        )
         reason = "not in the file (policy exact)"
         if over:  # the words for reviewers; the gate reads `threshold`
             reason += f"; over the safety threshold: {over.describe()}"
+        unselected = self._because("not_selected", None)  # one for every such removal
         for email in sorted(to_remove):
             self._change(
                 Action.REMOVE_MEMBER,
                 True,
                 False,
                 reason,
+                unselected if email not in want.exclude else self._because(*want.why_not(email)),
                 target=email,
                 destructive=over is not None,
                 threshold=over,
             )
         for email in sorted(to_add):
             self._change(
-                Action.ADD_MEMBER, False, True, "in the file, not on the list", target=email
+                Action.ADD_MEMBER,
+                False,
+                True,
+                "in the file, not on the list",
+                self._because(*want.why_listed(email)),
+                target=email,
             )
-
-    def _removals_over_threshold(self, removals: int, list_size: int) -> Threshold | None:
-        """The threshold removing `removals` of `list_size` crosses, with numbers; or None."""
-        s = self.safety
-        percent = 100.0 * removals / list_size if list_size else 0.0
-        if removals > s.max_member_removals:
-            return Threshold(
-                "max_member_removals",
-                s.max_member_removals,
-                removals,
-                list_size,
-                percent,
-                s.min_member_removals,
-            )
-        if removals > s.min_member_removals and percent > s.max_member_removal_percent:
-            return Threshold(
-                "max_member_removal_percent",
-                s.max_member_removal_percent,
-                removals,
-                list_size,
-                percent,
-                s.min_member_removals,
-            )
-        return None
 
     def _require_on(self, what: str) -> None:
         if not self._will_be_on:
@@ -253,10 +277,44 @@ class _ChannelPlanner:
                 ]
             )
 
+    def _warn_empty_selectors(self) -> None:
+        """A unit or group that selects nobody: most often a reorganisation the file missed."""
+        members = self.want.members
+        for rule, name, chosen in members.selected if members is not None else ():
+            if chosen:
+                continue
+            line = self.desired.lines.line(self.channel.value, rule, name)
+            self.warnings.append(
+                Said(
+                    Msg.of(
+                        "{channel}: {key} {name} ({where}) selects nobody in the directory; "
+                        "if it was reorganised, name the units or groups that replace it",
+                        channel=self.channel.value,
+                        key="include_orgunits" if rule == "orgunit" else "include_groups",
+                        name=name,
+                        where=f"{self.desired.source}:{line}" if line else self.desired.source,
+                    )
+                )
+            )
+
     def _warn_auto_grant_drift(self) -> None:
         auto = AUTO_GRANT.wanted(self.want)
         auto_on = auto if auto is not None else AUTO_GRANT.current(self.have)
         members = self.want.members
+        if auto_on and members is not None and members.uses_selectors:
+            self.warnings.append(
+                Said(
+                    Msg.of(
+                        "{channel}: {key} is on with member selectors: auto-grant adds every "
+                        "new hire, whatever their org unit or group, while the selectors add "
+                        "exactly the new members of the units and groups they name at the "
+                        "next apply (and remove the others); turn auto-grant off",
+                        channel=self.channel.value,
+                        key=AUTO_GRANT.key,
+                    )
+                )
+            )
+            return
         if (
             auto_on
             and members is not None

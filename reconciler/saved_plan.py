@@ -21,12 +21,12 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from reconciler.actions import Action
+from reconciler.change_shape import change_ok
 from reconciler.desired import explain, parse_desired
 from reconciler.errors import InputError, Problem, StalePlan
 from reconciler.files import read_input
 from reconciler.i18n import N_, Msg, Said
-from reconciler.model import ChannelName, DesiredState
+from reconciler.model import DesiredState
 from reconciler.plan import (
     FORMAT_VERSION,
     Plan,
@@ -35,6 +35,7 @@ from reconciler.plan import (
     unsupported_version,
 )
 from reconciler.resources import load_schema
+from reconciler.sourcelines import SavedLines
 from reconciler.words import plural
 from reconciler.yamlsafe import Locator, format_path
 
@@ -91,7 +92,10 @@ def read_saved_plan(path: str | Path) -> SavedPlan:
             ]
         )
     _check_digests(data, source)
-    desired = _rebuild_desired(data["desired_document"], source)
+    # The document's JSON has no lines worth quoting: a fresh plan quotes the plan's own.
+    desired = replace(
+        _rebuild_desired(data["desired_document"], source), lines=SavedLines.of(data["changes"])
+    )
     plan = Plan.from_json(data, source)
     # Its identity is the file's plan_digest, just checked against the file's content; a
     # digest of the Plan read back (~0.25 s at 10k changes) could only differ for a file
@@ -163,7 +167,7 @@ def schema_problems(data: dict[str, Any], source: str) -> list[Problem]:
     """Where `data` breaks schemas/plan.schema.json, the first MAX_PROBLEMS of them.
 
     jsonschema takes ~0.25 ms per change (2.3 s for a 10k-change plan), so the change list
-    is checked by `_change_ok`, which accepts only what the schema accepts; a change it does
+    is checked by `change_ok`, which accepts only what the schema accepts; a change it does
     not accept goes through jsonschema, whose verdict and words are the ones reported.
     """
     validator = _validator()
@@ -176,7 +180,7 @@ def schema_problems(data: dict[str, Any], source: str) -> list[Problem]:
     for i, change in enumerate(items):
         if len(found) >= MAX_PROBLEMS:
             break
-        if not _change_ok(change):
+        if not change_ok(change):
             found.extend(
                 p
                 for e in item_validator.iter_errors(change)
@@ -190,82 +194,6 @@ def _explain(error: Any, base: tuple[str | int, ...], source: str) -> Iterator[P
         at = format_path((*base, *error.absolute_path))
         # The hint is always the way out: lwr writes plans, so a malformed one was damaged.
         yield Problem(problem.file, 0, 0, at, problem.message[:300], Said.of(REPLAN_HINT))
-
-
-_CHANGE_KEYS = frozenset(
-    {
-        "id",
-        "action",
-        "channel",
-        "target",
-        "before",
-        "after",
-        "destructive",
-        "execution",
-        "depends_on",
-        "side_effects",
-        "reason",
-        "phase",
-    }
-)
-_THRESHOLD_CHANGE_KEYS = _CHANGE_KEYS | {"threshold"}
-_THRESHOLD_KEYS = frozenset(
-    {"rule", "limit", "count", "list_size", "percent", "min_member_removals"}
-)
-_ACTIONS = frozenset(a.value for a in Action)  # = the schema's enums (tests/test_saved_plan_*)
-_CHANNELS = frozenset(c.value for c in ChannelName)
-_EXECUTIONS = frozenset({"api", "manual", "local"})
-_EFFECT_KEYS = (frozenset({"kind", "text"}), frozenset({"kind", "text", "count"}))
-
-
-def _change_ok(c: Any) -> bool:
-    """True only for a change the schema's $defs/change accepts (tests/test_saved_plan_*)."""
-    if type(c) is not dict:
-        return False
-    if c.keys() != _CHANGE_KEYS and not (
-        c.keys() == _THRESHOLD_CHANGE_KEYS and _threshold_ok(c["threshold"])
-    ):
-        return False
-    action, channel, execution, target = c["action"], c["channel"], c["execution"], c["target"]
-    depends, effects, phase = c["depends_on"], c["side_effects"], c["phase"]
-    return (
-        type(c["id"]) is str
-        and type(action) is str
-        and action in _ACTIONS
-        and type(channel) is str
-        and channel in _CHANNELS
-        and (target is None or type(target) is str)
-        and type(c["destructive"]) is bool
-        and type(execution) is str
-        and execution in _EXECUTIONS
-        and type(depends) is list
-        and all(type(d) is str for d in depends)
-        and type(effects) is list
-        and all(_effect_ok(e) for e in effects)
-        and type(c["reason"]) is str
-        and type(phase) is int
-        and 1 <= phase <= 7
-    )
-
-
-def _threshold_ok(t: Any) -> bool:
-    if type(t) is not dict or t.keys() != _THRESHOLD_KEYS:
-        return False
-    counts = (t["count"], t["list_size"], t["min_member_removals"])
-    numbers = (t["limit"], t["percent"])
-    return (
-        type(t["rule"]) is str
-        and t["rule"] in ("max_member_removals", "max_member_removal_percent")
-        and all(type(n) is int and n >= 0 for n in counts)
-        and all(type(n) in (int, float) and n >= 0 for n in numbers)
-    )
-
-
-def _effect_ok(e: Any) -> bool:
-    if type(e) is not dict or e.keys() not in _EFFECT_KEYS:
-        return False
-    count = e.get("count", 0)
-    return type(e["kind"]) is str and type(e["text"]) is str and type(count) is int and count >= 0
 
 
 # --- digests and the desired document -------------------------------------------------------

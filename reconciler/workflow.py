@@ -40,6 +40,7 @@ from reconciler.model import DesiredState, TenantState
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
+from reconciler.selecting import with_selectors
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -72,6 +73,7 @@ def plan_loaded(desired: DesiredState, provider: Provider) -> Planned:
 
 def _plan_read(desired: DesiredState, current: TenantState, provider: Provider) -> Planned:
     check_against_tenant(desired, current.domain, current.directory)
+    desired = with_selectors(desired, provider, current.directory)
     return Planned(
         desired,
         current,

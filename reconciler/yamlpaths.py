@@ -106,6 +106,13 @@ class Locator:
         mark = steps[-1][1].start_mark
         return (mark.line + 1, mark.column + 1)
 
+    def sequence(self, path: Path) -> SequenceNode | None:
+        """The node of the list at `path` (None when there is none there)."""
+        steps = self._walk(path)
+        if len(steps) == len(path) + 1 and isinstance(steps[-1][0], SequenceNode):
+            return steps[-1][0]
+        return None
+
     def find_item(self, path: Path, value: str) -> int | None:
         """Index of the first item of the list at `path` equal to `value`, ignoring case.
 

@@ -14,6 +14,7 @@ from reconciler.model import (
     SafetySettings,
     TenantState,
 )
+from reconciler.orgchart import Group, OrgChart, OrgUnit
 from reconciler.providers.local import DEFAULT_DOMAIN
 
 DOMAIN = DEFAULT_DOMAIN
@@ -100,3 +101,16 @@ def seed_demo(tenant_uri: str, domain: str = DOMAIN) -> None:
     from reconciler.cli import run
 
     assert run(["tenant", "init", "--demo", "--domain", domain, "--tenant", tenant_uri]) == 0
+
+
+def org_chart(
+    units: dict[str, tuple[str | None, frozenset[str]]],
+    groups: dict[str, frozenset[str]] | None = None,
+) -> OrgChart:
+    """An org chart from `{path: (parent path, direct members)}` and `{group: members}`;
+    a unit's name is its path's last part, its id its path."""
+    return OrgChart(
+        units={p: OrgUnit(p, p.rsplit("/", 1)[-1], parent) for p, (parent, _) in units.items()},
+        unit_members={p: members for p, (_, members) in units.items()},
+        groups={name: Group(f"g-{name}", name, m) for name, m in (groups or {}).items()},
+    )

@@ -308,9 +308,9 @@ def test_missing_required_keys_are_named() -> None:
     assert [p.message for p in problems] == [
         "missing required key 'version'",
         "missing required key 'tenant'",
-        "missing required key 'include'",
+        "missing one of the keys include, include_orgunits, include_groups",
     ]
-    assert problems[2].hint == "add include: a list of login emails (or write members: all)"
+    assert problems[2].hint.startswith("add include: a list of login emails, include_orgunits")
 
 
 def test_crlf_and_bom_keep_positions_right() -> None:

@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "model",
             "orgchart",
+            "selectors",
+            "sourcelines",
             "actions",
             "settings",
             "console",
@@ -55,10 +57,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "planner",
         (
             "planner",
+            "selecting",
             "gate",
             "lockwait",
             "plan",
             "saved_plan",
+            "change_shape",
             "policy",
             "policy_files",
             "drift",

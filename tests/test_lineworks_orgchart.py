@@ -326,3 +326,24 @@ def test_a_plan_without_selectors_makes_no_org_chart_request(
     assert code in (0, 2)  # no changes, or changes: either way a plan was made
     assert h.emulator.count(200, "GET /users") >= 1
     assert chart_requests(h) == 0
+
+
+def test_a_plan_with_selectors_reads_the_chart_and_says_why_and_what_it_cost(
+    h: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in h.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LWR_STATE", raising=False)
+    path = h.state_dir.parent / "sales.yaml"
+    path.write_text(
+        f"version: 1\ntenant: {D}\nexternal_messaging:\n  line:\n    enabled: true\n"
+        "    members:\n      include_orgunits: [営業部/東日本]\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert run(["plan", str(path), "--tenant", h.uri(scope=CHART_SCOPE)]) == 0
+    out = capsys.readouterr().out
+    assert chart_requests(h) > 0
+    assert "(via org unit 営業部/東日本, " in out and "sales.yaml:7)" in out
+    assert "org units and groups (for the member selectors)" in out

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from builders import DOMAIN, LINE, LW, DesiredChannel, GreetingSpec, channel_state, desired, tenant
 
 from reconciler import __version__
 from reconciler.actions import Action, Execution
 from reconciler.cli import run
+from reconciler.desired import parse_desired
 from reconciler.drift import DriftReport, drift_report
 from reconciler.model import DesiredState, MembersSpec, SafetySettings, TenantState
 from reconciler.plan import Plan, make_plan
@@ -81,8 +83,11 @@ def scenario() -> tuple[DesiredState, TenantState]:
             "lineworks": {"enabled": False},
         },
     }
+    # The lines each change quotes (`because`), as the file the document was read from has them.
+    written = yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode()
+    lines = parse_desired(written, "lineworks/company.yaml").lines
     return dataclasses.replace(
-        want, source="lineworks/company.yaml", digest="d" * 64, document=document
+        want, source="lineworks/company.yaml", digest="d" * 64, document=document, lines=lines
     ), current
 
 

@@ -24,13 +24,13 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from reconciler import workflow
+from reconciler.change_shape import change_ok
 from reconciler.cli import run
 from reconciler.errors import StalePlan
 from reconciler.plan import canonical_bytes
 from reconciler.providers import open_provider
 from reconciler.render import renderer_for
 from reconciler.resources import load_schema
-from reconciler.saved_plan import _change_ok
 from reconciler.store import StateLocation
 
 CORPUS = Path(__file__).parent / "corpus" / "plans"
@@ -212,6 +212,8 @@ def test_show_plan_says_apply_would_refuse_an_edited_plan(
         ("side_effects", []),
         ("reason", "trust me"),
         ("phase", 3),
+        ("because", {"rule": "orgunit", "name": "営業部", "line": 5}),
+        ("because", {"rule": "include", "name": "erin@example.co.jp", "line": 5}),
     ],
 )
 def test_every_field_of_a_change_is_compared(
@@ -220,6 +222,29 @@ def test_every_field_of_a_change_is_compared(
     plan = edited(saved(demo, ADD_DAVE), first(**{field: value}), digests=True)
     err = refused(demo, ["apply", str(plan), "--auto-approve"], capsys, code=3)
     assert "change 1 (" in err and f": {field} is " in err  # names the change and the field
+
+
+def test_a_line_edited_in_one_change_of_an_entry_is_refused(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two removals quote one line (the members key): an edit of one no longer matches the other.
+    exact = (
+        HEAD + "external_messaging:\n  line:\n    members:\n      include: [alice@example.co.jp]\n"
+    )
+    plan = saved(demo, exact)
+    document = json.loads(plan.read_text(encoding="utf-8"))
+    assert [c["because"] for c in document["changes"]] == [
+        {"rule": "not_selected", "name": None, "line": 5},
+        {"rule": "not_selected", "name": None, "line": 5},
+    ]
+
+    def move(d: dict[str, Any]) -> None:
+        d["changes"][0]["because"]["line"] = 1
+
+    err = refused(
+        demo, ["apply", str(edited(plan, move, digests=True)), "--auto-approve"], capsys, 3
+    )
+    assert "change 2 (" in err and ": because is " in err
 
 
 @pytest.mark.parametrize(
@@ -590,6 +615,13 @@ VALUES: list[Any] = [
     [{"kind": "k"}],
     [{"kind": "k", "text": "t", "count": -1}],
     [{"kind": "k", "text": "t", "count": True}],
+    {"rule": "include", "name": "a@example.co.jp", "line": 3},
+    {"rule": "not_selected", "name": None, "line": None},
+    {"rule": "nobody", "name": None, "line": 3},
+    {"rule": "group", "name": 1, "line": 3},
+    {"rule": "group", "name": "g", "line": 0},
+    {"rule": "group", "name": "g", "line": True},
+    {"rule": "group", "name": "g"},
 ]
 
 
@@ -611,19 +643,20 @@ def test_the_fast_change_check_accepts_only_what_the_schema_accepts() -> None:
         "side_effects": [],
         "reason": "",
         "phase": 4,
+        "because": {"rule": "include", "name": "a@example.co.jp", "line": 9},
     }
-    assert _change_ok(good) and validator.is_valid(good)
+    assert change_ok(good) and validator.is_valid(good)
     cases = [{**good, field: value} for field in good for value in VALUES]
     cases += [{k: v for k, v in good.items() if k != field} for field in good]
     cases += [{**good, "extra": 1}, [good], None, "change"]
     for case in cases:
-        if _change_ok(case):
+        if change_ok(case):
             assert validator.is_valid(case), case
 
 
 def test_the_fast_change_check_knows_the_actions_and_channels_the_schema_lists() -> None:
-    from reconciler.saved_plan import _ACTIONS, _CHANNELS
+    from reconciler.change_shape import ACTION_NAMES, CHANNEL_NAMES
 
     defs = load_schema("plan.schema.json")["$defs"]
-    assert set(defs["change"]["properties"]["action"]["enum"]) == _ACTIONS
-    assert set(defs["channel"]["enum"]) == _CHANNELS
+    assert set(defs["change"]["properties"]["action"]["enum"]) == ACTION_NAMES
+    assert set(defs["channel"]["enum"]) == CHANNEL_NAMES

@@ -54,7 +54,7 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
     A directory checks each of its desired files (with a {tenant} --tenant, each against the
     tenant `lwr plan DIR` would send it to) and ends with the fleet's summary table.
     """
-    from reconciler.desired import check_against_tenant, load_desired
+    from reconciler.desired import load_desired
 
     failures: list[LwrError] = []
     codes = [0]
@@ -67,8 +67,10 @@ def validate(files: tuple[str, ...], tenant_uri: str | None) -> int:
         try:
             desired = load_desired(file)
             if tenant_uri:
+                from reconciler.selecting import check_desired  # the tenant's checks only
+
                 with provider_for(tenant_uri, readonly=True) as provider:
-                    check_against_tenant(desired, provider.domain(), provider.directory())
+                    check_desired(desired, provider)
             click.echo(printable(messages()._("{file}: valid", file=desired.source)))
         except LwrError as e:
             from reconciler.render.checklist import message_of

@@ -61,12 +61,19 @@ if TYPE_CHECKING:
         "an editor hint pointing at it (relative to --out, else to the current directory)."
     ),
 )
+@click.option(
+    "--selectors",
+    is_flag=True,
+    help="Write an org-unit selector (include_orgunits) wherever a whole unit is on a list, "
+    "and plain emails for the rest (one tenant; it must read its org chart).",
+)
 @state_option
 def export(
     tenant_uri: str,
     out: str | None,
     tenant_names: tuple[str, ...],
     schema_out: str | None,
+    selectors: bool,
     state_uri: str | None,
 ) -> int:
     """Write the tenant's current state as a valid desired-state file (or every tenant of a
@@ -78,11 +85,13 @@ def export(
             raise UsageError("exporting many tenants needs --out DIR")
         if schema_out:
             raise UsageError("--schema-out is for one tenant; use `lwr schema --out` once")
+        if selectors:
+            raise UsageError("--selectors is for one tenant: export each tenant with it")
         names = [n.strip() for part in tenant_names for n in part.split(",") if n.strip()]
         return export_dir(tenant_uri, names, out, state_uri)
     hint = schema_hint(schema_out, out) if schema_out else None
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
-        text = workflow.export_yaml(provider, hint)
+        text = workflow.export_yaml(provider, hint, selectors=selectors)
     if schema_out:
         write_output(schema_out, schema_text())
     write_or_echo(text, out, f"Exported to {out}.")
@@ -167,6 +176,7 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
     """
     from reconciler.apply import default_actor
     from reconciler.desired import check_against_tenant, load_desired
+    from reconciler.selecting import with_selectors
 
     desired = load_desired(file)
     with provider_for(tenant_uri, state_uri) as provider:
@@ -174,6 +184,7 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
             raise UsageError(f"{provider.key} is read directly; there is nothing to attest")
         state = provider.read()
         check_against_tenant(desired, state.domain, state.directory)
+        desired = with_selectors(desired, provider, state.directory)  # the list they select
         if not yes and not click.confirm(
             f"Record {file} as what the console of {state.domain} shows now?",
             default=False,

@@ -15,7 +15,7 @@ from reconciler.actions import Action, Change
 from reconciler.i18n import ENGLISH, N_, Messages
 from reconciler.model import ChannelName
 from reconciler.plan import Plan
-from reconciler.render.values import pad
+from reconciler.render.values import because_words, pad
 from reconciler.terminal import printable
 
 #: More changes than this and text plans are compact unless --no-compact.
@@ -54,9 +54,11 @@ def group_lines(
     marker: str,
     flags: Callable[[int, int], str],
     t: Messages = ENGLISH,
+    source: str = "",
 ) -> list[str]:
     """One count line (`marker` styled by the caller; `flags(destructive, manual)` its notes),
-    the first names, and the side effects with how many changes each, in `t`'s language."""
+    the first names, why (`source`: the plan's file), and the side effects with how many
+    changes each, in `t`'s language."""
     first = group.changes[0]
     n = len(group.changes)
     destructive = sum(1 for c in group.changes if c.destructive)
@@ -67,6 +69,7 @@ def group_lines(
     names = t._(", ").join(c.target or "" for c in group.changes[:SHOWN_NAMES])
     rest = t._(", … and {n:,} more", n=n - SHOWN_NAMES) if n > SHOWN_NAMES else ""
     lines.append(printable(f"        {names}{rest}"))
+    lines += _why_lines(group, source, t)
     effects = Counter(e.say(t) for c in group.changes for e in c.side_effects)
     for text, times in effects.most_common(SHOWN_EFFECTS):
         of_them = t._(" ({n:,} of them)", n=times) if n > 1 else ""
@@ -75,6 +78,22 @@ def group_lines(
         other = t._("        · … and {n:,} other side effects", n=len(effects) - SHOWN_EFFECTS)
         lines.append(other)
     return lines
+
+
+def _why_lines(group: MemberGroup, source: str, t: Messages) -> list[str]:
+    """Why, counted: each selector's words once (`via org unit 営業部, FILE:LINE (120)`);
+    plain include entries, a line each, counted together."""
+    n = len(group.changes)
+    reasons = Counter(
+        t._("via include") if c.because.rule == "include" else because_words(c, source, t)
+        for c in group.changes
+        if c.because is not None
+    )
+    return [
+        printable(f"        ← {why}" + (t._(" ({n:,} of them)", n=times) if n > 1 else ""))
+        for why, times in reasons.most_common(SHOWN_EFFECTS)
+        if why
+    ]
 
 
 NOTE = N_("Compact view: member changes counted per kind; --no-compact lists every change.")

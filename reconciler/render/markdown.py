@@ -31,6 +31,7 @@ from reconciler.render.mdparts import (
     policy_blocks,
 )
 from reconciler.render.values import (
+    because_words,
     describe,
     hidden_differences,
     say_change,
@@ -225,6 +226,8 @@ def _bullet(change: Change, t: Messages) -> str:
         if change.spec.member_level
         else md_escape(_describe(change, t))
     )
+    why = because_words(change, "", t)
+    what += f" _({md_escape(why)})_" if why else ""
     lines = [f"- {md_code(change.spec.marker)} {what}{flag}{manual}"]
     lines += [f"  - {md_escape(e.say(t))}" for e in change.side_effects]
     lines += [f"  - :warning: {md_escape(note)}" for note in hidden_differences(change, t)]

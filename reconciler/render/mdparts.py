@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from reconciler.actions import Change
 from reconciler.i18n import ENGLISH, Messages
 from reconciler.policy import Finding, PolicyReport
+from reconciler.render.values import because_words
 from reconciler.terminal import printable
 
 #: GitHub refuses comments over 65,536 characters; parts stay under this.
@@ -290,12 +291,17 @@ def _kind_details(channel: str, changes: Sequence[Change], budget: int, t: Messa
     each = t._("Side effect of each, unless noted: {effect}", effect=md_escape(common))
     head = (each + "\n",) if common else ()
     items = [
-        f"- {md_code(c.target or '')}"
+        f"- {md_code(c.target or '')}{_why(c, t)}"
         + (f" — {md_escape(own)}" if (own := _effects(c, t)) != common else "")
         for c in changes
     ]
     more = t._(" (every name: `lwr show-plan PLAN.json --no-compact`, or `--format json`)")
     return Details(summary, head + capped(items, budget, more, t))
+
+
+def _why(change: Change, t: Messages) -> str:
+    why = because_words(change, "", t)
+    return f" _({md_escape(why)})_" if why else ""
 
 
 def _effects(change: Change, t: Messages) -> str:

@@ -16,6 +16,7 @@ from reconciler.policy import PolicyReport
 from reconciler.render import compact
 from reconciler.render.ansi import style
 from reconciler.render.values import (
+    because_words,
     describe,
     hidden_differences,
     pad,
@@ -82,7 +83,7 @@ class PlanText(_Styled):
         super().__init__(color=color, policy=policy, messages=messages)
         self.compact = compact
 
-    def _group(self, group: compact.MemberGroup) -> list[str]:
+    def _group(self, group: compact.MemberGroup, source: str = "") -> list[str]:
         marker = group.changes[0].spec.marker
         t = self.t
 
@@ -93,7 +94,7 @@ class PlanText(_Styled):
             )
 
         styled = self._style(marker, fg=MARKER_COLORS[marker], bold=True)
-        return compact.group_lines(group, styled, flags, t)
+        return compact.group_lines(group, styled, flags, t, source)
 
     def render(self, plan: Plan) -> str:
         """The plan, ordered, with a closing summary line."""
@@ -120,9 +121,9 @@ class PlanText(_Styled):
                 lines.append(self._style(title, bold=True))
             if change.spec.member_level and short:  # the group, where its first change is
                 group = groups.pop((change.channel, change.action), None)
-                lines += self._group(group) if group else []
+                lines += self._group(group, plan.source) if group else []
                 continue
-            lines += self._change(change)
+            lines += self._change(change, plan.source)
         if plan.warnings:
             lines.append("")
             lines.extend(
@@ -136,8 +137,9 @@ class PlanText(_Styled):
         lines += self._gate_lines(plan)
         return "\n".join(lines) + "\n"
 
-    def _change(self, change: Change) -> list[str]:
-        """One change line, then its side effects and what its values hide."""
+    def _change(self, change: Change, source: str = "") -> list[str]:
+        """One change line with why (`source`: the plan's file), then its side effects and
+        what its values hide."""
         t = self.t
         marker = change.spec.marker
         flag = (
@@ -145,9 +147,11 @@ class PlanText(_Styled):
         )
         manual = t._("  [manual step]") if change.execution == "manual" else ""
         what = describe(change) if t.lang == "en" else say_change(t, change)
+        why = because_words(change, source, t)
+        said = t._(" ({why})", why=why) if why else ""
         lines = [
             f"  {self._style(marker, fg=MARKER_COLORS[marker], bold=True)} "
-            f"{pad(change.channel.value, 9)}  {what}{flag}{manual}"
+            f"{pad(change.channel.value, 9)}  {what}{said}{flag}{manual}"
         ]
         lines.extend(printable(f"        · {effect.say(t)}") for effect in change.side_effects)
         lines.extend(

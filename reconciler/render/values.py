@@ -81,6 +81,34 @@ def say_change(t: Messages, change: Change) -> str:
     )
 
 
+def because_words(change: Change, source: str, t: Messages = ENGLISH) -> str:
+    """Why, for a reader: `via org unit 営業部/東日本, desired.yaml:14` (`source`: the plan's
+    file; '': `line 14`); '' when there is nothing to say."""
+    why = change.because
+    if why is None:
+        return ""
+    if why.line:  # without a source (markdown names the file once, at the top): the line
+        where = f"{source}:{why.line}" if source else t._("line {n}", n=why.line)
+    else:
+        where = source
+    name = printable(why.name or "")
+    if not where and why.rule in ("include", "not_selected", "setting"):
+        return ""  # a plan built in memory: "via include" alone says nothing
+    if why.rule == "orgunit":
+        words = t._("via org unit {name}, {where}", name=name, where=where)
+    elif why.rule == "group":
+        words = t._("via group {name}, {where}", name=name, where=where)
+    elif why.rule == "include":
+        words = t._("via include, {where}", where=where)
+    elif why.rule == "exclude":
+        words = t._("excluded, {where}", where=where)
+    elif why.rule == "not_selected":
+        words = t._("not selected; {where}", where=where)
+    else:
+        words = where
+    return printable(words).strip(" ,;")
+
+
 #: The greeting's two keys as human output names them (their YAML keys in English).
 _GREETING_KEYS = {"enabled": N_("enabled"), "message": N_("message")}
 

@@ -277,10 +277,10 @@ class LineWorksTenant(Provider):
             replace = add = None
             if want.members is not None and not want.members.all_members:
                 if want.members.policy == "exact":
-                    replace = want.members.include
+                    replace = want.members.wanted
                     values[MEMBERS] = True
                 else:
-                    add = want.members.include
+                    add = want.members.wanted
             self.store.record(
                 self.key, channel, values, "attested", actor, replace=replace, add=add or ()
             )
