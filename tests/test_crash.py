@@ -390,17 +390,21 @@ def planning(proc: Proc) -> bool:
     return proc.poll() is not None or proc.has_fd_to(proc.out_path.parent / "tenant.db")
 
 
+STOPPED_BY_SIGTERM = {"en": "Stopped by SIGTERM.", "ja": "SIGTERM により停止しました。"}
+
+
 @pytest.mark.slow
-def test_sigterm_outside_apply_exits_143_with_a_message(world: World) -> None:
-    attempt = world.attempt("sigterm-plan")
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_sigterm_outside_apply_exits_143_with_a_message(world: World, lang: str) -> None:
+    attempt = world.attempt(f"sigterm-plan-{lang}")
     for _ in range(10):
-        proc = Proc(["plan", str(world.desired)], env=attempt.env, cwd=attempt.dir)
+        proc = Proc(["--lang", lang, "plan", str(world.desired)], env=attempt.env, cwd=attempt.dir)
         wait_for(partial(planning, proc), "lwr plan opening the tenant")
         if proc.freeze():  # still planning: past start-up, the handler is installed
             proc.signal(signal.SIGTERM)
             proc.thaw()
             assert proc.wait() == 143
-            assert proc.stderr_text().strip().endswith("Stopped by SIGTERM.")
+            assert proc.stderr_text().strip().endswith(STOPPED_BY_SIGTERM[lang])
             assert "Traceback" not in proc.stderr_text()
             return
     pytest.fail("lwr plan always finished before it could be stopped")

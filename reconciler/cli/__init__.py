@@ -35,7 +35,7 @@ def run(argv: list[str] | None = None) -> int:
         code = cli.main(args=argv, prog_name="lwr", standalone_mode=False)
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, KeyboardInterrupt):  # click wraps Ctrl-C (and SIGTERM)
-            return _interrupted(_signal_of(e.__cause__))
+            return _interrupted(_signal_of(e.__cause__), _reader(argv))
         return _fail("Aborted.", ExitCode.ERROR)
     except click.exceptions.ClickException as e:
         if isinstance(e, click.exceptions.NoSuchOption):
@@ -47,7 +47,7 @@ def run(argv: list[str] | None = None) -> int:
     except ApplyStopped as e:  # what it did is said already (cli.applying): now why
         if e.interrupted:
             click.echo(err=True)  # as click does after a Ctrl-C it sees itself
-            return _interrupted(e.signal or signal.SIGINT)
+            return _interrupted(e.signal or signal.SIGINT, _reader(argv))
         return _failure(e.cause, argv)
     except BaseException as e:
         return _failure(e, argv)
@@ -82,7 +82,7 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
         prefix = error.prefix if english or not error.prefix else t._("Error: ")
         return _fail(f"{prefix}{said}", error.exit_code)
     if isinstance(error, KeyboardInterrupt):
-        return _interrupted(_signal_of(error))
+        return _interrupted(_signal_of(error), _reader(argv))
     if isinstance(error, BrokenPipeError):
         return ExitCode.ERROR  # a closed pipe (`| head`) is not worth a traceback
     if not isinstance(error, Exception) or os.environ.get("LWR_DEBUG"):
@@ -111,11 +111,12 @@ def _reader(argv: list[str] | None) -> Messages:
     return Messages(choose_lang(lang if isinstance(lang, str) else None, os.environ))
 
 
-def _interrupted(signum: int) -> int:
-    """Exit 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM."""
+def _interrupted(signum: int, t: Messages) -> int:
+    """Exit 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM; the
+    last line in the command's language."""
     if signum == signal.SIGINT:
-        return _fail("Interrupted.", 128 + signum)
-    return _fail(f"Stopped by {signal.Signals(signum).name}.", 128 + signum)
+        return _fail(t._("Interrupted."), 128 + signum)
+    return _fail(t._("Stopped by {signal}.", signal=signal.Signals(signum).name), 128 + signum)
 
 
 def _scrubbed(text: str, argv: list[str]) -> str:
