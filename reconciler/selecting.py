@@ -36,7 +36,13 @@ def with_selectors(
         )
     from reconciler.selectors import resolve  # only for files that use selectors
 
-    return resolve(desired, provider.org_chart(), directory)
+    named = frozenset(
+        group
+        for spec in desired.channels.values()
+        if spec.members is not None
+        for group in spec.members.include_groups
+    )
+    return resolve(desired, provider.org_chart(groups=named), directory)
 
 
 def check_desired(desired: DesiredState, provider: Provider) -> DesiredState:

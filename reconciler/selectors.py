@@ -54,7 +54,7 @@ def resolve(desired: DesiredState, chart: OrgChart, directory: frozenset[str]) -
         for i, name in enumerate(members.include_groups):
             group = chart.groups.get(name)
             if group is None:
-                why = _unknown(_NO_GROUP, name, sorted(chart.groups))
+                why = _unknown(_NO_GROUP, name, chart.group_names)
                 problems.append(_problem(desired, (*base, "include_groups", i), why))
             else:
                 selected.append(("group", name, group.members & directory))

@@ -324,7 +324,7 @@ class Charted(LocalTenant):
     READS_ORG_CHART = True
     reads = 0
 
-    def org_chart(self) -> OrgChart:
+    def org_chart(self, *, groups: frozenset[str] | None = None) -> OrgChart:
         type(self).reads += 1
         return org_chart({"営業部": (None, emails("dave", "erin"))})
 
