@@ -249,6 +249,25 @@ def test_the_text_and_markdown_plans_say_why() -> None:
     assert "`suzuki@example.co.jp` _(via org unit 営業部, line 11)_" in markdown
 
 
+def test_the_japanese_plans_say_why_in_japanese_with_full_width_brackets() -> None:
+    plan = planned(listed=emails("yamada"))
+    text = PlanText(messages=JA).render(plan)
+    assert "利用メンバーに追加 suzuki@example.co.jp（組織 営業部 による、desired.yaml:11）" in text
+    assert (
+        "利用メンバーに追加 ito@example.co.jp（グループ partner-support による、desired.yaml:12）"
+        in text
+    )
+    assert "利用メンバーに追加 ceo@example.co.jp（include による、desired.yaml:9）" in text
+    assert (
+        "利用メンバーから削除 yamada@example.co.jp（どの指定にも該当せず、desired.yaml:7）" in text
+    )
+    assert "via " not in text and "not selected" not in text
+    markdown = PlanMarkdown(messages=JA).render(plan)
+    assert "`suzuki@example.co.jp` _（組織 営業部 による、11 行目）_" in markdown
+    assert "`yamada@example.co.jp` _（どの指定にも該当せず、7 行目）_" in markdown
+    assert "_(" not in markdown and "via " not in markdown
+
+
 def test_the_json_plan_carries_why_for_every_change() -> None:
     document = planned(listed=emails("yamada")).to_json()
     assert all("because" in c for c in document["changes"])
