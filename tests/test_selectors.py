@@ -7,6 +7,8 @@ local tenant with departments, is tests/test_departments.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -266,6 +268,21 @@ def test_the_japanese_plans_say_why_in_japanese_with_full_width_brackets() -> No
     assert "`suzuki@example.co.jp` _（組織 営業部 による、11 行目）_" in markdown
     assert "`yamada@example.co.jp` _（どの指定にも該当せず、7 行目）_" in markdown
     assert "_(" not in markdown and "via " not in markdown
+
+
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [
+        ("plan-selectors.ja.txt", lambda plan: PlanText(messages=JA).render(plan)),
+        ("plan-selectors.ja.md", lambda plan: PlanMarkdown(messages=JA).render(plan)),
+    ],
+)
+def test_a_plan_with_selectors_in_japanese_golden(name: str, render: Callable[[Plan], str]) -> None:
+    """Additions by org unit, group and include, each with why (removals: issue 16's reasons)."""
+    from test_render import check_golden
+
+    plan = replace(planned(), created_at="2024-05-01T09:00:00+00:00", tool_version="0.0.0-golden")
+    check_golden(name, render(plan))
 
 
 def test_the_json_plan_carries_why_for_every_change() -> None:
