@@ -50,6 +50,9 @@ class OrgChart:
     units: Mapping[str, OrgUnit] = field(default_factory=dict)  # by id
     unit_members: Mapping[str, frozenset[str]] = field(default_factory=dict)  # by unit id
     groups: Mapping[str, Group] = field(default_factory=dict)  # by name
+    #: Groups the directory has whose members were not read (`org_chart(groups=…)` asked for
+    #: others): their names still answer "did you mean", and nothing takes them for empty.
+    unread_groups: frozenset[str] = frozenset()
 
     @cached_property
     def _children(self) -> Mapping[str | None, tuple[str, ...]]:
@@ -57,6 +60,11 @@ class OrgChart:
         for unit in self.units.values():
             children.setdefault(unit.parent_id, []).append(unit.id)
         return {parent: tuple(sorted(ids)) for parent, ids in children.items()}
+
+    @property
+    def group_names(self) -> list[str]:
+        """Every group the directory has, read or not, sorted."""
+        return sorted({*self.groups, *self.unread_groups})
 
     def path(self, unit_id: str) -> str:
         """The unit's names from the top, joined with '/': 営業部/東日本."""

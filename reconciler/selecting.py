@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from reconciler.desired import check_against_tenant
 from reconciler.errors import UsageError
+from reconciler.i18n import Said
 from reconciler.model import DesiredState
 from reconciler.providers.base import Provider
 
@@ -25,12 +26,23 @@ def with_selectors(
     if not provider.READS_ORG_CHART:
         kind = provider.key.partition(":")[0]
         raise UsageError(
-            f"{desired.source} selects members by org unit or group, but a {kind}: tenant "
-            f"({provider.key}) cannot read its org chart; list the members in include"
+            Said.of(
+                "{source} selects members by org unit or group, but a {kind}: tenant ({key}) "
+                "cannot read its org chart; list the members in include",
+                source=desired.source,
+                kind=kind,
+                key=provider.key,
+            )
         )
     from reconciler.selectors import resolve  # only for files that use selectors
 
-    return resolve(desired, provider.org_chart(), directory)
+    named = frozenset(
+        group
+        for spec in desired.channels.values()
+        if spec.members is not None
+        for group in spec.members.include_groups
+    )
+    return resolve(desired, provider.org_chart(groups=named), directory)
 
 
 def check_desired(desired: DesiredState, provider: Provider) -> DesiredState:

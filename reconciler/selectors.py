@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from reconciler.errors import InputError, Problem
+from reconciler.i18n import N_, Said
 from reconciler.model import DesiredChannel, DesiredState, MembersSpec, SelectorRule
 from reconciler.orgchart import PATH_SEPARATOR, OrgChart
 from reconciler.yamlpaths import format_path
@@ -53,7 +54,7 @@ def resolve(desired: DesiredState, chart: OrgChart, directory: frozenset[str]) -
         for i, name in enumerate(members.include_groups):
             group = chart.groups.get(name)
             if group is None:
-                why = _unknown("group", name, sorted(chart.groups))
+                why = _unknown(_NO_GROUP, name, chart.group_names)
                 problems.append(_problem(desired, (*base, "include_groups", i), why))
             else:
                 selected.append(("group", name, group.members & directory))
@@ -127,24 +128,34 @@ class _UnitIndex:
             return name
         return _absolute(self.chart.path(unit_id))
 
-    def find(self, written: str) -> frozenset[str] | tuple[str, str]:
+    def find(self, written: str) -> frozenset[str] | tuple[Said, Said]:
         """The members under the unit `written` names, or why it names none."""
         if PATH_SEPARATOR in written:
             unit_id = self.by_path.get(written.strip(PATH_SEPARATOR))
             if unit_id is None:
-                return _unknown("org unit", written, sorted(self.by_path))
+                return _unknown(_NO_UNIT, written, sorted(self.by_path))
             return self.chart.members_under(unit_id)
         ids = self.by_name.get(written, [])
         if len(ids) > 1:
             paths = sorted(self.chart.path(i) for i in ids)
             shown = ", ".join(_absolute(p) for p in paths[:_SHOWN_PATHS])
-            more = f" and {len(paths) - _SHOWN_PATHS} more" if len(paths) > _SHOWN_PATHS else ""
-            return (
-                f"{len(paths)} org units are named {written!r}",
-                f"write the one you mean as a path: {shown}{more}",
+            more = len(paths) - _SHOWN_PATHS
+            named = Said.counted(
+                "{n} org unit is named {name}",
+                "{n} org units are named {name}",
+                len(paths),
+                name=repr(written),
             )
+            if more > 0:
+                return named, Said.counted(
+                    "write the one you mean as a path: {paths} and {n} more",
+                    "write the one you mean as a path: {paths} and {n} more",
+                    more,
+                    paths=shown,
+                )
+            return named, Said.of("write the one you mean as a path: {paths}", paths=shown)
         if not ids:
-            return _unknown("org unit", written, sorted({*self.by_name, *self.by_path}))
+            return _unknown(_NO_UNIT, written, sorted({*self.by_name, *self.by_path}))
         return self.chart.members_under(ids[0])
 
 
@@ -153,13 +164,21 @@ def _absolute(path: str) -> str:
     return path if PATH_SEPARATOR in path else PATH_SEPARATOR + path
 
 
-def _unknown(kind: str, written: str, names: list[str]) -> tuple[str, str]:
+_NO_UNIT = N_("no org unit {name} in the directory")
+_NO_GROUP = N_("no group {name} in the directory")
+
+
+def _unknown(message: str, written: str, names: list[str]) -> tuple[Said, Said]:
     """(message, hint) for a name the directory lacks, with the closest it has."""
     close = difflib.get_close_matches(written, names, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"no {kind} {written!r} in the directory", f"{hint}write the name the directory shows"
+    hint = (
+        Said.of("did you mean {close}? write the name the directory shows", close=repr(close[0]))
+        if close
+        else Said.of("write the name the directory shows")
+    )
+    return Said.of(message, name=repr(written)), hint
 
 
-def _problem(desired: DesiredState, path: tuple[str | int, ...], why: tuple[str, str]) -> Problem:
+def _problem(desired: DesiredState, path: tuple[str | int, ...], why: tuple[Said, Said]) -> Problem:
     line, column = desired.locate(path) if desired.locate else (0, 0)
     return Problem(desired.source, line, column, format_path(path), *why)

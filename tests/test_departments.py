@@ -110,6 +110,37 @@ def test_selector_names_are_checked_against_the_directory(
     assert "Traceback" not in err
 
 
+def test_selector_names_are_checked_in_japanese_at_the_same_place(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (demo / "ambiguous.yaml").write_text(SALES.replace("[営業部]", "[東日本]"), encoding="utf-8")
+    (demo / "typo.yaml").write_text(SALES.replace("[営業部]", "[営業]"), encoding="utf-8")
+    stranger = SALES.replace("heidi@", "nobody@")
+    (demo / "stranger.yaml").write_text(stranger, encoding="utf-8")
+    capsys.readouterr()
+    assert run(["--lang", "ja", "plan", "ambiguous.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert "ambiguous.yaml:8:26: external_messaging.line.members.include_orgunits[0]: " in err
+    assert "組織名 '東日本' は 2 組織で使われています" in err
+    assert "ヒント: どの組織かをパスで書いてください: 営業部/東日本, 開発部/東日本" in err
+    assert run(["--lang", "ja", "plan", "typo.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert "typo.yaml:8:26: external_messaging.line.members.include_orgunits[0]: " in err
+    assert "ディレクトリに組織 '営業' がありません" in err
+    assert (
+        "ヒント: '営業部' のことですか？ ディレクトリに表示されるとおりの名前を書いてください"
+        in err
+    )
+    where = "stranger.yaml:9:17: external_messaging.line.members.exclude[0]: "
+    assert run(["--lang", "en", "plan", "stranger.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert where + "nobody@example.co.jp is not a member of tenant example.co.jp" in err
+    assert run(["--lang", "ja", "plan", "stranger.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert where + "nobody@example.co.jp はテナント example.co.jp のメンバーではありません" in err
+    assert "not a member" not in err and "Traceback" not in err
+
+
 def test_a_saved_plan_is_refused_when_the_selection_changed_since(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -347,3 +347,65 @@ def test_a_plan_with_selectors_reads_the_chart_and_says_why_and_what_it_cost(
     assert chart_requests(h) > 0
     assert "(via org unit 営業部/東日本, " in out and "sales.yaml:7)" in out
     assert "org units and groups (for the member selectors)" in out
+
+
+MEMBER_LISTS = "GET /groups/{groupId}/members"
+
+
+def test_a_file_naming_1_of_50_groups_reads_the_members_of_that_one_only(
+    h: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in h.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LWR_STATE", raising=False)
+    org = h.tenant.org
+    for i in range(50 - len(org.groups)):
+        org.add_group(f"project-{i:02d}", [("USER", h.tenant.users[f"alice@{D}"].user_id)])
+    assert len(org.groups) == 50
+    path = h.state_dir.parent / "support.yaml"
+    path.write_text(
+        f"version: 1\ntenant: {D}\nexternal_messaging:\n  lineworks:\n    enabled: true\n"
+        "    members:\n      include_groups: [partner-support]\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert run(["plan", str(path), "--tenant", h.uri(scope=CHART_SCOPE)]) == 0
+    out = capsys.readouterr().out
+    assert h.emulator.count(None, MEMBER_LISTS) == 1
+    assert f"add member erin@{D} (via group partner-support, " in out
+    # units, the group list (one page of 50) and one member list; GET /users came with the read
+    assert "org units and groups (for the member selectors): 3 requests" in out
+
+
+def test_a_named_group_reads_the_groups_within_it_and_unread_ones_still_suggest(
+    h: Harness,
+) -> None:
+    provider = h.provider(scope=CHART_SCOPE)
+    try:
+        chart = provider.org_chart(groups=frozenset({"all-support"}))
+    finally:
+        provider.close()
+    assert h.emulator.count(None, MEMBER_LISTS) == 2  # all-support and partner-support in it
+    assert chart.groups["all-support"].members == chart.groups["partner-support"].members
+    h.tenant.org.add_group("managers-west")
+    provider = h.provider(scope=CHART_SCOPE)
+    try:
+        chart = provider.org_chart(groups=frozenset({"partner-support"}))
+    finally:
+        provider.close()
+    assert "managers-west" not in chart.groups and "managers-west" in chart.unread_groups
+    assert "managers-west" in chart.group_names  # a typo of it gets its did-you-mean
+
+
+def test_two_groups_of_one_name_no_file_names_are_no_reason_to_refuse(h: Harness) -> None:
+    h.tenant.org.add_group("twins")
+    h.tenant.org.add_group("twins")
+    provider = h.provider(scope=CHART_SCOPE)
+    try:
+        chart = provider.org_chart(groups=frozenset({"partner-support"}))
+        with pytest.raises(TenantError, match="two directory groups are named 'twins'"):
+            provider.org_chart(groups=frozenset({"twins"}))
+    finally:
+        provider.close()
+    assert "twins" in chart.unread_groups

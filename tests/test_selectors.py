@@ -7,6 +7,8 @@ local tenant with departments, is tests/test_departments.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from builders import LINE, channel_state, emails, org_chart, tenant
 from reconciler import workflow
 from reconciler.desired import parse_desired
 from reconciler.errors import InputError, UsageError
+from reconciler.i18n import Messages
 from reconciler.model import Because, DesiredState, TenantState
 from reconciler.orgchart import OrgChart
 from reconciler.plan import Plan, make_plan
@@ -161,6 +164,41 @@ def test_an_ambiguous_unit_name_must_be_written_as_a_path() -> None:
     assert "suzuki@example.co.jp" not in members_of(plan)
 
 
+JA = Messages("ja")
+
+
+def test_names_the_directory_lacks_are_said_in_japanese_at_the_same_place() -> None:
+    typo = FILE.replace("- 営業部", "- 営業").replace("[partner-support]", "[partner-suport]")
+    with pytest.raises(InputError) as e:
+        resolve(load(typo), CHART, STAFF)
+    assert e.value.said(JA).splitlines() == [
+        "問題が 2 件あります:",
+        "desired.yaml:11:11: external_messaging.line.members.include_orgunits[0]: "
+        "ディレクトリに組織 '営業' がありません",
+        "    ヒント: '営業部' のことですか？ ディレクトリに表示されるとおりの名前を書いてください",
+        "desired.yaml:12:24: external_messaging.line.members.include_groups[0]: "
+        "ディレクトリにグループ 'partner-suport' がありません",
+        "    ヒント: 'partner-support' のことですか？ "
+        "ディレクトリに表示されるとおりの名前を書いてください",
+    ]
+    assert "no group 'partner-suport' in the directory" in str(e.value)  # English as before
+
+
+def test_an_ambiguous_name_lists_five_paths_and_counts_the_rest_in_both_languages() -> None:
+    units: dict[str, tuple[str | None, frozenset[str]]] = {}
+    for i in range(7):
+        units[f"支社{i}"] = (None, frozenset())
+        units[f"支社{i}/東日本"] = (f"支社{i}", frozenset())
+    with pytest.raises(InputError) as e:
+        resolve(load(NO_GROUP.replace("- 営業部", "- 東日本")), org_chart(units), STAFF)
+    shown = ", ".join(f"支社{i}/東日本" for i in range(5))
+    assert f"write the one you mean as a path: {shown} and 2 more" in str(e.value)
+    assert "7 org units are named '東日本'" in str(e.value)
+    said = e.value.said(JA)
+    assert "組織名 '東日本' は 7 組織で使われています" in said
+    assert f"ヒント: どの組織かをパスで書いてください: {shown} ほか 2 組織" in said
+
+
 def test_a_top_level_unit_whose_name_repeats_is_written_with_a_leading_slash() -> None:
     chart = org_chart(
         {
@@ -211,6 +249,40 @@ def test_the_text_and_markdown_plans_say_why() -> None:
     assert "restrict file transfer: off → on (desired.yaml:6)" in text
     markdown = PlanMarkdown().render(plan)
     assert "`suzuki@example.co.jp` _(via org unit 営業部, line 11)_" in markdown
+
+
+def test_the_japanese_plans_say_why_in_japanese_with_full_width_brackets() -> None:
+    plan = planned(listed=emails("yamada"))
+    text = PlanText(messages=JA).render(plan)
+    assert "利用メンバーに追加 suzuki@example.co.jp（組織 営業部 による、desired.yaml:11）" in text
+    assert (
+        "利用メンバーに追加 ito@example.co.jp（グループ partner-support による、desired.yaml:12）"
+        in text
+    )
+    assert "利用メンバーに追加 ceo@example.co.jp（include による、desired.yaml:9）" in text
+    assert (
+        "利用メンバーから削除 yamada@example.co.jp（どの指定にも該当せず、desired.yaml:7）" in text
+    )
+    assert "via " not in text and "not selected" not in text
+    markdown = PlanMarkdown(messages=JA).render(plan)
+    assert "`suzuki@example.co.jp` _（組織 営業部 による、11 行目）_" in markdown
+    assert "`yamada@example.co.jp` _（どの指定にも該当せず、7 行目）_" in markdown
+    assert "_(" not in markdown and "via " not in markdown
+
+
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [
+        ("plan-selectors.ja.txt", lambda plan: PlanText(messages=JA).render(plan)),
+        ("plan-selectors.ja.md", lambda plan: PlanMarkdown(messages=JA).render(plan)),
+    ],
+)
+def test_a_plan_with_selectors_in_japanese_golden(name: str, render: Callable[[Plan], str]) -> None:
+    """Additions by org unit, group and include, each with why (removals: issue 16's reasons)."""
+    from test_render import check_golden
+
+    plan = replace(planned(), created_at="2024-05-01T09:00:00+00:00", tool_version="0.0.0-golden")
+    check_golden(name, render(plan))
 
 
 def test_the_json_plan_carries_why_for_every_change() -> None:
@@ -268,6 +340,9 @@ def test_auto_grant_with_selectors_warns_that_the_selectors_are_the_better_tool(
     (warning,) = plan.warnings
     assert "auto_grant_new_members is on with member selectors" in warning
     assert "turn auto-grant off" in warning
+    assert "自動追加を無効にしてください" in PlanText(messages=JA).render(
+        planned(auto_grant_new_members=True)
+    )
 
 
 # --- the tenant's org chart, read only when a selector needs it -------------------------------
@@ -285,7 +360,7 @@ class Charted(LocalTenant):
     READS_ORG_CHART = True
     reads = 0
 
-    def org_chart(self) -> OrgChart:
+    def org_chart(self, *, groups: frozenset[str] | None = None) -> OrgChart:
         type(self).reads += 1
         return org_chart({"営業部": (None, emails("dave", "erin"))})
 
@@ -322,6 +397,10 @@ def test_a_tenant_that_cannot_read_its_org_chart_says_so(demo: Path) -> None:
         workflow.plan_desired(demo / "sales.yaml", provider)
     assert "a local: tenant" in str(e.value) and "cannot read its org chart" in str(e.value)
     assert "sales.yaml selects members by org unit or group" in str(e.value)
+    assert e.value.said(JA) == (
+        f"{demo / 'sales.yaml'} は組織またはグループでメンバーを指定していますが、local: テナント"
+        f"（{provider.key}）からは組織図を読み取れません。include にメンバーを列挙してください"
+    )
 
 
 def test_the_compact_plan_counts_why() -> None:
@@ -338,6 +417,10 @@ def test_a_selector_that_selects_nobody_is_a_warning_with_its_line() -> None:
         "line: include_orgunits 営業部 (desired.yaml:11) selects nobody in the directory; if it "
         "was reorganised, name the units or groups that replace it"
     )
+    assert (
+        "line: include_orgunits の 営業部（desired.yaml:11）に該当するメンバーがディレクトリに"
+        "いません。組織変更があった場合は、後継の組織・グループを指定してください"
+    ) in PlanText(messages=JA).render(planned(chart=emptied))
 
 
 @pytest.mark.parametrize(

@@ -109,9 +109,13 @@ class Provider(Closing):
         """Login emails of every member of the tenant (for `validate --tenant`)."""
         raise NotImplementedError
 
-    def org_chart(self) -> OrgChart:
+    def org_chart(self, *, groups: frozenset[str] | None = None) -> OrgChart:
         """Org units and groups with their members (READS_ORG_CHART providers); read only
-        when a desired file uses a member selector. Raise TenantError on any failure."""
+        when a desired file uses a member selector. Raise TenantError on any failure.
+
+        `groups`: the group names the caller needs members of (None: every group). A
+        provider may read just those (and the groups within them); the others it lists are
+        then in `unread_groups`, by name only."""
         raise UsageError(f"{self.key} cannot read org units or groups")
 
     def domain(self) -> str:

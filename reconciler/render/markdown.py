@@ -227,7 +227,7 @@ def _bullet(change: Change, t: Messages) -> str:
         else md_escape(_describe(change, t))
     )
     why = because_words(change, "", t)
-    what += f" _({md_escape(why)})_" if why else ""
+    what += t._(" _({why})_", why=md_escape(why)) if why else ""
     lines = [f"- {md_code(change.spec.marker)} {what}{flag}{manual}"]
     lines += [f"  - {md_escape(e.say(t))}" for e in change.side_effects]
     lines += [f"  - :warning: {md_escape(note)}" for note in hidden_differences(change, t)]

@@ -301,7 +301,7 @@ def _kind_details(channel: str, changes: Sequence[Change], budget: int, t: Messa
 
 def _why(change: Change, t: Messages) -> str:
     why = because_words(change, "", t)
-    return f" _({md_escape(why)})_" if why else ""
+    return t._(" _({why})_", why=md_escape(why)) if why else ""
 
 
 def _effects(change: Change, t: Messages) -> str:

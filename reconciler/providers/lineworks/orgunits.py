@@ -7,7 +7,9 @@ Four lists, each paged by `cursor` (`count` at most 100; docs/lineworks.md#org-u
 - `GET /orgunits`: every unit with its `parentOrgUnitId`;
 - `GET /groups`: every group's id and name; its `members` field is not relied on (the docs do
   not say a large group's every member is in the list), so
-- `GET /groups/{groupId}/members` per group: `id` and `type` (USER, ORGUNIT, GROUP).
+- `GET /groups/{groupId}/members` per group: `id` and `type` (USER, ORGUNIT, GROUP); only
+  of the groups a desired file names (and the groups within them), when the caller says
+  which: a tenant of 1,000 groups costs a file naming one a single members request.
 
 A read is complete or raises TenantError: a page that fails (after the client's retries), a
 unit or user named but not listed (the directory changed while it was read) or a missing
@@ -99,8 +101,11 @@ def check_scopes(scope: str) -> None:
         )
 
 
-def read_chart(client: LineWorksClient, domain_id: str, people: People) -> OrgChart:
-    """Units, their direct members (from `people`) and groups with their members."""
+def read_chart(
+    client: LineWorksClient, domain_id: str, people: People, wanted: frozenset[str] | None = None
+) -> OrgChart:
+    """Units, their direct members (from `people`) and groups with their members: those
+    `wanted` names and the groups within them (every group when None)."""
     units: dict[str, OrgUnit] = {}
     for row in _rows(client, "/orgunits", UNITS, "orgUnits", domain_id):
         if isinstance(row, dict) and row.get("orgUnitId"):
@@ -121,34 +126,54 @@ def read_chart(client: LineWorksClient, domain_id: str, people: People) -> OrgCh
                 raise _changed(f"{email} belongs to org unit {uid}, which was not listed")
             members.setdefault(uid, set()).add(email)
     chart = OrgChart(units, {uid: frozenset(m) for uid, m in members.items()})
-    return OrgChart(chart.units, chart.unit_members, _groups(client, domain_id, people, chart))
+    names = _group_names(client, domain_id, wanted)
+    listed = _group_members(client, domain_id, names, wanted)
+    groups = {
+        names[gid]: Group(gid, names[gid], _members_of(gid, listed, people, chart))
+        for gid in listed
+    }
+    unread = frozenset(name for gid, name in names.items() if gid not in listed)
+    return OrgChart(chart.units, chart.unit_members, groups, unread)
 
 
-def _groups(
-    client: LineWorksClient, domain_id: str, people: People, chart: OrgChart
-) -> dict[str, Group]:
+def _group_names(
+    client: LineWorksClient, domain_id: str, wanted: frozenset[str] | None
+) -> dict[str, str]:
+    """Every group's name by its id; two groups of a name a file may choose refuse."""
     names: dict[str, str] = {}
-    listed: dict[str, list[tuple[str, str]]] = {}
+    seen: set[str] = set()
     for row in _rows(client, "/groups", GROUPS, "groups", domain_id):
         if not isinstance(row, dict) or not row.get("groupId"):
             continue
         gid, name = str(row["groupId"]), str(row.get("groupName", ""))
-        if name in names.values():  # groups are chosen by name in a desired file
+        if name in seen and (wanted is None or name in wanted):  # chosen by name in a file
             raise TenantError(
                 f"two directory groups are named {name!r}: rename one in the admin console, "
                 "since include_groups names a group by its name"
             )
+        seen.add(name)
         names[gid] = name
-    for gid in names:
+    return names
+
+
+def _group_members(
+    client: LineWorksClient, domain_id: str, names: Mapping[str, str], wanted: frozenset[str] | None
+) -> dict[str, list[tuple[str, str]]]:
+    """(type, id) of each member of the wanted groups and of the groups within them, each
+    group read once (in list order, then as found within)."""
+    order = [gid for gid, name in names.items() if wanted is None or name in wanted]
+    listed: dict[str, list[tuple[str, str]]] = {}
+    for gid in order:  # grows as groups within groups are found
+        if gid in listed:
+            continue
         path = f"/groups/{quote(gid, safe='')}/members"
         listed[gid] = [
             (str(m.get("type", "")).upper(), str(m.get("id", "")))
             for m in _rows(client, path, MEMBERS, "members", domain_id)
             if isinstance(m, dict)
         ]
-    return {
-        names[gid]: Group(gid, names[gid], _members_of(gid, listed, people, chart)) for gid in names
-    }
+        order += [mid for kind, mid in listed[gid] if kind == "GROUP" and mid in names]
+    return listed
 
 
 def _members_of(
