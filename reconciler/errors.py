@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from reconciler.words import joined
+
 if TYPE_CHECKING:
     from reconciler.i18n import Messages
 
@@ -59,8 +61,7 @@ class Problem:
         return f"{place}: {self.path or '<document>'}"
 
     def __str__(self) -> str:
-        text = f"{self.where}: {self.message}"
-        return f"{text}\n    hint: {self.hint}" if self.hint else text
+        return joined(f"{self.where}: {self.message}", "\n    hint: ", self.hint)
 
     def said(self, t: Messages) -> str:
         """The problem in `t`'s language (its message and hint said again when they are

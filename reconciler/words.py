@@ -14,6 +14,12 @@ def onoff(value: bool | None) -> str:
     return "on" if value else "off"
 
 
+def joined(head: str, sep: str, tail: str) -> str:
+    """`head`, then `sep` and `tail` when there is a tail: an optional part (a hint, a
+    description) is left out together with its separator."""
+    return f"{head}{sep}{tail}" if tail else head
+
+
 def plural(n: int, word: str) -> str:
     """`1 member`, `2 members`: English plural by appending s."""
     return f"{n} {word}{'s' if n != 1 else ''}"

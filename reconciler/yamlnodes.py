@@ -8,6 +8,7 @@ each kind kept up to MAX_KEPT_PROBLEMS and counted beyond.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Protocol, cast
 
@@ -15,7 +16,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import InputError, Omitted, Problem
-from reconciler.i18n import Said
+from reconciler.i18n import N_, Said
 from reconciler.yamlload import STR_TAG, YAML_TAG
 from reconciler.yamlpaths import Path, format_path
 
@@ -31,6 +32,37 @@ _SEQ, _MAP, _MERGE = _T + "seq", _T + "map", _T + "merge"
 _TEXT_TAGS = frozenset({_STR, _T + "timestamp", _T + "value"})
 _TAG, _VALUE = attrgetter("tag"), attrgetter("value")
 _BOOLS = SafeConstructor.bool_values  # yes/no/on/off/true/false, as SafeLoader reads them
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A kind of problem a node can have: its message (the {fields} filled in where it is
+    found), the hint, and whether it makes the file unusable."""
+
+    message: str
+    hint: str
+    fatal: bool = True
+
+
+# Marked here and said (Said.of) where found, so that a renderer says them again in the
+# reader's language.
+_DUPLICATE_KEY = _Kind(
+    N_("duplicate key {key} (first at line {line}, column {column})"),
+    N_("keep one of them: YAML keys must be unique in a mapping"),
+    fatal=False,
+)
+_COLLECTION_KEY = _Kind(
+    N_("a mapping key must be a plain word, not a list or mapping"),
+    N_("write keys like enabled: or members:"),
+)
+_MERGE_KEY = _Kind(N_("merge keys (<<) are not supported"), N_("write the keys out in full"))
+_NOT_A_BOOL = _Kind(N_("{value} is not true or false"), N_("write true or false"))
+_NAN = _Kind(N_("not a number (.nan)"), N_("write a number"), fatal=False)
+_BAD_NUMBER = _Kind(N_("not a valid number: {value}"), N_("write a plain number"))
+_BAD_TAG = _Kind(
+    N_("the tag {tag} is not allowed"),
+    N_("lwr reads plain YAML: text, numbers, true/false, lists and mappings, without !tags"),
+)
 
 
 def by_position(p: Problem) -> tuple[int, int]:
@@ -78,8 +110,9 @@ class NodeBuilder:
         self._alias_count = 0
         self._constructor = SafeConstructor()
 
-    def _problem(self, node: Node, path: Path, message: str, hint: str, *, fatal: bool) -> None:
-        self.fatal |= fatal
+    def _problem(self, node: Node, path: Path, kind: _Kind, **fields: Any) -> None:
+        """A problem of `kind` at `node`, its message said with `fields`."""
+        self.fatal |= kind.fatal
         if len(self.problems) >= MAX_KEPT_PROBLEMS:
             self.omitted += 1  # a million duplicate keys must not become a million Problems
             return
@@ -89,8 +122,8 @@ class NodeBuilder:
                 node.start_mark.line + 1,
                 node.start_mark.column + 1,
                 format_path(path),
-                message,
-                hint,
+                Said.of(kind.message, **fields),
+                Said.of(kind.hint),
             )
         )
 
@@ -232,14 +265,10 @@ class NodeBuilder:
                 self._problem(
                     key_node,
                     value_path,
-                    Said.of(
-                        "duplicate key {key} (first at line {line}, column {column})",
-                        key=repr(key),
-                        line=first.start_mark.line + 1,
-                        column=first.start_mark.column + 1,
-                    ),
-                    Said.of("keep one of them: YAML keys must be unique in a mapping"),
-                    fatal=False,
+                    _DUPLICATE_KEY,
+                    key=repr(key),
+                    line=first.start_mark.line + 1,
+                    column=first.start_mark.column + 1,
                 )
                 continue
             out[key] = value
@@ -253,22 +282,10 @@ class NodeBuilder:
             return None
         self._seen.add(id(node))
         if not isinstance(node, ScalarNode):
-            self._problem(
-                node,
-                path,
-                Said.of("a mapping key must be a plain word, not a list or mapping"),
-                Said.of("write keys like enabled: or members:"),
-                fatal=True,
-            )
+            self._problem(node, path, _COLLECTION_KEY)
             return None
         if node.tag == _MERGE:
-            self._problem(
-                node,
-                path,
-                Said.of("merge keys (<<) are not supported"),
-                Said.of("write the keys out in full"),
-                fatal=True,
-            )
+            self._problem(node, path, _MERGE_KEY)
             return None
         if node.tag not in (_STR, _NULL, _BOOL, _INT, _FLOAT, *_TEXT_TAGS):
             self._bad_tag(node, path)
@@ -285,13 +302,7 @@ class NodeBuilder:
         if tag == _BOOL:
             flag = _BOOLS.get(node.value.lower())
             if flag is None:
-                self._problem(
-                    node,
-                    path,
-                    Said.of("{value} is not true or false", value=repr(node.value)),
-                    Said.of("write true or false"),
-                    fatal=True,
-                )
+                self._problem(node, path, _NOT_A_BOOL, value=repr(node.value))
             return flag
         try:
             if tag == _INT:
@@ -299,36 +310,16 @@ class NodeBuilder:
             if tag == _FLOAT:
                 number = self._constructor.construct_yaml_float(node)
                 if math.isnan(number):
-                    self._problem(
-                        node,
-                        path,
-                        Said.of("not a number (.nan)"),
-                        Said.of("write a number"),
-                        fatal=False,
-                    )
+                    self._problem(node, path, _NAN)
                 return number
         except ValueError:  # `!!int x`, or more digits than Python converts (4300)
-            self._problem(
-                node,
-                path,
-                Said.of("not a valid number: {value}", value=_clip(node.value)),
-                Said.of("write a plain number"),
-                fatal=True,
-            )
+            self._problem(node, path, _BAD_NUMBER, value=_clip(node.value))
             return None
         self._bad_tag(node, path)
         return None
 
     def _bad_tag(self, node: Node, path: Path) -> None:
-        self._problem(
-            node,
-            path,
-            Said.of("the tag {tag} is not allowed", tag=_yaml_tag(node.tag)),
-            Said.of(
-                "lwr reads plain YAML: text, numbers, true/false, lists and mappings, without !tags"
-            ),
-            fatal=True,
-        )
+        self._problem(node, path, _BAD_TAG, tag=_yaml_tag(node.tag))
 
 
 def _clip(text: str, limit: int = 40) -> str:

@@ -87,17 +87,26 @@ markdown_dir_option = click.option(
 )
 
 
-def compact_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--compact and --no-compact/--full: member changes counted per kind, or each listed
-    (reconciler.render.compact; default: text compact past 200 changes, markdown always)."""
-    command = click.option(
-        "--no-compact",
-        "--full",
-        "compact",
-        flag_value=False,
-        help=N_("List every change (markdown: every member, in more parts)."),
-    )(command)
-    return click.option(
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def stacked(*options: Decorator) -> Decorator:
+    """`options` (click.option decorators) as one decorator, in the order written, as if each
+    stood on its own line above the command. click makes a new Option each time a decorator is
+    applied, so one stack serves every command it decorates."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):  # the lowest decorator is applied first
+            command = option(command)
+        return command
+
+    return decorate
+
+
+#: --compact and --no-compact/--full: member changes counted per kind, or each listed
+#: (reconciler.render.compact; default: text compact past 200 changes, markdown always).
+compact_options = stacked(
+    click.option(
         "--compact",
         "compact",
         flag_value=True,
@@ -106,12 +115,25 @@ def compact_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "Count member changes per channel and kind, with the first names (the default "
             "for text past 200 changes, and for markdown)."
         ),
-    )(command)
-
-
-def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--parallel (a directory of desired files, reconciler.fleet) and --fail-fast."""
-    command = click.option(
+    ),
+    click.option(
+        "--no-compact",
+        "--full",
+        "compact",
+        flag_value=False,
+        help=N_("List every change (markdown: every member, in more parts)."),
+    ),
+)
+#: --parallel (a directory of desired files, reconciler.fleet) and --fail-fast.
+fleet_options = stacked(
+    click.option(
+        "--parallel",
+        type=click.IntRange(1, 64),
+        default=1,
+        show_default=True,
+        help=N_("With a directory: how many tenants run at once."),
+    ),
+    click.option(
         "--fail-fast",
         is_flag=True,
         help=N_(
@@ -119,24 +141,11 @@ def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "depend on it, then report); with a directory, also start no further tenant once "
             "one fails."
         ),
-    )(command)
-    return click.option(
-        "--parallel",
-        type=click.IntRange(1, 64),
-        default=1,
-        show_default=True,
-        help=N_("With a directory: how many tenants run at once."),
-    )(command)
-
-
-def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--policy-dir (repeatable) and --no-default-policies (docs/contract.md#policies)."""
-    command = click.option(
-        "--no-default-policies",
-        is_flag=True,
-        help=N_("Do not check the policies shipped with lwr (policies/defaults.yaml)."),
-    )(command)
-    return click.option(
+    ),
+)
+#: --policy-dir (repeatable) and --no-default-policies (docs/contract.md#policies).
+policy_options = stacked(
+    click.option(
         "--policy-dir",
         "policy_dirs",
         multiple=True,
@@ -145,7 +154,13 @@ def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "Also check the rules in DIR/*.yaml (repeatable); a rule with the id of a shipped "
             "one replaces it."
         ),
-    )(command)
+    ),
+    click.option(
+        "--no-default-policies",
+        is_flag=True,
+        help=N_("Do not check the policies shipped with lwr (policies/defaults.yaml)."),
+    ),
+)
 
 
 def load_rules(policy_dirs: tuple[str, ...], no_defaults: bool) -> tuple[PolicyRule, ...]:

@@ -4,15 +4,13 @@ language (reconciler.i18n); setting keys, member names and values are never tran
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reconciler.i18n import ENGLISH, N_, Messages, say
+from reconciler.i18n import N_, say
 from reconciler.model import ChannelName
-from reconciler.policy import PolicyReport
 from reconciler.render.markdown import INLINE_MEMBERS
 from reconciler.render.mdparts import (
     NAMES_BUDGET,
-    PART_LIMIT,
     Block,
     Details,
     Parts,
@@ -21,7 +19,6 @@ from reconciler.render.mdparts import (
     md_escape,
     policy_blocks,
 )
-from reconciler.render.values import say as say_value
 from reconciler.render.values import setting_difference, show_setting
 
 if TYPE_CHECKING:  # only `lwr drift` imports the drift module
@@ -32,17 +29,6 @@ __all__ = ["DriftMarkdown"]
 
 class DriftMarkdown(Parts["DriftReport"]):
     """`lwr drift --format markdown`; `messages` is the reader's language."""
-
-    def __init__(
-        self,
-        *,
-        policy: PolicyReport | None = None,
-        limit: int = PART_LIMIT,
-        messages: Messages = ENGLISH,
-    ) -> None:
-        self.policy = policy
-        self.limit = limit
-        self.t = messages
 
     def _title(self, report: DriftReport) -> str:
         return self.t._("### lwr drift for {tenant}", tenant=md_code(report.tenant))
@@ -79,11 +65,6 @@ class DriftMarkdown(Parts["DriftReport"]):
             blocks += self._section(report, channel)
         return blocks
 
-    def _value(self, setting: str, value: Any) -> str:
-        if self.t.lang != "en" and isinstance(value, bool):
-            return say_value(self.t, value)
-        return show_setting(setting, value)
-
     def _section(self, report: DriftReport, channel: ChannelName) -> list[Block]:
         t = self.t
         blocks: list[Block] = [f"#### {channel.value} — {md_escape(t._(channel.label))}\n"]
@@ -91,8 +72,8 @@ class DriftMarkdown(Parts["DriftReport"]):
         if settings:
             rows = [t._("| setting | desired | current |"), "|---|---|---|"]
             rows += [
-                f"| {d.setting} | {md_escape(self._value(d.setting, d.desired))} | "
-                f"{md_escape(self._value(d.setting, d.current))} |"
+                f"| {d.setting} | {md_escape(show_setting(d.setting, d.desired, t))} | "
+                f"{md_escape(show_setting(d.setting, d.current, t))} |"
                 for d in settings
             ]
             notes = [

@@ -68,10 +68,8 @@ class PlanMarkdown(Parts[Plan]):
         compact: bool | None = None,
         messages: Messages = ENGLISH,
     ) -> None:
-        self.policy = policy
-        self.limit = limit
+        super().__init__(policy=policy, limit=limit, messages=messages)
         self.compact = compact is not False
-        self.t = messages
 
     def _title(self, plan: Plan) -> str:
         return "### " + self.t._("lwr plan for {tenant}", tenant=md_code(plan.tenant))

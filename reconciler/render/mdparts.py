@@ -157,10 +157,19 @@ T = TypeVar("T")
 
 class Parts(Generic[T]):
     """A markdown document of `T` (a plan, a drift report) in parts under `limit`
-    characters: a title and its blocks, laid out by `paginate`."""
+    characters: a title and its blocks, laid out by `paginate`, with the `policy` findings
+    (policy_blocks), in the reader's language (`messages`)."""
 
-    limit: int = PART_LIMIT
-    t: Messages = ENGLISH  # the reader's language
+    def __init__(
+        self,
+        *,
+        policy: PolicyReport | None = None,
+        limit: int = PART_LIMIT,
+        messages: Messages = ENGLISH,
+    ) -> None:
+        self.policy = policy
+        self.limit = limit
+        self.t = messages
 
     def render(self, subject: T) -> str:
         """All parts, separated by PART_BREAK lines."""

@@ -6,7 +6,8 @@ Plain strings with optional ANSI colour: rich's markup engine costs seconds on a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from reconciler.actions import Change
 from reconciler.i18n import ENGLISH, N_, Messages, say
@@ -24,7 +25,6 @@ from reconciler.render.values import (
     setting_difference,
     show_setting,
 )
-from reconciler.render.values import say as say_value
 from reconciler.terminal import printable
 
 if TYPE_CHECKING:  # only `lwr drift` imports the drift module
@@ -51,6 +51,14 @@ class _Styled:
         """`text` made printable, then coloured: our own escapes are the only ones left."""
         text = printable(text)
         return style(text, fg=fg, bold=bold) if self.color else text
+
+    def _warning_lines(self, warnings: Sequence[str]) -> list[str]:
+        """The plan's or report's warnings in yellow, after a blank line (none: nothing)."""
+        if not warnings:
+            return []
+        t = self.t
+        said = (t._("Warning: {warning}", warning=say(w, t)) for w in warnings)
+        return ["", *(self._style(text, fg="yellow") for text in said)]
 
     def _policy_lines(self) -> list[str]:
         """Failed rules, deny in red and warn in yellow, each with its places."""
@@ -124,12 +132,7 @@ class PlanText(_Styled):
                 lines += self._group(group, plan.source) if group else []
                 continue
             lines += self._change(change, plan.source)
-        if plan.warnings:
-            lines.append("")
-            lines.extend(
-                self._style(t._("Warning: {warning}", warning=say(w, t)), fg="yellow")
-                for w in plan.warnings
-            )
+        lines += self._warning_lines(plan.warnings)
         lines += self._policy_lines()
         if plan.changes:
             lines += ["", self._style(self._summary(plan), bold=True)]
@@ -219,12 +222,7 @@ class DriftText(_Styled):
             lines.append(printable(text))
         for channel in report.channels():
             lines += self._channel(report, channel)
-        if report.warnings:
-            lines.append("")
-            lines.extend(
-                self._style(t._("Warning: {warning}", warning=say(w, t)), fg="yellow")
-                for w in report.warnings
-            )
+        lines += self._warning_lines(report.warnings)
         lines += self._policy_lines()
         if report.settings or report.members:
             lines += ["", self._style(self._summary(report), bold=True)]
@@ -251,19 +249,14 @@ class DriftText(_Styled):
             changes=t.n_("{n} change", "{n} changes", s["changes"]),
         )
 
-    def _value(self, setting: str, value: Any) -> str:
-        if self.t.lang != "en" and isinstance(value, bool):
-            return say_value(self.t, value)
-        return show_setting(setting, value)
-
     def _channel(self, report: DriftReport, channel: ChannelName) -> list[str]:
         t = self.t
         lines = [self._style(f"{channel.value} — {t._(channel.label)}", bold=True)]
         for d in (d for d in report.settings if d.channel is channel):
             values = t._(
                 "desired {desired}, current {current}",
-                desired=self._value(d.setting, d.desired),
-                current=self._value(d.setting, d.current),
+                desired=show_setting(d.setting, d.desired, t),
+                current=show_setting(d.setting, d.current, t),
             )
             lines.append(f"  {self._style('~', fg='yellow', bold=True)} {d.setting:<24} {values}")
             note = setting_difference(d.desired, d.current, t)

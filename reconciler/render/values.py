@@ -30,9 +30,12 @@ def show(value: Any, limit: int | None = 80) -> str:
     return printable(str(value))
 
 
-def show_setting(setting: str, value: Any) -> str:
+def show_setting(setting: str, value: Any, t: Messages = ENGLISH) -> str:
     """A drifted setting's value: in full (a clipped greeting could hide the difference);
-    the members mode as the bare word the file uses (all, listed)."""
+    the members mode as the bare word the file uses (all, listed); a switch in `t`'s words
+    unless that is English (on/off, as `show` writes it)."""
+    if t.lang != "en" and isinstance(value, bool):
+        return say(t, value)
     if setting == MEMBERS_MODE.key and isinstance(value, str):
         return printable(value)
     return show(value, limit=None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from reconciler.providers.base import CONSOLE_PAGE
+from reconciler.words import joined
 
 __all__ = ["RULES", "Handling", "Refusal", "Rule", "classify"]
 
@@ -140,12 +141,11 @@ class Refusal:
     @property
     def answer(self) -> str:
         """The API's own words: HTTP status, code, description."""
-        detail = f"{self.code}: {self.description}" if self.description else self.code
-        return f"HTTP {self.status} {detail}"
+        return f"HTTP {self.status} " + joined(self.code, ": ", self.description)
 
     def reason(self) -> str:
         """The answer verbatim, then the advice when the class has one."""
-        return f"{self.answer}; {self.advice}" if self.advice else self.answer
+        return joined(self.answer, "; ", self.advice)
 
 
 def verb_of(operation: str) -> str:
