@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LastSelection",
+    "StateAt",
     "check_desired",
     "last_selection_at",
     "remember",
@@ -80,13 +81,19 @@ def with_previous(
     return replace(desired, channels=channels)
 
 
-def last_selection_at(state: StateLocation | None) -> LastSelection | None:
-    """The last apply's selection in `state`, opened read-only and only when asked (a file
-    with selectors); nothing when the store was never created."""
-    if state is None:
+#: Where the state store is, resolved only when a file with selectors asks (a plain list
+#: does not even import reconciler.store).
+StateAt = Callable[[], "StateLocation"]
+
+
+def last_selection_at(state_at: StateAt | None) -> LastSelection | None:
+    """The last apply's selection in the store `state_at` gives, opened read-only and only
+    when asked (a file with selectors); nothing when the store was never created."""
+    if state_at is None:
         return None
 
     def read(tenant_key: str) -> Mapping[str, bytes]:
+        state = state_at()
         if not state.exists:
             return {}
         from contextlib import closing

@@ -42,6 +42,7 @@ from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
 from reconciler.selecting import (
     LastSelection,
+    StateAt,
     last_selection_at,
     with_previous,
     with_selectors,
@@ -65,17 +66,14 @@ class Planned:
     plan: Plan
 
 
-def plan_desired(
-    path: str | Path, provider: Provider, state: StateLocation | None = None
-) -> Planned:
+def plan_desired(path: str | Path, provider: Provider, state: StateAt | None = None) -> Planned:
     """Validate `path`, read the tenant, plan (docs/contract.md#the-plan); keep the inputs.
-    `state`: where the last apply's selection is, so removals say whom a member left."""
+    `state`: where the state store is (asked only for a file with selectors), whose last
+    apply's selection lets a removal say whom the member left."""
     return plan_loaded(load_desired(path), provider, state)
 
 
-def plan_loaded(
-    desired: DesiredState, provider: Provider, state: StateLocation | None = None
-) -> Planned:
+def plan_loaded(desired: DesiredState, provider: Provider, state: StateAt | None = None) -> Planned:
     """Read the tenant and plan an already validated desired state (docs/contract.md#the-plan)."""
     current = provider.read()  # raises on any failed or partial read: never plans from less
     return _plan_read(desired, current, provider, last_selection_at(state))
@@ -409,8 +407,8 @@ def _plan_or_check(
         with closing(state.open()) as store:  # refuse a replay before showing it
             return check_saved_plan(source, provider, store)
     if isinstance(source, DesiredState):
-        return plan_loaded(source, provider, state)
-    return plan_desired(source, provider, state)
+        return plan_loaded(source, provider, lambda: state)
+    return plan_desired(source, provider, lambda: state)
 
 
 def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:

@@ -79,6 +79,7 @@ def test_a_member_who_left_a_group_says_so(
     code, out = out_of(capsys, "--lang", "ja", "plan", "company.yaml")
     assert "グループ partner-support から外れました" in out
     code, out = out_of(capsys, "drift", "company.yaml")
+    assert code == 2
     assert "0 joined group partner-support since the last apply, 1 left" in out
 
 
@@ -125,4 +126,5 @@ def test_without_a_recorded_selection_nothing_is_said_of_churn(
     code, out = out_of(capsys, "drift", "company.yaml")
     assert "since the last apply" not in out
     code, out = out_of(capsys, "plan", "company.yaml")
+    assert code == 0
     assert "remove member alice@example.co.jp (not selected; company.yaml:6)" in out
