@@ -128,3 +128,28 @@ def test_without_a_recorded_selection_nothing_is_said_of_churn(
     code, out = out_of(capsys, "plan", "company.yaml")
     assert code == 0
     assert "remove member alice@example.co.jp (not selected; company.yaml:6)" in out
+
+
+def test_a_directory_plan_saved_and_applied_says_whom_members_left(
+    demo_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lwr plan DIR --out PLANDIR` reads the last selection as `lwr plan FILE` does, so the
+    saved plans are reproduced when `lwr apply PLANDIR` plans them again under the lock."""
+    tenants = demo_state / "tenants"
+    tenants.mkdir()
+    (demo_state / "tenant.db").rename(tenants / "example.co.jp.db")
+    uri = f"local:{tenants}/example.co.jp.db"
+    desired = demo_state / "desired"
+    desired.mkdir()
+    (desired / "example.yaml").write_text(SALES, encoding="utf-8")
+    template = f"local:{tenants}/{{tenant}}.db"
+    assert run(["apply", str(desired), "--tenant", template, "--auto-approve"]) == 0
+    assert (
+        run(["tenant", "move", "alice@example.co.jp", "--orgunit", "開発部", "--tenant", uri]) == 0
+    )
+    code, out = out_of(capsys, "plan", str(desired), "--tenant", template, "--out", "plans")
+    assert code == 0, out
+    saved = json.loads(next((demo_state / "plans").glob("*example*.json")).read_text("utf-8"))
+    assert [c["because"]["rule"] for c in saved["changes"]] == ["left"]
+    code, out = out_of(capsys, "apply", "plans", "--tenant", template, "--auto-approve")
+    assert code == 0, out
