@@ -17,6 +17,7 @@ from reconciler import __version__
 from reconciler.actions import Action, Change
 from reconciler.model import ChannelName, DesiredState, TenantState
 from reconciler.plan import Plan
+from reconciler.selection import Churn
 from reconciler.settings import SETTINGS
 from reconciler.words import utc_now
 
@@ -86,6 +87,9 @@ class DriftReport:
     #: Where the tenant's API contradicts lwr's attested state (`--verify-links`); each is
     #: among the warnings too.
     contradicted: tuple[str, ...] = ()
+    #: Directory churn per channel and selector since the last apply (reconciler.selection);
+    #: None when no apply of this file's selectors was recorded: nothing is said of churn.
+    selection: tuple[tuple[ChannelName, Churn], ...] | None = None
 
     @property
     def in_sync(self) -> bool:
@@ -96,6 +100,7 @@ class DriftReport:
     def channels(self) -> tuple[ChannelName, ...]:
         """The channels with drift, in console order."""
         drifted = {d.channel for d in self.settings} | {m.channel for m in self.members}
+        drifted |= {channel for channel, _ in self.selection or ()}
         return tuple(c for c in ChannelName if c in drifted)
 
     def summary(self) -> dict[str, int]:
@@ -124,7 +129,11 @@ class DriftReport:
             "settings": [d.to_json() for d in self.settings],
             "members": [m.to_json() for m in self.members],
             "warnings": list(self.warnings),
+            **({} if self.selection is None else {"selection": self._selection_json()}),
         }
+
+    def _selection_json(self) -> list[dict[str, Any]]:
+        return [{"channel": c.value, **churn.to_json()} for c, churn in self.selection or ()]
 
 
 def drift_report(
@@ -163,7 +172,26 @@ def drift_report(
         changes=len(plan.changes),
         warnings=plan.warnings + contradicted,
         contradicted=contradicted,
+        selection=selection_churn(desired) if desired.uses_selectors else None,
     )
+
+
+def selection_churn(desired: DesiredState) -> tuple[tuple[ChannelName, Churn], ...] | None:
+    """Who joined and left each selector since the last apply, per channel in console order;
+    None when no channel's selection was recorded."""
+    from reconciler.selection import churn, selection_of
+
+    found: list[tuple[ChannelName, Churn]] = []
+    recorded = False
+    for channel in ChannelName:
+        spec = desired.channels.get(channel)
+        members = spec.members if spec is not None else None
+        if members is None or not members.previous:
+            continue
+        recorded = True
+        previous = {(rule, name): who for rule, name, who in members.previous}
+        found += [(channel, c) for c in churn(previous, selection_of(members))]
+    return tuple(found) if recorded else None
 
 
 def setting_drift(changes: Sequence[Change]) -> tuple[SettingDrift, ...]:

@@ -260,8 +260,9 @@ def _planned(
     from reconciler.policy import evaluate
 
     with closing(open_provider(uri, options.state_uri, readonly=True)) as provider:
-        StateLocation.resolve(options.state_uri, uri)  # a bad --state fails as on apply
-        planned = workflow.plan_loaded(desired, provider)
+        state = StateLocation.resolve(options.state_uri, uri)  # a bad --state fails as on apply
+        # The last selection as `lwr plan FILE` reads it: `apply PLANDIR` plans again with it.
+        planned = workflow.plan_loaded(desired, provider, lambda: state)
     ui.plan = plan = planned.plan
     ui.policy = policy = evaluate(options.rules, desired=planned.desired, plan=plan)
     policy.raise_if_denied()

@@ -43,8 +43,8 @@ def drift_one(loaded: Loaded, options: FleetOptions) -> TenantResult:
     assert loaded.desired is not None and loaded.uri is not None
     file, uri = str(loaded.path), loaded.uri
     with closing(open_provider(uri, options.state_uri, readonly=True)) as provider:
-        StateLocation.resolve(options.state_uri, uri)  # a bad --state fails as on drift FILE
-        planned = workflow.plan_loaded(loaded.desired, provider)
+        state = StateLocation.resolve(options.state_uri, uri)  # a bad --state fails as on FILE
+        planned = workflow.plan_loaded(loaded.desired, provider, lambda: state)
     policy = evaluate(options.rules, desired=planned.desired, plan=planned.plan)
     report = drift_report(planned.desired, planned.current, planned.plan)
     tenant = planned.desired.tenant

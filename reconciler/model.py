@@ -40,8 +40,9 @@ MemberPolicy = Literal["exact", "additive"]
 
 
 #: What put a change into a plan: a member entry of the file (`include`, `exclude`), a
-#: selector (`orgunit`, `group`), a member no entry selects (`not_selected`), or a setting.
-Rule = Literal["include", "orgunit", "group", "exclude", "not_selected", "setting"]
+#: selector (`orgunit`, `group`), a member no entry selects (`not_selected`; `left` when the
+#: last apply's selection had them: they left that org unit or group), or a setting.
+Rule = Literal["include", "orgunit", "group", "exclude", "not_selected", "left", "setting"]
 SelectorRule = Literal["orgunit", "group"]
 
 
@@ -54,10 +55,14 @@ class Because:
     rule: Rule
     name: str | None = None
     line: int | None = None
+    via: SelectorRule | None = None  # `left`: what `name` is, an org unit or a group
 
     def to_json(self) -> dict[str, Any]:
         """Machine form (schemas/plan.schema.json#/$defs/because)."""
-        return {"rule": self.rule, "name": self.name, "line": self.line}
+        document: dict[str, Any] = {"rule": self.rule, "name": self.name, "line": self.line}
+        if self.via is not None:
+            document["via"] = self.via
+        return document
 
 
 class SourceLines(Protocol):
@@ -98,6 +103,8 @@ class MembersSpec:
     include_groups: tuple[str, ...] = ()
     exclude: frozenset[str] = frozenset()
     selected: tuple[tuple[SelectorRule, str, frozenset[str]], ...] = ()
+    #: What each selector selected at the last apply (reconciler.selection), when known.
+    previous: tuple[tuple[SelectorRule, str, frozenset[str]], ...] = ()
 
     @property
     def uses_selectors(self) -> bool:
@@ -123,6 +130,13 @@ class MembersSpec:
     def why_not(self, email: str) -> tuple[Rule, str | None]:
         """Why `email` is not on the list: excluded, or selected by no entry."""
         return ("exclude", email) if email in self.exclude else ("not_selected", None)
+
+    def left(self, email: str) -> tuple[SelectorRule, str] | None:
+        """The selector that had `email` at the last apply and no longer does, if any."""
+        for rule, name, members in self.previous:
+            if email in members:
+                return rule, name
+        return None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from reconciler.model import (
     ChannelState,
     DesiredChannel,
     DesiredState,
+    MembersSpec,
     Rule,
     SafetySettings,
     TenantState,
@@ -99,6 +100,18 @@ class _ChannelPlanner:
 
     def _because(self, rule: Rule, name: str | None) -> Because:
         return Because(rule, name, self.desired.lines.line(self.channel.value, rule, name))
+
+    def _why_removed(self, want: MembersSpec, email: str, unselected: Because) -> Because:
+        """Excluded; else `left` the org unit or group that had them at the last apply (its
+        line, or the members key's once the file dropped it); else not selected."""
+        if email in want.exclude:
+            return self._because(*want.why_not(email))
+        left = want.left(email) if want.previous else None
+        if left is None:
+            return unselected
+        rule, name = left
+        line = self.desired.lines.line(self.channel.value, rule, name) or unselected.line
+        return Because("left", name, line, via=rule)
 
     def _setting(self, key: str) -> Because:
         """Why a channel-level change: the setting's key and the line it is written on."""
@@ -244,7 +257,7 @@ class _ChannelPlanner:
                 True,
                 False,
                 reason,
-                unselected if email not in want.exclude else self._because(*want.why_not(email)),
+                self._why_removed(want, email, unselected),
                 target=email,
                 destructive=over is not None,
                 threshold=over,

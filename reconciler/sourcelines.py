@@ -139,8 +139,10 @@ class SavedLines:
         for change in changes:
             because = change.get("because")
             if isinstance(because, dict) and isinstance(because.get("line"), int):
-                key = (change["channel"], because["rule"], because["name"])
-                lines.setdefault(key, because["line"])
+                rule = because["rule"]
+                if rule == "left":  # the planner asks for the selector's line (model.Because)
+                    rule = because.get("via", rule)
+                lines.setdefault((change["channel"], rule, because["name"]), because["line"])
         return cls(lines)
 
     def line(self, channel: str, rule: Rule, name: str | None) -> int | None:

@@ -40,7 +40,13 @@ from reconciler.model import DesiredState, TenantState
 from reconciler.plan import Plan, make_plan, state_digest
 from reconciler.providers import open_provider
 from reconciler.providers.base import Provider
-from reconciler.selecting import with_selectors
+from reconciler.selecting import (
+    LastSelection,
+    StateAt,
+    last_selection_at,
+    with_previous,
+    with_selectors,
+)
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -60,20 +66,28 @@ class Planned:
     plan: Plan
 
 
-def plan_desired(path: str | Path, provider: Provider) -> Planned:
-    """Validate `path`, read the tenant, plan (docs/contract.md#the-plan); keep the inputs."""
-    return plan_loaded(load_desired(path), provider)
+def plan_desired(path: str | Path, provider: Provider, state: StateAt | None = None) -> Planned:
+    """Validate `path`, read the tenant, plan (docs/contract.md#the-plan); keep the inputs.
+    `state`: where the state store is (asked only for a file with selectors), whose last
+    apply's selection lets a removal say whom the member left."""
+    return plan_loaded(load_desired(path), provider, state)
 
 
-def plan_loaded(desired: DesiredState, provider: Provider) -> Planned:
+def plan_loaded(desired: DesiredState, provider: Provider, state: StateAt | None = None) -> Planned:
     """Read the tenant and plan an already validated desired state (docs/contract.md#the-plan)."""
     current = provider.read()  # raises on any failed or partial read: never plans from less
-    return _plan_read(desired, current, provider)
+    return _plan_read(desired, current, provider, last_selection_at(state))
 
 
-def _plan_read(desired: DesiredState, current: TenantState, provider: Provider) -> Planned:
+def _plan_read(
+    desired: DesiredState,
+    current: TenantState,
+    provider: Provider,
+    last: LastSelection | None = None,
+) -> Planned:
     check_against_tenant(desired, current.domain, current.directory)
     desired = with_selectors(desired, provider, current.directory)
+    desired = with_previous(desired, last, provider.key)
     return Planned(
         desired,
         current,
@@ -149,7 +163,8 @@ def check_saved_plan(
                 at=plan.created_at or Msg.of(N_("unknown time")),
             )
         )
-    fresh = _plan_read(saved.desired, current, provider)
+    last = store.last_selection if store is not None else None
+    fresh = _plan_read(saved.desired, current, provider, last)
     pinned = saved.pin(fresh.plan)
     if pinned.digest == saved.document["plan_digest"]:  # the file's digest matches its content
         return Planned(fresh.desired, fresh.current, pinned)
@@ -357,6 +372,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
         policy.raise_if_denied()
         if not plan.changes:
             recovered = executing.recover_interrupted(provider, state, plan.tenant)
+            executing.remember_selection(state, provider.key, planned.desired, recovered)
             executing.tell_takeover(recovered, ui)
             return Applied(planned, policy, recovered)
         plan.raise_if_unsafe(allow_destructive=request.allow_destructive)
@@ -372,7 +388,7 @@ def apply(request: ApplyRequest, ui: ApplyUI) -> Applied:
             ui,
             mode,
             source if isinstance(source, SavedPlan) else None,
-            planned.current,
+            planned,
         )
     executing.tell_takeover(result, ui)
     held = split(plan.changes, "skip").held if mode == "skip" else ()
@@ -391,8 +407,8 @@ def _plan_or_check(
         with closing(state.open()) as store:  # refuse a replay before showing it
             return check_saved_plan(source, provider, store)
     if isinstance(source, DesiredState):
-        return plan_loaded(source, provider)
-    return plan_desired(source, provider)
+        return plan_loaded(source, provider, lambda: state)
+    return plan_desired(source, provider, lambda: state)
 
 
 def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:

@@ -438,7 +438,7 @@ def test_a_version_2_store_is_upgraded_keeping_its_chain(
         )
     kept = f"2:{prev}"
     code, out, err = lwr(capsys, "state", "migrate", "--state", old)
-    assert code == 0 and "migrated from version 2 to 3" in out, err
+    assert code == 0 and "migrated from version 2 to 4" in out, err
     code, out, _ = lwr(capsys, "audit", "--verify", "--state", old, "--head", kept)
     assert code == 0 and "2 entries, hash chain intact" in out
     monkeypatch.setenv("LWR_AUDIT_KEY", KEY)

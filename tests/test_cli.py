@@ -339,9 +339,9 @@ def test_state_commands_behave_the_same_on_both_backends(
     assert run(["state", "migrate"]) == 0
     first = capsys.readouterr().out
     # A PostgreSQL state was migrated by the fixture; an SQLite one is created on first use.
-    assert ("migrated from version 0 to 3" if sqlite else "up to date (version 3)") in first
+    assert ("migrated from version 0 to 4" if sqlite else "up to date (version 4)") in first
     assert run(["state", "migrate"]) == 0
-    assert "up to date (version 3)" in capsys.readouterr().out
+    assert "up to date (version 4)" in capsys.readouterr().out
     assert run(["lock", "list"]) == 0
     assert "No locks held" in capsys.readouterr().out
     key = f"local:{(demo_state / 'tenant.db').resolve()}"

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "model",
             "orgchart",
             "selectors",
+            "selection",
             "sourcelines",
             "actions",
             "settings",

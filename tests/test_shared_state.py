@@ -241,9 +241,9 @@ def test_state_migrate_creates_then_reports_up_to_date_and_others_wait_for_it(
     assert before.code == 1 and "lwr state migrate" in before.err, before.err
     assert tenant_facts(attempt.tenant) == tenant_facts(attempt.world.pristine)  # untouched
     first = attempt.lwr("state", "migrate")
-    assert first.code == 0 and "migrated from version 0 to 3" in first.out, first.err
+    assert first.code == 0 and "migrated from version 0 to 4" in first.out, first.err
     again = attempt.lwr("state", "migrate")
-    assert again.code == 0 and "up to date (version 3)" in again.out
+    assert again.code == 0 and "up to date (version 4)" in again.out
     assert attempt.lwr("apply", str(attempt.world.desired), *APPLY_ARGS).code == 0
 
 

@@ -594,11 +594,54 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_its_chain(old_state: str
         )
         with pytest.raises(r.error):  # version 1 knows no `attested` result
             r.execute(insert, (2, *row[1:12], "attested", *row[13:]))
-    assert StateLocation.resolve(old_state, TENANT).migrate() == (1, 3)
+    assert StateLocation.resolve(old_state, TENANT).migrate() == (1, 4)
     with closing(open_store(old_state, TENANT)) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         store.append_audit([record(2, result="attested")])
         assert store.verify_audit() == VerifyResult(True, 2)
         assert [e.result for e in store.audit_entries()] == ["applied", "attested"]
     with raw(old_state) as r, pytest.raises(r.error):  # still append-only after the rebuild
         r.execute("DELETE FROM audit")
+
+
+@pytest.fixture
+def v3_state(state_uri: str, tmp_path: Path) -> str:
+    """A store as an lwr with state schema 3 left it (before the last apply's selection)."""
+    if state_uri.startswith("local:"):
+        from reconciler.store.sqlite_schema import APPLICATION_ID, MIGRATIONS, statements
+
+        path = tmp_path / "v3" / "state.db"
+        path.parent.mkdir()
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            for number, script in MIGRATIONS:
+                if number <= 3:
+                    for statement in statements(script):
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("PRAGMA user_version = 3")
+        return f"local:{path}"
+    from reconciler.store.postgres import migrate
+
+    url = f"{split_schema(state_uri)[0]}?schema=v3_{secrets.token_hex(5)}"
+    assert migrate(url, up_to=3) == (0, 3)
+    return url
+
+
+def test_a_version_3_store_gains_the_selections_keeping_its_runs(v3_state: str) -> None:
+    with raw(v3_state) as r:  # what the older lwr wrote
+        r.execute(
+            "INSERT INTO runs (run_id, tenant_key, plan_digest, actor, started_at, status) "
+            "VALUES ('r1', ?, 'd', 'ci', 'then', 'done')",
+            (KEY,),
+        )
+    if v3_state.startswith("local:"):  # read-only, an old store reads as having no selection
+        with closing(StateLocation.resolve(v3_state, TENANT).open(readonly=True)) as store:
+            assert store.last_selection(KEY) == {}
+    assert StateLocation.resolve(v3_state, TENANT).migrate() == (3, 4)
+    with closing(open_store(v3_state, TENANT)) as store:
+        assert [r.run_id for r in store.runs(KEY)] == ["r1"]
+        assert store.last_selection(KEY) == {}
+        store.record_selection(KEY, {"line": b"first"}, "r1")
+        store.record_selection(KEY, {"line": b"second", "lineworks": b"\x00\xff"}, None)
+        assert store.last_selection(KEY) == {"line": b"second", "lineworks": b"\x00\xff"}
+        assert store.last_selection("local:/srv/other.db") == {}

@@ -173,7 +173,7 @@ def plan(
             fleets.write_markdown_dir(results, markdown_dir)
         return emit_fleet(results, fmt, detailed_exitcode)
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
-        planned = workflow.plan_desired(file, provider)
+        planned = workflow.plan_desired(file, provider, lambda: state_for(state_uri, tenant_uri))
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     # What apply would refuse whatever its flags (a protected channel) fails the plan, so a
     # reviewer sees it in the pull request; the flag apply needs is in the plan's footer.
@@ -312,7 +312,7 @@ def drift(
         options = FleetOptions(tenant_uri, rules, parallel=parallel, fail_fast=fail_fast)
         return drift_dir(file, replace(options, state_uri=state_uri), fmt, markdown_dir)
     with provider_for(tenant_uri, state_uri, readonly=True) as provider:
-        planned = workflow.plan_desired(file, provider)
+        planned = workflow.plan_desired(file, provider, lambda: state_for(state_uri, tenant_uri))
         found = provider.contradicted(planned.current) if verify_links else ()
     policy = evaluate(rules, desired=planned.desired, plan=planned.plan)
     report = drift_report(planned.desired, planned.current, planned.plan, found)

@@ -19,10 +19,11 @@ from reconciler.render.mdparts import (
     md_escape,
     policy_blocks,
 )
-from reconciler.render.values import setting_difference, show_setting
+from reconciler.render.values import churn_words, setting_difference, show_setting
 
 if TYPE_CHECKING:  # only `lwr drift` imports the drift module
     from reconciler.drift import DriftReport, MemberDrift
+    from reconciler.selection import Churn
 
 __all__ = ["DriftMarkdown"]
 
@@ -86,7 +87,19 @@ class DriftMarkdown(Parts["DriftReport"]):
             )
         for members in (m for m in report.members if m.channel is channel):
             blocks += self._members(members, NAMES_BUDGET // max(2 * len(report.members), 1))
+        churned = [c for ch, c in report.selection or () if ch is channel]
+        if churned:
+            blocks.append("".join(self._churn(c) for c in churned))
         return blocks
+
+    def _churn(self, churn: Churn) -> str:
+        """One item per selector: the counts, then who joined and who left (within budget)."""
+        t = self.t
+        names = [f"- {md_code('+' + e)}" for e in churn.joined]
+        names += [f"- {md_code('-' + e)}" for e in churn.left]
+        more = t._(" (every name: `lwr drift FILE --format json`)")
+        shown = capped(names, NAMES_BUDGET // 4, more, t)
+        return f"- {md_escape(churn_words(churn, t))}\n" + "".join(f"  {n}\n" for n in shown)
 
     def _members(self, m: MemberDrift, budget: int) -> list[Block]:
         """The members missing and unexpected, collapsed past INLINE_MEMBERS; each list within

@@ -18,6 +18,7 @@ from reconciler.render import compact
 from reconciler.render.ansi import style
 from reconciler.render.values import (
     because_words,
+    churn_words,
     describe,
     hidden_differences,
     pad,
@@ -29,6 +30,7 @@ from reconciler.terminal import printable
 
 if TYPE_CHECKING:  # only `lwr drift` imports the drift module
     from reconciler.drift import DriftReport, MemberDrift
+    from reconciler.selection import Churn
 
 MARKER_COLORS = {"+": "green", "-": "red", "~": "yellow"}
 
@@ -264,7 +266,22 @@ class DriftText(_Styled):
                 lines.append(self._style(f"    ! {d.setting} {note}", fg="yellow"))
         for m in (m for m in report.members if m.channel is channel):
             lines += self._members(m)
+        for churned, churn in report.selection or ():
+            if churned is channel:
+                names = self._churned(churn)
+                lines.append(f"  {self._style('~', fg='yellow', bold=True)} {names}")
         return lines
+
+    def _churned(self, churn: Churn) -> str:
+        """The counts, then who (up to `shown` of each)."""
+        t, parts = self.t, [churn_words(churn, self.t)]
+        for marker, who in (("+", churn.joined), ("-", churn.left)):
+            if who:
+                names = t._(", ").join(who[: self.shown])
+                if len(who) > self.shown:
+                    names += t._(", … and {n:,} more", n=len(who) - self.shown)
+                parts.append(f"{marker} {names}")
+        return printable(t._("; ").join(parts))
 
     def _members(self, m: MemberDrift) -> list[str]:
         t = self.t

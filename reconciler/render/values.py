@@ -4,13 +4,16 @@ what a reviewer cannot see in them (a difference in normalisation or invisible c
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.actions import Action, Change
 from reconciler.i18n import ENGLISH, N_, Messages
 from reconciler.settings import MEMBERS_MODE
 from reconciler.terminal import printable
 from reconciler.words import onoff
+
+if TYPE_CHECKING:  # only `lwr drift` of a file with selectors has churn
+    from reconciler.selection import Churn
 
 #: Code points listed per side when a difference is invisible; more are summarised.
 _CODE_POINTS = 8
@@ -107,9 +110,23 @@ def because_words(change: Change, source: str, t: Messages = ENGLISH) -> str:
         words = t._("excluded, {where}", where=where)
     elif why.rule == "not_selected":
         words = t._("not selected; {where}", where=where)
+    elif why.rule == "left" and why.via == "group":
+        words = t._("left group {name}; {where}", name=name, where=where)
+    elif why.rule == "left":
+        words = t._("left {name}; {where}", name=name, where=where)
     else:
         words = where
     return printable(words).strip(" ,;")
+
+
+def churn_words(churn: Churn, t: Messages = ENGLISH) -> str:
+    """`3 joined 営業部 since the last apply, 1 left` (a group: `group partner-support`)."""
+    name = printable(churn.name)
+    if churn.rule == "group":
+        text = N_("{joined} joined group {name} since the last apply, {left} left")
+    else:
+        text = N_("{joined} joined {name} since the last apply, {left} left")
+    return t._(text, joined=len(churn.joined), name=name, left=len(churn.left))
 
 
 #: The greeting's two keys as human output names them (their YAML keys in English).

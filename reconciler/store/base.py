@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -272,6 +272,16 @@ class StateStore(Protocol):
 
     def append_audit(self, records: Sequence[AuditRecord]) -> None:
         """Append audit rows to the chain in one transaction."""
+        ...
+
+    def record_selection(
+        self, tenant_key: str, documents: Mapping[str, bytes], run_id: str | None
+    ) -> None:
+        """Keep each channel's selection (reconciler/selection.py) as the last apply's."""
+        ...
+
+    def last_selection(self, tenant_key: str) -> dict[str, bytes]:
+        """The last apply's selection document of each channel that has one."""
         ...
 
     def audit_entries(

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import psycopg
 
 #: Bumped with every entry of MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Advisory lock key taken (per transaction) while migrating, so two migrations never overlap.
 _MIGRATE_LOCK = 0x4C57_5253_0000_0001
 
@@ -83,6 +83,17 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             # are plain sha256, their hashes unchanged. ALTER TABLE fires no row trigger.
             """ALTER TABLE audit ADD COLUMN hash_alg text NOT NULL DEFAULT 'sha256'
         CHECK (hash_alg IN ('sha256', 'hmac-sha256'))""",
+        ),
+    ),
+    (
+        4,
+        (
+            # The last apply's selection per tenant and channel (reconciler/selection.py), one
+            # compressed document each. A new table: nothing older is touched.
+            """CREATE TABLE selections (
+        tenant_key text NOT NULL, channel text NOT NULL, document bytea NOT NULL,
+        run_id text, at text NOT NULL,
+        PRIMARY KEY (tenant_key, channel))""",
         ),
     ),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import cached_property
@@ -181,6 +181,30 @@ class SqlStateStore(SqlSession):
             "UPDATE entries SET state = ?, error = ?, at = ? WHERE run_id = ? AND change_id = ?",
             [(o.state, o.error, at, run_id, o.change_id) for o in outcomes],
         )
+
+    # -- the last apply's selection (reconciler/selection.py) ---------------------------------
+
+    def record_selection(
+        self, tenant_key: str, documents: Mapping[str, bytes], run_id: str | None
+    ) -> None:
+        """Keep each channel's selection document (reconciler.selection.encode) as the last
+        apply's, replacing what an earlier apply left; one transaction."""
+        at = utc_now()
+        with self._write("record the selection"):
+            self._executemany(
+                "INSERT INTO selections (tenant_key, channel, document, run_id, at) VALUES "
+                "(?, ?, ?, ?, ?) ON CONFLICT (tenant_key, channel) DO UPDATE SET "
+                "document = excluded.document, run_id = excluded.run_id, at = excluded.at",
+                [(tenant_key, ch, doc, run_id, at) for ch, doc in documents.items()],
+            )
+
+    def last_selection(self, tenant_key: str) -> dict[str, bytes]:
+        """The last apply's selection document of each channel of the tenant that has one."""
+        with self._errors("read the selection"):
+            rows = self._execute(
+                "SELECT channel, document FROM selections WHERE tenant_key = ?", (tenant_key,)
+            ).fetchall()
+        return {channel: bytes(document) for channel, document in rows}
 
     # -- audit ---------------------------------------------------------------------------------
 

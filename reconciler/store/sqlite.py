@@ -35,6 +35,8 @@ from reconciler.store.sqlite_schema import (
 
 __all__ = ["SCHEMA_VERSION", "SqliteSession", "SqliteStateStore"]
 
+_SELECTIONS_SINCE = 4  # the schema version that made the selections table
+
 
 class SqliteSession(SqlSession):
     """The SQLite specifics of a SqlSession: one file, `self.path`."""
@@ -68,6 +70,7 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
         """
         self.path = Path(path)
         self._stamp: FileStamp | None = None
+        self._version = SCHEMA_VERSION
         if readonly:
             self._open_readonly(busy_timeout_ms)
             return
@@ -112,7 +115,9 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
                     "never set up (a run was killed at its start); "
                     "`lwr state migrate` sets it up"
                 )
-            self._check_schema()
+            # Read-only, an older store is read as it is: what it lacks reads as nothing.
+            self._version = version
+            self._check_schema(version)
         except BaseException:
             self._conn.close()
             raise
@@ -138,14 +143,14 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
             )
         return version
 
-    def _check_schema(self) -> None:
+    def _check_schema(self, version: int = SCHEMA_VERSION) -> None:
         """Every table and column lwr uses is there, before anything (a tenant) is changed.
 
         Without it an apply would change the tenant and only then fail to journal or audit it.
         """
         with self._errors("read the schema"):
             have = tables_of(self._conn)
-        missing = schema_gaps(expected_tables(), have)
+        missing = schema_gaps(expected_tables(version), have)
         if missing:
             raise StateError(
                 f"state store {self.path} is incomplete: {'; '.join(missing)} (damaged or "
@@ -202,6 +207,12 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
                 f"state store {self.path} was changed by another process while "
                 "it was read; run the command again"
             )
+
+    def last_selection(self, tenant_key: str) -> dict[str, bytes]:
+        """As SqlStateStore's; nothing for a store older than the selections (read-only)."""
+        if self._version < _SELECTIONS_SINCE:
+            return {}
+        return super().last_selection(tenant_key)
 
     @staticmethod
     def file_version(path: Path) -> int:

@@ -13,7 +13,7 @@ from reconciler.sqlite_files import tables_of
 from reconciler.store.tables import RESULTS_V1, RESULTS_V2, Types
 
 #: Bumped on every schema change; a file with a higher number was written by a newer lwr.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: "LWRS": marks the file as ours, so a tenant database given by mistake is refused untouched.
 APPLICATION_ID = 0x4C575253
 
@@ -70,8 +70,21 @@ ALTER TABLE audit ADD COLUMN hash_alg TEXT NOT NULL DEFAULT 'sha256'
     CHECK (hash_alg IN ('sha256', 'hmac-sha256'));
 """
 
+#: Version 4: the last apply's selection per tenant and channel (reconciler/selection.py),
+#: one compressed document each. A new table: nothing older is touched.
+_V4 = """
+CREATE TABLE IF NOT EXISTS selections (
+    tenant_key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    document BLOB NOT NULL,
+    run_id TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (tenant_key, channel)
+) WITHOUT ROWID;
+"""
+
 #: (version, script): each applied once, in order, in the transaction that sets user_version.
-MIGRATIONS = ((1, SCHEMA), (2, _V2), (3, _V3))
+MIGRATIONS = ((1, SCHEMA), (2, _V2), (3, _V3), (4, _V4))
 
 
 def statements(script: str) -> list[str]:
@@ -87,10 +100,12 @@ def statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def expected_tables() -> dict[str, tuple[str, ...]]:
-    """The tables and columns of a store this lwr made: its migrations run on an empty one."""
+def expected_tables(version: int = SCHEMA_VERSION) -> dict[str, tuple[str, ...]]:
+    """The tables and columns of a store at `version`: its migrations run on an empty one."""
     with closing(sqlite3.connect(":memory:")) as conn:
-        for _, script in MIGRATIONS:
+        for number, script in MIGRATIONS:
+            if number > version:
+                break
             for statement in statements(script):
                 conn.execute(statement)
         return tables_of(conn)
