@@ -7,19 +7,16 @@ The CLI calls these and only adds printing and prompts; scripts can import them 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from reconciler import files
 from reconciler.actions import Change
-from reconciler.desired import STDIN, check_against_tenant, is_saved_plan_document, load_desired
+from reconciler.desired import check_against_tenant, load_desired
 from reconciler.errors import (
     AlreadyApplied,
-    LwrError,
     PlanForAnotherTenant,
     StalePlan,
     UsageError,
@@ -47,6 +44,7 @@ from reconciler.selecting import (
     with_previous,
     with_selectors,
 )
+from reconciler.sniff import is_saved_plan
 
 if TYPE_CHECKING:  # apply machinery is imported on apply only: `plan` starts faster
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -109,31 +107,6 @@ def load_saved_plan(path: str | Path) -> SavedPlan:
     from reconciler.saved_plan import read_saved_plan
 
     return read_saved_plan(path)
-
-
-def is_saved_plan(path: str | Path) -> bool:
-    """Whether `path` holds a saved plan rather than a desired file, told by its content:
-    a JSON object with the plan's `format_version` is a plan, one with the desired file's
-    `version` is not, whatever the name. Anything else (unreadable, not JSON, neither key)
-    goes by the name, `.json` for a plan, so its reader says what is wrong. `-` (stdin) is
-    a desired file."""
-    if str(path) == STDIN:
-        return False
-    named = str(path).lower().endswith(".json")
-    try:
-        with files.open_input(path) as f:
-            head = f.read(_SNIFF).lstrip(b"\xef\xbb\xbf \t\r\n")
-            if not head.startswith(b"{"):  # a saved plan is a JSON object
-                return named
-            data = json.loads(head + f.read())
-    except (LwrError, OSError, ValueError, RecursionError):
-        return named
-    if is_saved_plan_document(data):
-        return True
-    return named and not (isinstance(data, dict) and "version" in data)
-
-
-_SNIFF = 4096
 
 
 def check_saved_plan(

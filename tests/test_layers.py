@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "yamlpaths",
             "desired",
             "desired_schema",
+            "sniff",
             "schema_words",
         ),
     ),
