@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "selectors",
             "sourcelines",
             "actions",
+            "change_json",
             "settings",
             "console",
             "words",
