@@ -91,6 +91,11 @@ class Plan:
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind: the line a reviewer reads first."""
+        counted = self._summary  # counted once: the digest, the saved form and the view ask
+        return {**counted, "by_action": dict(counted["by_action"])}
+
+    @cached_property
+    def _summary(self) -> dict[str, Any]:
         buckets = Counter(c.spec.bucket for c in self.changes)
         return {
             "total": len(self.changes),
