@@ -337,18 +337,18 @@ class _Run:
         for change in batch:
             if change.id in applied:
                 entries.append(EntryOutcome(change.id, "done"))
-                audit += self._audit([change], "applied")
+                audit.append(self._record(change, "applied"))
                 self.result.applied.append(change.id)
             elif change.id in refused:
                 reason = refused[change.id].reason
                 entries.append(EntryOutcome(change.id, "failed", reason))
-                audit += self._audit([change], "failed", reason)
+                audit.append(self._record(change, "failed", reason))
                 self.result.refused.append(refused[change.id])
                 self.blocker.refused(change)
             elif stopped is not None and culprit is None and stopped.change_id in (None, change.id):
                 culprit = change
                 entries.append(EntryOutcome(change.id, "failed", str(stopped)))
-                audit += self._audit([change], "failed", str(stopped))
+                audit.append(self._record(change, "failed", str(stopped)))
             else:
                 entries.append(EntryOutcome(change.id, "failed", NOT_ATTEMPTED))
         self.store.complete(self.run.run_id, entries, audit)
@@ -361,24 +361,24 @@ class _Run:
     def _audit(
         self, batch: list[Change], result: AuditResult, error: str | None = None
     ) -> list[AuditRecord]:
-        """Audit rows for a batch; a manual step that took effect was done by an admin in
-        the console, so it is `attested`, never `applied` by lwr."""
+        """Audit rows for a batch that ended alike."""
+        return [self._record(change, result, error) for change in batch]
 
-        def result_of(change: Change) -> AuditResult:
-            return "attested" if result == "applied" and change.execution == "manual" else result
-
-        return [
-            AuditRecord.of(
-                change,
-                tenant_key=self.run.tenant_key,
-                domain=self.domain,
-                run_id=self.run.run_id,
-                actor=self.run.actor,
-                result=result_of(change),
-                error=error,
-            )
-            for change in batch
-        ]
+    def _record(self, change: Change, result: AuditResult, error: str | None = None) -> AuditRecord:
+        """The audit row of one change; a manual step that took effect was done by an admin
+        in the console, so it is `attested`, never `applied` by lwr."""
+        if result == "applied" and change.execution == "manual":
+            result = "attested"
+        run = self.run
+        return AuditRecord.of(
+            change,
+            tenant_key=run.tenant_key,
+            domain=self.domain,
+            run_id=run.run_id,
+            actor=run.actor,
+            result=result,
+            error=error,
+        )
 
     def _mark_interrupted(self) -> None:
         """Best effort: when the store itself failed, the run stays `running` and the next

@@ -37,10 +37,13 @@ def batches(
 
 def _phases(changes: Sequence[Change]) -> Iterator[list[Change]]:
     run: list[Change] = []
+    current = None
     for change in changes:
-        if run and change.phase != run[0].phase:
+        phase = change.phase  # a property: read once per change
+        if run and phase != current:
             yield run
             run = []
+        current = phase
         run.append(change)
     if run:
         yield run

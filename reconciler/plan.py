@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.actions import Change
+from reconciler.change_json import change_json
 from reconciler.errors import InputError, Problem
 from reconciler.gate import Gate
 from reconciler.model import ChannelName, DesiredState, SafetySettings, TenantState
@@ -80,15 +81,21 @@ class Plan:
             return hashlib.sha256(canonical_bytes(self._body(True))).hexdigest()
         h = hashlib.sha256(_CHANGES_OPEN)
         for start in range(0, len(self.changes), _DIGEST_CHUNK):
-            chunk = [c.to_json() for c in self.changes[start : start + _DIGEST_CHUNK]]
+            chunk = self.changes[start : start + _DIGEST_CHUNK]
             if start:
                 h.update(b",")
-            h.update(canonical_bytes(chunk)[1:-1])  # the items, without the list's brackets
+            # the items of canonical_bytes(chunk's documents), without the list's brackets
+            h.update(_yaml_safe(",".join([change_json(c, allow_nan=False) for c in chunk])))
         h.update(rest[len(_CHANGES_OPEN) :])
         return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind: the line a reviewer reads first."""
+        counted = self._summary  # counted once: the digest, the saved form and the view ask
+        return {**counted, "by_action": dict(counted["by_action"])}
+
+    @cached_property
+    def _summary(self) -> dict[str, Any]:
         buckets = Counter(c.spec.bucket for c in self.changes)
         return {
             "total": len(self.changes),
@@ -247,6 +254,10 @@ def canonical_bytes(value: object) -> bytes:
     text = json.dumps(
         value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     )
+    return _yaml_safe(text)
+
+
+def _yaml_safe(text: str) -> bytes:
     for raw, escaped in _YAML_BREAKS:
         if raw in text:
             text = text.replace(raw, escaped)

@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "selection",
             "sourcelines",
             "actions",
+            "change_json",
             "settings",
             "console",
             "words",

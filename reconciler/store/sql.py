@@ -18,6 +18,7 @@ from typing import Any, ClassVar, cast
 
 from reconciler.actions import Change
 from reconciler.audit import AUDIT_COLUMNS, AuditKey, ChainCheck, audit_entry, load_audit_key
+from reconciler.change_json import change_json
 from reconciler.errors import StateError
 from reconciler.store.base import (
     GENESIS_HASH,
@@ -157,7 +158,7 @@ class SqlStateStore(SqlSession):
     def mark_started(self, run_id: str, changes: Sequence[Change]) -> None:
         """Journal `started` for changes about to be applied; committed before returning."""
         at = utc_now()
-        rows = [(run_id, c.id, canonical_json(c.to_json()), "started", at) for c in changes]
+        rows = [(run_id, c.id, change_json(c), "started", at) for c in changes]
         with self._write("write the journal"):
             self._insert("entries", ("run_id", "change_id", "change", "state", "at"), rows)
 
