@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.actions import Change
 from reconciler.side_effects import SideEffect
 
-__all__ = ["change_json"]
+__all__ = ["change_json", "json_constant"]
 
 
 def change_json(change: Change, *, allow_nan: bool = True) -> str:
@@ -73,14 +73,22 @@ def _effect(effect: SideEffect, allow_nan: bool) -> str:
     return "{" + count + '"kind":' + _str(effect.kind) + ',"text":' + _str(effect.text) + "}"
 
 
+#: true, false and null as json.dumps spells them: most values are one of these.
+_CONSTANTS: dict[object, str] = {True: "true", False: "false", None: "null"}
+
+
+def json_constant(value: Any) -> str | None:
+    """`value`'s JSON when it is True, False or None (by identity: 1 and 0 are numbers), as
+    json.dumps writes it; None otherwise. Spelled directly: the hot path of every digest."""
+    if value is True or value is False or value is None:
+        return _CONSTANTS[value]
+    return None
+
+
 def _value(value: Any, allow_nan: bool) -> str:
     # Most values are booleans, None or text: spelled directly, the same as dumps would.
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
+    if (constant := json_constant(value)) is not None:
+        return constant
     if type(value) is str:
         return _str(value)
     if type(value) is int:

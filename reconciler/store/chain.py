@@ -15,6 +15,7 @@ from json.encoder import encode_basestring as _str  # what dumps(ensure_ascii=Fa
 from typing import Any, Literal
 
 from reconciler.actions import Change
+from reconciler.change_json import json_constant
 
 #: applied: lwr's own call took effect; attested: a manual step an admin confirmed doing in
 #: the console; recovered: found in effect after a killed run; failed: refused or errored.
@@ -121,13 +122,8 @@ class VerifyResult:
 
 def canonical_json(value: Any) -> str:
     """The one JSON spelling used for hashing: sorted keys, no spaces, UTF-8 kept as is."""
-    # Most before/after values are booleans: spelled directly, the same as dumps would.
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
+    if (constant := json_constant(value)) is not None:  # most before/after values
+        return constant
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
