@@ -315,8 +315,13 @@ def file_target(target: object, tenant: str, template: str, where: str) -> str:
                 uri,
                 template,
                 lambda outside: Refused(
-                    f"refused: {where}the tenant file {uri.removeprefix(LOCAL)} leads outside "
-                    f"{outside}, the directory of --tenant (a symlink?)"
+                    _Said.of(
+                        "refused: {where}the tenant file {file} leads outside "
+                        "{outside}, the directory of --tenant (a symlink?)",
+                        where=where,
+                        file=uri.removeprefix(LOCAL),
+                        outside=str(outside),
+                    )
                 ),
             )
         return uri
@@ -325,12 +330,27 @@ def file_target(target: object, tenant: str, template: str, where: str) -> str:
     if target.startswith(LOCAL):
         return _local_target(target, template, where)
     raise _refused(
-        where, f"{redact(target)!r} is not a tenant URI: use local:PATH or lineworks:?domain_id=…"
+        where,
+        _Said.of(
+            "{uri!r} is not a tenant URI: use local:PATH or lineworks:?domain_id=…",
+            uri=redact(target),
+        ),
     )
 
 
+class _Said:
+    """`i18n.Said`, imported only when a refusal is made: start-up stays light."""
+
+    @staticmethod
+    def of(message: str, **fields: object) -> str:
+        """`Said.of(message, **fields)`."""
+        from reconciler.i18n import Said
+
+        return Said.of(message, **fields)
+
+
 def _refused(where: str, what: str) -> Refused:
-    return Refused(f"refused: {where}target: {what}")
+    return Refused(_Said.of("refused: {where}target: {what}", where=where, what=what))
 
 
 def _lineworks_target(target: str, tenant: str, template: str, where: str) -> str:
@@ -342,16 +362,21 @@ def _lineworks_target(target: str, tenant: str, template: str, where: str) -> st
         if key not in FILE_TARGET_OPTIONS:
             raise _refused(
                 where,
-                f"{_shown(key)}= cannot come from a desired file: a file's "
-                "target: may only choose which tenant "
-                "(lineworks:?domain_id=…); set it in --tenant or the "
-                "environment instead",
+                _Said.of(
+                    "{option}= cannot come from a desired file: a file's "
+                    "target: may only choose which tenant "
+                    "(lineworks:?domain_id=…); set it in --tenant or the "
+                    "environment instead",
+                    option=_shown(key),
+                ),
             )
     if not re.fullmatch(r"[0-9]{1,20}", chosen.get("domain_id", "0")):
         raise _refused(
             where,
-            "domain_id= must be the Domain ID, a number (shown at the bottom "
-            "of the console's left menu)",
+            _Said.of(
+                "domain_id= must be the Domain ID, a number (shown at the bottom "
+                "of the console's left menu)"
+            ),
         )
     base: dict[str, str] = {}
     if template.startswith(LINEWORKS):  # the operator's settings, for the tenant chosen
@@ -366,16 +391,23 @@ def _local_target(target: str, template: str, where: str) -> str:
     if not template.startswith(LOCAL):
         raise _refused(
             where,
-            f"{target!r}: a local: target needs a local: --tenant (template), "
-            "whose directory it must be in",
+            _Said.of(
+                "{target!r}: a local: target needs a local: --tenant (template), "
+                "whose directory it must be in",
+                target=target,
+            ),
         )
     _inside_template_directory(
         target,
         template,
         lambda outside: _refused(
             where,
-            f"{target!r} is outside {outside}, the directory of --tenant: a file may only "
-            "choose a tenant file in there",
+            _Said.of(
+                "{target!r} is outside {outside}, the directory of --tenant: a file may only "
+                "choose a tenant file in there",
+                target=target,
+                outside=str(outside),
+            ),
         ),
     )
     return target
