@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from reconciler.errors import FileError, UsageError
 from reconciler.files import open_input, reason
+from reconciler.i18n import N_, Msg, Said
 from reconciler.uris import DEFAULT_API_BASE, check_endpoint, lineworks_query
 
 __all__ = ["ENV", "check_private_file", "identity", "read_private_file", "settings"]
@@ -42,8 +43,10 @@ def identity(uri: str, environ: Mapping[str, str] | None = None) -> tuple[str, s
     values = settings(uri, os.environ if environ is None else environ)
     if not values.get("domain_id"):
         raise UsageError(
-            "the lineworks: tenant needs LW_DOMAIN_ID (environment, a credentials "
-            "file named by LW_CREDENTIALS_FILE, or ?domain_id= in the URI)"
+            Said.of(
+                "the lineworks: tenant needs LW_DOMAIN_ID (environment, a credentials "
+                "file named by LW_CREDENTIALS_FILE, or ?domain_id= in the URI)"
+            )
         )
     return values["domain_id"], check_endpoint("api_base", values.get("api_base", DEFAULT_API_BASE))
 
@@ -69,7 +72,7 @@ def read_private_file(path: Path, what: str) -> bytes:
         try:
             return file.read()
         except OSError as exc:
-            raise UsageError(f"cannot read the {what} {path}: {reason(exc)}") from None
+            raise UsageError(_unreadable(what, path, reason(exc))) from None
 
 
 def check_private_file(path: Path, what: str) -> None:
@@ -86,12 +89,27 @@ def _private(path: Path, what: str) -> Iterator[BinaryIO]:
             mode = os.fstat(file.fileno()).st_mode
             if mode & 0o077:
                 raise UsageError(
-                    f"refusing to use the {what} {path}: it is readable or writable by group "
-                    f"or others (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+                    Said.of(
+                        "refusing to use the {what} {path}: it is readable or writable by "
+                        "group or others (mode {mode}); run `chmod 600 {path}`",
+                        what=Msg.of(what),
+                        path=str(path),
+                        mode=f"{stat.S_IMODE(mode):04o}",
+                    )
                 )
             yield file
     except FileError as exc:
-        raise UsageError(f"cannot read the {what} {path}: {exc.reason}") from None
+        raise UsageError(_unreadable(what, path, exc.reason)) from None
+
+
+#: The secret files `what` names, said in the reader's language.
+_WHAT = (N_("credentials file"), N_("private key file"), N_("audit key file"))
+
+
+def _unreadable(what: str, path: Path, why: str) -> Said:
+    return Said.of(
+        "cannot read the {what} {path}: {reason}", what=Msg.of(what), path=str(path), reason=why
+    )
 
 
 def _credentials_file(path: Path) -> dict[str, str]:
@@ -102,7 +120,9 @@ def _credentials_file(path: Path) -> dict[str, str]:
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError:
-        raise UsageError(f"cannot read the credentials file {path}: not UTF-8 text") from None
+        raise UsageError(
+            Said.of("cannot read the credentials file {path}: not UTF-8 text", path=str(path))
+        ) from None
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -110,6 +130,13 @@ def _credentials_file(path: Path) -> dict[str, str]:
         var, sep, value = line.partition("=")
         if not sep or var.strip() not in by_var:
             # Never echo the line: it may hold a secret.
-            raise UsageError(f"{path}:{number}: expected one of {', '.join(sorted(by_var))}=…")
+            raise UsageError(
+                Said.of(
+                    "{path}:{line}: expected one of {names}=…",
+                    path=str(path),
+                    line=number,
+                    names=", ".join(sorted(by_var)),
+                )
+            )
         values[by_var[var.strip()]] = value.strip().strip('"')
     return values

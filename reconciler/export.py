@@ -12,6 +12,7 @@ import yaml
 
 from reconciler import settings
 from reconciler.errors import UsageError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName, ChannelState, TenantState
 from reconciler.orgchart import OrgChart
 from reconciler.providers.base import Provider
@@ -99,7 +100,13 @@ def export_yaml(provider: Provider, schema: str | None = None, *, selectors: boo
         return dump_yaml(export_document(state), schema)
     if not provider.READS_ORG_CHART:
         kind = provider.key.partition(":")[0]
-        raise UsageError(f"a {kind}: tenant ({provider.key}) cannot read its org chart")
+        raise UsageError(
+            Said.of(
+                "a {kind}: tenant ({tenant}) cannot read its org chart",
+                kind=kind,
+                tenant=provider.key,
+            )
+        )
     return dump_yaml(export_document(state, provider.org_chart()), schema)
 
 

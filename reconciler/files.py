@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.errors import FileError
+from reconciler.i18n import Said
 
 #: What SQLite keeps beside a database file, which is as much the database as the file is.
 SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")
@@ -95,7 +96,13 @@ def write_output(path: str | os.PathLike[str], text: str, protected: Protected) 
     target = _resolved(Path(path))
     owner = protected.owner_of(target)
     if owner is not None:
-        raise FileError(f"refusing to write {shown}: it is {owner}; choose another file")
+        raise FileError(
+            Said.of(
+                "refusing to write {path}: it is {owner}; choose another file",
+                path=shown,
+                owner=owner,
+            )
+        )
     data = text.encode("utf-8")
     try:
         # The path as given, as the kernel follows it: /dev/stdout is then the pipe or
@@ -104,11 +111,11 @@ def write_output(path: str | os.PathLike[str], text: str, protected: Protected) 
     except FileNotFoundError:
         mode = None
     except OSError as e:
-        raise FileError(f"cannot write {shown}: {reason(e)}") from e
+        raise _unwritable(shown, reason(e)) from e
     if mode is not None and stat.S_ISCHR(mode):
         _write_device(Path(path), data, shown)
     elif mode is not None and not stat.S_ISREG(mode):
-        raise FileError(f"cannot write {shown}: it is {kind_of(mode)}, {NOT_REGULAR}")
+        raise _unwritable(shown, f"it is {kind_of(mode)}, {NOT_REGULAR}")
     else:
         _write_atomically(target, data, shown, mode)
 
@@ -117,12 +124,19 @@ def _write_atomically(target: Path, data: bytes, shown: str, mode: int | None) -
     folder = target.parent
     if not folder.is_dir():
         where = os.path.dirname(shown) or str(folder)
-        state = "is not a directory" if folder.exists() else "does not exist"
-        raise FileError(f"cannot write {shown}: directory {where} {state}")
+        if folder.exists():
+            said = Said.of(
+                "cannot write {path}: directory {where} is not a directory", path=shown, where=where
+            )
+        else:
+            said = Said.of(
+                "cannot write {path}: directory {where} does not exist", path=shown, where=where
+            )
+        raise FileError(said)
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as e:
-        raise FileError(f"cannot write {shown}: {reason(e)}") from e
+        raise _unwritable(shown, reason(e)) from e
     try:
         with os.fdopen(fd, "wb") as out:
             if mode is not None:  # keep who may read an existing file; new ones are 0600
@@ -135,7 +149,7 @@ def _write_atomically(target: Path, data: bytes, shown: str, mode: int | None) -
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(e, OSError):
-            raise FileError(f"cannot write {shown}: {reason(e)}") from e
+            raise _unwritable(shown, reason(e)) from e
         raise
     _sync_folder(folder)
 
@@ -149,7 +163,7 @@ def _write_device(target: Path, data: bytes, shown: str) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
     except OSError as e:
-        raise FileError(f"cannot write {shown}: {reason(e)}") from e
+        raise _unwritable(shown, reason(e)) from e
 
 
 def _sync_folder(folder: Path) -> None:
@@ -168,7 +182,9 @@ def write_parts(directory: str | os.PathLike[str], parts: list[str], protected: 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise FileError(f"cannot write to {os.fspath(directory)}: {reason(e)}") from e
+        raise FileError(
+            Said.of("cannot write to {path}: {reason}", path=os.fspath(directory), reason=reason(e))
+        ) from e
     for i, part in enumerate(parts, 1):
         write_output(folder / f"part-{i}.md", part, protected)
     for stale in _numbered_parts(folder):
@@ -176,7 +192,9 @@ def write_parts(directory: str | os.PathLike[str], parts: list[str], protected: 
             try:
                 stale.unlink()
             except OSError as e:
-                raise FileError(f"cannot remove {stale}: {reason(e)}") from e
+                raise FileError(
+                    Said.of("cannot remove {path}: {reason}", path=str(stale), reason=reason(e))
+                ) from e
     return folder
 
 
@@ -240,7 +258,11 @@ def read_input(path: str | os.PathLike[str]) -> bytes:
 
 
 def _unreadable(shown: str, why: str) -> FileError:
-    return FileError(f"cannot read {shown}: {why}", why)
+    return FileError(Said.of("cannot read {path}: {reason}", path=shown, reason=why), why)
+
+
+def _unwritable(shown: str, why: str) -> FileError:
+    return FileError(Said.of("cannot write {path}: {reason}", path=shown, reason=why))
 
 
 def _open_failure(path: str | os.PathLike[str], error: OSError) -> str:

@@ -44,6 +44,7 @@ from reconciler.fleet_results import (
 from reconciler.fleet_results import (
     succeeded as succeeded,
 )
+from reconciler.i18n import Said
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.stopped import ApplyStopped
@@ -84,7 +85,7 @@ def desired_files(directory: str | Path) -> list[Path]:
     """The directory's `*.yaml` and `*.yml` files, sorted by name (not recursive)."""
     folder = Path(directory)
     if not folder.is_dir():
-        raise UsageError(f"{directory} is not a directory")
+        raise UsageError(Said.of("{path} is not a directory", path=str(directory)))
     return sorted(
         p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".yaml", ".yml")
     )
@@ -113,10 +114,10 @@ def run_fleet(
     """Plan (or apply, with `options.apply`; or `each`) every desired file of `directory`;
     results in file-name order."""
     if options.parallel < 1:
-        raise UsageError("--parallel must be at least 1")
+        raise UsageError(Said.of("--parallel must be at least 1"))
     files = desired_files(directory)
     if not files:
-        raise UsageError(f"no *.yaml or *.yml desired files in {directory}")
+        raise UsageError(Said.of("no *.yaml or *.yml desired files in {path}", path=str(directory)))
     with ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="lwr-load") as pool:
         loaded = list(pool.map(lambda p: _load(p, options), files))
     return run_loaded(loaded, options, each)

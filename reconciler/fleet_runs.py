@@ -29,6 +29,7 @@ from reconciler.fleet import (
     failed,
     succeeded,
 )
+from reconciler.i18n import Said
 from reconciler.providers import open_provider
 from reconciler.selecting import check_desired
 from reconciler.store import StateLocation
@@ -98,16 +99,21 @@ def fleet_tenants(template: str, names: Sequence[str], state_uri: str | None) ->
     template matches (never the state store beside them)."""
     if TENANT_PLACEHOLDER not in template:
         raise UsageError(
-            f"--tenant {redact(template)!r} has no {TENANT_PLACEHOLDER} placeholder: export "
-            "to a directory needs a template, e.g. 'local:tenants/{tenant}.db'"
+            Said.of(
+                "--tenant {template!r} has no {{tenant}} placeholder: export "
+                "to a directory needs a template, e.g. 'local:tenants/{{tenant}}.db'",
+                template=redact(template),
+            )
         )
     if names:
         return list(dict.fromkeys(names))
     path = local_path(template)
     if path is None:
         raise UsageError(
-            "the tenants of a lineworks: template cannot be listed: name them with "
-            "--tenants DOMAIN[,DOMAIN…]"
+            Said.of(
+                "the tenants of a lineworks: template cannot be listed: name them with "
+                "--tenants DOMAIN[,DOMAIN…]"
+            )
         )
     placeholder = re.escape(TENANT_PLACEHOLDER)
     shape = re.compile(
@@ -121,7 +127,7 @@ def fleet_tenants(template: str, names: Sequence[str], state_uri: str | None) ->
         if m and Path(match).resolve() not in skip:
             found.append(m.group(1))
     if not found:
-        raise UsageError(f"no tenant files match {redact(template)}")
+        raise UsageError(Said.of("no tenant files match {template}", template=redact(template)))
     return found
 
 
@@ -153,8 +159,13 @@ def _export_one(
     if template.replace(TENANT_PLACEHOLDER, state.domain) != uri:
         if not uri.startswith(LOCAL):
             raise UsageError(
-                f"{redact(uri)} is the tenant {state.domain}, not {name}: list it by its "
-                "domain in --tenants, so that plan DIR finds it again"
+                Said.of(
+                    "{uri} is the tenant {domain}, not {name}: list it by its "
+                    "domain in --tenants, so that plan DIR finds it again",
+                    uri=redact(uri),
+                    domain=state.domain,
+                    name=name,
+                )
             )
         document = {
             "version": document["version"],
@@ -164,7 +175,9 @@ def _export_one(
         }
     file = re.sub(r"[^A-Za-z0-9._-]+", "_", state.domain).lstrip(".") + ".yaml"
     if file in taken:
-        raise UsageError(f"two tenants of the fleet export to {file}: name one with target:")
+        raise UsageError(
+            Said.of("two tenants of the fleet export to {file}: name one with target:", file=file)
+        )
     taken.add(file)
     result = TenantResult(file, state.domain, redact(uri), "exported", ExitCode.OK)
     return Exported(result, file, dump_yaml(document))

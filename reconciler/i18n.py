@@ -111,7 +111,8 @@ class Msg:
 
     def say(self, t: Messages) -> str:
         """The message in `t`'s language."""
-        fields = {k: v.say(t) if isinstance(v, Msg) else v for k, v in self.fields}
+        # A Said or Told field (a reason worded elsewhere) is said again too.
+        fields = {k: v.say(t) if isinstance(v, Msg) else _said(v, t) for k, v in self.fields}
         if self.plural is not None and self.n is not None:
             return t.n_(self.singular, self.plural, self.n, **fields)
         return t._(self.singular, **fields)
@@ -154,6 +155,10 @@ class Told(str):
         told = super().__new__(cls, write(ENGLISH))
         told.write = write
         return told
+
+
+def _said(value: Any, t: Messages) -> Any:
+    return say(value, t) if isinstance(value, str) else value
 
 
 def say(text: str, t: Messages) -> str:

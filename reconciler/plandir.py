@@ -30,6 +30,7 @@ from reconciler import __version__
 from reconciler.errors import InputError, Problem, Refused, UsageError
 from reconciler.files import read_input
 from reconciler.fleet import FleetOptions, Loaded, TenantResult, failed
+from reconciler.i18n import Said
 from reconciler.resources import load_schema
 from reconciler.saved_plan import read_saved_plan
 from reconciler.uris import file_target, tenant_key
@@ -193,13 +194,32 @@ def _inside(folder: Path, name: str) -> None:
     """Refuse a plan file the index names outside PLANDIR: another folder, `..`, a symlink."""
     path = folder / name
     if Path(name).name != name or name in (".", ".."):
-        raise Refused(f"refused: {folder / INDEX} names {name!r}, not a file in {folder}")
+        raise Refused(
+            Said.of(
+                "refused: {index} names {name!r}, not a file in {folder}",
+                index=str(folder / INDEX),
+                name=name,
+                folder=str(folder),
+            )
+        )
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
-        raise UsageError(f"{folder / INDEX} lists {name}, which is not in {folder}") from None
+        raise UsageError(
+            Said.of(
+                "{index} lists {name}, which is not in {folder}",
+                index=str(folder / INDEX),
+                name=name,
+                folder=str(folder),
+            )
+        ) from None
     if stat.S_ISLNK(mode) or not path.resolve().parent == folder.resolve():
-        raise Refused(f"refused: {path} is a symlink; a plan directory holds the plans themselves")
+        raise Refused(
+            Said.of(
+                "refused: {path} is a symlink; a plan directory holds the plans themselves",
+                path=str(path),
+            )
+        )
 
 
 def _agrees(entry: Entry, document: Mapping[str, Any], path: Path) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
+from reconciler.i18n import Said
+
 T = TypeVar("T")
 
 #: Files SQLite keeps beside a database: the write-ahead log, its shared-memory index, and
@@ -154,15 +156,25 @@ def damage_advice(path: Path) -> str:
     """What is safe to do with a damaged database at `path`, and what would lose data."""
     keep = ", ".join(str(sidecar(path, s)) for s in SIDECARS if sidecar(path, s).exists())
     if has_wal(path):
-        return (
-            f"do not delete {sidecar(path, '-wal')}: it holds changes not yet copied into "
-            f"the main file; copy {path} together with {keep} somewhere safe, then "
-            "restore from a backup (`sqlite3 FILE .recover` may salvage the rest)"
+        return Said.of(
+            "do not delete {wal}: it holds changes not yet copied into "
+            "the main file; copy {path} together with {keep} somewhere safe, then "
+            "restore from a backup (`sqlite3 FILE .recover` may salvage the rest)",
+            wal=str(sidecar(path, "-wal")),
+            path=str(path),
+            keep=keep,
         )
-    also = f" together with {keep}" if keep else ""
-    return (
-        f"copy {path}{also} somewhere safe, then restore it from a backup "
-        "(`sqlite3 FILE .recover` may salvage what is left)"
+    if keep:
+        return Said.of(
+            "copy {path} together with {keep} somewhere safe, then restore it from a backup "
+            "(`sqlite3 FILE .recover` may salvage what is left)",
+            path=str(path),
+            keep=keep,
+        )
+    return Said.of(
+        "copy {path} somewhere safe, then restore it from a backup "
+        "(`sqlite3 FILE .recover` may salvage what is left)",
+        path=str(path),
     )
 
 

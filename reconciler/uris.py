@@ -74,7 +74,9 @@ def local_path(uri: str) -> Path | None:
         return None
     path = uri.removeprefix(LOCAL)
     if not path:
-        raise UsageError("local: URI needs a path, e.g. local:.lwr/tenant.db")
+        from reconciler.i18n import Said  # on failure only: start-up stays light
+
+        raise UsageError(Said.of("local: URI needs a path, e.g. local:.lwr/tenant.db"))
     return Path(path)
 
 
@@ -89,16 +91,26 @@ def lineworks_query(uri: str) -> dict[str, str]:
     values = _pairs(uri)
     secret = sorted(SECRET_OPTIONS & set(values))
     if secret:
+        from reconciler.i18n import Said  # on failure only: start-up stays light
+
         raise UsageError(
-            f"a {secret[0].replace('_', ' ')} is never taken from a URI (command "
-            "lines show in ps and CI logs): set LW_CLIENT_SECRET, or put it in a "
-            "0600 credentials file named by LW_CREDENTIALS_FILE"
+            Said.of(
+                "a {option} is never taken from a URI (command "
+                "lines show in ps and CI logs): set LW_CLIENT_SECRET, or put it in a "
+                "0600 credentials file named by LW_CREDENTIALS_FILE",
+                option=secret[0].replace("_", " "),
+            )
         )
     unknown = sorted(set(values) - LINEWORKS_OPTIONS)
     if unknown:
+        from reconciler.i18n import Said  # on failure only: start-up stays light
+
         raise UsageError(
-            f"unknown lineworks: URI option(s) {', '.join(map(_shown, unknown))}; "
-            f"known: {', '.join(sorted(LINEWORKS_OPTIONS))}"
+            Said.of(
+                "unknown lineworks: URI option(s) {options}; known: {known}",
+                options=", ".join(map(_shown, unknown)),
+                known=", ".join(sorted(LINEWORKS_OPTIONS)),
+            )
         )
     return {k: v for k, v in values.items() if v}
 
@@ -112,15 +124,24 @@ def _pairs(uri: str) -> dict[str, str]:
     """The query of a `lineworks:` URI, keys decoded; a key given twice is ambiguous."""
     rest = uri.removeprefix(LINEWORKS).lstrip("/")
     if rest and not rest.startswith("?"):
+        from reconciler.i18n import Said  # on failure only: start-up stays light
+
         raise UsageError(
-            f"unexpected text after lineworks: in {redact(uri)!r}: use lineworks: "
-            "or lineworks:?domain_id=…&rate=60 (credentials belong in the "
-            "environment)"
+            Said.of(
+                "unexpected text after lineworks: in {uri!r}: use lineworks: "
+                "or lineworks:?domain_id=…&rate=60 (credentials belong in the "
+                "environment)",
+                uri=redact(uri),
+            )
         )
     values: dict[str, str] = {}
     for key, value in parse_qsl(rest.removeprefix("?"), keep_blank_values=True):
         if key in values:
-            raise UsageError(f"lineworks: URI option {_shown(key)} is given twice")
+            from reconciler.i18n import Said  # on failure only: start-up stays light
+
+            raise UsageError(
+                Said.of("lineworks: URI option {option} is given twice", option=_shown(key))
+            )
         values[key] = value
     return values
 
@@ -133,8 +154,16 @@ def check_endpoint(name: str, url: str) -> str:
     example = DEFAULT_API_BASE if name == "api_base" else DEFAULT_AUTH_URL
 
     def bad(why: str) -> UsageError:
+        from reconciler.i18n import Said  # on failure only: start-up stays light
+
         return UsageError(
-            f"lineworks: {name} {redact(url)!r} is not a usable http(s) URL: {why}; e.g. {example}"
+            Said.of(
+                "lineworks: {name} {url!r} is not a usable http(s) URL: {why}; e.g. {example}",
+                name=name,
+                url=redact(url),
+                why=why,
+                example=example,
+            )
         )
 
     try:
@@ -155,16 +184,29 @@ def check_postgres_url(url: str) -> str:
     """A state URL that libpq and lwr read alike; UsageError (never quoting a password)
     for one whose password has a raw `@`, `/`, `?` or `#` (each reader splits it elsewhere,
     and a piece of the password could end up in a message or a DNS query)."""
-    encode = "percent-encode @ / ? # in a password as %40 %2F %3F %23"
     try:
         parts = urlsplit(url)
         _ = parts.port  # a bad host or port raises ValueError
     except ValueError:
+        from reconciler.i18n import Said  # on failure only: start-up stays light
+
         raise UsageError(
-            f"state URL {redact(url)!r} is not a valid URL: check the host and port, and {encode}"
+            Said.of(
+                "state URL {url!r} is not a valid URL: check the host and port, and "
+                "percent-encode @ / ? # in a password as %40 %2F %3F %23",
+                url=redact(url),
+            )
         ) from None
     if "#" in url or parts.netloc.count("@") > 1 or ("@" not in parts.netloc and "@" in parts.path):
-        raise UsageError(f"state URL {redact(url)!r} is ambiguous: {encode}")
+        from reconciler.i18n import Said  # on failure only: start-up stays light
+
+        raise UsageError(
+            Said.of(
+                "state URL {url!r} is ambiguous: "
+                "percent-encode @ / ? # in a password as %40 %2F %3F %23",
+                url=redact(url),
+            )
+        )
     return url
 
 
@@ -186,9 +228,14 @@ def state_target(state_uri: str | None, tenant_uri: str) -> tuple[Path | None, s
             return None, check_postgres_url(state_uri)
         path = local_path(state_uri)
         if path is None:
+            from reconciler.i18n import Said  # on failure only: start-up stays light
+
             raise UsageError(
-                f"unsupported state URI {redact(state_uri)!r}: expected local:PATH "
-                "or postgresql://USER@HOST/DB"
+                Said.of(
+                    "unsupported state URI {uri!r}: expected local:PATH "
+                    "or postgresql://USER@HOST/DB",
+                    uri=redact(state_uri),
+                )
             )
         return path, None
     tenant_file = local_path(tenant_uri)
@@ -210,7 +257,11 @@ def tenant_key(uri: str, environ: Mapping[str, str] | None = None) -> str:
         from reconciler.credentials import identity
 
         return lineworks_key(*identity(uri, environ))
-    raise UsageError(f"unknown tenant URI {redact(uri)!r}: expected local:PATH or lineworks:")
+    from reconciler.i18n import Said  # on failure only: start-up stays light
+
+    raise UsageError(
+        Said.of("unknown tenant URI {uri!r}: expected local:PATH or lineworks:", uri=redact(uri))
+    )
 
 
 def local_key(path: Path) -> str:
@@ -247,19 +298,30 @@ def file_target(target: object, tenant: str, template: str, where: str) -> str:
     """
     if not (isinstance(target, str) and target):
         if TENANT_PLACEHOLDER not in template:
+            from reconciler.i18n import Said  # on failure only: start-up stays light
+
             raise UsageError(
-                f"no target: in the file and --tenant {redact(template)!r} has no "
-                "{tenant} placeholder: add target: URI to the file or pass e.g. "
-                "--tenant 'local:tenants/{tenant}.db'"
+                Said.of(
+                    "no target: in the file and --tenant {template!r} has no "
+                    "{{tenant}} placeholder: add target: URI to the file or pass e.g. "
+                    "--tenant 'local:tenants/{{tenant}}.db'",
+                    template=redact(template),
+                )
             )
+
         uri = template.replace(TENANT_PLACEHOLDER, tenant)
         if uri.startswith(LOCAL):  # a symlink in the checkout (a pull request) could lead away
             _inside_template_directory(
                 uri,
                 template,
                 lambda outside: Refused(
-                    f"refused: {where}the tenant file {uri.removeprefix(LOCAL)} leads outside "
-                    f"{outside}, the directory of --tenant (a symlink?)"
+                    _Said.of(
+                        "refused: {where}the tenant file {file} leads outside "
+                        "{outside}, the directory of --tenant (a symlink?)",
+                        where=where,
+                        file=uri.removeprefix(LOCAL),
+                        outside=str(outside),
+                    )
                 ),
             )
         return uri
@@ -268,12 +330,27 @@ def file_target(target: object, tenant: str, template: str, where: str) -> str:
     if target.startswith(LOCAL):
         return _local_target(target, template, where)
     raise _refused(
-        where, f"{redact(target)!r} is not a tenant URI: use local:PATH or lineworks:?domain_id=…"
+        where,
+        _Said.of(
+            "{uri!r} is not a tenant URI: use local:PATH or lineworks:?domain_id=…",
+            uri=redact(target),
+        ),
     )
 
 
+class _Said:
+    """`i18n.Said`, imported only when a refusal is made: start-up stays light."""
+
+    @staticmethod
+    def of(message: str, **fields: object) -> str:
+        """`Said.of(message, **fields)`."""
+        from reconciler.i18n import Said
+
+        return Said.of(message, **fields)
+
+
 def _refused(where: str, what: str) -> Refused:
-    return Refused(f"refused: {where}target: {what}")
+    return Refused(_Said.of("refused: {where}target: {what}", where=where, what=what))
 
 
 def _lineworks_target(target: str, tenant: str, template: str, where: str) -> str:
@@ -285,16 +362,21 @@ def _lineworks_target(target: str, tenant: str, template: str, where: str) -> st
         if key not in FILE_TARGET_OPTIONS:
             raise _refused(
                 where,
-                f"{_shown(key)}= cannot come from a desired file: a file's "
-                "target: may only choose which tenant "
-                "(lineworks:?domain_id=…); set it in --tenant or the "
-                "environment instead",
+                _Said.of(
+                    "{option}= cannot come from a desired file: a file's "
+                    "target: may only choose which tenant "
+                    "(lineworks:?domain_id=…); set it in --tenant or the "
+                    "environment instead",
+                    option=_shown(key),
+                ),
             )
     if not re.fullmatch(r"[0-9]{1,20}", chosen.get("domain_id", "0")):
         raise _refused(
             where,
-            "domain_id= must be the Domain ID, a number (shown at the bottom "
-            "of the console's left menu)",
+            _Said.of(
+                "domain_id= must be the Domain ID, a number (shown at the bottom "
+                "of the console's left menu)"
+            ),
         )
     base: dict[str, str] = {}
     if template.startswith(LINEWORKS):  # the operator's settings, for the tenant chosen
@@ -309,16 +391,23 @@ def _local_target(target: str, template: str, where: str) -> str:
     if not template.startswith(LOCAL):
         raise _refused(
             where,
-            f"{target!r}: a local: target needs a local: --tenant (template), "
-            "whose directory it must be in",
+            _Said.of(
+                "{target!r}: a local: target needs a local: --tenant (template), "
+                "whose directory it must be in",
+                target=target,
+            ),
         )
     _inside_template_directory(
         target,
         template,
         lambda outside: _refused(
             where,
-            f"{target!r} is outside {outside}, the directory of --tenant: a file may only "
-            "choose a tenant file in there",
+            _Said.of(
+                "{target!r} is outside {outside}, the directory of --tenant: a file may only "
+                "choose a tenant file in there",
+                target=target,
+                outside=str(outside),
+            ),
         ),
     )
     return target

@@ -14,6 +14,7 @@ from reconciler import files
 from reconciler.cli.common import color, messages, protected_files
 from reconciler.errors import FileError, UsageError
 from reconciler.fleet import FleetOptions, TenantResult, exit_code
+from reconciler.i18n import Said
 from reconciler.providers import local_path
 from reconciler.store import StateLocation
 
@@ -54,7 +55,9 @@ def _folder(path: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise FileError(f"cannot write to {path}: {files.reason(e)}") from e
+        raise FileError(
+            Said.of("cannot write to {path}: {reason}", path=path, reason=files.reason(e))
+        ) from e
     return folder
 
 
@@ -71,7 +74,9 @@ def save_plan_dir(
     from reconciler.render.json import dump
 
     if Path(out).resolve() == Path(desired_dir).resolve():
-        raise UsageError(f"--out {out} is the directory of desired files: choose another")
+        raise UsageError(
+            Said.of("--out {path} is the directory of desired files: choose another", path=out)
+        )
     saved = plandir.plan_files(results)
     folder = _folder(out)
     protected = _protected(results, state_uri)

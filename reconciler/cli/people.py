@@ -13,7 +13,7 @@ import click
 from reconciler.cli.common import messages, tenant_option
 from reconciler.cli.tenants import local_tenant, tenant
 from reconciler.errors import UsageError
-from reconciler.i18n import N_
+from reconciler.i18n import N_, Said
 from reconciler.terminal import printable
 
 T = TypeVar("T")
@@ -124,7 +124,9 @@ def tenant_leave(tenant_uri: str, email: str) -> int:
 def tenant_group(tenant_uri: str, name: str, add: tuple[str, ...], remove: tuple[str, ...]) -> int:
     """Simulate members joining or leaving the directory group NAME."""
     if not add and not remove:
-        raise UsageError("say who joins or leaves the group: --add EMAIL or --remove EMAIL")
+        raise UsageError(
+            Said.of("say who joins or leaves the group: --add EMAIL or --remove EMAIL")
+        )
     result = _hr(tenant_uri, lambda t: t.edit_group(name, add, remove))
     t = messages()
     lines = [

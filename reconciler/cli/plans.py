@@ -30,6 +30,7 @@ from reconciler.cli.common import (
 from reconciler.cli.helptext import N_
 from reconciler.cli.lazy import workflow
 from reconciler.errors import ExitCode, LwrError, UsageError
+from reconciler.i18n import Said
 from reconciler.render import renderer_for
 from reconciler.terminal import printable
 
@@ -307,7 +308,9 @@ def drift(
         from reconciler.fleet import FleetOptions
 
         if verify_links:  # one request per attested member: asked for a tenant at a time
-            raise UsageError("--verify-links checks one tenant: give it a file, not a directory")
+            raise UsageError(
+                Said.of("--verify-links checks one tenant: give it a file, not a directory")
+            )
 
         options = FleetOptions(tenant_uri, rules, parallel=parallel, fail_fast=fail_fast)
         return drift_dir(file, replace(options, state_uri=state_uri), fmt, markdown_dir)

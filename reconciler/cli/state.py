@@ -24,6 +24,7 @@ from reconciler.cli.common import (
 )
 from reconciler.cli.helptext import N_, HelpGroup
 from reconciler.errors import Cancelled, StateError, UsageError
+from reconciler.i18n import Said, say
 from reconciler.providers import local_path
 from reconciler.render.audit import (
     audit_text,
@@ -83,12 +84,16 @@ def audit(
     if ctx.invoked_subcommand is not None:
         if verify or anchor is not None:
             raise UsageError(
-                f"--verify and --head are options of `lwr audit`, not of "
-                f"`lwr audit {ctx.invoked_subcommand}`"
+                Said.of(
+                    "--verify and --head are options of `lwr audit`, not of `lwr audit {command}`",
+                    command=ctx.invoked_subcommand,
+                )
             )
         return 0
     if anchor is not None and not verify:
-        raise UsageError("--head is checked by --verify: `lwr audit --verify --head SEQ:HASH`")
+        raise UsageError(
+            Said.of("--head is checked by --verify: `lwr audit --verify --head SEQ:HASH`")
+        )
     kept = parse_anchor(anchor) if anchor is not None else None  # before opening anything
     with existing_store(state_uri, tenant_uri) as store:
         if verify:
@@ -152,8 +157,11 @@ def existing_store(state_uri: str | None, tenant_uri: str) -> Iterator[StateStor
     location = state_for(state_uri, tenant_uri)
     if not location.exists:
         raise StateError(
-            f"no state store at {location}: nothing was applied through it, or "
-            "--state (LWR_STATE) names the wrong file; nothing was created"
+            Said.of(
+                "no state store at {location}: nothing was applied through it, or "
+                "--state (LWR_STATE) names the wrong file; nothing was created",
+                location=str(location),
+            )
         )
     with store_for(state_uri, tenant_uri, readonly=True) as store:
         yield store
@@ -187,14 +195,15 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         if held is None:
             click.echo("No lock was held.")
             return 0
-        if not yes and not click.confirm(
-            printable(
-                f"Clear the apply lock of {key}, held by {held.describe()}? {holder_status(held)}"
-            ),
-            default=False,
-            err=True,
-        ):
-            raise Cancelled("Unlock cancelled; the lock is kept.")
+        t = messages()
+        question = t._(
+            "Clear the apply lock of {tenant}, held by {holder}? {status}",
+            tenant=key,
+            holder=say(held.describe(), t),
+            status=holder_status(held, t),
+        )
+        if not yes and not click.confirm(printable(question), default=False, err=True):
+            raise Cancelled(Said.of("Unlock cancelled; the lock is kept."))
         holder = store.unlock(key)
     click.echo(
         printable(f"Lock cleared (was held by {holder}).") if holder else "No lock was held."

@@ -22,6 +22,7 @@ from reconciler.cli.common import (
 )
 from reconciler.cli.helptext import N_
 from reconciler.errors import Cancelled, UsageError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName
 from reconciler.providers import local_path
 from reconciler.render.json import dump
@@ -82,11 +83,11 @@ def export(
         from reconciler.cli.fleets import export_dir
 
         if not out:
-            raise UsageError("exporting many tenants needs --out DIR")
+            raise UsageError(Said.of("exporting many tenants needs --out DIR"))
         if schema_out:
-            raise UsageError("--schema-out is for one tenant; use `lwr schema --out` once")
+            raise UsageError(Said.of("--schema-out is for one tenant; use `lwr schema --out` once"))
         if selectors:
-            raise UsageError("--selectors is for one tenant: export each tenant with it")
+            raise UsageError(Said.of("--selectors is for one tenant: export each tenant with it"))
         names = [n.strip() for part in tenant_names for n in part.split(",") if n.strip()]
         return export_dir(tenant_uri, names, out, state_uri)
     hint = schema_hint(schema_out, out) if schema_out else None
@@ -181,16 +182,25 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
     desired = load_desired(file)
     with provider_for(tenant_uri, state_uri) as provider:
         if not provider.ATTESTED:
-            raise UsageError(f"{provider.key} is read directly; there is nothing to attest")
+            raise UsageError(
+                Said.of(
+                    "{tenant} is read directly; there is nothing to attest", tenant=provider.key
+                )
+            )
         state = provider.read()
         check_against_tenant(desired, state.domain, state.directory)
         desired = with_selectors(desired, provider, state.directory)  # the list they select
+        t = messages()
         if not yes and not click.confirm(
-            f"Record {file} as what the console of {state.domain} shows now?",
+            t._(
+                "Record {file} as what the console of {domain} shows now?",
+                file=file,
+                domain=state.domain,
+            ),
             default=False,
             err=True,
         ):
-            raise Cancelled("Attest cancelled; nothing was recorded.")
+            raise Cancelled(Said.of("Attest cancelled; nothing was recorded."))
         recorded = provider.attest(desired, default_actor())
     click.echo(
         f"Attested {plural(len(recorded), 'value')} of {state.domain}: {', '.join(recorded)}."
@@ -208,7 +218,7 @@ def local_tenant(tenant_uri: str) -> Any:
 
     path = local_path(tenant_uri)
     if path is None:
-        raise UsageError("`lwr tenant` commands work on local: tenants only")
+        raise UsageError(Said.of("`lwr tenant` commands work on local: tenants only"))
     return LocalTenant, path
 
 
@@ -236,7 +246,11 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
     _, path = local_tenant(tenant_uri)
     owner = protected_files(with_tenants=False).owner_of(path.resolve())
     if owner is not None:  # --force would replace the journal and audit log with a tenant
-        raise UsageError(f"refusing to create a tenant at {path}: it is {owner}")
+        raise UsageError(
+            Said.of(
+                "refusing to create a tenant at {path}: it is {owner}", path=str(path), owner=owner
+            )
+        )
     domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
     click.echo(f"Demo tenant {domain} with {members} members created at {path}.")

@@ -6,6 +6,7 @@ What a URI means, and who it names, is reconciler.uris; this opens what it names
 from __future__ import annotations
 
 from reconciler.errors import UsageError
+from reconciler.i18n import Said
 from reconciler.providers.base import Provider
 from reconciler.uris import DEFAULT_TENANT, LINEWORKS, local_path, redact
 
@@ -26,4 +27,6 @@ def open_provider(uri: str, state_uri: str | None = None, *, readonly: bool = Fa
         from reconciler.providers.lineworks import LineWorksTenant
 
         return LineWorksTenant.open(uri, state_uri, readonly=readonly)
-    raise UsageError(f"unknown tenant URI {redact(uri)!r}: expected local:PATH or lineworks:")
+    raise UsageError(
+        Said.of("unknown tenant URI {uri!r}: expected local:PATH or lineworks:", uri=redact(uri))
+    )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from reconciler.actions import Action, Change, Execution
 from reconciler.closing import Closing
 from reconciler.errors import TenantError, UsageError
-from reconciler.i18n import N_
+from reconciler.i18n import N_, Said
 from reconciler.model import TenantState
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class Provider(Closing):
         `groups`: the group names the caller needs members of (None: every group). A
         provider may read just those (and the groups within them); the others it lists are
         then in `unread_groups`, by name only."""
-        raise UsageError(f"{self.key} cannot read org units or groups")
+        raise UsageError(Said.of("{tenant} cannot read org units or groups", tenant=self.key))
 
     def domain(self) -> str:
         """The tenant's domain, compared with the file's `tenant:`."""
@@ -187,4 +187,6 @@ class Provider(Closing):
 
     def attest(self, desired: DesiredState, actor: str) -> list[str]:
         """Record the file's managed values as what the console shows now; return them."""
-        raise UsageError(f"{self.key} is read directly; there is nothing to attest")
+        raise UsageError(
+            Said.of("{tenant} is read directly; there is nothing to attest", tenant=self.key)
+        )

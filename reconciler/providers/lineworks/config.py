@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reconciler.credentials import ENV, check_private_file, settings
 from reconciler.errors import UsageError
+from reconciler.i18n import Said
 from reconciler.uris import (
     DEFAULT_API_BASE,
     DEFAULT_AUTH_URL,
@@ -73,9 +74,12 @@ class LineWorksConfig:
         if missing:
             names = ", ".join(ENV[k] for k in missing)
             raise UsageError(
-                f"the lineworks: tenant needs {names} (environment or a 0600 "
-                "credentials file named by LW_CREDENTIALS_FILE; all but the "
-                "secret may also be in the URI query); see docs/lineworks.md"
+                Said.of(
+                    "the lineworks: tenant needs {names} (environment or a 0600 "
+                    "credentials file named by LW_CREDENTIALS_FILE; all but the "
+                    "secret may also be in the URI query); see docs/lineworks.md",
+                    names=names,
+                )
             )
         numbers = {k: _number(k, values[k]) for k in _NUMBERS if k in values}
         return cls(
@@ -102,9 +106,13 @@ def _number(key: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"lineworks: option {key} must be a number, not {text!r}") from None
+        raise UsageError(
+            Said.of(
+                "lineworks: option {option} must be a number, not {text!r}", option=key, text=text
+            )
+        ) from None
     if value <= 0:
-        raise UsageError(f"lineworks: option {key} must be positive")
+        raise UsageError(Said.of("lineworks: option {option} must be positive", option=key))
     return value
 
 
@@ -120,13 +128,20 @@ def read_private_key(path: Path) -> str:
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None)
         raise UsageError(
-            f"cannot read the private key file {path}: "
-            f"{getattr(exc, 'strerror', None) or 'not a PEM text file'}"
+            Said.of("cannot read the private key file {path}: {reason}", path=str(path), reason=why)
+            if why
+            else Said.of(
+                "cannot read the private key file {path}: not a PEM text file", path=str(path)
+            )
         ) from None
     if "PRIVATE KEY-----" not in text:
         raise UsageError(
-            f"{path} does not hold a PEM private key (download it again from the "
-            "Developer Console: API 2.0 > your app > Private Key)"
+            Said.of(
+                "{path} does not hold a PEM private key (download it again from the "
+                "Developer Console: API 2.0 > your app > Private Key)",
+                path=str(path),
+            )
         )
     return text

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import TenantError, UsageError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName
 from reconciler.providers.local.fileformat import DEFAULT_DOMAIN, build, check_domain
 from reconciler.providers.local.simulator import insert_room
@@ -121,11 +122,13 @@ def init_demo(
     LINE users; the LINE WORKS channel off with an empty list.
     """
     if members < DEMO_MIN_MEMBERS:
-        raise UsageError(f"the demo company has at least {DEMO_MIN_MEMBERS} members")
+        raise UsageError(Said.of("the demo company has at least {n} members", n=DEMO_MIN_MEMBERS))
     check_domain(domain)
     file = Path(path).absolute()
     if file.exists() and not force:
-        raise TenantError(f"a tenant already exists at {file}; use --force to replace it")
+        raise TenantError(
+            Said.of("a tenant already exists at {file}; use --force to replace it", file=str(file))
+        )
 
     def seed(conn: sqlite3.Connection, seed_domain: str) -> None:
         _seed_demo(conn, seed_domain, members)

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from reconciler.errors import TenantError, UsageError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName
 from reconciler.providers.local.schema import (
     SCHEMA,
@@ -72,7 +73,7 @@ def connect(
                 timeout=busy_timeout,
             )
     except sqlite3.Error as exc:
-        raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
+        raise TenantError(_cannot("open", path, explain(exc, path))) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -80,7 +81,7 @@ def connect(
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
         conn.close()
-        raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
+        raise TenantError(_cannot("open", path, explain(exc, path))) from exc
     return conn, stamp
 
 
@@ -97,41 +98,66 @@ def check_header(path: Path) -> str | None:
         with path.open("rb") as fh:
             header = fh.read(_HEADER_SIZE)
     except OSError as exc:
-        raise TenantError(f"cannot read local tenant {path}: {exc.strerror}") from exc
-    untouched = "; the file was left untouched"
+        raise TenantError(_cannot("read", path, str(exc.strerror))) from exc
     if not header.startswith(_SQLITE_MAGIC):
         raise TenantError(
-            f"{path} is not an lwr tenant: not a SQLite database (empty, "
-            f"corrupted or another kind of file){untouched}"
+            Said.of(
+                "{path} is not an lwr tenant: not a SQLite database (empty, "
+                "corrupted or another kind of file); the file was left untouched",
+                path=str(path),
+            )
         )
     if len(header) < _HEADER_SIZE:
-        raise TenantError(
-            f"{path} is corrupted: truncated SQLite header{untouched}; {damage_advice(path)}"
-        )
+        raise TenantError(_corrupted(path, Said.of("truncated SQLite header")))
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     if page_size < 512 or page_size & (page_size - 1):
-        raise TenantError(
-            f"{path} is corrupted: invalid page size {page_size}{untouched}; {damage_advice(path)}"
-        )
+        raise TenantError(_corrupted(path, Said.of("invalid page size {size}", size=page_size)))
     check_version(path, int.from_bytes(header[60:64], "big", signed=True))
     pages = int.from_bytes(header[28:32], "big")
     # The header's page count is trustworthy only when "version-valid-for" matches the
     # change counter; then a shorter file means it was cut off.
     if pages and header[92:96] == header[24:28] and size < pages * page_size:
-        why = f"truncated to {size} bytes, the database needs {pages * page_size}"
+        why = Said.of(
+            "truncated to {size} bytes, the database needs {needed}",
+            size=size,
+            needed=pages * page_size,
+        )
         if has_wal(path):
             return why
-        raise TenantError(f"{path} is corrupted: {why}{untouched}; {damage_advice(path)}")
+        raise TenantError(_corrupted(path, why))
     return None
+
+
+def _cannot(what: str, path: Path, why: str) -> Said:
+    """`cannot open/read/create local tenant PATH: WHY`, each a whole message."""
+    if what == "open":
+        return Said.of("cannot open local tenant {path}: {reason}", path=str(path), reason=why)
+    if what == "read":
+        return Said.of("cannot read local tenant {path}: {reason}", path=str(path), reason=why)
+    return Said.of("cannot create local tenant {path}: {reason}", path=str(path), reason=why)
+
+
+def _corrupted(path: Path, why: str) -> Said:
+    return Said.of(
+        "{path} is corrupted: {why}; the file was left untouched; {advice}",
+        path=str(path),
+        why=why,
+        advice=damage_advice(path),
+    )
 
 
 def check_version(path: Path, version: int) -> None:
     """Refuse a file of a newer lwr: this one cannot know what it would break."""
     if version > SCHEMA_VERSION:
         raise TenantError(
-            f"{path} was written by a newer lwr (tenant schema version {version}; this lwr "
-            f"knows up to {SCHEMA_VERSION}); upgrade lwr. The file was left untouched"
+            Said.of(
+                "{path} was written by a newer lwr (tenant schema version {version}; this lwr "
+                "knows up to {known}); upgrade lwr. The file was left untouched",
+                path=str(path),
+                version=version,
+                known=SCHEMA_VERSION,
+            )
         )
 
 
@@ -152,8 +178,14 @@ def check_with_wal(path: Path, damaged: str, busy_timeout: float) -> None:
             problem = quick_check(conn)
     if problem:
         raise TenantError(
-            f"{path} is damaged: {damaged}, and SQLite cannot read it with its "
-            f"-wal either ({problem}); {damage_advice(path)}"
+            Said.of(
+                "{path} is damaged: {damaged}, and SQLite cannot read it with its "
+                "-wal either ({problem}); {advice}",
+                path=str(path),
+                damaged=damaged,
+                problem=problem,
+                advice=damage_advice(path),
+            )
         )
 
 
@@ -170,9 +202,12 @@ def verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> int:
         missing = sorted((TABLES if version >= SCHEMA_VERSION else TABLES_V1) - names)
         if version < 1 or missing:
             raise TenantError(
-                f"{path} is a SQLite database but not an lwr tenant "
-                f"(missing: {', '.join(missing) or 'schema version'}); "
-                "the file was left untouched"
+                Said.of(
+                    "{path} is a SQLite database but not an lwr tenant "
+                    "(missing: {missing}); the file was left untouched",
+                    path=str(path),
+                    missing=", ".join(missing) or "schema version",
+                )
             )
         if readonly:
             return version
@@ -180,7 +215,7 @@ def verify(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> int:
             conn.execute("PRAGMA journal_mode = WAL")
         return upgrade(conn, path) if version < SCHEMA_VERSION else version
     except sqlite3.Error as exc:
-        raise TenantError(f"cannot open local tenant {path}: {explain(exc, path)}") from exc
+        raise TenantError(_cannot("open", path, explain(exc, path))) from exc
 
 
 def upgrade(conn: sqlite3.Connection, path: Path) -> int:
@@ -199,8 +234,11 @@ def upgrade(conn: sqlite3.Connection, path: Path) -> int:
                         conn.execute(statement)
                 if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
                     raise TenantError(
-                        f"cannot upgrade local tenant {path}: it breaks its own references "
-                        f"(PRAGMA foreign_key_check); the file was left as it was"
+                        Said.of(
+                            "cannot upgrade local tenant {path}: it breaks its own references "
+                            "(PRAGMA foreign_key_check); the file was left as it was",
+                            path=str(path),
+                        )
                     )
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -229,15 +267,15 @@ def build(
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise TenantError(f"cannot create local tenant {path}: {exc.strerror}") from exc
+        raise TenantError(_cannot("create", path, str(exc.strerror))) from exc
     tmp = Path(name)
     try:
         _write_new(tmp, domain.lower(), seed)  # domains are case-insensitive: kept lower-case
         _publish(tmp, path, overwrite=overwrite)
     except sqlite3.Error as exc:
-        raise TenantError(f"cannot create local tenant {path}: {explain(exc, path)}") from exc
+        raise TenantError(_cannot("create", path, explain(exc, path))) from exc
     except OSError as exc:
-        raise TenantError(f"cannot create local tenant {path}: {exc.strerror or exc}") from exc
+        raise TenantError(_cannot("create", path, str(exc.strerror or exc))) from exc
     finally:
         for leftover in (tmp, *(Path(f"{tmp}{s}") for s in SIDECARS)):
             leftover.unlink(missing_ok=True)
@@ -283,7 +321,9 @@ def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
         try:
             os.link(tmp, path)  # atomic "create if absent", unlike exists() + rename
         except FileExistsError:
-            raise TenantError(f"a tenant already exists at {path}") from None
+            raise TenantError(
+                Said.of("a tenant already exists at {path}", path=str(path))
+            ) from None
         return
     # The old file's WAL would be replayed onto the new one: drop it with the old file.
     for suffix in SIDECARS:
@@ -294,11 +334,17 @@ def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
 def explain(exc: sqlite3.Error, path: Path) -> str:
     text = str(exc)
     if "not a database" in text or "malformed" in text or "unsupported file format" in text:
-        return f"the file is corrupted ({text}); {damage_advice(path)}"
+        return Said.of(
+            "the file is corrupted ({error}); {advice}", error=text, advice=damage_advice(path)
+        )
     if "locked" in text or "busy" in text:
-        return "the tenant is busy: another process holds the write lock (try again)"
+        return Said.of("the tenant is busy: another process holds the write lock (try again)")
     if "readonly" in text:
-        return f"{text}: the command needs write access to {path} and its directory"
+        return Said.of(
+            "{error}: the command needs write access to {path} and its directory",
+            error=text,
+            path=str(path),
+        )
     return text
 
 
@@ -310,4 +356,4 @@ def now() -> str:
 def check_domain(domain: str) -> None:
     """Refuse what is not a domain name (before a tenant of it is made)."""
     if not _DOMAIN.fullmatch(domain):
-        raise UsageError(f"{domain!r} is not a domain (e.g. example.co.jp)")
+        raise UsageError(Said.of("{domain!r} is not a domain (e.g. example.co.jp)", domain=domain))

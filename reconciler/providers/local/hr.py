@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.errors import TenantRuleError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName
 from reconciler.orgchart import OrgChart
 from reconciler.providers.local.fileformat import now
@@ -75,7 +76,7 @@ def join(
     """
     email = login_email(email)
     if spelling(conn, email, legacy) is not None:
-        raise TenantRuleError(f"{email} is already in the directory")
+        raise TenantRuleError(Said.of("{email} is already in the directory", email=email))
     chart = read_chart(conn, legacy, members=False) if orgunits else OrgChart()
     units = _units(chart, orgunits)
     conn.execute(
@@ -103,7 +104,7 @@ def move(conn: sqlite3.Connection, email: str, orgunits: Sequence[str], legacy: 
     departments; a desired file's org-unit selectors follow the move at the next apply.
     """
     if not orgunits:
-        raise TenantRuleError("a move needs the org unit to move to")
+        raise TenantRuleError(Said.of("a move needs the org unit to move to"))
     spelled = _member(conn, email, legacy)
     chart = read_chart(conn, legacy, members=False)
     units = _units(chart, orgunits)
@@ -151,7 +152,11 @@ def edit_group(
     gone = {_member(conn, e, legacy): None for e in remove}
     both = sorted(added.keys() & gone.keys())
     if both:
-        raise TenantRuleError(f"both added to and removed from {group.name}: {both[0]}")
+        raise TenantRuleError(
+            Said.of(
+                "both added to and removed from {group}: {email}", group=group.name, email=both[0]
+            )
+        )
     present = {
         e for (e,) in conn.execute("SELECT email FROM group_members WHERE group_id = ?", (gid,))
     }
@@ -171,7 +176,7 @@ def _member(conn: sqlite3.Connection, email: str, legacy: bool) -> str:
     address = login_email(email)
     spelled = spelling(conn, address, legacy)
     if spelled is None:
-        raise TenantRuleError(f"{address} is not in the tenant directory")
+        raise TenantRuleError(Said.of("{email} is not in the tenant directory", email=address))
     return spelled
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from reconciler.errors import TenantRuleError
+from reconciler.i18n import Messages, Said, Told
 from reconciler.orgchart import PATH_SEPARATOR, Group, OrgChart, OrgUnit
 
 _UNITS = "SELECT id, name, parent_id FROM orgunits"
@@ -97,32 +98,57 @@ def find_unit(chart: OrgChart, text: str) -> str:
         return paths[named[0]]
     if named:
         raise TenantRuleError(
-            f"org unit {wanted!r} is ambiguous: {len(named)} units have that name "
-            f"({', '.join(named)}); write its path"
+            Said.of(
+                "org unit {name!r} is ambiguous: {n} units have that name ({paths}); "
+                "write its path",
+                name=wanted,
+                n=len(named),
+                paths=", ".join(named),
+            )
         )
     names = Counter(unit.name for unit in chart.units.values())
     choices = [*paths, *(name for name, count in names.items() if count == 1)]
-    raise TenantRuleError(f"no org unit {wanted!r} in the tenant{_nearest(wanted, choices)}")
+    raise TenantRuleError(_absent("org unit", wanted, choices))
 
 
 def find_group(chart: OrgChart, name: str) -> Group:
     """The directory group called `name`; refused, with the nearest names, if none is."""
     group = chart.groups.get(name.strip())
     if group is None:
-        raise TenantRuleError(
-            f"no group {name.strip()!r} in the tenant{_nearest(name, chart.groups)}"
-        )
+        raise TenantRuleError(_absent("group", name, chart.groups))
     return group
 
 
-def _nearest(word: str, choices: Iterable[str]) -> str:
-    """'; did you mean …?' with the closest choices, or what there is when few are."""
+def _absent(kind: str, word: str, choices: Iterable[str]) -> Said:
+    """No `kind` ("org unit", "group") called `word`: with the closest choices, or what
+    there is when few are."""
     import difflib  # only an HR command's refusal needs it
 
     options = sorted(set(choices))
     close = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
+    shown = word.strip() if kind == "group" else word
     if close:
-        return f"; did you mean {' or '.join(repr(c) for c in close)}?"
+        meant = Told(lambda t: _either(close, t))
+        if kind == "group":
+            return Said.of(
+                "no group {name!r} in the tenant; did you mean {close}?", name=shown, close=meant
+            )
+        return Said.of(
+            "no org unit {name!r} in the tenant; did you mean {close}?", name=shown, close=meant
+        )
     if not options:
-        return " (it has none)"
-    return f" (it has {', '.join(options[:10])}{', …' if len(options) > 10 else ''})"
+        if kind == "group":
+            return Said.of("no group {name!r} in the tenant (it has none)", name=shown)
+        return Said.of("no org unit {name!r} in the tenant (it has none)", name=shown)
+    some = ", ".join(options[:10]) + (", …" if len(options) > 10 else "")
+    if kind == "group":
+        return Said.of("no group {name!r} in the tenant (it has {names})", name=shown, names=some)
+    return Said.of("no org unit {name!r} in the tenant (it has {names})", name=shown, names=some)
+
+
+def _either(choices: list[str], t: Messages) -> str:
+    """'a' or 'b' or 'c', in `t`'s language."""
+    text = repr(choices[0])
+    for choice in choices[1:]:
+        text = t._("{choices} or {choice}", choices=text, choice=repr(choice))
+    return text

@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.actions import Change
 from reconciler.errors import TenantError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName, ChannelState, TenantState
 from reconciler.providers.local.fileformat import COLUMNS, SWITCHES
 
@@ -32,7 +33,12 @@ def load_settings(conn: sqlite3.Connection) -> dict[ChannelName, ChannelState]:
         found[ChannelName(name)] = ChannelState(members=frozenset(), **fields)
     missing = [c.value for c in ChannelName if c not in found]
     if missing:
-        raise TenantError(f"the local tenant is damaged: no settings for {', '.join(missing)}")
+        raise TenantError(
+            Said.of(
+                "the local tenant is damaged: no settings for {channels}",
+                channels=", ".join(missing),
+            )
+        )
     return {c: found[c] for c in ChannelName}
 
 
@@ -127,7 +133,7 @@ def one(conn: sqlite3.Connection, sql: str) -> Any:
     """The single value `sql` selects; none means a damaged tenant."""
     row = conn.execute(sql).fetchone()
     if row is None:
-        raise TenantError(f"the local tenant is damaged: `{sql}` found nothing")
+        raise TenantError(Said.of("the local tenant is damaged: `{sql}` found nothing", sql=sql))
     return row[0]
 
 

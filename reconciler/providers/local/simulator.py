@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import TenantRuleError, UsageError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName, ChannelState
 from reconciler.providers.local.fileformat import now
 from reconciler.providers.local.rows import exists, load_settings, stored
@@ -135,14 +136,16 @@ def channel_name(value: ChannelName | str) -> ChannelName:
     try:
         return ChannelName(value)
     except ValueError:
-        raise UsageError(f"unknown channel {value!r}: expected line or lineworks") from None
+        raise UsageError(
+            Said.of("unknown channel {channel!r}: expected line or lineworks", channel=value)
+        ) from None
 
 
 def login_email(email: str) -> str:
     """A member's login email, lower-cased (the console treats them case-insensitively)."""
     email = email.strip().lower()
     if not _EMAIL.fullmatch(email):
-        raise TenantRuleError(f"{email!r} is not a login email (name@domain)")
+        raise TenantRuleError(Said.of("{email!r} is not a login email (name@domain)", email=email))
     return email
 
 
@@ -157,17 +160,26 @@ def _check_contact(
     """The console's conditions for an external user reaching a member; their spelling."""
     spelled = spelling(conn, member, legacy)
     if spelled is None:
-        raise TenantRuleError(f"{member} is not in the tenant directory")
+        raise TenantRuleError(Said.of("{email} is not in the tenant directory", email=member))
     if not ch.enabled:
         raise TenantRuleError(
-            f"the {name.value} channel is off: {name.external} cannot reach the company's members"
+            Said.of(
+                "the {channel} channel is off: {external} cannot reach the company's members",
+                channel=name.value,
+                external=name.external,
+            )
         )
     if not ch.all_members and not exists(
         conn, "SELECT 1 FROM connected WHERE channel = ? AND email = ?", name.value, spelled
     ):
         raise TenantRuleError(
-            f"{member} is not on the {name.value} connected-members list, so "
-            f"has no authority to chat with {name.external}"
+            Said.of(
+                "{email} is not on the {channel} connected-members list, so "
+                "has no authority to chat with {external}",
+                email=member,
+                channel=name.value,
+                external=name.external,
+            )
         )
     return spelled
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.actions import Action, Change, Execution
 from reconciler.errors import TenantError, TenantRuleError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName, TenantState
 from reconciler.orgchart import OrgChart
 from reconciler.providers.base import BatchOutcome, Provider, Refusal
@@ -105,13 +106,17 @@ class LocalTenant(Provider):
         if not file.exists():
             if not create or readonly:
                 raise TenantError(
-                    f"no tenant at {file}: create one with `lwr tenant init --demo --tenant "
-                    f"local:{path}` (without --demo: an empty one)"
+                    Said.of(
+                        "no tenant at {file}: create one with `lwr tenant init --demo --tenant "
+                        "local:{path}` (without --demo: an empty one)",
+                        file=str(file),
+                        path=str(path),
+                    )
                 )
             check_domain(domain)
             build(file, domain, seed=None, overwrite=False)
         if not file.is_file():
-            raise TenantError(f"local tenant {file} is not a regular file")
+            raise TenantError(Said.of("local tenant {file} is not a regular file", file=str(file)))
         damaged = check_header(file)
         if damaged is not None:
             check_with_wal(file, damaged, busy_timeout)
@@ -298,7 +303,7 @@ class LocalTenant(Provider):
         name = channel_name(channel)
         external_id = external_id.strip()
         if not external_id:
-            raise TenantRuleError("an external user needs a non-empty id")
+            raise TenantRuleError(Said.of("an external user needs a non-empty id"))
         with self._transaction("contact", write=True) as conn:
             self._domain(conn)
             return contact(conn, member, external_id, name, external_name, self._legacy)
@@ -355,7 +360,12 @@ class LocalTenant(Provider):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
             raise TenantError(
-                f"local tenant {self.path}: {what} failed: {explain(exc, self.path)}"
+                Said.of(
+                    "local tenant {path}: {operation} failed: {reason}",
+                    path=str(self.path),
+                    operation=what,
+                    reason=explain(exc, self.path),
+                )
             ) from exc
 
     def _read(self, what: str, read: Callable[[sqlite3.Connection], T]) -> T:

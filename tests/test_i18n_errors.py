@@ -1,0 +1,152 @@
+"""Errors a person causes, in Japanese with --lang ja: through the real `lwr` entry point,
+each says its Japanese text with the Japanese 「エラー: 」 prefix (no English `Error:`), exits
+with the same code as in English, and keeps what it names (paths, URIs, emails) as given."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LWR = str(Path(sys.executable).parent / "lwr")
+EXAMPLE = str(ROOT / "examples" / "company.yaml")
+
+#: (arguments, extra environment, the English text, the Japanese text).
+CASES: dict[str, tuple[list[str], dict[str, str], str, str]] = {
+    "write into a place no file can be made": (
+        ["plan", EXAMPLE, "--out", "/proc/lwr-plan.json"],
+        {},
+        "Error: cannot write /proc/lwr-plan.json: ",
+        "エラー: /proc/lwr-plan.json に書き込めません: ",
+    ),
+    "write below a file": (
+        ["plan", EXAMPLE, "--out", "afile/plan.json"],
+        {},
+        "Error: cannot write afile/plan.json: ",
+        "エラー: afile/plan.json に書き込めません: ",
+    ),
+    "write over the tenant": (
+        ["plan", EXAMPLE, "--out", "tenant.db"],
+        {},
+        "Error: refusing to write tenant.db: it is ",
+        "エラー: tenant.db には書き込めません: ",
+    ),
+    "bad tenant URI": (
+        ["plan", EXAMPLE, "--tenant", "foo:bar"],
+        {},
+        "Error: unknown tenant URI 'foo:bar': expected local:PATH or lineworks:",
+        "エラー: 不明なテナント URI 'foo:bar' です。"
+        "local:PATH または lineworks: を指定してください",
+    ),
+    "unknown lineworks option": (
+        ["plan", EXAMPLE, "--tenant", "lineworks:?bogus=1"],
+        {},
+        "Error: unknown lineworks: URI option(s) bogus; known: ",
+        "エラー: lineworks: の URI に不明なオプションがあります: bogus。使えるオプション: ",
+    ),
+    "a secret in a state URL is not shown": (
+        ["audit", "--state", "postgresql://u:pa#ss@db/x"],
+        {},
+        "Error: state URL 'postgresql://u:***@db/x' is not a valid URL: ",
+        "エラー: 状態ストアの URL 'postgresql://u:***@db/x' は正しい URL ではありません。",
+    ),
+    "missing credentials": (
+        ["plan", EXAMPLE, "--tenant", "lineworks:"],
+        {},
+        "Error: the lineworks: tenant needs LW_CLIENT_ID, ",
+        "エラー: lineworks: のテナントには LW_CLIENT_ID, ",
+    ),
+    "credentials file others may read": (
+        ["plan", EXAMPLE, "--tenant", "lineworks:"],
+        {"LW_CREDENTIALS_FILE": "open-creds"},
+        "Error: refusing to use the credentials file open-creds: ",
+        "エラー: 認証情報ファイル open-creds は使えません: "
+        "グループまたは他のユーザーが読み書きできます（モード 0644）。"
+        "`chmod 600 open-creds` を実行してください",
+    ),
+    "unknown member leaves": (
+        ["tenant", "leave", "nobody@example.co.jp"],
+        {},
+        "Error: nobody@example.co.jp is not in the tenant directory",
+        "エラー: nobody@example.co.jp はテナントのディレクトリにいません",
+    ),
+    "bad --orgunit": (
+        ["tenant", "move", "alice@example.co.jp", "--orgunit", "営業"],
+        {},
+        "Error: no org unit '営業' in the tenant; did you mean '営業部'?",
+        "エラー: テナントに組織 '営業' はありません。'営業部' ではありませんか?",
+    ),
+    "group change naming nobody": (
+        ["tenant", "group", "sales"],
+        {},
+        "Error: say who joins or leaves the group: --add EMAIL or --remove EMAIL",
+        "エラー: グループに追加または削除するメンバーを指定してください",
+    ),
+    "fleet directory without desired files": (
+        ["plan", "empty"],
+        {},
+        "Error: no *.yaml or *.yml desired files in empty",
+        "エラー: empty に定義ファイル（*.yaml、*.yml）がありません",
+    ),
+    "no state store": (
+        ["audit", "--state", "local:nowhere.db"],
+        {},
+        "Error: no state store at nowhere.db: ",
+        "エラー: nowhere.db に状態ストアがありません。",
+    ),
+    "not a tenant file": (
+        ["plan", EXAMPLE, "--tenant", "local:not-a-tenant.db"],
+        {},
+        "not-a-tenant.db is not an lwr tenant: not a SQLite database",
+        "not-a-tenant.db は lwr のテナントではありません: SQLite のデータベースではありません",
+    ),
+    "tenant already there": (
+        ["tenant", "init", "--demo", "--tenant", "local:tenant.db"],
+        {},
+        "tenant.db; use --force to replace it",
+        "tenant.db にはすでにテナントがあります。置き換えるには --force を指定してください",
+    ),
+}
+
+
+def _lwr(lang: str, args: list[str], extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"LC_ALL", "LC_MESSAGES", "LANG"}}
+    return subprocess.run(
+        [LWR, "--lang", lang, *args],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_errors_say_it_in_japanese_with_the_english_exit_code(demo: Path, case: str) -> None:
+    (demo / "afile").write_text("")
+    (demo / "empty").mkdir()
+    (demo / "not-a-tenant.db").write_text("hello\n")
+    (demo / "open-creds").write_text("LW_CLIENT_ID=x\n")
+    (demo / "open-creds").chmod(0o644)
+    args, extra, english_text, japanese_text = CASES[case]
+    english, japanese = _lwr("en", args, extra), _lwr("ja", args, extra)
+    assert english.returncode != 0 and japanese.returncode == english.returncode
+    assert english_text in english.stderr  # English unchanged
+    assert japanese_text in japanese.stderr, japanese.stderr
+    assert "Error:" not in japanese.stderr
+    assert japanese.stderr.startswith("エラー: ")
+    assert "pa#ss" not in english.stderr + japanese.stderr  # redaction kept in both
+
+
+def test_an_org_unit_path_suggestion_joins_choices_in_japanese(demo: Path) -> None:
+    """Several close names are listed with the Japanese separator, never an English "or"."""
+    japanese = _lwr("ja", ["tenant", "move", "alice@example.co.jp", "--orgunit", "部"], {})
+    english = _lwr("en", ["tenant", "move", "alice@example.co.jp", "--orgunit", "部"], {})
+    assert japanese.returncode == english.returncode == 1
+    assert (
+        " or " not in japanese.stderr
+        and "エラー: テナントに組織 '部' はありません" in japanese.stderr
+    )
