@@ -1,7 +1,7 @@
 """Many tenants: plan or apply a directory of desired files, one file a tenant.
 
 Each file's `tenant:` names the domain; its optional `target:` URI says which tenant it goes
-to (only which: reconciler.uris.file_target), else the `--tenant` template with `{tenant}`
+to (only which: reconciler.targets.file_target), else the `--tenant` template with `{tenant}`
 replaced by the domain. Two files for one tenant, however its URI is spelled, are both
 refused before any tenant is touched. Every URI in a result is redacted. Files run with bounded
 concurrency (a thread pool); each worker opens its own provider and state store, so SQLite
@@ -49,7 +49,8 @@ from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.stopped import ApplyStopped
 from reconciler.store import StateLocation
-from reconciler.uris import file_target, redact, tenant_key
+from reconciler.targets import file_target
+from reconciler.uris import redact, tenant_key
 from reconciler.words import plural
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ whose, with its digests. Nothing in PLANDIR decides more than a single saved pla
 index only lists what to apply: a plan file must be a plain file directly in PLANDIR, its
 digests must be the ones the index lists, its tenant the one the index names; where it goes
 is decided from the desired document it carries, as `lwr plan DIR` decides it
-(reconciler.uris.file_target against `--tenant`), so a plan cannot leave the fleet; and each
+(reconciler.targets.file_target against `--tenant`), so a plan cannot leave the fleet; and each
 plan is then checked against its tenant exactly like `lwr apply PLAN.json` (planned again,
 not applied already). A refused or failing plan does not stop the others.
 """
@@ -33,7 +33,8 @@ from reconciler.fleet import FleetOptions, Loaded, TenantResult, failed
 from reconciler.i18n import Said
 from reconciler.resources import load_schema
 from reconciler.saved_plan import read_saved_plan
-from reconciler.uris import file_target, tenant_key
+from reconciler.targets import file_target
+from reconciler.uris import tenant_key
 from reconciler.words import utc_now
 
 INDEX = "index.json"
@@ -193,25 +194,14 @@ def _load_entry(folder: Path, entry: Entry, options: FleetOptions) -> Loaded:
 def _inside(folder: Path, name: str) -> None:
     """Refuse a plan file the index names outside PLANDIR: another folder, `..`, a symlink."""
     path = folder / name
+    where = {"index": str(folder / INDEX), "name": name, "folder": str(folder)}
     if Path(name).name != name or name in (".", ".."):
-        raise Refused(
-            Said.of(
-                "refused: {index} names {name!r}, not a file in {folder}",
-                index=str(folder / INDEX),
-                name=name,
-                folder=str(folder),
-            )
-        )
+        raise Refused(Said.of("refused: {index} names {name!r}, not a file in {folder}", **where))
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         raise UsageError(
-            Said.of(
-                "{index} lists {name}, which is not in {folder}",
-                index=str(folder / INDEX),
-                name=name,
-                folder=str(folder),
-            )
+            Said.of("{index} lists {name}, which is not in {folder}", **where)
         ) from None
     if stat.S_ISLNK(mode) or not path.resolve().parent == folder.resolve():
         raise Refused(

@@ -5,8 +5,8 @@ are `local:PATH` (SQLite) or `postgresql://…` (also `postgres://`). This modul
 
 - parsing: `local_path`, `lineworks_query`, `state_target`, `check_endpoint`;
 - trust: a URI on the command line (or LWR_TENANT/LWR_STATE) is the operator's and may say
-  anything but a secret; a desired file's `target:` (`file_target`) may only choose *which*
-  tenant, so that a pull request cannot send credentials, requests or files anywhere;
+  anything but a secret; a desired file's `target:` (`reconciler.targets.file_target`) may only
+  choose *which* tenant, so that a pull request cannot send credentials, requests or files anywhere;
 - identity: `tenant_key` (made by `local_key`, `lineworks_key`), the resolved provider key (a
   local path with symlinks, `..` and `./` resolved; a LINE WORKS domain id and API host)
   under which lock, journal and audit live;
@@ -19,11 +19,11 @@ Nothing heavy is imported here: the lineworks settings are read lazily (reconcil
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from reconciler.errors import Refused, UsageError
+from reconciler.errors import UsageError
 from reconciler.redaction import POSTGRES_SCHEMES
 from reconciler.redaction import redact as redact  # re-exported: callers import both from here
 from reconciler.redaction import scrub as scrub
@@ -88,7 +88,7 @@ def is_postgres_url(uri: str) -> bool:
 def lineworks_query(uri: str) -> dict[str, str]:
     """The options of a `lineworks:` URI from the operator; UsageError for a secret, an
     unknown or repeated option, or anything but a query after `lineworks:`."""
-    values = _pairs(uri)
+    values = query_pairs(uri)
     secret = sorted(SECRET_OPTIONS & set(values))
     if secret:
         from reconciler.i18n import Said  # on failure only: start-up stays light
@@ -108,19 +108,19 @@ def lineworks_query(uri: str) -> dict[str, str]:
         raise UsageError(
             Said.of(
                 "unknown lineworks: URI option(s) {options}; known: {known}",
-                options=", ".join(map(_shown, unknown)),
+                options=", ".join(map(shown_option, unknown)),
                 known=", ".join(sorted(LINEWORKS_OPTIONS)),
             )
         )
     return {k: v for k, v in values.items() if v}
 
 
-def _shown(key: str) -> str:
+def shown_option(key: str) -> str:
     """An option name fit for a message: a pasted value (a secret?) or odd text is not."""
     return key if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,39}", key) else "(an option not shown)"
 
 
-def _pairs(uri: str) -> dict[str, str]:
+def query_pairs(uri: str) -> dict[str, str]:
     """The query of a `lineworks:` URI, keys decoded; a key given twice is ambiguous."""
     rest = uri.removeprefix(LINEWORKS).lstrip("/")
     if rest and not rest.startswith("?"):
@@ -140,7 +140,7 @@ def _pairs(uri: str) -> dict[str, str]:
             from reconciler.i18n import Said  # on failure only: start-up stays light
 
             raise UsageError(
-                Said.of("lineworks: URI option {option} is given twice", option=_shown(key))
+                Said.of("lineworks: URI option {option} is given twice", option=shown_option(key))
             )
         values[key] = value
     return values
@@ -284,145 +284,3 @@ def _host_port(url: str) -> str:
         host = f"[{host}]"
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
     return host if parts.port in (None, default) else f"{host}:{parts.port}"
-
-
-# ------------------------------------------------------------------------------ trust
-
-
-def file_target(target: object, tenant: str, template: str, where: str) -> str:
-    """The tenant URI a desired file of a directory goes to: its `target:`, else `template`
-    (--tenant) with {tenant} replaced by the file's domain.
-
-    `target:` comes from file content (a pull request), so it may only choose which tenant:
-    Refused (naming the option and `where`, the file's location) for anything else.
-    """
-    if not (isinstance(target, str) and target):
-        if TENANT_PLACEHOLDER not in template:
-            from reconciler.i18n import Said  # on failure only: start-up stays light
-
-            raise UsageError(
-                Said.of(
-                    "no target: in the file and --tenant {template!r} has no "
-                    "{{tenant}} placeholder: add target: URI to the file or pass e.g. "
-                    "--tenant 'local:tenants/{{tenant}}.db'",
-                    template=redact(template),
-                )
-            )
-
-        uri = template.replace(TENANT_PLACEHOLDER, tenant)
-        if uri.startswith(LOCAL):  # a symlink in the checkout (a pull request) could lead away
-            _inside_template_directory(
-                uri,
-                template,
-                lambda outside: Refused(
-                    _Said.of(
-                        "refused: {where}the tenant file {file} leads outside "
-                        "{outside}, the directory of --tenant (a symlink?)",
-                        where=where,
-                        file=uri.removeprefix(LOCAL),
-                        outside=str(outside),
-                    )
-                ),
-            )
-        return uri
-    if target.startswith(LINEWORKS):
-        return _lineworks_target(target, tenant, template, where)
-    if target.startswith(LOCAL):
-        return _local_target(target, template, where)
-    raise _refused(
-        where,
-        _Said.of(
-            "{uri!r} is not a tenant URI: use local:PATH or lineworks:?domain_id=…",
-            uri=redact(target),
-        ),
-    )
-
-
-class _Said:
-    """`i18n.Said`, imported only when a refusal is made: start-up stays light."""
-
-    @staticmethod
-    def of(message: str, **fields: object) -> str:
-        """`Said.of(message, **fields)`."""
-        from reconciler.i18n import Said
-
-        return Said.of(message, **fields)
-
-
-def _refused(where: str, what: str) -> Refused:
-    return Refused(_Said.of("refused: {where}target: {what}", where=where, what=what))
-
-
-def _lineworks_target(target: str, tenant: str, template: str, where: str) -> str:
-    try:
-        chosen = _pairs(target)
-    except UsageError as exc:
-        raise _refused(where, str(exc)) from None
-    for key in sorted(chosen):
-        if key not in FILE_TARGET_OPTIONS:
-            raise _refused(
-                where,
-                _Said.of(
-                    "{option}= cannot come from a desired file: a file's "
-                    "target: may only choose which tenant "
-                    "(lineworks:?domain_id=…); set it in --tenant or the "
-                    "environment instead",
-                    option=_shown(key),
-                ),
-            )
-    if not re.fullmatch(r"[0-9]{1,20}", chosen.get("domain_id", "0")):
-        raise _refused(
-            where,
-            _Said.of(
-                "domain_id= must be the Domain ID, a number (shown at the bottom "
-                "of the console's left menu)"
-            ),
-        )
-    base: dict[str, str] = {}
-    if template.startswith(LINEWORKS):  # the operator's settings, for the tenant chosen
-        base = _pairs(template.replace(TENANT_PLACEHOLDER, tenant))
-    base.update({k: v for k, v in chosen.items() if v})
-    return LINEWORKS + (f"?{urlencode(base)}" if base else "")
-
-
-def _local_target(target: str, template: str, where: str) -> str:
-    """A local target must be a file in the directory of the local --tenant template (after
-    resolving symlinks and `..`): a plan reads, and an apply writes `state.db`, only there."""
-    if not template.startswith(LOCAL):
-        raise _refused(
-            where,
-            _Said.of(
-                "{target!r}: a local: target needs a local: --tenant (template), "
-                "whose directory it must be in",
-                target=target,
-            ),
-        )
-    _inside_template_directory(
-        target,
-        template,
-        lambda outside: _refused(
-            where,
-            _Said.of(
-                "{target!r} is outside {outside}, the directory of --tenant: a file may only "
-                "choose a tenant file in there",
-                target=target,
-                outside=str(outside),
-            ),
-        ),
-    )
-    return target
-
-
-def _inside_template_directory(uri: str, template: str, refuse: Callable[[Path], Refused]) -> None:
-    """Raise `refuse(directory)` unless the local `uri` resolves inside the directory of the
-    local `template` (the part before any {tenant})."""
-    path, fixed = local_path(uri), local_path(template)
-    assert path is not None and fixed is not None
-    text = str(fixed)
-    if TENANT_PLACEHOLDER in text:
-        prefix = text[: text.index(TENANT_PLACEHOLDER)]
-        directory = Path(prefix[: prefix.rfind("/") + 1] or ".")
-    else:
-        directory = fixed.parent
-    if not path.resolve().is_relative_to(directory.resolve()):
-        raise refuse(directory)

@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "schema_words",
         ),
     ),
-    ("uris", ("uris", "redaction", "credentials")),
+    ("uris", ("uris", "targets", "redaction", "credentials")),
     ("store", ("store", "audit")),
     ("providers", ("providers",)),
     (

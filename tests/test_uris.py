@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import Refused, UsageError
+from reconciler.targets import file_target
 from reconciler.uris import (
     check_endpoint,
-    file_target,
     lineworks_key,
     lineworks_query,
     redact,

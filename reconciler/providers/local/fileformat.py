@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from reconciler.errors import TenantError, UsageError
-from reconciler.i18n import Said
+from reconciler.i18n import N_, Said
 from reconciler.model import ChannelName
 from reconciler.providers.local.schema import (
     SCHEMA,
@@ -49,6 +49,11 @@ COLUMNS: dict[str, str] = {s.attr: s.local_column for s in SETTINGS}
 SWITCHES = frozenset(s.attr for s in SETTINGS if s.on is not None)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: What a tenant path that holds no SQLite database is told (empty, corrupted, another file).
+_NOT_SQLITE = N_(
+    "{path} is not an lwr tenant: not a SQLite database (empty, corrupted or another kind of "
+    "file); the file was left untouched"
+)
 _HEADER_SIZE = 100
 _DOMAIN = re.compile(r"[^@\s]+\.[^@\s]+")
 
@@ -100,13 +105,7 @@ def check_header(path: Path) -> str | None:
     except OSError as exc:
         raise TenantError(_cannot("read", path, str(exc.strerror))) from exc
     if not header.startswith(_SQLITE_MAGIC):
-        raise TenantError(
-            Said.of(
-                "{path} is not an lwr tenant: not a SQLite database (empty, "
-                "corrupted or another kind of file); the file was left untouched",
-                path=str(path),
-            )
-        )
+        raise TenantError(Said.of(_NOT_SQLITE, path=str(path)))
     if len(header) < _HEADER_SIZE:
         raise TenantError(_corrupted(path, Said.of("truncated SQLite header")))
     page_size = int.from_bytes(header[16:18], "big")
