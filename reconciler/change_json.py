@@ -38,6 +38,7 @@ def change_json(change: Change, *, allow_nan: bool = True) -> str:
             "null" if because.name is None else _str(because.name),
             ',"rule":',
             _str(because.rule),
+            "" if because.via is None else ',"via":' + _str(because.via),
             "}",
         )
     parts += (

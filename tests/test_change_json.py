@@ -58,9 +58,10 @@ CHANGES = st.builds(
     because=st.none()
     | st.builds(
         Because,
-        rule=st.sampled_from(["include", "exclude", "not_selected", "setting"]),
+        rule=st.sampled_from(["include", "exclude", "not_selected", "setting", "left"]),
         name=st.none() | TEXT,
         line=st.none() | st.integers(1, 10**6),
+        via=st.none() | st.sampled_from(["orgunit", "group"]),
     ),
 )
 
