@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from reconciler.errors import UsageError
+from reconciler.i18n import Said
 from reconciler.store.base import (
     GENESIS_HASH,
     AuditEntry,
@@ -72,7 +73,13 @@ def load_audit_key(environ: Mapping[str, str] = os.environ) -> AuditKey | None:
     # Empty counts as unset: a CI secret that does not exist arrives as an empty variable.
     value, path = environ.get(KEY_ENV) or None, environ.get(KEY_FILE_ENV) or None
     if value and path:
-        raise UsageError(f"both {KEY_ENV} and {KEY_FILE_ENV} are set: set only one")
+        raise UsageError(
+            Said.of(
+                "both {key} and {key_file} are set: set only one",
+                key=KEY_ENV,
+                key_file=KEY_FILE_ENV,
+            )
+        )
     if path:
         return AuditKey(_read_key_file(Path(path)), path)
     if value is None:

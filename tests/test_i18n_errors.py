@@ -150,3 +150,33 @@ def test_an_org_unit_path_suggestion_joins_choices_in_japanese(demo: Path) -> No
         " or " not in japanese.stderr
         and "エラー: テナントに組織 '部' はありません" in japanese.stderr
     )
+
+
+#: (arguments, the English line, the Japanese line) of commands that succeed.
+DONE: dict[str, tuple[list[str], str, str]] = {
+    "a demo tenant made": (
+        ["tenant", "init", "--demo", "--tenant", "local:new.db", "--domain", "新しい.example"],
+        "Demo tenant 新しい.example with 8 members created at new.db.",
+        "デモ用テナント 新しい.example（メンバー 8 人）を new.db に作成しました。",
+    ),
+    "no lock to clear": (
+        ["unlock", "--yes"],
+        "No lock was held",
+        "ロックはありませんでした",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DONE))
+def test_what_a_command_did_is_said_in_japanese(
+    demo: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(demo)
+    args, english_line, japanese_line = DONE[case]
+    english = _lwr("en", args, {})
+    if case == "a demo tenant made":
+        (demo / "new.db").unlink()
+    japanese = _lwr("ja", args, {})
+    assert english.returncode == japanese.returncode == 0, english.stderr + japanese.stderr
+    assert english_line in english.stdout
+    assert japanese_line in japanese.stdout, japanese.stdout

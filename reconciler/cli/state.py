@@ -183,7 +183,11 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
     if not location.exists:  # a mistyped --state must not be created to say so
         click.echo(
             printable(
-                f"No lock was held: there is no state store at {location} (nothing was created)."
+                messages()._(
+                    "No lock was held: there is no state store at {location} (nothing was "
+                    "created).",
+                    location=str(location),
+                )
             )
         )
         return 0
@@ -193,7 +197,7 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         key = tenant if tenant in keys else resolve_tenant_key(tenant or tenant_uri)
         held = next((h for h in held_locks if h.tenant_key == key), None)
         if held is None:
-            click.echo("No lock was held.")
+            click.echo(messages()._("No lock was held."))
             return 0
         t = messages()
         question = t._(
@@ -205,9 +209,9 @@ def unlock(tenant: str | None, tenant_uri: str, state_uri: str | None, yes: bool
         if not yes and not click.confirm(printable(question), default=False, err=True):
             raise Cancelled(Said.of("Unlock cancelled; the lock is kept."))
         holder = store.unlock(key)
-    click.echo(
-        printable(f"Lock cleared (was held by {holder}).") if holder else "No lock was held."
-    )
+    t = messages()
+    cleared = t._("Lock cleared (was held by {holder}).", holder=holder) if holder else None
+    click.echo(printable(cleared or t._("No lock was held.")))
     return 0
 
 

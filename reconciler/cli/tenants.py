@@ -28,7 +28,6 @@ from reconciler.providers import local_path
 from reconciler.render.json import dump
 from reconciler.render.state import state_text
 from reconciler.terminal import printable
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     pass
@@ -203,7 +202,13 @@ def attest(file: str, tenant_uri: str, yes: bool, state_uri: str | None) -> int:
             raise Cancelled(Said.of("Attest cancelled; nothing was recorded."))
         recorded = provider.attest(desired, default_actor())
     click.echo(
-        f"Attested {plural(len(recorded), 'value')} of {state.domain}: {', '.join(recorded)}."
+        messages().n_(
+            "Attested {n} value of {domain}: {values}.",
+            "Attested {n} values of {domain}: {values}.",
+            len(recorded),
+            domain=state.domain,
+            values=", ".join(recorded),
+        )
     )
     return 0
 
@@ -253,7 +258,14 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
         )
     domain = domain.lower()  # as the tenant stores it: domains are case-insensitive
     init_demo(path, domain=domain, members=members, force=force).close()
-    click.echo(f"Demo tenant {domain} with {members} members created at {path}.")
+    click.echo(
+        messages()._(
+            "Demo tenant {domain} with {members} members created at {path}.",
+            domain=domain,
+            members=members,
+            path=str(path),
+        )
+    )
     return 0
 
 

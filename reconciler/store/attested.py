@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from reconciler.errors import StateError
+from reconciler.i18n import Said
 from reconciler.model import ChannelName
 from reconciler.sqlite_files import (
     REREAD,
@@ -184,7 +185,7 @@ class SqliteAttestedStore(SqliteSession, AttestedStore):
             for statement in _SQLITE_SCHEMA:
                 self._conn.execute(statement)
         except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"cannot open the attested state {path}: {exc}") from exc
+            raise _cannot_open(path, exc) from exc
 
     def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
         """Everything known about `tenant`; read again (sqlite_files.REREAD) when a writer
@@ -205,12 +206,14 @@ class SqliteAttestedStore(SqliteSession, AttestedStore):
         try:
             self._conn, self._stamp = connect_readonly(self.path, 10.0)
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open the attested state {self.path}: {exc}") from exc
+            raise _cannot_open(self.path, exc) from exc
 
     def _check_writable(self) -> None:
         """A store opened read-only refuses to record (a bug if reached)."""
         if self._readonly or self._conn is None:
-            raise StateError(f"the attested state {self.path} was opened read-only")
+            raise StateError(
+                Said.of("the attested state {path} was opened read-only", path=str(self.path))
+            )
 
     def close(self) -> None:
         """Close the file, if it was opened."""
@@ -247,3 +250,10 @@ def open_attested(
     if state_url:
         return PostgresAttestedStore(state_url)
     return SqliteAttestedStore(state_dir / FILE_NAME, readonly=readonly)
+
+
+def _cannot_open(path: object, exc: Exception) -> StateError:
+    """Why the store at `path` could not be opened, in any language (reconciler.i18n)."""
+    return StateError(
+        Said.of("cannot open the attested state {path}: {reason}", path=str(path), reason=str(exc))
+    )

@@ -13,6 +13,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from reconciler.errors import StateError
+from reconciler.i18n import Said
 from reconciler.sqlite_files import (
     FileStamp,
     changed_since,
@@ -81,7 +82,7 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
                 self.path, isolation_level=None, timeout=busy_timeout_ms / 1000
             )
         except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"cannot open the state store {self.path}: {exc}") from exc
+            raise _cannot_open(self.path, exc) from exc
         try:
             # Openers of a store take turns on this lock while they check and create it.
             setup_lock = LockFile.take(self._lock_dir / "setup.lock", wait=True)
@@ -104,7 +105,7 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
         try:
             self._conn, self._stamp = connect_readonly(self.path, busy_timeout_ms / 1000)
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open the state store {self.path}: {exc}") from exc
+            raise _cannot_open(self.path, exc) from exc
         try:
             with self._errors("open"):
                 self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -223,7 +224,11 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
             with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
                 return int(conn.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.Error as exc:
-            raise StateError(f"cannot read the state store {path}: {exc}") from exc
+            raise StateError(
+                Said.of(
+                    "cannot read the state store {path}: {reason}", path=str(path), reason=str(exc)
+                )
+            ) from exc
 
     def schema_version(self) -> int:
         """The schema version of the file (SCHEMA_VERSION once opened)."""
@@ -239,3 +244,10 @@ def _advice(exc: StateError, path: Path) -> str:
     if "readonly" in text:
         return f"; this command needs write access to {path} and its directory"
     return ""
+
+
+def _cannot_open(path: object, exc: Exception) -> StateError:
+    """Why the store at `path` could not be opened, in any language (reconciler.i18n)."""
+    return StateError(
+        Said.of("cannot open the state store {path}: {reason}", path=str(path), reason=str(exc))
+    )
