@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from reconciler.cli import run
 from reconciler.model import (
     ChannelName,
     ChannelState,
@@ -114,3 +117,25 @@ def org_chart(
         unit_members={p: members for p, (_, members) in units.items()},
         groups={name: Group(f"g-{name}", name, m) for name, m in (groups or {}).items()},
     )
+
+
+#: A desired file for the demo company: 営業部 (its sub-units too) on the LINE list, heidi never.
+SALES_SELECTORS = """\
+version: 1
+tenant: example.co.jp
+external_messaging:
+  line:
+    enabled: true
+    members:
+      policy: exact
+      include_orgunits: [営業部]
+      exclude: [heidi@example.co.jp]
+"""
+
+
+def lwr_output(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run `lwr ARGS` in process; its exit code and what it printed (stdout, then stderr)."""
+    capsys.readouterr()
+    code = run(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err

@@ -12,27 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import SALES_SELECTORS, lwr_output
 
 from reconciler.cli import run
 
-SALES = """\
-version: 1
-tenant: example.co.jp
-external_messaging:
-  line:
-    enabled: true
-    members:
-      policy: exact
-      include_orgunits: [営業部]
-      exclude: [heidi@example.co.jp]
-"""
-
 
 def plan(capsys: pytest.CaptureFixture[str], file: str, *args: str) -> tuple[int, str]:
-    capsys.readouterr()
-    code = run(["plan", file, *args])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return lwr_output(capsys, "plan", file, *args)
 
 
 def line_list(capsys: pytest.CaptureFixture[str]) -> set[str]:
@@ -45,7 +31,7 @@ def line_list(capsys: pytest.CaptureFixture[str]) -> set[str]:
 def test_a_department_list_follows_joins_moves_and_leaves(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (demo / "company.yaml").write_text(SALES, encoding="utf-8")
+    (demo / "company.yaml").write_text(SALES_SELECTORS, encoding="utf-8")
     code, out = plan(capsys, "company.yaml")
     assert code == 0
     assert "+ line       add member dave@example.co.jp (via org unit 営業部, company.yaml:8)" in out
@@ -69,7 +55,7 @@ def test_a_department_list_follows_joins_moves_and_leaves(
 def test_the_json_plan_says_why_for_every_change(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (demo / "company.yaml").write_text(SALES, encoding="utf-8")
+    (demo / "company.yaml").write_text(SALES_SELECTORS, encoding="utf-8")
     code, out = plan(capsys, "company.yaml", "--format", "json")
     assert code == 0
     changes = json.loads(out)["changes"]
@@ -79,7 +65,7 @@ def test_the_json_plan_says_why_for_every_change(
 def test_a_reorganisation_that_empties_the_list_needs_allow_destructive(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (demo / "company.yaml").write_text(SALES, encoding="utf-8")
+    (demo / "company.yaml").write_text(SALES_SELECTORS, encoding="utf-8")
     assert run(["apply", "company.yaml", "--auto-approve"]) == 0
     for person in ("alice", "bob", "carol", "dave"):  # 営業部 is dissolved into 開発部
         assert run(["tenant", "move", f"{person}@example.co.jp", "--orgunit", "開発部"]) == 0
@@ -97,8 +83,10 @@ def test_a_reorganisation_that_empties_the_list_needs_allow_destructive(
 def test_selector_names_are_checked_against_the_directory(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (demo / "ambiguous.yaml").write_text(SALES.replace("[営業部]", "[東日本]"), encoding="utf-8")
-    (demo / "typo.yaml").write_text(SALES.replace("[営業部]", "[営業]"), encoding="utf-8")
+    (demo / "ambiguous.yaml").write_text(
+        SALES_SELECTORS.replace("[営業部]", "[東日本]"), encoding="utf-8"
+    )
+    (demo / "typo.yaml").write_text(SALES_SELECTORS.replace("[営業部]", "[営業]"), encoding="utf-8")
     tenant = f"local:{demo}/tenant.db"
     capsys.readouterr()
     assert run(["validate", "ambiguous.yaml", "--tenant", tenant]) == 1
@@ -114,9 +102,11 @@ def test_selector_names_are_checked_against_the_directory(
 def test_selector_names_are_checked_in_japanese_at_the_same_place(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (demo / "ambiguous.yaml").write_text(SALES.replace("[営業部]", "[東日本]"), encoding="utf-8")
-    (demo / "typo.yaml").write_text(SALES.replace("[営業部]", "[営業]"), encoding="utf-8")
-    stranger = SALES.replace("heidi@", "nobody@")
+    (demo / "ambiguous.yaml").write_text(
+        SALES_SELECTORS.replace("[営業部]", "[東日本]"), encoding="utf-8"
+    )
+    (demo / "typo.yaml").write_text(SALES_SELECTORS.replace("[営業部]", "[営業]"), encoding="utf-8")
+    stranger = SALES_SELECTORS.replace("heidi@", "nobody@")
     (demo / "stranger.yaml").write_text(stranger, encoding="utf-8")
     capsys.readouterr()
     assert run(["--lang", "ja", "plan", "ambiguous.yaml"]) == 1
@@ -145,7 +135,7 @@ def test_selector_names_are_checked_in_japanese_at_the_same_place(
 def test_a_saved_plan_is_refused_when_the_selection_changed_since(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (demo / "company.yaml").write_text(SALES, encoding="utf-8")
+    (demo / "company.yaml").write_text(SALES_SELECTORS, encoding="utf-8")
     assert run(["plan", "company.yaml", "--out", "plan.json"]) == 0
     saved = json.loads((demo / "plan.json").read_text(encoding="utf-8"))
     assert saved["changes"][0]["because"] == {"rule": "orgunit", "name": "営業部", "line": 8}
@@ -162,7 +152,7 @@ def test_a_saved_plan_is_refused_when_the_selection_changed_since(
 def test_export_with_selectors_round_trips_to_no_changes(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (demo / "company.yaml").write_text(SALES, encoding="utf-8")
+    (demo / "company.yaml").write_text(SALES_SELECTORS, encoding="utf-8")
     assert run(["apply", "company.yaml", "--auto-approve"]) == 0  # alice bob carol dave
     assert run(["export", "--selectors", "--out", "exported.yaml"]) == 0
     exported = (demo / "exported.yaml").read_text(encoding="utf-8")

@@ -56,13 +56,10 @@ def unit_id(chart: OrgChart, path: str) -> str:
 
 
 def test_the_demo_departments_and_groups_are_read_with_their_members(h: Harness) -> None:
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         provider.read()
         users_read = h.emulator.count(None, "GET /users")
         chart = provider.org_chart()
-    finally:
-        provider.close()
     units = by_path(chart)
     assert sorted(units) == ["営業部", "営業部/東日本", "営業部/西日本", "総務部", "開発部"]
     assert units["営業部"] == {f"alice@{D}"}
@@ -79,12 +76,9 @@ def test_the_demo_departments_and_groups_are_read_with_their_members(h: Harness)
 
 def test_without_a_read_first_the_chart_reads_the_users_itself(h: Harness) -> None:
     before = h.emulator.count(200, "GET /users")
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart()
         assert provider.directory() >= chart.members_under(unit_id(chart, "営業部"))
-    finally:
-        provider.close()
     assert h.emulator.count(200, "GET /users") == before + 2  # the chart's, then directory()
 
 
@@ -102,11 +96,8 @@ def _big(h: Harness) -> None:
 
 def test_a_chart_over_many_pages_is_read_whole(h: Harness) -> None:
     _big(h)
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart()
-    finally:
-        provider.close()
     assert len(chart.units) == 255 and len(chart.groups) == 152
     # The list's inline `members` holds one page only: every member needs the members list.
     assert len(chart.groups["everyone"].members) == 250
@@ -127,23 +118,21 @@ def test_a_page_refused_refuses_the_whole_chart(h: Harness, match: str, skip: in
     h.emulator.faults.append(
         Fault("refuse", match=match, skip=skip, status=400, description="bad request")
     )
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
-        with pytest.raises(TenantError, match=r"org chart was not read: .*HTTP 400"):
-            provider.org_chart()
+    with (
+        h.provider(scope=CHART_SCOPE) as provider,
+        pytest.raises(TenantError, match=r"org chart was not read: .*HTTP 400"),
+    ):
+        provider.org_chart()
         assert not any("org units" in n for n in provider.plan_notes(_plain(h), []))
-    finally:
-        provider.close()
 
 
 def test_a_page_that_keeps_failing_refuses_within_the_retry_budget(h: Harness) -> None:
     h.emulator.faults.append(Fault("503", match="GET /groups", skip=1, times=10_000))
-    provider = h.provider(scope=CHART_SCOPE, max_retry_time=0.5)
-    try:
-        with pytest.raises(TenantError, match=r"gave up on GET /groups/\{groupId\}/members"):
-            provider.org_chart()
-    finally:
-        provider.close()
+    with (
+        h.provider(scope=CHART_SCOPE, max_retry_time=0.5) as provider,
+        pytest.raises(TenantError, match=r"gave up on GET /groups/\{groupId\}/members"),
+    ):
+        provider.org_chart()
 
 
 def test_a_unit_a_user_names_but_the_list_lacks_refuses(h: Harness) -> None:
@@ -151,32 +140,25 @@ def test_a_unit_a_user_names_but_the_list_lacks_refuses(h: Harness) -> None:
     org.place(f"heidi@{D}", "総務部", "開発部")
     del org.units[org.unit("開発部").unit_id]  # created or deleted between the reads
     org.groups.clear()
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
-        with pytest.raises(TenantError, match="changed while it was read"):
-            provider.org_chart()
-    finally:
-        provider.close()
+    with (
+        h.provider(scope=CHART_SCOPE) as provider,
+        pytest.raises(TenantError, match="changed while it was read"),
+    ):
+        provider.org_chart()
 
 
 def test_a_post_in_another_domain_of_the_group_company_is_not_a_unit_here(h: Harness) -> None:
     h.tenant.org.elsewhere[f"erin@{D}"] = ("10000002", ["orgunit-of-the-sister-company"])
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart()
-    finally:
-        provider.close()
     assert chart.units_of(f"erin@{D}") == ("開発部",)
 
 
 def test_deleted_and_pending_users_are_in_no_unit_and_no_group(h: Harness) -> None:
     h.tenant.users[f"erin@{D}"].deleted = True
     h.tenant.users[f"grace@{D}"].pending = True
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart()
-    finally:
-        provider.close()
     everyone = {e for members in chart.unit_members.values() for e in members}
     everyone |= {e for g in chart.groups.values() for e in g.members}
     assert f"erin@{D}" not in everyone and f"grace@{D}" not in everyone
@@ -188,33 +170,26 @@ def test_groups_within_each_other_are_read_without_looping(h: Harness) -> None:
     a = org.add_group("a", [("USER", h.tenant.users[f"alice@{D}"].user_id)])
     b = org.add_group("b", [("GROUP", a.group_id), ("USER", h.tenant.users[f"bob@{D}"].user_id)])
     a.members.append(("GROUP", b.group_id))
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart()
-    finally:
-        provider.close()
     assert chart.groups["a"].members == chart.groups["b"].members == {f"alice@{D}", f"bob@{D}"}
 
 
 def test_two_groups_of_one_name_are_refused(h: Harness) -> None:
     h.tenant.org.add_group("partner-support")
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
-        with pytest.raises(TenantError, match="two directory groups are named 'partner-support'"):
-            provider.org_chart()
-    finally:
-        provider.close()
+    with (
+        h.provider(scope=CHART_SCOPE) as provider,
+        pytest.raises(TenantError, match="two directory groups are named 'partner-support'"),
+    ):
+        provider.org_chart()
 
 
 def test_429s_are_retried_within_the_budget(h: Harness) -> None:
     h.emulator.faults.append(Fault("429", match="GET /orgunits", times=3, retry_after=0.05))
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         provider.read()
         chart = provider.org_chart()
         assert provider.client.throttled == 3
-    finally:
-        provider.close()
     assert len(chart.units) == 5
     assert h.emulator.count(429, "GET /orgunits") == 3
     assert h.emulator.count(200, "GET /orgunits") == 1
@@ -253,25 +228,21 @@ def test_an_answer_of_missing_scope_names_the_scope(h: Harness) -> None:
     h.emulator.faults.append(
         Fault("refuse", match="GET /groups", status=403, code="INSUFFICIENT_SCOPE")
     )
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
-        with pytest.raises(TenantError, match=r"lacks the `group.read` scope"):
-            provider.org_chart()
-    finally:
-        provider.close()
+    with (
+        h.provider(scope=CHART_SCOPE) as provider,
+        pytest.raises(TenantError, match=r"lacks the `group.read` scope"),
+    ):
+        provider.org_chart()
 
 
 def test_the_emulator_refuses_a_token_without_the_scope(h: Harness) -> None:
     # scope=user,orgunit.read reads units but not groups; the local check catches it first,
     # so ask the API directly as the client would.
-    provider = h.provider(scope="user,orgunit.read")
-    try:
+    with h.provider(scope="user,orgunit.read") as provider:
         reply = provider.client.call("GET", "/orgunits", "GET /orgunits", params={"count": 100})
         assert reply.status == 200
         with pytest.raises(TenantError, match="INSUFFICIENT_SCOPE"):
             provider.client.call("GET", "/groups", "GET /groups")
-    finally:
-        provider.close()
 
 
 def _plain(h: Harness) -> DesiredState:
@@ -285,15 +256,12 @@ def _plain(h: Harness) -> DesiredState:
 
 
 def test_the_cost_is_recorded_and_said_in_the_plan_in_both_languages(h: Harness) -> None:
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         provider.read()
         before = h.emulator.count()
         provider.org_chart()
         sent = h.emulator.count() - before
         notes = provider.plan_notes(_plain(h), [])
-    finally:
-        provider.close()
     assert sent == chart_requests(h) == 4  # units, groups, two groups' members
     note = next(n for n in notes if "org units and groups" in n)
     assert note.startswith("lineworks: org units and groups (for the member selectors): 4 requests")
@@ -381,19 +349,13 @@ def test_a_file_naming_1_of_50_groups_reads_the_members_of_that_one_only(
 def test_a_named_group_reads_the_groups_within_it_and_unread_ones_still_suggest(
     h: Harness,
 ) -> None:
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart(groups=frozenset({"all-support"}))
-    finally:
-        provider.close()
     assert h.emulator.count(None, MEMBER_LISTS) == 2  # all-support and partner-support in it
     assert chart.groups["all-support"].members == chart.groups["partner-support"].members
     h.tenant.org.add_group("managers-west")
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart(groups=frozenset({"partner-support"}))
-    finally:
-        provider.close()
     assert "managers-west" not in chart.groups and "managers-west" in chart.unread_groups
     assert "managers-west" in chart.group_names  # a typo of it gets its did-you-mean
 
@@ -401,11 +363,8 @@ def test_a_named_group_reads_the_groups_within_it_and_unread_ones_still_suggest(
 def test_two_groups_of_one_name_no_file_names_are_no_reason_to_refuse(h: Harness) -> None:
     h.tenant.org.add_group("twins")
     h.tenant.org.add_group("twins")
-    provider = h.provider(scope=CHART_SCOPE)
-    try:
+    with h.provider(scope=CHART_SCOPE) as provider:
         chart = provider.org_chart(groups=frozenset({"partner-support"}))
         with pytest.raises(TenantError, match="two directory groups are named 'twins'"):
             provider.org_chart(groups=frozenset({"twins"}))
-    finally:
-        provider.close()
     assert "twins" in chart.unread_groups
