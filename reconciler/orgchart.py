@@ -56,10 +56,32 @@ class OrgChart:
 
     @cached_property
     def _children(self) -> Mapping[str | None, tuple[str, ...]]:
+        """Each unit's sub-units, by name then id; a unit whose parent is not in the chart
+        is a top-level one (key None)."""
         children: dict[str | None, list[str]] = {}
         for unit in self.units.values():
-            children.setdefault(unit.parent_id, []).append(unit.id)
-        return {parent: tuple(sorted(ids)) for parent, ids in children.items()}
+            parent = unit.parent_id if unit.parent_id in self.units else None
+            children.setdefault(parent, []).append(unit.id)
+
+        def by_name(uid: str) -> tuple[str, str]:
+            return self.units[uid].name, uid
+
+        return {parent: tuple(sorted(ids, key=by_name)) for parent, ids in children.items()}
+
+    def tree(self) -> list[tuple[str, int]]:
+        """Every unit once with its depth, parents before children, siblings by name (a
+        cycle in a broken directory: each unit still once)."""
+        found: list[tuple[str, int]] = []
+        seen: set[str] = set()
+        stack = [(uid, 0) for uid in reversed(self._children.get(None, ()))]
+        while stack:
+            uid, depth = stack.pop()
+            if uid in seen:
+                continue
+            seen.add(uid)
+            found.append((uid, depth))
+            stack += [(child, depth + 1) for child in reversed(self._children.get(uid, ()))]
+        return found
 
     @property
     def group_names(self) -> list[str]:

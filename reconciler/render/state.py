@@ -5,7 +5,6 @@ reader's language; keys stay the desired file's keys, values and names are never
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from reconciler.i18n import ENGLISH, Messages
 from reconciler.manual import label
@@ -97,7 +96,7 @@ def org_chart_text(chart: OrgChart, t: Messages = ENGLISH) -> str:
     units = t.n_("{n} org unit", "{n} org units", len(chart.units))
     groups = t.n_("{n} group", "{n} groups", len(chart.groups))
     lines = [t._("Org chart: {units}, {groups}", units=units, groups=groups)]
-    for uid, depth in _tree(chart):
+    for uid, depth in chart.tree():
         under, direct = len(chart.members_under(uid)), len(chart.unit_members.get(uid, ()))
         own = t._(" ({n} directly)", n=direct) if direct != under else ""
         count = t.n_("{n} member", "{n} members", under)
@@ -123,34 +122,10 @@ def org_chart_json(chart: OrgChart) -> dict[str, object]:
                 "members": len(chart.members_under(uid)),
                 "direct_members": len(chart.unit_members.get(uid, ())),
             }
-            for uid, _ in _tree(chart)
+            for uid, _ in chart.tree()
         ],
         "groups": [
             {"name": name, "members": len(chart.groups[name].members)}
             for name in sorted(chart.groups)
         ],
     }
-
-
-def _tree(chart: OrgChart) -> list[tuple[str, int]]:
-    """Every unit with its depth, parents before children, siblings by name."""
-    children: dict[str | None, list[str]] = {}
-    for unit in chart.units.values():
-        parent = unit.parent_id if unit.parent_id in chart.units else None
-        children.setdefault(parent, []).append(unit.id)
-    found: list[tuple[str, int]] = []
-    seen: set[str] = set()
-    stack = [(uid, 0) for uid in sorted(children.get(None, ()), key=_by_name(chart), reverse=True)]
-    while stack:
-        uid, depth = stack.pop()
-        if uid in seen:  # a cycle in a broken directory: each unit once
-            continue
-        seen.add(uid)
-        found.append((uid, depth))
-        below = sorted(children.get(uid, ()), key=_by_name(chart), reverse=True)
-        stack += [(child, depth + 1) for child in below]
-    return found
-
-
-def _by_name(chart: OrgChart) -> Callable[[str], tuple[str, str]]:
-    return lambda uid: (chart.units[uid].name, uid)
