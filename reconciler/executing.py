@@ -16,6 +16,7 @@ from reconciler.providers.base import Provider
 from reconciler.saved_plan import SavedPlan
 from reconciler.selecting import remember
 from reconciler.stopped import ApplyStopped
+from reconciler.stopping import StopRequest
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
@@ -57,7 +58,11 @@ def run_confirmed(
     from reconciler.workflow import apply_plan
 
     prompting = mode == "ask" and any(c.execution == "manual" for c in plan.changes)
-    with closing(state.open()) as store, ui.progress(prompting=prompting) as on_progress:
+    with (
+        closing(state.open()) as store,
+        ui.progress(prompting=prompting) as on_progress,
+        StopRequest(),  # until the stop is told: the executor's request joins this one
+    ):
         try:
             result = apply_plan(
                 plan,

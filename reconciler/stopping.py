@@ -36,6 +36,12 @@ class StopRequest:
         self._previous: dict[int, _Handler] = {}
 
     def __enter__(self) -> StopRequest:
+        """Install the handlers; inside another request, join it instead: the outer one
+        (reconciler.executing) spans telling how the apply stopped, which a restored
+        default handler would let a second Ctrl-C cut short."""
+        outer = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+        if isinstance(outer, StopRequest):
+            return outer
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)

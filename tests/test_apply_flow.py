@@ -138,6 +138,26 @@ def test_a_stop_is_one_typed_error_with_what_was_done_and_a_rerun_finishes(demo:
     assert rest.result is not None and len(rest.result.applied) == 1
 
 
+def test_a_second_ctrl_c_while_the_stop_is_told_does_not_cut_the_telling_short(demo: Path) -> None:
+    """The user insists while `ui.stopped` says what was done: that message is the one
+    thing telling them how to recover, so it is finished first (a CI run lost it)."""
+
+    class Insisting(Recording):
+        def stopped(self, stop: ApplyStopped, total: int) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, mid-message
+            super().stopped(stop, total)
+
+    def ctrl_c(event: ApplyProgress) -> None:
+        if event.done == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    ui = Insisting(on_progress=ctrl_c)
+    with pytest.raises(ApplyStopped):
+        workflow.apply(request(demo, desired(demo, ADD_DAVE)), ui)
+    assert ui.events[-1] == "stopped 0/1"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_exit_codes_are_one_enum() -> None:
     assert {code.name: int(code) for code in ExitCode} == {
         "OK": 0,
