@@ -13,6 +13,7 @@ from reconciler.actions import Change
 from reconciler.batching import batches as batches  # where callers have always found it
 from reconciler.console import changes_nothing
 from reconciler.errors import ChangesRefused, StateError
+from reconciler.i18n import Said
 from reconciler.model import TenantState
 from reconciler.outcomes import ApplyProgress, Blocked, Blocker, Eta
 from reconciler.outcomes import ProgressCallback as ProgressCallback
@@ -291,7 +292,11 @@ class _Run:
         self.result.failed, self.result.error = first.change_id, first.reason
         self.store.finish_run(self.run.run_id, "failed")
         raise ChangesRefused(
-            f"change {first.change_id} refused: {first.reason}; stopped there (--fail-fast)"
+            Said.of(
+                "change {change} refused: {reason}; stopped there (--fail-fast)",
+                change=first.change_id,
+                reason=first.reason,
+            )
         )
 
     def _not_in_effect(

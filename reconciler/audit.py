@@ -92,14 +92,18 @@ def _read_key_file(path: Path) -> bytes:
 
     secret = read_private_file(path, "audit key file")
     # A trailing newline is what editors and `echo` add, never part of the key.
-    return _checked(secret.rstrip(b"\r\n"), f"the audit key file {path}")
+    return _checked(secret.rstrip(b"\r\n"), Said.of("the audit key file {path}", path=str(path)))
 
 
 def _checked(secret: bytes, source: str) -> bytes:
     if len(secret) < MIN_KEY_BYTES:
         raise UsageError(
-            f"{source} is too short for an audit key (at least {MIN_KEY_BYTES} "
-            "bytes): make one with `openssl rand -hex 32`"
+            Said.of(
+                "{source} is too short for an audit key (at least {n} bytes): make one with "
+                "`openssl rand -hex 32`",
+                source=source,
+                n=MIN_KEY_BYTES,
+            )
         )
     return secret
 
@@ -109,8 +113,11 @@ def parse_anchor(text: str) -> AuditHead:
     match = _ANCHOR.fullmatch(text.strip())
     if match is None:
         raise UsageError(
-            f"--head {text!r}: expected SEQ:HASH, the two fields `lwr audit head` "
-            "printed (a number, then 64 lower-case hex digits)"
+            Said.of(
+                "--head {given}: expected SEQ:HASH, the two fields `lwr audit head` printed "
+                "(a number, then 64 lower-case hex digits)",
+                given=repr(text),
+            )
         )
     return AuditHead(int(match[1]), match[2])
 

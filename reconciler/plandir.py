@@ -221,7 +221,14 @@ def _agrees(entry: Entry, document: Mapping[str, Any], path: Path) -> None:
     ):
         if document.get(key) != listed:
             raise Refused(
-                f"refused: {path} is not the plan the index lists ({key} is "
-                f"{str(document.get(key))[:64]!r} in the plan, {listed[:64]!r} in {INDEX}); "
-                "make PLANDIR again with `lwr plan DIR --out PLANDIR` and review it"
+                Said.of(
+                    "refused: {path} is not the plan the index lists ({key} is {in_plan} in "
+                    "the plan, {in_index} in {index}); make PLANDIR again with `lwr plan DIR "
+                    "--out PLANDIR` and review it",
+                    path=str(path),
+                    key=key,
+                    in_plan=repr(str(document.get(key))[:64]),
+                    in_index=repr(listed[:64]),
+                    index=INDEX,
+                )
             )

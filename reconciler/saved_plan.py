@@ -85,9 +85,13 @@ def read_saved_plan(path: str | Path) -> SavedPlan:
                     0,
                     0,
                     "desired_document",
-                    "the plan carries no desired document (it was made from a "
-                    "desired state built in memory), so apply cannot check it",
-                    "make the plan from a desired-state file: `lwr plan FILE --out PLAN.json`",
+                    Said.of(
+                        "the plan carries no desired document (it was made from a desired "
+                        "state built in memory), so apply cannot check it"
+                    ),
+                    Said.of(
+                        "make the plan from a desired-state file: `lwr plan FILE --out PLAN.json`"
+                    ),
                 )
             ]
         )
@@ -108,17 +112,16 @@ def _read_json(path: str | Path, source: str) -> dict[str, Any]:
     try:
         text = read_input(path).decode("utf-8")  # a FIFO is refused, not waited on
     except UnicodeDecodeError as e:
-        raise InputError([Problem(source, 0, 0, "", f"cannot read saved plan: {e}")]) from e
+        said = Said.of("cannot read saved plan: {reason}", reason=str(e))
+        raise InputError([Problem(source, 0, 0, "", said)]) from e
     try:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise _not_json(source, e.msg, e.lineno, e.colno) from e
     except ValueError as e:  # a number of over 4300 digits, or NaN / Infinity
-        raise _not_json(
-            source, "a number too long to read" if "digits" in str(e) else str(e)
-        ) from e
+        raise _not_json(source, _unreadable_value(e)) from e
     except RecursionError as e:
-        raise _not_json(source, "nested too deeply") from e
+        raise _not_json(source, Said.of("nested too deeply")) from e
     if not isinstance(data, dict):
         raise InputError(
             [
@@ -127,12 +130,16 @@ def _read_json(path: str | Path, source: str) -> dict[str, Any]:
                     0,
                     0,
                     "",
-                    "not a saved plan: the JSON is not an object",
-                    "write one with `lwr plan FILE --out PLAN.json`",
+                    Said.of("not a saved plan: the JSON is not an object"),
+                    _WRITE_ONE,
                 )
             ]
         )
     return data
+
+
+#: The hint of a file that is not a saved plan at all.
+_WRITE_ONE = Said.of("write one with `lwr plan FILE --out PLAN.json`")
 
 
 def _not_json(source: str, detail: str, line: int = 0, column: int = 0) -> InputError:
@@ -143,8 +150,8 @@ def _not_json(source: str, detail: str, line: int = 0, column: int = 0) -> Input
                 line,
                 column,
                 "",
-                f"not a saved plan: not valid JSON ({detail})",
-                "write one with `lwr plan FILE --out PLAN.json`",
+                Said.of("not a saved plan: not valid JSON ({detail})", detail=detail),
+                _WRITE_ONE,
             )
         ]
     )
@@ -152,7 +159,14 @@ def _not_json(source: str, detail: str, line: int = 0, column: int = 0) -> Input
 
 def _no_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; json.loads would accept them.
-    raise ValueError(f"{name} is not a JSON value")
+    raise ValueError(Said.of("{name} is not a JSON value", name=name))
+
+
+def _unreadable_value(error: ValueError) -> str:
+    """Why json.loads gave up on a value: ours (NaN, Infinity) or Python's digit limit."""
+    if error.args and isinstance(error.args[0], Said):
+        return error.args[0]
+    return Said.of("a number too long to read") if "digits" in str(error) else str(error)
 
 
 # --- the schema -----------------------------------------------------------------------------

@@ -390,7 +390,9 @@ def _manual_mode(option: ManualMode | None, ui: ApplyUI) -> ManualMode:
         return "ask" if ui.can_ask else "stop"
     if option == "ask" and not ui.can_ask:
         raise UsageError(
-            "--manual=ask needs a terminal to answer on; use --manual=attested "
-            "or --manual=skip in a pipeline"
+            Said.of(
+                "--manual=ask needs a terminal to answer on; use --manual=attested or "
+                "--manual=skip in a pipeline"
+            )
         )
     return option

@@ -110,7 +110,78 @@ CASES: dict[str, tuple[list[str], dict[str, str], str, str]] = {
         "tenant.db; use --force to replace it",
         "tenant.db にはすでにテナントがあります。置き換えるには --force を指定してください",
     ),
+    "a directory applied without --auto-approve": (
+        ["apply", "empty"],
+        {},
+        "Error: applying a directory asks no questions: review `lwr plan empty` and pass ",
+        "エラー: ディレクトリの適用では確認の質問をしません。`lwr plan empty` で内容を確かめてから",
+    ),
+    "--manual=ask for a directory": (
+        ["apply", "empty", "--auto-approve", "--manual", "ask"],
+        {},
+        "Error: --manual=ask is for a single file",
+        "エラー: --manual=ask は 1 つのファイルにだけ使えます。",
+    ),
+    "the desired file on stdin cannot confirm": (
+        ["apply", "-"],
+        {},
+        "Error: the desired file comes from stdin (-), so stdin cannot answer",
+        "エラー: 定義ファイルを標準入力（-）から読むため、確認の質問に標準入力で答えられません。",
+    ),
+    "no terminal to confirm on": (
+        ["apply", EXAMPLE],
+        {},
+        "Error: refusing to apply without confirmation: stdin is not a terminal",
+        "エラー: 確認なしでは適用しません: 標準入力が端末ではありません。",
+    ),
+    "--manual=ask without a terminal": (
+        ["apply", EXAMPLE, "--auto-approve", "--manual", "ask"],
+        {},
+        "Error: --manual=ask needs a terminal to answer on",
+        "エラー: --manual=ask には応答できる端末が必要です。",
+    ),
+    "a malformed --head": (
+        ["audit", "--verify", "--head", "xyz"],
+        {},
+        "Error: --head 'xyz': expected SEQ:HASH",
+        "エラー: --head 'xyz': SEQ:HASH の形で、`lwr audit head` が表示した 2 つの値",
+    ),
+    "a short audit key": (
+        ["apply", EXAMPLE, "--auto-approve"],
+        {"LWR_AUDIT_KEY": "short"},
+        "Error: LWR_AUDIT_KEY is too short for an audit key (at least 16 bytes)",
+        "エラー: LWR_AUDIT_KEY は監査キーとしては短すぎます（16 バイト以上必要です）。",
+    ),
 }
+
+#: (the saved plan's text, the English problem, the Japanese problem).
+NOT_PLANS: dict[str, tuple[str, str, str]] = {
+    "not an object": (
+        "[1]\n",
+        "not a saved plan: the JSON is not an object",
+        "保存した実行計画ではありません: JSON がオブジェクトではありません",
+    ),
+    "NaN": (
+        '{"format_version": NaN}\n',
+        "not a saved plan: not valid JSON (NaN is not a JSON value)",
+        "保存した実行計画ではありません: 正しい JSON ではありません"
+        "（NaN は JSON の値ではありません）",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_PLANS))
+def test_a_file_that_is_no_saved_plan_is_said_in_japanese(demo: Path, case: str) -> None:
+    text, english_problem, japanese_problem = NOT_PLANS[case]
+    (demo / "p.json").write_text(text)
+    english, japanese = (
+        _lwr("en", ["show-plan", "p.json"], {}),
+        _lwr("ja", ["show-plan", "p.json"], {}),
+    )
+    assert english.returncode == japanese.returncode == 1
+    assert f"p.json: <document>: {english_problem}" in english.stderr
+    assert f"p.json: <document>: {japanese_problem}" in japanese.stderr, japanese.stderr
+    assert "ヒント: `lwr plan FILE --out PLAN.json` で作ってください" in japanese.stderr
 
 
 def _lwr(lang: str, args: list[str], extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -118,6 +189,7 @@ def _lwr(lang: str, args: list[str], extra: dict[str, str]) -> subprocess.Comple
     return subprocess.run(
         [LWR, "--lang", lang, *args],
         env={**env, **extra},
+        stdin=subprocess.DEVNULL,  # no terminal to confirm on, as in CI
         capture_output=True,
         text=True,
         timeout=60,

@@ -31,6 +31,7 @@ from reconciler.errors import (
     ExitCode,
     UsageError,
 )
+from reconciler.i18n import Said
 from reconciler.manual import ManualMode, ManualStep
 from reconciler.outcomes import ApplyProgress
 from reconciler.plan import Plan
@@ -112,8 +113,10 @@ def apply(
 
     if file == "-" and not auto_approve:  # before reading: the prompt would read the file
         raise UsageError(
-            "the desired file comes from stdin (-), so stdin cannot answer the confirmation: "
-            "review `lwr plan -` and pass --auto-approve"
+            Said.of(
+                "the desired file comes from stdin (-), so stdin cannot answer the "
+                "confirmation: review `lwr plan -` and pass --auto-approve"
+            )
         )
     rules = load_rules(policy_dirs, no_default_policies)
     wait = parse_duration(lock_timeout)
@@ -179,13 +182,18 @@ def _apply_dir(
 
     if not auto_approve:
         raise UsageError(
-            "applying a directory asks no questions: review `lwr plan "
-            f"{directory}` and pass --auto-approve"
+            Said.of(
+                "applying a directory asks no questions: review `lwr plan {directory}` and "
+                "pass --auto-approve",
+                directory=directory,
+            )
         )
     if manual == "ask":
         raise UsageError(
-            "--manual=ask is for a single file; use --manual=attested or "
-            "--manual=skip with a directory"
+            Said.of(
+                "--manual=ask is for a single file; use --manual=attested or --manual=skip "
+                "with a directory"
+            )
         )
     options = fleet.FleetOptions(
         tenant_template=tenant_uri,
@@ -250,8 +258,10 @@ class TerminalUI:
         """Only 'yes' applies; without a terminal, refuse to guess."""
         if not sys.stdin.isatty():
             raise UsageError(
-                "refusing to apply without confirmation: stdin is not a terminal; "
-                "review the plan and pass --auto-approve"
+                Said.of(
+                    "refusing to apply without confirmation: stdin is not a terminal; "
+                    "review the plan and pass --auto-approve"
+                )
             )
         t = messages()
         question = t.n_(

@@ -7,6 +7,7 @@ from click.shell_completion import get_completion_class
 
 from reconciler.cli.common import cli
 from reconciler.errors import UsageError
+from reconciler.i18n import Said
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -23,6 +24,6 @@ def completion(shell: str) -> int:
     """
     found = get_completion_class(shell)
     if found is None:  # click knows every shell in SHELLS; a future click might not
-        raise UsageError(f"click offers no completion for {shell}")
+        raise UsageError(Said.of("click offers no completion for {shell}", shell=shell))
     click.echo(found(cli, {}, "lwr", "_LWR_COMPLETE").source())
     return 0
