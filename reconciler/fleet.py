@@ -44,14 +44,13 @@ from reconciler.fleet_results import (
 from reconciler.fleet_results import (
     succeeded as succeeded,
 )
-from reconciler.i18n import Said
+from reconciler.i18n import Said, listing
 from reconciler.plan import Plan
 from reconciler.providers import open_provider
 from reconciler.stopped import ApplyStopped
 from reconciler.store import StateLocation
 from reconciler.targets import file_target
 from reconciler.uris import redact, tenant_key
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ProgressCallback
@@ -143,7 +142,7 @@ def run_loaded(
                 None,
                 "skipped",
                 ExitCode.OK,
-                message="not run: an earlier tenant failed (--fail-fast)",
+                message=Said.of("not run: an earlier tenant failed (--fail-fast)"),
             )
         result = loaded.failed
         if result is None:
@@ -200,10 +199,12 @@ def _one_file_per_tenant(loaded: list[_Loaded]) -> list[_Loaded]:
             continue
         names = files_of[(item.key, item.desired.tenant.lower())]
         if len(names) > 1:
-            message = (
-                f"{redact(item.key)} is the tenant of {len(names)} files "
-                f"({', '.join(names)}): one desired file per tenant, so that neither "
-                "undoes the other"
+            message = Said.of(
+                "{tenant} is the tenant of {n} files ({files}): one desired file per tenant, "
+                "so that neither undoes the other",
+                tenant=redact(item.key),
+                n=len(names),
+                files=listing(names),
             )
             item = replace(
                 item,
@@ -251,7 +252,12 @@ def _run_one(loaded: _Loaded, options: FleetOptions) -> TenantResult:
         done.policy,
         "applied",
         applied=len(result.applied),
-        message=f"{plural(len(result.applied), 'change')} applied (run {result.run_id})",
+        message=Said.counted(
+            "{n} change applied (run {run})",
+            "{n} changes applied (run {run})",
+            len(result.applied),
+            run=result.run_id,
+        ),
     )
 
 
@@ -320,9 +326,11 @@ def _recovery_note(result: ApplyResult | None) -> str:
     recovered."""
     if result is None or not result.recovered:
         return ""
-    return (
-        f"recorded {plural(len(result.recovered), 'change')} of the interrupted run "
-        f"{result.run_id} as recovered"
+    return Said.counted(
+        "recorded {n} change of the interrupted run {run} as recovered",
+        "recorded {n} changes of the interrupted run {run} as recovered",
+        len(result.recovered),
+        run=result.run_id,
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
 from reconciler.errors import ExitCode, LwrError
+from reconciler.i18n import Said, Told, say
 from reconciler.manual import ManualStepsPending
 from reconciler.stopped import ApplyStopped
 from reconciler.uris import redact, scrub
@@ -68,7 +69,7 @@ def succeeded(
         len(plan.changes),
         len(plan.destructive),
         applied,
-        scrub(message, uri),
+        _scrubbed(message, uri),
         plan,
         policy,
     )
@@ -85,14 +86,14 @@ def failed(
     """A result that says why (an error, or a message: exit 1); the URI and the message never
     show a secret of the URI."""
     cause = error.cause if isinstance(error, ApplyStopped) else error
-    if isinstance(cause, LwrError):
-        code, message = cause.exit_code, str(cause)
+    message: str
+    if isinstance(cause, LwrError):  # said again in the reader's language (render.fleet)
+        code, message = cause.exit_code, Told(cause.said)
     elif isinstance(cause, BaseException):
         code, message = ExitCode.ERROR, f"Internal error: {type(cause).__name__}: {cause}"
     else:
         code, message = ExitCode.ERROR, cause
-    if uri is not None:
-        message = scrub(message, uri)
+    message = _scrubbed(message, uri)
     return TenantResult(
         file,
         tenant,
@@ -107,6 +108,16 @@ def failed(
         policy,
         pending=cause if isinstance(cause, ManualStepsPending) else None,
     )
+
+
+def _scrubbed(message: str, uri: str | None) -> str:
+    """`message` never showing a secret of `uri`, and still said in any language (i18n.say)
+    when it was a Said or Told."""
+    if uri is None:
+        return message
+    if isinstance(message, Said | Told):
+        return Told(lambda t: scrub(say(message, t), uri))
+    return scrub(message, uri)
 
 
 def exit_code(results: Sequence[TenantResult], *, detailed: bool) -> ExitCode:

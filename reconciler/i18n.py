@@ -13,7 +13,7 @@ through `n_` (gettext's ngettext), so no sentence is assembled from translated p
 from __future__ import annotations
 
 import gettext
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -155,6 +155,11 @@ class Told(str):
         told = super().__new__(cls, write(ENGLISH))
         told.write = write
         return told
+
+
+def listing(items: Sequence[str]) -> Told:
+    """`items` joined as the reader's language lists them ("a, b"; 「a、b」), for a field."""
+    return Told(lambda t: t._(", ").join(say(item, t) for item in items))
 
 
 def _said(value: Any, t: Messages) -> Any:

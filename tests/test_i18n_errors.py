@@ -252,3 +252,24 @@ def test_what_a_command_did_is_said_in_japanese(
     assert english.returncode == japanese.returncode == 0, english.stderr + japanese.stderr
     assert english_line in english.stdout
     assert japanese_line in japanese.stdout, japanese.stdout
+
+
+def test_a_directory_run_says_each_tenant_failure_in_japanese_and_json_stays_english(
+    demo: Path,
+) -> None:
+    """Two files for one tenant: each failure in the summary in the reader's language (the
+    list joined the Japanese way), the English count a plural, the JSON the same in both."""
+    (demo / "two").mkdir()
+    for name in ("a.yaml", "b.yaml"):
+        (demo / "two" / name).write_text(Path(EXAMPLE).read_text(encoding="utf-8"))
+    args = ["plan", "two", "--tenant", "local:t-{tenant}.db"]
+    english, japanese = _lwr("en", args, {}), _lwr("ja", args, {})
+    assert english.returncode == japanese.returncode == 1
+    assert "2 tenants: 2 errors; 0 changes in all" in english.stdout
+    assert "is the tenant of 2 files (a.yaml, b.yaml): one desired file per tenant" in (
+        english.stdout
+    )
+    assert "は 2 個のファイル（a.yaml、b.yaml）のテナントです。" in japanese.stdout, japanese.stdout
+    assert "tenant of" not in japanese.stdout
+    as_json = [_lwr(lang, [*args, "--format", "json"], {}).stdout for lang in ("en", "ja")]
+    assert as_json[0] == as_json[1] and "is the tenant of 2 files" in as_json[0]

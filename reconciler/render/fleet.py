@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.i18n import ENGLISH, N_, Messages
+from reconciler.i18n import ENGLISH, N_, Messages, say
 
 if TYPE_CHECKING:
     from reconciler.fleet import TenantResult
@@ -38,7 +38,6 @@ OUTCOME_COUNTS = {
     "exported": N_("{n} exported"),
     "applied": N_("{n} applied"),
     "refused": N_("{n} refused"),
-    "error": N_("{n} error"),
     "skipped": N_("{n} skipped"),
 }
 #: The summary table's five column headers, one message split at "|" (a word alone, like
@@ -50,11 +49,12 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def message_of(result: TenantResult) -> str:
-    """The tenant's message as shown: a stop before manual steps lists them."""
+def message_of(result: TenantResult, t: Messages = ENGLISH) -> str:
+    """The tenant's message as shown, in `t`'s language: a stop before manual steps lists
+    them."""
     from reconciler.render.checklist import pending_message
 
-    return pending_message(result.pending) if result.pending else result.message
+    return pending_message(result.pending, t) if result.pending else say(result.message, t)
 
 
 def outcome(r: TenantResult, t: Messages = ENGLISH) -> str:
@@ -85,7 +85,7 @@ def summary_text(results: Sequence[TenantResult], t: Messages = ENGLISH) -> str:
     lines.append(fleet_line(results, counts, t))
     for r in results:
         if r.outcome in ("refused", "error"):
-            lines.append(f"{Path(r.file).name}: {_first_line(message_of(r))}")
+            lines.append(f"{Path(r.file).name}: {_first_line(message_of(r, t))}")
     return "\n".join(lines) + "\n"
 
 
@@ -94,7 +94,7 @@ def fleet_line(
 ) -> str:
     """`4 tenants: 4 with changes; 28 changes in all`: outcomes counted per tenant, changes
     per change."""
-    outcomes = t._(", ").join(t._(OUTCOME_COUNTS[o], n=n) for o, n in counts.items() if n)
+    outcomes = t._(", ").join(_counted(o, n, t) for o, n in counts.items() if n)
     changes = sum(r.changes for r in results)
     total = t.n_("{n} change in all", "{n} changes in all", changes)
     return t.n_(
@@ -104,6 +104,13 @@ def fleet_line(
         outcomes=outcomes,
         total=total,
     )
+
+
+def _counted(outcome: str, n: int, t: Messages) -> str:
+    """`2 with changes`, `1 error`, `2 errors`: the one count that is a noun has a plural."""
+    if outcome == "error":
+        return t.n_("{n} error", "{n} errors", n)
+    return t._(OUTCOME_COUNTS[outcome], n=n)
 
 
 def render_text(
@@ -129,7 +136,7 @@ def render_text(
             view = renderer_for("text", color=color, policy=r.policy, messages=t)
             parts.append(view.render(r.plan))
         if r.message:
-            parts.append(printable(message_of(r).rstrip("\n")) + "\n")
+            parts.append(printable(message_of(r, t).rstrip("\n")) + "\n")
         parts.append("\n")
     parts.append(printable(summary_text(results, t)))
     return "".join(parts)
@@ -191,15 +198,15 @@ def _tenant_body(r: TenantResult, t: Messages) -> list[str]:
         lines += [DriftMarkdown(policy=r.policy, messages=t).render(r.report).rstrip("\n"), ""]
     elif r.plan is not None:
         lines += [PlanMarkdown(policy=r.policy, messages=t).render(r.plan).rstrip("\n"), ""]
-    return lines + _message(r)
+    return lines + _message(r, t)
 
 
-def _message(r: TenantResult) -> list[str]:
+def _message(r: TenantResult, t: Messages) -> list[str]:
     from reconciler.render.markdown import md_escape
 
     if not r.message:
         return []
-    text = message_of(r).rstrip("\n")[:MESSAGE_LIMIT]
+    text = message_of(r, t).rstrip("\n")[:MESSAGE_LIMIT]
     return [*(f"> {md_escape(line)}" for line in text.splitlines()), ""]
 
 
@@ -240,7 +247,7 @@ def tenant_parts(r: TenantResult, command: str = "plan", messages: Messages = EN
             file=md_code(Path(r.file).name),
         )
         parts = [f"{title}\n"]
-    note = [f"**{outcome(r, t)}**", "", *_message(r)]
+    note = [f"**{outcome(r, t)}**", "", *_message(r, t)]
     return [*parts[:-1], parts[-1].rstrip("\n") + "\n\n" + "\n".join(note).rstrip("\n") + "\n"]
 
 
