@@ -97,7 +97,7 @@ def make_credentials(directory: Path, domain_id: str = "10000001") -> Credential
     )
 
 
-FaultKind = Literal["500", "503", "429", "slow", "drop", "drop_after", "refuse"]
+FaultKind = Literal["500", "503", "429", "slow", "drop", "drop_after", "refuse", "repeat_cursor"]
 
 
 @dataclass
@@ -106,7 +106,9 @@ class Fault:
 
     `skip` matching requests pass first, then `times` get the fault. `drop_after` applies
     the request's effect and closes the connection without an answer (a lost reply);
-    `refuse` answers `status` with `code` and `description` (a refusal of any kind).
+    `refuse` answers `status` with `code` and `description` (a refusal of any kind);
+    `repeat_cursor` answers a list's first page, whatever cursor was sent, with one
+    `nextCursor` always (a server bug a client must not loop on).
     """
 
     kind: FaultKind
@@ -437,6 +439,14 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             if fault.kind == "refuse":
                 emulator.record(method, operation, fault.status)
                 self._send(fault.status, {"code": fault.code, "description": fault.description})
+                return True
+            if fault.kind == "repeat_cursor":
+                query = {k: v for k, v in parse_qs(split.query).items() if k != "cursor"}
+                answer = emulator.route(method, split.path, query)
+                emulator.record(method, operation, answer.status)
+                body = dict(answer.body) if isinstance(answer.body, dict) else {}
+                body["responseMetaData"] = {"nextCursor": encode_cursor(1)}
+                self._send(answer.status, body)
                 return True
             if fault.kind in ("500", "503", "429"):
                 status = int(fault.kind)

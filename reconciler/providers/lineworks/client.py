@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from reconciler.errors import TenantError, TenantRuleError
+from reconciler.i18n import Said
 from reconciler.providers.lineworks.config import LineWorksConfig
 from reconciler.providers.lineworks.limiter import (
     Clock,
@@ -41,7 +42,13 @@ class ApiError(TenantRuleError):
             refusal.code,
             refusal.description,
         )
-        super().__init__(f"LINE WORKS refused {operation} ({refusal.answer})")
+        super().__init__(
+            Said.of(
+                "LINE WORKS refused {operation} ({answer})",
+                operation=operation,
+                answer=refusal.answer,
+            )
+        )
 
 
 class RetryBudgetExceeded(TenantError):
@@ -172,7 +179,9 @@ class LineWorksClient:
             limiter = self.limiter(operation)
             limiter.acquire()
             if stop is not None and stop.is_set():
-                raise NotSent(f"{operation} not sent: the batch was stopping")
+                raise NotSent(
+                    Said.of("{operation} not sent: the batch was stopping", operation=operation)
+                )
             try:
                 reply = self._send(method, target, params, json)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -209,15 +218,23 @@ class LineWorksClient:
             body = self.call("GET", path, operation, params=query).body
             if not isinstance(body, dict) or not isinstance(body.get(item_key, []), list):
                 raise TenantError(
-                    f"LINE WORKS answered {operation} with an unexpected body "
-                    f"(no `{item_key}` list)"
+                    Said.of(
+                        "LINE WORKS answered {operation} with an unexpected body (no `{key}` list)",
+                        operation=operation,
+                        key=item_key,
+                    )
                 )
             yield from body.get(item_key, [])
             cursor = (body.get("responseMetaData") or {}).get("nextCursor")
             if not cursor:
                 return
             if cursor in seen:  # a server bug must not loop forever or double-count
-                raise TenantError(f"LINE WORKS returned the same cursor twice for {operation}")
+                raise TenantError(
+                    Said.of(
+                        "LINE WORKS returned the same cursor twice for {operation}",
+                        operation=operation,
+                    )
+                )
             seen.add(cursor)
             query["cursor"] = cursor  # httpx percent-encodes it (cursors hold + / =)
 
@@ -242,16 +259,25 @@ class LineWorksClient:
                 if state in ("FAILED", "ERROR"):
                     body = reply.body if isinstance(reply.body, dict) else {}
                     code = str(body.get("code", "FAILED"))
-                    text = str(body.get("description", "the operation failed"))
+                    # The API's own words when it gave some; lwr's (translated) when not.
+                    text = (
+                        str(body["description"])
+                        if "description" in body
+                        else Said.of("the operation failed")
+                    )
                     raise ApiError(
                         operation, Refusal("failed", Handling.REFUSE, False, 409, code, text)
                     )
                 return reply
             if self._clock() >= deadline:
                 raise PollTimeout(
-                    f"{operation} was accepted but is still in progress after "
-                    f"{self.config.poll_timeout:g} s; it may still finish. Run "
-                    "`lwr plan` later to see where the tenant is"
+                    Said.of(
+                        "{operation} was accepted but is still in progress after {seconds:g} "
+                        "s; it may still finish. Run `lwr plan` later to see where the "
+                        "tenant is",
+                        operation=operation,
+                        seconds=self.config.poll_timeout,
+                    )
                 )
             hinted = retry_after(reply.headers, reset=False)
             self._sleep(
@@ -281,9 +307,19 @@ class LineWorksClient:
         elapsed = self._clock() - started
         if elapsed + wait > self.retry.max_time:
             raise RetryBudgetExceeded(
-                f"gave up on {operation} after {attempt} attempt(s) in {elapsed:.1f} s (last: "
-                f"{why}; retry budget {self.retry.max_time:g} s). LINE WORKS may be "
-                "unavailable or rate-limiting hard; the apply is journaled: run it again later"
+                Said.counted(
+                    "gave up on {operation} after {n} attempt in {elapsed:.1f} s (last: "
+                    "{why}; retry budget {budget:g} s). LINE WORKS may be unavailable or "
+                    "rate-limiting hard; the apply is journaled: run it again later",
+                    "gave up on {operation} after {n} attempts in {elapsed:.1f} s (last: "
+                    "{why}; retry budget {budget:g} s). LINE WORKS may be unavailable or "
+                    "rate-limiting hard; the apply is journaled: run it again later",
+                    attempt,
+                    operation=operation,
+                    elapsed=elapsed,
+                    why=why,  # the transport's or the API's own words
+                    budget=self.retry.max_time,
+                )
             )
         self.retries += 1
         if hinted is not None:

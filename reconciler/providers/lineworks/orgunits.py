@@ -25,8 +25,10 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.errors import TenantError
+from reconciler.i18n import Msg, Said
 from reconciler.orgchart import Group, OrgChart, OrgUnit
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
+from reconciler.providers.lineworks.refusals import anded
 
 __all__ = ["ChartCost", "People", "check_scopes", "read_chart", "read_people"]
 
@@ -93,11 +95,15 @@ def check_scopes(scope: str) -> None:
     missing = [name for name, readers in _READERS.values() if not granted & readers]
     if missing:
         raise TenantError(
-            f"reading org units and groups needs the OAuth scope "
-            f"{' and '.join(f'`{m}`' for m in missing)} (or `directory.read`), and the "
-            f"tenant's scope is {scope!r}: tick it for the app in the Developer Console "
-            "(API 2.0 > the app > OAuth Scopes) and add it to the tenant URI, e.g. "
-            "`lineworks:?scope=user,orgunit.read,group.read` (docs/lineworks.md)"
+            Said.of(
+                "reading org units and groups needs the OAuth scope {scopes} (or "
+                "`directory.read`), and the tenant's scope is {scope!r}: tick it for the app "
+                "in the Developer Console (API 2.0 > the app > OAuth Scopes) and add it to the "
+                "tenant URI, e.g. `lineworks:?scope=user,orgunit.read,group.read` "
+                "(docs/lineworks.md)",
+                scopes=anded([f"`{m}`" for m in missing]),
+                scope=scope,
+            )
         )
 
 
@@ -117,13 +123,23 @@ def read_chart(
     for unit in units.values():
         if unit.parent_id is not None and unit.parent_id not in units:
             raise _changed(
-                f"org unit {unit.name!r} sits under {unit.parent_id}, which was not listed"
+                Msg.of(
+                    "org unit {name!r} sits under {parent}, which was not listed",
+                    name=unit.name,
+                    parent=unit.parent_id,
+                )
             )
     members: dict[str, set[str]] = {}
     for email, ids in people.units.items():
         for uid in ids:
             if uid not in units:
-                raise _changed(f"{email} belongs to org unit {uid}, which was not listed")
+                raise _changed(
+                    Msg.of(
+                        "{email} belongs to org unit {unit}, which was not listed",
+                        email=email,
+                        unit=uid,
+                    )
+                )
             members.setdefault(uid, set()).add(email)
     chart = OrgChart(units, {uid: frozenset(m) for uid, m in members.items()})
     names = _group_names(client, domain_id, wanted)
@@ -148,8 +164,11 @@ def _group_names(
         gid, name = str(row["groupId"]), str(row.get("groupName", ""))
         if name in seen and (wanted is None or name in wanted):  # chosen by name in a file
             raise TenantError(
-                f"two directory groups are named {name!r}: rename one in the admin console, "
-                "since include_groups names a group by its name"
+                Said.of(
+                    "two directory groups are named {name!r}: rename one in the admin "
+                    "console, since include_groups names a group by its name",
+                    name=name,
+                )
             )
         seen.add(name)
         names[gid] = name
@@ -190,22 +209,44 @@ def _members_of(
             if kind == "USER":
                 email = people.by_id.get(mid) or (mid.lower() if "@" in mid else None)
                 if email is None:
-                    raise _changed(f"group {current} holds user {mid}, not listed by GET /users")
+                    raise _changed(
+                        Msg.of(
+                            "group {group} holds user {user}, not listed by GET /users",
+                            group=current,
+                            user=mid,
+                        )
+                    )
                 if email in people.emails:  # deleted or pending users hold no permission
                     found.add(email)
             elif kind == "ORGUNIT":
                 if mid not in chart.units:
-                    raise _changed(f"group {current} holds org unit {mid}, which was not listed")
+                    raise _changed(
+                        Msg.of(
+                            "group {group} holds org unit {unit}, which was not listed",
+                            group=current,
+                            unit=mid,
+                        )
+                    )
                 found |= chart.members_under(mid)
             elif kind == "GROUP":
                 if mid not in listed:
-                    raise _changed(f"group {current} holds group {mid}, which was not listed")
+                    raise _changed(
+                        Msg.of(
+                            "group {group} holds group {member}, which was not listed",
+                            group=current,
+                            member=mid,
+                        )
+                    )
                 if mid not in seen:
                     seen.add(mid)
                     stack.append(mid)
             else:
                 raise TenantError(
-                    f"LINE WORKS listed a member of group {current} of unknown type {kind!r}"
+                    Said.of(
+                        "LINE WORKS listed a member of group {group} of unknown type {kind!r}",
+                        group=current,
+                        kind=kind,
+                    )
                 )
     return frozenset(found)
 
@@ -219,15 +260,22 @@ def _rows(
     except ApiError as exc:
         scope = _READERS.get(operation, _READERS[GROUPS])[0]
         hint = (
-            f"the app's token lacks the `{scope}` scope (or `directory.read`): tick it in the "
-            "Developer Console (API 2.0 > the app > OAuth Scopes) and add it to the tenant's "
-            "scope="
+            Msg.of(
+                "the app's token lacks the `{scope}` scope (or `directory.read`): tick it in "
+                "the Developer Console (API 2.0 > the app > OAuth Scopes) and add it to the "
+                "tenant's scope=",
+                scope=scope,
+            )
             if exc.refusal.kind == "missing_scope" or exc.status in (401, 403)
-            else "plan again later"
+            else Msg.of("plan again later")
         )
         raise TenantError(
-            f"the org chart was not read: LINE WORKS refused {operation} "
-            f"({exc.refusal.answer}); {hint}"
+            Said.of(
+                "the org chart was not read: LINE WORKS refused {operation} ({answer}); {hint}",
+                operation=operation,
+                answer=exc.refusal.answer,
+                hint=hint,
+            )
         ) from exc
 
 
@@ -235,8 +283,11 @@ def _query(domain_id: str) -> dict[str, str | int]:
     return {"domainId": domain_id, "count": _PAGE}
 
 
-def _changed(what: str) -> TenantError:
+def _changed(what: Msg) -> TenantError:
     return TenantError(
-        f"the org chart was not read whole: {what} (the directory changed while it was "
-        "read); plan again"
+        Said.of(
+            "the org chart was not read whole: {what} (the directory changed while it was "
+            "read); plan again",
+            what=what,
+        )
     )

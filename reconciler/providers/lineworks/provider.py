@@ -16,6 +16,7 @@ from urllib.parse import quote
 from reconciler.actions import Action, Change, Execution
 from reconciler.console import LINEWORKS_API, effect
 from reconciler.errors import Refused, TenantError
+from reconciler.i18n import Msg, Said, listing
 from reconciler.model import ChannelName, DesiredState, TenantState
 from reconciler.orgchart import OrgChart
 from reconciler.providers.base import BatchOutcome, BatchStopped, ConfirmChange, Provider, Refusal
@@ -297,10 +298,12 @@ class LineWorksTenant(Provider):
             return self.config.domain.lower()  # as the directory's emails are
         domains = Counter(e.rsplit("@", 1)[-1] for e in directory)
         if len(domains) != 1:
-            found = ", ".join(sorted(domains)) or "no members"
             raise TenantError(
-                f"cannot tell the tenant's domain from its directory ({found}); "
-                "set LW_DOMAIN (or ?domain= in the tenant URI)"
+                Said.of(
+                    "cannot tell the tenant's domain from its directory ({found}); set "
+                    "LW_DOMAIN (or ?domain= in the tenant URI)",
+                    found=listing(sorted(domains)) if domains else Msg.of("no members"),
+                )
             )
         return next(iter(domains))
 
@@ -309,8 +312,12 @@ class LineWorksTenant(Provider):
         # library caller that applies manual steps without one.
         if self._confirm is None or not self._confirm(change):
             raise Refused(
-                f"refused: manual step {change.id} ({change.action.value}) was not "
-                "confirmed: apply it through reconciler.workflow, which asks"
+                Said.of(
+                    "refused: manual step {change} ({action}) was not confirmed: apply it "
+                    "through reconciler.workflow, which asks",
+                    change=change.id,
+                    action=change.action.value,
+                )
             )
 
     def _call(self, change: Change, stop: threading.Event | None = None) -> None:
@@ -333,7 +340,7 @@ class LineWorksTenant(Provider):
                     exc.status,
                     exc.code,
                     exc.description,
-                    who=change.target or "all members",
+                    who=change.target or Said.of("all members"),
                     channel=change.channel.value,
                     channel_label=change.channel.label,
                 )

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from reconciler.i18n import Msg, Said
 from reconciler.model import TenantState
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
+from reconciler.providers.lineworks.refusals import anded
 
 __all__ = ["OPERATION", "contradicted"]
 
@@ -42,9 +44,17 @@ def contradicted(client: LineWorksClient, state: TenantState) -> tuple[str, ...]
             if exc.status not in _NO_PERMISSION:
                 raise
             found.append(
-                f"lineworks: {email} is on lwr's attested {' and '.join(lists[email])} list, "
-                f"but LINE WORKS says they have no external permission ({OPERATION} answered "
-                f"{exc.status} {exc.code}): check {CONSOLE_PAGE}, then record it with "
-                "`lwr attest FILE` or apply the file again"
+                Said.of(
+                    "lineworks: {email} is on lwr's attested {lists} list, but LINE WORKS "
+                    "says they have no external permission ({operation} answered {status} "
+                    "{code}): check {page}, then record it with `lwr attest FILE` or apply "
+                    "the file again",
+                    email=email,
+                    lists=anded(lists[email]),
+                    operation=OPERATION,
+                    status=exc.status,
+                    code=exc.code,
+                    page=Msg.of(CONSOLE_PAGE),
+                )
             )
     return tuple(found)

@@ -10,13 +10,15 @@ shown verbatim with no advice: a guess would send the admin the wrong way.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from reconciler.i18n import N_, Msg, Said, Told, say
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.words import joined
 
-__all__ = ["RULES", "Handling", "Refusal", "Rule", "classify"]
+__all__ = ["RULES", "Handling", "Refusal", "Rule", "anded", "classify"]
 
 
 class Handling(Enum):
@@ -38,7 +40,7 @@ class Rule:
     verbs: frozenset[str]  # link, unlink, bulk: the kinds of call it applies to
     codes: frozenset[str] = frozenset()  # any of these codes matches …
     text: str | None = None  # … or the description matches this pattern (case-insensitive)
-    advice: str = ""  # what the admin can do; {who}, {channel}, {page} are filled in
+    advice: str = ""  # what the admin can do (an English msgid); {who}, {channel}, {page} …
     source: str = ""  # the doc page, or ASSUMPTION
 
     def matches(self, verb: str, status: int, code: str, description: str) -> bool:
@@ -85,9 +87,11 @@ RULES: tuple[Rule, ...] = (
         frozenset({"link", "unlink", "bulk", "read"}),
         frozenset({"INSUFFICIENT_SCOPE", "INVALID_SCOPE"}),
         r"scope",
-        "the app's token lacks the `user` scope: add it in the Developer Console (API 2.0 > "
-        "the app > OAuth Scopes); the free plan does not offer it "
-        "(docs/lineworks.md#1-setup-in-the-developer-console)",
+        N_(
+            "the app's token lacks the `user` scope: add it in the Developer Console (API 2.0 > "
+            "the app > OAuth Scopes); the free plan does not offer it "
+            "(docs/lineworks.md#1-setup-in-the-developer-console)"
+        ),
         _DOCS + "auth-scope; the code/wording ASSUMPTION",
     ),
     Rule(
@@ -96,9 +100,11 @@ RULES: tuple[Rule, ...] = (
         True,
         frozenset({403}),
         _MEMBER,
-        advice="the {channel} channel grants all members, and the API changes no member one "
-        "by one then: restrict it to listed members first (a manual step: {page} > "
-        "{channel_label} > Permissions > Grant by member), then plan again",
+        advice=N_(
+            "the {channel} channel grants all members, and the API changes no member one "
+            "by one then: restrict it to listed members first (a manual step: {page} > "
+            "{channel_label} > Permissions > Grant by member), then plan again"
+        ),
         source=_DOCS + "user-link-to-line-create, user-link-to-line-delete",
     ),
     Rule(
@@ -107,8 +113,10 @@ RULES: tuple[Rule, ...] = (
         True,
         frozenset({404}),
         _MEMBER,
-        advice="{who} is not in the LINE WORKS directory (deleted or never added): remove "
-        "them from the file or add them to the directory, then plan again",
+        advice=N_(
+            "{who} is not in the LINE WORKS directory (deleted or never added): remove "
+            "them from the file or add them to the directory, then plan again"
+        ),
         source=_DOCS + "user-link-to-line-create (404 listed; its meaning ASSUMPTION)",
     ),
     Rule(
@@ -118,9 +126,11 @@ RULES: tuple[Rule, ...] = (
         frozenset({400}),
         frozenset({"link"}),
         text=r"emoji|prohibited|forbidden word|\bline\b|絵文字",
-        advice="the API links nobody to LINE whose company name, login ID or name holds an "
-        'emoji or the word "line": add {who} in the console instead ({page} > '
-        "{channel_label} > Connected-members > Manage)",
+        advice=N_(
+            "the API links nobody to LINE whose company name, login ID or name holds an "
+            'emoji or the word "line": add {who} in the console instead ({page} > '
+            "{channel_label} > Connected-members > Manage)"
+        ),
         source=_DOCS + "user-link-to-line-create (the rule); the answer's wording ASSUMPTION",
     ),
 )
@@ -136,16 +146,26 @@ class Refusal:
     status: int
     code: str
     description: str
-    advice: str = ""
+    advice: str = ""  # a Said: English here, said again in the reader's language
 
     @property
     def answer(self) -> str:
-        """The API's own words: HTTP status, code, description."""
-        return f"HTTP {self.status} " + joined(self.code, ": ", self.description)
+        """The API's own words: HTTP status, code, description (as they came; lwr's words
+        only when the API gave none, and those in the reader's language)."""
+        return Told(
+            lambda t: f"HTTP {self.status} " + joined(self.code, ": ", say(self.description, t))
+        )
 
     def reason(self) -> str:
         """The answer verbatim, then the advice when the class has one."""
-        return joined(self.answer, "; ", self.advice)
+        if not self.advice:
+            return self.answer
+        return Said.of("{answer}; {advice}", answer=self.answer, advice=self.advice)
+
+
+def anded(items: Sequence[str]) -> Told:
+    """`items` joined as the reader's language says "a and b" (「a、b」), for a field."""
+    return Told(lambda t: t._(" and ").join(items))
 
 
 def verb_of(operation: str) -> str:
@@ -171,11 +191,17 @@ def classify(
     verb = verb_of(operation)
     for rule in RULES:
         if rule.matches(verb, status, code, description):
-            advice = rule.advice.format(
-                who=who or "the member",
-                channel=channel or "the",
-                channel_label=channel_label or channel,
-                page=CONSOLE_PAGE,
+            advice = (
+                Said.of(
+                    rule.advice,
+                    who=who or Msg.of("the member"),
+                    channel=channel or "the",
+                    # The console's names (CHANNEL_LABELS, CONSOLE_PAGE) are msgids too.
+                    channel_label=Msg.of(channel_label) if channel_label else channel,
+                    page=Msg.of(CONSOLE_PAGE),
+                )
+                if rule.advice
+                else ""
             )
             return Refusal(
                 rule.kind, rule.handling, rule.permanent, status, code, description, advice

@@ -8,6 +8,7 @@ and a later success (an admin made it in the console) forgets it again.
 from __future__ import annotations
 
 from reconciler.errors import TenantRuleError
+from reconciler.i18n import Said
 from reconciler.providers.lineworks.refusals import Refusal as ApiRefusal
 from reconciler.store.attested import ChannelKnowledge
 
@@ -35,7 +36,9 @@ class LineWorksRefused(TenantRuleError):
     ) -> None:
         self.change_id, self.reason, self.permanent = change_id, reason, permanent
         self.refusal = refusal
-        super().__init__(f"change {change_id} refused: {reason}")
+        super().__init__(
+            Said.of("change {change} refused: {reason}", change=change_id, reason=reason)
+        )
 
 
 def refused_links(known: ChannelKnowledge) -> dict[str, str]:

@@ -14,6 +14,7 @@ import httpx
 import jwt
 
 from reconciler.errors import TenantError
+from reconciler.i18n import Said
 from reconciler.providers.lineworks.config import LineWorksConfig
 from reconciler.providers.lineworks.limiter import Clock
 
@@ -57,9 +58,11 @@ class TokenSource:
             return jwt.encode(claims, self._config.private_key, algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError) as exc:
             raise TenantError(
-                "cannot sign the service-account assertion with the private key "
-                f"file ({type(exc).__name__}); is it the key issued for "
-                "this app?"
+                Said.of(
+                    "cannot sign the service-account assertion with the private key file "
+                    "({error}); is it the key issued for this app?",
+                    error=type(exc).__name__,
+                )
             ) from None
 
     def _fetch(self) -> None:
@@ -74,20 +77,27 @@ class TokenSource:
             reply = self._http.post(self._config.auth_url, data=form)
         except httpx.HTTPError as exc:
             raise TenantError(
-                f"cannot reach the LINE WORKS token endpoint "
-                f"{self._config.auth_url}: {type(exc).__name__}"
+                Said.of(
+                    "cannot reach the LINE WORKS token endpoint {url}: {error}",
+                    url=self._config.auth_url,
+                    error=type(exc).__name__,
+                )
             ) from None
         data = json_of(reply)
         token = data.get("access_token") if isinstance(data, dict) else None
         if reply.status_code != 200 or not isinstance(token, str):
             error = data.get("error", "") if isinstance(data, dict) else ""
             text = data.get("error_description", "") if isinstance(data, dict) else ""
+            # The endpoint's own words (error, error_description) stay as they come.
+            answer = f"HTTP {reply.status_code} {error} {text}".rstrip()
             raise TenantError(
-                f"LINE WORKS refused the service-account token (HTTP {reply.status_code} "
-                f"{error} {text}".rstrip()
-                + "); check LW_CLIENT_ID, LW_CLIENT_SECRET, "
-                "LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE and the app's OAuth scopes (the "
-                "free plan has no `user` scope: docs/lineworks.md)"
+                Said.of(
+                    "LINE WORKS refused the service-account token ({answer}); check "
+                    "LW_CLIENT_ID, LW_CLIENT_SECRET, LW_SERVICE_ACCOUNT, LW_PRIVATE_KEY_FILE "
+                    "and the app's OAuth scopes (the free plan has no `user` scope: "
+                    "docs/lineworks.md)",
+                    answer=answer,
+                )
             )
         lifetime = _seconds(data.get("expires_in"), default=3600.0)
         # Renew a little early: a request must never start with a token about to lapse.
