@@ -18,9 +18,11 @@ from builders import SALES_SELECTORS, lwr_output
 from emulator import Fault, Limits
 from emulator.harness import CHART_SCOPE, POLLED, Harness, emulated
 
+from reconciler.model import ChannelName
 from reconciler.providers.local import init_demo
 
 D = "example.co.jp"
+LINE = ChannelName.LINE
 #: What the console shows before each run: LINE on for alice, bob and carol; LINE WORKS on,
 #: nobody listed.
 NOW = f"""version: 1
@@ -82,6 +84,7 @@ def _orgunits_refused(h: Harness) -> None:
     )
 
 
+NAME_RULE = "a link is refused for good (the name rule)"
 CASES: dict[str, Case] = {
     "the token is refused (bad credentials)": Case(
         DAVE,
@@ -99,7 +102,7 @@ CASES: dict[str, Case] = {
             "ください",
         ),
     ),
-    "a link is refused for good (the name rule)": Case(
+    NAME_RULE: Case(
         CAROLINE,
         prepare=_caroline,
         english=(
@@ -256,3 +259,68 @@ def _records(audit: str) -> list[dict[str, str]]:
     parsed = json.loads(audit)
     rows = parsed if isinstance(parsed, list) else parsed.get("records", parsed.get("entries", []))
     return [r for r in rows if isinstance(r, dict)]
+
+
+def _drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], lang: str
+) -> tuple[tuple[int, str], tuple[int, str]]:
+    """`lwr drift --verify-links` after an admin removed alice from LINE in the console: the
+    text report and the JSON one."""
+    root = tmp_path / lang
+    root.mkdir()
+    with emulated(root) as h:
+        for who in ("alice", "bob"):
+            h.tenant.add_user(f"{who}@{D}")
+        h.tenant.channels[LINE].enabled = True
+        h.tenant.channels[LINE].linked = {f"alice@{D}", f"bob@{D}"}
+        monkeypatch.chdir(root)
+        for name, value in h.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("LWR_TENANT", h.uri())
+        monkeypatch.delenv("LWR_STATE", raising=False)
+        (root / "d.yaml").write_text(
+            f"version: 1\ntenant: {D}\nexternal_messaging:\n  line:\n    enabled: true\n"
+            f"    members: {{policy: exact, include: [alice@{D}, bob@{D}]}}\n",
+            encoding="utf-8",
+        )
+        assert lwr_output(capsys, "attest", "d.yaml", "--yes")[0] == 0
+        with h.tenant.lock:
+            h.tenant.channels[LINE].linked.discard(f"alice@{D}")
+        args = ["--lang", lang, "drift", "d.yaml", "--verify-links"]
+        return lwr_output(capsys, *args), lwr_output(capsys, *args, "--format", "json")
+
+
+def test_a_contradicted_attested_member_is_warned_in_japanese_and_json_stays_english(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (en_code, english), (en_json_code, en_json) = _drift(tmp_path, monkeypatch, capsys, "en")
+    (ja_code, japanese), (ja_json_code, ja_json) = _drift(tmp_path, monkeypatch, capsys, "ja")
+    assert en_code == ja_code == en_json_code == ja_json_code == 2
+    assert (
+        f"Warning: lineworks: alice@{D} is on lwr's attested line list, but LINE WORKS says "
+        "they have no external permission (GET /users/{userId}/link-url answered 403 FORBIDDEN)"
+        in english
+    ), english
+    assert (
+        f"警告: lineworks: alice@{D} は lwr に記録された確認済みの line の利用メンバーにいますが"
+        "、LINE WORKS によると連携機能の利用権限がありません（GET /users/{userId}/link-url の"
+        "応答: 403 FORBIDDEN）" in japanese
+    ), japanese
+    assert "管理者画面 > サービス > トーク > 外部ユーザーとのトーク を確認してから" in japanese
+    assert "no external permission" not in japanese
+    warnings = [json.loads(out)["warnings"] for out in (en_json, ja_json)]
+    assert warnings[0] == warnings[1]
+    assert any("is on lwr's attested line list" in w for w in warnings[1])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reconciler/render/progress.py says a refusal's reason without i18n.say "
+    "(`reason=refusal.reason`): the report's `拒否` line keeps the English advice",
+)
+def test_the_failure_report_line_of_a_refused_change_is_japanese(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, japanese, _ = _run(tmp_path, monkeypatch, capsys, CASES[NAME_RULE], "ja")
+    (line,) = [x for x in japanese.splitlines() if x.startswith("  拒否    line/add_member/")]
+    assert "API では LINE と連携できません" in line and "the API links nobody" not in line
