@@ -182,11 +182,14 @@ CASES: dict[str, Case] = {
         english=(
             "Error: POST /users/link-to-works was accepted but is still in progress after "
             "0.3 s; it may still finish. Run `lwr plan` later to see where the tenant is",
+            "Warning: lineworks: 1 API request (link-to-works (all members) 1)",
         ),
         japanese=(
             "エラー: POST /users/link-to-works は受け付けられましたが、0.3 秒たっても処理中"
             "です。このあと完了する可能性があります。しばらくしてから `lwr plan` を実行し、"
             "テナントの状態を確認してください",
+            # The plan's note names the bulk grant's API the Japanese way.
+            "警告: lineworks: API リクエスト 1 件（link-to-works（すべてのメンバー） 1）",
         ),
     ),
 }

@@ -18,18 +18,20 @@ from reconciler.actions import Action, Change
 from reconciler.model import ChannelName
 from reconciler.providers.lineworks.limiter import LONG_RUN_WINDOWS
 
-__all__ = ["Estimate", "api_of", "directory_pages", "estimate", "lane_of"]
+__all__ = ["ALL_MEMBERS", "Estimate", "api_of", "directory_pages", "estimate", "lane_of"]
 
 _SUFFIX = {ChannelName.LINE: "line", ChannelName.LINEWORKS: "works"}
 _MARGIN = 1.02  # the limiter's pace keeps this much under the limit (limiter.RateLimiter)
 PAGE = 100  # GET /users count maximum (user-list docs)
+#: What names the bulk grant's API apart from a member's link (notes.py says it translated).
+ALL_MEMBERS = " (all members)"
 
 
 def api_of(change: Change) -> str:
     """The rate-limited API a change's request goes to, e.g. `link-to-line`."""
     suffix = _SUFFIX[change.channel]
     if change.action is Action.GRANT_ALL_MEMBERS:
-        return f"link-to-{suffix} (all members)"
+        return f"link-to-{suffix}{ALL_MEMBERS}"
     verb = "link" if change.action is Action.ADD_MEMBER else "unlink"
     return f"{verb}-to-{suffix}"
 
@@ -86,4 +88,4 @@ def estimate(changes: Sequence[Change], limit: float, window: float) -> Estimate
 def lane_of(change: Change) -> str:
     """The API a change's request spends the budget of, all-members grants with the
     member links of their channel: the lane it runs in (lanes.py)."""
-    return api_of(change).removesuffix(" (all members)")
+    return api_of(change).removesuffix(ALL_MEMBERS)

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.actions import Change
-from reconciler.i18n import Msg, Said
+from reconciler.i18n import Messages, Msg, Said, Told
 from reconciler.model import ChannelName, DesiredChannel, DesiredState
 from reconciler.providers.base import CONSOLE_PAGE
-from reconciler.providers.lineworks.estimate import Estimate, directory_pages
+from reconciler.providers.lineworks.estimate import ALL_MEMBERS, Estimate, directory_pages
 from reconciler.providers.lineworks.orgunits import ChartCost
 from reconciler.settings import Setting, of
 from reconciler.words import duration_msg
@@ -112,7 +112,7 @@ def _timing(est: Estimate, members: int) -> Msg:
         "(+{pages:,} GET /users, ≈ {reread}); the apply is journaled and resumes where it "
         "stopped",
         est.total,
-        per_api=", ".join(f"{api} {n:,}" for api, n in est.requests.items()),
+        per_api=Told(lambda t: _per_api(est.requests, t)),
         duration=duration_msg(est.seconds, fractions=True),
         pace=est.pace(),
         side=side,
@@ -120,6 +120,17 @@ def _timing(est: Estimate, members: int) -> Msg:
         pages=pages,
         reread=duration_msg(reread, fractions=True),
     )
+
+
+def _per_api(requests: Mapping[str, int], t: Messages) -> str:
+    """`unlink-to-line 2, link-to-line (all members) 1` in the reader's language: the API's
+    name as it is, what "(all members)" says translated."""
+    said = []
+    for api, n in requests.items():
+        name = api.removesuffix(ALL_MEMBERS)
+        label = t._("{api} (all members)", api=name) if name != api else api
+        said.append(f"{label} {n:,}")
+    return t._(", ").join(said)
 
 
 def _managed_keys(desired: DesiredState) -> list[str]:
