@@ -4,6 +4,7 @@ with the same code as in English, and keeps what it names (paths, URIs, emails) 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -273,3 +274,21 @@ def test_a_directory_run_says_each_tenant_failure_in_japanese_and_json_stays_eng
     assert "tenant of" not in japanese.stdout
     as_json = [_lwr(lang, [*args, "--format", "json"], {}).stdout for lang in ("en", "ja")]
     assert as_json[0] == as_json[1] and "is the tenant of 2 files" in as_json[0]
+
+
+def test_an_old_plan_and_a_broken_plan_index_are_said_in_japanese(demo: Path) -> None:
+    assert _lwr("en", ["plan", EXAMPLE, "--out", "p.json"], {}).returncode == 0
+    document = json.loads((demo / "p.json").read_text(encoding="utf-8"))
+    (demo / "old.json").write_text(json.dumps({**document, "format_version": "1.0"}))
+    (demo / "pd").mkdir()
+    (demo / "pd" / "index.json").write_text("x\n")
+    old = _lwr("ja", ["show-plan", "old.json"], {})
+    assert old.returncode == 1
+    assert "実行計画の format_version '1.0' は、この lwr が読める形式（2.x）より古く" in old.stderr
+    assert "ヒント: この lwr で実行計画を作り直してください" in old.stderr
+    index = _lwr("ja", ["apply", "pd", "--auto-approve"], {})
+    assert index.returncode == 1
+    assert "pd/index.json: <document>: 実行計画の一覧ファイルではありません: 正しい JSON では" in (
+        index.stderr
+    )
+    assert "not a plan index" not in old.stderr + index.stderr

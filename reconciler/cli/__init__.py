@@ -36,7 +36,7 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, KeyboardInterrupt):  # click wraps Ctrl-C (and SIGTERM)
             return _interrupted(_signal_of(e.__cause__), _reader(argv))
-        return _fail("Aborted.", ExitCode.ERROR)
+        return _fail(_reader(argv)._("Aborted."), ExitCode.ERROR)
     except click.exceptions.ClickException as e:
         if isinstance(e, click.exceptions.NoSuchOption):
             e = _suggest_double_dash(e, sys.argv[1:] if argv is None else argv)
@@ -90,10 +90,10 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
     # The last line of defence: never a traceback for users. A library's own message may
     # quote a URI it was given, secrets and all.
     text = _scrubbed(f"{type(error).__name__}: {error}", sys.argv[1:] if argv is None else argv)
-    return _fail(
-        f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please report it)",
-        ExitCode.ERROR,
+    told = _reader(argv)._(
+        "Internal error: {error}\n(set LWR_DEBUG=1 for details and please report it)", error=text
     )
+    return _fail(told, ExitCode.ERROR)
 
 
 def _reader(argv: list[str] | None) -> Messages:

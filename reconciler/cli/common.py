@@ -17,7 +17,6 @@ from reconciler.cli.lazy import files
 from reconciler.errors import LwrError
 from reconciler.terminal import printable
 from reconciler.uris import DEFAULT_TENANT, local_path
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.i18n import Messages
@@ -186,7 +185,13 @@ def echo_policy(report: PolicyReport) -> None:
 def write_markdown_parts(directory: str, parts: list[str]) -> None:
     """DIR/part-N.md for each part; part files of an earlier, longer rendering are removed."""
     folder = files.write_parts(directory, parts, protected_files())
-    click.echo(f"Wrote {plural(len(parts), 'markdown part')} to {folder}/.", err=True)
+    wrote = messages().n_(
+        "Wrote {n} markdown part to {folder}/.",
+        "Wrote {n} markdown parts to {folder}/.",
+        len(parts),
+        folder=str(folder),
+    )
+    click.echo(printable(wrote), err=True)
 
 
 def write_output(path: str, text: str) -> None:
