@@ -292,3 +292,61 @@ def test_an_old_plan_and_a_broken_plan_index_are_said_in_japanese(demo: Path) ->
         index.stderr
     )
     assert "not a plan index" not in old.stderr + index.stderr
+
+
+#: click's usage errors: (arguments, click's English line, the Japanese line).
+USAGE: dict[str, tuple[list[str], str, str]] = {
+    "missing argument": (
+        ["plan"],
+        "Error: Missing argument 'FILE'.",
+        "エラー: 引数 'FILE' がありません。",
+    ),
+    "value not a choice": (
+        ["plan", EXAMPLE, "--format", "bogus"],
+        "Error: Invalid value for '--format': 'bogus' is not one of 'text', 'json', 'markdown'.",
+        "エラー: '--format' の値が正しくありません: 'bogus' は 'text'、'json'、'markdown' の"
+        "いずれでもありません。",
+    ),
+    "unknown command": (
+        ["bogus"],
+        "Error: No such command 'bogus'.",
+        "エラー: 'bogus' というコマンドはありません。",
+    ),
+    "unknown option with close matches": (
+        ["plan", EXAMPLE, "--formt", "json"],
+        "Error: No such option '--formt'. (Did you mean one of: '--compact', '--format', '--out'?)",
+        "エラー: '--formt' というオプションはありません。'--compact'、'--format'、'--out' の"
+        "ことですか？",
+    ),
+    "a Terraform flag": (
+        ["plan", "-detailed-exitcode", EXAMPLE],
+        "Error: No such option: -detailed-exitcode: did you mean --detailed-exitcode?",
+        "エラー: -detailed-exitcode というオプションはありません。"
+        "--detailed-exitcode のことですか？",
+    ),
+    "an option without its value": (
+        ["plan", EXAMPLE, "--out"],
+        "Error: Option '--out' requires an argument.",
+        "エラー: オプション '--out' には値が必要です。",
+    ),
+    "a flag given a value": (
+        ["unlock", "--yes=1"],
+        "Error: Option '--yes' does not take a value.",
+        "エラー: オプション '--yes' には値を指定できません。",
+    ),
+    "an extra argument": (
+        ["plan", EXAMPLE, "more.yaml"],
+        "Error: Got unexpected extra argument (more.yaml)",
+        "エラー: 余分な引数があります（more.yaml）",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE))
+def test_usage_errors_are_said_in_japanese_and_click_english_is_kept(demo: Path, case: str) -> None:
+    args, english_line, japanese_line = USAGE[case]
+    english, japanese = _lwr("en", args, {}), _lwr("ja", args, {})
+    assert english.returncode == japanese.returncode == 1
+    assert english.stderr.rstrip("\n").endswith(english_line), english.stderr
+    assert japanese.stderr.rstrip("\n").endswith(japanese_line), japanese.stderr
+    assert "Error" not in japanese.stderr and "Usage" not in japanese.stderr

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler import __version__
-from reconciler.cli.helptext import N_, HelpGroup
+from reconciler.cli.helptext import N_, Choice, HelpGroup
 from reconciler.cli.lazy import files
 from reconciler.errors import LwrError
 from reconciler.terminal import printable
@@ -60,7 +60,7 @@ def text_or_json(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["text", "json"]),
+        type=Choice(["text", "json"]),
         default="text",
         show_default=True,
         help=help,
@@ -70,7 +70,7 @@ def text_or_json(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 format_option = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
+    type=Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
     help=N_("Output format."),
@@ -337,7 +337,7 @@ class LazyGroup(HelpGroup):
 @click.version_option(__version__, prog_name="lwr")
 @click.option(
     "--lang",
-    type=click.Choice(["ja", "en"]),
+    type=Choice(["ja", "en"]),
     default=None,
     is_eager=True,  # before --help: `lwr --lang ja --help` is in Japanese
     help=N_(

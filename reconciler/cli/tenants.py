@@ -20,7 +20,7 @@ from reconciler.cli.common import (
     write_or_echo,
     write_output,
 )
-from reconciler.cli.helptext import N_
+from reconciler.cli.helptext import N_, Choice
 from reconciler.errors import Cancelled, UsageError
 from reconciler.i18n import Said
 from reconciler.model import ChannelName
@@ -275,7 +275,7 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
 @click.argument("external")
 @click.option(
     "--channel",
-    type=click.Choice([c.value for c in ChannelName]),
+    type=Choice([c.value for c in ChannelName]),
     required=True,
     help=N_("Where the external person adds MEMBER: line (LINE) or lineworks (another company)."),
 )
