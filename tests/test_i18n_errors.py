@@ -350,3 +350,16 @@ def test_usage_errors_are_said_in_japanese_and_click_english_is_kept(demo: Path,
     assert english.stderr.rstrip("\n").endswith(english_line), english.stderr
     assert japanese.stderr.rstrip("\n").endswith(japanese_line), japanese.stderr
     assert "Error" not in japanese.stderr and "Usage" not in japanese.stderr
+
+
+def test_the_simulator_marks_hidden_rooms_in_the_reader_language(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lwr tenant messages` after a member left: the rooms the console hid are marked."""
+    monkeypatch.chdir(demo)
+    assert _lwr("en", ["tenant", "leave", "alice@example.co.jp"], {}).returncode == 0
+    english, japanese = (_lwr(lang, ["tenant", "messages"], {}) for lang in ("en", "ja"))
+    assert english.returncode == japanese.returncode == 0
+    assert "alice@example.co.jp ↔ U-line-001 [hidden]" in english.stdout
+    assert "alice@example.co.jp ↔ U-line-001 [非表示]" in japanese.stdout, japanese.stdout
+    assert "[hidden]" not in japanese.stdout

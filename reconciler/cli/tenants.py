@@ -308,9 +308,10 @@ def tenant_messages(tenant_uri: str, search: str | None) -> int:
         rows = t.messages(search=search)
     finally:
         t.close()
+    words = messages()
     for row in rows:
-        hidden = " [hidden]" if row.hidden else ""
-        auto = " (automatic greeting)" if row.automatic else ""
+        hidden = " " + words._("[hidden]") if row.hidden else ""
+        auto = " " + words._("(automatic greeting)") if row.automatic else ""
         click.echo(
             f"{row.sent_at}  {row.channel:<9} {row.member} ↔ {row.external}{hidden}  "
             f"{row.sender}{auto}: {printable(row.text)}"
