@@ -203,7 +203,7 @@ def write_or_echo(text: str, out: str | None, written: str) -> None:
     """`text` into the file --out names, then `written` on stderr; without --out, to stdout."""
     if out:
         write_output(out, text)
-        click.echo(written, err=True)
+        click.echo(printable(written), err=True)
     else:
         click.echo(text, nl=False)
 
@@ -216,6 +216,8 @@ def protected_files(*, with_tenants: bool = True) -> files.Protected:
     Read from the click context, so that every command that writes a file protects what it
     was pointed at without each passing its URIs down to where the file is written.
     """
+    from reconciler.i18n import Said  # when a file is written: start-up stays light
+
     params = click.get_current_context().params
     tenants = {params.get("tenant_uri") or "", os.environ.get("LWR_TENANT", DEFAULT_TENANT)}
     databases: list[tuple[Path, str]] = []
@@ -227,9 +229,9 @@ def protected_files(*, with_tenants: bool = True) -> files.Protected:
         except LwrError:
             continue  # a bad URI fails on its own, where the tenant or store is opened
         if path is not None and with_tenants:
-            databases.append((path, f"the tenant's file ({uri})"))
+            databases.append((path, Said.of("the tenant's file ({uri})", uri=uri)))
         if state.path is not None:
-            what = f"a file of the state store ({state.path})"
+            what = Said.of("a file of the state store ({path})", path=str(state.path))
             databases += [(state.path, what), (state.path.parent / "attested.db", what)]
             folders.append((state.path.parent / f"{state.path.name}.locks", what))
     return files.Protected.of(databases, folders)
