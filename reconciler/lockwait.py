@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from reconciler.errors import LockHeld, UsageError
+from reconciler.i18n import Said
 
 if TYPE_CHECKING:
     from reconciler.store import StateLocation
@@ -32,10 +33,25 @@ def parse_duration(text: str) -> float:
     match = _DURATION.fullmatch(text.strip())
     if not text.strip() or match is None:
         raise UsageError(
-            f"--lock-timeout {text!r} is not a duration: use e.g. 30s, 5m, 1h or 0 (fail at once)"
+            Said.of(
+                "--lock-timeout {text!r} is not a duration: use e.g. 30s, 5m, 1h or 0 "
+                "(fail at once)",
+                text=text,
+            )
         )
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
+
+
+def _waited_in_vain(held: LockHeld, timeout: float) -> Said:
+    """The store's LockHeld message (said in any language, as it was raised) once
+    `--lock-timeout` waited `timeout` seconds for the holder in vain."""
+    error = held.args[0] if len(held.args) == 1 and isinstance(held.args[0], str) else str(held)
+    return Said.of(
+        "{error} (waited {duration} for it: --lock-timeout)",
+        error=error,
+        duration=show_duration(timeout),
+    )
 
 
 def show_duration(seconds: float) -> str:
@@ -66,8 +82,7 @@ class LockWait:
                 if left <= 0:
                     if self.timeout <= 0:
                         raise
-                    waited = show_duration(self.timeout)
-                    raise LockHeld(f"{held} (waited {waited} for it: --lock-timeout)") from held
+                    raise LockHeld(_waited_in_vain(held, self.timeout)) from held
                 if not told:
                     self._tell(store, tenant_key)
                     told = True

@@ -21,6 +21,7 @@ from reconciler.actions import Change
 from reconciler.change_json import change_json
 from reconciler.errors import InputError, Problem
 from reconciler.gate import Gate
+from reconciler.i18n import Said
 from reconciler.model import ChannelName, DesiredState, SafetySettings, TenantState
 from reconciler.planner import Diff, ExecutionOf, diff
 from reconciler.settings import SETTINGS
@@ -220,19 +221,25 @@ def unsupported_version(source: str, version: str) -> Problem:
             0,
             0,
             "format_version",
-            f"plan format_version {version!r} is older than this lwr reads "
-            f"({major}.x): it does not carry the desired document that apply "
-            "checks a plan against",
-            "make the plan again with this lwr: `lwr plan FILE --out PLAN.json`",
+            Said.of(
+                "plan format_version {version} is older than this lwr reads ({major}.x): it "
+                "does not carry the desired document that apply checks a plan against",
+                version=repr(version),
+                major=major,
+            ),
+            Said.of("make the plan again with this lwr: `lwr plan FILE --out PLAN.json`"),
         )
     return Problem(
         source,
         0,
         0,
         "format_version",
-        f"unsupported plan format_version {version!r}",
-        f"this lwr reads {major}.x plans; apply it with the lwr that made it, or "
-        "make the plan again with this one",
+        Said.of("unsupported plan format_version {version}", version=repr(version)),
+        Said.of(
+            "this lwr reads {major}.x plans; apply it with the lwr that made it, or make the "
+            "plan again with this one",
+            major=major,
+        ),
     )
 
 

@@ -126,10 +126,13 @@ def read_index(plandir: str | Path) -> list[Entry]:
     try:
         data = json.loads(read_input(source).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise _bad_index(source, f"not valid JSON ({e})") from e
+        raise _bad_index(source, Said.of("not valid JSON ({reason})", reason=str(e))) from e
     version = data.get("format_version") if isinstance(data, dict) else None
     if isinstance(version, str) and version.split(".")[0] != INDEX_VERSION.split(".")[0]:
-        raise _bad_index(source, f"format_version {version} is not one this lwr reads (1.x)")
+        unread = Said.of(
+            "format_version {version} is not one this lwr reads (1.x)", version=version
+        )
+        raise _bad_index(source, unread)
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
@@ -154,8 +157,8 @@ def _bad_index(source: str, why: str) -> InputError:
                 0,
                 0,
                 "",
-                f"not a plan index: {why}",
-                "write PLANDIR with `lwr plan DIR --out PLANDIR`",
+                Said.of("not a plan index: {why}", why=why),
+                Said.of("write PLANDIR with `lwr plan DIR --out PLANDIR`"),
             )
         ]
     )

@@ -36,7 +36,6 @@ from reconciler.plan import (
 )
 from reconciler.resources import load_schema
 from reconciler.sourcelines import SavedLines
-from reconciler.words import plural
 from reconciler.yamlsafe import Locator, format_path
 
 SCHEMA_FILE = "plan.schema.json"
@@ -286,9 +285,11 @@ def first_difference(saved: Mapping[str, Any], fresh: Mapping[str, Any]) -> str 
             if found:
                 return found
         elif not _same(saved.get(key, _MISSING), fresh.get(key, _MISSING)):
-            return (
-                f"{key}: the plan says {_brief(saved.get(key, _MISSING))}, planning now "
-                f"gives {_brief(fresh.get(key, _MISSING))}"
+            return Said.of(
+                "{key}: the plan says {saved}, planning now gives {fresh}",
+                key=key,
+                saved=_brief(saved.get(key, _MISSING)),
+                fresh=_brief(fresh.get(key, _MISSING)),
             )
     return None
 
@@ -297,22 +298,28 @@ def _changes_difference(saved: list[Any], fresh: list[Any]) -> str | None:
     for i, (a, b) in enumerate(zip(saved, fresh, strict=False)):
         if _same(a, b):
             continue
-        name = a.get("id") if isinstance(a, dict) else None
-        label = f"change {i + 1} ({_brief(name)})"
+        label = {"i": i + 1, "id": _brief(a.get("id") if isinstance(a, dict) else None)}
         if isinstance(a, dict) and isinstance(b, dict):
             for field in dict.fromkeys([*b, *a]):
                 if not _same(a.get(field, _MISSING), b.get(field, _MISSING)):
-                    return (
-                        f"{label}: {field} is {_brief(a.get(field, _MISSING))} in the "
-                        f"plan, {_brief(b.get(field, _MISSING))} when planned now"
+                    return Said.of(
+                        "change {i} ({id}): {field} is {saved} in the plan, {fresh} when "
+                        "planned now",
+                        field=field,
+                        saved=_brief(a.get(field, _MISSING)),
+                        fresh=_brief(b.get(field, _MISSING)),
+                        **label,
                     )
-        return f"{label} differs from change {i + 1} planned now"
+        return Said.of("change {i} ({id}) differs from change {i} planned now", **label)
     if len(saved) != len(fresh):
         extra = saved[len(fresh)] if len(saved) > len(fresh) else fresh[len(saved)]
         name = extra.get("id") if isinstance(extra, dict) else None
-        return (
-            f"the plan has {plural(len(saved), 'change')}, planning now gives {len(fresh)} (first "
-            f"not in both: {_brief(name)})"
+        return Said.counted(
+            "the plan has {n} change, planning now gives {fresh} (first not in both: {id})",
+            "the plan has {n} changes, planning now gives {fresh} (first not in both: {id})",
+            len(saved),
+            fresh=len(fresh),
+            id=_brief(name),
         )
     return None
 
@@ -332,6 +339,6 @@ def _same(a: Any, b: Any) -> bool:
 
 def _brief(value: Any) -> str:
     if value is _MISSING:
-        return "absent"
+        return Said.of("absent")
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= 80 else text[:77] + "…"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from reconciler.errors import StateError
+from reconciler.i18n import Said
 from reconciler.model import MembersSpec, SelectorRule
 
 __all__ = ["Churn", "Selection", "churn", "decode", "encode", "left_by", "selection_of"]
@@ -59,7 +60,10 @@ def decode(blob: bytes) -> Selection:
         }
     except (zlib.error, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StateError(
-            f"the last apply's selection in the state store is unreadable: {exc}"
+            Said.of(
+                "the last apply's selection in the state store is unreadable: {reason}",
+                reason=str(exc),
+            )
         ) from exc
 
 

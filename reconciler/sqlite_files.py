@@ -14,10 +14,10 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
-from reconciler.i18n import Said
+from reconciler.i18n import N_, Said, Told
 
 T = TypeVar("T")
 
@@ -144,17 +144,33 @@ class RereadPolicy:
 REREAD = RereadPolicy(attempts=3)
 
 
-def changed_while_read(what: str, path: Path, attempts: int) -> str:
-    """The message of a read that saw a writer every time (RereadPolicy gave up)."""
-    return (
-        f"{what} {path} was changed by another process each of the {attempts} times it was "
-        "read; run the command again once it is not being written (an apply may be running)"
-    )
+#: What a lock-free read reads: the local tenant's file or the attested state's.
+ReadKind = Literal["local tenant", "the attested state"]
+#: The message of a lock-free read that saw a writer every time, per file it reads: a whole
+#: sentence each, so that the file's kind is translated with it.
+_CHANGED_WHILE_READ: dict[ReadKind, str] = {
+    "local tenant": N_(
+        "local tenant {path} was changed by another process each of the {attempts} times it "
+        "was read; run the command again once it is not being written (an apply may be running)"
+    ),
+    "the attested state": N_(
+        "the attested state {path} was changed by another process each of the {attempts} "
+        "times it was read; run the command again once it is not being written (an apply may "
+        "be running)"
+    ),
+}
 
 
-def damage_advice(path: Path) -> str:
+def changed_while_read(what: ReadKind, path: Path, attempts: int) -> Said:
+    """The message of a read that saw a writer every time (RereadPolicy gave up); `what` is
+    the kind of file read."""
+    return Said.of(_CHANGED_WHILE_READ[what], path=str(path), attempts=attempts)
+
+
+def damage_advice(path: Path) -> Said:
     """What is safe to do with a damaged database at `path`, and what would lose data."""
-    keep = ", ".join(str(sidecar(path, s)) for s in SIDECARS if sidecar(path, s).exists())
+    kept = [str(sidecar(path, s)) for s in SIDECARS if sidecar(path, s).exists()]
+    keep = Told(lambda t: t._(", ").join(kept))  # the files listed the reader's way
     if has_wal(path):
         return Said.of(
             "do not delete {wal}: it holds changes not yet copied into "
@@ -164,7 +180,7 @@ def damage_advice(path: Path) -> str:
             path=str(path),
             keep=keep,
         )
-    if keep:
+    if kept:
         return Said.of(
             "copy {path} together with {keep} somewhere safe, then restore it from a backup "
             "(`sqlite3 FILE .recover` may salvage what is left)",
@@ -204,14 +220,19 @@ def tables_of(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
 
 def schema_gaps(
     expected: dict[str, tuple[str, ...]], have: dict[str, tuple[str, ...]]
-) -> list[str]:
-    """What of `expected` is missing from `have`, in words; tables lwr does not know are fine."""
+) -> list[Said]:
+    """What of `expected` is missing from `have`, in words (each said in any language);
+    tables lwr does not know are fine."""
     gaps = []
     for table, columns in expected.items():
         if table not in have:
-            gaps.append(f"table {table} is missing")
+            gaps.append(Said.of("table {table} is missing", table=table))
             continue
         lost = [c for c in columns if c not in have[table]]
         if lost:
-            gaps.append(f"table {table} lacks column(s) {', '.join(lost)}")
+            gaps.append(
+                Said.of(
+                    "table {table} lacks column(s) {columns}", table=table, columns=", ".join(lost)
+                )
+            )
     return gaps

@@ -143,7 +143,7 @@ def check_saved_plan(
         return Planned(fresh.desired, fresh.current, pinned)
     from reconciler.saved_plan import first_difference
 
-    where = first_difference(saved.document, pinned.to_json()) or "its plan_digest"
+    where = first_difference(saved.document, pinned.to_json()) or Said.of("its plan_digest")
     raise StalePlan(
         Said.of(
             "refused: the plan was edited or the tenant changed since it was made ({at}): "

@@ -4,6 +4,7 @@ with the same code as in English, and keeps what it names (paths, URIs, emails) 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -273,3 +274,92 @@ def test_a_directory_run_says_each_tenant_failure_in_japanese_and_json_stays_eng
     assert "tenant of" not in japanese.stdout
     as_json = [_lwr(lang, [*args, "--format", "json"], {}).stdout for lang in ("en", "ja")]
     assert as_json[0] == as_json[1] and "is the tenant of 2 files" in as_json[0]
+
+
+def test_an_old_plan_and_a_broken_plan_index_are_said_in_japanese(demo: Path) -> None:
+    assert _lwr("en", ["plan", EXAMPLE, "--out", "p.json"], {}).returncode == 0
+    document = json.loads((demo / "p.json").read_text(encoding="utf-8"))
+    (demo / "old.json").write_text(json.dumps({**document, "format_version": "1.0"}))
+    (demo / "pd").mkdir()
+    (demo / "pd" / "index.json").write_text("x\n")
+    old = _lwr("ja", ["show-plan", "old.json"], {})
+    assert old.returncode == 1
+    assert "実行計画の format_version '1.0' は、この lwr が読める形式（2.x）より古く" in old.stderr
+    assert "ヒント: この lwr で実行計画を作り直してください" in old.stderr
+    index = _lwr("ja", ["apply", "pd", "--auto-approve"], {})
+    assert index.returncode == 1
+    assert "pd/index.json: <document>: 実行計画の一覧ファイルではありません: 正しい JSON では" in (
+        index.stderr
+    )
+    assert "not a plan index" not in old.stderr + index.stderr
+
+
+#: click's usage errors: (arguments, click's English line, the Japanese line).
+USAGE: dict[str, tuple[list[str], str, str]] = {
+    "missing argument": (
+        ["plan"],
+        "Error: Missing argument 'FILE'.",
+        "エラー: 引数 'FILE' がありません。",
+    ),
+    "value not a choice": (
+        ["plan", EXAMPLE, "--format", "bogus"],
+        "Error: Invalid value for '--format': 'bogus' is not one of 'text', 'json', 'markdown'.",
+        "エラー: '--format' の値が正しくありません: 'bogus' は 'text'、'json'、'markdown' の"
+        "いずれでもありません。",
+    ),
+    "unknown command": (
+        ["bogus"],
+        "Error: No such command 'bogus'.",
+        "エラー: 'bogus' というコマンドはありません。",
+    ),
+    "unknown option with close matches": (
+        ["plan", EXAMPLE, "--formt", "json"],
+        "Error: No such option '--formt'. (Did you mean one of: '--compact', '--format', '--out'?)",
+        "エラー: '--formt' というオプションはありません。'--compact'、'--format'、'--out' の"
+        "ことですか？",
+    ),
+    "a Terraform flag": (
+        ["plan", "-detailed-exitcode", EXAMPLE],
+        "Error: No such option: -detailed-exitcode: did you mean --detailed-exitcode?",
+        "エラー: -detailed-exitcode というオプションはありません。"
+        "--detailed-exitcode のことですか？",
+    ),
+    "an option without its value": (
+        ["plan", EXAMPLE, "--out"],
+        "Error: Option '--out' requires an argument.",
+        "エラー: オプション '--out' には値が必要です。",
+    ),
+    "a flag given a value": (
+        ["unlock", "--yes=1"],
+        "Error: Option '--yes' does not take a value.",
+        "エラー: オプション '--yes' には値を指定できません。",
+    ),
+    "an extra argument": (
+        ["plan", EXAMPLE, "more.yaml"],
+        "Error: Got unexpected extra argument (more.yaml)",
+        "エラー: 余分な引数があります（more.yaml）",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE))
+def test_usage_errors_are_said_in_japanese_and_click_english_is_kept(demo: Path, case: str) -> None:
+    args, english_line, japanese_line = USAGE[case]
+    english, japanese = _lwr("en", args, {}), _lwr("ja", args, {})
+    assert english.returncode == japanese.returncode == 1
+    assert english.stderr.rstrip("\n").endswith(english_line), english.stderr
+    assert japanese.stderr.rstrip("\n").endswith(japanese_line), japanese.stderr
+    assert "Error" not in japanese.stderr and "Usage" not in japanese.stderr
+
+
+def test_the_simulator_marks_hidden_rooms_in_the_reader_language(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lwr tenant messages` after a member left: the rooms the console hid are marked."""
+    monkeypatch.chdir(demo)
+    assert _lwr("en", ["tenant", "leave", "alice@example.co.jp"], {}).returncode == 0
+    english, japanese = (_lwr(lang, ["tenant", "messages"], {}) for lang in ("en", "ja"))
+    assert english.returncode == japanese.returncode == 0
+    assert "alice@example.co.jp ↔ U-line-001 [hidden]" in english.stdout
+    assert "alice@example.co.jp ↔ U-line-001 [非表示]" in japanese.stdout, japanese.stdout
+    assert "[hidden]" not in japanese.stdout

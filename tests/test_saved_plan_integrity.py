@@ -660,3 +660,16 @@ def test_the_fast_change_check_knows_the_actions_and_channels_the_schema_lists()
     defs = load_schema("plan.schema.json")["$defs"]
     assert set(defs["change"]["properties"]["action"]["enum"]) == ACTION_NAMES
     assert set(defs["channel"]["enum"]) == CHANNEL_NAMES
+
+
+def test_the_edit_found_by_planning_again_is_named_in_japanese(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal names the first differing change and field in the reader's language; the
+    values quoted from the file stay as written."""
+    plan = edited(saved(demo, ADD_DAVE), first(reason="書き換え"), digests=True)
+    err = refused(demo, ["--lang", "ja", "apply", str(plan), "--auto-approve"], capsys, code=3)
+    assert (
+        '変更 1（"line/add_member/dave@example.co.jp"）: reason が実行計画では "書き換え"、' in err
+    )
+    assert "in the plan" not in err and "planned now" not in err

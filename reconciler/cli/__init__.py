@@ -36,13 +36,19 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, KeyboardInterrupt):  # click wraps Ctrl-C (and SIGTERM)
             return _interrupted(_signal_of(e.__cause__), _reader(argv))
-        return _fail("Aborted.", ExitCode.ERROR)
+        return _fail(_reader(argv)._("Aborted."), ExitCode.ERROR)
     except click.exceptions.ClickException as e:
         if isinstance(e, click.exceptions.NoSuchOption):
             e = _suggest_double_dash(e, sys.argv[1:] if argv is None else argv)
-        shown = io.StringIO()  # click quotes the bad value: shown printable like our own
-        e.show(file=shown)
-        click.echo(printable(shown.getvalue()), err=True, nl=False)
+        if isinstance(e, click.exceptions.UsageError):
+            from reconciler.cli.usage import usage_error_text
+
+            text = usage_error_text(e, _reader(argv), sys.argv[1:] if argv is None else argv)
+        else:
+            shown = io.StringIO()
+            e.show(file=shown)
+            text = shown.getvalue()
+        click.echo(printable(text), err=True, nl=False)  # click quotes the bad value
         return ExitCode.ERROR  # bad usage is bad input; CHANGES means "changes present"
     except ApplyStopped as e:  # what it did is said already (cli.applying): now why
         if e.interrupted:
@@ -65,8 +71,9 @@ def _suggest_double_dash(
         name, eq, value = word.partition("=")
         single = name[:1] == "-" and name[1:2] != "-" and name.startswith(error.option_name)
         if single and f"-{name}" in known:
-            meant = f"No such option: {word}: did you mean -{name}{eq}{value}?"
-            return click.exceptions.NoSuchOption(word, meant, ctx=error.ctx)
+            from reconciler.cli.usage import DoubleDash
+
+            return DoubleDash(word, f"-{name}{eq}{value}", error.ctx)
     return error
 
 
@@ -90,10 +97,10 @@ def _failure(error: BaseException, argv: list[str] | None) -> int:
     # The last line of defence: never a traceback for users. A library's own message may
     # quote a URI it was given, secrets and all.
     text = _scrubbed(f"{type(error).__name__}: {error}", sys.argv[1:] if argv is None else argv)
-    return _fail(
-        f"Internal error: {text}\n(set LWR_DEBUG=1 for details and please report it)",
-        ExitCode.ERROR,
+    told = _reader(argv)._(
+        "Internal error: {error}\n(set LWR_DEBUG=1 for details and please report it)", error=text
     )
+    return _fail(told, ExitCode.ERROR)
 
 
 def _reader(argv: list[str] | None) -> Messages:

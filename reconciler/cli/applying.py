@@ -23,7 +23,7 @@ from reconciler.cli.common import (
     state_option,
     tenant_option,
 )
-from reconciler.cli.helptext import N_
+from reconciler.cli.helptext import N_, Choice
 from reconciler.cli.plans import emit_fleet
 from reconciler.errors import (
     Cancelled,
@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 @click.option(
     "--manual",
     "manual",
-    type=click.Choice(["ask", "attested", "skip"]),
+    type=Choice(["ask", "attested", "skip"]),
     default=None,
     help=N_(
         "Manual steps (settings with no public API): ask = wait for the admin to "

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler import __version__
-from reconciler.cli.helptext import N_, HelpGroup
+from reconciler.cli.helptext import N_, Choice, HelpGroup
 from reconciler.cli.lazy import files
 from reconciler.errors import LwrError
 from reconciler.terminal import printable
 from reconciler.uris import DEFAULT_TENANT, local_path
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.i18n import Messages
@@ -61,7 +60,7 @@ def text_or_json(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["text", "json"]),
+        type=Choice(["text", "json"]),
         default="text",
         show_default=True,
         help=help,
@@ -71,7 +70,7 @@ def text_or_json(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 format_option = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
+    type=Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
     help=N_("Output format."),
@@ -186,7 +185,13 @@ def echo_policy(report: PolicyReport) -> None:
 def write_markdown_parts(directory: str, parts: list[str]) -> None:
     """DIR/part-N.md for each part; part files of an earlier, longer rendering are removed."""
     folder = files.write_parts(directory, parts, protected_files())
-    click.echo(f"Wrote {plural(len(parts), 'markdown part')} to {folder}/.", err=True)
+    wrote = messages().n_(
+        "Wrote {n} markdown part to {folder}/.",
+        "Wrote {n} markdown parts to {folder}/.",
+        len(parts),
+        folder=str(folder),
+    )
+    click.echo(printable(wrote), err=True)
 
 
 def write_output(path: str, text: str) -> None:
@@ -198,7 +203,7 @@ def write_or_echo(text: str, out: str | None, written: str) -> None:
     """`text` into the file --out names, then `written` on stderr; without --out, to stdout."""
     if out:
         write_output(out, text)
-        click.echo(written, err=True)
+        click.echo(printable(written), err=True)
     else:
         click.echo(text, nl=False)
 
@@ -211,6 +216,8 @@ def protected_files(*, with_tenants: bool = True) -> files.Protected:
     Read from the click context, so that every command that writes a file protects what it
     was pointed at without each passing its URIs down to where the file is written.
     """
+    from reconciler.i18n import Said  # when a file is written: start-up stays light
+
     params = click.get_current_context().params
     tenants = {params.get("tenant_uri") or "", os.environ.get("LWR_TENANT", DEFAULT_TENANT)}
     databases: list[tuple[Path, str]] = []
@@ -222,9 +229,9 @@ def protected_files(*, with_tenants: bool = True) -> files.Protected:
         except LwrError:
             continue  # a bad URI fails on its own, where the tenant or store is opened
         if path is not None and with_tenants:
-            databases.append((path, f"the tenant's file ({uri})"))
+            databases.append((path, Said.of("the tenant's file ({uri})", uri=uri)))
         if state.path is not None:
-            what = f"a file of the state store ({state.path})"
+            what = Said.of("a file of the state store ({path})", path=str(state.path))
             databases += [(state.path, what), (state.path.parent / "attested.db", what)]
             folders.append((state.path.parent / f"{state.path.name}.locks", what))
     return files.Protected.of(databases, folders)
@@ -332,7 +339,7 @@ class LazyGroup(HelpGroup):
 @click.version_option(__version__, prog_name="lwr")
 @click.option(
     "--lang",
-    type=click.Choice(["ja", "en"]),
+    type=Choice(["ja", "en"]),
     default=None,
     is_eager=True,  # before --help: `lwr --lang ja --help` is in Japanese
     help=N_(

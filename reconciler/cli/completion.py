@@ -6,6 +6,7 @@ import click
 from click.shell_completion import get_completion_class
 
 from reconciler.cli.common import cli
+from reconciler.cli.helptext import Choice
 from reconciler.errors import UsageError
 from reconciler.i18n import Said
 
@@ -13,7 +14,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 
 @cli.command()
-@click.argument("shell", type=click.Choice(SHELLS))
+@click.argument("shell", type=Choice(SHELLS))
 def completion(shell: str) -> int:
     """Print the completion script for SHELL; load it from your shell's start-up file:
 

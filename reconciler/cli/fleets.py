@@ -41,10 +41,10 @@ def _protected(results: Sequence[TenantResult], state_uri: str | None) -> files.
         path = local_path(r.uri) if r.uri else None
         if path is None or r.uri is None:
             continue
-        databases.append((path, f"the tenant's file ({r.uri})"))
+        databases.append((path, Said.of("the tenant's file ({uri})", uri=r.uri)))
         store = StateLocation.resolve(state_uri, r.uri).path
         if store is not None:
-            what = f"a file of the state store ({store})"
+            what = Said.of("a file of the state store ({path})", path=str(store))
             databases += [(store, what), (store.parent / "attested.db", what)]
     more = files.Protected.of(databases)
     return files.Protected(base.files + more.files, base.folders + more.folders)

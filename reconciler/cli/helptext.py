@@ -19,7 +19,7 @@ import click
 if TYPE_CHECKING:
     from reconciler.i18n import Messages
 
-__all__ = ["N_", "HelpCommand", "HelpGroup"]
+__all__ = ["N_", "Choice", "HelpCommand", "HelpGroup"]
 
 
 def N_(message: str) -> str:
@@ -55,6 +55,28 @@ class _Translated(click.Command):
         formatter = CellFormatter(width=ctx.terminal_width, max_width=ctx.max_content_width)
         self.format_help(ctx, formatter)
         return formatter.getvalue().rstrip("\n")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """click's own, but extra arguments are refused in words the reader's language can
+        say again (cli.usage)."""
+        if ctx.allow_extra_args or ctx.resilient_parsing:
+            return super().parse_args(ctx, args)
+        ctx.allow_extra_args = True  # checked below instead, in our words
+        try:
+            extra = super().parse_args(ctx, args)
+        finally:
+            ctx.allow_extra_args = False
+        if extra:
+            from reconciler.i18n import Said
+
+            said = Said.counted(
+                "Got unexpected extra argument ({args})",
+                "Got unexpected extra arguments ({args})",
+                len(extra),
+                args=" ".join(extra),
+            )
+            raise click.UsageError(said, ctx)
+        return extra
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         t = reader(ctx)
@@ -132,6 +154,19 @@ class HelpGroup(_Translated, click.Group):
 
     command_class = HelpCommand
     group_class: type[click.Group] | type[type] | None = type  # a subgroup: this class
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's own, but an unknown command is refused in words the reader's language can
+        say again (cli.usage)."""
+        name = args[0] if args else ""
+        unknown = self.get_command(ctx, name) is None and not name.startswith("-")
+        if unknown and not ctx.resilient_parsing:
+            from reconciler.i18n import Said
+
+            raise click.UsageError(Said.of("No such command {name}.", name=repr(name)), ctx)
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         t = reader(ctx)
@@ -267,3 +302,18 @@ class CellFormatter(click.HelpFormatter):
             pad = " " * (first + col_spacing + self.current_indent)
             self.write(lines[0] + "\n" if lines else "\n")
             self.write("".join(f"{pad}{line}\n" for line in lines[1:]))
+
+
+class Choice(click.Choice[str]):
+    """click.Choice whose refusal of a value is said in the run's language."""
+
+    def get_invalid_choice_message(self, value: object, ctx: click.Context | None) -> str:
+        """`'x' is not one of 'text', 'json'.`, said again in the reader's language."""
+        from reconciler.i18n import Said, Told  # on a refusal only: start-up stays light
+
+        choices = [repr(choice) for choice in self.choices]
+        return Said.of(
+            "{value} is not one of {choices}.",
+            value=repr(value),
+            choices=Told(lambda t: t._(", ").join(choices)),
+        )

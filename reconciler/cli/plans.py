@@ -255,13 +255,13 @@ def show_plan(
     policy.raise_if_denied()
     if planned.plan.changes:  # as apply: a plan with nothing to do passes the gate
         planned.plan.raise_if_unsafe(allow_destructive=allow_destructive)
-    click.echo(
-        printable(
-            f"Up to date: {plan.tenant} is as it was when the plan was made "
-            f"({plan.created_at or 'unknown time'}); apply would accept it."
-        ),
-        err=True,
+    t = messages()
+    said = t._(
+        "Up to date: {tenant} is as it was when the plan was made ({at}); apply would accept it.",
+        tenant=plan.tenant,
+        at=plan.created_at or t._("unknown time"),
     )
+    click.echo(printable(said), err=True)
     return 0
 
 

@@ -264,8 +264,19 @@ def state_migrate(state_uri: str | None, tenant_uri: str) -> int:
     """
     location = state_for(state_uri, tenant_uri)
     before, after = location.migrate()
+    t = messages()
     if before == after:
-        click.echo(f"State schema in {location} is up to date (version {after}).")
+        said = t._(
+            "State schema in {location} is up to date (version {after}).",
+            after=after,
+            location=str(location),
+        )
     else:
-        click.echo(f"State schema in {location} migrated from version {before} to {after}.")
+        said = t._(
+            "State schema in {location} migrated from version {before} to {after}.",
+            location=str(location),
+            before=before,
+            after=after,
+        )
+    click.echo(printable(said))
     return 0

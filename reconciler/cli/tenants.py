@@ -20,7 +20,7 @@ from reconciler.cli.common import (
     write_or_echo,
     write_output,
 )
-from reconciler.cli.helptext import N_
+from reconciler.cli.helptext import N_, Choice
 from reconciler.errors import Cancelled, UsageError
 from reconciler.i18n import Said
 from reconciler.model import ChannelName
@@ -94,7 +94,7 @@ def export(
         text = workflow.export_yaml(provider, hint, selectors=selectors)
     if schema_out:
         write_output(schema_out, schema_text())
-    write_or_echo(text, out, f"Exported to {out}.")
+    write_or_echo(text, out, messages()._("Exported to {path}.", path=str(out)))
     return 0
 
 
@@ -125,7 +125,8 @@ def schema(out: str | None) -> int:
     Point an editor at it with a first line `# yaml-language-server: $schema=PATH` (PATH
     relative to the YAML file); `lwr export --schema-out` writes both.
     """
-    write_or_echo(schema_text(), out, f"Wrote the desired-state schema to {out}.")
+    wrote = messages()._("Wrote the desired-state schema to {path}.", path=str(out))
+    write_or_echo(schema_text(), out, wrote)
     return 0
 
 
@@ -275,7 +276,7 @@ def tenant_init(tenant_uri: str, demo: bool, members: int, domain: str, force: b
 @click.argument("external")
 @click.option(
     "--channel",
-    type=click.Choice([c.value for c in ChannelName]),
+    type=Choice([c.value for c in ChannelName]),
     required=True,
     help=N_("Where the external person adds MEMBER: line (LINE) or lineworks (another company)."),
 )
@@ -290,10 +291,15 @@ def tenant_contact(
         result = t.contact(member, external, ChannelName(channel), name)
     finally:
         t.close()
-    greeting = " and received the greeting" if result.greeting_sent else ""
-    click.echo(
-        printable(f"{external} added {member} on {channel}{greeting} (room {result.room_id}).")
-    )
+    fields = {"external": external, "member": member, "channel": channel, "room": result.room_id}
+    if result.greeting_sent:
+        said = messages()._(
+            "{external} added {member} on {channel} and received the greeting (room {room}).",
+            **fields,
+        )
+    else:
+        said = messages()._("{external} added {member} on {channel} (room {room}).", **fields)
+    click.echo(printable(said))
     return 0
 
 
@@ -308,9 +314,10 @@ def tenant_messages(tenant_uri: str, search: str | None) -> int:
         rows = t.messages(search=search)
     finally:
         t.close()
+    words = messages()
     for row in rows:
-        hidden = " [hidden]" if row.hidden else ""
-        auto = " (automatic greeting)" if row.automatic else ""
+        hidden = " " + words._("[hidden]") if row.hidden else ""
+        auto = " " + words._("(automatic greeting)") if row.automatic else ""
         click.echo(
             f"{row.sent_at}  {row.channel:<9} {row.member} ↔ {row.external}{hidden}  "
             f"{row.sender}{auto}: {printable(row.text)}"

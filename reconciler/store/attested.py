@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from reconciler.errors import StateError
-from reconciler.i18n import Said
+from reconciler.i18n import N_, Said
 from reconciler.model import ChannelName
 from reconciler.sqlite_files import (
     REREAD,
@@ -95,7 +95,7 @@ class AttestedStore(SqlSession):
 
     def load(self, tenant: str) -> dict[ChannelName, ChannelKnowledge]:
         """Everything known about `tenant`, per channel."""
-        with self._snapshot("read the attested state"):
+        with self._snapshot(N_("state store {location}: cannot read the attested state: {reason}")):
             settings = self._execute(
                 f"SELECT channel, field, value, source, actor, at FROM "
                 f"{self._SETTINGS} WHERE tenant = ?",
@@ -121,7 +121,7 @@ class AttestedStore(SqlSession):
         """Record settings and list changes of one channel in one transaction."""
         self._check_writable()
         now = utc_now("seconds")
-        with self._write("write the attested state"):
+        with self._write(N_("state store {location}: cannot write the attested state: {reason}")):
             self._executemany(
                 f"INSERT INTO {self._SETTINGS} (tenant, channel, field, value, source, actor, "
                 "at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, channel, field) DO "

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from reconciler.errors import LockHeld, StateError
+from reconciler.i18n import N_, Said
 from reconciler.store.base import EntryOutcome, LockHolder
 from reconciler.store.postgres_connect import DEFAULT_SCHEMA, PostgresTarget, connect
 from reconciler.store.postgres_schema import SCHEMA_VERSION, migrate, refuse_newer, version_of
@@ -89,21 +90,38 @@ class PostgresSession(SqlSession):
         return status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
     def _check_schema(self) -> None:
-        with self._errors("read the schema version"):
+        with self._errors(N_("state store {location}: cannot read the schema version: {reason}")):
             exists = self._conn.execute("SELECT to_regclass('schema_version')").fetchone()[0]
             version = self.schema_version() if exists else 0
         refuse_newer(version, self.target)
         if version < SCHEMA_VERSION:
-            state = f"is at version {version}" if version else "does not exist yet"
+            fields = {
+                "schema": self.target.schema,
+                "location": self.target.display,
+                "version": version,
+                "needed": SCHEMA_VERSION,
+            }
+            if version:
+                raise StateError(
+                    Said.of(
+                        'the lwr state schema "{schema}" in {location} is at version {version} '
+                        "(this lwr needs version {needed}): run "
+                        "`lwr state migrate --state {location}` once",
+                        **fields,
+                    )
+                )
             raise StateError(
-                f'the lwr state schema "{self.target.schema}" in {self.target.display} '
-                f"{state} (this lwr needs version {SCHEMA_VERSION}): run "
-                f"`lwr state migrate --state {self.target.display}` once"
+                Said.of(
+                    'the lwr state schema "{schema}" in {location} does not exist yet '
+                    "(this lwr needs version {needed}): run "
+                    "`lwr state migrate --state {location}` once",
+                    **fields,
+                )
             )
 
     def schema_version(self) -> int:
         """The newest migration applied to this database."""
-        with self._errors("read the schema version"):
+        with self._errors(N_("state store {location}: cannot read the schema version: {reason}")):
             return version_of(self._conn)
 
 
@@ -162,7 +180,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
             self._held.discard(key)
             return
         try:
-            with self._write("release the lock"):
+            with self._write(N_("state store {location}: cannot release the lock: {reason}")):
                 self._execute(
                     "DELETE FROM locks WHERE tenant_key = ? AND token = ?", (tenant_key, token)
                 )
@@ -178,13 +196,16 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
                 raise LockHeld(_held_message(current))
             if time.monotonic() > deadline:
                 raise LockHeld(
-                    f"tenant {holder.tenant_key} is locked by an lwr session whose "
-                    "record is gone (cleared with `lwr unlock` while it ran); wait "
-                    "for it to finish and try again"
+                    Said.of(
+                        "tenant {tenant} is locked by an lwr session whose record is gone "
+                        "(cleared with `lwr unlock` while it ran); wait for it to finish and "
+                        "try again",
+                        tenant=holder.tenant_key,
+                    )
                 )
             time.sleep(0.02)  # the winner has the lock but has not committed its row yet
         try:
-            with self._write("take the lock"):
+            with self._write(N_("state store {location}: cannot take the lock: {reason}")):
                 row = self._execute(
                     f"SELECT {_HOLDER_COLUMNS}, false FROM locks WHERE tenant_key = ? FOR UPDATE",
                     (holder.tenant_key,),
@@ -205,19 +226,19 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
         return holder
 
     def _try_advisory(self, key: int) -> bool:
-        with self._errors("take the lock"):
+        with self._errors(N_("state store {location}: cannot take the lock: {reason}")):
             return bool(self._execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
 
     def _release_advisory(self, key: int) -> None:
         self._held.discard(key)
         if self._conn.broken or self._conn.closed:
             return  # the session is gone, and the server released its locks with it
-        with self._errors("release the lock"):
+        with self._errors(N_("state store {location}: cannot release the lock: {reason}")):
             self._execute("SELECT pg_advisory_unlock(?)", (key,))
 
     def _holder_of(self, tenant_key: str) -> LockHolder | None:
         return self._one(
-            "read the lock",
+            N_("state store {location}: cannot read the lock: {reason}"),
             f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l WHERE tenant_key = ?",
             (tenant_key,),
             _holder,
@@ -225,7 +246,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
 
     def list_locks(self) -> list[LockHolder]:
         """Every lock currently held, each marked alive or not by its session's advisory lock."""
-        with self._errors("list locks"):
+        with self._errors(N_("state store {location}: cannot list locks: {reason}")):
             rows = self._execute(
                 f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l ORDER BY tenant_key"
             ).fetchall()
@@ -234,7 +255,7 @@ class PostgresStateStore(PostgresSession, SqlStateStore):
     def unlock(self, tenant_key: str) -> LockHolder | None:
         """Remove the tenant's lock record; a live holder keeps its advisory lock (and so the
         tenant) until its session ends."""
-        with self._write("remove the lock"):
+        with self._write(N_("state store {location}: cannot remove the lock: {reason}")):
             row = self._execute(
                 f"SELECT {_HOLDER_COLUMNS}, {_ALIVE} FROM locks l WHERE tenant_key = ?",
                 (tenant_key,),
@@ -257,11 +278,15 @@ def _holder(row: Any) -> LockHolder:
     return LockHolder.from_row(row, alive=bool(row[6]))
 
 
-def _held_message(holder: LockHolder) -> str:
-    text = f"tenant {holder.tenant_key} is locked by {holder.describe()}"
+def _held_message(holder: LockHolder) -> Said:
+    """The LockHeld text: who holds the tenant, and that its lock ends with its session."""
+    fields = {"tenant": holder.tenant_key, "holder": holder.describe()}
     if holder.host != socket.gethostname():
-        return text + (
-            "; wait for it to finish and try again (its lock ends with its "
-            "database session, also if that runner dies)"
+        return Said.of(
+            "tenant {tenant} is locked by {holder}; wait for it to finish and try again (its "
+            "lock ends with its database session, also if that runner dies)",
+            **fields,
         )
-    return text + "; wait for it to finish and try again"
+    return Said.of(
+        "tenant {tenant} is locked by {holder}; wait for it to finish and try again", **fields
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import StateError
+from reconciler.i18n import Said
 from reconciler.uris import redact, scrub, split_postgres_url
 
 if TYPE_CHECKING:
@@ -42,8 +43,12 @@ class PostgresTarget:
         schema = DEFAULT_SCHEMA if schema is None else schema
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise StateError(
-                f"state URL {redact(url)}: schema {schema!r} must be lower-case "
-                "letters, digits and _ (at most 63), not starting with a digit"
+                Said.of(
+                    "state URL {url}: schema {schema!r} must be lower-case letters, digits "
+                    "and _ (at most 63), not starting with a digit",
+                    url=redact(url),
+                    schema=schema,
+                )
             )
         return cls(conninfo, schema, redact(url))
 
@@ -54,7 +59,10 @@ def connect(target: PostgresTarget) -> psycopg.Connection[Any]:
         import psycopg
     except ImportError as exc:
         raise StateError(
-            "a postgresql:// state needs psycopg 3: pip install 'lineworks-reconciler[postgresql]'"
+            Said.of(
+                "a postgresql:// state needs psycopg 3: "
+                "pip install 'lineworks-reconciler[postgresql]'"
+            )
         ) from exc
     try:
         conn = psycopg.connect(
@@ -69,8 +77,11 @@ def connect(target: PostgresTarget) -> psycopg.Connection[Any]:
         )
     except psycopg.Error as exc:
         raise StateError(
-            f"cannot connect to the state database {target.display}: "
-            f"{target.scrub(str(exc).strip())}"
+            Said.of(
+                "cannot connect to the state database {location}: {reason}",
+                location=target.display,
+                reason=target.scrub(str(exc).strip()),
+            )
         ) from exc
     try:
         # The server side of the keepalives: a runner whose host vanished loses its session,
@@ -85,15 +96,21 @@ def connect(target: PostgresTarget) -> psycopg.Connection[Any]:
     except psycopg.Error as exc:
         conn.close()
         raise StateError(
-            f"state database {target.display}: {target.scrub(str(exc).strip())}"
+            Said.of(
+                "state database {location}: {reason}",
+                location=target.display,
+                reason=target.scrub(str(exc).strip()),
+            )
         ) from exc
     return conn
 
 
-def raise_state_error(exc: BaseException, target: PostgresTarget, doing: str) -> None:
+def raise_state_error(exc: BaseException, target: PostgresTarget, failed: str) -> None:
+    """A driver's `exc` as StateError: `failed` is the message (a msgid with {location} and
+    {reason}, e.g. "state database {location}: cannot migrate: {reason}"); others pass."""
     import psycopg
 
     if isinstance(exc, psycopg.Error):
         raise StateError(
-            f"state database {target.display}: cannot {doing}: {target.scrub(str(exc).strip())}"
+            Said.of(failed, location=target.display, reason=target.scrub(str(exc).strip()))
         ) from exc

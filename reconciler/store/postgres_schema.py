@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.errors import StateError
+from reconciler.i18n import N_, Said
 from reconciler.store.base import GENESIS_HASH
 from reconciler.store.postgres_connect import PostgresTarget, connect, raise_state_error
 from reconciler.store.tables import RESULTS_V1, Types
@@ -128,7 +129,7 @@ def migrate(url: str, up_to: int = SCHEMA_VERSION) -> tuple[int, int]:
                     )
         return before, version_of(conn)
     except Exception as exc:
-        raise_state_error(exc, target, "migrate")
+        raise_state_error(exc, target, N_("state database {location}: cannot migrate: {reason}"))
         raise
     finally:
         conn.close()
@@ -142,6 +143,11 @@ def version_of(conn: psycopg.Connection[Any]) -> int:
 def refuse_newer(version: int, target: PostgresTarget) -> None:
     if version > SCHEMA_VERSION:
         raise StateError(
-            f"the state schema in {target.display} is version {version}, written "
-            f"by a newer lwr (this one knows up to {SCHEMA_VERSION}); upgrade lwr"
+            Said.of(
+                "the state schema in {location} is version {version}, written by a newer lwr "
+                "(this one knows up to {known}); upgrade lwr",
+                location=target.display,
+                version=version,
+                known=SCHEMA_VERSION,
+            )
         )

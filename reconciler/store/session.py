@@ -4,6 +4,11 @@ A backend mixin (SqliteSession, PostgresSession) fills in the driver's specifics
 store is, its error type, how a transaction begins; the stores on top (SqlStateStore, the
 attested state) write plain SQL with `?` placeholders, and a driver that wants `%s` sets
 `_PARAM`. Driver failures become StateError naming the store, never a traceback.
+
+Each step names its failure as one whole message (`failed`, marked with `N_`): a msgid with
+`{location}` and `{reason}`, e.g. "state store {location}: cannot take the lock: {reason}", so
+that it is translated as one sentence (reconciler/i18n.py) and the driver's reason is put in as
+it comes.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from reconciler.closing import Closing
 from reconciler.errors import StateError
+from reconciler.i18n import Said
 
 __all__ = ["SqlSession"]
 
@@ -67,10 +73,10 @@ class SqlSession(Closing, ABC):
         return self._conn.execute(self._sql(statement), params)
 
     def _one(
-        self, doing: str, statement: str, params: Sequence[Any], record: Callable[[Any], T]
+        self, failed: str, statement: str, params: Sequence[Any], record: Callable[[Any], T]
     ) -> T | None:
         """The first row `statement` selects, as `record(row)`; None when there is none."""
-        with self._errors(doing):
+        with self._errors(failed):
             row = self._execute(statement, params).fetchone()
         return record(row) if row else None
 
@@ -89,18 +95,19 @@ class SqlSession(Closing, ABC):
         self._executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Turn driver failures into StateError naming the store (never a traceback)."""
+    def _errors(self, failed: str) -> Iterator[None]:
+        """Turn driver failures into StateError naming the store (never a traceback):
+        `failed` is the message (a msgid with {location} and {reason}), said in any language."""
         try:
             yield
         except Exception as exc:
             if self._is_db_error(exc):
-                raise StateError(f"state store {self.location}: cannot {doing}: {exc}") from exc
+                raise StateError(Said.of(failed, location=self.location, reason=str(exc))) from exc
             raise
 
     @contextmanager
-    def _transaction(self, doing: str, begin: str) -> Iterator[None]:
-        with self._errors(doing):
+    def _transaction(self, failed: str, begin: str) -> Iterator[None]:
+        with self._errors(failed):
             self._conn.execute(begin)
             try:
                 yield
@@ -110,10 +117,11 @@ class SqlSession(Closing, ABC):
                 raise
             self._conn.execute("COMMIT")
 
-    def _write(self, doing: str) -> AbstractContextManager[None]:
-        """One write transaction; committed when the block ends, rolled back on any error."""
-        return self._transaction(doing, self._BEGIN_WRITE)
+    def _write(self, failed: str) -> AbstractContextManager[None]:
+        """One write transaction; committed when the block ends, rolled back on any error
+        (`failed`: the message of a driver failure, as for `_errors`)."""
+        return self._transaction(failed, self._BEGIN_WRITE)
 
-    def _snapshot(self, doing: str) -> AbstractContextManager[None]:
+    def _snapshot(self, failed: str) -> AbstractContextManager[None]:
         """One read transaction: every read in it sees the same moment."""
-        return self._transaction(doing, self._BEGIN_READ)
+        return self._transaction(failed, self._BEGIN_READ)

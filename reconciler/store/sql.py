@@ -20,6 +20,7 @@ from reconciler.actions import Change
 from reconciler.audit import AUDIT_COLUMNS, AuditKey, ChainCheck, audit_entry, load_audit_key
 from reconciler.change_json import change_json
 from reconciler.errors import StateError
+from reconciler.i18n import N_, Said
 from reconciler.store.base import (
     GENESIS_HASH,
     AuditEntry,
@@ -90,7 +91,7 @@ class SqlStateStore(SqlSession):
             finished_at=None,
             status="running",
         )
-        with self._write("begin a run"):
+        with self._write(N_("state store {location}: cannot begin a run: {reason}")):
             self._execute(
                 f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -107,7 +108,7 @@ class SqlStateStore(SqlSession):
 
     def finish_run(self, run_id: str, status: RunStatus) -> None:
         """Set a run's final status and finish time."""
-        with self._write("finish a run"):
+        with self._write(N_("state store {location}: cannot finish a run: {reason}")):
             self._execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
                 (status, utc_now(), run_id),
@@ -118,7 +119,7 @@ class SqlStateStore(SqlSession):
     ) -> list[RunRecord]:
         """Runs oldest first, optionally only one tenant's and only those in one status."""
         where, params = _where(tenant_key=tenant_key, status=status)
-        with self._errors("read runs"):
+        with self._errors(N_("state store {location}: cannot read runs: {reason}")):
             rows = self._execute(
                 f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY seq", params
             ).fetchall()
@@ -135,11 +136,13 @@ class SqlStateStore(SqlSession):
 
     def _latest_run(self, where: str, params: Sequence[Any]) -> RunRecord | None:
         query = f"SELECT {RUN_COLUMNS} FROM runs WHERE {where} ORDER BY seq DESC LIMIT 1"
-        return self._one("read runs", query, params, _run)
+        return self._one(
+            N_("state store {location}: cannot read runs: {reason}"), query, params, _run
+        )
 
     def entries(self, run_id: str) -> list[JournalEntry]:
         """A run's journal entries in the order they were started."""
-        with self._errors("read the journal"):
+        with self._errors(N_("state store {location}: cannot read the journal: {reason}")):
             rows = self._execute(
                 "SELECT change, state, error, at FROM entries WHERE run_id = ? ORDER BY seq",
                 (run_id,),
@@ -159,20 +162,25 @@ class SqlStateStore(SqlSession):
         """Journal `started` for changes about to be applied; committed before returning."""
         at = utc_now()
         rows = [(run_id, c.id, change_json(c), "started", at) for c in changes]
-        with self._write("write the journal"):
+        with self._write(N_("state store {location}: cannot write the journal: {reason}")):
             self._insert("entries", ("run_id", "change_id", "change", "state", "at"), rows)
 
     def complete(
         self, run_id: str, outcomes: Sequence[EntryOutcome], audit: Sequence[AuditRecord]
     ) -> None:
         """Settle journal entries and append their audit rows in one transaction."""
-        with self._write("write the journal"):
+        with self._write(N_("state store {location}: cannot write the journal: {reason}")):
             settled = self._settle(run_id, outcomes, utc_now())
             if settled != len(outcomes):
                 # A bug, not a user error: settling what was never started would lie.
                 raise StateError(
-                    f"run {run_id}: {len(outcomes) - settled} of {len(outcomes)} "
-                    "settled changes were never journaled as started"
+                    Said.of(
+                        "run {run_id}: {missing} of {n} settled changes were never journaled "
+                        "as started",
+                        run_id=run_id,
+                        missing=len(outcomes) - settled,
+                        n=len(outcomes),
+                    )
                 )
             self._append(audit)
 
@@ -191,7 +199,7 @@ class SqlStateStore(SqlSession):
         """Keep each channel's selection document (reconciler.selection.encode) as the last
         apply's, replacing what an earlier apply left; one transaction."""
         at = utc_now()
-        with self._write("record the selection"):
+        with self._write(N_("state store {location}: cannot record the selection: {reason}")):
             self._executemany(
                 "INSERT INTO selections (tenant_key, channel, document, run_id, at) VALUES "
                 "(?, ?, ?, ?, ?) ON CONFLICT (tenant_key, channel) DO UPDATE SET "
@@ -201,7 +209,7 @@ class SqlStateStore(SqlSession):
 
     def last_selection(self, tenant_key: str) -> dict[str, bytes]:
         """The last apply's selection document of each channel of the tenant that has one."""
-        with self._errors("read the selection"):
+        with self._errors(N_("state store {location}: cannot read the selection: {reason}")):
             rows = self._execute(
                 "SELECT channel, document FROM selections WHERE tenant_key = ?", (tenant_key,)
             ).fetchall()
@@ -211,7 +219,7 @@ class SqlStateStore(SqlSession):
 
     def append_audit(self, records: Sequence[AuditRecord]) -> None:
         """Append audit rows to the chain in one transaction."""
-        with self._write("append to the audit log"):
+        with self._write(N_("state store {location}: cannot append to the audit log: {reason}")):
             self._append(records)
 
     def _append(self, records: Sequence[AuditRecord]) -> None:
@@ -271,7 +279,7 @@ class SqlStateStore(SqlSession):
         if limit is not None:
             statement += " LIMIT ?"
             args = (*params, max(limit, 0))
-        with self._errors("read the audit log"):
+        with self._errors(N_("state store {location}: cannot read the audit log: {reason}")):
             rows = self._execute(statement, args).fetchall()
         return [audit_entry(row) for row in reversed(rows)]
 
@@ -285,7 +293,7 @@ class SqlStateStore(SqlSession):
         apply appending meanwhile is not mistaken for tampering.
         """
         check = ChainCheck(self.audit_key, anchor)
-        with self._snapshot("read the audit log"):
+        with self._snapshot(N_("state store {location}: cannot read the audit log: {reason}")):
             head = self._execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
             for row in self._execute(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"):
                 failed = check.feed(row)
@@ -296,7 +304,7 @@ class SqlStateStore(SqlSession):
     def audit_count(self, tenant_key: str | None = None) -> int:
         """How many audit rows there are (of `tenant_key`)."""
         where, params = _where(tenant_key=tenant_key)
-        with self._errors("read the audit log"):
+        with self._errors(N_("state store {location}: cannot read the audit log: {reason}")):
             row = self._execute(f"SELECT COUNT(*) FROM audit {where}", params).fetchone()
         return int(row[0])
 
@@ -306,7 +314,7 @@ class SqlStateStore(SqlSession):
         Refused when the store's own head disagrees with the newest entry: a head worth
         keeping is one the log agrees with (`lwr audit --verify` says what is wrong).
         """
-        with self._snapshot("read the audit log"):
+        with self._snapshot(N_("state store {location}: cannot read the audit log: {reason}")):
             head = self._execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
             newest = self._execute(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
@@ -315,9 +323,13 @@ class SqlStateStore(SqlSession):
         found = AuditHead(newest[0], newest[1]) if newest else AuditHead(0, GENESIS_HASH)
         if stored != found:
             raise StateError(
-                f"state store {self.location}: the audit log's head records entry "
-                f"{stored.seq} but its newest entry is {found.seq}; run "
-                "`lwr audit --verify` to see what is wrong"
+                Said.of(
+                    "state store {location}: the audit log's head records entry {stored} but "
+                    "its newest entry is {found}; run `lwr audit --verify` to see what is wrong",
+                    location=self.location,
+                    stored=stored.seq,
+                    found=found.seq,
+                )
             )
         return found
 

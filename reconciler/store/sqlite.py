@@ -13,7 +13,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from reconciler.errors import StateError
-from reconciler.i18n import Said
+from reconciler.i18n import N_, Said, Told, say
 from reconciler.sqlite_files import (
     FileStamp,
     changed_since,
@@ -99,22 +99,27 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
     def _open_readonly(self, busy_timeout_ms: int) -> None:
         if not self.path.is_file():
             raise StateError(
-                f"no state store at {self.path}: nothing was applied through it "
-                "(check --state / LWR_STATE, or the tenant's path)"
+                Said.of(
+                    "no state store at {path}: nothing was applied through it "
+                    "(check --state / LWR_STATE, or the tenant's path)",
+                    path=str(self.path),
+                )
             )
         try:
             self._conn, self._stamp = connect_readonly(self.path, busy_timeout_ms / 1000)
         except sqlite3.Error as exc:
             raise _cannot_open(self.path, exc) from exc
         try:
-            with self._errors("open"):
+            with self._errors(N_("state store {location}: cannot open: {reason}")):
                 self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             version = self._check_header()
             if version < 1:
                 raise StateError(
-                    f"state store {self.path} is incomplete: it was created but "
-                    "never set up (a run was killed at its start); "
-                    "`lwr state migrate` sets it up"
+                    Said.of(
+                        "state store {path} is incomplete: it was created but never set up "
+                        "(a run was killed at its start); `lwr state migrate` sets it up",
+                        path=str(self.path),
+                    )
                 )
             # Read-only, an older store is read as it is: what it lacks reads as nothing.
             self._version = version
@@ -125,7 +130,7 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
 
     def _check_header(self) -> int:
         """The file's schema version, once it is known to be an lwr store lwr can read."""
-        with self._errors("open"):
+        with self._errors(N_("state store {location}: cannot open: {reason}")):
             # Reading the header first: a corrupt file fails here, before we write anything.
             version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
             app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
@@ -134,13 +139,21 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
             ).fetchone()[0]
         if app_id != APPLICATION_ID and tables:
             raise StateError(
-                f"{self.path} is an SQLite file but not an lwr state store "
-                "(is it the tenant database?); give the state store its own file"
+                Said.of(
+                    "{path} is an SQLite file but not an lwr state store "
+                    "(is it the tenant database?); give the state store its own file",
+                    path=str(self.path),
+                )
             )
         if version > SCHEMA_VERSION:
             raise StateError(
-                f"{self.path} was written by a newer lwr (state schema {version}, "
-                f"this lwr knows up to {SCHEMA_VERSION}); upgrade lwr"
+                Said.of(
+                    "{path} was written by a newer lwr (state schema {version}, "
+                    "this lwr knows up to {known}); upgrade lwr",
+                    path=str(self.path),
+                    version=version,
+                    known=SCHEMA_VERSION,
+                )
             )
         return version
 
@@ -149,15 +162,19 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
 
         Without it an apply would change the tenant and only then fail to journal or audit it.
         """
-        with self._errors("read the schema"):
+        with self._errors(N_("state store {location}: cannot read the schema: {reason}")):
             have = tables_of(self._conn)
         missing = schema_gaps(expected_tables(version), have)
         if missing:
             raise StateError(
-                f"state store {self.path} is incomplete: {'; '.join(missing)} (damaged or "
-                "edited by hand); nothing was changed. Restore it from a backup; or move it "
-                "away, with any -wal beside it, to start a new one (the lock, journal and "
-                "audit history stay in the moved file)"
+                Said.of(
+                    "state store {path} is incomplete: {missing} (damaged or edited by "
+                    "hand); nothing was changed. Restore it from a backup; or move it away, "
+                    "with any -wal beside it, to start a new one (the lock, journal and audit "
+                    "history stay in the moved file)",
+                    path=str(self.path),
+                    missing=Told(lambda t: t._("; ").join(say(gap, t) for gap in missing)),
+                )
             )
 
     def _setup(self, busy_timeout_ms: int) -> None:
@@ -166,15 +183,15 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
         Runners opening a store that does not exist yet would otherwise race: switching to
         WAL does not wait on a busy file, and a half-created store looks like a foreign one.
         """
-        with self._errors("open"):
+        with self._errors(N_("state store {location}: cannot open: {reason}")):
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         version = self._check_header()
-        with self._errors("open"):
+        with self._errors(N_("state store {location}: cannot open: {reason}")):
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
         if version < SCHEMA_VERSION:
-            with self._write("migrate the schema"):
+            with self._write(N_("state store {location}: cannot migrate the schema: {reason}")):
                 # Again inside the write lock: where flock is missing, another opener may
                 # have migrated meanwhile.
                 current = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -188,25 +205,28 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
         self._check_schema()
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def _errors(self, failed: str) -> Iterator[None]:
         """As SqlSession's; a read-only store opened `immutable` also proves after each
         statement that no writer changed the file meanwhile."""
         try:
-            with super()._errors(doing):
+            with super()._errors(failed):
                 yield
         except StateError as exc:
             self._check_unchanged()
-            advice = _advice(exc, self.path)
-            if advice:
-                raise StateError(f"{exc}{advice}") from exc.__cause__
+            advised = _advised(exc, self.path)
+            if advised is not None:
+                raise StateError(advised) from exc.__cause__
             raise
         self._check_unchanged()
 
     def _check_unchanged(self) -> None:
         if changed_since(self._stamp, self.path):
             raise StateError(
-                f"state store {self.path} was changed by another process while "
-                "it was read; run the command again"
+                Said.of(
+                    "state store {path} was changed by another process while it was read; "
+                    "run the command again",
+                    path=str(self.path),
+                )
             )
 
     def last_selection(self, tenant_key: str) -> dict[str, bytes]:
@@ -232,18 +252,25 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
 
     def schema_version(self) -> int:
         """The schema version of the file (SCHEMA_VERSION once opened)."""
-        with self._errors("read the schema version"):
+        with self._errors(N_("state store {location}: cannot read the schema version: {reason}")):
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _advice(exc: StateError, path: Path) -> str:
-    """What to do about a store SQLite calls damaged; '' for other errors."""
-    text = str(exc)
+def _advised(exc: StateError, path: Path) -> Said | None:
+    """The error with what to do about it, for a store SQLite calls damaged or read-only;
+    None for other errors. The error (said in any language) is a field of the advice."""
+    error, text = exc.args[0], str(exc)
     if "malformed" in text or "not a database" in text:
-        return f"; the state store is damaged: {damage_advice(path)}"
+        return Said.of(
+            "{error}; the state store is damaged: {advice}", error=error, advice=damage_advice(path)
+        )
     if "readonly" in text:
-        return f"; this command needs write access to {path} and its directory"
-    return ""
+        return Said.of(
+            "{error}; this command needs write access to {path} and its directory",
+            error=error,
+            path=str(path),
+        )
+    return None
 
 
 def _cannot_open(path: object, exc: Exception) -> StateError:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LockHeld, StateError
+from reconciler.i18n import N_, Said
 from reconciler.sqlite_files import (
     PRIVATE_FILE,
     make_private_dir,
@@ -31,37 +32,44 @@ def _holder(row: tuple[Any, ...]) -> LockHolder:
     return LockHolder.from_row(row)
 
 
-def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> str:
+def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> Said:
     """The LockHeld text: who holds the tenant, and whether `lwr unlock` is the way out.
 
     `alive`: what the tenant's lock file says (True: a live process holds it; False: nobody
     does); None when it cannot tell, and the holder's pid decides alone.
     """
-    text = f"tenant {holder.tenant_key} is locked by {holder.describe()}"
+    fields = {"tenant": holder.tenant_key, "holder": holder.describe(), "pid": holder.pid}
     if alive is False and holder.host == socket.gethostname() and not holder.stale:
-        return (
-            text + f"; process {holder.pid} exists but does not hold the tenant's lock "
-            "file, so it is not that apply (its pid was reused): `lwr unlock` clears the "
-            "lock"
+        return Said.of(
+            "tenant {tenant} is locked by {holder}; process {pid} exists but does not hold "
+            "the tenant's lock file, so it is not that apply (its pid was reused): "
+            "`lwr unlock` clears the lock",
+            **fields,
         )
     if holder.stale and alive is not True:
-        return (
-            text + f"; process {holder.pid} is no longer running on this host, so the lock "
-            "is stale: check the tenant with `lwr plan`, then `lwr unlock` clears it"
+        return Said.of(
+            "tenant {tenant} is locked by {holder}; process {pid} is no longer running on "
+            "this host, so the lock is stale: check the tenant with `lwr plan`, then "
+            "`lwr unlock` clears it",
+            **fields,
         )
     if holder.host != socket.gethostname():
-        return (
-            text + "; wait for it to finish and try again (if that run died with its "
-            "host, `lwr unlock` clears the lock)"
+        return Said.of(
+            "tenant {tenant} is locked by {holder}; wait for it to finish and try again (if "
+            "that run died with its host, `lwr unlock` clears the lock)",
+            **fields,
         )
-    return text + "; wait for it to finish and try again"
+    return Said.of(
+        "tenant {tenant} is locked by {holder}; wait for it to finish and try again", **fields
+    )
 
 
-def _lock_cleared_message(tenant_key: str) -> str:
-    return (
-        f"tenant {tenant_key} is locked by a running lwr process on this host (its lock "
-        "record was cleared with `lwr unlock` while it ran, or it is just taking or "
-        "releasing the lock); wait for it to finish and try again"
+def _lock_cleared_message(tenant_key: str) -> Said:
+    return Said.of(
+        "tenant {tenant} is locked by a running lwr process on this host (its lock record was "
+        "cleared with `lwr unlock` while it ran, or it is just taking or releasing the lock); "
+        "wait for it to finish and try again",
+        tenant=tenant_key,
     )
 
 
@@ -139,7 +147,7 @@ class SqliteLocking(SqlSession):
     def _release(self, tenant_key: str, token: str, lock_file: LockFile) -> None:
         """Delete our lock row and drop the lock file, the latter whatever happens."""
         try:
-            with self._write("release the lock"):
+            with self._write(N_("state store {location}: cannot release the lock: {reason}")):
                 self._conn.execute(
                     "DELETE FROM locks WHERE tenant_key = ? AND token = ?", (tenant_key, token)
                 )
@@ -160,7 +168,7 @@ class SqliteLocking(SqlSession):
         """Insert our row, or take over a provably stale one, in one write transaction."""
         lock_file = LockFile(None, "unavailable")
         try:
-            with self._write("take the lock"):
+            with self._write(N_("state store {location}: cannot take the lock: {reason}")):
                 lock_file = LockFile.take(self._lock_file(holder.tenant_key))
                 row = self._conn.execute(
                     "SELECT tenant_key, user, host, pid, operation, since FROM locks "
@@ -194,7 +202,7 @@ class SqliteLocking(SqlSession):
 
     def list_locks(self) -> list[LockHolder]:
         """Every lock currently held, stale or not."""
-        with self._errors("list locks"):
+        with self._errors(N_("state store {location}: cannot list locks: {reason}")):
             rows = self._conn.execute(
                 "SELECT tenant_key, user, host, pid, operation, since FROM locks "
                 "ORDER BY tenant_key"
@@ -203,7 +211,7 @@ class SqliteLocking(SqlSession):
 
     def unlock(self, tenant_key: str) -> LockHolder | None:
         """Remove the tenant's lock whoever holds it; return the holder removed, if any."""
-        with self._write("remove the lock"):
+        with self._write(N_("state store {location}: cannot remove the lock: {reason}")):
             row = self._conn.execute(
                 "SELECT tenant_key, user, host, pid, operation, since FROM locks "
                 "WHERE tenant_key = ?",
