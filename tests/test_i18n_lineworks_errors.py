@@ -316,14 +316,13 @@ def test_a_contradicted_attested_member_is_warned_in_japanese_and_json_stays_eng
     assert any("is on lwr's attested line list" in w for w in warnings[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconciler/render/progress.py says a refusal's reason without i18n.say "
-    "(`reason=refusal.reason`): the report's `拒否` line keeps the English advice",
-)
 def test_the_failure_report_line_of_a_refused_change_is_japanese(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, japanese, _ = _run(tmp_path, monkeypatch, capsys, CASES[NAME_RULE], "ja")
-    (line,) = [x for x in japanese.splitlines() if x.startswith("  拒否    line/add_member/")]
-    assert "API では LINE と連携できません" in line and "the API links nobody" not in line
+    lines = japanese.splitlines()
+    (at,) = [i for i, x in enumerate(lines) if x.startswith("  拒否    line/add_member/")]
+    assert "API では LINE と連携できません" in lines[at] and "the API links nobody" not in lines[at]
+    # What to do next names the console's Japanese path and button.
+    assert lines[at + 1].startswith("    対応: 管理者画面での手動作業になりました: 管理者画面 > ")
+    assert "caroline@example.co.jp を追加" in lines[at + 1] and "[保存]" in lines[at + 1]

@@ -242,12 +242,16 @@ def failure_report(
     numbers = {c.id: n for n, c in enumerate(manual, 1)}
     for refusal in result.refused:
         lines.append(
-            t._("  refused  {change}: {reason}", change=refusal.change_id, reason=refusal.reason)
+            t._(
+                "  refused  {change}: {reason}",
+                change=refusal.change_id,
+                reason=say(refusal.reason, t),
+            )
         )
         change = changes.get(refusal.change_id)
         if refusal.permanent and change is not None:
             step = ManualStep(change, numbers[change.id], len(manual))
-            where, value = checklist.path(step), checklist.value(step)
+            where, value = checklist.path(step, t), checklist.value(step, t)
             lines.append(
                 t._(
                     "    to do: a manual step now, in the console: {where}: {value}, then "
