@@ -388,5 +388,6 @@ def order_key(change: Change) -> tuple[int, int, int, str]:
 
 def change_id(action: Action, channel: ChannelName, target: str | None = None) -> str:
     """Deterministic id: the same change gets the same id in every plan (journal resume)."""
-    base = f"{channel.value}/{action.value}"
-    return f"{base}/{target}" if target else base
+    # Both are StrEnums, so their text is their value: joined directly, without the Enum
+    # `value` property (Python code, read twice for each of 100k changes).
+    return "/".join((channel, action, target)) if target else "/".join((channel, action))

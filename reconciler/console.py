@@ -152,17 +152,17 @@ def runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
     """Consecutive member changes of one action and channel form a run (checked as a set);
     every channel-level change is a run of its own. Order is kept exactly."""
     run: list[Change] = []
+    # The run's action and channel while it can grow (a member run), else None: a change
+    # of the same action is member-level exactly when the run's first change is.
+    growing: tuple[Action, ChannelName] | None = None
     for change in changes:
-        if (
-            run
-            and change.spec.member_level
-            and (change.action, change.channel) == (run[0].action, run[0].channel)
-        ):
+        if growing is not None and change.action == growing[0] and change.channel == growing[1]:
             run.append(change)
             continue
         if run:
             yield run
         run = [change]
+        growing = (change.action, change.channel) if change.spec.member_level else None
     if run:
         yield run
 
@@ -332,14 +332,18 @@ def _member_run(
             )
     added: set[str] = set()
     dropped: set[str] = set()
-    settings: dict[str, Any] = {}
+    members, enforce = ch.members, rules.enforce
+    # What `effect` says of each change of the run, checked here without building it: the
+    # run's changes share the action, so they set the same settings.
+    settings: dict[str, Any] = {"enabled": True} if adding and rules.link_turns_on else {}
+    moves = (None, adding), (None, not adding)
     for change in run:
-        what = effect(change, rules)
-        settings.update(what.settings)
-        (email,) = what.add or what.remove
-        listed = email in added or (email in ch.members and email not in dropped)
-        if rules.enforce:
-            _check_member(change, email, adding, listed, directory)
+        if change.after not in moves[0] or change.before not in moves[1]:
+            _member_direction(change)  # refuses, as `effect` would
+        email = _target(change)
+        listed = email in added or (email in members and email not in dropped)
+        if enforce and (listed is adding or email not in directory):
+            _check_member(change, email, adding, listed, directory)  # refuses
         # Later changes of the run see this one (a duplicate in the batch is refused).
         if adding and not listed:
             added.add(email)

@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 from reconciler import __version__
 from reconciler.actions import Change
-from reconciler.change_json import change_json
+from reconciler.change_json import changes_json
 from reconciler.errors import InputError, Problem
 from reconciler.gate import Gate
 from reconciler.i18n import Said
@@ -81,12 +82,12 @@ class Plan:
         if not rest.startswith(_CHANGES_OPEN + b"]"):  # cannot happen; never hash wrong bytes
             return hashlib.sha256(canonical_bytes(self._body(True))).hexdigest()
         h = hashlib.sha256(_CHANGES_OPEN)
+        texts = changes_json(self.changes, allow_nan=False)
         for start in range(0, len(self.changes), _DIGEST_CHUNK):
-            chunk = self.changes[start : start + _DIGEST_CHUNK]
             if start:
                 h.update(b",")
             # the items of canonical_bytes(chunk's documents), without the list's brackets
-            h.update(_yaml_safe(",".join([change_json(c, allow_nan=False) for c in chunk])))
+            h.update(_yaml_safe(",".join(islice(texts, _DIGEST_CHUNK))))
         h.update(rest[len(_CHANGES_OPEN) :])
         return h.hexdigest()
 
@@ -105,7 +106,11 @@ class Plan:
             "remove": buckets["remove"],
             "destructive": sum(1 for c in self.changes if c.destructive),
             "manual": sum(1 for c in self.changes if c.execution == "manual"),
-            "by_action": dict(sorted(Counter(c.action.value for c in self.changes).items())),
+            # counted by member (no Enum `value` property per change), then named
+            "by_action": {
+                action.value: n
+                for action, n in sorted(Counter(c.action for c in self.changes).items())
+            },
         }
 
     @cached_property

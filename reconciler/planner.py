@@ -65,6 +65,7 @@ class _ChannelPlanner:
 
     def __post_init__(self) -> None:
         self.want: DesiredChannel = self.desired.channels[self.channel]
+        self._name = self.channel.value  # asked for each change's line: the property once
         self.changes: list[Change] = []
         self._channel_level: list[Change] = []
         # member-level effects depend only on (action, room count): see side_effects.py
@@ -99,7 +100,7 @@ class _ChannelPlanner:
         self._warn_auto_grant_drift()
 
     def _because(self, rule: Rule, name: str | None) -> Because:
-        return Because(rule, name, self.desired.lines.line(self.channel.value, rule, name))
+        return Because(rule, name, self.desired.lines.line(self._name, rule, name))
 
     def _why_removed(self, want: MembersSpec, email: str, unselected: Because) -> Because:
         """Excluded; else `left` the org unit or group that had them at the last apply (its
@@ -110,7 +111,7 @@ class _ChannelPlanner:
         if left is None:
             return unselected
         rule, name = left
-        line = self.desired.lines.line(self.channel.value, rule, name) or unselected.line
+        line = self.desired.lines.line(self._name, rule, name) or unselected.line
         return Because("left", name, line, via=rule)
 
     def _setting(self, key: str) -> Because:
@@ -136,7 +137,11 @@ class _ChannelPlanner:
         spec = ACTIONS[action]
         phase = spec.phase_of(after)
         # Channel-level changes are all made before member-level ones, so this is complete.
-        needs = tuple(c.id for c in self._channel_level if c.phase < phase)
+        needs = (
+            tuple(c.id for c in self._channel_level if c.phase < phase)
+            if self._channel_level
+            else ()
+        )
         change = Change(
             id=change_id(action, self.channel, target),
             action=action,

@@ -4,13 +4,14 @@ json.dumps makes of `change.to_json()`: the plan digest and the journal rows dep
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.actions import Action, Change, Threshold
-from reconciler.change_json import change_json
+from reconciler.change_json import change_json, changes_json
 from reconciler.model import Because, ChannelName
 from reconciler.side_effects import SideEffect
 
@@ -70,3 +71,34 @@ CHANGES = st.builds(
 def test_change_json_is_the_canonical_json_of_to_json(change: Change) -> None:
     assert change_json(change) == canonical(change.to_json())
     assert change_json(change, allow_nan=False) == canonical(change.to_json(), allow_nan=False)
+
+
+@given(CHANGES, st.lists(st.tuples(TEXT, st.none() | TEXT, st.booleans()), max_size=4))
+def test_changes_json_of_a_run_is_each_changes_json(first: Change, others: list[Any]) -> None:
+    # A member list's run: the same objects in every field but id, target and because (the
+    # frame is reused), with a change of another kind between (the frame is spelled again).
+    run = [first]
+    for id_, target, because in others:
+        run.append(
+            replace(
+                first,
+                id=id_,
+                target=target,
+                because=Because("include", id_, 3) if because else None,
+            )
+        )
+    run.append(replace(first, reason=first.reason + "x"))
+    run.append(replace(run[-1], id="y"))
+    assert list(changes_json(run)) == [change_json(c) for c in run]
+    assert list(changes_json(run, allow_nan=False)) == [
+        change_json(c, allow_nan=False) for c in run
+    ]
+    assert list(changes_json(run)) == [canonical(c.to_json()) for c in run]
+
+
+def test_changes_json_spells_a_reused_frame_as_json_dumps() -> None:
+    # Two changes whose values are equal but not alike in JSON (1 and True) never share a frame.
+    one = Change("a", Action.SET_AUTO_GRANT, ChannelName.LINE, None, 1, 0)
+    true = replace(one, before=True, after=False)
+    texts = list(changes_json([one, true]))
+    assert texts == [canonical(one.to_json()), canonical(true.to_json())]

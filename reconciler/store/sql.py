@@ -18,7 +18,7 @@ from typing import Any, ClassVar, cast
 
 from reconciler.actions import Change
 from reconciler.audit import AUDIT_COLUMNS, AuditKey, ChainCheck, audit_entry, load_audit_key
-from reconciler.change_json import change_json
+from reconciler.change_json import changes_json
 from reconciler.errors import StateError
 from reconciler.i18n import N_, Said
 from reconciler.store.base import (
@@ -161,7 +161,8 @@ class SqlStateStore(SqlSession):
     def mark_started(self, run_id: str, changes: Sequence[Change]) -> None:
         """Journal `started` for changes about to be applied; committed before returning."""
         at = utc_now()
-        rows = [(run_id, c.id, change_json(c), "started", at) for c in changes]
+        texts = changes_json(changes)
+        rows = [(run_id, c.id, text, "started", at) for c, text in zip(changes, texts, strict=True)]
         with self._write(N_("state store {location}: cannot write the journal: {reason}")):
             self._insert("entries", ("run_id", "change_id", "change", "state", "at"), rows)
 

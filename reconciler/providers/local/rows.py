@@ -193,11 +193,12 @@ def write_changes(
                 (name.value,),
             )
             continue
+        channel = name.value  # once: Enum's `value` is a Python-level property
         conn.executemany(
             "INSERT INTO connected (channel, email) VALUES (?, ?)",
-            [(name.value, spell[e]) for e in sorted(new.members - old.members)],
+            [(channel, spell[e]) for e in sorted(new.members - old.members)],
         )
         conn.executemany(
             "DELETE FROM connected WHERE channel = ? AND email = ?",
-            [(name.value, spell[e]) for e in sorted(old.members - new.members)],
+            [(channel, spell[e]) for e in sorted(old.members - new.members)],
         )
