@@ -19,11 +19,53 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from typing import Any
 
-from reconciler.actions import ACTIONS, Action, Change
-from reconciler.errors import TenantRuleError
+from reconciler.actions import Action, Change
+from reconciler.console_shape import (
+    ALL_MEMBERS_LIST,
+    ALREADY_LISTED,
+    GREETING_LINE_ONLY,
+    LIST_FROZEN,
+    MALFORMED,
+    MODE_FROZEN,
+    NOT_IN_DIRECTORY,
+    NOT_LISTED,
+    STALE,
+    RuleRefused,
+    fixed_value,
+    greeting_after,
+    member_direction,
+    member_target,
+    refuse,
+    shown,
+    switch_value,
+)
+from reconciler.i18n import Said, listing
 from reconciler.model import ChannelName, ChannelState, TenantState
+
+# The refusal and its rule names are console_shape's; callers know them as the console's.
+__all__ = [
+    "ALL_MEMBERS_LIST",
+    "ALREADY_LISTED",
+    "CONSOLE",
+    "GREETING_LINE_ONLY",
+    "LINEWORKS_API",
+    "LIST_FROZEN",
+    "MALFORMED",
+    "MODE_FROZEN",
+    "NOT_IN_DIRECTORY",
+    "NOT_LISTED",
+    "OBSERVE",
+    "STALE",
+    "Effect",
+    "RuleRefused",
+    "Rules",
+    "changes_nothing",
+    "effect",
+    "runs",
+    "step",
+]
 
 
 @dataclass(frozen=True)
@@ -42,28 +84,6 @@ CONSOLE = Rules()
 OBSERVE = Rules(enforce=False)
 #: The API's effects, recorded after the call (or the admin's confirmation) succeeded.
 LINEWORKS_API = Rules(enforce=False, link_turns_on=True)
-
-
-class RuleRefused(TenantRuleError):
-    """The console refuses one change; `rule` names the rule it breaks."""
-
-    def __init__(self, change_id: str, rule: str, reason: str) -> None:
-        self.change_id = change_id
-        self.rule = rule
-        self.reason = reason
-        super().__init__(f"change {change_id} refused: {reason}")
-
-
-# Rule names, for callers and tests that tell refusals apart.
-LIST_FROZEN = "list_frozen"
-ALL_MEMBERS_LIST = "all_members_list"
-MODE_FROZEN = "mode_frozen"
-GREETING_LINE_ONLY = "greeting_line_only"
-STALE = "stale"
-NOT_IN_DIRECTORY = "not_in_directory"
-ALREADY_LISTED = "already_listed"
-NOT_LISTED = "not_listed"
-MALFORMED = "malformed"
 
 
 @dataclass(frozen=True)
@@ -90,7 +110,11 @@ def step(state: TenantState, changes: Sequence[Change], rules: Rules = CONSOLE) 
         first = run[0]
         current = channels.get(first.channel)
         if current is None:
-            _refuse(first, MALFORMED, f"the tenant has no {first.channel.value} channel")
+            refuse(
+                first,
+                MALFORMED,
+                Said.of("the tenant has no {channel} channel", channel=first.channel.value),
+            )
         if first.spec.member_level:
             channels[first.channel] = _member_run(current, run, state.directory, rules)
         else:
@@ -115,37 +139,45 @@ def changes_nothing(state: TenantState, change: Change) -> bool:
 def effect(change: Change, rules: Rules = CONSOLE) -> Effect:
     """What `change` sets, checked for shape only (no state, so no console rule)."""
     if change.spec.member_level:
-        adding = _member_direction(change)
-        target = frozenset({_target(change)})
+        adding = member_direction(change)
+        target = frozenset({member_target(change)})
         if adding:
             return Effect({"enabled": True} if rules.link_turns_on else {}, add=target)
         return Effect({}, remove=target)
     if change.target is not None:
-        _refuse(
+        refuse(
             change,
             MALFORMED,
-            f"{change.action.value} is a channel-level change and takes no target",
+            Said.of(
+                "{action} is a channel-level change and takes no target",
+                action=change.action.value,
+            ),
         )
     match change.action:
         case Action.ENABLE_CHANNEL | Action.DISABLE_CHANNEL:
-            return Effect({"enabled": _fixed(change, "enabled")})
+            return Effect({"enabled": fixed_value(change, "enabled")})
         case Action.GRANT_ALL_MEMBERS:
-            value = _fixed(change, "all_members")
+            value = fixed_value(change, "all_members")
             return Effect(
                 {"enabled": True, "all_members": value}
                 if rules.link_turns_on
                 else {"all_members": value}
             )
         case Action.RESTRICT_TO_LISTED_MEMBERS:
-            return Effect({"all_members": _fixed(change, "all_members")}, freeze=True)
+            return Effect({"all_members": fixed_value(change, "all_members")}, freeze=True)
         case Action.SET_GREETING:
-            after = _greeting_after(change)
+            after = greeting_after(change)
             return Effect({f"greeting_{key}": value for key, value in after.items()})
         case Action.SET_AUTO_GRANT:
-            return Effect({"auto_grant_new_members": _switch(change, "auto_grant_new_members")})
+            return Effect(
+                {"auto_grant_new_members": switch_value(change, "auto_grant_new_members")}
+            )
         case Action.SET_FILE_RESTRICTION:
-            return Effect({"restrict_file_transfer": _switch(change, "restrict_file_transfer")})
-    _refuse(change, MALFORMED, f"{change.action.value} is not a channel-level change")
+            return Effect(
+                {"restrict_file_transfer": switch_value(change, "restrict_file_transfer")}
+            )
+    said = Said.of("{action} is not a channel-level change", action=change.action.value)
+    refuse(change, MALFORMED, said)
 
 
 def runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
@@ -191,17 +223,20 @@ def _check_rules(ch: ChannelState, change: Change) -> None:
     match change.action:
         case Action.ENABLE_CHANNEL | Action.DISABLE_CHANNEL:
             _check_before(
-                change, ch.enabled, "enabled", "applied already, or changed since the plan"
+                change, ch.enabled, "enabled", Said.of("applied already, or changed since the plan")
             )
         case Action.GRANT_ALL_MEMBERS | Action.RESTRICT_TO_LISTED_MEMBERS:
             if not ch.enabled:
-                _refuse(
+                refuse(
                     change,
                     MODE_FROZEN,
-                    "the members mode can only be changed while the channel is on",
+                    Said.of("the members mode can only be changed while the channel is on"),
                 )
             _check_before(
-                change, ch.all_members, "all_members", "applied already, or changed since the plan"
+                change,
+                ch.all_members,
+                "all_members",
+                Said.of("applied already, or changed since the plan"),
             )
         case Action.SET_GREETING:
             _check_greeting_before(ch, change)
@@ -210,60 +245,30 @@ def _check_rules(ch: ChannelState, change: Change) -> None:
                 change,
                 ch.auto_grant_new_members,
                 "auto_grant_new_members",
-                "changed since the plan",
+                Said.of("changed since the plan"),
             )
         case Action.SET_FILE_RESTRICTION:
             _check_before(
                 change,
                 ch.restrict_file_transfer,
                 "restrict_file_transfer",
-                "changed since the plan",
+                Said.of("changed since the plan"),
             )
-
-
-def _fixed(change: Change, field: str) -> bool:
-    """A one-way action's value; a stated `after` must be that direction."""
-    fixed = ACTIONS[change.action].fixed_after
-    assert fixed is not None  # every one-way action has a direction in the table
-    if change.after is not None and change.after is not fixed:
-        _refuse(
-            change,
-            MALFORMED,
-            f"{change.action.value} sets {field} to {_js(fixed)}, not {_js(change.after)}",
-        )
-    return fixed
-
-
-def _switch(change: Change, field: str) -> bool:
-    if not isinstance(change.after, bool):
-        _refuse(change, MALFORMED, f"{field} must be set to true or false, not {_js(change.after)}")
-    return change.after
 
 
 def _check_before(change: Change, current: bool, field: str, why: str) -> None:
     if change.before is not None and change.before is not current:
-        _refuse(
+        refuse(
             change,
             STALE,
-            f"{field} is {_js(current)} on the tenant but the change "
-            f"expects {_js(change.before)} ({why})",
+            Said.of(
+                "{field} is {current} on the tenant but the change expects {before} ({why})",
+                field=field,
+                current=shown(current),
+                before=shown(change.before),
+                why=why,
+            ),
         )
-
-
-def _greeting_after(change: Change) -> dict[str, Any]:
-    """`after` holds `enabled` and/or `message`, on the LINE channel only."""
-    if change.channel is not ChannelName.LINE:
-        _refuse(
-            change, GREETING_LINE_ONLY, "the automatic greeting exists on the LINE channel only"
-        )
-    after = change.after
-    if not isinstance(after, dict) or not after or not set(after) <= {"enabled", "message"}:
-        _refuse(change, MALFORMED, "set_greeting needs `enabled` and/or `message`, nothing else")
-    if "enabled" in after and not isinstance(after["enabled"], bool):
-        _refuse(change, MALFORMED, "greeting `enabled` must be true or false")
-    if "message" in after and not isinstance(after["message"], str):
-        _refuse(change, MALFORMED, "greeting `message` must be text")
-    return after
 
 
 def _check_greeting_before(ch: ChannelState, change: Change) -> None:
@@ -272,38 +277,22 @@ def _check_greeting_before(ch: ChannelState, change: Change) -> None:
         return
     current = {"enabled": ch.greeting_enabled, "message": ch.greeting_message}
     if not isinstance(before, dict) or not set(before) <= set(current):
-        _refuse(change, MALFORMED, "set_greeting's `before` may hold only `enabled` and `message`")
+        said = Said.of("set_greeting's `before` may hold only `enabled` and `message`")
+        refuse(change, MALFORMED, said)
     stale = [k for k, v in before.items() if current[k] != v]
     if stale:
-        _refuse(
+        refuse(
             change,
             STALE,
-            f"greeting {', '.join(sorted(stale))} on the tenant differs "
-            "from what the change expects (changed since the plan)",
+            Said.of(
+                "greeting {fields} on the tenant differs from what the change expects "
+                "(changed since the plan)",
+                fields=listing(sorted(stale)),
+            ),
         )
 
 
 # --------------------------------------------------------------------------- member level
-
-
-def _member_direction(change: Change) -> bool:
-    """True for add_member; `before`/`after`, when stated, must be that move."""
-    adding = change.action is Action.ADD_MEMBER
-    if change.after not in (None, adding) or change.before not in (None, not adding):
-        _refuse(
-            change,
-            MALFORMED,
-            f"{change.action.value} moves membership from "
-            f"{_js(not adding)} to {_js(adding)}, not "
-            f"{_js(change.before)} to {_js(change.after)}",
-        )
-    return adding
-
-
-def _target(change: Change) -> str:
-    if not change.target or not isinstance(change.target, str):
-        _refuse(change, MALFORMED, f"{change.action.value} needs a member email as target")
-    return change.target.lower()  # login emails are case-insensitive; kept lower-case
 
 
 def _member_run(
@@ -318,17 +307,19 @@ def _member_run(
     adding = first.action is Action.ADD_MEMBER
     if rules.enforce:
         if not ch.enabled:
-            _refuse(
+            refuse(
                 first,
                 LIST_FROZEN,
-                "the connected-members list can only be edited while the channel is on",
+                Said.of("the connected-members list can only be edited while the channel is on"),
             )
         if ch.all_members:
-            _refuse(
+            refuse(
                 first,
                 ALL_MEMBERS_LIST,
-                "channel is in 'grant to all members' mode; its list cannot be edited "
-                "(restrict_to_listed_members first)",
+                Said.of(
+                    "channel is in 'grant to all members' mode; its list cannot be edited "
+                    "(restrict_to_listed_members first)"
+                ),
             )
     added: set[str] = set()
     dropped: set[str] = set()
@@ -339,8 +330,8 @@ def _member_run(
     moves = (None, adding), (None, not adding)
     for change in run:
         if change.after not in moves[0] or change.before not in moves[1]:
-            _member_direction(change)  # refuses, as `effect` would
-        email = _target(change)
+            member_direction(change)  # refuses, as `effect` would
+        email = member_target(change)
         listed = email in added or (email in members and email not in dropped)
         if enforce and (listed is adding or email not in directory):
             _check_member(change, email, adding, listed, directory)  # refuses
@@ -363,22 +354,16 @@ def _check_member(
     change: Change, email: str, adding: bool, listed: bool, directory: frozenset[str]
 ) -> None:
     if email not in directory:
-        _refuse(change, NOT_IN_DIRECTORY, f"{email} is not in the tenant directory")
+        refuse(
+            change, NOT_IN_DIRECTORY, Said.of("{email} is not in the tenant directory", email=email)
+        )
     if adding and listed:
-        _refuse(change, ALREADY_LISTED, f"{email} is already on the connected-members list")
+        said = Said.of("{email} is already on the connected-members list", email=email)
+        refuse(change, ALREADY_LISTED, said)
     if not adding and not listed:
-        _refuse(change, NOT_LISTED, f"{email} is not on the connected-members list")
+        refuse(
+            change, NOT_LISTED, Said.of("{email} is not on the connected-members list", email=email)
+        )
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _refuse(change: Change, rule: str, reason: str) -> NoReturn:
-    raise RuleRefused(change.id, rule, reason)
-
-
-def _js(value: object) -> str:
-    """A value as it reads in a plan (true/false rather than True/False)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)

@@ -44,6 +44,20 @@ def test_the_console_refuses_a_list_edit_while_the_channel_is_off() -> None:
     assert refusal(off, chg(Action.GRANT_ALL_MEMBERS)) == console.MODE_FROZEN
 
 
+def test_a_refusal_says_its_rule_in_the_reader_language_and_keeps_english_for_logs() -> None:
+    """What an apply's failure report shows (render.progress says the reason again)."""
+    from reconciler.i18n import Messages, say
+
+    off = tenant(emails("alice"), line=channel_state(enabled=False))
+    with pytest.raises(console.RuleRefused) as caught:
+        console.step(off, [chg(Action.ADD_MEMBER, target="alice@example.co.jp")])
+    refused = caught.value
+    assert "can only be edited while the channel is on" in str(refused)
+    japanese = say(refused.reason, Messages("ja"))
+    assert japanese == "利用メンバーは、連携設定が「許可」のときだけ編集できます"
+    assert "利用メンバーは" in refused.said(Messages("ja"))
+
+
 def test_leaving_all_members_freezes_the_directory_into_the_list() -> None:
     everyone = emails("alice", "bob", "carol")
     state = tenant(everyone, line=channel_state(all_members=True, members=everyone))

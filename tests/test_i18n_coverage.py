@@ -43,8 +43,8 @@ def is_bare_text(node: ast.expr) -> bool:
 
 
 def english_only() -> list[str]:
-    """`file:line: what` for each raise of an lwr error and each Problem message written as
-    bare text."""
+    """`file:line: what` for each raise of an lwr error, each Problem message and each
+    console refusal's reason written as bare text."""
     errors = error_names()
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -56,6 +56,8 @@ def english_only() -> list[str]:
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if name == "Problem" and len(node.args) > 4:
                 texts = node.args[4:6]  # the message and the hint
+            elif name == "refuse" and len(node.args) > 2:
+                texts = node.args[2:3]  # the console's reason (console_shape.refuse)
             elif name in errors and (where, name) not in ENGLISH_ON_PURPOSE:
                 texts = node.args[:1]
             else:

@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "change_json",
             "settings",
             "console",
+            "console_shape",
             "words",
             "closing",
             "i18n",

@@ -60,7 +60,13 @@ class ChangeRefused(TenantRuleError):
     def __init__(self, change_id: str, rule: str) -> None:
         self.change_id = change_id
         self.rule = rule
-        super().__init__(f"change {change_id} refused: {rule}; nothing of this batch was applied")
+        super().__init__(
+            Said.of(
+                "change {change} refused: {reason}; nothing of this batch was applied",
+                change=change_id,
+                reason=rule,
+            )
+        )
 
 
 class LocalTenant(Provider):
