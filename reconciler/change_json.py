@@ -33,26 +33,14 @@ _Frame = tuple[str, str, str, str]
 def change_json(change: Change, *, allow_nan: bool = True) -> str:
     """`change.to_json()` in canonical JSON, without building the dict (`allow_nan` as
     json.dumps has it: the plan digest refuses NaN, the journal row never had to)."""
-    head, middle, after_id, tail = _frame(change, allow_nan)
-    target = change.target
-    return "".join(
-        (
-            head,
-            _because(change.because),
-            middle,
-            _str(change.id),
-            after_id,
-            "null" if target is None else _str(target),
-            tail,
-        )
-    )
+    return _filled(_frame(change, allow_nan), change)
 
 
 def changes_json(changes: Iterable[Change], *, allow_nan: bool = True) -> Iterator[str]:
     """`change_json` of each change in turn; a change whose every other field is the very
     same object as the previous change's (a member list's run) reuses its frame."""
     last: Change | None = None
-    head = middle = after_id = tail = ""
+    frame: _Frame = ("", "", "", "")
     for change in changes:
         # Identity, not equality, for the values: True == 1 but they are spelled apart. The
         # phase follows from the action and `after`, so it is the same too.
@@ -69,22 +57,28 @@ def changes_json(changes: Iterable[Change], *, allow_nan: bool = True) -> Iterat
             and change.reason is last.reason
             and change.depends_on == last.depends_on
         ):
-            head, middle, after_id, tail = _frame(change, allow_nan)
+            frame = _frame(change, allow_nan)
             # A dict could change between two changes: only values that cannot are reused.
             immutable = type(change.after) in _SCALARS and type(change.before) in _SCALARS
             last = change if immutable else None
-        target = change.target
-        yield "".join(
-            (
-                head,
-                _because(change.because),
-                middle,
-                _str(change.id),
-                after_id,
-                "null" if target is None else _str(target),
-                tail,
-            )
+        yield _filled(frame, change)
+
+
+def _filled(frame: _Frame, change: Change) -> str:
+    """`change`'s text: its frame with its because, id and target put in."""
+    head, middle, after_id, tail = frame
+    target = change.target
+    return "".join(
+        (
+            head,
+            _because(change.because),
+            middle,
+            _str(change.id),
+            after_id,
+            "null" if target is None else _str(target),
+            tail,
         )
+    )
 
 
 def _frame(change: Change, allow_nan: bool) -> _Frame:

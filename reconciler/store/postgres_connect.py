@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import StateError
-from reconciler.i18n import Said
+from reconciler.i18n import N_, Said
 from reconciler.uris import redact, scrub, split_postgres_url
 
 if TYPE_CHECKING:
@@ -76,13 +76,8 @@ def connect(target: PostgresTarget) -> psycopg.Connection[Any]:
             keepalives_count=3,
         )
     except psycopg.Error as exc:
-        raise StateError(
-            Said.of(
-                "cannot connect to the state database {location}: {reason}",
-                location=target.display,
-                reason=target.scrub(str(exc).strip()),
-            )
-        ) from exc
+        failed = N_("cannot connect to the state database {location}: {reason}")
+        raise _state_error(exc, target, failed) from exc
     try:
         # The server side of the keepalives: a runner whose host vanished loses its session,
         # and so its lock, within about a minute instead of the kernel's two hours.
@@ -95,13 +90,7 @@ def connect(target: PostgresTarget) -> psycopg.Connection[Any]:
         conn.execute(f'SET search_path TO "{target.schema}"')
     except psycopg.Error as exc:
         conn.close()
-        raise StateError(
-            Said.of(
-                "state database {location}: {reason}",
-                location=target.display,
-                reason=target.scrub(str(exc).strip()),
-            )
-        ) from exc
+        raise _state_error(exc, target, N_("state database {location}: {reason}")) from exc
     return conn
 
 
@@ -111,6 +100,12 @@ def raise_state_error(exc: BaseException, target: PostgresTarget, failed: str) -
     import psycopg
 
     if isinstance(exc, psycopg.Error):
-        raise StateError(
-            Said.of(failed, location=target.display, reason=target.scrub(str(exc).strip()))
-        ) from exc
+        raise _state_error(exc, target, failed) from exc
+
+
+def _state_error(exc: BaseException, target: PostgresTarget, failed: str) -> StateError:
+    """`failed` (a msgid with {location} and {reason}) said of the driver's `exc`, secrets
+    of the URL masked."""
+    return StateError(
+        Said.of(failed, location=target.display, reason=target.scrub(str(exc).strip()))
+    )
