@@ -194,6 +194,28 @@ def damage_advice(path: Path) -> Said:
     )
 
 
+#: What SQLite's error text says went wrong with a file, as far as the admin can act on it.
+Trouble = Literal["damaged", "busy", "readonly"]
+#: The words of SQLite's errors that tell each trouble, in the order they are looked for.
+_SIGNS: tuple[tuple[Trouble, tuple[str, ...]], ...] = (
+    ("damaged", ("not a database", "malformed", "unsupported file format")),
+    ("busy", ("locked", "busy")),
+    ("readonly", ("readonly",)),
+)
+
+
+def advised(error: str, path: Path, wording: dict[Trouble, str]) -> Said | None:
+    """`error` (SQLite's, or ours quoting it) with what to do, in the words `wording` gives
+    for its kind of trouble (msgids with `{error}`, `{path}`, `{advice}`: the damage advice);
+    None when SQLite's text names no trouble `wording` has words for."""
+    text = str(error)
+    for trouble, signs in _SIGNS:
+        if trouble in wording and any(sign in text for sign in signs):
+            advice = damage_advice(path) if trouble == "damaged" else ""
+            return Said.of(wording[trouble], error=error, path=str(path), advice=advice)
+    return None
+
+
 def quick_check(conn: sqlite3.Connection) -> str:
     """'' when SQLite finds the open database intact, else its first complaint."""
     try:

@@ -306,3 +306,14 @@ class StateStore(Protocol):
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+def held_message(holder: LockHolder, other_host: str) -> Said:
+    """Who holds the tenant and to wait for it; `other_host` (a msgid with {tenant} and
+    {holder}) when it runs on another host, where what ends its lock depends on the store."""
+    fields = {"tenant": holder.tenant_key, "holder": holder.describe()}
+    if holder.host != socket.gethostname():
+        return Said.of(other_host, **fields)
+    return Said.of(
+        "tenant {tenant} is locked by {holder}; wait for it to finish and try again", **fields
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from typing import Any
 
 from reconciler.errors import LockHeld, StateError
 from reconciler.i18n import N_, Said
-from reconciler.store.base import EntryOutcome, LockHolder
+from reconciler.store.base import EntryOutcome, LockHolder, held_message
 from reconciler.store.postgres_connect import DEFAULT_SCHEMA, PostgresTarget, connect
 from reconciler.store.postgres_schema import SCHEMA_VERSION, migrate, refuse_newer, version_of
 from reconciler.store.sql import SqlSession, SqlStateStore
@@ -280,13 +279,10 @@ def _holder(row: Any) -> LockHolder:
 
 def _held_message(holder: LockHolder) -> Said:
     """The LockHeld text: who holds the tenant, and that its lock ends with its session."""
-    fields = {"tenant": holder.tenant_key, "holder": holder.describe()}
-    if holder.host != socket.gethostname():
-        return Said.of(
+    return held_message(
+        holder,
+        N_(
             "tenant {tenant} is locked by {holder}; wait for it to finish and try again (its "
-            "lock ends with its database session, also if that runner dies)",
-            **fields,
-        )
-    return Said.of(
-        "tenant {tenant} is locked by {holder}; wait for it to finish and try again", **fields
+            "lock ends with its database session, also if that runner dies)"
+        ),
     )

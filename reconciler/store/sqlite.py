@@ -16,10 +16,11 @@ from reconciler.errors import StateError
 from reconciler.i18n import N_, Said, Told, say
 from reconciler.sqlite_files import (
     FileStamp,
+    Trouble,
+    advised,
     changed_since,
     connect_readonly,
     create_private,
-    damage_advice,
     make_private_dir,
     schema_gaps,
     tables_of,
@@ -259,18 +260,14 @@ class SqliteStateStore(SqliteSession, SqliteLocking, SqlStateStore):
 def _advised(exc: StateError, path: Path) -> Said | None:
     """The error with what to do about it, for a store SQLite calls damaged or read-only;
     None for other errors. The error (said in any language) is a field of the advice."""
-    error, text = exc.args[0], str(exc)
-    if "malformed" in text or "not a database" in text:
-        return Said.of(
-            "{error}; the state store is damaged: {advice}", error=error, advice=damage_advice(path)
-        )
-    if "readonly" in text:
-        return Said.of(
-            "{error}; this command needs write access to {path} and its directory",
-            error=error,
-            path=str(path),
-        )
-    return None
+    return advised(exc.args[0], path, _TROUBLE)
+
+
+#: The advice for a store SQLite calls damaged or read-only (a busy store waits instead).
+_TROUBLE: dict[Trouble, str] = {
+    "damaged": N_("{error}; the state store is damaged: {advice}"),
+    "readonly": N_("{error}; this command needs write access to {path} and its directory"),
+}
 
 
 def _cannot_open(path: object, exc: Exception) -> StateError:

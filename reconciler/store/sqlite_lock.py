@@ -24,7 +24,7 @@ from reconciler.sqlite_files import (
     PRIVATE_FILE,
     make_private_dir,
 )
-from reconciler.store.base import LockHolder
+from reconciler.store.base import LockHolder, held_message
 from reconciler.store.sql import SqlSession
 
 
@@ -53,14 +53,12 @@ def lock_held_message(holder: LockHolder, *, alive: bool | None = None) -> Said:
             "`lwr unlock` clears it",
             **fields,
         )
-    if holder.host != socket.gethostname():
-        return Said.of(
+    return held_message(
+        holder,
+        N_(
             "tenant {tenant} is locked by {holder}; wait for it to finish and try again (if "
-            "that run died with its host, `lwr unlock` clears the lock)",
-            **fields,
-        )
-    return Said.of(
-        "tenant {tenant} is locked by {holder}; wait for it to finish and try again", **fields
+            "that run died with its host, `lwr unlock` clears the lock)"
+        ),
     )
 
 

@@ -31,6 +31,8 @@ from reconciler.settings import SETTINGS
 from reconciler.sqlite_files import (
     SIDECARS,
     FileStamp,
+    Trouble,
+    advised,
     connect_readonly,
     damage_advice,
     has_wal,
@@ -330,21 +332,17 @@ def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
     os.replace(tmp, path)
 
 
+#: What a failed open or write of the tenant's file says, by what SQLite reported.
+_TROUBLE: dict[Trouble, str] = {
+    "damaged": N_("the file is corrupted ({error}); {advice}"),
+    "busy": N_("the tenant is busy: another process holds the write lock (try again)"),
+    "readonly": N_("{error}: the command needs write access to {path} and its directory"),
+}
+
+
 def explain(exc: sqlite3.Error, path: Path) -> str:
-    text = str(exc)
-    if "not a database" in text or "malformed" in text or "unsupported file format" in text:
-        return Said.of(
-            "the file is corrupted ({error}); {advice}", error=text, advice=damage_advice(path)
-        )
-    if "locked" in text or "busy" in text:
-        return Said.of("the tenant is busy: another process holds the write lock (try again)")
-    if "readonly" in text:
-        return Said.of(
-            "{error}: the command needs write access to {path} and its directory",
-            error=text,
-            path=str(path),
-        )
-    return text
+    """Why SQLite failed on the tenant's file, with what to do when it can be said."""
+    return advised(str(exc), path, _TROUBLE) or str(exc)
 
 
 def now() -> str:
