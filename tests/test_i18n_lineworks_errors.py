@@ -215,11 +215,7 @@ def _run(
         bulk_pending=30.0,
         departments=case.departments,
     ) as h:
-        monkeypatch.chdir(root)
-        for name, value in h.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", h.uri(**case.uri))
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        h.aim(monkeypatch, root, **case.uri)
         (root / "now.yaml").write_text(NOW, encoding="utf-8")
         (root / "want.yaml").write_text(case.file, encoding="utf-8")
         code, out = lwr_output(capsys, "attest", "now.yaml", "--yes")
@@ -276,11 +272,7 @@ def _drift(
             h.tenant.add_user(f"{who}@{D}")
         h.tenant.channels[LINE].enabled = True
         h.tenant.channels[LINE].linked = {f"alice@{D}", f"bob@{D}"}
-        monkeypatch.chdir(root)
-        for name, value in h.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", h.uri())
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        h.aim(monkeypatch, root)
         (root / "d.yaml").write_text(
             f"version: 1\ntenant: {D}\nexternal_messaging:\n  line:\n    enabled: true\n"
             f"    members: {{policy: exact, include: [alice@{D}, bob@{D}]}}\n",

@@ -49,11 +49,7 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
         for channel in (LINE, LW):
             harness.tenant.channels[channel].enabled = True
             harness.tenant.channels[channel].linked = {f"alice@{D}", f"bob@{D}"}
-        monkeypatch.chdir(tmp_path)
-        for name, value in harness.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", harness.uri())
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        harness.aim(monkeypatch, tmp_path)
         now = _file(tmp_path / "now.yaml", [f"alice@{D}", f"bob@{D}"], [f"alice@{D}", f"bob@{D}"])
         assert run(["attest", str(now), "--yes"]) == 0
         yield harness

@@ -39,11 +39,7 @@ def h(
     with init_demo(tmp_path / "seed.db") as demo:
         state = demo.read()
     with emulated(tmp_path, state, attest=False) as harness:
-        monkeypatch.chdir(tmp_path)
-        for name, value in harness.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", harness.uri())
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        harness.aim(monkeypatch, tmp_path)
         if request.param == "postgresql":
             monkeypatch.setenv("LWR_STATE", request.getfixturevalue("pg_state"))
         yield harness

@@ -55,11 +55,7 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
         for channel in (LINE, LW):
             harness.tenant.channels[channel].enabled = True
             harness.tenant.channels[channel].linked = set(LEAVING[channel])
-        monkeypatch.chdir(tmp_path)
-        for name, value in harness.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", harness.uri(max_retry_time=0.3))
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        harness.aim(monkeypatch, tmp_path, max_retry_time=0.3)
         assert run(["attest", str(_file(tmp_path / "now.yaml", LEAVING)), "--yes"]) == 0
         yield harness
 

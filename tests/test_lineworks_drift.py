@@ -42,11 +42,7 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
             harness.tenant.channels[channel].enabled = True
         harness.tenant.channels[LINE].linked = {f"alice@{D}", f"bob@{D}"}
         harness.tenant.channels[LW].linked = {f"bob@{D}"}
-        monkeypatch.chdir(tmp_path)
-        for name, value in harness.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", harness.uri())
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        harness.aim(monkeypatch, tmp_path)
         (tmp_path / "d.yaml").write_text(FILE, encoding="utf-8")
         assert run(["attest", "d.yaml", "--yes"]) == 0
         yield harness

@@ -37,11 +37,7 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     with emulated(tmp_path / "emulator", state, attest=False) as harness:
         work = tmp_path / "work"
         work.mkdir()
-        monkeypatch.chdir(work)
-        for name, value in harness.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", harness.uri())
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        harness.aim(monkeypatch, work)
         yield harness
 
 

@@ -54,11 +54,7 @@ def h(
     state = tenant(frozenset(f"{p}@{D}" for p in PEOPLE), channel_state(LINE), channel_state(LW))
     with emulated(tmp_path, attest=False) as harness:
         harness.tenant.seed(state, EMOJI)
-        monkeypatch.chdir(tmp_path)
-        for name, value in harness.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LWR_TENANT", harness.uri())
-        monkeypatch.delenv("LWR_STATE", raising=False)
+        harness.aim(monkeypatch, tmp_path)
         if request.param == "postgresql":
             monkeypatch.setenv("LWR_STATE", request.getfixturevalue("pg_state"))
         now = tmp_path / "console-now.yaml"  # the admin attests the console as it is

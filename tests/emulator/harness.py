@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
+
 from emulator.server import Credentials, Emulator, Limits, make_credentials
 from emulator.tenant import EmulatedTenant
 from reconciler.desired import load_desired
@@ -56,6 +58,15 @@ class Harness:
     def env(self, **extra: str) -> dict[str, str]:
         """LW_* variables with the test app's credentials."""
         return self.credentials.env(self.emulator, **extra)
+
+    def aim(self, monkeypatch: pytest.MonkeyPatch, cwd: Path, **options: object) -> None:
+        """Point `lwr` run in this test (`reconciler.cli.run`) at the emulator: from `cwd`,
+        with the app's LW_* credentials and `uri(**options)` as LWR_TENANT, no LWR_STATE."""
+        monkeypatch.chdir(cwd)
+        for name, value in self.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("LWR_TENANT", self.uri(**options))
+        monkeypatch.delenv("LWR_STATE", raising=False)
 
     def provider(self, *, retry_base: float = 0.01, **options: object) -> LineWorksTenant:
         """A provider on the emulator with quick backoff (the budget stays as configured)."""
