@@ -162,6 +162,11 @@ def listing(items: Sequence[str]) -> Told:
     return Told(lambda t: t._(", ").join(say(item, t) for item in items))
 
 
+def anded(items: Sequence[str]) -> Told:
+    """`items` joined as the reader's language says "a and b" (「a、b」), for a field."""
+    return Told(lambda t: t._(" and ").join(say(item, t) for item in items))
+
+
 def _said(value: Any, t: Messages) -> Any:
     return say(value, t) if isinstance(value, str) else value
 

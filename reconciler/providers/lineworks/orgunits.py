@@ -25,10 +25,9 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.errors import TenantError
-from reconciler.i18n import Msg, Said
+from reconciler.i18n import Msg, Said, anded
 from reconciler.orgchart import Group, OrgChart, OrgUnit
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
-from reconciler.providers.lineworks.refusals import anded
 
 __all__ = ["ChartCost", "People", "check_scopes", "read_chart", "read_people"]
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from reconciler.i18n import Msg, Said
+from reconciler.i18n import Msg, Said, anded
 from reconciler.model import TenantState
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.providers.lineworks.client import ApiError, LineWorksClient
-from reconciler.providers.lineworks.refusals import anded
 
 __all__ = ["OPERATION", "contradicted"]
 

@@ -10,7 +10,6 @@ shown verbatim with no advice: a guess would send the admin the wrong way.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -18,7 +17,7 @@ from reconciler.i18n import N_, Msg, Said, Told, say
 from reconciler.providers.base import CONSOLE_PAGE
 from reconciler.words import joined
 
-__all__ = ["RULES", "Handling", "Refusal", "Rule", "anded", "classify"]
+__all__ = ["RULES", "Handling", "Refusal", "Rule", "classify"]
 
 
 class Handling(Enum):
@@ -161,11 +160,6 @@ class Refusal:
         if not self.advice:
             return self.answer
         return Said.of("{answer}; {advice}", answer=self.answer, advice=self.advice)
-
-
-def anded(items: Sequence[str]) -> Told:
-    """`items` joined as the reader's language says "a and b" (「a、b」), for a field."""
-    return Told(lambda t: t._(" and ").join(items))
 
 
 def verb_of(operation: str) -> str:
