@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import quote
 
-from reconciler.i18n import N_, Said, Told
+from reconciler.i18n import N_, Said, listing
 
 T = TypeVar("T")
 
@@ -170,7 +170,7 @@ def changed_while_read(what: ReadKind, path: Path, attempts: int) -> Said:
 def damage_advice(path: Path) -> Said:
     """What is safe to do with a damaged database at `path`, and what would lose data."""
     kept = [str(sidecar(path, s)) for s in SIDECARS if sidecar(path, s).exists()]
-    keep = Told(lambda t: t._(", ").join(kept))  # the files listed the reader's way
+    keep = listing(kept)  # the files listed the reader's way
     if has_wal(path):
         return Said.of(
             "do not delete {wal}: it holds changes not yet copied into "

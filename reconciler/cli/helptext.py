@@ -309,11 +309,11 @@ class Choice(click.Choice[str]):
 
     def get_invalid_choice_message(self, value: object, ctx: click.Context | None) -> str:
         """`'x' is not one of 'text', 'json'.`, said again in the reader's language."""
-        from reconciler.i18n import Said, Told  # on a refusal only: start-up stays light
+        from reconciler.i18n import Said, listing  # on a refusal only: start-up stays light
 
         choices = [repr(choice) for choice in self.choices]
         return Said.of(
             "{value} is not one of {choices}.",
             value=repr(value),
-            choices=Told(lambda t: t._(", ").join(choices)),
+            choices=listing(choices),
         )
